@@ -1,0 +1,37 @@
+"""ctkinetics: cellular kinetics of CAR-T cell therapies.
+
+The public API is re-exported here lazily, so that ``import ctkinetics`` and the CLI start
+fast (scipy, lmfit and plotly are imported only when used).
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "load_study": "ctkinetics.data",
+    "read_dataset": "ctkinetics.data",
+    "Dataset": "ctkinetics.data",
+    "load_model": "ctkinetics.modeling",
+    "simulate": "ctkinetics.modeling",
+    "simulate_population": "ctkinetics.modeling",
+    "nca": "ctkinetics.nca",
+    "fit": "ctkinetics.estimation",
+    "fit_population": "ctkinetics.estimation",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ctkinetics' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = ["__version__", *_EXPORTS]

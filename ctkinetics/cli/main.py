@@ -1,0 +1,76 @@
+"""The ``ctk`` command line: argument parsing and printing only.
+
+Subcommands are discovered: every module in :mod:`ctkinetics.cli.commands` that defines
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` becomes ``ctk NAME``.
+Adding a command is adding one module. Heavy imports belong inside ``run`` so that
+``ctk --help`` stays fast.
+
+Exit codes: 0 success, 2 invalid input (a clear message, never a traceback), 1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from ctkinetics import __version__
+from ctkinetics.errors import InputError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on a usage error already; keep that, but without a traceback."""
+
+
+def _command_modules():
+    from ctkinetics.cli import commands
+
+    mods = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        if all(hasattr(mod, a) for a in ("NAME", "HELP", "add_arguments", "run")):
+            mods.append(mod)
+    return sorted(mods, key=lambda m: m.NAME)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ctk", description="Cellular kinetics of CAR-T cell therapies.")
+    parser.add_argument("--version", action="version", version=f"ctkinetics {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_INPUT
+    try:
+        code = args._run(args)
+    except InputError as exc:
+        print(f"ctk {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        print(
+            f"ctk {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in ctkinetics; please report it with the command you ran.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

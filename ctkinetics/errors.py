@@ -1,0 +1,110 @@
+"""Typed errors and warnings of ctkinetics.
+
+Every error caused by user input derives from :class:`InputError`; the CLI maps it to exit
+code 2 and prints its message (never a traceback). Anything else is an internal error
+(exit code 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class CtkError(Exception):
+    """Base class of all ctkinetics errors."""
+
+
+class InputError(CtkError):
+    """Bad input from the user: a data file, a model file, a setting. CLI exit code 2."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in an input file.
+
+    ``row`` is the row number as a spreadsheet shows it (header = row 1, first data row = 2),
+    or None when the problem concerns the whole file or a column.
+    """
+
+    file: str
+    row: int | None
+    column: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = [self.file or "<input>"]
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        return f"{', '.join(where)}: {self.message}"
+
+
+class DataValidationError(InputError):
+    """One or more problems in a data file.
+
+    Attributes
+    ----------
+    problems : list of Problem
+        All problems found (validation collects them up to a cap rather than stopping at the
+        first). ``file``, ``row`` and ``column`` of the first problem are also attributes.
+    """
+
+    def __init__(self, problems, truncated: int = 0):
+        if isinstance(problems, Problem):
+            problems = [problems]
+        self.problems = list(problems)
+        self.truncated = truncated
+        first = self.problems[0] if self.problems else Problem("", None, None, "invalid data")
+        self.file, self.row, self.column = first.file, first.row, first.column
+        super().__init__(self._format())
+
+    @classmethod
+    def at(cls, file, row, column, message) -> "DataValidationError":
+        return cls([Problem(str(file) if file is not None else "", row, column, message)])
+
+    def _format(self) -> str:
+        if len(self.problems) == 1 and not self.truncated:
+            return str(self.problems[0])
+        lines = [f"{len(self.problems) + self.truncated} problem(s) in the input data:"]
+        lines += [f"  - {p}" for p in self.problems]
+        if self.truncated:
+            lines.append(f"  ... and {self.truncated} more")
+        return "\n".join(lines)
+
+
+class ModelFileError(InputError):
+    """An invalid or unsafe model file: names the file, the line and the offending token."""
+
+    def __init__(self, file, message: str, line: int | None = None, token: str | None = None):
+        self.file = str(file) if file is not None else "<model>"
+        self.line = line
+        self.token = token
+        where = self.file + (f", line {line}" if line is not None else "")
+        tok = f" (at '{token}')" if token else ""
+        super().__init__(f"{where}: {message}{tok}")
+
+
+class SettingsError(InputError):
+    """An invalid option or configuration value."""
+
+
+class FitError(CtkError):
+    """A fit could not be carried out at all (not: a fit that did not converge)."""
+
+
+class CtkWarning(UserWarning):
+    """Base class of ctkinetics warnings."""
+
+
+class DataWarning(CtkWarning):
+    """Suspicious but legal data (a quantified value below its LLOQ, no pre-infusion sample)."""
+
+
+class FitWarning(CtkWarning):
+    """A fit that needs attention: not converged, at a bound, poorly identifiable."""
+
+
+def display_path(path) -> str:
+    """A path as shown in messages: as given, without resolving symlinks."""
+    return str(Path(path))
