@@ -1,0 +1,48 @@
+"""ctk validate STUDY: what was read, what was excluded and why, and the warnings."""
+from __future__ import annotations
+
+from ctkinetics.cli.commands._study import add_study_argument, load_from_args
+
+NAME = "validate"
+HELP = "Read and validate a study; print participants, samples, BLQ counts, exclusions and warnings."
+
+
+def add_arguments(parser) -> None:
+    add_study_argument(parser)
+
+
+def run(args) -> int:
+    ds = load_from_args(args)
+    st = ds.study
+    print(f"Study: {st.name}  (format: {ds.format})")
+    print("Files read:")
+    for s in ds.sources:
+        print(f"  {s}")
+    subj = ds.subjects
+    print("\nParticipants per dose level:")
+    for level, dose in st.dose_levels.items():
+        n = int((subj["dose_level"] == level).sum())
+        print(f"  level {level:>4}  {dose:10.3g} cells  {n:3d} participant(s)")
+    print(f"  total {len(subj)}")
+    print("\nSamples per analyte:")
+    counts = ds.counts()
+    print(f"  {'analyte':<16} {'unit':<14} {'subjects':>8} {'samples':>8} {'BLQ':>6} {'pre-inf':>8}")
+    for r in counts.itertuples(index=False):
+        print(f"  {r.analyte:<16} {r.unit:<14} {r.subjects:>8} {r.samples:>8} {r.blq:>6} {r.pre_infusion:>8}")
+    if ds.safety is not None:
+        s = ds.safety
+        print(f"\nSafety: {len(s)} participant(s), {int((s['dlt'] == 1).sum())} DLT(s), "
+              f"{int(s['dlt'].isna().sum())} pending")
+    audit = ds.audit
+    print(f"\nAudit: {len(audit)} record(s) excluded, changed or labelled")
+    if len(audit):
+        for (action, reason), g in audit.groupby(["action", "reason"], sort=False):
+            print(f"  {len(g):4d} {action}: {reason}")
+            for r in g.head(5).itertuples(index=False):
+                print(f"        {r.file} row {r.row}: subject {r.subject}, {r.analyte}, t={r.time}")
+            if len(g) > 5:
+                print(f"        ... {len(g) - 5} more")
+    print(f"\nWarnings: {len(ds.warnings)}")
+    for w in ds.warnings:
+        print(f"  - {w}")
+    return 0

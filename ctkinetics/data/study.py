@@ -1,0 +1,190 @@
+"""The study definition: ``study.toml`` (dose levels, design, analytes)."""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from ctkinetics.data.problems import ProblemCollector
+from ctkinetics.errors import DataValidationError
+
+ANALYTE_KINDS = ("qpcr", "flow", "bcell", "conc")
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """A measured quantity: ``kind`` links it to a model observable (qpcr, flow, bcell, conc)."""
+
+    name: str
+    unit: str
+    lloq: float  # default LLOQ of the assay (NaN if none); a sample may carry its own
+    kind: str
+
+
+@dataclass(frozen=True)
+class Design:
+    """The dose-escalation design (DOMAIN.md §1, §6)."""
+
+    target_dlt_rate: float = 0.30
+    dlt_window_days: float = 28.0
+    stagger_days: float = 14.0
+    cohort_size: int = 3
+    max_subjects: int = 12
+    phi1: float | None = None  # default 0.6 * target
+    phi2: float | None = None  # default 1.4 * target
+
+
+@dataclass(frozen=True)
+class Study:
+    """What ``study.toml`` declares. ``dose_levels`` maps level label -> dose, ordered by dose."""
+
+    name: str
+    dose_levels: MappingProxyType
+    design: Design
+    analytes: MappingProxyType
+    formats: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    start_date: str = "2026-01-01"
+
+    @staticmethod
+    def build(name, dose_levels, design, analytes, formats=None, start_date="2026-01-01") -> "Study":
+        ordered = dict(sorted(((str(k), float(v)) for k, v in dose_levels.items()), key=lambda kv: kv[1]))
+        return Study(
+            name=name,
+            dose_levels=MappingProxyType(ordered),
+            design=design,
+            analytes=MappingProxyType(dict(analytes)),
+            formats=MappingProxyType(dict(formats or {})),
+            start_date=start_date,
+        )
+
+    def level_of_dose(self, dose: float) -> str | None:
+        """The dose-level label whose dose equals ``dose`` (relative tolerance 1e-9)."""
+        for label, d in self.dose_levels.items():
+            if math.isclose(d, dose, rel_tol=1e-9):
+                return label
+        return None
+
+    def to_toml(self) -> str:
+        """Render back to ``study.toml`` text (used by the writers)."""
+        lines = ["[study]", f"name = {_q(self.name)}", f"start_date = {_q(self.start_date)}", "", "[dose_levels]"]
+        lines += [f"{_key(k)} = {v:.6g}" for k, v in self.dose_levels.items()]
+        d = self.design
+        lines += ["", "[design]", f"target_dlt_rate = {d.target_dlt_rate}", f"dlt_window_days = {d.dlt_window_days:g}",
+                  f"stagger_days = {d.stagger_days:g}", f"cohort_size = {d.cohort_size}", f"max_subjects = {d.max_subjects}"]
+        if d.phi1 is not None:
+            lines.append(f"phi1 = {d.phi1}")
+        if d.phi2 is not None:
+            lines.append(f"phi2 = {d.phi2}")
+        for a in self.analytes.values():
+            lines += ["", f"[analytes.{_key(a.name)}]", f"unit = {_q(a.unit)}"]
+            if not math.isnan(a.lloq):
+                lines.append(f"lloq = {a.lloq:g}")
+            lines.append(f"kind = {_q(a.kind)}")
+        for fmt, table in self.formats.items():
+            for sub, mapping in table.items():
+                if isinstance(mapping, dict):
+                    lines += ["", f"[formats.{fmt}.{sub}]"]
+                    lines += [f"{_key(k)} = {_q(v)}" for k, v in mapping.items()]
+            scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+            if scalars:
+                lines += ["", f"[formats.{fmt}]"] + [f"{k} = {_q(v)}" for k, v in scalars.items()]
+        return "\n".join(lines) + "\n"
+
+
+def _q(s) -> str:
+    s = str(s)
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _key(k) -> str:
+    k = str(k)
+    return k if k.replace("_", "").replace("-", "").isalnum() else _q(k)
+
+
+_DESIGN_TYPES = {
+    "target_dlt_rate": float, "dlt_window_days": float, "stagger_days": float,
+    "cohort_size": int, "max_subjects": int, "phi1": float, "phi2": float,
+}
+
+
+def read_study_toml(path) -> Study:
+    """Read and validate ``study.toml``; all problems are reported together."""
+    path = Path(path)
+    if not path.exists():
+        raise DataValidationError.at(path, None, None, "file not found (a study folder needs study.toml)")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DataValidationError.at(path, getattr(exc, "lineno", None), None, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise DataValidationError.at(path, None, None, "not UTF-8 text") from None
+    pc = ProblemCollector()
+    f = str(path)
+
+    study = doc.get("study", {})
+    name = study.get("name") if isinstance(study, dict) else None
+    if not isinstance(name, str) or not name.strip():
+        pc.add(f, None, "study.name", "expected [study] name = \"...\"")
+        name = ""
+    start_date = str(study.get("start_date", "2026-01-01")) if isinstance(study, dict) else "2026-01-01"
+
+    levels = doc.get("dose_levels")
+    dose_levels = {}
+    if not isinstance(levels, dict) or not levels:
+        pc.add(f, None, "dose_levels", "expected a [dose_levels] table, e.g. 1 = 3.0e8")
+    else:
+        for k, v in levels.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                pc.add(f, None, f"dose_levels.{k}", f"expected a positive dose in cells, got {v!r}")
+            else:
+                dose_levels[str(k)] = float(v)
+
+    design_doc = doc.get("design", {})
+    kwargs = {}
+    if not isinstance(design_doc, dict):
+        pc.add(f, None, "design", "expected a [design] table")
+        design_doc = {}
+    for k, v in design_doc.items():
+        typ = _DESIGN_TYPES.get(k)
+        if typ is None:
+            pc.add(f, None, f"design.{k}", f"unknown design setting (known: {', '.join(_DESIGN_TYPES)})")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and int(v) != v):
+            pc.add(f, None, f"design.{k}", f"expected {'an integer' if typ is int else 'a number'}, got {v!r}")
+        else:
+            kwargs[k] = typ(v)
+    t = kwargs.get("target_dlt_rate", 0.3)
+    if not 0 < t < 1:
+        pc.add(f, None, "design.target_dlt_rate", f"expected a probability in (0, 1), got {t}")
+    for k in ("dlt_window_days", "cohort_size", "max_subjects"):
+        if k in kwargs and kwargs[k] <= 0:
+            pc.add(f, None, f"design.{k}", f"expected a positive value, got {kwargs[k]}")
+    if kwargs.get("stagger_days", 0) < 0:
+        pc.add(f, None, "design.stagger_days", "expected zero or a positive number of days")
+
+    analytes = {}
+    adoc = doc.get("analytes")
+    if not isinstance(adoc, dict) or not adoc:
+        pc.add(f, None, "analytes", "expected at least one [analytes.NAME] table with unit, lloq and kind")
+    else:
+        for aname, a in adoc.items():
+            col = f"analytes.{aname}"
+            if not isinstance(a, dict):
+                pc.add(f, None, col, "expected a table with unit, lloq and kind")
+                continue
+            unit, kind, lloq = a.get("unit"), a.get("kind"), a.get("lloq", float("nan"))
+            if not isinstance(unit, str) or not unit:
+                pc.add(f, None, f"{col}.unit", "expected a unit string, e.g. \"copies/ug\"")
+            if kind not in ANALYTE_KINDS:
+                pc.add(f, None, f"{col}.kind", f"expected one of {', '.join(ANALYTE_KINDS)}, got {kind!r}")
+            if isinstance(lloq, bool) or not isinstance(lloq, (int, float)) or (math.isfinite(lloq) and lloq <= 0):
+                pc.add(f, None, f"{col}.lloq", f"expected a positive number, got {lloq!r}")
+                lloq = float("nan")
+            analytes[str(aname)] = Analyte(str(aname), str(unit), float(lloq), str(kind))
+    formats = doc.get("formats", {})
+    if not isinstance(formats, dict):
+        pc.add(f, None, "formats", "expected [formats.nonmem] / [formats.sdtm] tables")
+        formats = {}
+    pc.raise_if_any()
+    return Study.build(name, dose_levels, Design(**kwargs), analytes, formats, start_date)
