@@ -1,0 +1,264 @@
+"""BOIN interval boundaries and the elimination rule (Liu & Yuan 2015, JRSS-C 64:507).
+
+This module is the one home of the boundary formulas; every decision, table and simulation in
+:mod:`ctkinetics.escalation` goes through :class:`BoinDesign`.
+
+With target DLT probability φ, a highest "sub-therapeutic" rate φ1 (default 0.6 φ) and a lowest
+"overly toxic" rate φ2 (default 1.4 φ)::
+
+    λe = ln((1−φ1)/(1−φ)) / ln(φ(1−φ1) / (φ1(1−φ)))
+    λd = ln((1−φ)/(1−φ2)) / ln(φ2(1−φ) / (φ(1−φ2)))
+
+At the current dose with n treated and y DLTs: escalate if y/n ≤ λe, de-escalate if y/n ≥ λd,
+else stay. A dose is eliminated (with every higher dose) when n ≥ 3 and
+Pr(p > φ | y, n) > 0.95 under a Beta(1, 1) prior, i.e. when ``1 − I_φ(y+1, n−y+1) > 0.95``.
+
+Tie convention (as the BOIN R package, ``get.boundary``): when λd·n is an integer, y = λd·n
+means *stay*, so de-escalation needs y/n > λd exactly; escalation needs y ≤ floor(λe·n). The
+de-escalation count is capped at the elimination count (an eliminated dose is always left).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ctkinetics.errors import SettingsError
+
+# Counts are compared with a relative slack so that λ·n computed in floating point as
+# 2.9999999999999996 for a mathematical 3 gives the same answer as the exact value.
+_TOL = 1e-9
+
+
+def lambda_e(target: float, phi1: float) -> float:
+    """Escalation boundary λe (a DLT rate, dimensionless)."""
+    return math.log((1 - phi1) / (1 - target)) / math.log(target * (1 - phi1) / (phi1 * (1 - target)))
+
+
+def lambda_d(target: float, phi2: float) -> float:
+    """De-escalation boundary λd (a DLT rate, dimensionless)."""
+    return math.log((1 - target) / (1 - phi2)) / math.log(phi2 * (1 - target) / (target * (1 - phi2)))
+
+
+def _check_probability(name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be a number, got {value!r}") from None
+    if not (0.0 < v < 1.0) or math.isnan(v):
+        raise SettingsError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    return v
+
+
+def _check_count(name: str, value, minimum: int = 1) -> int:
+    try:
+        v = int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from None
+    if v != value and not (isinstance(value, float) and value.is_integer()):
+        raise SettingsError(f"{name} must be an integer, got {value!r}")
+    if v < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class BoinDesign:
+    """A BOIN / TITE-BOIN design: the settings every escalation rule here reads.
+
+    Parameters
+    ----------
+    target : float
+        Target DLT probability φ at the MTD, in (0, 1).
+    phi1, phi2 : float, optional
+        Rates deemed too low / too high; defaults 0.6 φ and 1.4 φ. Need 0 < φ1 < φ < φ2 < 1.
+    cohort_size : int
+        Participants per cohort; the dose is re-decided when a cohort is complete.
+    max_subjects : int
+        Maximum number of escalation-phase participants; reaching it stops accrual.
+    dlt_window_days : float
+        DLT assessment window T (days after infusion).
+    stagger_days : float
+        Within a dose group, the first participant (the sentinel) must be this many days past
+        infusion before the next participant of that group is infused. 0 disables it.
+    cutoff_eli : float
+        Posterior probability Pr(p > φ | data) above which a dose is eliminated (0.95).
+    start_level : int
+        0-based index of the starting dose level.
+    tite : bool
+        True (TITE-BOIN): decide with pending outcomes, suspending accrual only when more than
+        half of the current level's participants are pending. False (plain BOIN): any pending
+        outcome at the current level suspends accrual until the data are complete.
+    """
+
+    target: float = 0.30
+    phi1: float | None = None
+    phi2: float | None = None
+    cohort_size: int = 3
+    max_subjects: int = 12
+    dlt_window_days: float = 28.0
+    stagger_days: float = 14.0
+    cutoff_eli: float = 0.95
+    start_level: int = 0
+    tite: bool = True
+    _elim: tuple = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        target = _check_probability("target", self.target)
+        phi1 = 0.6 * target if self.phi1 is None else _check_probability("phi1", self.phi1)
+        phi2 = 1.4 * target if self.phi2 is None else _check_probability("phi2", self.phi2)
+        if not phi1 < target < phi2:
+            raise SettingsError(f"need phi1 < target < phi2, got phi1={phi1:g}, target={target:g}, phi2={phi2:g}")
+        if phi2 >= 1.0:
+            raise SettingsError(f"phi2 = 1.4 x target = {phi2:g} must stay below 1; give --phi2 explicitly")
+        cutoff = _check_probability("cutoff_eli", self.cutoff_eli)
+        for name in ("dlt_window_days",):
+            if not float(getattr(self, name)) > 0:
+                raise SettingsError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if float(self.stagger_days) < 0:
+            raise SettingsError(f"stagger_days must be >= 0, got {self.stagger_days!r}")
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "phi1", phi1)
+        object.__setattr__(self, "phi2", phi2)
+        object.__setattr__(self, "cutoff_eli", cutoff)
+        object.__setattr__(self, "cohort_size", _check_count("cohort_size", self.cohort_size))
+        object.__setattr__(self, "max_subjects", _check_count("max_subjects", self.max_subjects))
+        object.__setattr__(self, "start_level", _check_count("start_level", self.start_level, 0))
+        object.__setattr__(self, "dlt_window_days", float(self.dlt_window_days))
+        object.__setattr__(self, "stagger_days", float(self.stagger_days))
+
+    @classmethod
+    def from_study(cls, design, **overrides) -> "BoinDesign":
+        """From a ``ctkinetics.data`` ``Design`` (target_dlt_rate, dlt_window_days, ...)."""
+        kw = dict(
+            target=design.target_dlt_rate,
+            phi1=getattr(design, "phi1", None),
+            phi2=getattr(design, "phi2", None),
+            cohort_size=design.cohort_size,
+            max_subjects=design.max_subjects,
+            dlt_window_days=design.dlt_window_days,
+            stagger_days=design.stagger_days,
+        )
+        kw.update(overrides)
+        return cls(**kw)
+
+    @property
+    def max_pending_fraction(self) -> float:
+        """Accrual is suspended when pending / treated exceeds this at the current level."""
+        return 0.5 if self.tite else 0.0
+
+    @property
+    def lambda_e(self) -> float:
+        return lambda_e(self.target, self.phi1)
+
+    @property
+    def lambda_d(self) -> float:
+        return lambda_d(self.target, self.phi2)
+
+    # -- integer boundaries by number treated -------------------------------------------------
+    def escalate_max(self, n):
+        """Largest DLT count that still escalates with n treated: floor(λe·n)."""
+        return np.floor(self.lambda_e * np.asarray(n, dtype=float) + _TOL).astype(int)
+
+    def deescalate_min(self, n):
+        """Smallest DLT count that de-escalates with n treated (y/n > λd, capped by elimination)."""
+        n = np.asarray(n, dtype=int)
+        b = np.floor(self.lambda_d * n + _TOL).astype(int) + 1
+        return np.minimum(b, self.eliminate_min(n))
+
+    def eliminate_min(self, n):
+        """Smallest DLT count that eliminates the dose with n treated; n + 1 means never."""
+        n = np.asarray(n, dtype=int)
+        table = self._elimination_table(int(n.max()) if n.size else 0)
+        return table[n]
+
+    def _elimination_table(self, n_max: int) -> np.ndarray:
+        cached = self._elim
+        if len(cached) <= n_max:
+            from scipy.stats import beta
+
+            size = max(n_max + 1, 64)
+            out = np.empty(size, dtype=int)
+            for n in range(size):
+                out[n] = n + 1
+                if n < 3:
+                    continue
+                y = np.arange(n + 1)
+                # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y)
+                post = beta.sf(self.target, y + 1, n - y + 1)
+                hit = np.nonzero(post > self.cutoff_eli)[0]
+                if hit.size:
+                    out[n] = int(hit[0])
+            cached = tuple(out.tolist())
+            object.__setattr__(self, "_elim", cached)
+        return np.asarray(cached, dtype=int)
+
+    def prob_overdose(self, y, n):
+        """Pr(p > φ | y DLTs in n) under a Beta(1, 1) prior."""
+        from scipy.stats import beta
+
+        y = np.asarray(y, dtype=float)
+        n = np.asarray(n, dtype=float)
+        return beta.sf(self.target, y + 1, n - y + 1)
+
+
+@dataclass(frozen=True)
+class BoundaryTable:
+    """The BOIN decision table by number treated.
+
+    Attributes
+    ----------
+    design : BoinDesign
+    table : pandas.DataFrame
+        Columns ``n, escalate_if_le, deescalate_if_ge, eliminate_if_ge`` (the last nullable
+        Int64: <NA> where no number of DLTs eliminates, e.g. n < 3).
+    """
+
+    design: BoinDesign
+    table: object
+
+    @property
+    def lambda_e(self) -> float:
+        return self.design.lambda_e
+
+    @property
+    def lambda_d(self) -> float:
+        return self.design.lambda_d
+
+    def to_frame(self):
+        return self.table.copy()
+
+
+def boundaries(target: float = 0.30, phi1: float | None = None, phi2: float | None = None,
+               cohort_size: int = 3, n_cohorts: int = 4, cutoff_eli: float = 0.95,
+               every_n: bool = False) -> BoundaryTable:
+    """BOIN boundaries at n = cohort_size, 2·cohort_size, ..., n_cohorts·cohort_size.
+
+    Parameters
+    ----------
+    every_n : bool
+        Give every n = 1 … n_cohorts·cohort_size instead of cohort ends only.
+
+    Examples
+    --------
+    >>> t = boundaries(0.3, cohort_size=3, n_cohorts=4).to_frame()
+    >>> t["eliminate_if_ge"].tolist()
+    [3, 4, 5, 7]
+    """
+    import pandas as pd
+
+    n_cohorts = _check_count("n_cohorts", n_cohorts)
+    design = BoinDesign(target=target, phi1=phi1, phi2=phi2, cohort_size=cohort_size,
+                        cutoff_eli=cutoff_eli)
+    n_max = design.cohort_size * n_cohorts
+    n = np.arange(1, n_max + 1) if every_n else np.arange(1, n_cohorts + 1) * design.cohort_size
+    elim = design.eliminate_min(n)
+    table = pd.DataFrame({
+        "n": n,
+        "escalate_if_le": design.escalate_max(n),
+        "deescalate_if_ge": design.deescalate_min(n),
+        "eliminate_if_ge": pd.array(np.where(elim <= n, elim, 0), dtype="Int64"),
+    })
+    table.loc[elim > n, "eliminate_if_ge"] = pd.NA
+    return BoundaryTable(design=design, table=table)

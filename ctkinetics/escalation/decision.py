@@ -1,0 +1,237 @@
+"""The committee's decision for today: :func:`decide` (pure) and its :class:`Decision`.
+
+``decide(state, design, as_of_day)`` answers "escalate, stay or de-escalate — and may the next
+participant be infused yet?" from the data known on ``as_of_day``:
+
+- the *current* level is that of the most recent escalation-phase infusion (the start level
+  when nobody is treated yet);
+- the rules of :mod:`ctkinetics.escalation.rules` give the action and the rule that fired;
+- the stagger then gives the earliest day the next participant may be infused.
+
+Stagger semantics (the study's 14-day stagger, DOMAIN §1): within a dose group the first
+participant infused at that level is the sentinel; no other participant of that level may be
+infused before ``sentinel infusion day + stagger_days``. The sentinel of a new level may be
+infused as soon as the decision allows it. The stagger does not chain (the third participant
+does not wait for the second); it never applies across levels. When accrual is suspended or
+the trial stops there is no next infusion day; ``suspension_lifts_by_day`` gives the day by
+which enough pending windows end for accrual to resume if no further DLT occurs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctkinetics.escalation.boundaries import BoinDesign
+from ctkinetics.escalation.rules import ACTIONS, RULES, SUSPEND, eliminated_from, next_step, tite_estimate
+from ctkinetics.escalation.state import EscalationState, level_counts
+
+
+@dataclass(frozen=True)
+class TiteDetails:
+    """TITE-BOIN imputation at the current level (p̂ = y/n when nothing is pending)."""
+
+    n: int
+    y: int
+    pending: int
+    complete: int
+    stft: float
+    p_tilde: float
+    p_hat: float
+    followup: tuple  # ((subject, u_days), ...) of pending participants
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision for the next participant, as of a study day.
+
+    Attributes
+    ----------
+    decision : str
+        ``escalate``, ``stay``, ``de-escalate``, ``eliminate`` or ``stop``.
+    rule : str
+        The rule that fired, in words.
+    current_level, next_level : str or None
+        Labels; ``next_level`` is None after a stop.
+    suspended : bool
+        Accrual suspended (more than half pending at the current level).
+    earliest_next_infusion_day : float or None
+        max(as_of_day, stagger constraint at ``next_level``); None when suspended or stopped.
+    levels : pandas.DataFrame
+        Per level: n, DLTs, pending, complete, expansion participants, STFT, p̂, boundaries for
+        its n, eliminated, sentinel day and the stagger day.
+    participants : pandas.DataFrame
+        Per participant infused by ``as_of_day``: level, phase, status, follow-up.
+    """
+
+    as_of_day: float
+    decision: str
+    rule: str
+    rule_id: int
+    current_level: str
+    next_level: str | None
+    suspended: bool
+    earliest_next_infusion_day: float | None
+    suspension_lifts_by_day: float | None
+    stagger_note: str
+    eliminated_from: int | None
+    eliminated_levels: tuple
+    tite: TiteDetails
+    levels: object
+    participants: object
+
+    def to_frame(self):
+        return self.levels.copy()
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary."""
+
+        def clean(v):
+            if isinstance(v, (np.integer,)):
+                return int(v)
+            if isinstance(v, (float, np.floating)):
+                return None if math.isnan(v) else float(v)
+            if isinstance(v, (np.bool_,)):
+                return bool(v)
+            return v
+
+        lv = [{k: clean(v) for k, v in row.items()} for row in self.levels.to_dict(orient="records")]
+        pp = [{k: clean(v) for k, v in row.items()} for row in self.participants.to_dict(orient="records")]
+        t = self.tite
+        return {
+            "as_of_day": clean(self.as_of_day), "decision": self.decision, "rule": self.rule,
+            "current_level": self.current_level, "next_level": self.next_level,
+            "suspended": self.suspended,
+            "earliest_next_infusion_day": clean(self.earliest_next_infusion_day),
+            "suspension_lifts_by_day": clean(self.suspension_lifts_by_day),
+            "stagger": self.stagger_note, "eliminated_levels": list(self.eliminated_levels),
+            "tite": {"n": t.n, "dlt": t.y, "pending": t.pending, "complete": t.complete,
+                     "stft": clean(t.stft), "p_tilde": clean(t.p_tilde), "p_hat": clean(t.p_hat),
+                     "followup_days": {s: clean(u) for s, u in t.followup}},
+            "levels": lv, "participants": pp,
+        }
+
+
+def current_level(state: EscalationState, design: BoinDesign, as_of_day: float) -> int:
+    """Level of the most recent escalation-phase infusion by ``as_of_day`` (ties: last listed)."""
+    best, best_day = None, -math.inf
+    for p in state.participants:
+        if p.phase == "escalation" and p.infusion_day <= as_of_day and p.infusion_day >= best_day:
+            best, best_day = p.level, p.infusion_day
+    if best is None:
+        return min(design.start_level, len(state.levels) - 1)
+    return best
+
+
+def sentinel_days(state: EscalationState, as_of_day: float) -> list:
+    """Infusion day of the first escalation participant at each level (NaN if none yet)."""
+    out = [math.nan] * len(state.levels)
+    for p in state.participants:
+        if p.phase == "escalation" and p.infusion_day <= as_of_day:
+            if math.isnan(out[p.level]) or p.infusion_day < out[p.level]:
+                out[p.level] = float(p.infusion_day)
+    return out
+
+
+def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Decision:
+    """The decision for the next participant with the data known on ``as_of_day``.
+
+    Examples
+    --------
+    >>> from ctkinetics.escalation import BoinDesign, EscalationState, Participant, decide
+    >>> s = EscalationState(("L1", "L2"), [Participant(f"P{i}", 0, 0.0, 0.0) for i in range(3)])
+    >>> decide(s, BoinDesign(), as_of_day=30).decision
+    'escalate'
+    """
+    import pandas as pd
+
+    as_of = float(as_of_day)
+    T = design.dlt_window_days
+    k = len(state.levels)
+    counts = level_counts(state, as_of, T)
+    level = current_level(state, design, as_of)
+    elim = int(eliminated_from(design, counts.n[None, :], counts.y[None, :],
+                               k if state.eliminated_from is None else state.eliminated_from)[0])
+    n_total = int(counts.n.sum())
+    rule_a, nxt_a, phat_a = next_step(design, k, [level], [counts.n[level]], [counts.y[level]],
+                                      [counts.c[level]], [counts.stft[level]], [elim], [n_total])
+    rule_id, nxt, p_hat = int(rule_a[0]), int(nxt_a[0]), float(phat_a[0])
+    action = RULES[rule_id].action
+    stopped = ACTIONS[action] == "stop"
+    suspended = rule_id == SUSPEND
+
+    n, y, c = int(counts.n[level]), int(counts.y[level]), int(counts.c[level])
+    stft = float(counts.stft[level])
+    r = n - c
+    p_tilde = (y + design.target / 2) / (r + 1)
+    pending_u = tuple((s.subject, s.followup_days) for s in counts.statuses
+                      if s.level == level and s.status == "pending")
+    tite = TiteDetails(n, y, c, r, stft, p_tilde, p_hat if n else math.nan, pending_u)
+
+    sentinels = sentinel_days(state, as_of)
+    stagger_day = [s + design.stagger_days if not math.isnan(s) else math.nan for s in sentinels]
+    earliest, lifts, note = None, None, ""
+    if stopped:
+        note = "no further infusion: the trial stops"
+    elif suspended:
+        ends = sorted(s.window_end_day for s in counts.statuses if s.level == level and s.status == "pending")
+        # pending that must resolve so that c/n <= the allowed fraction
+        need = c - int(math.floor(design.max_pending_fraction * n + 1e-9))
+        lifts = float(ends[need - 1]) if 0 < need <= len(ends) else None
+        note = "accrual suspended; no infusion until enough DLT windows resolve"
+    else:
+        gate = stagger_day[nxt]
+        earliest = as_of if math.isnan(gate) else max(as_of, gate)
+        if math.isnan(gate):
+            note = f"next participant is the first (sentinel) of {state.levels[nxt]}: no stagger wait"
+        else:
+            note = (f"sentinel of {state.levels[nxt]} infused on day {sentinels[nxt]:g}; "
+                    f"others of that level from day {gate:g} (stagger {design.stagger_days:g} d)")
+
+    p_over = float(design.prob_overdose(y, n)) if n else math.nan
+    ctx = dict(level=state.levels[level], next_level=state.levels[nxt] if 0 <= nxt < k else None,
+               n=n, y=y, c=c, n_full=-(-n // design.cohort_size) * design.cohort_size,
+               target=design.target, cutoff=design.cutoff_eli, lambda_e=design.lambda_e,
+               lambda_d=design.lambda_d, p_hat=p_hat, p_over=p_over, cohort_size=design.cohort_size,
+               max_subjects=design.max_subjects, lowest=state.levels[0],
+               y_lowest=int(counts.y[0]), n_lowest=int(counts.n[0]),
+               pending_limit="more than half" if design.tite else "plain BOIN waits for complete data")
+    text = RULES[rule_id].text.format(**ctx)
+    if elim < k and rule_id not in (1, 3):
+        text += f" Levels from {state.levels[elim]} up are eliminated."
+
+    nn = counts.n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phat_all = tite_estimate(design.target, nn, counts.y, counts.c, counts.stft)
+    elim_min = design.eliminate_min(nn)
+    levels = pd.DataFrame({
+        "level": list(state.levels),
+        "dose": list(state.doses) if len(state.doses) == k else [math.nan] * k,
+        "n": nn, "dlt": counts.y, "pending": counts.c, "complete": nn - counts.c,
+        "n_expansion": counts.n_expansion, "stft": counts.stft, "p_hat": phat_all,
+        "escalate_if_le": np.where(nn > 0, design.escalate_max(nn), -1),
+        "deescalate_if_ge": np.where(nn > 0, design.deescalate_min(np.maximum(nn, 1)), -1),
+        "eliminate_if_ge": pd.array(np.where(elim_min <= nn, elim_min, -1), dtype="Int64"),
+        "eliminated": np.arange(k) >= elim,
+        "current": np.arange(k) == level,
+        "sentinel_day": sentinels,
+        "stagger_ok_from_day": stagger_day,
+    })
+    levels.loc[levels["eliminate_if_ge"] < 0, "eliminate_if_ge"] = pd.NA
+    levels["escalate_if_le"] = pd.array(levels["escalate_if_le"], dtype="Int64")
+    levels["deescalate_if_ge"] = pd.array(levels["deescalate_if_ge"], dtype="Int64")
+    levels.loc[nn == 0, ["escalate_if_le", "deescalate_if_ge"]] = pd.NA
+    parts = pd.DataFrame([{
+        "subject": s.subject, "level": state.levels[s.level], "phase": s.phase,
+        "infusion_day": s.infusion_day, "status": s.status, "followup_days": s.followup_days,
+        "window_end_day": s.window_end_day, "dlt_day": s.dlt_day,
+    } for s in counts.statuses], columns=["subject", "level", "phase", "infusion_day", "status",
+                                          "followup_days", "window_end_day", "dlt_day"])
+    return Decision(
+        as_of_day=as_of, decision=ACTIONS[action], rule=text, rule_id=rule_id,
+        current_level=state.levels[level], next_level=None if stopped else state.levels[nxt],
+        suspended=suspended, earliest_next_infusion_day=earliest, suspension_lifts_by_day=lifts,
+        stagger_note=note, eliminated_from=elim if elim < k else None,
+        eliminated_levels=tuple(state.levels[elim:]), tite=tite, levels=levels, participants=parts,
+    )
