@@ -1,0 +1,332 @@
+"""Individual (per-subject) maximum-likelihood fits of a kinetic model.
+
+>>> from ctkinetics import load_study, fit                       # doctest: +SKIP
+>>> res = fit(load_study("study/"), "stein2019", blq="M3")         # doctest: +SKIP
+>>> res.to_frame()        # subject, parameter, estimate, se, rse_pct, ci_low, ci_high, ...
+
+Pipeline: label samples (pre-infusion excluded, BLQ method applied, reasons kept) →
+stack subjects sampled alike → multistart lmfit on the exact −2LL → Hessian covariance,
+Wald (and optionally profile) CIs, flags → IPRED/IWRES/P(BLQ) → derived exposure.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ctkinetics.errors import SettingsError
+from ctkinetics.estimation import uncertainty as unc
+from ctkinetics.estimation.derived import derived_table
+from ctkinetics.estimation.likelihood import (
+    EXCLUDED, QUANTIFIED, check_compatible, get_blq_method, get_error_model,
+)
+from ctkinetics.estimation.objective import Group
+from ctkinetics.estimation.optimize import bounds_of, minimize, multistart
+from ctkinetics.estimation.problem import analyte_maps, build_layout, subject_data
+from ctkinetics.estimation.results import (
+    PARAMETER_COLUMNS, PREDICTION_COLUMNS, FitResult, SubjectFit, empty_parameters,
+)
+
+
+# --------------------------------------------------------------------------------------
+# reading the data set (anything with .observations and .subjects, see DEVELOPERS.md)
+# --------------------------------------------------------------------------------------
+def _analyte_info(dataset, names):
+    kinds, units = {}, {}
+    study = getattr(dataset, "study", None)
+    table = getattr(study, "analytes", None) or {}
+    for a in names:
+        info = table.get(a)
+        kinds[a] = getattr(info, "kind", None) or a
+        units[a] = getattr(info, "unit", "") or ""
+    return kinds, units
+
+
+def _resolve_model(model):
+    if isinstance(model, str):
+        from ctkinetics.modeling import load_model
+
+        return load_model(model)
+    return model
+
+
+def _select_analytes(obs, model, kinds_all, analytes):
+    present = list(dict.fromkeys(obs["analyte"].astype(str)))
+    if analytes is None:
+        observables = list(getattr(model, "observables", {}) or {})
+        chosen = [a for a in present if kinds_all[a] in observables]
+        if not chosen:
+            raise SettingsError(
+                f"none of the analytes {present} is of a kind the model '{model.name}' "
+                f"observes ({observables}); pass analytes=... to fit one with a scale factor")
+        return chosen
+    if isinstance(analytes, str):
+        analytes = [a.strip() for a in analytes.split(",") if a.strip()]
+    missing = [a for a in analytes if a not in present]
+    if missing:
+        raise SettingsError(f"analyte(s) {missing} not in the data; available: {present}")
+    return list(analytes)
+
+
+# --------------------------------------------------------------------------------------
+def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
+        starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=100,
+        progress=None) -> FitResult:
+    """Fit the model to each subject by maximum likelihood.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        ``.observations`` and ``.subjects`` tables as in DEVELOPERS.md (``.study.analytes``
+        gives each analyte's kind, which picks the model observable).
+    model : str or Model
+        A model name for :func:`ctkinetics.modeling.load_model`, or a model object.
+    analytes : list of str or "a,b", optional
+        Analytes fitted jointly (they share the kinetic parameters; each has its own residual
+        SD, and a scale factor when the model does not observe that kind itself). Default:
+        every analyte whose kind the model observes.
+    subjects : list of str, optional
+    blq : {'M1', 'M3', 'M5', 'M6', 'M7'}
+        BLQ method; M3 (censored likelihood, each sample's own LLOQ) by default.
+    error : {'proportional', 'additive', 'combined'}
+    starts : int
+        Number of starts: the model defaults plus ``starts - 1`` seeded draws in the bounds.
+    seed : int
+    fixed : dict, optional
+        Model parameters held at the given natural-scale values.
+    profile : bool or list of str
+        Profile-likelihood 95 % CIs (for all parameters, or those named) instead of Wald.
+    derived : bool
+        Compute model-based Cmax, Tmax, AUC0-28 and the model's derived quantities.
+    jobs : int
+        Worker processes (subjects are independent).
+    batch_size : int
+        Subjects sampled at identical times are stacked into one problem of this size.
+    progress : callable(done, total), optional
+
+    Returns
+    -------
+    FitResult
+        A failure in one subject gives ``success=False`` and a message in its row; the batch
+        carries on.
+    """
+    err = get_error_model(error)
+    blqm = get_blq_method(blq)
+    check_compatible(err, blqm)
+    model = _resolve_model(model)
+    if int(starts) < 1:
+        raise SettingsError(f"starts must be >= 1 (got {starts})")
+    obs = dataset.observations
+    subj_table = dataset.subjects
+    obs = obs.assign(subject=obs["subject"].astype(str), analyte=obs["analyte"].astype(str))
+    kinds_all, units_all = _analyte_info(dataset, obs["analyte"].unique())
+    chosen = _select_analytes(obs, model, kinds_all, analytes)
+    maps = analyte_maps(model, chosen, kinds_all, units_all)
+    obs = obs[obs["analyte"].isin(chosen)]
+    all_subjects = list(dict.fromkeys(obs["subject"]))
+    if subjects is not None:
+        wanted = [str(s) for s in ([subjects] if isinstance(subjects, str) else subjects)]
+        unknown = [s for s in wanted if s not in all_subjects]
+        if unknown:
+            raise SettingsError(f"subject(s) {unknown} have no samples of {chosen}")
+        all_subjects = wanted
+    subj_rows = {}
+    if subj_table is not None and len(subj_table):
+        st = subj_table.assign(subject=subj_table["subject"].astype(str))
+        subj_rows = {r["subject"]: r for _, r in st.iterrows()}
+    by_subject = dict(tuple(obs.groupby("subject", sort=False)))
+    data = [subject_data(s, by_subject[s], subj_rows.get(s), model, maps, blqm, err)
+            for s in all_subjects]
+    pooled = {}
+    for m in maps:
+        vals = [a.y[a.mode == QUANTIFIED] for d in data for a in d.analytes
+                if a.analyte == m.analyte]
+        pooled[m.analyte] = np.concatenate(vals) if vals else np.array([])
+    layout = build_layout(model, maps, err, pooled, fixed)
+
+    # stack subjects sampled alike (a subject with its own times is a group of one)
+    groups = {}
+    for d in data:
+        groups.setdefault(d.signature(), []).append(d)
+    chunks = []
+    for members in groups.values():
+        for i in range(0, len(members), max(1, int(batch_size))):
+            chunks.append(members[i:i + batch_size])
+    opts = dict(starts=int(starts), seed=int(seed), profile=profile, derived=derived,
+                model_name=model.name, blq=blqm.name, error=err.name)
+    results = {}
+    done = 0
+    for chunk_fits in _run_chunks(model, layout, err, chunks, opts, jobs):
+        for f in chunk_fits:
+            results[f.subject] = f
+        done += len(chunk_fits)
+        if progress is not None:
+            progress(done, len(data))
+    fits = tuple(results[s] for s in all_subjects)
+    dose_levels = {s: str(subj_rows[s]["dose_level"]) if s in subj_rows and
+                   "dose_level" in subj_rows[s] else "" for s in all_subjects}
+    settings = dict(starts=int(starts), seed=int(seed), fixed=dict(fixed or {}),
+                    profile=profile, analytes=tuple(chosen),
+                    scale_factors=tuple(m.scale_param for m in maps if m.scale_param))
+    return FitResult(model.name, blqm.name, err.name, tuple(chosen), fits, dose_levels,
+                     settings)
+
+
+def _run_chunks(model, layout, err, chunks, opts, jobs):
+    if int(jobs) > 1 and len(chunks) > 1:
+        import concurrent.futures as cf
+        import pickle
+
+        try:
+            pickle.dumps((model, layout, err))
+        except Exception:  # noqa: BLE001 - an unpicklable model is fitted in-process
+            jobs = 1
+        else:
+            with cf.ProcessPoolExecutor(max_workers=int(jobs)) as pool:
+                futs = [pool.submit(fit_chunk, model, layout, err, c, opts) for c in chunks]
+                for fut in cf.as_completed(futs):
+                    yield fut.result()
+            return
+    for c in chunks:
+        yield fit_chunk(model, layout, err, c, opts)
+
+
+def fit_chunk(model, layout, err, members, opts):
+    """Fit a stack of alike subjects; a stack that fails falls back to one by one; a single
+    subject that fails becomes a ``success=False`` row."""
+    try:
+        return _fit_group(Group(model, layout, err, members), opts)
+    except Exception as exc:  # noqa: BLE001 - the batch must go on
+        if len(members) > 1:
+            out = []
+            for m in members:
+                out += fit_chunk(model, layout, err, [m], opts)
+            return out
+        return [_failed(members[0], layout, opts, f"{type(exc).__name__}: {exc}")]
+
+
+def _failed(subj, layout, opts, message):
+    return SubjectFit(
+        subject=subj.subject, model=opts["model_name"], blq_method=opts["blq"],
+        error_model=opts["error"], success=False, message=message, ofv=np.nan,
+        n_obs=subj.n_obs, n_blq=subj.n_blq, n_params=len(layout.specs), aic=np.nan,
+        bic=np.nan, n_starts=opts["starts"], n_starts_at_best=0, flags=("not_converged",),
+        parameters=empty_parameters(subj.subject, layout.specs),
+        predictions=_prediction_rows(subj, None), derived=pd.DataFrame())
+
+
+def _fit_group(group: Group, opts) -> list:
+    opt = multistart(group, opts["starts"], opts["seed"])
+    out = [None] * group.G
+    # a stacked subject that did not converge is fitted again on its own
+    if group.G > 1:
+        for g in np.flatnonzero(~opt.success):
+            out[g] = fit_chunk(group.model, group.layout, group.error,
+                               [group.subjects[g]], opts)[0]
+    keep = [g for g in range(group.G) if out[g] is None]
+    if not keep:
+        return out
+    H = unc.hessian(group, np.where(np.isfinite(opt.theta), opt.theta, 0.0))
+    diag = group.diagnostics(np.where(np.isfinite(opt.theta), opt.theta, 0.0))
+    lo, hi = bounds_of(group)
+    for g in keep:
+        out[g] = _subject_fit(group, g, opt, H[g], diag, lo, hi, opts)
+    return out
+
+
+def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
+    subj = group.subjects[g]
+    specs = group.layout.specs
+    names = [s.name for s in specs]
+    theta = opt.theta[g]
+    ok = bool(opt.success[g]) and np.isfinite(opt.ofv[g])
+    bound = unc.at_bounds(theta, lo, hi)
+    cov, singular = unc.covariance(H, ~bound)
+    se = np.sqrt(np.diag(cov))
+    corr = unc.correlation(cov)
+    est, se_nat, rse, ci_lo, ci_hi = unc.wald(theta, se, group.is_log)
+    ci_method = np.array(["wald"] * len(specs), dtype=object)
+    prof = opts["profile"]
+    if prof and ok:
+        wanted = names if prof is True else [p for p in names if p in set(prof)]
+        g1 = Group(group.model, group.layout, group.error, [subj])
+        for name in wanted:
+            j = names.index(name)
+            try:
+                a, b = unc.profile_ci(g1, theta, j, opt.ofv[g], se[j], _fixed_refit(g1))
+            except Exception:  # noqa: BLE001 - keep the Wald interval
+                continue
+            ci_lo[j], ci_hi[j] = (np.exp(a), np.exp(b)) if specs[j].log else (a, b)
+            ci_method[j] = "profile"
+    flags = unc.parameter_flags(names, rse, corr, bound, singular, ok)
+    params = pd.DataFrame({
+        "subject": subj.subject, "parameter": names, "estimate": est, "se": se_nat,
+        "rse_pct": rse, "ci_low": ci_lo, "ci_high": ci_hi, "unit": [s.unit for s in specs],
+        "flags": flags, "scale": ["log" if s.log else "linear" for s in specs],
+        "estimate_transformed": theta, "se_transformed": se, "ci_method": ci_method,
+        "role": [s.role for s in specs]}, columns=PARAMETER_COLUMNS)
+    fit_flags = []
+    if not ok:
+        fit_flags.append("not_converged")
+    if singular:
+        fit_flags.append("non_identifiable")
+    if bound.any():
+        fit_flags.append("at_bound")
+    if np.any(rse > unc.RSE_LIMIT):
+        fit_flags.append("rse>50%")
+    off = np.abs(corr[~np.eye(len(specs), dtype=bool)])
+    if np.any(off[np.isfinite(off)] > unc.CORR_LIMIT):
+        fit_flags.append("corr>0.95")
+    n_obs, k = subj.n_obs, len(specs)
+    ofv = float(opt.ofv[g])
+    nat = dict(zip(names, est))
+    model_params = {s.model_name: nat[s.name] for s in specs if s.role == "model"}
+    model_params.update(group.layout.fixed)
+    scales = {s.analyte: nat[s.name] for s in specs if s.role == "scale"}
+    t_end = max([a.times.max() for a in subj.analytes if a.times.size] + [0.0])
+    der = (derived_table(subj.subject, group.model, model_params, subj.covariates,
+                         group.layout.analytes, scales, t_end)
+           if opts["derived"] and ok else pd.DataFrame())
+    return SubjectFit(
+        subject=subj.subject, model=opts["model_name"], blq_method=opts["blq"],
+        error_model=opts["error"], success=ok,
+        message=("converged" if ok else "not converged") + (f" ({opt.message[g]})"
+                                                           if opt.message[g] else ""),
+        ofv=ofv, n_obs=n_obs, n_blq=subj.n_blq, n_params=k, aic=ofv + 2 * k,
+        bic=ofv + k * np.log(max(n_obs, 1)), n_starts=opts["starts"],
+        n_starts_at_best=int(opt.n_starts_at_best[g]), flags=tuple(fit_flags),
+        parameters=params,
+        covariance=pd.DataFrame(cov, index=names, columns=names),
+        correlation=pd.DataFrame(corr, index=names, columns=names),
+        predictions=_prediction_rows(subj, [(f[g], w[g], p[g]) for f, w, p in diag]),
+        derived=der,
+        starts=pd.DataFrame(opt.starts[g], columns=["start", "ofv", "success"]))
+
+
+def _fixed_refit(group1):
+    def refit(theta_start, j):
+        vary = np.ones(theta_start.size, bool)
+        vary[j] = False
+        theta, ok, _, _ = minimize(group1, theta_start[None, :], vary=vary, tol=1e-8)
+        return theta[0], float(group1.ofv(theta)[0])
+    return refit
+
+
+def _prediction_rows(subj, diag):
+    rec = subj.records
+    if rec.empty:
+        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+    out = rec[["subject", "analyte", "time", "observed", "blq", "lloq", "status",
+               "reason"]].copy()
+    out["ipred"] = np.nan
+    out["iwres"] = np.nan
+    out["p_blq"] = np.nan
+    if diag is not None:
+        for a, (f, w, p) in zip(subj.analytes, diag):
+            rows = a.rows
+            out.iloc[rows, out.columns.get_loc("ipred")] = f
+            out.iloc[rows, out.columns.get_loc("iwres")] = w
+            out.iloc[rows, out.columns.get_loc("p_blq")] = p
+    return out[PREDICTION_COLUMNS]
+
+
+__all__ = ["fit", "fit_chunk", "EXCLUDED"]

@@ -1,0 +1,172 @@
+"""Uncertainty of individual estimates: Hessian, covariance, Wald and profile CIs, flags.
+
+The covariance is the inverse of the observed Fisher information, half the Hessian of the
+−2·log-likelihood at the optimum (estimation scale, SDs included):
+
+    Cov(θ̂) = (H/2)⁻¹,   H_ij = ∂²(−2 ln L)/∂θ_i ∂θ_j
+
+computed by central finite differences of the exact −2LL, vectorised over a stacked group.
+No reduced-χ² rescaling is applied: the SDs are estimated parameters of the likelihood.
+Wald 95 % CIs are θ̂ ± 1.96·SE on the estimation scale, back-transformed for ``log``
+parameters (SE on the natural scale by the delta method, SE = exp(θ̂)·SE_θ). Profile CIs:
+{θ_j : min over the others of −2LL(θ) − −2LL(θ̂) ≤ χ²₁(0.95) = 3.841}.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.stats import chi2, norm
+
+from ctkinetics.estimation.objective import Group
+
+Z95 = float(norm.ppf(0.975))
+CHI2_95 = float(chi2.ppf(0.95, 1))
+RSE_LIMIT = 50.0
+CORR_LIMIT = 0.95
+#: smallest eigenvalue / largest of the Hessian below which it counts as singular
+SINGULAR_RATIO = 1e-10
+
+
+def fd_steps(group: Group, theta):
+    """Central-difference steps: 1e-4 relative (absolute 1e-4 on ln for log parameters)."""
+    default = np.array([float(s.to_est(s.default)) for s in group.layout.specs])
+    floor = np.where(group.is_log, 1.0, np.maximum(np.abs(default), 1e-6))
+    return 1e-4 * np.maximum(np.abs(theta), floor)
+
+
+def hessian(group: Group, theta):
+    """H (G, p, p) of −2LL per subject by central differences, O(h²) accurate."""
+    theta = np.atleast_2d(theta)
+    G, p = theta.shape
+    h = fd_steps(group, theta)
+    f0 = group.ofv(theta)
+    H = np.empty((G, p, p))
+    E = np.eye(p)
+    with np.errstate(invalid="ignore", over="ignore"):
+        fp = [group.ofv(theta + h[:, [i]] * E[i]) for i in range(p)]
+        fm = [group.ofv(theta - h[:, [i]] * E[i]) for i in range(p)]
+        for i in range(p):
+            H[:, i, i] = (fp[i] - 2 * f0 + fm[i]) / h[:, i] ** 2
+            for j in range(i + 1, p):
+                di, dj = h[:, [i]] * E[i], h[:, [j]] * E[j]
+                v = (group.ofv(theta + di + dj) - group.ofv(theta + di - dj)
+                     - group.ofv(theta - di + dj) + group.ofv(theta - di - dj))
+                H[:, i, j] = H[:, j, i] = v / (4 * h[:, i] * h[:, j])
+    return H
+
+
+def at_bounds(theta, lo, hi):
+    """True where an estimate sits on (within 1e-5 of the range, or 1e-6 abs) a bound."""
+    width = np.where(np.isfinite(hi - lo), hi - lo, np.inf)
+    tol = np.minimum(1e-5 * width, 1e-3) + 1e-6
+    return ((theta - lo) <= tol) | ((hi - theta) <= tol)
+
+
+def covariance(H, free):
+    """Cov = (H/2)⁻¹ over the free parameters; NaN elsewhere.
+
+    Returns (cov (p, p), singular: bool). A Hessian that is not positive definite or whose
+    eigenvalue ratio is below :data:`SINGULAR_RATIO` is singular: parameters cannot all be
+    identified from these data, and the covariance is NaN.
+    """
+    p = H.shape[0]
+    cov = np.full((p, p), np.nan)
+    idx = np.flatnonzero(free)
+    if idx.size == 0:
+        return cov, False
+    Hf = H[np.ix_(idx, idx)]
+    if not np.all(np.isfinite(Hf)):
+        return cov, True
+    Hf = 0.5 * (Hf + Hf.T)
+    eig = np.linalg.eigvalsh(Hf)
+    if eig[0] <= 0 or eig[0] < SINGULAR_RATIO * eig[-1]:
+        return cov, True
+    cov[np.ix_(idx, idx)] = np.linalg.inv(Hf / 2.0)
+    return cov, False
+
+
+def correlation(cov):
+    sd = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.outer(sd, sd)
+
+
+def wald(theta, se, is_log):
+    """Natural-scale estimate, SE, RSE % and 95 % CI from estimation-scale θ and SE."""
+    est = np.where(is_log, np.exp(theta), theta)
+    se_nat = np.where(is_log, est * se, se)
+    lo = theta - Z95 * se
+    hi = theta + Z95 * se
+    ci_lo = np.where(is_log, np.exp(lo), lo)
+    ci_hi = np.where(is_log, np.exp(hi), hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rse = 100.0 * se_nat / np.abs(est)
+    return est, se_nat, rse, ci_lo, ci_hi
+
+
+def parameter_flags(names, rse, corr, bound, singular, converged):
+    """Flags per parameter: not_converged, at_bound, non_identifiable, rse>50%, |corr|>0.95."""
+    flags = []
+    for i, name in enumerate(names):
+        f = []
+        if not converged:
+            f.append("not_converged")
+        if bound[i]:
+            f.append("at_bound")
+        if singular:
+            f.append("non_identifiable")
+        if np.isfinite(rse[i]) and rse[i] > RSE_LIMIT:
+            f.append("rse>50%")
+        partners = [names[j] for j in range(len(names))
+                    if j != i and np.isfinite(corr[i, j]) and abs(corr[i, j]) > CORR_LIMIT]
+        if partners:
+            f.append("corr>0.95:" + ",".join(partners))
+        flags.append(";".join(f))
+    return flags
+
+
+def profile_ci(group1: Group, theta, j, ofv_hat, se_j, minimize_fixed, level=CHI2_95):
+    """Profile-likelihood 95 % CI of parameter ``j`` of a one-subject group.
+
+    ``minimize_fixed(theta_start, j) -> (theta, ofv)`` re-optimises all but ``j``. Walks out
+    from θ̂ in steps of max(SE, 0.1) (doubling) until −2LL rises by ``level`` or a bound is
+    reached (that side is then the bound, returned as is), then solves for the crossing.
+    Returns (lower, upper) on the estimation scale.
+    """
+    from ctkinetics.estimation.optimize import bounds_of
+
+    lo_b, hi_b = bounds_of(group1)
+    theta = np.asarray(theta, dtype=float).ravel()
+    step0 = se_j if np.isfinite(se_j) and se_j > 0 else 0.1
+    step0 = max(step0, 1e-3 * max(1.0, abs(theta[j])))
+    out = []
+    for sign in (-1.0, 1.0):
+        bound = lo_b[j] if sign < 0 else hi_b[j]
+        warm = {"theta": theta.copy()}
+
+        def delta(v):
+            start = warm["theta"].copy()
+            start[j] = v
+            th, ofv = minimize_fixed(start, j)
+            if np.isfinite(ofv):
+                warm["theta"] = th
+            return ofv - ofv_hat - level
+
+        prev, step, found = theta[j], step0, None
+        for _ in range(30):
+            v = theta[j] + sign * step
+            if (sign < 0 and v <= bound) or (sign > 0 and v >= bound):
+                v = bound
+            d = delta(v)
+            if d > 0:
+                found = (prev, v)
+                break
+            if v == bound:
+                break
+            prev, step = v, step * 2
+        if found is None:
+            out.append(bound if np.isfinite(bound) else sign * np.inf)
+            continue
+        a, b = sorted(found)
+        out.append(brentq(delta, a, b, xtol=1e-6 * max(1.0, abs(theta[j]))))
+    return out[0], out[1]
