@@ -1,0 +1,103 @@
+"""Every choice an NCA makes, in one immutable object that is recorded with the result.
+
+>>> NCAOptions().describe()["auc_method"]
+'lin-up/log-down'
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ctkinetics.errors import SettingsError
+from ctkinetics.nca.auc import AUC_METHODS
+from ctkinetics.nca.blq import BLQRule
+
+#: Interval AUC types, as PKNCA's aucint.last / aucint.all / aucint.inf.obs.
+AUC_TYPES: dict[str, str] = {
+    "last": "concentration 0 after Tlast (PKNCA aucint.last)",
+    "all": "trailing BLQ samples kept as 0, concentration 0 after the last sample "
+    "(PKNCA aucint.all)",
+    "inf": "Clast·exp(−λz·(t − Tlast)) after Tlast (PKNCA aucint.inf.obs)",
+}
+
+
+@dataclass(frozen=True)
+class NCAOptions:
+    """Choices of an NCA run.
+
+    Parameters
+    ----------
+    auc_method : str
+        Key of :data:`ctkinetics.nca.auc.AUC_METHODS` ('lin-up/log-down', 'linear',
+        'lin-log').
+    blq : BLQRule or str
+        BLQ handling (see :mod:`ctkinetics.nca.blq`); a string is parsed with
+        :meth:`BLQRule.parse`.
+    auc_type : str
+        Default type of interval AUCs (AUCINT) requested without a type: 'last', 'all' or
+        'inf'.
+    lamz_window : (float, float) or None
+        None: automatic λz (log-linear OLS on the last k ≥ ``lamz_min_points`` quantifiable
+        points after Tmax; among fits with λz > 0 keep those with adjusted R² within
+        ``lamz_adj_r2_tolerance`` of the best, then the most points). A pair (lo, hi): one
+        fit on all quantifiable samples with lo ≤ t ≤ hi (e.g. day 14–84).
+    cmax_exclude_before : float or None
+        Samples earlier than this time after infusion (e.g. 0.25 day) may not define Cmax
+        and Tmax (a sample minutes after infusion measures the infused cells). None: any
+        post-infusion sample may.
+    time_unit, dose_unit : str
+        Units recorded in the output (concentration units come from the data).
+    """
+
+    auc_method: str = "lin-up/log-down"
+    blq: BLQRule = field(default_factory=BLQRule)
+    auc_type: str = "last"
+    lamz_window: tuple | None = None
+    lamz_min_points: int = 3
+    lamz_adj_r2_tolerance: float = 1e-4
+    cmax_exclude_before: float | None = None
+    time_unit: str = "day"
+    dose_unit: str = "cells"
+
+    def __post_init__(self):
+        if self.auc_method not in AUC_METHODS:
+            raise SettingsError(
+                f"unknown AUC method {self.auc_method!r}; choose one of {', '.join(AUC_METHODS)}"
+            )
+        if isinstance(self.blq, str) or self.blq is None:
+            object.__setattr__(self, "blq", BLQRule.parse(self.blq))
+        if self.auc_type not in AUC_TYPES:
+            raise SettingsError(f"unknown AUC type {self.auc_type!r}; choose one of {', '.join(AUC_TYPES)}")
+        if self.lamz_window is not None:
+            lo, hi = (float(v) for v in self.lamz_window)
+            if not (np.isfinite(lo) and hi > lo):
+                raise SettingsError(f"λz window must be (lo, hi) with lo < hi, got {self.lamz_window}")
+            object.__setattr__(self, "lamz_window", (lo, hi))
+        if int(self.lamz_min_points) < 2:
+            raise SettingsError("lamz_min_points must be at least 2")
+
+    def describe(self) -> dict[str, str]:
+        """The choices as text, written into every output."""
+        lamz = (
+            f"user window {self.lamz_window[0]:g}-{self.lamz_window[1]:g}"
+            if self.lamz_window
+            else f"auto (>= {self.lamz_min_points} points after Tmax, adj. R2 within "
+            f"{self.lamz_adj_r2_tolerance:g} of best, then most points)"
+        )
+        return {
+            "auc_method": self.auc_method,
+            "blq_rule": self.blq.describe(),
+            "auc_type": self.auc_type,
+            "lambda_z": lamz,
+            "pre_infusion": "pre-infusion samples excluded; C(0) = 0 at infusion unless a "
+            "post-infusion sample exists at time 0",
+            "cmax_exclude_before": "none" if self.cmax_exclude_before is None
+            else f"{self.cmax_exclude_before:g} {self.time_unit}",
+        }
+
+    def method_label(self) -> str:
+        """One-line summary of the choices for a `method` column."""
+        d = self.describe()
+        return (f"auc={d['auc_method']}; blq={d['blq_rule']}; aucint={d['auc_type']}; "
+                f"lambda_z={d['lambda_z']}; cmax_exclude_before={d['cmax_exclude_before']}")

@@ -1,0 +1,129 @@
+"""The NCA result: one long table, with wide, CDISC PP and summary views derived from it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ctkinetics.nca.options import NCAOptions
+from ctkinetics.nca.parameters import PARAMETERS
+from ctkinetics.nca.proportionality import dose_proportionality
+from ctkinetics.nca.summary import summarise
+
+LONG_COLUMNS = ["subject", "dose_level", "analyte", "parameter", "start", "end", "value", "unit",
+                "exclude"]
+
+
+def _iso_duration(x: float, unit: str) -> str:
+    if not np.isfinite(x):
+        return ""
+    u = unit.lower()
+    if u in ("h", "hr", "hour", "hours"):
+        return f"PT{x:g}H"
+    if u in ("min", "minute", "minutes"):
+        return f"PT{x:g}M"
+    return f"P{x:g}D"
+
+
+@dataclass(frozen=True)
+class NCAResult:
+    """Result of :func:`ctkinetics.nca.nca`.
+
+    Attributes
+    ----------
+    results : DataFrame
+        Long table: subject, dose_level, analyte, parameter, start, end, value, unit,
+        exclude ('' or the reason the value is missing/unusable).
+    exclusions : DataFrame
+        Every sample left out of the NCA with its reason (subject, analyte, time, value,
+        blq, source_file, source_row, reason).
+    intervals : DataFrame
+        The requested intervals (start, end, parameters).
+    options : NCAOptions
+        Every choice made (AUC rule, BLQ rule, interval AUC type, λz mode).
+    subjects : DataFrame
+        subject, dose_level, dose of the participants analysed.
+    dose_levels : tuple
+        Dose-level labels ordered by dose.
+    """
+
+    results: pd.DataFrame
+    exclusions: pd.DataFrame
+    intervals: pd.DataFrame
+    options: NCAOptions
+    subjects: pd.DataFrame
+    dose_levels: tuple = ()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The long table (a copy)."""
+        return self.results.copy()
+
+    def settings(self) -> pd.DataFrame:
+        """The choices of this run as a two-column table (setting, value)."""
+        return pd.DataFrame(list(self.options.describe().items()), columns=["setting", "value"])
+
+    def get(self, parameter: str, subject=None, analyte=None, start=None, end=None) -> pd.Series:
+        """Values of one parameter indexed by subject (convenience for tests and reports)."""
+        d = self.results[self.results["parameter"] == parameter]
+        for col, v in (("subject", subject), ("analyte", analyte), ("start", start), ("end", end)):
+            if v is not None:
+                d = d[d[col] == v]
+        return d.set_index("subject")["value"]
+
+    def wide(self) -> pd.DataFrame:
+        """One row per subject and analyte, one column per parameter (and interval).
+
+        Columns are named by parameter, with ``[start-end]`` appended unless the interval is
+        the whole profile (0 to inf).
+        """
+        d = self.results
+        whole = (d["start"] == 0) & np.isinf(d["end"])
+        col = np.where(whole, d["parameter"],
+                       d["parameter"] + "[" + d["start"].map("{:g}".format) + "-" + d["end"].map("{:g}".format) + "]")
+        w = d.assign(column=col).pivot(index=["subject", "dose_level", "analyte"], columns="column", values="value")
+        order = list(dict.fromkeys(col))
+        return w.reindex(columns=order).reset_index().rename_axis(columns=None)
+
+    def to_pp(self, studyid: str = "") -> pd.DataFrame:
+        """CDISC SDTM PP view (PPTESTCD codes; PPSTINT/PPENINT as ISO 8601 durations)."""
+        d = self.results
+        reg = d["parameter"].map(PARAMETERS)
+        tu = self.options.time_unit
+        interval = reg.map(lambda p: p.interval)
+        return pd.DataFrame({
+            "STUDYID": studyid,
+            "DOMAIN": "PP",
+            "USUBJID": d["subject"],
+            "PPCAT": d["analyte"],
+            "PPTESTCD": reg.map(lambda p: p.pptestcd),
+            "PPTEST": reg.map(lambda p: p.pptest),
+            "PPORRES": d["value"].map(lambda v: "" if not np.isfinite(v) else f"{v:.10g}"),
+            "PPORRESU": d["unit"],
+            "PPSTRESN": d["value"],
+            "PPSTRESU": d["unit"],
+            "PPSTAT": np.where(np.isfinite(d["value"]), "", "NOT DONE"),
+            "PPREASND": np.where(np.isfinite(d["value"]), "", d["exclude"]),
+            "PPSTINT": np.where(interval, d["start"].map(lambda x: _iso_duration(x, tu)), ""),
+            "PPENINT": np.where(interval, d["end"].map(lambda x: _iso_duration(x, tu)), ""),
+            "PPMETHOD": self.options.method_label(),
+        })
+
+    def summary(self) -> pd.DataFrame:
+        """Per dose level and analyte: n, geometric mean and CV %, mean, SD, median, range."""
+        return summarise(self.results, self.dose_levels)
+
+    def dose_proportionality(self, which=None, level: float = 0.90) -> pd.DataFrame:
+        """Power model ln(P) = a + b·ln(dose), b with its ``level`` CI.
+
+        ``which`` is a list of (parameter, start, end); default: CMAX over the whole
+        profile and the first interval AUC requested (AUC0-28 by default).
+        """
+        if which is None:
+            which = [("CMAX", 0.0, np.inf)]
+            aucint = self.results[self.results["parameter"].str.startswith("AUCINT")]
+            if not aucint.empty:
+                first = aucint.iloc[0]
+                which.append((first["parameter"], first["start"], first["end"]))
+        doses = self.subjects.set_index("subject")["dose"]
+        return dose_proportionality(self.results, doses, which, level)
