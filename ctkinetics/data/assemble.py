@@ -110,9 +110,9 @@ def build_dataset(
             warnings.append(f"{subjects_file} row {row}: subject '{s['subject']}' received {s['dose']:.4g} cells, "
                             f"not the {study.dose_levels[s['dose_level']]:.4g} of dose level {s['dose_level']}")
     if safety is not None:
-        for s in safety.itertuples(index=False):
-            if s.subject not in known:
-                pc.add(safety_file, s._row, "subject", f"subject '{s.subject}' is not in {subjects_file}")
+        for sid, row in zip(safety["subject"], safety["_row"]):
+            if sid not in known:
+                pc.add(safety_file, row, "subject", f"subject '{sid}' is not in {subjects_file}")
     pc.raise_if_any()
 
     # Labels and warnings (legal but worth a look).

@@ -183,7 +183,7 @@ def read_nonmem(path, study_toml=None, analyte_map=None, time_unit=None, **_) ->
                                          "pre_infusion", "source_file", "source_row"])
     rec["blq"] = rec["blq"].astype(bool)
     safety_path = folder / "safety.csv"
-    safety = read_safety_csv(safety_path, pc) if safety_path.exists() else None
+    safety = read_safety_csv(safety_path, pc, warnings) if safety_path.exists() else None
     from ctkinetics.data.tables import covariate_value_column
 
     for c in subjects_df.columns:

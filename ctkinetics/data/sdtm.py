@@ -177,10 +177,11 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
                                          "pre_infusion", "source_file", "source_row"])
     rec["blq"] = rec["blq"].astype(bool)
     safety_path = folder / "safety.csv"
-    safety = read_safety_csv(safety_path, pc) if safety_path.exists() else None
+    notes: list[str] = []
+    safety = read_safety_csv(safety_path, pc, notes) if safety_path.exists() else None
     if safety is not None:
         sources.append(safety_path)
-    return build_dataset(study, subjects_df, rec, safety, audit=audit, warnings=[], sources=sources,
+    return build_dataset(study, subjects_df, rec, safety, audit=audit, warnings=notes, sources=sources,
                          columns={"subject": "USUBJID", "time": "--ELTM", "analyte": "--TESTCD",
                                   "value": "--STRESN", "unit": "--STRESU", "lloq": "--LLOQ"},
                          subjects_file=str(paths["dm"]), safety_file=str(safety_path), problems=pc, fmt="sdtm")

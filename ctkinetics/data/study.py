@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,7 +118,8 @@ def read_study_toml(path) -> Study:
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
-        raise DataValidationError.at(path, getattr(exc, "lineno", None), None, f"not valid TOML: {exc}") from None
+        m = re.search(r"line (\d+)", str(exc))
+        raise DataValidationError.at(path, int(m.group(1)) if m else None, None, f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise DataValidationError.at(path, None, None, "not UTF-8 text") from None
     pc = ProblemCollector()

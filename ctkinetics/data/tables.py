@@ -41,9 +41,11 @@ def covariate_value_column(series: pd.Series):
     return series.astype(str).to_numpy()
 
 
-def read_subjects_csv(path, pc: ProblemCollector) -> pd.DataFrame | None:
+def read_subjects_csv(path, pc: ProblemCollector, notes: list | None = None) -> pd.DataFrame | None:
     """``subjects.csv``: subject, dose_level, dose, then covariates (kept)."""
     t = read_csv_text(path)
+    if notes is not None:
+        notes += [f"{t.name}: {n}" for n in t.notes]
     if not t.require(["subject", "dose_level", "dose"], pc):
         return None
     f = t.frame
@@ -65,10 +67,12 @@ def read_subjects_csv(path, pc: ProblemCollector) -> pd.DataFrame | None:
     return out
 
 
-def read_safety_csv(path, pc: ProblemCollector) -> pd.DataFrame | None:
+def read_safety_csv(path, pc: ProblemCollector, notes: list | None = None) -> pd.DataFrame | None:
     """``safety.csv``: subject, infusion_day, dlt (1/0, empty while pending), dlt_day,
     last_followup_day, crs_grade, icans_grade, phase (escalation | expansion)."""
     t = read_csv_text(path)
+    if notes is not None:
+        notes += [f"{t.name}: {n}" for n in t.notes]
     if not t.require(["subject", "infusion_day"], pc):
         return None
     f = t.frame

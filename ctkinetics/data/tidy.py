@@ -23,13 +23,15 @@ def read_study_folder(folder) -> Dataset:
     folder = Path(folder)
     study = read_study_toml(folder / "study.toml")
     pc = ProblemCollector()
-    subjects = read_subjects_csv(folder / "subjects.csv", pc)
-    records, notes, obs_path = read_observations_csv(folder / "observations.csv", pc)
+    notes: list[str] = []
+    subjects = read_subjects_csv(folder / "subjects.csv", pc, notes)
+    records, obs_notes, obs_path = read_observations_csv(folder / "observations.csv", pc)
+    notes += obs_notes
     audit = Audit()
     for r in records.pop("_missing"):
         audit.add(obs_path, r[0], "value", r[1], r[2], r[3], "excluded", "missing sample (empty value, blq not 1)")
     safety_path = folder / "safety.csv"
-    safety = read_safety_csv(safety_path, pc) if safety_path.exists() else None
+    safety = read_safety_csv(safety_path, pc, notes) if safety_path.exists() else None
     pc.raise_if_any()
     sources = [folder / "study.toml", folder / "subjects.csv", obs_path] + ([safety_path] if safety is not None else [])
     return build_dataset(
