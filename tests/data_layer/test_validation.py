@@ -123,19 +123,35 @@ def test_validation_rule(mini, case):
     assert p.column == column
 
 
-@pytest.mark.parametrize("case", CASES[::3], ids=[c[0] for c in CASES[::3]])
-def test_cli_exit_code_2_without_traceback(mini, case):
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_cli_exit_code_2_names_file_row_column(mini, case, capsys):
+    from ctkinetics.cli.main import main
+
     _, mutate, file, row, column, words = case
     mutate(mini)
+    assert main(["validate", str(mini)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert file in err and words in err
+    if row is not None:
+        assert f"row {row}" in err
+    if column is not None:
+        assert f"column '{column}'" in err
+
+
+def test_cli_in_a_real_process_prints_no_traceback(mini):
+    (mini / "observations.csv").write_text("")
     out = subprocess.run([sys.executable, "-m", "ctkinetics.cli.main", "validate", str(mini)],
                          capture_output=True, text=True)
-    assert out.returncode == 2, out.stderr
-    assert "Traceback" not in out.stderr
-    assert file in out.stderr and words in out.stderr
-    if row is not None:
-        assert f"row {row}" in out.stderr
-    if column is not None:
-        assert f"column '{column}'" in out.stderr
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr and "the file is empty" in out.stderr
+
+
+def test_missing_study_folder(tmp_path, capsys):
+    from ctkinetics.cli.main import main
+
+    assert main(["validate", str(tmp_path / "nowhere")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
 
 
 def test_all_problems_are_reported_not_only_the_first(mini):
