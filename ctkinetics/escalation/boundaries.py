@@ -179,17 +179,13 @@ class BoinDesign:
             from scipy.stats import beta
 
             size = max(n_max + 1, 64)
-            out = np.empty(size, dtype=int)
-            for n in range(size):
-                out[n] = n + 1
-                if n < 3:
-                    continue
-                y = np.arange(n + 1)
-                # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y)
-                post = beta.sf(self.target, y + 1, n - y + 1)
-                hit = np.nonzero(post > self.cutoff_eli)[0]
-                if hit.size:
-                    out[n] = int(hit[0])
+            n = np.arange(size)[:, None]
+            y = np.arange(size)[None, :]
+            # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y), on the whole (n, y) grid at once
+            with np.errstate(invalid="ignore"):
+                post = beta.sf(self.target, y + 1, np.maximum(n - y, 0) + 1)
+            hit = (post > self.cutoff_eli) & (y <= n) & (n >= 3)
+            out = np.where(hit.any(axis=1), hit.argmax(axis=1), np.arange(size) + 1)
             cached = tuple(out.tolist())
             object.__setattr__(self, "_elim", cached)
         return np.asarray(cached, dtype=int)
