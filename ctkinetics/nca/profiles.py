@@ -143,6 +143,7 @@ def build_profiles(obs: pd.DataFrame, blq_rule: BLQRule) -> ProfileSet:
     exclusions = pd.DataFrame({
         "subject": subj[ex], "analyte": analyte[ex], "time": time[ex], "value": value[ex],
         "blq": blq[ex], "source_file": d["source_file"].to_numpy()[ex],
-        "source_row": d["source_row"].to_numpy()[ex], "reason": reason[ex].astype(str),
+        "source_row": pd.array(np.round(d["source_row"].to_numpy()[ex]), dtype="Int64"),
+        "reason": reason[ex].astype(str),
     }, columns=EXCLUSION_COLUMNS)
     return ProfileSet(keys, T, conc, valid, is_sample, exclusions)
