@@ -1,0 +1,248 @@
+"""The :class:`Model`: an immutable kinetic model read from a model file.
+
+A model is data (parameters, states, phases, observables) plus two pure engines
+(:mod:`ctkinetics.modeling.solvers`). ``predict`` is vectorised: scalar parameters give
+arrays of shape (T,); parameters (or covariates) given as arrays of shape (n,) give (n, T).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from ctkinetics.errors import SettingsError
+from ctkinetics.modeling import solvers
+from ctkinetics.modeling.expressions import Expression, quiet
+from ctkinetics.modeling.parts import Covariate, Derived, Parameter, Phase, State
+
+METHODS = ("auto", "closed", "ode")
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """A kinetic model (see ``models/*.toml`` and :mod:`ctkinetics.modeling.modelfile`).
+
+    Attributes
+    ----------
+    name, title, reference, doi, population, description : str
+        Identity and provenance of the model.
+    time_unit : str
+        Unit of ``t`` (``day`` for the CAR-T models, ``hour`` for ``onecpt_oral``).
+    horizon : float
+        Default end of a simulation, in ``time_unit``.
+    parameters : tuple of Parameter
+    covariate_specs : tuple of Covariate
+    states : tuple of State
+    phases : tuple of Phase
+    derived_specs : tuple of Derived
+
+    Examples
+    --------
+    >>> from ctkinetics.modeling import load_model
+    >>> m = load_model("stein2019")
+    >>> round(float(m.predict(None, [9.3])["qpcr"][0]))
+    24000
+    """
+
+    name: str
+    title: str
+    reference: str
+    parameters: tuple
+    states: tuple
+    phases: tuple
+    observable_exprs: Mapping[str, Expression]
+    covariate_specs: tuple = ()
+    definitions: tuple = ()
+    derived_specs: tuple = ()
+    doi: str = ""
+    population: str = ""
+    description: str = ""
+    time_unit: str = "day"
+    horizon: float = 365.0
+    rtol: float = 1e-8
+    atol: float = 1e-10
+    source_file: str = ""
+    _param_index: Mapping = field(init=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "observable_exprs", MappingProxyType(dict(self.observable_exprs)))
+        object.__setattr__(self, "_param_index", MappingProxyType({p.name: p for p in self.parameters}))
+
+    # ---- description -------------------------------------------------------------------
+    @property
+    def param_names(self) -> tuple:
+        return tuple(p.name for p in self.parameters)
+
+    @property
+    def state_names(self) -> tuple:
+        return tuple(s.name for s in self.states)
+
+    @property
+    def covariates(self) -> Mapping[str, float]:
+        """Covariates the model reads, name -> default value."""
+        return MappingProxyType({c.name: c.default for c in self.covariate_specs})
+
+    @property
+    def observables(self) -> Mapping[str, str]:
+        """Observable kind (qpcr, flow, bcell, conc) -> expression text."""
+        return MappingProxyType({k: e.text for k, e in self.observable_exprs.items()})
+
+    @property
+    def has_closed_form(self) -> bool:
+        return all(p.solution is not None for p in self.phases)
+
+    @property
+    def switch_names(self) -> tuple:
+        """Expressions of the switch times between phases (e.g. ``('Tmax',)``)."""
+        return tuple(p.end.text for p in self.phases[:-1])
+
+    def parameter(self, name: str) -> Parameter:
+        try:
+            return self._param_index[name]
+        except KeyError:
+            raise SettingsError(f"model {self.name} has no parameter '{name}' (it has: {', '.join(self.param_names)})") from None
+
+    def defaults(self) -> dict:
+        """Typical parameter values, name -> float."""
+        return {p.name: p.default for p in self.parameters}
+
+    def to_frame(self):
+        """Parameter table: name, default, lower, upper, unit, scale, omega2, description, source."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "name": p.name, "default": p.default, "lower": p.lower, "upper": p.upper,
+                    "unit": p.unit, "scale": p.scale, "omega2": p.omega2,
+                    "description": p.description, "source": p.source,
+                }
+                for p in self.parameters
+            ]
+        )
+
+    # ---- evaluation --------------------------------------------------------------------
+    def environment(self, params=None, covariates=None):
+        """Values of parameters, covariates and definitions; returns (env, n or None).
+
+        Missing parameters take their defaults; ``n`` is the number of subjects when any
+        value is an array of shape (n,), else None.
+        """
+        env = {}
+        given = dict(params or {})
+        for name in given:
+            if name not in self._param_index:
+                raise SettingsError(f"model {self.name} has no parameter '{name}' (it has: {', '.join(self.param_names)})")
+        for p in self.parameters:
+            env[p.name] = _value(given.get(p.name, p.default), p.name)
+        cov_given = dict(covariates or {})
+        for c in self.covariate_specs:
+            env[c.name] = _value(cov_given.get(c.name, c.default), c.name)
+        # Unknown covariates are ignored on purpose: a dataset carries more than a model reads.
+        lengths = {v.shape[0] for v in env.values() if isinstance(v, np.ndarray)}
+        if len(lengths) > 1:
+            raise SettingsError(f"parameter/covariate arrays of different lengths: {sorted(lengths)}")
+        n = lengths.pop() if lengths else None
+        for dname, expression in self.definitions:
+            env[dname] = expression(env)
+        return env, n
+
+    def predict_states(self, params=None, times=None, covariates=None, method="auto") -> dict:
+        """State trajectories, state -> array (T,) or (n, T). See :meth:`predict`."""
+        env, n, t = self._prepare(params, times, covariates)
+        with quiet():
+            return self._solve(env, n, t, method)
+
+    def predict(self, params=None, times=None, covariates=None, observables=None, method="auto") -> dict:
+        """Predicted observables at ``times``.
+
+        Parameters
+        ----------
+        params : mapping name -> float or array (n,), optional
+            Parameter values (missing ones take their defaults). Arrays give n subjects.
+        times : array-like of float
+            Times since infusion (``time_unit``), >= 0, any order.
+        covariates : mapping name -> float or array (n,), optional
+            E.g. ``{'dose': 4.5e8}``; missing ones take the model's defaults.
+        observables : iterable of str, optional
+            Kinds to compute (default: all the model declares).
+        method : {'auto', 'closed', 'ode'}
+            'auto' uses the closed form when the model declares one, else the ODE.
+
+        Returns
+        -------
+        dict kind -> ndarray
+            Shape (T,) for scalar inputs, (n, T) when any input is an array of shape (n,).
+        """
+        env, n, t = self._prepare(params, times, covariates)
+        kinds = list(self.observable_exprs) if observables is None else list(observables)
+        for k in kinds:
+            if k not in self.observable_exprs:
+                raise SettingsError(f"model {self.name} has no observable '{k}' (it has: {', '.join(self.observable_exprs)})")
+        with quiet():
+            states = self._solve(env, n, t, method)
+            if n is None:
+                local = dict(env)
+                local["t"] = t
+                shape = (t.size,)
+            else:
+                local = {k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+                local["t"] = t[None, :]
+                shape = (n, t.size)
+            local.update(states)
+            out = {}
+            for k in kinds:
+                value = np.asarray(self.observable_exprs[k](local), dtype=float)
+                out[k] = value if value.shape == shape else np.array(np.broadcast_to(value, shape))
+        return out
+
+    def derived(self, params=None, covariates=None) -> dict:
+        """Derived quantities (R0, rho, doubling time, half-lives, AUC0-inf ...).
+
+        Returns a dict name -> float (scalar inputs) or ndarray (n,) (array inputs).
+        """
+        env, n = self.environment(params, covariates)
+        out = {}
+        for d in self.derived_specs:
+            with quiet():
+                value = np.asarray(d.expression(env), dtype=float)
+            out[d.name] = float(value) if n is None and value.ndim == 0 else np.broadcast_to(value, (n,)).copy() if n else value
+        return out
+
+    def _prepare(self, params, times, covariates):
+        env, n = self.environment(params, covariates)
+        if times is None:
+            raise SettingsError("predict needs the times at which to predict")
+        t = np.atleast_1d(np.asarray(times, dtype=float))
+        if t.ndim != 1:
+            raise SettingsError("times must be a 1-D sequence")
+        if t.size and not (t.min() >= 0 and t.max() < np.inf):  # also rejects NaN
+            raise SettingsError(f"times must be finite and >= 0 ({self.time_unit} since infusion/dose)")
+        return env, n, t
+
+    def _solve(self, env, n, t, method):
+        if method not in METHODS:
+            raise SettingsError(f"method must be one of {METHODS}, got {method!r}")
+        if method == "closed" and not self.has_closed_form:
+            raise SettingsError(f"model {self.name} has no closed form")
+        if method == "ode" or not self.has_closed_form:
+            states = solvers.ode(self.phases, self.states, env, t, n or 1, self.rtol, self.atol)
+            return {s: v[0] for s, v in states.items()} if n is None else states
+        return solvers.closed_form(self.phases, self.state_names, env, t, n)
+
+
+def _value(v, name):
+    if type(v) is float:
+        return v
+    v = getattr(v, "value", v)  # lmfit.Parameter and similar
+    if np.ndim(v) == 0:
+        return float(v)
+    arr = np.asarray(v, dtype=float)
+    if arr.ndim != 1:
+        raise SettingsError(f"'{name}' must be a number or a 1-D array (one value per subject)")
+    return arr
+
+
+__all__ = ["Model", "Parameter", "Covariate", "State", "Phase", "Derived"]
