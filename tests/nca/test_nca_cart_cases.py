@@ -197,3 +197,19 @@ def test_bad_options_are_settings_errors():
         run(AFTER_TLAST, blq="middle=maybe")
     with pytest.raises(SettingsError):
         run(AFTER_TLAST, intervals=[{"start": 0, "end": 28, "parameters": "AUCXYZ"}])
+
+
+def test_blq_rule_by_tmax():
+    pts = [(1, 10), (4, 100), (7, BLQ), (10, 50), (14, BLQ)]
+    res = run(pts, blq="before_tmax=keep,after_tmax=drop")
+    # both BLQ samples come after Tmax (day 4) and are dropped: 0→1, 1→4 linear, 4→10 log
+    assert val(res, "AUCALL")[0] == pytest.approx(5 + 165 + 6 * 50 / LN2, rel=1e-12)
+    assert list(res.exclusions["time"]) == [7.0, 14.0]
+    assert res.exclusions["reason"].str.contains("after_tmax").all()
+
+
+def test_participant_with_only_a_pre_infusion_sample():
+    res = run([(-1, BLQ, True)])
+    v, why = val(res, "CMAX")
+    assert np.isnan(v) and why == "no post-infusion sample"
+    assert len(res.exclusions) == 1
