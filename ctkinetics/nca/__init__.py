@@ -20,3 +20,19 @@ from ctkinetics.nca.result import NCAResult
 
 __all__ = ["nca", "NCAOptions", "BLQRule", "NCAResult", "PARAMETERS", "NCAParameter",
            "AUC_METHODS", "AUC_TYPES", "default_intervals", "power_model"]
+
+
+# ``ctkinetics.nca`` names both this package and the function ``nca`` re-exported by
+# ``ctkinetics``. Once any ``ctkinetics.nca.*`` module is imported, Python binds the package
+# as the attribute ``ctkinetics.nca`` and the lazy re-export is shadowed; making the package
+# callable keeps ``ctkinetics.nca(dataset, ...)`` working in either case.
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return nca(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

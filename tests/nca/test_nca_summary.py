@@ -79,3 +79,12 @@ def test_nca_result_summary_and_proportionality_end_to_end():
     c1 = summ[(summ["dose_level"] == "DL1") & (summ["parameter"] == "CMAX")].iloc[0]
     assert c1["geo_mean"] == pytest.approx(3e4 * np.sqrt(2), rel=1e-12)  # sqrt(3e4 · 6e4)
     assert len(res.exclusions) == 4  # the four pre-infusion samples, each listed
+
+
+def test_top_level_nca_is_callable_even_after_submodule_imports():
+    import ctkinetics
+    import ctkinetics.nca.engine  # noqa: F401  binds the package as ctkinetics.nca
+
+    obs = pd.DataFrame({"subject": "1", "time": [0.0, 1.0, 2.0], "value": [0.0, 2.0, 1.0]})
+    res = ctkinetics.nca(obs, auc_method="linear")
+    assert float(res.get("AUCLST").iloc[0]) == pytest.approx(1.0 + 1.5)
