@@ -19,13 +19,19 @@ which enough pending windows end for accrual to resume if no further DLT occurs.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from ctkinetics.escalation.boundaries import BoinDesign
+from ctkinetics.escalation.rules import ELIMINATE as ELIMINATE_ACTION
 from ctkinetics.escalation.rules import ACTIONS, RULES, SUSPEND, eliminated_from, next_step, tite_estimate
 from ctkinetics.escalation.state import EscalationState, level_counts
+
+
+_PARTICIPANT_COLUMNS = ["subject", "level", "phase", "infusion_day", "status", "followup_days",
+                        "window_end_day", "dlt_day"]
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,24 @@ class Decision:
     eliminated_from: int | None
     eliminated_levels: tuple
     tite: TiteDetails
-    levels: object
-    participants: object
+    level_data: dict = field(repr=False)
+    participant_rows: tuple = field(repr=False)
+
+    @cached_property
+    def levels(self):
+        """Per-level table (built on first use, so that simulators calling decide stay fast)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.level_data)
+        for col in ("escalate_if_le", "deescalate_if_ge", "eliminate_if_ge"):
+            frame[col] = pd.array(frame[col].tolist(), dtype="Int64")
+        return frame
+
+    @cached_property
+    def participants(self):
+        import pandas as pd
+
+        return pd.DataFrame(list(self.participant_rows), columns=_PARTICIPANT_COLUMNS)
 
     def to_frame(self):
         return self.levels.copy()
@@ -144,8 +166,6 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
     >>> decide(s, BoinDesign(), as_of_day=30).decision
     'escalate'
     """
-    import pandas as pd
-
     as_of = float(as_of_day)
     T = design.dlt_window_days
     k = len(state.levels)
@@ -189,7 +209,8 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
             note = (f"sentinel of {state.levels[nxt]} infused on day {sentinels[nxt]:g}; "
                     f"others of that level from day {gate:g} (stagger {design.stagger_days:g} d)")
 
-    p_over = float(design.prob_overdose(y, n)) if n else math.nan
+    # scipy only when the elimination rule is worded (keeps decide cheap for simulators)
+    p_over = float(design.prob_overdose(y, n)) if n and RULES[rule_id].action == ELIMINATE_ACTION else math.nan
     ctx = dict(level=state.levels[level], next_level=state.levels[nxt] if 0 <= nxt < k else None,
                n=n, y=y, c=c, n_full=-(-n // design.cohort_size) * design.cohort_size,
                target=design.target, cutoff=design.cutoff_eli, lambda_e=design.lambda_e,
@@ -204,34 +225,31 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
     nn = counts.n
     with np.errstate(invalid="ignore", divide="ignore"):
         phat_all = tite_estimate(design.target, nn, counts.y, counts.c, counts.stft)
+    treated = nn > 0
+    esc_b = design.escalate_max(nn)
+    deesc_b = design.deescalate_min(np.maximum(nn, 1))
     elim_min = design.eliminate_min(nn)
-    levels = pd.DataFrame({
+    level_data = {
         "level": list(state.levels),
         "dose": list(state.doses) if len(state.doses) == k else [math.nan] * k,
-        "n": nn, "dlt": counts.y, "pending": counts.c, "complete": nn - counts.c,
-        "n_expansion": counts.n_expansion, "stft": counts.stft, "p_hat": phat_all,
-        "escalate_if_le": np.where(nn > 0, design.escalate_max(nn), -1),
-        "deescalate_if_ge": np.where(nn > 0, design.deescalate_min(np.maximum(nn, 1)), -1),
-        "eliminate_if_ge": pd.array(np.where(elim_min <= nn, elim_min, -1), dtype="Int64"),
-        "eliminated": np.arange(k) >= elim,
-        "current": np.arange(k) == level,
+        "n": nn.tolist(), "dlt": counts.y.tolist(), "pending": counts.c.tolist(),
+        "complete": (nn - counts.c).tolist(), "n_expansion": counts.n_expansion.tolist(),
+        "stft": counts.stft.tolist(), "p_hat": phat_all.tolist(),
+        "escalate_if_le": [int(b) if t else None for b, t in zip(esc_b, treated)],
+        "deescalate_if_ge": [int(b) if t else None for b, t in zip(deesc_b, treated)],
+        "eliminate_if_ge": [int(b) if b <= m else None for b, m in zip(elim_min, nn)],
+        "eliminated": [j >= elim for j in range(k)],
+        "current": [j == level for j in range(k)],
         "sentinel_day": sentinels,
         "stagger_ok_from_day": stagger_day,
-    })
-    levels.loc[levels["eliminate_if_ge"] < 0, "eliminate_if_ge"] = pd.NA
-    levels["escalate_if_le"] = pd.array(levels["escalate_if_le"], dtype="Int64")
-    levels["deescalate_if_ge"] = pd.array(levels["deescalate_if_ge"], dtype="Int64")
-    levels.loc[nn == 0, ["escalate_if_le", "deescalate_if_ge"]] = pd.NA
-    parts = pd.DataFrame([{
-        "subject": s.subject, "level": state.levels[s.level], "phase": s.phase,
-        "infusion_day": s.infusion_day, "status": s.status, "followup_days": s.followup_days,
-        "window_end_day": s.window_end_day, "dlt_day": s.dlt_day,
-    } for s in counts.statuses], columns=["subject", "level", "phase", "infusion_day", "status",
-                                          "followup_days", "window_end_day", "dlt_day"])
+    }
+    parts = tuple(dict(subject=s.subject, level=state.levels[s.level], phase=s.phase,
+                       infusion_day=s.infusion_day, status=s.status, followup_days=s.followup_days,
+                       window_end_day=s.window_end_day, dlt_day=s.dlt_day) for s in counts.statuses)
     return Decision(
         as_of_day=as_of, decision=ACTIONS[action], rule=text, rule_id=rule_id,
         current_level=state.levels[level], next_level=None if stopped else state.levels[nxt],
         suspended=suspended, earliest_next_infusion_day=earliest, suspension_lifts_by_day=lifts,
         stagger_note=note, eliminated_from=elim if elim < k else None,
-        eliminated_levels=tuple(state.levels[elim:]), tite=tite, levels=levels, participants=parts,
+        eliminated_levels=tuple(state.levels[elim:]), tite=tite, level_data=level_data, participant_rows=parts,
     )
