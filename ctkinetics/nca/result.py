@@ -81,7 +81,8 @@ class NCAResult:
         whole = (d["start"] == 0) & np.isinf(d["end"])
         col = np.where(whole, d["parameter"],
                        d["parameter"] + "[" + d["start"].map("{:g}".format) + "-" + d["end"].map("{:g}".format) + "]")
-        w = d.assign(column=col).pivot(index=["subject", "dose_level", "analyte"], columns="column", values="value")
+        d = d.assign(column=col).drop_duplicates(["subject", "analyte", "column"])
+        w = d.pivot(index=["subject", "dose_level", "analyte"], columns="column", values="value")
         order = list(dict.fromkeys(col))
         return w.reindex(columns=order).reset_index().rename_axis(columns=None)
 
