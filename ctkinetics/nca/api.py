@@ -12,6 +12,9 @@ from ctkinetics.nca.parameters import PARAMETERS, UNIT_TYPES
 from ctkinetics.nca.profiles import build_profiles
 from ctkinetics.nca.result import LONG_COLUMNS, NCAResult
 
+#: analyte kinds that are not exposures (see ctkinetics.data.Analyte.kind)
+NON_EXPOSURE_KINDS = ("bcell",)
+
 
 def _inputs(data, subjects):
     """(observations, subjects) from a Dataset or a plain observations DataFrame."""
@@ -39,7 +42,8 @@ def _inputs(data, subjects):
     return obs, subjects[["subject", "dose_level", "dose"]].drop_duplicates("subject")
 
 
-def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = None, **option_kwargs) -> NCAResult:
+def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = None, analytes=None,
+        **option_kwargs) -> NCAResult:
     """Non-compartmental analysis with PKNCA / Phoenix WinNonlin semantics.
 
     Parameters
@@ -55,6 +59,9 @@ def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = Non
     intervals : DataFrame or list of dict, optional
         Table of ``start, end, parameters`` (see :mod:`ctkinetics.nca.intervals`).
         Default: the standard parameters over (0, inf) and AUCINT over 0–28 and 0–84.
+    analytes : list of str, optional
+        Analytes to analyse. Default: all, except, for a Dataset, analytes of kind 'bcell'
+        (the antigen, whose pre-infusion level is no structural zero).
     options : NCAOptions, optional
         All choices; or give its fields as keyword arguments (``auc_method='linear'``,
         ``blq='first=keep,middle=drop,last=keep'``, ``auc_type='inf'``,
@@ -82,6 +89,12 @@ def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = Non
 
         options = replace(options, **option_kwargs)
     obs, subj = _inputs(data, subjects)
+    if analytes is None and hasattr(data, "analyte_kind") and "analyte" in obs.columns:
+        # B cells are the antigen, not an exposure: baseline is not a structural zero, so
+        # the C(0) = 0 convention would be wrong. Analyse them only when asked explicitly.
+        analytes = [a for a in dict.fromkeys(obs["analyte"]) if data.analyte_kind(a) not in NON_EXPOSURE_KINDS]
+    if analytes is not None:
+        obs = obs[obs["analyte"].isin(list(analytes))]
     table = normalise_intervals(intervals, options.auc_type)
     ps = build_profiles(obs, options.blq)
     keys = ps.keys.merge(subj, on="subject", how="left")

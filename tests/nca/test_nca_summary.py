@@ -88,3 +88,17 @@ def test_top_level_nca_is_callable_even_after_submodule_imports():
     obs = pd.DataFrame({"subject": "1", "time": [0.0, 1.0, 2.0], "value": [0.0, 2.0, 1.0]})
     res = ctkinetics.nca(obs, auc_method="linear")
     assert float(res.get("AUCLST").iloc[0]) == pytest.approx(1.0 + 1.5)
+
+
+def test_dataset_input_skips_b_cells_unless_asked():
+    from types import SimpleNamespace
+
+    obs = pd.concat([profile("S1", [(-1, 5.0, True), (7, 100), (14, 50)]),
+                     profile("S1", [(-1, 300.0, True), (7, 2), (14, 1)], analyte="bcell")],
+                    ignore_index=True)
+    ds = SimpleNamespace(observations=obs,
+                         subjects=pd.DataFrame({"subject": ["S1"], "dose_level": ["1"], "dose": [3e8]}),
+                         analyte_kind=lambda a: "bcell" if a == "bcell" else "qpcr")
+    assert set(nca(ds).results["analyte"]) == {"qpcr"}
+    assert set(nca(ds, analytes=["bcell"]).results["analyte"]) == {"bcell"}
+    assert set(nca(ds).results["dose_level"]) == {"1"}

@@ -45,7 +45,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cmax-exclude-before", type=float, default=None, metavar="DAYS",
                         help="samples earlier than this (days after infusion) may not define Cmax")
     parser.add_argument("--analyte", action="append", default=None,
-                        help="analyse only this analyte (repeatable; default all)")
+                        help="analyse only this analyte (repeatable; default all but B cells)")
 
 
 def run(args) -> int:
@@ -67,7 +67,6 @@ def run(args) -> int:
     intervals = normalise_intervals(default_intervals(options.auc_type, auc_intervals), options.auc_type)
 
     ds = load_from_args(args)
-    data = ds
     if args.analyte:
         from ctkinetics.errors import SettingsError
 
@@ -76,8 +75,7 @@ def run(args) -> int:
         if unknown:
             raise SettingsError(f"unknown analyte(s) {', '.join(unknown)}; the study has "
                                 f"{', '.join(sorted(set(obs['analyte'])))}")
-        data = obs[obs["analyte"].isin(args.analyte)]
-    res = nca(data, ds.subjects, intervals=intervals, options=options)
+    res = nca(ds, intervals=intervals, options=options, analytes=args.analyte)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
