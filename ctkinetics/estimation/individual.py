@@ -5,7 +5,8 @@
 >>> res.to_frame()        # subject, parameter, estimate, se, rse_pct, ci_low, ci_high, ...
 
 Pipeline: label samples (pre-infusion excluded, BLQ method applied, reasons kept) →
-stack subjects sampled alike → multistart lmfit on the exact −2LL → Hessian covariance,
+multistart lmfit per subject on the exact −2LL → Hessian covariance (vectorised over
+subjects sampled alike),
 Wald (and optionally profile) CIs, flags → IPRED/IWRES/P(BLQ) → derived exposure.
 """
 from __future__ import annotations
@@ -100,7 +101,8 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
     jobs : int
         Worker processes (subjects are independent).
     batch_size : int
-        Subjects sampled at identical times are stacked into one problem of this size.
+        Subjects sampled at identical times share vectorised Hessian and diagnostic
+        evaluations, in groups of this size (estimates do not depend on it).
     progress : callable(done, total), optional
 
     Returns
@@ -143,7 +145,7 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         pooled[m.analyte] = np.concatenate(vals) if vals else np.array([])
     layout = build_layout(model, maps, err, pooled, fixed)
 
-    # stack subjects sampled alike (a subject with its own times is a group of one)
+    # group subjects sampled alike (a subject with its own times is a group of one)
     groups = {}
     for d in data:
         groups.setdefault(d.signature(), []).append(d)
@@ -217,14 +219,7 @@ def _failed(subj, layout, opts, message):
 def _fit_group(group: Group, opts) -> list:
     opt = multistart(group, opts["starts"], opts["seed"])
     out = [None] * group.G
-    # a stacked subject that did not converge is fitted again on its own
-    if group.G > 1:
-        for g in np.flatnonzero(~opt.success):
-            out[g] = fit_chunk(group.model, group.layout, group.error,
-                               [group.subjects[g]], opts)[0]
-    keep = [g for g in range(group.G) if out[g] is None]
-    if not keep:
-        return out
+    keep = range(group.G)
     H = unc.hessian(group, np.where(np.isfinite(opt.theta), opt.theta, 0.0))
     diag = group.diagnostics(np.where(np.isfinite(opt.theta), opt.theta, 0.0))
     lo, hi = bounds_of(group)

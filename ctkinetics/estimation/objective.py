@@ -46,6 +46,8 @@ class Group:
         self.covariates = {c: np.array([s.covariates.get(c, np.nan) for s in self.subjects])
                            for c in cov_names}
         specs = layout.specs
+        self.lower = np.array([sp.est_bounds[0] for sp in specs])
+        self.upper = np.array([sp.est_bounds[1] for sp in specs])
         self.is_log = np.array([s.log for s in specs], bool)
         self.model_idx = [(s.model_name, i) for i, s in enumerate(specs) if s.role == "model"]
         self.scale_idx = {s.name: i for i, s in enumerate(specs) if s.role == "scale"}
@@ -59,21 +61,34 @@ class Group:
             lows = [specs[i].lower for i in self.sigma_idx[m.analyte]]
             self.ln_sd2_floor[m.analyte] = 2.0 * np.log(lows[-1] if len(lows) > 1 else lows[0])
 
+    def subgroup(self, g):
+        """The group of subject ``g`` alone."""
+        return Group(self.model, self.layout, self.error, [self.subjects[g]])
+
     # ----------------------------------------------------------------------------------
     def natural(self, theta):
         theta = np.atleast_2d(theta)
         return np.where(self.is_log, np.exp(np.where(self.is_log, theta, 0.0)), theta)
 
+    def _reps(self, theta):
+        """theta may hold several copies of the group (k·G rows, copy-major): the
+        finite-difference Jacobian evaluates all its perturbations in one model call."""
+        rows = np.shape(theta)[0]
+        if rows % self.G:
+            raise ValueError(f"theta has {rows} rows for a group of {self.G}")
+        return rows // self.G
+
     def predict(self, theta):
-        """Predictions per analyte, each (G, n_times_of_that_analyte)."""
+        """Predictions per analyte, each (rows of theta, n_times_of_that_analyte)."""
         nat = self.natural(theta)
         G = nat.shape[0]
+        reps = self._reps(nat)
         if G == 1:
             params = {name: float(nat[0, i]) for name, i in self.model_idx}
             cov = {c: float(v[0]) for c, v in self.covariates.items()}
         else:
             params = {name: nat[:, i] for name, i in self.model_idx}
-            cov = {c: v for c, v in self.covariates.items()}
+            cov = {c: np.tile(v, reps) for c, v in self.covariates.items()}
         params.update(self.layout.fixed)
         out = self.model.predict(params, self.times, covariates=cov or None,
                                  observables=self.kinds)
@@ -93,8 +108,12 @@ class Group:
     def _pieces(self, theta):
         nat = self.natural(theta)
         preds = self.predict(theta)
+        reps = self._reps(nat)
         for k, f in enumerate(preds):
-            yield k, self.y[k], f, self._sd(nat, k, f), self.mode[k]
+            y, mode = self.y[k], self.mode[k]
+            if reps > 1:
+                y, mode = np.tile(y, (reps, 1)), np.tile(mode, (reps, 1))
+            yield k, y, f, self._sd(nat, k, f), mode
 
     def ofv(self, theta):
         """−2·ln L per subject, shape (G,). ``theta`` is (G, p) on the estimation scale."""
@@ -114,6 +133,34 @@ class Group:
             parts.append(pseudo_residuals(self.error, y, f, sd, mode, self.ln_sd2_floor[a]))
         r = np.concatenate(parts, axis=1) if parts else np.zeros((theta.shape[0], 0))
         return np.nan_to_num(r, nan=_BIG, posinf=_BIG, neginf=-_BIG)
+
+    def jacobian(self, theta, vary=None):
+        """Forward-difference Jacobian of :meth:`residuals`, block diagonal over subjects:
+        dense (G·m, G·p_vary), from one model call on all p + 1 parameter sets of every
+        subject. Step h_j = 1.5e-8·max(1, |θ_j|)."""
+        theta = np.atleast_2d(theta)
+        G, p = theta.shape
+        vary = np.ones(p, bool) if vary is None else np.asarray(vary, bool)
+        cols = np.flatnonzero(vary)
+        h = 1.49e-8 * np.maximum(1.0, np.abs(theta[:, cols]))          # (G, q)
+        hi = self.upper[cols]
+        # step inwards at an upper bound so the model is never evaluated outside it
+        h = np.where(theta[:, cols] + h > hi, -h, h)
+        big = np.tile(theta, (len(cols) + 1, 1))
+        for k, j in enumerate(cols):
+            big[(k + 1) * G:(k + 2) * G, j] += h[:, k]
+        r = self.residuals(big)                     # ((q+1)·G, m)
+        r0 = r[:G]
+        m = r0.shape[1]
+        q = len(cols)
+        blocks = np.empty((G, m, q))
+        for k in range(q):
+            blocks[:, :, k] = (r[(k + 1) * G:(k + 2) * G] - r0) / h[:, [k]]
+        if G == 1:
+            return blocks[0]
+        J = np.zeros((G, m, G, q))
+        J[np.arange(G), :, np.arange(G), :] = blocks
+        return J.reshape(G * m, G * q)
 
     def diagnostics(self, theta):
         """Per analyte: (ipred, iwres, p_blq) arrays of shape (G, n)."""

@@ -3,9 +3,9 @@
 The solver is lmfit's ``least_squares`` (scipy's trust-region-reflective method with the
 parameters' bounds) on the pseudo-residuals of :func:`likelihood.pseudo_residuals`, whose
 sum of squares is the −2LL up to a constant — exact for censored (M3) terms and estimated
-SDs, and fast because the solver keeps its Gauss–Newton structure. A stacked group of G
-subjects is one lmfit problem with a block-diagonal Jacobian sparsity, so a finite-difference
-Jacobian costs p model evaluations whatever G is.
+SDs, and fast because the solver keeps its Gauss–Newton structure. Each subject is its own
+lmfit problem; its Jacobian is computed by forward differences in one vectorised model call
+(all p + 1 parameter sets at once).
 """
 from __future__ import annotations
 
@@ -33,9 +33,8 @@ class Optimum:
 
 
 def bounds_of(group: Group):
-    lo = np.array([s.est_bounds[0] for s in group.layout.specs])
-    hi = np.array([s.est_bounds[1] for s in group.layout.specs])
-    return lo, hi
+    """Bounds on the estimation scale, (p,) arrays."""
+    return group.lower, group.upper
 
 
 def start_values(group: Group, n_starts: int, seed: int):
@@ -62,14 +61,12 @@ def start_values(group: Group, n_starts: int, seed: int):
     return starts
 
 
-def _block_sparsity(G, m, p):
-    from scipy.sparse import block_diag
-
-    return block_diag([np.ones((m, p))] * G, format="csr")
-
-
 def minimize(group: Group, theta0, vary=None, tol=1e-10, max_nfev=None):
-    """One lmfit ``least_squares`` run from ``theta0`` (G, p).
+    """One lmfit ``least_squares`` run from ``theta0`` (1, p) for a group of one subject.
+
+    (Stacking several subjects into one least-squares problem was tried: the solver's
+    stopping rules are global, so some subjects stopped unconverged; subjects are therefore
+    optimised one by one, and only the Jacobian, Hessian and diagnostics are vectorised.)
 
     ``vary`` (p,) bool fixes the parameters marked False (profile likelihood).
     Returns (theta (G, p), success (G,), message, lmfit result).
@@ -93,41 +90,23 @@ def minimize(group: Group, theta0, vary=None, tol=1e-10, max_nfev=None):
         x = np.fromiter((par.value for par in pars.values()), float, G * p)
         return group.residuals(x.reshape(G, p)).ravel()
 
-    m = residual(params).size // G
-    kws = dict(ftol=tol, xtol=tol, gtol=tol)
-    if G > 1:
-        kws["jac_sparsity"] = _block_sparsity(G, m, int(vary.sum()))
-        kws["tr_solver"] = "lsmr"
+    def jacobian(pars, **_):
+        x = np.fromiter((par.value for par in pars.values()), float, G * p)
+        return group.jacobian(x.reshape(G, p), vary)
+
+    kws = dict(ftol=tol, xtol=tol, gtol=tol, jac=jacobian)
     if max_nfev:
         kws["max_nfev"] = max_nfev
     res = lmfit.minimize(residual, params, method="least_squares", **kws)
     theta = np.array([res.params[n].value for n in names]).reshape(G, p)
     ok = bool(res.success) and np.all(np.isfinite(theta))
     success = np.full(G, ok)
-    if G > 1:
-        success &= _block_converged(res, G, m, vary, theta, lo, hi)
     message = str(getattr(res, "message", ""))
     return theta, success, message, res
 
 
-def _block_converged(res, G, m, vary, theta, lo, hi):
-    """Per-subject convergence of a stacked fit: the projected gradient of its block."""
-    jac = getattr(res, "jac", None)
-    if jac is None:
-        return np.ones(G, bool)
-    r = np.asarray(res.residual)
-    grad = np.asarray(jac.T @ r).ravel().reshape(G, -1)
-    th = theta[:, vary]
-    lo_v, hi_v = lo[vary], hi[vary]
-    # a gradient pushing against an active bound is no sign of non-convergence
-    at_lo = (th - lo_v) <= 1e-8 * np.maximum(1, np.abs(lo_v))
-    at_hi = (hi_v - th) <= 1e-8 * np.maximum(1, np.abs(hi_v))
-    grad = np.where((at_lo & (grad > 0)) | (at_hi & (grad < 0)), 0.0, grad)
-    return np.all(np.abs(grad) <= GRADIENT_TOL, axis=1)
-
-
 def multistart(group: Group, n_starts: int = 1, seed: int = 0) -> Optimum:
-    """Minimise from every start; keep each subject's best; count starts reaching it."""
+    """Minimise each subject from every start; keep its best; count starts reaching it."""
     starts = start_values(group, max(1, int(n_starts)), seed)
     G = group.G
     best_theta = np.full_like(starts[0], np.nan)
@@ -136,12 +115,16 @@ def multistart(group: Group, n_starts: int = 1, seed: int = 0) -> Optimum:
     best_msg = [""] * G
     history = [[] for _ in range(G)]
     for k, theta0 in enumerate(starts):
-        try:
-            theta, ok, msg, _ = minimize(group, theta0)
-            ofv = group.ofv(theta)
-        except Exception as exc:  # noqa: BLE001 - one start failing must not end the fit
-            theta, ok, msg = theta0, np.zeros(G, bool), f"{type(exc).__name__}: {exc}"
-            ofv = np.full(G, np.inf)
+        theta, ok, msg = theta0.copy(), np.zeros(G, bool), [""] * G
+        for g in range(G):
+            single = group if G == 1 else group.subgroup(g)
+            try:
+                th, o, msg[g], _ = minimize(single, theta0[g:g + 1])
+                theta[g], ok[g] = th[0], o[0]
+            except Exception as exc:  # noqa: BLE001 - one start failing must not end the fit
+                msg[g] = f"{type(exc).__name__}: {exc}"
+        ofv = group.ofv(theta)
+        ofv = np.where(np.isfinite(ofv), ofv, np.inf)
         for g in range(G):
             history[g].append((k, float(ofv[g]), bool(ok[g])))
             # ties (flip-flop, numerical noise) keep the earlier start, the defaults first
@@ -149,7 +132,7 @@ def multistart(group: Group, n_starts: int = 1, seed: int = 0) -> Optimum:
             # a converged start beats an unconverged one with a similar objective
             if better or (ok[g] and not best_ok[g] and ofv[g] <= best_ofv[g] + SAME_OPTIMUM):
                 best_theta[g], best_ofv[g], best_ok[g], best_msg[g] = \
-                    theta[g], ofv[g], ok[g], msg
+                    theta[g], ofv[g], ok[g], msg[g]
     at_best = np.array([sum(1 for _, o, s in h if s and abs(o - b) <= SAME_OPTIMUM)
                         for h, b in zip(history, best_ofv)])
     return Optimum(best_theta, best_ofv, best_ok, best_msg, at_best, history)

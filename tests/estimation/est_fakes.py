@@ -41,7 +41,7 @@ class OneCptOral:
         dose = np.asarray((covariates or {}).get("dose", 1.0), float)[..., None]
         t = np.asarray(times, float)
         c = dose * ke * ka / (cl * (ka - ke)) * (np.exp(-ke * t) - np.exp(-ka * t))
-        return {"conc": c if c.shape[0] > 1 or np.ndim(params["ka"]) else c[0]}
+        return {"conc": c}
 
     def derived(self, params):
         return {"t_half": np.log(2) / params["ke"]}
@@ -71,7 +71,7 @@ class Stein:
         down = p["Cmax"] * ((1 - p["FB"]) * np.exp(-p["alpha"] * np.maximum(dt, 0))
                             + p["FB"] * np.exp(-p["beta"] * np.maximum(dt, 0)))
         c = np.where(t < p["Tmax"], up, down)
-        return {"qpcr": c if np.ndim(params["Cmax"]) else c[0]}
+        return {"qpcr": c}
 
     def derived(self, params):
         return {"doubling_time": params["Tmax"] * np.log(2) / np.log(params["foldx"])}

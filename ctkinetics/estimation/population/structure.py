@@ -1,0 +1,194 @@
+"""The population model evaluated for all subjects at once.
+
+:class:`PopModel` turns individual parameters ``φ`` (estimation scale, shape (n, p), or
+(k, n, p) for k stacked candidates such as finite-difference perturbations) into
+predictions and per-subject −2·log-likelihood of the data given the parameters — the
+"conditional" likelihood, built from the shared terms of
+:mod:`ctkinetics.estimation.likelihood` (M3 censored terms included).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ctkinetics.errors import SettingsError
+from ctkinetics.estimation.likelihood import (
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_terms, pseudo_residuals,
+    weighted_residuals,
+)
+from ctkinetics.estimation.population.data import PopData
+from ctkinetics.estimation.population.spec import (
+    COVARIATE_EFFECTS, PopulationSpec, SigmaSpec, ThetaSpec,
+)
+
+
+def make_spec(data: PopData, model, random_effects, effects, block=False, init=None,
+              omega_init=None) -> tuple[PopulationSpec, np.ndarray]:
+    """The :class:`PopulationSpec` and starting vector ``x0``.
+
+    ``init`` maps a θ or σ name to a natural-scale start; ``omega_init`` maps a random-effect
+    parameter to a start ω² (default: the model's declared ω² or 0.2).
+    """
+    init = dict(init or {})
+    thetas, sigmas = [], []
+    for s in data.layout.specs:
+        if s.role == "sigma":
+            start = float(init.get(s.name, s.default))
+            sigmas.append(SigmaSpec(s.name, s.analyte, start, s.lower, s.upper, s.unit))
+            continue
+        start = float(init.get(s.name, s.default))
+        lo, hi = s.est_bounds
+        if not np.isfinite(lo):
+            lo = -1e6
+        if not np.isfinite(hi):
+            hi = 1e6
+        est = float(np.log(start)) if s.log else start
+        thetas.append(ThetaSpec(s.name, s.role, s.log, float(np.clip(est, lo, hi)), lo, hi,
+                                s.unit))
+    names = [t.name for t in thetas]
+    random = list(random_effects) if random_effects is not None else \
+        [t.name for t in thetas if t.role == "model"]
+    bad = [r for r in random if r not in names]
+    if bad:
+        raise SettingsError(f"random effect(s) on unknown parameter(s) {bad}; estimated "
+                            f"parameters are {names}")
+    if len(set(random)) != len(random):
+        raise SettingsError(f"random effects repeated: {random}")
+    bad = [e.parameter for e in effects if e.parameter not in names]
+    if bad:
+        raise SettingsError(f"covariate effect(s) on unknown parameter(s) {bad}; estimated "
+                            f"parameters are {names}")
+    unknown_init = sorted(set(init) - set(names) - {s.name for s in sigmas})
+    if unknown_init:
+        raise SettingsError(f"initial value(s) for unknown parameter(s) {unknown_init}")
+    spec = PopulationSpec(tuple(thetas), tuple(random), tuple(effects), tuple(sigmas),
+                          bool(block), dict(data.layout.fixed))
+    model_params = {p.name: p for p in getattr(model, "parameters", ())}
+    w2 = []
+    for r in random:
+        declared = getattr(model_params.get(r), "omega2", None)
+        w2.append(float((omega_init or {}).get(r, declared if declared else 0.2)))
+    x0 = spec.join([t.start for t in thetas], np.zeros(len(effects)), np.diag(w2),
+                   [s.start for s in sigmas])
+    return spec, x0
+
+
+class PopModel:
+    """Predictions and conditional likelihood for all subjects (see module docstring)."""
+
+    def __init__(self, model, data: PopData, spec: PopulationSpec, error: ErrorModel):
+        self.model, self.data, self.spec, self.error = model, data, spec, error
+        self.n = data.n
+        self.is_log = np.array([t.log for t in spec.thetas], bool)
+        self.ridx = spec.random_index
+        self.model_cols = [(t.name, j) for j, t in enumerate(spec.thetas) if t.role == "model"]
+        self.scale_cols = {t.name: j for j, t in enumerate(spec.thetas) if t.role == "scale"}
+        self.kinds = sorted({a.kind for a in data.analytes})
+        sig_names = [s.name for s in spec.sigmas]
+        self.sigma_cols = [[sig_names.index(f"{nm}_{a.analyte}") for nm in error.sigma_names]
+                           for a in data.analytes]
+        self.floors = [2.0 * np.log(spec.sigmas[c[-1] if len(c) > 1 else c[0]].lower)
+                       for c in self.sigma_cols]
+        self.covariate_matrix, self.effect_cols = self._covariate_design()
+
+    # ---- covariates ---------------------------------------------------------------------
+    def _covariate_design(self):
+        table = self.data.subject_table
+        names = self.spec.theta_names
+        cols, refs = [], []
+        for e in self.spec.effects:
+            if e.covariate not in table:
+                raise SettingsError(f"covariate '{e.covariate}' is not a column of the "
+                                    f"subjects table (columns: {list(table.columns)})")
+            x = np.asarray(table[e.covariate].to_numpy(), dtype=float)
+            if not np.all(np.isfinite(x)):
+                bad = list(table["subject"][~np.isfinite(x)])[:10]
+                raise SettingsError(f"covariate '{e.covariate}' is missing for {bad}")
+            cm = COVARIATE_EFFECTS[e.kind]
+            if cm.needs_positive and np.any(x <= 0):
+                raise SettingsError(f"a power effect of '{e.covariate}' needs positive values")
+            ref = float(np.median(x)) if e.reference is None else float(e.reference)
+            refs.append(ref)
+            cols.append(cm.transform(x, ref))
+        C = np.column_stack(cols) if cols else np.zeros((self.n, 0))
+        self.references = tuple(refs)
+        return C, np.array([names.index(e.parameter) for e in self.spec.effects], int)
+
+    # ---- parameters ---------------------------------------------------------------------
+    def phi_pop(self, theta, beta):
+        """Population (η = 0) parameters per subject, (n, p), estimation scale."""
+        phi = np.tile(np.asarray(theta, float), (self.n, 1))
+        for k, j in enumerate(self.effect_cols):
+            phi[:, j] += beta[k] * self.covariate_matrix[:, k]
+        return phi
+
+    def with_eta(self, phi_pop, eta):
+        """φ with the random effects added; ``eta`` is (..., n, q)."""
+        eta = np.asarray(eta, float)
+        phi = np.broadcast_to(phi_pop, eta.shape[:-1] + (phi_pop.shape[-1],)).copy()
+        phi[..., self.ridx] += eta
+        return phi
+
+    def sigmas_of(self, sigma):
+        return [tuple(sigma[c] for c in cols) for cols in self.sigma_cols]
+
+    # ---- predictions ----------------------------------------------------------------------
+    def predict(self, phi):
+        """Predictions per analyte for φ of shape (n, p) or (k, n, p): (…, n, m_k)."""
+        phi = np.asarray(phi, float)
+        lead = phi.shape[:-2]
+        flat = phi.reshape(-1, phi.shape[-1])
+        rows = flat.shape[0]
+        nat = np.where(self.is_log, np.exp(np.clip(flat, -700, 700)), flat)
+        params = {name: nat[:, j] for name, j in self.model_cols}
+        params.update(self.spec.fixed or {})
+        reps = rows // self.n
+        cov = {c: np.tile(v, reps) for c, v in self.data.model_covariates.items()}
+        with np.errstate(all="ignore"):
+            out = self.model.predict(params, self.data.times, covariates=cov or None,
+                                     observables=self.kinds)
+        preds = []
+        for a in self.data.analytes:
+            full = np.reshape(np.asarray(out[a.kind], float), (reps, self.n, -1))
+            f = np.take_along_axis(full, np.broadcast_to(a.idx, (reps,) + a.idx.shape), axis=2)
+            if a.scale_param:
+                f = f * nat[:, self.scale_cols[a.scale_param]].reshape(reps, self.n, 1)
+            preds.append(f.reshape(lead + a.idx.shape))
+        return preds
+
+    # ---- likelihood -----------------------------------------------------------------------
+    def data_m2ll(self, phi, sigma, preds=None):
+        """−2·ln p(y_i | φ_i) per subject, shape (…, n); +inf when not finite."""
+        preds = self.predict(phi) if preds is None else preds
+        total = 0.0
+        for a, f, s in zip(self.data.analytes, preds, self.sigmas_of(sigma)):
+            sd = self.error.sd(f, s)
+            with np.errstate(all="ignore"):
+                t = m2ll_terms(self.error, a.y, f, sd, a.mode)
+            t = np.where(a.mode == EXCLUDED, 0.0, t)
+            total = total + np.where(np.isfinite(t), t, np.inf).sum(axis=-1)
+        return total
+
+    def pseudo(self, phi, sigma, preds=None):
+        """Pseudo-residuals r with Σ r² = −2·ln p(y_i | φ_i) − constant, (…, n, M)."""
+        preds = self.predict(phi) if preds is None else preds
+        parts = []
+        for a, f, s, floor in zip(self.data.analytes, preds, self.sigmas_of(sigma),
+                                  self.floors):
+            sd = self.error.sd(f, s)
+            with np.errstate(all="ignore"):
+                parts.append(pseudo_residuals(self.error, a.y, f, sd, a.mode, floor))
+        r = np.concatenate(parts, axis=-1)
+        return np.nan_to_num(r, nan=1e6, posinf=1e6, neginf=-1e6)
+
+    def weighted(self, preds, sigma):
+        """Per analyte: (sd, iwres, p_blq), each (n, m)."""
+        out = []
+        for a, f, s in zip(self.data.analytes, preds, self.sigmas_of(sigma)):
+            sd = self.error.sd(f, s)
+            with np.errstate(all="ignore"):
+                iw, pb = weighted_residuals(self.error, a.y, f, sd, a.mode)
+            out.append((sd, iw, pb))
+        return out
+
+
+__all__ = ["PopModel", "make_spec", "QUANTIFIED", "CENSORED", "EXCLUDED"]
