@@ -157,38 +157,45 @@ class BoinDesign:
         return lambda_d(self.target, self.phi2)
 
     # -- integer boundaries by number treated -------------------------------------------------
+    # All three are looked up in tables over n = 0 … n_max computed once per design, so that
+    # the simulators pay an array index, not a formula, per trial and decision.
     def escalate_max(self, n):
         """Largest DLT count that still escalates with n treated: floor(λe·n)."""
-        return np.floor(self.lambda_e * np.asarray(n, dtype=float) + _TOL).astype(int)
+        n = np.asarray(n, dtype=int)
+        return self._tables(n)[0][n]
 
     def deescalate_min(self, n):
         """Smallest DLT count that de-escalates with n treated (y/n > λd, capped by elimination)."""
         n = np.asarray(n, dtype=int)
-        b = np.floor(self.lambda_d * n + _TOL).astype(int) + 1
-        return np.minimum(b, self.eliminate_min(n))
+        return self._tables(n)[1][n]
 
     def eliminate_min(self, n):
         """Smallest DLT count that eliminates the dose with n treated; n + 1 means never."""
         n = np.asarray(n, dtype=int)
-        table = self._elimination_table(int(n.max()) if n.size else 0)
-        return table[n]
+        return self._tables(n)[2][n]
 
-    def _elimination_table(self, n_max: int) -> np.ndarray:
+    def _tables(self, n):
+        n_max = int(n.max()) if n.size else 0
         cached = self._elim
-        if len(cached) <= n_max:
+        if not cached or len(cached[0]) <= n_max:
             from scipy.stats import beta
 
             size = max(n_max + 1, 64)
-            n = np.arange(size)[:, None]
-            y = np.arange(size)[None, :]
+            nn = np.arange(size)
+            ng = nn[:, None]
+            y = nn[None, :]
             # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y), on the whole (n, y) grid at once
             with np.errstate(invalid="ignore"):
-                post = beta.sf(self.target, y + 1, np.maximum(n - y, 0) + 1)
-            hit = (post > self.cutoff_eli) & (y <= n) & (n >= 3)
-            out = np.where(hit.any(axis=1), hit.argmax(axis=1), np.arange(size) + 1)
-            cached = tuple(out.tolist())
+                post = beta.sf(self.target, y + 1, np.maximum(ng - y, 0) + 1)
+            hit = (post > self.cutoff_eli) & (y <= ng) & (ng >= 3)
+            elim = np.where(hit.any(axis=1), hit.argmax(axis=1), nn + 1)
+            esc = np.floor(self.lambda_e * nn + _TOL).astype(int)
+            deesc = np.minimum(np.floor(self.lambda_d * nn + _TOL).astype(int) + 1, elim)
+            for a in (esc, deesc, elim):
+                a.setflags(write=False)
+            cached = (esc, deesc, elim)
             object.__setattr__(self, "_elim", cached)
-        return np.asarray(cached, dtype=int)
+        return cached
 
     def prob_overdose(self, y, n):
         """Pr(p > φ | y DLTs in n) under a Beta(1, 1) prior."""

@@ -137,21 +137,27 @@ def simulate_boin(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
     level = np.full(n_trials, design.start_level)
     elim = np.full(n_trials, d_count)
     active = np.ones(n_trials, dtype=bool)
-    zeros = np.zeros(n_trials)
+    n_total = np.zeros(n_trials, dtype=int)
+    no_pending = np.zeros(n_trials, dtype=int)
+    no_stft = np.zeros(n_trials)
+    # Whole-array updates masked by `active` are faster than subsetting rows each cohort.
     for cohort in range(n_cohorts):
-        r = rows[active]
-        if r.size == 0:
-            break
-        lv = level[r]
-        tox = (u[r, cohort * cs:(cohort + 1) * cs] < p[lv][:, None]).sum(axis=1)
-        n[r, lv] += cs
-        y[r, lv] += tox
-        elim[r] = eliminated_from(design, n[r], y[r], elim[r])
-        rule, nxt, _ = next_step(design, d_count, lv, n[r, lv], y[r, lv], zeros[r].astype(int),
-                                 zeros[r], elim[r], n[r].sum(axis=1))
+        act = active.astype(int)
+        tox = (u[:, cohort * cs:(cohort + 1) * cs] < p[level][:, None]).sum(axis=1) * act
+        n[rows, level] += cs * act
+        y[rows, level] += tox
+        n_total += cs * act
+        n_cur, y_cur = n[rows, level], y[rows, level]
+        # Only the current level's data changed, so only it can become eliminated
+        # (the same rule as eliminated_from, restricted to one column).
+        hit = (n_cur >= 3) & (y_cur >= design.eliminate_min(n_cur))
+        elim = np.where(hit, np.minimum(elim, level), elim)
+        rule, nxt, _ = next_step(design, d_count, level, n_cur, y_cur, no_pending, no_stft, elim, n_total)
         stop = action_of(rule) == STOP
-        active[r[stop]] = False
-        level[r] = nxt
+        level = np.where(active, nxt, level)
+        active &= ~stop
+        if not active.any():
+            break
     selected = select_mtd_batch(design, n, y, elim)
     return _summarise(p, selected, n, y, np.full(n_trials, np.nan))
 

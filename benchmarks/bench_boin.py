@@ -1,0 +1,45 @@
+"""Benchmark: BOIN operating characteristics, 10,000 trials (goal < 0.1 s; R's BOIN::get.oc ~3 s).
+
+Run: python benchmarks/bench_boin.py. Prints a table: best and median wall time of several
+repeats (the machine is shared, so single timings are noisy; the best is the fairer figure).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+from ctkinetics.escalation import BoinDesign, EscalationState, Participant, decide, simulate_boin, simulate_tite
+
+
+def _time(fn, repeats=7):
+    fn()  # warm-up: imports, elimination table
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    p5 = [0.05, 0.15, 0.30, 0.45, 0.60]
+    cases = [
+        ("BOIN 10,000 trials, 5 doses, 10 cohorts of 3",
+         lambda: simulate_boin(BoinDesign(0.3), p5, 10, 10_000, seed=1)),
+        ("BOIN 10,000 trials, 3 doses, 4 cohorts of 3",
+         lambda: simulate_boin(BoinDesign(0.3), [0.15, 0.3, 0.45], 4, 10_000, seed=1)),
+        ("TITE-BOIN + 14 d stagger, 10,000 trials, 3 doses, 12 pts",
+         lambda: simulate_tite(BoinDesign(0.3), [0.15, 0.3, 0.45], 4, 10_000, seed=1, accrual_per_month=2)),
+    ]
+    state = EscalationState(("1", "2", "3"), [Participant(f"P{i}", i // 3, 5.0 * i, 0.0) for i in range(9)])
+    cases.append(("decide() one decision (9 participants)", lambda: decide(state, BoinDesign(0.3), 100)))
+    print(f"{'case':<58} {'best s':>10} {'median s':>10}")
+    for name, fn in cases:
+        best, med = _time(fn, repeats=7 if "decide" not in name else 50)
+        print(f"{name:<58} {best:>10.4f} {med:>10.4f}")
+    oc = simulate_boin(BoinDesign(0.3), p5, 10, 10_000, seed=1)
+    print("\nselection % (published ~1/23/54/20/1):", " / ".join(f"{v:.1f}" for v in oc.selection_pct))
+
+
+if __name__ == "__main__":
+    main()
