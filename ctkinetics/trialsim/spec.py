@@ -1,0 +1,283 @@
+"""The trial-simulation specification: one TOML file, read safely and validated.
+
+Layout (``data/sample/trial_sim_seed.toml`` is a complete example)::
+
+    name = "seed study"
+    [design]                 dose_levels (labels), doses (cells), target, cohort_size,
+                             max_participants, dlt_window_days, stagger_days, tite,
+                             start_level (1-based), phi1, phi2, cutoff_eli (optional)
+    [design.accrual]         per_month (Poisson arrivals)
+    [design.manufacturing]   distribution = fixed|uniform|lognormal|gamma + its settings (days)
+    [design.expansion]       levels = ["mtd", "4.5e8", ...], size (participants per group)
+    [kinetics]               enabled, model, observable, grid_step_days, until_day
+    [kinetics.typical]       parameter = [value per dose level]
+    [kinetics.omega2]        parameter = ω²  (or omega2 = "model": the model file's ω²)
+    [toxicity]               link = fixed|logistic; rates | metric, reference,
+                             p_at_reference, slope; onset = uniform|peak, onset_lag_days
+    [[rules]]                name, guards = [{kind = ..., ...}], and overrides of tite,
+                             stagger_days, cohort_size
+
+Every value is type- and range-checked; a wrong or unknown key raises
+:class:`~ctkinetics.errors.SettingsError` naming the table and key. TOML is parsed with
+:mod:`tomllib` (data only, never evaluated).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ctkinetics.errors import InputError, SettingsError
+from ctkinetics.escalation.boundaries import BoinDesign
+from ctkinetics.trialsim.distributions import DELAYS, Delay
+from ctkinetics.trialsim.guards import GUARDS, Guard, RuleSpec
+from ctkinetics.trialsim.kinetics import METRICS, KineticsSpec
+from ctkinetics.trialsim.settings import _MISSING, Section
+from ctkinetics.trialsim.toxicity import LINKS, ONSETS, ToxicitySpec
+
+# A rule may change these design settings (not the DLT window: the DLT onsets are drawn once
+# per trial for all rules).
+RULE_OVERRIDES = ("tite", "stagger_days", "cohort_size")
+
+
+@dataclass(frozen=True)
+class TrialDesign:
+    """Dose levels, the engine's BOIN design, accrual, manufacturing and expansion."""
+
+    levels: tuple
+    doses: tuple
+    boin: BoinDesign
+    accrual_per_month: float = 2.0
+    manufacturing: Delay = Delay()
+    expansion_levels: tuple = ()  # "mtd" or level labels
+    expansion_size: int = 0
+
+    @property
+    def n_expansion(self) -> int:
+        return len(self.expansion_levels) * self.expansion_size
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """A complete, validated trial-simulation specification (immutable, picklable).
+
+    ``kinetics`` is None when kinetics are switched off (then the toxicity link must be
+    ``fixed`` and CK columns are empty).
+    """
+
+    name: str
+    design: TrialDesign
+    kinetics: KineticsSpec | None
+    toxicity: ToxicitySpec
+    rules: tuple
+    source: str = ""
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.design.levels)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready echo of the spec (for summary.json provenance)."""
+        def conv(v):
+            if dataclasses.is_dataclass(v):
+                return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v) if not f.name.startswith("_")}
+            if isinstance(v, tuple):
+                return [conv(x) for x in v]
+            return v
+        return conv(self)
+
+
+def load_spec(path) -> TrialSpec:
+    """Read and validate a trial spec TOML file.
+
+    Raises
+    ------
+    SettingsError
+        Unreadable file, TOML syntax error, or an invalid / unknown key (named).
+    """
+    p = Path(path)
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read trial spec {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"trial spec {p} is not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"trial spec {p}: invalid TOML: {exc}") from None
+    return parse_spec(data, str(p), base_dir=p.parent)
+
+
+def parse_spec(data: dict, file: str = "<spec>", base_dir=None) -> TrialSpec:
+    """Validate a parsed TOML document (a dict) into a :class:`TrialSpec`."""
+    top = Section(data, "", file)
+    name = top.string("name", "trial simulation")
+    design_sec = top.section("design", required=True)
+    design = _design(design_sec)
+    kin_sec = top.section("kinetics")
+    kinetics = _kinetics(kin_sec, design, base_dir) if kin_sec is not None else None
+    tox = _toxicity(top.section("toxicity", required=True), design, kinetics)
+    rules = tuple(_rule(s, design, kinetics) for s in top.sections("rules"))
+    if not rules:
+        rules = (RuleSpec("tite-boin" if design.boin.tite else "boin", design.boin),)
+    names = [r.name for r in rules]
+    dup = sorted({x for x in names if names.count(x) > 1})
+    if dup:
+        raise top.error("rules", f"names must be unique; repeated: {', '.join(dup)}")
+    top.done()
+    return TrialSpec(name, design, kinetics, tox, rules, file)
+
+
+def _boin(sec: Section, **kw) -> BoinDesign:
+    try:
+        return BoinDesign(**kw)
+    except SettingsError as exc:
+        raise sec.error(None, f"invalid design: {exc}") from None
+
+
+def _design(sec: Section) -> TrialDesign:
+    levels = sec.strings("dose_levels")
+    if len(set(levels)) != len(levels):
+        raise sec.error("dose_levels", "must be unique labels")
+    doses = sec.numbers("doses", length=len(levels), minimum=0, strict=True)
+    if list(doses) != sorted(doses) or len(set(doses)) != len(doses):
+        raise sec.error("doses", "must increase strictly, lowest dose first")
+    start = sec.integer("start_level", 1, minimum=1)
+    if start > len(levels):
+        raise sec.error("start_level", f"is {start} but there are {len(levels)} dose levels")
+    target = sec.number("target", 0.30, 0, 1, strict_min=True, strict_max=True)
+    boin = _boin(
+        sec, target=target, phi1=sec.number("phi1", None, 0, 1, True, True),
+        phi2=sec.number("phi2", None, 0, 1, True, True), cohort_size=sec.integer("cohort_size", 3, 1),
+        max_subjects=sec.integer("max_participants", 12, 1),
+        dlt_window_days=sec.number("dlt_window_days", 28.0, 0, strict_min=True),
+        stagger_days=sec.number("stagger_days", 14.0, 0), tite=sec.boolean("tite", True),
+        cutoff_eli=sec.number("cutoff_eli", 0.95, 0, 1, True, True), start_level=start - 1,
+    )
+    acc = sec.section("accrual")
+    per_month = 2.0
+    if acc is not None:
+        per_month = acc.number("per_month", 2.0, 0, strict_min=True)
+        acc.done()
+    mfg = Delay()
+    msec = sec.section("manufacturing")
+    if msec is not None:
+        kind = msec.string("distribution", "fixed", DELAYS)
+        settings = tuple((k, msec.number(k, minimum=0)) for k in DELAYS[kind].keys)
+        if kind == "uniform" and settings[0][1] > settings[1][1]:
+            raise msec.error("low_days", "must not exceed high_days")
+        msec.done()
+        mfg = Delay(kind, settings)
+    exp_levels, exp_size = (), 0
+    esec = sec.section("expansion")
+    if esec is not None:
+        exp_levels = esec.strings("levels", [])
+        for lab in exp_levels:
+            if lab != "mtd" and lab not in levels:
+                raise esec.error("levels", f"entry {lab!r} is neither 'mtd' nor a dose level ({', '.join(levels)})")
+        exp_size = esec.integer("size", 9, minimum=0)
+        esec.done()
+    sec.done()
+    return TrialDesign(levels, doses, boin, per_month, mfg, exp_levels, exp_size)
+
+
+def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | None:
+    from ctkinetics.trialsim.kinetics import cached_model
+
+    enabled = sec.boolean("enabled", True)
+    ref = sec.string("model", "stein2019")
+    if ref.endswith(".toml") and base_dir is not None and not Path(ref).is_absolute():
+        ref = str((Path(base_dir) / ref).resolve())
+    try:
+        model = cached_model(ref)
+    except InputError as exc:  # unknown name, or a ModelFileError naming its own line
+        raise sec.error("model", f"cannot be loaded: {exc}") from None
+    observable = sec.string("observable", next(iter(model.observables)), set(model.observables))
+    step = sec.number("grid_step_days", 0.25, 0, 7, strict_min=True)
+    until = sec.number("until_day", 28.0, 28.0)
+    typical = []
+    tsec = sec.section("typical")
+    if tsec is not None:
+        for key in list(tsec.table):
+            if key not in model.param_names:
+                raise tsec.error(key, f"is not a parameter of model {model.name} ({', '.join(model.param_names)})")
+            typical.append((key, tsec.numbers(key, length=len(design.levels), minimum=0, strict=True)))
+        tsec.done()
+    if sec.has("omega2") and isinstance(sec.table["omega2"], str):
+        if sec.string("omega2", choices={"model"}) == "model":
+            omega = tuple((p.name, float(p.omega2)) for p in model.parameters if p.omega2)
+    else:
+        omega = []
+        osec = sec.section("omega2")
+        if osec is not None:
+            for key in list(osec.table):
+                if key not in model.param_names:
+                    raise osec.error(key, f"is not a parameter of model {model.name} ({', '.join(model.param_names)})")
+                omega.append((key, osec.number(key, minimum=0)))
+            osec.done()
+        omega = tuple(omega)
+    sec.done()
+    if not enabled:
+        return None
+    return KineticsSpec(ref, observable, tuple(typical), omega, step, until)
+
+
+def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:
+    link = sec.string("link", "fixed", LINKS)
+    kw = {"link": link}
+    if link == "fixed":
+        kw["rates"] = sec.numbers("rates", length=len(design.levels), minimum=0, maximum=1)
+    else:
+        kw["metric"] = sec.string("metric", "cmax", set(METRICS) - {"tmax"})
+        kw["reference"] = sec.number("reference", minimum=0, strict_min=True)
+        kw["p_at_reference"] = sec.number("p_at_reference", 0.2, 0, 1, True, True)
+        kw["slope"] = sec.number("slope", 1.0)
+    kw["onset"] = sec.string("onset", "uniform", ONSETS)
+    kw["onset_lag_days"] = sec.number("onset_lag_days", 0.0)
+    if kinetics is None and (LINKS[link].needs_kinetics or ONSETS[kw["onset"]].needs_kinetics):
+        what = f"link = {link!r}" if LINKS[link].needs_kinetics else f"onset = {kw['onset']!r}"
+        raise sec.error(None, f"{what} needs kinetics: add an enabled [kinetics] table or use link = 'fixed' "
+                              f"with onset = 'uniform'")
+    sec.done()
+    return ToxicitySpec(**kw)
+
+
+def _rule(sec: Section, design: TrialDesign, kinetics) -> RuleSpec:
+    name = sec.string("name")
+    over = {}
+    for key in RULE_OVERRIDES:
+        if sec.has(key):
+            if key == "tite":
+                over[key] = sec.boolean(key)
+            elif key == "cohort_size":
+                over[key] = sec.integer(key, minimum=1)
+            else:
+                over[key] = sec.number(key, minimum=0)
+    guards = []
+    raw_guards = sec.raw("guards", [])
+    if not isinstance(raw_guards, list):
+        raise sec.error("guards", "must be an array of inline tables, e.g. [{kind = \"min_completers\", n = 2}]")
+    for i, g in enumerate(raw_guards):
+        gsec = Section(g, f"{sec.path}.guards[{i + 1}]", sec.file)
+        kind = gsec.string("kind", choices=GUARDS)
+        settings = []
+        for key, default in GUARDS[kind].defaults:
+            if key == "metric":
+                settings.append((key, gsec.string(key, default, set(METRICS) - {"tmax"})))
+            elif key == "n":
+                settings.append((key, gsec.integer(key, default, minimum=1)))
+            else:
+                settings.append((key, gsec.number(key, _MISSING if default is None else default, minimum=0)))
+        gsec.done()
+        if kind == "min_median_expansion" and kinetics is None:
+            raise gsec.error("kind", "min_median_expansion needs kinetics: add an enabled [kinetics] table")
+        guards.append(Guard(kind, tuple(settings)))
+    sec.done()
+    try:
+        boin = dataclasses.replace(design.boin, **over) if over else design.boin
+    except SettingsError as exc:
+        raise sec.error(None, f"invalid design override: {exc}") from None
+    return RuleSpec(name, boin, tuple(guards))
+

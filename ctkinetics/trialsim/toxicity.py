@@ -1,0 +1,91 @@
+"""Exposure–toxicity links and the time of a DLT inside the window (registries).
+
+Links (:data:`LINKS`), each giving P(DLT) of every participant at every level, shape (N, D):
+
+- ``fixed``     a true DLT rate per dose level, whatever the kinetics (the classical OC setting)
+- ``logistic``  logit P(DLT) = logit(p_ref) + slope · ln(E / E_ref), with E the participant's
+  exposure metric (``cmax`` or ``auc0_28``) at that level: P = p_ref at E = E_ref, and each
+  e-fold rise of exposure multiplies the odds by exp(slope).
+
+Participant i has a DLT at level j iff ``u_i < P_ij`` with one uniform u_i per participant
+(common across levels and rules, so a participant toxic at a dose stays toxic at higher
+exposure).
+
+Onsets (:data:`ONSETS`), days after infusion, inside (0, T]:
+
+- ``uniform``  onset = v_i · T with a uniform v_i (Yuan et al. 2018's default)
+- ``peak``     onset = Tmax_ij + lag (cytokine release follows expansion), clipped to [0.5, T]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ToxicitySpec:
+    link: str = "fixed"
+    rates: tuple = ()  # fixed: one per level
+    metric: str = "cmax"  # logistic
+    reference: float = 1.0
+    p_at_reference: float = 0.2
+    slope: float = 1.0
+    onset: str = "uniform"
+    onset_lag_days: float = 0.0
+
+
+def _fixed(spec, expo, n, d):
+    return np.broadcast_to(np.asarray(spec.rates, dtype=float)[None, :], (n, d))
+
+
+def _logistic(spec, expo, n, d):
+    x = expo[spec.metric]
+    logit = np.log(spec.p_at_reference / (1 - spec.p_at_reference)) + spec.slope * np.log(x / spec.reference)
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+@dataclass(frozen=True)
+class Link:
+    name: str
+    needs_kinetics: bool
+    description: str
+    probability: Callable  # (spec, exposures | None, N, D) -> (N, D)
+
+
+LINKS = {k.name: k for k in (
+    Link("fixed", False, "a fixed true DLT rate per dose level", _fixed),
+    Link("logistic", True, "logistic in ln(exposure): logit p = logit(p_ref) + slope*ln(E/E_ref)", _logistic),
+)}
+
+
+def _uniform_onset(spec, v, expo, window, n, d):
+    return np.broadcast_to((np.maximum(v, 1e-9) * window)[:, None], (n, d))
+
+
+def _peak_onset(spec, v, expo, window, n, d):
+    return np.clip(expo["tmax"] + spec.onset_lag_days, 0.5, window)
+
+
+@dataclass(frozen=True)
+class Onset:
+    name: str
+    needs_kinetics: bool
+    description: str
+    day: Callable  # (spec, uniforms (N,), exposures, window, N, D) -> (N, D)
+
+
+ONSETS = {o.name: o for o in (
+    Onset("uniform", False, "uniform over the DLT window", _uniform_onset),
+    Onset("peak", True, "at the participant's kinetic peak plus a lag", _peak_onset),
+)}
+
+
+def dlt_outcomes(spec: ToxicitySpec, tox_u, onset_u, expo, window: float, d: int):
+    """DLT indicator (N, D) and onset day after infusion (N, D; meaningful where DLT)."""
+    n = len(tox_u)
+    p = LINKS[spec.link].probability(spec, expo, n, d)
+    dlt = np.asarray(tox_u)[:, None] < p
+    onset = ONSETS[spec.onset].day(spec, np.asarray(onset_u), expo, window, n, d)
+    return dlt, onset
