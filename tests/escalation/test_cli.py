@@ -106,3 +106,29 @@ def test_escalate_stop_prints_mtd(tmp_path):
     code, out, _ = ctk("escalate", folder, "--json")
     res = json.loads(out)
     assert code == 0 and res["decision"] == "stop" and res["mtd"]["level"] is None
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "sle_cohort"
+
+
+@pytest.mark.skipif(not (SAMPLE / "safety.csv").exists(), reason="sample cohort not generated")
+@pytest.mark.parametrize("day, decision, suspended, nxt, earliest", [
+    # day 30: SLE-102/103 (days 14, 17) pending -> 2 of 3 pending, suspended until day 14 + 28 = 42
+    (30, "stay", True, "1", None),
+    # day 44: only SLE-103 pending (27 d of 28) -> TITE p-hat ~0 <= 0.2365 -> escalate to 2
+    (44, "escalate", False, "2", 44),
+    # day 140: SLE-301 (day 130) is the sentinel of level 3 -> stay, next from day 144
+    (140, "stay", False, "3", 144),
+    # day 200: 12 participants -> stop
+    (200, "stop", False, None, None),
+])
+def test_sample_cohort_decisions_by_hand(day, decision, suspended, nxt, earliest):
+    code, out, _ = ctk("escalate", SAMPLE, "--as-of", day, "--json")
+    assert code == 0
+    res = json.loads(out)
+    assert (res["decision"], res["suspended"], res["next_level"]) == (decision, suspended, nxt)
+    assert res["earliest_next_infusion_day"] == earliest
+    if suspended:
+        assert res["suspension_lifts_by_day"] == 42
+    if decision == "stop":
+        assert res["mtd"]["provisional"] is True  # SLE-303 still in its window on day 200

@@ -44,6 +44,7 @@ def run(args) -> int:
                          "dlt_window_days": design.dlt_window_days, "stagger_days": design.stagger_days}
         if mtd is not None:
             out["mtd"] = {"level": mtd.mtd_level, "reason": mtd.reason,
+                          "provisional": bool(lv["pending"].sum() > 0),
                           "table": json.loads(mtd.table.to_json(orient="records"))}
         print(json.dumps(out))
         return 0
@@ -87,7 +88,10 @@ def run(args) -> int:
         print(f"Accrual suspended{lifts}")
     if mtd is not None:
         print()
-        print(f"MTD: {mtd.mtd_level or 'none'} ({mtd.reason})")
+        pending = int(lv["pending"].sum())
+        note = (f"PROVISIONAL: {pending} participant(s) still pending, counted as no DLT; "
+                "final when all DLT windows are complete" if pending else "all DLT windows complete")
+        print(f"MTD: {mtd.mtd_level or 'none'} ({mtd.reason}) [{note}]")
         for r in mtd.table.itertuples(index=False):
             if r.n:
                 print(f"  {r.level:>8}  estimate {r.estimate:.3f}  95% CrI [{r.ci_low:.3f}, {r.ci_high:.3f}]"
