@@ -11,7 +11,8 @@ Assumptions (stated, not measured):
 - Kinetics come from the project's own ``cart_bcell_sle`` model: CAR-T expansion driven by
   the participant's B cells, typical peak around day 9 (SLE), B cells depleted within days
   and reappearing after about 110 ± 32 days (Mackensen et al. 2022). Between-participant
-  variability is log-normal (ω ≈ 0.35-0.5 on the kinetic parameters), so dose explains little.
+  variability is log-normal with the model file's ω² (0.65 on the circulating
+  fraction fE, as for log Cmax in Stein 2019), so dose explains little.
 - Assays: qPCR transgene copies/µg gDNA (LLOQ 20), flow CAR+ cells/µL (LLOQ 0.5), B cells/µL
   (LLOQ 1); residual errors proportional 25 %, 30 % and 20 %.
 - Sampling: pre-infusion (day -3 to -1) and days 1, 4, 7, 10, 14, 21, 28, 42, 56, 90, 180 after
@@ -89,22 +90,16 @@ kind = "bcell"
 """
 
 
-def simulate_truth(rng, subjects: pd.DataFrame, times: np.ndarray) -> dict:
-    """Noise-free model predictions per participant from the project's cart_bcell_sle model."""
-    from ctkinetics.modeling import load_model
+def simulate_truth(subjects: pd.DataFrame, times: np.ndarray) -> dict:
+    """Noise-free predictions per participant from the project's cart_bcell_sle model, with
+    the model file's own between-subject variances (omega2)."""
+    from ctkinetics.modeling import load_model, simulate_population
 
     model = load_model("cart_bcell_sle")
-    n = len(subjects)
-    params = {}
-    for p in model.parameters:
-        omega = 0.0 if p.scale != "log" else OMEGA.get(p.name, 0.0)
-        params[p.name] = p.default * np.exp(omega * rng.standard_normal(n))
-    pred = model.predict(params, times, covariates={"dose": subjects["dose"].to_numpy(float)})
-    return pred
-
-
-# Between-participant SD on the log scale; parameters not listed are kept at their defaults.
-OMEGA = {}
+    dose = subjects["dose"].to_numpy(float)
+    pop = simulate_population(model, len(subjects), times=times, seed=SEED, covariates={"dose": dose})
+    params = {name: pop.parameters[name].to_numpy(float) for name in model.param_names}
+    return model.predict(params, times, covariates={"dose": dose})
 
 
 def main(out: Path = HERE) -> None:
@@ -115,7 +110,7 @@ def main(out: Path = HERE) -> None:
     followup = CUTOFF_DAY - subj["infusion_day"].to_numpy(float)
     pre_day = -rng.integers(1, 4, len(subj)).astype(float)
     times = np.array(sorted(set(SCHEDULE)), dtype=float)
-    truth = simulate_truth(rng, subj, np.concatenate([[0.0], times]))
+    truth = simulate_truth(subj, np.concatenate([[0.0], times]))
     rows = []
     for i, s in subj.iterrows():
         for name, (kind, unit, lloq, sd) in ANALYTES.items():
