@@ -9,6 +9,7 @@ lmfit problem; its Jacobian is computed by forward differences in one vectorised
 """
 from __future__ import annotations
 
+import warnings
 import zlib
 from dataclasses import dataclass
 
@@ -97,7 +98,10 @@ def minimize(group: Group, theta0, vary=None, tol=1e-10, max_nfev=None):
     kws = dict(ftol=tol, xtol=tol, gtol=tol, jac=jacobian)
     if max_nfev:
         kws["max_nfev"] = max_nfev
-    res = lmfit.minimize(residual, params, method="least_squares", **kws)
+    with warnings.catch_warnings():
+        # lmfit's own (Gauss–Newton, χ²-scaled) covariance is not used: silence its warnings
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = lmfit.minimize(residual, params, method="least_squares", **kws)
     theta = np.array([res.params[n].value for n in names]).reshape(G, p)
     ok = bool(res.success) and np.all(np.isfinite(theta))
     success = np.full(G, ok)

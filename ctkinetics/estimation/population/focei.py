@@ -57,6 +57,7 @@ class FoceObjective:
 
     def value_and_gradient(self, x, step=1e-3):
         f0 = self(x, update=True)
+        self.last = (np.array(x, float), f0)
         g = np.zeros_like(x)
         if f0 >= _BIG:
             return f0, g
@@ -76,7 +77,9 @@ def fit_focei(pm, x0, max_iter=300, progress=None) -> tuple[OuterResult, FoceObj
     history = []
 
     def callback(xk):
-        f = obj(xk, update=True)
+        last_x, f = getattr(obj, "last", (None, None))
+        if last_x is None or not np.array_equal(last_x, xk):
+            f = obj(xk, update=True)
         history.append((len(history) + 1, f))
         if progress is not None:
             progress(f"FOCE-I iteration {len(history)}: -2LL = {f:.4f}")

@@ -1,0 +1,86 @@
+"""ctk fit STUDY --model NAME --out DIR: individual maximum-likelihood kinetic fits.
+
+Writes DIR/parameters.csv (subject, parameter, estimate, se, rse_pct, ci_low, ci_high, unit,
+flags, ...), DIR/fits.csv (subject, model, blq_method, success, n_obs, n_blq, ofv, aic, bic,
+n_starts_at_best, message, ...), DIR/predictions.csv (subject, analyte, time, observed, blq,
+ipred, iwres, p_blq, status, reason), DIR/derived.csv (model-based Cmax, Tmax, AUC0-28 and
+the model's derived quantities), DIR/summary.csv (two-stage summary per dose level) and
+DIR/excluded.csv (every sample left out of the likelihood, with its reason).
+"""
+from __future__ import annotations
+
+import sys
+
+from ctkinetics.cli.commands._study import add_study_argument, load_from_args
+
+NAME = "fit"
+HELP = "Individual maximum-likelihood fits of a kinetic model (lmfit; BLQ M1/M3/M5/M6/M7)."
+
+# literal so `ctk --help` does not import numpy; tests check them against the registries
+BLQ_CHOICES = ("M1", "M3", "M5", "M6", "M7")
+ERROR_CHOICES = ("proportional", "additive", "combined")
+
+
+def add_arguments(parser) -> None:
+    add_study_argument(parser)
+    parser.add_argument("--model", required=True, metavar="NAME",
+                        help="model name from the library (ctk models) or a .toml path")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--blq", default="M3", type=str.upper, choices=BLQ_CHOICES,
+                        help="BLQ method (default M3: censored likelihood, each sample's LLOQ)")
+    parser.add_argument("--error", default="proportional", choices=ERROR_CHOICES,
+                        help="residual error model, one SD per analyte (default proportional)")
+    parser.add_argument("--analytes", default=None, metavar="A,B",
+                        help="analytes fitted jointly (default: those the model observes)")
+    parser.add_argument("--subjects", default=None, metavar="S1,S2", help="subset of subjects")
+    parser.add_argument("--starts", type=int, default=4,
+                        help="starts per subject: defaults + seeded draws (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the start draws")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile-likelihood 95%% CIs instead of Wald (slower)")
+
+
+class _Progress:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, width=30):
+        self.width = width
+
+    def __call__(self, done, total):
+        self.stream = sys.stderr  # looked up per call: tests and wrappers replace stderr
+        n = int(self.width * done / max(total, 1))
+        self.stream.write(f"\rfitting [{'#' * n}{'.' * (self.width - n)}] {done}/{total}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from ctkinetics.errors import SettingsError
+    from ctkinetics.estimation import fit
+
+    if args.starts < 1 or args.jobs < 1:
+        raise SettingsError("--starts and --jobs must be at least 1")
+    dataset = load_from_args(args)
+    subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
+    res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
+              error=args.error, starts=args.starts, seed=args.seed, jobs=args.jobs,
+              profile=bool(args.profile), progress=_Progress())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res.to_frame().to_csv(out / "parameters.csv", index=False)
+    res.fits_frame().to_csv(out / "fits.csv", index=False)
+    res.predictions_frame().to_csv(out / "predictions.csv", index=False)
+    res.derived_frame().to_csv(out / "derived.csv", index=False)
+    res.summary().to_csv(out / "summary.csv", index=False)
+    res.excluded_frame().to_csv(out / "excluded.csv", index=False)
+    n_ok = len(res) - res.n_failed
+    print(f"{res.model}: {n_ok}/{len(res)} subjects fitted (BLQ {res.blq_method}, "
+          f"{res.error_model} error) -> {out}")
+    if res.n_failed:
+        failed = ", ".join(f.subject for f in res.fits if not f.success)
+        print(f"not converged: {failed} (see fits.csv)", file=sys.stderr)
+    return 0
