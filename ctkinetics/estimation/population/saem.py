@@ -18,8 +18,11 @@ Each iteration k
    iteration (Monolix's simulated annealing) so that the chains keep exploring.
    The parameters without a closed-form update — typical values without a random effect,
    their covariate effects and the residual SDs (M3 censoring has no sufficient statistic)
-   — are updated by a few quasi-Newton steps on Σ_i −2 ln p(y_i | φ_i) given the current
-   chains, followed by the same stochastic-approximation step on the parameters.
+   — are updated by two quasi-Newton steps on Σ_i −2 ln p(y_i | φ_i) given the current
+   chains, followed by the same stochastic-approximation step on the parameters. Because
+   γ_k = 1/(k − burn_in) weighs every smoothing-phase draw equally, SAEM's own M-step for
+   them at the end is the argmin of the average over all stored smoothing-phase chains:
+   that exact step is made once, after the last iteration.
 """
 from __future__ import annotations
 
@@ -86,6 +89,7 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
     S2 = phi.T @ phi
     total = int(burn_in) + int(smoothing)
     history = np.zeros((total, x.size))
+    kept = []
     for k in range(1, total + 1):
         gamma = 1.0 if k <= burn_in else 1.0 / (k - burn_in)
         mu_r = mu[:, ridx]
@@ -140,8 +144,10 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
             x[s_o] = spec.omega_part(new_omega)
         except np.linalg.LinAlgError:
             pass
+        if k > burn_in:
+            kept.append(phi.copy())
         if num_idx.size:
-            x_num = _numeric_step(pm, x, num_idx, phi, ridx, lo, hi)
+            x_num = _numeric_step(pm, x, num_idx, phi[None], ridx, lo, hi, 2)
             x[num_idx] = x[num_idx] + gamma * (x_num - x[num_idx])
         theta, beta, omega, sigma = spec.split(x)
         mu = pm.phi_pop(theta, beta)
@@ -151,23 +157,26 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
             phase = "burn-in" if k <= burn_in else "smoothing"
             progress(f"SAEM iteration {k}/{total} ({phase}): "
                      f"-2 ln p(y|phi) = {-2 * ll.sum():.3f}")
+    if num_idx.size and kept:
+        x[num_idx] = _numeric_step(pm, x, num_idx, np.stack(kept), ridx, lo, hi, 50)
+        history[-1] = x
     acc = {key: float(np.mean(v[-20:])) if v else np.nan for key, v in acc_stats.items()}
     return SaemResult(x, history, phi, acc, total)
 
 
-def _numeric_step(pm, x, idx, phi, ridx, lo, hi):
-    """argmin over x[idx] of Σ_i −2 ln p(y_i | φ_i) with the chains held (a few steps)."""
+def _numeric_step(pm, x, idx, chains, ridx, lo, hi, max_iter):
+    """argmin over x[idx] of the mean over ``chains`` (K, n, q) of Σ_i −2 ln p(y_i | φ_i)."""
     spec = pm.spec
 
     def f(z):
         xx = x.copy()
         xx[idx] = z
         theta, beta, _, sigma = spec.split(xx)
-        full = pm.phi_pop(theta, beta)
-        full[:, ridx] = phi
-        v = float(np.sum(pm.data_m2ll(full, sigma)))
+        full = np.repeat(pm.phi_pop(theta, beta)[None], chains.shape[0], axis=0)
+        full[..., ridx] = chains
+        v = float(np.sum(pm.data_m2ll(full, sigma))) / chains.shape[0]
         return v if np.isfinite(v) else 1e12
 
     res = minimize(f, x[idx], method="L-BFGS-B", bounds=list(zip(lo[idx], hi[idx])),
-                   options=dict(maxiter=8))
+                   options=dict(maxiter=int(max_iter)))
     return res.x
