@@ -1,0 +1,74 @@
+"""Time per stein2019 participant-fit (closed form, BLQ M3, one start).
+
+Goal: ≤ 2 ms per participant-fit (R's minpack.lm: about 1.3 ms for the same closed form
+without BLQ handling). Prints, for a batch of N virtual participants: the wall time per fit of
+the whole `fit` call (estimation + Hessian covariance + diagnostics), the same with the
+derived exposure (Cmax/Tmax/AUC0-28 by dense grid), and the time of one likelihood and one
+Jacobian evaluation. The machine is shared: figures are noisy; run it twice.
+
+    python benchmarks/bench_fit.py [--n 1000] [--jobs 1]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _stein_sim import simulate  # noqa: E402
+
+from ctkinetics.estimation import fit  # noqa: E402
+from ctkinetics.modeling import load_model  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=1)
+    a = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    model = load_model("stein2019")
+    ds, truth, lloq = simulate(model, a.n, seed=3)
+    small, _, _ = simulate(model, 5, seed=4, lloq=lloq)
+    fit(small, model, starts=1)  # warm-up: imports, caches
+    rows = []
+    for label, kw in (("fit, M3, 1 start, no derived", dict(derived=False)),
+                      ("fit, M3, 1 start, with derived", dict(derived=True))):
+        n = a.n if not kw["derived"] else min(a.n, 200)
+        sub = None if n == a.n else list(truth.index[:n])
+        t0 = time.perf_counter()
+        res = fit(ds, model, blq="M3", starts=1, jobs=a.jobs, subjects=sub, **kw)
+        el = time.perf_counter() - t0
+        rows.append((label, n, el, 1e3 * el / n, res.n_failed))
+    # the two inner evaluations the optimiser repeats
+    from ctkinetics.estimation.likelihood import get_blq_method, get_error_model
+    from ctkinetics.estimation.objective import Group
+    from ctkinetics.estimation.problem import analyte_maps, build_layout, subject_data
+
+    err, blq = get_error_model("proportional"), get_blq_method("M3")
+    maps = analyte_maps(model, ["qpcr"], {"qpcr": "qpcr"}, {"qpcr": ""})
+    obs = ds.observations[ds.observations.subject == truth.index[0]]
+    sd = subject_data(truth.index[0], obs, None, model, maps, blq, err)
+    g = Group(model, build_layout(model, maps, err, {"qpcr": obs.value.dropna()}), err, [sd])
+    th = np.array([[float(s.to_est(s.default)) for s in g.layout.specs]])
+    for label, fn in (("one -2LL residual evaluation", lambda: g.residuals(th)),
+                      ("one Jacobian (p+1 sets, one call)", lambda: g.jacobian(th))):
+        k = 300
+        t0 = time.perf_counter()
+        for _ in range(k):
+            fn()
+        rows.append((label, k, time.perf_counter() - t0, 1e3 * (time.perf_counter() - t0) / k,
+                     0))
+    print(f"stein2019 bench: LLOQ {lloq:.1f}, BLQ {100 * ds.observations.blq.mean():.0f} %, "
+          f"jobs={a.jobs}")
+    print(f"{'what':40s} {'n':>6s} {'total s':>9s} {'ms each':>9s} {'failed':>7s}")
+    for label, n, el, ms, failed in rows:
+        print(f"{label:40s} {n:6d} {el:9.2f} {ms:9.3f} {failed:7d}")
+
+
+if __name__ == "__main__":
+    main()
