@@ -1,0 +1,99 @@
+"""Hand-calculated calendars, guards, kinetics against closed forms."""
+import math
+
+import numpy as np
+import pytest
+
+from ctkinetics.modeling import load_model
+from ctkinetics.trialsim import parse_spec, simulate_trials
+from ctkinetics.trialsim.kinetics import KineticsSpec, exposures
+from ctkinetics.trialsim.trial import simulate_trial
+
+
+def test_no_toxicity_calendar_by_hand(make_fixed_spec):
+    # Everyone ready at once (very fast accrual, no manufacturing delay), no DLTs, TITE-BOIN,
+    # 14-day stagger. By hand: level a: sentinel day 0, two more on day 14; from day 14 more
+    # than half of a are pending (3/3, then 2/3 after day 28): suspended until day 42 when the
+    # last windows end, then escalate. Same at b (42, 56, 56; suspended 56-84) and c (84, 98,
+    # 98; suspended 98-126); at c on day 126 stay (top) and infuse 3 at once (the stagger gate
+    # 84 + 14 has passed and does not chain); 12 reached: end = 126 + 28 = 154. Suspended
+    # 3 x 28 days.
+    spec = make_fixed_spec((0.0, 0.0, 0.0), tite=True, stagger=14.0, per_month=1e6)
+    _, (out,) = simulate_trial(spec, seed=1, trial=0)
+    days = [round(p[2], 2) for p in out.participants]
+    levels = [p[0] for p in out.participants]
+    assert levels == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    assert days == [0, 14, 14, 42, 56, 56, 84, 98, 98, 126, 126, 126]
+    assert out.duration_escalation == pytest.approx(154.0, abs=0.01)
+    assert out.selected == 2 and list(out.n) == [3, 3, 6]
+    assert out.days_suspended == pytest.approx(3 * 28.0, abs=0.01)
+
+
+def test_all_toxic_lowest_dose_stops_without_mtd(make_fixed_spec):
+    spec = make_fixed_spec((1.0, 1.0, 1.0), tite=False)
+    r = simulate_trials(spec, 30, seed=3, client="serial")
+    s = r.summary.set_index("level")
+    assert s.loc["none", "pct_selected"] == 100.0
+    # 3 of 3 DLTs eliminate the lowest dose (BOIN table: n = 3 eliminates at 3); nobody is
+    # ever given a higher dose. (A 4th participant can be infused at the lowest dose while the
+    # 3rd is pending: the engine's STAY_LOWEST_OBS rule fires before SUSPEND.)
+    assert s.loc["a", "mean_participants"] >= 3.0
+    assert s.loc["b", "mean_participants"] == 0.0 and s.loc["c", "mean_participants"] == 0.0
+
+
+def test_guard_that_never_allows_escalation_keeps_everyone_at_start():
+    doc = {
+        "design": {"dose_levels": ["a", "b"], "doses": [1.0, 2.0], "max_participants": 9},
+        "kinetics": {"model": "stein2019", "omega2": "model"},
+        "toxicity": {"link": "fixed", "rates": [0.0, 0.0]},
+        "rules": [{"name": "plain"},
+                  {"name": "guarded", "guards": [{"kind": "min_median_expansion", "min": 1e12}]}],
+    }
+    r = simulate_trials(parse_spec(doc), 10, seed=2, client="serial")
+    s = r.summary.set_index(["rule", "level"])
+    assert s.loc[("guarded", "a"), "mean_participants"] == 9.0
+    assert s.loc[("plain", "b"), "mean_participants"] > 0  # without the guard it escalates
+
+
+def test_exposure_metrics_against_stein_closed_form():
+    m = load_model("stein2019")
+    fine = KineticsSpec("stein2019", "qpcr", grid_step_days=0.01)
+    e = exposures(fine, np.zeros((1, 0)), [1.0])
+    # DOMAIN.md 3.1: typical Cmax 24,000 at 9.3 d and AUC0-28 = 1.718e5 (closed-form integral)
+    assert e["cmax"][0, 0] == pytest.approx(24000, rel=2e-3)
+    assert e["auc0_28"][0, 0] == pytest.approx(m.derived()["AUC0_28"], rel=1e-4)
+    assert m.derived()["AUC0_28"] == pytest.approx(1.718e5, rel=1e-3)
+    # default grid (0.25 d): the sharp stein peak can fall between grid points; bounded below
+    coarse = exposures(KineticsSpec("stein2019", "qpcr"), np.zeros((1, 0)), [1.0])
+    assert 0.965 * 24000 <= coarse["cmax"][0, 0] <= 24000
+    assert coarse["tmax"][0, 0] == pytest.approx(9.3, abs=0.25)
+
+
+def test_typical_values_by_level_and_bsv():
+    spec = KineticsSpec("stein2019", "qpcr", typical=(("Cmax", (1000.0, 2000.0)),),
+                        omega2=(("Cmax", 0.65),), grid_step_days=0.01)
+    eta = np.random.default_rng(0).standard_normal((4000, 1))
+    e = exposures(spec, eta, [1.0, 2.0])
+    # Cmax scales with its typical value; ln Cmax has SD sqrt(0.65) across participants
+    assert np.allclose(e["cmax"][:, 1] / e["cmax"][:, 0], 2.0, rtol=1e-3)
+    assert np.std(np.log(e["cmax"][:, 0])) == pytest.approx(math.sqrt(0.65), rel=0.05)
+    assert np.exp(np.mean(np.log(e["cmax"][:, 0]))) == pytest.approx(1000, rel=0.05)
+
+
+def test_logistic_link_rate_by_hand():
+    # No variability: every participant has Cmax = the typical value, so P(DLT) is the
+    # logistic at that value: logit p = logit(0.2) + 1.5 ln(4) -> p = 0.2*4^1.5/(0.8+0.2*4^1.5)
+    doc = {
+        "design": {"dose_levels": ["a", "b"], "doses": [1.0, 2.0], "max_participants": 12, "tite": False},
+        "kinetics": {"model": "stein2019", "grid_step_days": 0.01},
+        "toxicity": {"link": "logistic", "metric": "cmax", "reference": 24000.0, "p_at_reference": 0.2,
+                     "slope": 1.5},
+    }
+    from ctkinetics.trialsim.trial import draw_trials
+
+    doc["kinetics"]["typical"] = {"Cmax": [24000.0, 96000.0]}
+    draws = draw_trials(parse_spec(doc), 0, range(400))
+    dlt = np.concatenate([d.dlt for d in draws])
+    p_hi = 0.2 * 4**1.5 / (0.8 + 0.2 * 4**1.5)
+    assert dlt[:, 0].mean() == pytest.approx(0.2, abs=4 * math.sqrt(0.16 / dlt.shape[0]))
+    assert dlt[:, 1].mean() == pytest.approx(p_hi, abs=4 * math.sqrt(p_hi * (1 - p_hi) / dlt.shape[0]))
