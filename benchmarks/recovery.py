@@ -1,6 +1,6 @@
 """Recovery study: do individual stein2019 fits recover the truth, by BLQ method?
 
-200 virtual participants (Stein 2019 typical values, IIV ω² scaled down), sampled to day 365,
+200 virtual participants (Stein 2019 typical values, IIV ω² scaled down), sampled to day 365 (24 samples; ``--design typical``: the 12 of DOMAIN.md),
 proportional error σ = 0.3, an LLOQ set to give about 30 % BLQ. Each is fitted with M3, M1
 and M6; the table gives per parameter the median relative bias (estimate/truth − 1) and the
 coverage of the 95 % Wald CI. Goal with M3: |bias| < 5 % for Cmax, Tmax, alpha; coverage
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _stein_sim import simulate  # noqa: E402
+from _stein_sim import DENSE, TIMES, simulate  # noqa: E402
 
 from ctkinetics.estimation import fit  # noqa: E402
 from ctkinetics.modeling import load_model  # noqa: E402
@@ -33,12 +33,16 @@ def main(argv=None):
     ap.add_argument("--starts", type=int, default=2)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--methods", default="M3,M1,M6")
+    ap.add_argument("--design", choices=["typical", "dense"], default="dense",
+                    help="typical: 12 samples (DOMAIN.md); dense: 24 samples to day 365")
     a = ap.parse_args(argv)
     model = load_model("stein2019")
-    ds, truth, lloq = simulate(model, a.n, a.seed)
+    times = DENSE if a.design == "dense" else TIMES
+    ds, truth, lloq = simulate(model, a.n, a.seed, times=times)
     blq = ds.observations["blq"].mean()
     print(f"stein2019 recovery: n={a.n}, seed={a.seed}, LLOQ={lloq:.1f} copies/ug, "
-          f"BLQ {100 * blq:.1f} % of samples, starts={a.starts}")
+          f"BLQ {100 * blq:.1f} % of samples, starts={a.starts}, design={a.design} "
+          f"({len(times)} samples)")
     rows = []
     for method in a.methods.split(","):
         t0 = time.perf_counter()
