@@ -147,14 +147,15 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
     individual = dg.individual_table(pm, phi_pop, eta)
     predictions, eps_shrink = dg.prediction_table(pm, phi_pop, eta, om, sigma)
     names = spec.x_names()
-    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    dv = np.diag(cov)
+    sd = np.sqrt(np.where(dv > 0, dv, np.nan))
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = cov / np.outer(sd, sd)
     k = spec.size
     flags = []
     if not converged:
         flags.append("not_converged")
-    if covariance and not np.all(np.isfinite(sd)) or (covariance and np.any(sd == 0)):
+    if covariance and not np.all(np.isfinite(sd)):
         flags.append("covariance_failed")
     lo, hi = spec.bounds()
     at_bound = [nm for nm, v, a, b in zip(names, x, lo, hi) if v <= a + 1e-6 or v >= b - 1e-6]

@@ -53,13 +53,15 @@ def _delta(spec, x, cov):
         xp[j] += h
         xm[j] -= h
         G[:, j] = (_natural(spec, xp) - _natural(spec, xm)) / (2 * h)
-    return g0, np.sqrt(np.clip(np.diag(G @ cov @ G.T), 0, None))
+    v = np.diag(G @ cov @ G.T)
+    return g0, np.sqrt(np.where(v > 0, v, np.nan))
 
 
 def parameter_table(spec, x, cov, shrinkage, references=()):
     """The parameter table (see :class:`PopulationResult`)."""
     est, se = _delta(spec, x, cov)
-    se_x = np.sqrt(np.clip(np.diag(cov), 0, None)) if cov.size else np.full(x.size, np.nan)
+    dv = np.diag(cov) if cov.size else np.full(x.size, np.nan)
+    se_x = np.sqrt(np.where(dv > 0, dv, np.nan))
     theta, beta, omega, sigma = spec.split(x)
     rows = []
     k = 0

@@ -94,7 +94,7 @@ def fit_focei(pm, x0, max_iter=300, progress=None) -> tuple[OuterResult, FoceObj
     _, g = obj.value_and_gradient(x)
     free = (x > lo + 1e-6) & (x < hi - 1e-6)
     gmax = float(np.max(np.abs(g[free]))) if free.any() else 0.0
-    ok = bool(res.success) or gmax < 0.05
+    ok = gmax < 0.05 or (bool(res.success) and gmax < 1.0)
     msg = f"{res.message}; max |gradient| over free parameters {gmax:.2g}"
     return OuterResult(x, f, ok, msg, int(res.nit), obj.evaluations, tuple(history)), obj
 
