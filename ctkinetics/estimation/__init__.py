@@ -15,3 +15,12 @@ from ctkinetics.estimation.summary import compare_models, two_stage_summary
 
 __all__ = ["fit", "FitResult", "SubjectFit", "BLQ_METHODS", "ERROR_MODELS",
            "two_stage_summary", "compare_models"]
+
+
+def __getattr__(name):
+    # population estimation lives beside the individual fits; imported on first use
+    if name in ("fit_population", "PopulationResult", "vpc"):
+        from ctkinetics.estimation import population
+
+        return getattr(population, name)
+    raise AttributeError(f"module 'ctkinetics.estimation' has no attribute {name!r}")
