@@ -20,6 +20,12 @@ _EXPORTS = {
     "nca": "ctkinetics.nca",
     "fit": "ctkinetics.estimation",
     "fit_population": "ctkinetics.estimation",
+    "decide_study": "ctkinetics.escalation",
+    "boundaries": "ctkinetics.escalation",
+    "select_mtd": "ctkinetics.escalation",
+    "simulate_trials": "ctkinetics.trialsim",
+    "load_spec": "ctkinetics.trialsim",
+    "TrialSimResult": "ctkinetics.trialsim",
 }
 
 
