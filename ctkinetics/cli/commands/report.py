@@ -1,0 +1,55 @@
+"""ctk report STUDY --out DIR: the cohort review report (validate → NCA → fits → escalation).
+
+Writes DIR/report.html (one self-contained file: plotly.js embedded once, opens offline),
+the CSV tables and DIR/summary.json. Options come from --config FILE.toml (every option, see
+:mod:`ctkinetics.report.settings`); options given on the command line override the file.
+Progress goes to stderr (silenced by --quiet); stdout gets the paths written.
+"""
+from __future__ import annotations
+
+import sys
+
+from ctkinetics.cli.commands._study import add_study_argument
+
+NAME = "report"
+HELP = "Cohort review report: data audit, NCA, fits, B-cell aplasia, safety and the BOIN recommendation."
+
+
+def add_arguments(parser) -> None:
+    add_study_argument(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--model", default=None, metavar="NAME",
+                        help="model fitted to each participant (name or .toml; default stein2019)")
+    parser.add_argument("--as-of", type=float, default=None, metavar="DAY",
+                        help="study day of the escalation decision (default: the latest day in the data)")
+    parser.add_argument("--config", default=None, metavar="FILE.toml",
+                        help="TOML file fixing every option ([report], [fit], [nca], [escalation], [band])")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def run(args) -> int:
+    import shlex
+    import time
+
+    from ctkinetics.cli.commands._study import load_from_args
+    from ctkinetics.report import ReportSettings, build_review, load_settings, write_report
+
+    t0 = time.perf_counter()
+
+    def say(msg):
+        if not args.quiet:
+            print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    settings = load_settings(args.config) if args.config else ReportSettings()
+    settings = settings.with_overrides(model=args.model, as_of=args.as_of)
+    say(f"reading and validating {args.study}")
+    dataset = load_from_args(args)
+    review = build_review(dataset, settings, progress=say)
+    say("writing report.html, CSV tables and summary.json")
+    command = "ctk report " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
+        if len(sys.argv) > 1 and sys.argv[1] == "report" else None
+    files = write_report(review, args.out, root=args.study, command=command)
+    say(f"done: {len(files.figures)} figures, {len(files.tables)} tables")
+    print(files.html)
+    print(files.summary)
+    return 0

@@ -1,0 +1,107 @@
+"""CAR-T expansion beside B-cell aplasia, one small panel per participant."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ctkinetics.plots.profiles import analyte_meta, post_infusion
+from ctkinetics.plots.style import GREY, TEMPLATE, add_note, empty, esc, finite
+
+CAR_COLOR = "#0072B2"
+BCELL_COLOR = "#D55E00"
+
+
+def cart_vs_bcells(dataset, car_analyte, bcell_analyte, aplasia: pd.DataFrame | None = None, *,
+                   subjects=None, cols: int = 4, panel_height: int = 210) -> go.Figure:
+    """CAR-T (left log axis, blue) and B cells (right log axis, orange) per participant.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    car_analyte, bcell_analyte : str
+    aplasia : DataFrame, optional
+        ``subject, aplasia_start, aplasia_end`` in days after infusion (``aplasia_end`` NaN
+        while B cells have not returned), e.g. from
+        :func:`ctkinetics.report.bcell_aplasia`; the period is shaded.
+    subjects : sequence of str, optional
+        Default: every participant with samples of either analyte, by dose level.
+
+    Notes
+    -----
+    BLQ samples are open markers at their LLOQ, as in every profile figure.
+    """
+    car = post_infusion(dataset, car_analyte)
+    bc = post_infusion(dataset, bcell_analyte, baseline=True)
+    title = f"{esc(car_analyte)} (left axis) and {esc(bcell_analyte)} (right axis) per participant"
+    if subjects is None:
+        subj = dataset.subjects.assign(subject=lambda s: s["subject"].astype(str))
+        present = set(car["subject"].astype(str)) | set(bc["subject"].astype(str))
+        subjects = [s for s in subj.sort_values("dose", kind="stable")["subject"] if s in present]
+    subjects = [str(s) for s in subjects]
+    if not subjects:
+        return empty(title, "no samples of either analyte")
+    level_of = dict(zip(dataset.subjects["subject"].astype(str),
+                        dataset.subjects["dose_level"].astype(str)))
+    rows = math.ceil(len(subjects) / cols)
+    fig = make_subplots(rows=rows, cols=cols, specs=[[{"secondary_y": True}] * cols] * rows,
+                        subplot_titles=[f"{esc(s)} (DL {esc(level_of.get(s, '?'))})" for s in subjects],
+                        horizontal_spacing=0.075, vertical_spacing=0.6 / max(rows, 1) / 2.2)
+    fig.update_layout(template=TEMPLATE, height=120 + panel_height * rows,
+                      title={"text": title, "x": 0.01},
+                      legend={"orientation": "h", "yref": "container", "y": 0.995,
+                              "yanchor": "top", "x": 1, "xanchor": "right"})
+    ap = {} if aplasia is None else {str(r.subject): r for r in aplasia.itertuples(index=False)}
+    car_unit, car_lloq = analyte_meta(dataset, car_analyte)
+    b_unit, b_lloq = analyte_meta(dataset, bcell_analyte)
+    t_max = max([car["time"].max() if len(car) else 0, bc["time"].max() if len(bc) else 0, 28])
+    for i, s in enumerate(subjects):
+        r, c = i // cols + 1, i % cols + 1
+        a = ap.get(s)
+        if a is not None and finite(a.aplasia_start):
+            end = a.aplasia_end if finite(a.aplasia_end) else t_max
+            # a rectangle in this panel's x data and y domain coordinates (add_vrect does not
+            # reach panels that carry a secondary y axis)
+            sp = fig.get_subplot(r, c)
+            fig.add_shape(type="rect", x0=a.aplasia_start, x1=end, y0=0, y1=1,
+                          xref=sp.xaxis.plotly_name.replace("axis", ""),
+                          yref=sp.yaxis.plotly_name.replace("axis", "") + " domain",
+                          fillcolor=BCELL_COLOR, opacity=0.15, line_width=0, layer="below")
+        for d, color, sec, name in ((car[car["subject"].astype(str) == s], CAR_COLOR, False, car_analyte),
+                                    (bc[bc["subject"].astype(str) == s], BCELL_COLOR, True, bcell_analyte)):
+            if d.empty:
+                continue
+            q, b = d[~d["blq"]], d[d["blq"]]
+            # B cells: the line runs through BLQ samples at the LLOQ (aplasia reads as the
+            # floor); CAR-T: quantified samples only
+            line = d if sec else q
+            fig.add_trace(go.Scatter(x=line["time"], y=line["y"], mode="lines",
+                                     line={"color": color, "width": 1.5}, showlegend=False,
+                                     hoverinfo="skip"), row=r, col=c, secondary_y=sec)
+            fig.add_trace(go.Scatter(
+                x=q["time"], y=q["y"], mode="markers", marker={"color": color, "size": 5},
+                name=esc(name), legendgroup=esc(name), showlegend=(i == 0),
+                hovertemplate=f"{esc(name)} day %{{x}}: %{{y:.3g}}<extra></extra>"),
+                row=r, col=c, secondary_y=sec)
+            if len(b):
+                fig.add_trace(go.Scatter(
+                    x=b["time"], y=b["y"], mode="markers", showlegend=False,
+                    marker={"color": color, "size": 6, "symbol": "circle-open"},
+                    hovertemplate=f"{esc(name)} day %{{x}}: BLQ<extra></extra>"),
+                    row=r, col=c, secondary_y=sec)
+        fig.update_xaxes(range=[-5, t_max * 1.03], row=r, col=c)
+        if r == rows:
+            fig.update_xaxes(title_text="Days after infusion", row=r, col=c)
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1, tickfont={"size": 9})
+    fig.update_yaxes(tickfont={"color": CAR_COLOR, "size": 9}, secondary_y=False)
+    fig.update_yaxes(tickfont={"color": BCELL_COLOR, "size": 9}, secondary_y=True, showgrid=False)
+    fig.update_yaxes(title_text=f"{esc(car_unit)}", title_font={"color": CAR_COLOR, "size": 10},
+                     secondary_y=False, col=1)
+    fig.update_yaxes(title_text=f"{esc(b_unit)}", title_font={"color": BCELL_COLOR, "size": 10},
+                     secondary_y=True, col=cols)
+    add_note(fig, "Shaded: B-cell aplasia (B cells below their LLOQ) until return. "
+             "Open markers: below LLOQ, at the LLOQ. B-cell values before day 0 are the baseline.")
+    return fig

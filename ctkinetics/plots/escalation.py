@@ -1,0 +1,169 @@
+"""Dose-escalation figures: the swimmer plot of enrolment and the BOIN boundary chart."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from ctkinetics.plots.style import (
+    DLT_COLOR, GREY, OK_COLOR, PENDING_COLOR, add_note, dose_colors, empty, esc, figure, finite,
+)
+
+STATUS_COLORS = {"no dlt": OK_COLOR, "dlt": DLT_COLOR, "pending": PENDING_COLOR,
+                 "expansion": GREY}
+STATUS_TEXT = {"no dlt": "window complete, no DLT", "dlt": "window with a DLT",
+               "pending": "still in DLT window",
+               "expansion": "expansion (no DLT assessment)"}
+
+
+def swimmer(decision, *, dlt_window_days: float | None = None, height: int | None = None) -> go.Figure:
+    """Enrolment as of the decision day: infusions, DLT windows, DLTs and stagger waits.
+
+    Parameters
+    ----------
+    decision : Decision
+        From :func:`ctkinetics.escalation.decide_study`: ``participants`` (subject, level,
+        phase, infusion_day, status, followup_days, window_end_day, dlt_day — study days),
+        ``levels`` (sentinel_day, stagger_ok_from_day), ``as_of_day`` and the next infusion.
+    dlt_window_days : float, optional
+        Only used in the note.
+
+    Notes
+    -----
+    One row per participant (first infused at the top). The bar is the DLT window from
+    infusion to infusion + window, solid up to the decision day and pale after it; × marks a
+    DLT; the dotted line under a dose group's first participant (the sentinel) is the stagger
+    wait before the others of that group may be infused.
+    """
+    parts = decision.participants.sort_values(["infusion_day", "subject"], kind="stable")
+    title = f"Enrolment and DLT windows as of study day {decision.as_of_day:g}"
+    if parts.empty:
+        return empty(title, "no participant infused yet")
+    levels = list(decision.levels["level"])
+    colors = dose_colors(levels)
+    n = len(parts)
+    fig = figure(title, height=height or max(300, 130 + 34 * (n + 1)))
+    as_of = float(decision.as_of_day)
+    shown = set()
+    ticks, labels = [], []
+    sentinel = {r.level: r.sentinel_day for r in decision.levels.itertuples(index=False)}
+    stagger_to = {r.level: r.stagger_ok_from_day for r in decision.levels.itertuples(index=False)}
+    for i, r in enumerate(parts.itertuples(index=False)):
+        y = n - i
+        ticks.append(y)
+        labels.append(f"{esc(r.subject)} · DL {esc(r.level)}")
+        color = STATUS_COLORS.get(r.status, GREY)
+        t0, t1 = float(r.infusion_day), float(r.window_end_day)
+        seen = min(t1, as_of)
+        key = r.status
+        fig.add_trace(go.Scatter(
+            x=[t0, seen], y=[y, y], mode="lines", line={"color": color, "width": 12},
+            name=STATUS_TEXT.get(r.status, esc(r.status)), legendgroup=key,
+            showlegend=key not in shown,
+            hovertemplate=(f"{esc(r.subject)} (DL {esc(r.level)}, {esc(r.phase)})<br>infused day "
+                           f"{t0:g}; window to day {t1:g}; {STATUS_TEXT.get(r.status, '')}"
+                           "<extra></extra>")))
+        shown.add(key)
+        if t1 > seen:
+            fig.add_trace(go.Scatter(x=[seen, t1], y=[y, y], mode="lines", showlegend=False,
+                                     line={"color": color, "width": 12}, opacity=0.3,
+                                     hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=[t0], y=[y], mode="markers", showlegend="infusion" not in shown,
+                                 name="infusion", legendgroup="infusion",
+                                 marker={"symbol": "triangle-right", "size": 11,
+                                         "color": colors.get(r.level, "#222"),
+                                         "line": {"color": "#222", "width": 1}},
+                                 hovertemplate=f"{esc(r.subject)} infused day {t0:g}<extra></extra>"))
+        shown.add("infusion")
+        if r.status == "dlt" and finite(r.dlt_day):
+            fig.add_trace(go.Scatter(x=[r.dlt_day], y=[y], mode="markers", name="DLT onset",
+                                     legendgroup="dltx", showlegend="dltx" not in shown,
+                                     marker={"symbol": "x", "size": 14, "color": "#111",
+                                             "line": {"width": 1}},
+                                     hovertemplate=f"{esc(r.subject)}: DLT on day {r.dlt_day:g}<extra></extra>"))
+            shown.add("dltx")
+        if r.phase == "escalation" and finite(sentinel.get(r.level)) and \
+                float(sentinel[r.level]) == t0 and finite(stagger_to.get(r.level)) and \
+                stagger_to[r.level] > t0:
+            fig.add_trace(go.Scatter(
+                x=[t0, stagger_to[r.level]], y=[y - 0.32, y - 0.32], mode="lines",
+                line={"color": "#444", "width": 2, "dash": "dot"}, name="stagger wait (sentinel)",
+                legendgroup="stagger", showlegend="stagger" not in shown,
+                hovertemplate=(f"DL {esc(r.level)}: others from day {stagger_to[r.level]:g}"
+                               "<extra></extra>")))
+            shown.add("stagger")
+    nxt = decision.earliest_next_infusion_day
+    if nxt is not None and finite(nxt) and decision.next_level is not None:
+        fig.add_trace(go.Scatter(x=[nxt], y=[0], mode="markers", name="earliest next infusion",
+                                 marker={"symbol": "star", "size": 15,
+                                         "color": colors.get(decision.next_level, "#222")},
+                                 hovertemplate=f"next participant (DL {esc(decision.next_level)}) "
+                                               f"from day {nxt:g}<extra></extra>"))
+        ticks.append(0)
+        labels.append(f"next · DL {esc(decision.next_level)}")
+    fig.add_vline(x=as_of, line={"color": "#111", "width": 1.5, "dash": "dash"},
+                  annotation_text=f"as of day {as_of:g}", annotation_position="top")
+    fig.update_yaxes(tickmode="array", tickvals=ticks, ticktext=labels, range=[-0.8, n + 0.8],
+                     showgrid=False)
+    fig.update_xaxes(title_text="Study day")
+    window = f" ({dlt_window_days:g} days)" if dlt_window_days else ""
+    add_note(fig, f"Bar: DLT window{window} from infusion, pale after the decision day. "
+             "Triangle colour: dose level. Dotted: stagger wait after a group's first "
+             "participant.")
+    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
+                      margin={"l": 140, "t": 90, "b": 80})
+    return fig
+
+
+def boin_chart(boundary_table, decision=None, *, height: int = 420) -> go.Figure:
+    """BOIN decision regions by number treated, with each dose level's observed counts.
+
+    Parameters
+    ----------
+    boundary_table : BoundaryTable or DataFrame
+        ``n, escalate_if_le, deescalate_if_ge, eliminate_if_ge`` for every n (e.g.
+        ``boundaries(..., every_n=True)``).
+    decision : Decision, optional
+        Its ``levels`` (level, n, dlt, pending, current) are drawn as labelled points.
+    """
+    t = boundary_table.to_frame() if hasattr(boundary_table, "to_frame") else pd.DataFrame(boundary_table)
+    fig = figure("BOIN boundaries and observed DLT counts", height=height)
+    n = t["n"].to_numpy(int)
+    esc_max = t["escalate_if_le"].to_numpy(float)
+    de_min = t["deescalate_if_ge"].to_numpy(float)
+    elim = pd.to_numeric(t["eliminate_if_ge"], errors="coerce").to_numpy(float)
+    elim = np.where(np.isfinite(elim), elim, n + 1)
+    top = n + 0.5
+    regions = (
+        ("escalate", "rgba(0,158,115,0.25)", np.full(n.size, -0.5), esc_max + 0.5),
+        ("stay", "rgba(160,160,160,0.18)", esc_max + 0.5, de_min - 0.5),
+        ("de-escalate", "rgba(230,159,0,0.30)", de_min - 0.5, np.minimum(elim, n + 1) - 0.5),
+        ("eliminate dose", "rgba(192,0,0,0.30)", np.minimum(elim, n + 1) - 0.5, top),
+    )
+    for name, color, lo, hi in regions:
+        h = np.maximum(hi - lo, 0)
+        fig.add_trace(go.Bar(x=n, y=h, base=lo, width=1.0, name=name, marker={"color": color,
+                                                                             "line": {"width": 0}},
+                             customdata=np.stack([lo + 0.5, hi - 0.5], axis=1),
+                             hovertemplate=(f"n=%{{x}}: {name} if DLTs in "
+                                            "[%{customdata[0]:.0f}, %{customdata[1]:.0f}]<extra></extra>")))
+    if decision is not None:
+        lv = decision.levels
+        lv = lv[lv["n"] > 0]
+        colors = dose_colors(list(decision.levels["level"]))
+        for r in lv.itertuples(index=False):
+            label = f"DL {esc(r.level)}" + (" (current)" if r.current else "")
+            pend = f", {int(r.pending)} pending" if r.pending else ""
+            fig.add_trace(go.Scatter(
+                x=[r.n], y=[r.dlt], mode="markers+text", text=[label], textposition="middle right",
+                name=f"DL {esc(r.level)}: {int(r.dlt)}/{int(r.n)} DLT{pend}",
+                marker={"size": 15 if r.current else 12, "color": colors.get(r.level, "#222"),
+                        "symbol": "circle", "line": {"color": "#111", "width": 2 if r.current else 1}},
+                hovertemplate=f"DL {esc(r.level)}: {int(r.dlt)} DLT in {int(r.n)} treated{pend}<extra></extra>"))
+    fig.update_layout(barmode="overlay", bargap=0)
+    fig.update_xaxes(title_text="Participants treated at the dose level (n)", dtick=1,
+                     range=[0.5, n.max() + 0.5])
+    fig.update_yaxes(title_text="Participants with a DLT", dtick=1, range=[-0.5, n.max() / 2 + 1])
+    add_note(fig, "Regions: the BOIN decision for each (n, DLT count); pending participants "
+             "count as treated (TITE-BOIN weighs them by follow-up, see the decision table).")
+    return fig

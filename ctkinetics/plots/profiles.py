@@ -1,0 +1,211 @@
+"""Concentration–time figures: one participant's profile, and all participants by dose level.
+
+Conventions (stated in every figure's note): log10 y axis; quantified samples as filled
+markers; below-LLOQ (BLQ) samples as open markers drawn *at* their LLOQ (they are not values);
+pre-infusion samples are not drawn (structural zeros, no vector yet); the dashed grey line is
+the analyte's LLOQ.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from ctkinetics.plots.style import (
+    GREY, TEMPLATE, add_note, dose_colors, empty, esc, figure, finite, log_axis, log_range,
+    unit_label,
+)
+
+BLQ_NOTE = ("Open markers: below LLOQ, drawn at the LLOQ. Dashed line: LLOQ. "
+            "Pre-infusion samples not shown.")
+
+
+def analyte_meta(dataset, analyte) -> tuple[str, float]:
+    """(unit, default LLOQ) of an analyte from the study definition (NaN when unknown)."""
+    info = (getattr(getattr(dataset, "study", None), "analytes", None) or {}).get(analyte)
+    unit = getattr(info, "unit", "") or ""
+    lloq = getattr(info, "lloq", None)
+    return unit, float(lloq) if finite(lloq) else float("nan")
+
+
+def post_infusion(dataset, analyte, subjects=None, *, baseline: bool = False) -> pd.DataFrame:
+    """Post-infusion samples of one analyte with the y at which to draw each (BLQ: its LLOQ).
+
+    ``baseline=True`` keeps the pre-infusion samples too (B cells have a real baseline; CAR-T
+    pre-infusion samples are structural zeros and are left out).
+    """
+    obs = dataset.observations
+    d = obs[(obs["analyte"].astype(str) == str(analyte))]
+    if "pre_infusion" in d and not baseline:
+        d = d[~d["pre_infusion"].astype(bool)]
+    if subjects is not None:
+        d = d[d["subject"].astype(str).isin([str(s) for s in subjects])]
+    d = d.sort_values(["subject", "time"], kind="stable").copy()
+    _, default_lloq = analyte_meta(dataset, analyte)
+    lloq = d["lloq"].astype(float) if "lloq" in d else pd.Series(np.nan, index=d.index)
+    d["lloq_used"] = lloq.fillna(default_lloq)
+    d["blq"] = d["blq"].astype(bool) if "blq" in d else False
+    d["y"] = np.where(d["blq"], d["lloq_used"], d["value"].astype(float))
+    return d[np.isfinite(d["y"]) & (d["y"] > 0)]
+
+
+def _lloq_line(fig, lloq, row=None, col=None):
+    if finite(lloq) and lloq > 0:
+        kw = {} if row is None else {"row": row, "col": col}
+        fig.add_hline(y=lloq, line={"dash": "dash", "color": GREY, "width": 1}, **kw)
+
+
+def individual_profile(dataset, subject, analyte, curve: pd.DataFrame | None = None, *,
+                       curve_label: str = "fit", fit_flags=(), fit_failed: bool = False,
+                       height: int = 380) -> go.Figure:
+    """One participant's profile on a log scale, with the fitted curve and its 95 % band.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        ``observations`` (subject, time, analyte, value, blq, lloq, pre_infusion) and
+        ``study.analytes`` (unit, default LLOQ).
+    subject, analyte : str
+    curve : DataFrame, optional
+        ``time, pred`` and optionally ``lower, upper`` (the 95 % band) on a time grid, e.g.
+        from :func:`ctkinetics.report.fitted_curves`. Drawn as given.
+    curve_label : str
+        Legend text of the curve (trusted: built by the caller).
+    fit_flags : sequence of str
+        Flags of the fit; a flagged fit is drawn dashed in orange and named in the title.
+    fit_failed : bool
+        The fit failed: no curve, and the title says so.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    unit, lloq = analyte_meta(dataset, analyte)
+    d = post_infusion(dataset, analyte, [subject])
+    status = ""
+    if fit_failed:
+        status = " — <span style='color:#C00000'><b>fit failed</b></span>"
+    elif fit_flags:
+        status = f" — <span style='color:#D55E00'><b>fit flagged: {esc(', '.join(fit_flags))}</b></span>"
+    fig = figure(f"{esc(subject)} · {esc(analyte)}{status}", height=height)
+    extent = list(d["y"]) + [d["lloq_used"].median() if len(d) else lloq]
+    if curve is not None and len(curve) and not fit_failed:
+        color = "#D55E00" if fit_flags else "#0072B2"
+        c = curve.sort_values("time")
+        c = c[np.isfinite(c["pred"]) & (c["pred"] > 0)]
+        if {"lower", "upper"} <= set(c.columns) and np.isfinite(c["lower"]).any():
+            b = c[np.isfinite(c["lower"]) & np.isfinite(c["upper"]) & (c["lower"] > 0)]
+            fig.add_trace(go.Scatter(
+                x=np.concatenate([b["time"], b["time"][::-1]]),
+                y=np.concatenate([b["upper"], b["lower"][::-1]]),
+                fill="toself", fillcolor="rgba(0,114,178,0.15)" if not fit_flags
+                else "rgba(213,94,0,0.15)", line={"width": 0}, hoverinfo="skip",
+                name="95 % band (parameter uncertainty)"))
+        else:
+            fig.add_annotation(text="no 95 % band: covariance of the estimates not available",
+                               xref="paper", yref="paper", x=0.99, y=0.02, showarrow=False,
+                               xanchor="right", font={"size": 10, "color": "#D55E00"})
+        extent += list(c["pred"])
+        fig.add_trace(go.Scatter(x=c["time"], y=c["pred"], mode="lines", name=curve_label,
+                                 line={"color": color, "width": 2,
+                                       "dash": "dash" if fit_flags else "solid"}))
+    q, b = d[~d["blq"]], d[d["blq"]]
+    fig.add_trace(go.Scatter(x=q["time"], y=q["y"], mode="markers", name="observed",
+                             marker={"color": "#222", "size": 7}))
+    if len(b):
+        fig.add_trace(go.Scatter(x=b["time"], y=b["y"], mode="markers", name="BLQ (at LLOQ)",
+                                 marker={"color": "#222", "size": 7, "symbol": "circle-open",
+                                         "line": {"width": 1.5}}))
+    if d.empty:
+        fig.add_annotation(text="no post-infusion sample", xref="paper", yref="paper", x=0.5,
+                           y=0.5, showarrow=False, font={"color": GREY})
+    _lloq_line(fig, d["lloq_used"].median() if len(d) else lloq)
+    fig.update_xaxes(title_text="Days after infusion")
+    fig.update_yaxes(**log_axis(unit_label(analyte, unit)))
+    rng = log_range(extent)
+    if rng:
+        fig.update_yaxes(range=rng)
+    fig.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
+                              "font": {"size": 10}}, margin={"t": 80})
+    add_note(fig, BLQ_NOTE)
+    return fig
+
+
+def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
+              dose_levels=None, height: int = 400) -> go.Figure:
+    """Every participant's profile, one panel per dose level, with the geometric-mean curve.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    analyte : str
+    mean_profile : DataFrame, optional
+        ``dose_level, time, geo_mean`` (e.g. :func:`ctkinetics.report.geometric_mean_profile`);
+        drawn as a thick line per panel, where given.
+    dose_levels : sequence of str, optional
+        Panel order (default: the study's dose levels, lowest dose first).
+    """
+    unit, lloq = analyte_meta(dataset, analyte)
+    d = post_infusion(dataset, analyte)
+    if d.empty:
+        return empty(f"{esc(analyte)}: all participants", f"no post-infusion {analyte} samples")
+    subj = dataset.subjects.assign(subject=lambda s: s["subject"].astype(str))
+    level_of = dict(zip(subj["subject"], subj["dose_level"].astype(str)))
+    dose_of = dict(zip(subj["subject"], subj["dose"]))
+    levels = list(dose_levels or getattr(dataset.study, "dose_levels", {}) or
+                  dict.fromkeys(subj["dose_level"].astype(str)))
+    d = d.assign(dose_level=d["subject"].astype(str).map(level_of).fillna(""))
+    levels = [lv for lv in levels if (d["dose_level"] == lv).any()]
+    titles = []
+    for lv in levels:
+        dose = next((dose_of[s] for s, v in level_of.items() if v == lv), float("nan"))
+        n = d.loc[d["dose_level"] == lv, "subject"].nunique()
+        titles.append(f"Dose level {esc(lv)}" + (f" ({dose:.2g} cells)" if finite(dose) else "")
+                      + f", n = {n}")
+    fig = make_subplots(rows=1, cols=len(levels), shared_yaxes=True, shared_xaxes="all",
+                        subplot_titles=titles,
+                        horizontal_spacing=0.03)
+    fig.update_layout(template=TEMPLATE, height=height,
+                      title={"text": f"{esc(analyte)}: every participant by dose level",
+                             "x": 0.01})
+    colors = dose_colors(levels)
+    for j, lv in enumerate(levels, start=1):
+        dl = d[d["dose_level"] == lv]
+        for s, ds in dl.groupby("subject", sort=True):
+            color = colors[lv]
+            q = ds[~ds["blq"]]
+            fig.add_trace(go.Scatter(
+                x=q["time"], y=q["y"], mode="lines", line={"color": color, "width": 1},
+                opacity=0.55, name=esc(s), legendgroup=esc(s), showlegend=False,
+                hovertemplate=f"{esc(s)}<br>day %{{x}}<br>%{{y:.3g}}<extra></extra>"),
+                row=1, col=j)
+            fig.add_trace(go.Scatter(x=q["time"], y=q["y"], mode="markers", showlegend=False,
+                                     marker={"color": color, "size": 4}, hoverinfo="skip"),
+                          row=1, col=j)
+            b = ds[ds["blq"]]
+            if len(b):
+                fig.add_trace(go.Scatter(
+                    x=b["time"], y=b["y"], mode="markers", showlegend=False,
+                    marker={"color": color, "size": 6, "symbol": "circle-open"},
+                    hovertemplate=f"{esc(s)}<br>day %{{x}}: BLQ<extra></extra>"), row=1, col=j)
+        if mean_profile is not None and len(mean_profile):
+            m = mean_profile[(mean_profile["dose_level"].astype(str) == lv)
+                             & np.isfinite(mean_profile["geo_mean"])].sort_values("time")
+            if len(m):
+                fig.add_trace(go.Scatter(
+                    x=m["time"], y=m["geo_mean"], mode="lines+markers",
+                    line={"color": "#111", "width": 3}, marker={"size": 5},
+                    name="geometric mean", legendgroup="gm", showlegend=(j == 1),
+                    hovertemplate="geometric mean<br>day %{x}<br>%{y:.3g}<extra></extra>"),
+                    row=1, col=j)
+        _lloq_line(fig, d["lloq_used"].median() if len(d) else lloq, row=1, col=j)
+        fig.update_xaxes(title_text="Days after infusion", row=1, col=j)
+    fig.update_yaxes(type="log", exponentformat="power", dtick=1,
+                     range=log_range(list(d["y"]) + list(d["lloq_used"])))
+    fig.update_yaxes(title_text=unit_label(analyte, unit), row=1, col=1)
+    add_note(fig, BLQ_NOTE + " Thick line: geometric mean of quantified samples at each "
+             "sampling day (shown where at least half were quantified).")
+    fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0.99,
+                              "yanchor": "top", "x": 1, "xanchor": "right"})
+    return fig

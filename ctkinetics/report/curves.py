@@ -1,0 +1,135 @@
+"""Fitted curves on a dense time grid with a 95 % band, asked of the fit and its model.
+
+The band is the spread of the *prediction* due to parameter uncertainty: estimation-scale
+parameters θ are drawn from N(θ̂, Σ) (Σ the fit's covariance, ln scale for log parameters),
+each draw is predicted by the model exactly as the likelihood predicts it (same observable,
+same assay scale factor — :func:`ctkinetics.estimation.problem.analyte_maps`), and the band is
+the 2.5th–97.5th percentile at each time. Draws outside the model's declared parameter
+bounds (e.g. a fraction above 1) are discarded: the band is that of the truncated normal. The curve itself is the prediction at θ̂. Draws are
+seeded, so the band is reproducible. No band is drawn when Σ is not available (a failed or
+non-identifiable fit); the curve is still drawn for a converged fit.
+
+This belongs in :mod:`ctkinetics.estimation` (a ``SubjectFit.predict(times, band=...)``); it
+lives here until that exists.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CURVE_COLUMNS = ["subject", "analyte", "time", "pred", "lower", "upper"]
+
+
+def _grid(t_end: float, points: int) -> np.ndarray:
+    # dense early (expansion is fast), then linear: a log-scale-friendly grid from 0 to t_end
+    early = np.linspace(0.0, min(28.0, t_end), points // 2)
+    late = np.linspace(min(28.0, t_end), t_end, points - points // 2)
+    return np.unique(np.concatenate([early, late]))
+
+
+def _maps(model, dataset, fit_result):
+    from ctkinetics.estimation.problem import analyte_maps
+
+    analytes = list(fit_result.analytes)
+    info = dataset.study.analytes
+    kinds = {a: info[a].kind if a in info else a for a in analytes}
+    units = {a: info[a].unit if a in info else "" for a in analytes}
+    return analyte_maps(model, analytes, kinds, units)
+
+
+def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws: int = 400,
+                  points: int = 240, seed: int = 0) -> pd.DataFrame:
+    """Each converged subject's fitted curve for every fitted analyte, with its band.
+
+    Parameters
+    ----------
+    fit_result : FitResult
+    dataset : Dataset
+        For each subject's covariates and last sampling time.
+    model : Model, optional
+        Default: ``load_model(fit_result.model)``.
+    level : float
+        Coverage of the band (0.95: 2.5th–97.5th percentiles).
+    draws : int
+        Parameter draws per subject.
+    points : int
+        Grid points from 0 to the subject's last sample (at least day 28).
+    seed : int
+        Seed of the draws (subject k uses ``seed + k``).
+
+    Returns
+    -------
+    DataFrame
+        subject, analyte, time (days after infusion), pred, lower, upper (NaN without a band).
+    """
+    if model is None:
+        from ctkinetics.modeling import load_model
+
+        model = load_model(fit_result.model)
+    maps = _maps(model, dataset, fit_result)
+    fixed = dict(fit_result.settings.get("fixed", {}) or {})
+    obs = dataset.observations
+    subj = dataset.subjects.assign(subject=lambda s: s["subject"].astype(str)).set_index("subject")
+    cov_names = list(getattr(model, "covariates", None) or ())
+    alpha = (1.0 - level) / 2.0
+    bounds = {q.name: (-np.inf if q.lower is None else float(q.lower),
+                       np.inf if q.upper is None else float(q.upper)) for q in model.parameters}
+    frames = []
+    for k, f in enumerate(fit_result.fits):
+        if not f.success or f.parameters.empty:
+            continue
+        p = f.parameters.set_index("parameter")
+        names = list(p.index)
+        theta = p["estimate_transformed"].to_numpy(float)
+        if not np.all(np.isfinite(theta)):
+            continue
+        is_log = (p["scale"] == "log").to_numpy()
+        t_end = obs.loc[(obs["subject"].astype(str) == f.subject) & (obs["time"] >= 0), "time"].max()
+        times = _grid(max(28.0, float(t_end) if np.isfinite(t_end) else 28.0), points)
+        cov = f.covariance.reindex(index=names, columns=names).to_numpy(float) \
+            if not f.covariance.empty else np.full((len(names), len(names)), np.nan)
+        band = np.all(np.isfinite(cov)) and np.all(np.diag(cov) >= 0)
+        if band:
+            rng = np.random.default_rng(seed + k)
+            try:
+                th = rng.multivariate_normal(theta, cov, size=int(draws), method="eigh")
+            except (np.linalg.LinAlgError, ValueError):
+                band = False
+        if not band:
+            th = theta[None, :]
+        th = np.vstack([theta[None, :], th])           # row 0: the estimate itself
+        with np.errstate(over="ignore"):
+            nat = np.where(is_log[None, :], np.exp(np.where(is_log[None, :], th, 0.0)), th)
+        # a draw outside the model's parameter space (e.g. FB > 1) is not a possible curve:
+        # the draws are truncated to the declared bounds
+        inside = np.ones(th.shape[0], bool)
+        for i, n in enumerate(names):
+            lo, hi = bounds.get(n, (-np.inf, np.inf))
+            inside &= (nat[:, i] >= lo) & (nat[:, i] <= hi)
+        inside[0] = True
+        th, nat = th[inside], nat[inside]
+        band = band and th.shape[0] > 1
+        col = {n: nat[:, i] for i, n in enumerate(names)}
+        role = dict(zip(names, p["role"]))
+        params = {n: col[n] for n in names if role[n] == "model"}
+        params.update(fixed)
+        covariates = {}
+        if f.subject in subj.index:
+            row = subj.loc[f.subject]
+            covariates = {c: float(row[c]) for c in cov_names if c in row and pd.notna(row[c])}
+        with np.errstate(all="ignore"):
+            out = model.predict(params, times, covariates=covariates or None,
+                                observables=sorted({m.kind for m in maps}))
+        for m in maps:
+            y = np.reshape(np.asarray(out[m.kind], float), (th.shape[0], -1))
+            if m.scale_param:
+                y = y * col[m.scale_param][:, None]
+            lower = upper = np.full(times.size, np.nan)
+            if band:
+                with np.errstate(all="ignore"):
+                    lower, upper = np.nanquantile(y[1:], [alpha, 1.0 - alpha], axis=0)
+            frames.append(pd.DataFrame({"subject": f.subject, "analyte": m.analyte, "time": times,
+                                        "pred": y[0], "lower": lower, "upper": upper}))
+    if not frames:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[CURVE_COLUMNS]

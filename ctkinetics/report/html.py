@@ -1,0 +1,154 @@
+"""HTML building blocks of the report: escaping, tables, figures, the page.
+
+Safety: every string that comes from input files goes through :func:`esc` (text and
+attributes) or, inside figure JSON, has ``<``, ``>`` and ``&`` written as ``\\u003c`` ...
+so that nothing from the data can close a ``<script>`` or open a tag.
+
+Determinism: figure ids are numbered in order, JSON keys are sorted, numbers are formatted
+with fixed rules — the same review gives the same bytes (apart from the timestamp).
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+CSS = """
+:root{--fg:#1d1d1f;--muted:#666;--line:#ddd;--flag:#fff1e0;--fail:#fde2e2;--ok:#e8f5ee}
+body{font-family:Helvetica,Arial,sans-serif;color:var(--fg);margin:0;background:#fafafa}
+header{background:#12355b;color:#fff;padding:18px 32px}
+header h1{margin:0;font-size:22px}
+header .sub{opacity:.85;font-size:13px;margin-top:4px}
+nav{background:#fff;border-bottom:1px solid var(--line);padding:8px 32px;font-size:13px;
+position:sticky;top:0;z-index:10}
+nav a{margin-right:16px;color:#12355b;text-decoration:none}
+main{padding:8px 32px 40px;max-width:1500px}
+section{background:#fff;border:1px solid var(--line);border-radius:6px;padding:6px 20px 16px;
+margin:18px 0}
+h2{font-size:19px;border-bottom:2px solid #12355b;padding-bottom:4px}
+h3{font-size:15px;margin-top:22px}
+p.note,.note{color:var(--muted);font-size:12.5px}
+table{border-collapse:collapse;font-size:12.5px;margin:6px 0 12px}
+th,td{border:1px solid var(--line);padding:3px 7px;text-align:right;vertical-align:top}
+th{background:#f0f3f7;text-align:center}
+td.t,th.t{text-align:left}
+tr.flag td{background:var(--flag)}
+tr.fail td{background:var(--fail)}
+.box{border-radius:6px;padding:12px 16px;margin:14px 0;font-size:14px}
+.decision{background:#eef4fb;border:2px solid #12355b}
+.decision .big{font-size:20px;font-weight:bold;text-transform:uppercase}
+.warn{background:var(--flag);border:2px solid #D55E00}
+.bad{background:var(--fail);border:2px solid #C00000}
+.good{background:var(--ok);border:1px solid #009E73}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:8px}
+.ctk-figure{width:100%;min-height:200px}
+details{margin:6px 0 12px}
+summary{cursor:pointer;color:#12355b;font-size:13px}
+code{font-size:12px;background:#f3f3f3;padding:0 3px}
+"""
+
+
+def esc(value) -> str:
+    """Text from anywhere, escaped for HTML text and attributes."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value) -> str:
+    """A cell as text: 4 significant digits for floats, '' for missing."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return ""
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        if v == int(v) and abs(v) < 1e6:
+            return str(int(v))
+        return f"{v:.4g}"
+    return str(value)
+
+
+def table(df: pd.DataFrame, columns=None, *, labels=None, row_class=None, text_columns=(),
+          max_rows: int | None = None) -> str:
+    """An escaped HTML table.
+
+    ``columns``: which columns (default all); ``labels``: header text per column;
+    ``row_class(row) -> str``: CSS class of a row ('flag', 'fail' or ''); ``text_columns``:
+    left-aligned columns (default: the non-numeric ones).
+    """
+    if df is None or len(df) == 0:
+        return "<p class='note'>(none)</p>"
+    columns = list(columns or df.columns)
+    labels = labels or {}
+    left = set(text_columns) | {c for c in columns if not pd.api.types.is_numeric_dtype(df[c])}
+    head = "".join(f"<th class='{'t' if c in left else ''}'>{esc(labels.get(c, c))}</th>"
+                   for c in columns)
+    rows = []
+    shown = df if max_rows is None else df.head(max_rows)
+    for _, r in shown.iterrows():
+        cls = row_class(r) if row_class else ""
+        cells = "".join(f"<td class='{'t' if c in left else ''}'>{esc(fmt(r[c]))}</td>"
+                        for c in columns)
+        rows.append(f"<tr class='{cls}'>{cells}</tr>" if cls else f"<tr>{cells}</tr>")
+    more = ""
+    if max_rows is not None and len(df) > max_rows:
+        more = f"<p class='note'>… {len(df) - max_rows} more rows in the CSV file.</p>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def collapsible(summary: str, body: str, open_: bool = False) -> str:
+    """``summary`` is trusted (built here) text."""
+    return f"<details{' open' if open_ else ''}><summary>{summary}</summary>{body}</details>"
+
+
+def _safe_json(obj) -> str:
+    from plotly.utils import PlotlyJSONEncoder
+
+    text = json.dumps(obj, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+class Figures:
+    """Numbers the figures of one page and turns each into a div and a script."""
+
+    def __init__(self):
+        self.count = 0
+        self.names = []
+
+    def __call__(self, fig, name: str, *, css_class: str = "") -> str:
+        self.count += 1
+        fid = f"ctk-fig-{self.count}"
+        self.names.append(name)
+        spec = fig.to_plotly_json()
+        data = _safe_json(spec.get("data", []))
+        layout = _safe_json(spec.get("layout", {}))
+        config = '{"displayModeBar":false,"responsive":true}'
+        return (f"<div class='ctk-figure {css_class}' id='{fid}' data-figure='{esc(name)}'></div>"
+                f"<script>Plotly.newPlot('{fid}',{data},{layout},{config});</script>")
+
+
+def page(title: str, header_sub: str, nav: list, body: str, plotly_js: str) -> str:
+    """The whole self-contained document (``title`` and ``header_sub`` already escaped)."""
+    links = "".join(f"<a href='#{a}'>{esc(t)}</a>" for a, t in nav)
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{title}</title><style>{CSS}</style>"
+            f"<script>{plotly_js}</script></head><body>"
+            f"<header><h1>{title}</h1><div class='sub'>{header_sub}</div></header>"
+            f"<nav>{links}</nav><main>{body}</main></body></html>\n")
+
+
+def plotly_js() -> str:
+    """plotly.js from the installed plotly package (offline; no CDN)."""
+    from plotly.offline import get_plotlyjs
+
+    # a literal '</script>' inside the library would end the tag early
+    return get_plotlyjs().replace("</script>", "<\\/script>")

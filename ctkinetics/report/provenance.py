@@ -1,0 +1,61 @@
+"""Provenance of a report: what was read (SHA-256 of every input file), with what, and when.
+
+The timestamp is the only part that changes between two runs on the same inputs. It honours
+``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) when set.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+LIBRARIES = ("numpy", "scipy", "pandas", "lmfit", "plotly")
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_files(sources, root=None) -> pd.DataFrame:
+    """file (relative to ``root`` when inside it), bytes, sha256 of each input file."""
+    rows = []
+    root = Path(root).resolve() if root is not None else None
+    for s in sources:
+        p = Path(s)
+        shown = p.name
+        if root is not None:
+            try:
+                shown = p.resolve().relative_to(root if root.is_dir() else root.parent).as_posix()
+            except ValueError:
+                shown = str(p)
+        rows.append({"file": shown, "bytes": p.stat().st_size, "sha256": sha256(p)})
+    return pd.DataFrame(rows, columns=["file", "bytes", "sha256"])
+
+
+def versions() -> dict:
+    from ctkinetics import __version__
+
+    out = {"ctkinetics": __version__, "python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def timestamp() -> str:
+    """Now (UTC, ISO 8601, seconds), or ``SOURCE_DATE_EPOCH`` when it is set."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() \
+        else datetime.now(timezone.utc)
+    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")

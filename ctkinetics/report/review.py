@@ -1,0 +1,173 @@
+"""The review behind the report: validate → NCA → fits → escalation, as one result object.
+
+:func:`build_review` runs the layers below with the options of a :class:`ReportSettings`
+and keeps every result; the HTML and the CSV tables are written from it
+(:mod:`ctkinetics.report.write`). A fit that cannot be run at all is recorded (``fit_error``)
+and the report shows it; bad input or settings still raise :class:`InputError`.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from ctkinetics.errors import InputError, SettingsError
+from ctkinetics.report.settings import ReportSettings
+
+#: Analyte kinds whose NCA and expansion plots the committee reads (B cells are the antigen:
+#: their "Cmax" means nothing, they get the aplasia table instead).
+CELL_KINDS = ("qpcr", "flow", "conc")
+
+
+@dataclass(frozen=True)
+class Review:
+    """Everything the report shows. Built by :func:`build_review`."""
+
+    dataset: object
+    settings: ReportSettings
+    car_analytes: tuple
+    car_analyte: str | None
+    bcell_analyte: str | None
+    counts: pd.DataFrame
+    nca: object
+    model: object = None
+    fit: object = None
+    fit_error: str = ""
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    mean_profiles: dict = field(default_factory=dict)
+    aplasia: pd.DataFrame | None = None
+    decision: object = None
+    design: object = None
+    boundaries: object = None
+    escalation_error: str = ""
+    mtd: object = None
+    timings: tuple = ()
+
+    @property
+    def flagged_fits(self) -> list:
+        """Subjects whose fit failed or carries a flag."""
+        if self.fit is None:
+            return []
+        return [f.subject for f in self.fit.fits if not f.success or f.flags]
+
+
+def _pick(dataset, wanted, kinds, what):
+    analytes = dataset.study.analytes
+    if wanted is not None:
+        if wanted not in analytes:
+            raise SettingsError(f"{what} '{wanted}' is not an analyte of the study "
+                                f"({', '.join(analytes)})")
+        return wanted
+    present = set(dataset.observations["analyte"])
+    for kind in kinds:
+        for name, a in analytes.items():
+            if a.kind == kind and name in present:
+                return name
+    return None
+
+
+def build_review(dataset, settings: ReportSettings | None = None, progress=None) -> Review:
+    """Run NCA, individual fits and the escalation decision on a loaded study.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        From :func:`ctkinetics.data.load_study` (validated on loading).
+    settings : ReportSettings, optional
+    progress : callable(str), optional
+        Told the name of each step as it starts (the CLI prints it on stderr).
+
+    Returns
+    -------
+    Review
+    """
+    import time
+
+    from ctkinetics.escalation import boundaries, decide_study, select_mtd
+    from ctkinetics.estimation import fit
+    from ctkinetics.modeling import load_model
+    from ctkinetics.nca import NCAOptions, nca
+    from ctkinetics.nca.intervals import default_intervals
+    from ctkinetics.report.curves import fitted_curves
+    from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
+
+    settings = settings or ReportSettings()
+    say = progress or (lambda msg: None)
+    timings = []
+    clock = [time.perf_counter()]
+
+    def step(name):
+        now = time.perf_counter()
+        if timings:
+            timings[-1] = (timings[-1][0], now - clock[0])
+        clock[0] = now
+        timings.append((name, math.nan))
+        say(name)
+
+    step("data: counting samples and BLQ values")
+    car_analyte = _pick(dataset, settings.car_analyte, CELL_KINDS, "car_analyte")
+    bcell_analyte = _pick(dataset, settings.bcell_analyte, ("bcell",), "bcell_analyte")
+    present = set(dataset.observations["analyte"])
+    car_analytes = tuple(a for a, info in dataset.study.analytes.items()
+                         if info.kind in CELL_KINDS and a in present)
+    counts = data_counts(dataset)
+
+    step("NCA of " + (", ".join(car_analytes) or "no analyte"))
+    options = NCAOptions(auc_method=settings.nca_auc_method, blq=settings.nca_blq,
+                         auc_type=settings.nca_auc_type,
+                         lamz_window=settings.nca_lambda_z_window,
+                         cmax_exclude_before=settings.nca_cmax_exclude_before)
+    intervals = default_intervals(options.auc_type, settings.nca_intervals)
+    # CLSTP (predicted Clast) lets the λz figure draw the regression line the NCA fitted
+    intervals.at[0, "parameters"] = tuple(intervals.at[0, "parameters"]) + ("CLSTP",)
+    obs = dataset.observations
+    nca_result = nca(obs[obs["analyte"].isin(car_analytes)], dataset.subjects,
+                     intervals=intervals, options=options)
+    mean_profiles = {a: geometric_mean_profile(dataset, a) for a in car_analytes}
+
+    step(f"fits: model {settings.model}, BLQ {settings.fit_blq}, {settings.fit_error} error")
+    model = load_model(settings.model)
+    fit_result, fit_error, curves = None, "", pd.DataFrame()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit_result = fit(dataset, model, analytes=settings.fit_analytes, blq=settings.fit_blq,
+                             error=settings.fit_error, starts=settings.fit_starts,
+                             seed=settings.fit_seed)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the report must still show NCA and safety
+        fit_error = f"{type(exc).__name__}: {exc}"
+    if fit_result is not None:
+        step(f"fitted curves with {settings.band_level:.0%} bands")
+        curves = fitted_curves(fit_result, dataset, model, level=settings.band_level,
+                               draws=settings.band_draws, seed=settings.band_seed)
+
+    aplasia = None
+    if bcell_analyte is not None:
+        aplasia = bcell_aplasia(dataset, bcell_analyte)
+
+    step("escalation decision")
+    decision = design = table = mtd = None
+    esc_error = ""
+    if dataset.safety is None:
+        esc_error = "no safety data (safety.csv): no escalation decision"
+    else:
+        decision, _, design = decide_study(dataset, settings.as_of, tite=settings.tite)
+        n_cohorts = max(1, -(-design.max_subjects // design.cohort_size))
+        table = boundaries(design.target, design.phi1, design.phi2, design.cohort_size,
+                           n_cohorts, design.cutoff_eli, every_n=True)
+        lv = decision.levels
+        # complete windows only: a pending participant is not yet a 'no DLT'
+        mtd = select_mtd(design, lv["complete"].to_numpy(int), lv["dlt"].to_numpy(int),
+                         list(lv["level"]), decision.eliminated_from)
+    step("done")
+    timings.pop()
+    return Review(dataset=dataset, settings=settings, car_analytes=car_analytes,
+                  car_analyte=car_analyte, bcell_analyte=bcell_analyte, counts=counts,
+                  nca=nca_result, model=model, fit=fit_result, fit_error=fit_error,
+                  curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
+                  decision=decision, design=design, boundaries=table,
+                  escalation_error=esc_error, mtd=mtd, timings=tuple(timings))

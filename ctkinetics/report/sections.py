@@ -1,0 +1,314 @@
+"""The sections of the cohort review page, each a function of the :class:`Review`.
+
+Order follows what the committee asks in turn: the recommendation first (a summary box),
+then the data and its audit, expansion (NCA), the model fits, B-cell aplasia, safety and the
+escalation decision, and provenance.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ctkinetics import plots
+from ctkinetics.plots.exposure import metric_label
+from ctkinetics.report.html import collapsible, esc, fmt, table
+
+FLAG_MEANINGS = {
+    "not_converged": "the optimiser did not converge: estimates unusable",
+    "non_identifiable": "singular information matrix: some parameters are not determined by the data",
+    "at_bound": "an estimate sits on a bound of its parameter",
+    "rse>50%": "a parameter's relative standard error is above 50 %",
+    "corr>0.95": "two estimates correlate beyond 0.95 (the data cannot separate them)",
+}
+NCA_KEYS = ("CMAX", "TMAX", "AUCINT", "AUCLST", "LAMZHL", "TLST")
+
+
+def _fit_row_class(r) -> str:
+    if not bool(r.get("success", True)):
+        return "fail"
+    return "flag" if str(r.get("flags", "") or "") else ""
+
+
+def _reason_counts(df: pd.DataFrame, by=("reason",)) -> pd.DataFrame:
+    if df is None or df.empty:
+        return pd.DataFrame(columns=[*by, "records"])
+    return df.groupby(list(by), sort=True).size().rename("records").reset_index()
+
+
+# --------------------------------------------------------------------------------------
+def summary_box(rv) -> str:
+    """The top of the page: the design's recommendation and the state of the fits."""
+    return decision_box(rv, anchor=True) + fit_status_box(rv)
+
+
+def decision_box(rv, anchor: bool = False) -> str:
+    parts = []
+    d = rv.decision
+    if d is not None:
+        nxt = ""
+        if d.next_level is not None:
+            nxt = f"<br>Next participant: dose level <b>{esc(d.next_level)}</b>"
+            if d.earliest_next_infusion_day is not None:
+                nxt += f", not before study day <b>{fmt(d.earliest_next_infusion_day)}</b>"
+        if d.suspended:
+            nxt += "<br><b>Accrual suspended</b>"
+            if d.suspension_lifts_by_day is not None:
+                nxt += f" until about study day {fmt(d.suspension_lifts_by_day)} if no further DLT"
+        parts.append(
+            f"<div class='box decision'{' id=recommendation' if anchor else ''}>Design recommendation as of study day "
+            f"{fmt(d.as_of_day)} (current dose level {esc(d.current_level)}):"
+            f"<div class='big'>{esc(d.decision)}</div>Rule: {esc(d.rule)}{nxt}"
+            f"<br><span class='note'>{esc(d.stagger_note)}</span></div>")
+    else:
+        parts.append(f"<div class='box warn'{' id=recommendation' if anchor else ''}>"
+                     f"{esc(rv.escalation_error)}</div>")
+    return "".join(parts)
+
+
+def fit_status_box(rv) -> str:
+    if rv.fit is None:
+        return (f"<div class='box bad'><b>Model fits failed</b> ({esc(rv.settings.model)}): "
+                f"{esc(rv.fit_error)}. NCA and safety below are unaffected.</div>")
+    failed = [f for f in rv.fit.fits if not f.success]
+    flagged = [f for f in rv.fit.fits if f.success and f.flags]
+    n = len(rv.fit.fits)
+    if not failed and not flagged:
+        return (f"<div class='box good'>All {n} individual fits ({esc(rv.fit.model)}) converged "
+                "without flags.</div>")
+    items = "".join(f"<li><b>{esc(f.subject)}</b>: fit failed — {esc(f.message)}</li>" for f in failed)
+    items += "".join(f"<li><b>{esc(f.subject)}</b>: {esc(', '.join(f.flags))}</li>" for f in flagged)
+    cls = "bad" if failed else "warn"
+    what = " and ".join(x for x in (f"{len(failed)} of {n} fits failed" if failed else "",
+                                     f"{len(flagged)} of {n} fits are flagged" if flagged else "") if x)
+    return (f"<div class='box {cls}'><b>{what}</b> ({esc(rv.fit.model)}); read their parameters "
+            f"with caution "
+            f"(see <a href='#fits'>Model fits</a>):<ul>{items}</ul></div>")
+
+
+# --------------------------------------------------------------------------------------
+def data_section(rv, fig) -> str:
+    ds = rv.dataset
+    st = ds.study
+    subj = ds.subjects
+    levels = pd.DataFrame({"dose_level": list(st.dose_levels),
+                           "dose (cells)": list(st.dose_levels.values())})
+    levels["participants"] = [int((subj["dose_level"].astype(str) == lv).sum()) for lv in levels["dose_level"]]
+    design = pd.DataFrame([
+        ("target DLT rate", st.design.target_dlt_rate), ("DLT window (days)", st.design.dlt_window_days),
+        ("stagger (days)", st.design.stagger_days), ("cohort size", st.design.cohort_size),
+        ("maximum participants", st.design.max_subjects)], columns=["design", "value"])
+    audit = ds.audit
+    warn = "".join(f"<li>{esc(w)}</li>" for w in ds.warnings)
+    out = [f"<h2 id='data'>1. Study and data audit</h2><p><b>{esc(st.name)}</b>: "
+           f"{len(subj)} participants, {len(ds.observations)} samples read from "
+           f"{len(ds.sources)} files.</p><div class='grid'><div>{table(levels)}</div>"
+           f"<div>{table(design, text_columns=('value',))}</div></div>",
+           "<h3>Samples and below-LLOQ values per analyte</h3>",
+           table(rv.counts, labels={"blq_post_infusion": "BLQ after infusion",
+                                    "blq_pct": "BLQ %", "pre_infusion": "pre-infusion",
+                                    "post_infusion": "after infusion"}),
+           "<h3>Records excluded, changed or labelled on reading</h3>",
+           table(_reason_counts(audit, ("action", "reason")), text_columns=("action", "reason")),
+           collapsible(f"Every audited record ({len(audit)})",
+                       table(audit, text_columns=tuple(audit.columns))),
+           f"<h3>Warnings</h3><ul>{warn}</ul>" if warn else ""]
+    return "<section>" + "".join(out) + "</section>"
+
+
+def _nca_summary_table(rv, analyte) -> str:
+    s = rv.nca.summary()
+    s = s[s["analyte"] == analyte]
+    s = s[s["parameter"].str.startswith(NCA_KEYS)]
+    if s.empty:
+        return "<p class='note'>(no usable NCA values)</p>"
+    s = s.assign(metric=[metric_label(p, a, b) for p, a, b in zip(s["parameter"], s["start"], s["end"])])
+    wide = s.pivot_table(index="metric", columns="dose_level", values="display", aggfunc="first",
+                         sort=False)
+    n = s.pivot_table(index="metric", columns="dose_level", values="n", aggfunc="first", sort=False)
+    cols = [lv for lv in rv.nca.dose_levels if lv in wide.columns]
+    rows = []
+    for metric in dict.fromkeys(s["metric"]):
+        rows.append({"metric": metric, **{f"DL {lv}": (f"{wide.loc[metric, lv]} n={int(n.loc[metric, lv])}"
+                                                       if pd.notna(wide.loc[metric, lv]) else "")
+                                          for lv in cols}})
+    return table(pd.DataFrame(rows), text_columns=tuple(["metric"] + [f"DL {c}" for c in cols]))
+
+
+def _nca_participants(rv, analyte) -> pd.DataFrame:
+    r = rv.nca.results
+    r = r[(r["analyte"] == analyte) & r["parameter"].str.startswith(NCA_KEYS + ("R2ADJ",))]
+    r = r.assign(metric=[metric_label(p, a, b) for p, a, b in zip(r["parameter"], r["start"], r["end"])],
+                 shown=[fmt(v) if not e else f"— ({e})" for v, e in zip(r["value"], r["exclude"])])
+    w = r.pivot_table(index=["dose_level", "subject"], columns="metric", values="shown",
+                      aggfunc="first", sort=False)
+    w = w.reindex(columns=list(dict.fromkeys(r["metric"])))
+    return w.reset_index()
+
+
+def expansion_section(rv, fig) -> str:
+    out = ["<h2 id='expansion'>2. Expansion: concentration–time and NCA by dose level</h2>",
+           f"<p class='note'>NCA choices: {esc(rv.nca.options.method_label())}. NCA covers the "
+           "CAR-T analytes; B cells are summarised in section 4.</p>"]
+    for a in rv.car_analytes:
+        out.append(f"<h3>{esc(a)}</h3>")
+        out.append(fig(plots.spaghetti(rv.dataset, a, rv.mean_profiles.get(a)), f"spaghetti:{a}"))
+        out.append(fig(plots.exposure_by_dose(rv.nca, a), f"exposure_by_dose:{a}"))
+        out.append(f"<p><b>Per dose level</b> (geometric mean (geometric CV %), "
+                   f"Tmax/Tlast median [min, max]):</p>{_nca_summary_table(rv, a)}")
+        out.append(collapsible(f"Per participant ({esc(a)})",
+                               table(_nca_participants(rv, a), text_columns=("dose_level", "subject"))))
+        dp = rv.nca.dose_proportionality()
+        dp = dp[dp["analyte"] == a] if "analyte" in dp.columns else dp
+        out.append(collapsible("Dose proportionality (power model, 90 % CI of the slope b)", table(dp)))
+        out.append(fig(plots.lambda_z(rv.nca, rv.dataset, a), f"lambda_z:{a}"))
+    ex = rv.nca.exclusions
+    out.append("<h3>Samples left out of the NCA</h3>")
+    out.append(table(_reason_counts(ex, ("analyte", "reason")), text_columns=("analyte", "reason")))
+    out.append(collapsible(f"Every sample left out of the NCA ({len(ex)})",
+                           table(ex, text_columns=("subject", "analyte", "reason", "source_file"))))
+    return "<section>" + "".join(out) + "</section>"
+
+
+def fits_section(rv, fig) -> str:
+    m = rv.model
+    out = ["<h2 id='fits'>3. Model fits</h2>"]
+    title = esc(getattr(m, "title", "") or rv.settings.model)
+    ref = esc(getattr(m, "reference", "") or "")
+    out.append(f"<p>Model <b>{esc(rv.settings.model)}</b>: {title}"
+               + (f"<br><span class='note'>{ref}</span>" if ref else "") + "</p>")
+    out.append(fit_status_box(rv))
+    if rv.fit is None:
+        return "<section>" + "".join(out) + "</section>"
+    f = rv.fit
+    out.append(f"<p class='note'>Individual maximum-likelihood fits of {esc(', '.join(f.analytes))}; "
+               f"BLQ method {esc(f.blq_method)}, {esc(f.error_model)} error, "
+               f"{esc(f.settings.get('starts'))} starts (seed {esc(f.settings.get('seed'))}). "
+               "Orange rows: flagged fits; red rows: failed fits.</p>")
+    meanings = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in FLAG_MEANINGS.items())
+    out.append(table(f.fits_frame(), ["subject", "success", "flags", "n_obs", "n_blq", "ofv", "aic",
+                                      "n_starts_at_best", "message"],
+                     row_class=_fit_row_class, text_columns=("subject", "flags", "message")))
+    out.append(collapsible("What the flags mean", f"<ul>{meanings}</ul>"))
+    pars = f.to_frame()
+    ok = {x.subject: x.success for x in f.fits}
+    pars = pars.assign(success=pars["subject"].map(ok))
+    out.append(collapsible(
+        f"Parameter estimates with SE, RSE % and 95 % CI ({len(pars)} rows)",
+        table(pars, ["subject", "parameter", "estimate", "se", "rse_pct", "ci_low", "ci_high", "unit",
+                     "ci_method", "flags"], row_class=_fit_row_class,
+              text_columns=("subject", "parameter", "unit", "ci_method", "flags"))))
+    out.append("<h3>Two-stage summary by dose level (converged fits)</h3>")
+    summ = f.summary()
+    flagged_by_level = {}
+    for x in f.fits:
+        if x.success and x.flags:
+            lv = str(f.dose_levels.get(x.subject, "") or "all")
+            flagged_by_level[lv] = flagged_by_level.get(lv, 0) + 1
+    summ = summ.assign(n_flagged=summ["dose_level"].astype(str).map(flagged_by_level).fillna(0).astype(int))
+    out.append("<p class='note'>n counts converged fits, <b>flagged ones included</b> "
+               "(n_flagged of them): a geometric mean over flagged fits is only as good as they are.</p>")
+    out.append(table(summ, ["dose_level", "parameter", "n", "n_flagged", "n_failed", "geo_mean", "geo_cv_pct",
+                            "median", "min", "max", "unit"], text_columns=("dose_level", "parameter", "unit")))
+    for a in f.analytes:
+        out.append(fig(plots.goodness_of_fit(f, a), f"goodness_of_fit:{a}"))
+    out.append("<h3>Individual profiles with the fitted curve and its 95 % band</h3>"
+               "<p class='note'>The band is the spread of the curve from parameter uncertainty "
+               f"({rv.settings.band_draws} seeded draws from the estimates' covariance, kept "
+               "within the model's bounds). Flagged fits are drawn dashed in orange.</p>")
+    by_subject = {x.subject: x for x in f.fits}
+    order = rv.dataset.subjects.sort_values("dose", kind="stable")["subject"].astype(str)
+    cells = []
+    for a in f.analytes:
+        for s in order:
+            sf = by_subject.get(s)
+            if sf is None:
+                continue
+            c = rv.curves[(rv.curves["subject"] == s) & (rv.curves["analyte"] == a)] \
+                if len(rv.curves) else None
+            cells.append(fig(plots.individual_profile(
+                rv.dataset, s, a, c, curve_label=f"{esc(f.model)} fit", fit_flags=sf.flags,
+                fit_failed=not sf.success, height=340), f"individual_profile:{s}:{a}"))
+    out.append("<div class='grid'>" + "".join(cells) + "</div>")
+    ex = f.excluded_frame()
+    out.append("<h3>Samples left out of the fits</h3>")
+    out.append(table(_reason_counts(ex, ("analyte", "reason")), text_columns=("analyte", "reason")))
+    out.append(collapsible(f"Every sample left out of the fits ({len(ex)})",
+                           table(ex, ["subject", "analyte", "time", "observed", "blq", "lloq", "reason"],
+                                 text_columns=("subject", "analyte", "reason"))))
+    return "<section>" + "".join(out) + "</section>"
+
+
+def bcell_section(rv, fig) -> str:
+    out = ["<h2 id='bcells'>4. B-cell aplasia</h2>"]
+    if rv.bcell_analyte is None or rv.car_analyte is None:
+        out.append("<p class='note'>No B-cell analyte (kind <code>bcell</code>) in this study.</p>")
+    else:
+        out.append(fig(plots.cart_vs_bcells(rv.dataset, rv.car_analyte, rv.bcell_analyte, rv.aplasia),
+                       "cart_vs_bcells"))
+        out.append(table(rv.aplasia, labels={"baseline": "baseline (last pre-infusion)",
+                                             "aplasia_start": "aplasia from day",
+                                             "aplasia_end": "B cells back by day",
+                                             "last_sample": "last sample day"},
+                         text_columns=("subject", "dose_level", "status")))
+        out.append("<p class='note'>Aplasia starts at the first B-cell sample below the LLOQ after "
+                   "infusion; B cells are back at the next quantified sample. The true days lie "
+                   "between sampling days.</p>")
+    return "<section>" + "".join(out) + "</section>"
+
+
+def safety_section(rv, fig) -> str:
+    out = ["<h2 id='safety'>5. Safety and the escalation recommendation</h2>"]
+    d = rv.decision
+    if d is None:
+        out.append(f"<div class='box warn'>{esc(rv.escalation_error)}</div>")
+        return "<section>" + "".join(out) + "</section>"
+    des = rv.design
+    out.append(decision_box(rv))
+    out.append(f"<p class='note'>{'TITE-BOIN' if des.tite else 'BOIN'}: target {des.target:g}, "
+               f"λe = {des.lambda_e:.4f}, λd = {des.lambda_d:.4f}, elimination if "
+               f"Pr(p &gt; {des.target:g} | data) &gt; {des.cutoff_eli:g}; DLT window "
+               f"{des.dlt_window_days:g} days, stagger {des.stagger_days:g} days.</p>")
+    out.append(fig(plots.swimmer(d, dlt_window_days=des.dlt_window_days), "swimmer"))
+    out.append(fig(plots.boin_chart(rv.boundaries, d), "boin_chart"))
+    out.append("<h3>By dose level</h3>")
+    out.append(table(d.levels, ["level", "dose", "n", "dlt", "pending", "complete", "n_expansion",
+                                "stft", "p_hat", "escalate_if_le", "deescalate_if_ge",
+                                "eliminate_if_ge", "eliminated", "current", "stagger_ok_from_day"],
+                     labels={"p_hat": "p̂ (TITE)", "stft": "STFT",
+                             "escalate_if_le": "escalate if DLT ≤",
+                             "deescalate_if_ge": "de-escalate if DLT ≥",
+                             "eliminate_if_ge": "eliminate if DLT ≥",
+                             "stagger_ok_from_day": "others from day"},
+                     text_columns=("level",)))
+    saf = rv.dataset.safety
+    parts = d.participants.merge(saf[["subject", "crs_grade", "icans_grade"]].astype({"subject": str}),
+                                 on="subject", how="left")
+    out.append("<h3>Participants</h3>")
+    out.append(table(parts, row_class=lambda r: "fail" if r["status"] == "dlt" else "",
+                     labels={"followup_days": "days in window", "window_end_day": "window ends day",
+                             "dlt_day": "DLT day"},
+                     text_columns=("subject", "level", "phase", "status")))
+    if rv.mtd is not None:
+        out.append("<h3>MTD estimate from the complete DLT windows so far</h3>"
+                   f"<p>{esc(rv.mtd.reason)}</p>")
+        out.append(table(rv.mtd.to_frame(), text_columns=("level",)))
+    for a in rv.car_analytes[:1]:
+        out.append(fig(plots.exposure_vs_toxicity(rv.nca, saf, a), f"exposure_vs_toxicity:{a}"))
+    return "<section>" + "".join(out) + "</section>"
+
+
+def provenance_section(rv, files: pd.DataFrame, versions: dict, generated_at: str,
+                       command: str | None) -> str:
+    vt = pd.DataFrame(list(versions.items()), columns=["software", "version"])
+    st = pd.DataFrame([(k, fmt(v) if not isinstance(v, (list, tuple)) else str(v))
+                       for k, v in rv.settings.to_dict().items()], columns=["setting", "value"])
+    nca_opts = pd.DataFrame(list(rv.nca.options.describe().items()), columns=["NCA choice", "value"])
+    out = ["<h2 id='provenance'>6. Provenance</h2>",
+           f"<p>Generated <span class='ctk-generated'>{esc(generated_at)}</span> by ctkinetics "
+           f"{esc(versions.get('ctkinetics'))}."
+           + (f" Command: <code>{esc(command)}</code>" if command else "") + "</p>",
+           "<h3>Input files</h3>", table(files, text_columns=("file", "sha256")),
+           "<div class='grid'><div><h3>Settings</h3>", table(st, text_columns=("setting", "value")),
+           "</div><div><h3>Software</h3>", table(vt, text_columns=("software", "version")),
+           "<h3>NCA choices</h3>", table(nca_opts, text_columns=("NCA choice", "value")),
+           "</div></div>"]
+    return "<section>" + "".join(out) + "</section>"
