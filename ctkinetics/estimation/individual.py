@@ -22,7 +22,7 @@ from ctkinetics.estimation.likelihood import (
 )
 from ctkinetics.estimation.objective import Group
 from ctkinetics.estimation.optimize import bounds_of, minimize, multistart
-from ctkinetics.estimation.problem import analyte_maps, build_layout, subject_data
+from ctkinetics.estimation.problem import analyte_maps, build_layout, subjects_data
 from ctkinetics.estimation.results import (
     PARAMETER_COLUMNS, PREDICTION_COLUMNS, FitResult, SubjectFit, empty_parameters,
 )
@@ -70,8 +70,8 @@ def _select_analytes(obs, model, kinds_all, analytes):
 
 # --------------------------------------------------------------------------------------
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
-        starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=100,
-        progress=None) -> FitResult:
+        starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=250,
+        progress=None, engine="auto") -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
     Parameters
@@ -101,9 +101,17 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
     jobs : int
         Worker processes (subjects are independent).
     batch_size : int
-        Subjects sampled at identical times share vectorised Hessian and diagnostic
-        evaluations, in groups of this size (estimates do not depend on it).
+        Subjects are stacked into groups of at most this size (subjects sampled at their own
+        times: at most :data:`RAGGED_CHUNK`) that share every vectorised model call: the
+        batched optimiser, the Hessian and the diagnostics.
     progress : callable(done, total), optional
+    engine : {'auto', 'lmfit', 'batched'}
+        The optimiser. ``lmfit`` fits one subject at a time with lmfit's ``least_squares``;
+        ``batched`` runs one Levenberg–Marquardt iteration over a whole stack of subjects,
+        each with its own damping and convergence test (:mod:`ctkinetics.estimation.batched`,
+        tested to reach lmfit's optimum; a subject it does not converge is re-fitted by
+        lmfit). ``auto`` (default): lmfit for a subject fitted on its own, batched for
+        stacks. ``fits_frame()`` names the engine of every subject.
 
     Returns
     -------
@@ -134,10 +142,8 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
     subj_rows = {}
     if subj_table is not None and len(subj_table):
         st = subj_table.assign(subject=subj_table["subject"].astype(str))
-        subj_rows = {r["subject"]: r for _, r in st.iterrows()}
-    by_subject = dict(tuple(obs.groupby("subject", sort=False)))
-    data = [subject_data(s, by_subject[s], subj_rows.get(s), model, maps, blqm, err)
-            for s in all_subjects]
+        subj_rows = dict(zip(st["subject"], st.to_dict(orient="records")))
+    data = subjects_data(all_subjects, obs, subj_rows, model, maps, blqm, err)
     pooled = {}
     for m in maps:
         vals = [a.y[a.mode == QUANTIFIED] for d in data for a in d.analytes
@@ -145,16 +151,12 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         pooled[m.analyte] = np.concatenate(vals) if vals else np.array([])
     layout = build_layout(model, maps, err, pooled, fixed)
 
-    # group subjects sampled alike (a subject with its own times is a group of one)
-    groups = {}
-    for d in data:
-        groups.setdefault(d.signature(), []).append(d)
-    chunks = []
-    for members in groups.values():
-        for i in range(0, len(members), max(1, int(batch_size))):
-            chunks.append(members[i:i + batch_size])
+    from ctkinetics.estimation.optimize import resolve_engine
+
+    resolve_engine(engine, 1)  # reject an unknown engine before any work
+    chunks = _chunks(data, max(1, int(batch_size)))
     opts = dict(starts=int(starts), seed=int(seed), profile=profile, derived=derived,
-                model_name=model.name, blq=blqm.name, error=err.name)
+                model_name=model.name, blq=blqm.name, error=err.name, engine=engine)
     results = {}
     done = 0
     for chunk_fits in _run_chunks(model, layout, err, chunks, opts, jobs):
@@ -171,6 +173,31 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
                     scale_factors=tuple(m.scale_param for m in maps if m.scale_param))
     return FitResult(model.name, blqm.name, err.name, tuple(chosen), fits, dose_levels,
                      settings)
+
+
+#: Largest stack of subjects sampled at their own times: the model is evaluated at the union
+#: of their times, so the work grows with the square of the stack size.
+RAGGED_CHUNK = 32
+
+
+def _chunks(data, batch_size):
+    """Stacks of subjects: those sampled alike first (the model is evaluated at their common
+    times), then the others stacked by analyte set at the union of their times."""
+    alike, chunks = {}, []
+    for d in data:
+        alike.setdefault(d.signature(), []).append(d)
+    rest = {}
+    for members in alike.values():
+        if len(members) == 1:
+            rest.setdefault(tuple(a.analyte for a in members[0].analytes), []).append(members[0])
+            continue
+        for i in range(0, len(members), batch_size):
+            chunks.append(members[i:i + batch_size])
+    size = min(batch_size, RAGGED_CHUNK)
+    for members in rest.values():
+        for i in range(0, len(members), size):
+            chunks.append(members[i:i + size])
+    return chunks
 
 
 def _run_chunks(model, layout, err, chunks, opts, jobs):
@@ -212,12 +239,12 @@ def _failed(subj, layout, opts, message):
         error_model=opts["error"], success=False, message=message, ofv=np.nan,
         n_obs=subj.n_obs, n_blq=subj.n_blq, n_params=len(layout.specs), aic=np.nan,
         bic=np.nan, n_starts=opts["starts"], n_starts_at_best=0, flags=("not_converged",),
-        parameters=empty_parameters(subj.subject, layout.specs),
-        predictions=_prediction_rows(subj, None), derived=pd.DataFrame())
+        param_columns=empty_parameters(subj.subject, layout.specs),
+        pred_columns=_prediction_rows(subj, None), derived=pd.DataFrame(), engine="")
 
 
 def _fit_group(group: Group, opts) -> list:
-    opt = multistart(group, opts["starts"], opts["seed"])
+    opt = multistart(group, opts["starts"], opts["seed"], engine=opts["engine"])
     out = [None] * group.G
     keep = range(group.G)
     H = unc.hessian(group, np.where(np.isfinite(opt.theta), opt.theta, 0.0))
@@ -253,12 +280,16 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
             ci_lo[j], ci_hi[j] = (np.exp(a), np.exp(b)) if specs[j].log else (a, b)
             ci_method[j] = "profile"
     flags = unc.parameter_flags(names, rse, corr, bound, singular, ok)
-    params = pd.DataFrame({
-        "subject": subj.subject, "parameter": names, "estimate": est, "se": se_nat,
-        "rse_pct": rse, "ci_low": ci_lo, "ci_high": ci_hi, "unit": [s.unit for s in specs],
-        "flags": flags, "scale": ["log" if s.log else "linear" for s in specs],
-        "estimate_transformed": theta, "se_transformed": se, "ci_method": ci_method,
-        "role": [s.role for s in specs]}, columns=PARAMETER_COLUMNS)
+    k_ = len(specs)
+    params = {
+        "subject": np.full(k_, subj.subject, dtype=object),
+        "parameter": np.array(names, dtype=object), "estimate": est, "se": se_nat,
+        "rse_pct": rse, "ci_low": ci_lo, "ci_high": ci_hi,
+        "unit": np.array([s.unit for s in specs], dtype=object),
+        "flags": np.array(flags, dtype=object),
+        "scale": np.array(["log" if s.log else "linear" for s in specs], dtype=object),
+        "estimate_transformed": np.asarray(theta, float), "se_transformed": se,
+        "ci_method": ci_method, "role": np.array([s.role for s in specs], dtype=object)}
     fit_flags = []
     if not ok:
         fit_flags.append("not_converged")
@@ -289,12 +320,13 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
         ofv=ofv, n_obs=n_obs, n_blq=subj.n_blq, n_params=k, aic=ofv + 2 * k,
         bic=ofv + k * np.log(max(n_obs, 1)), n_starts=opts["starts"],
         n_starts_at_best=int(opt.n_starts_at_best[g]), flags=tuple(fit_flags),
-        parameters=params,
-        covariance=pd.DataFrame(cov, index=names, columns=names),
-        correlation=pd.DataFrame(corr, index=names, columns=names),
-        predictions=_prediction_rows(subj, [(f[g], w[g], p[g]) for f, w, p in diag]),
+        param_columns=params, cov=cov,
+        pred_columns=_prediction_rows(subj, [(f[g, :len(a.times)], w[g, :len(a.times)],
+                                             p[g, :len(a.times)])
+                                            for (f, w, p), a in zip(diag, subj.analytes)]),
         derived=der,
-        starts=pd.DataFrame(opt.starts[g], columns=["start", "ofv", "success"]))
+        start_history=tuple(opt.starts[g]),
+        engine=opt.engine[g] if opt.engine else "lmfit")
 
 
 def _fixed_refit(group1):
@@ -306,22 +338,18 @@ def _fixed_refit(group1):
     return refit
 
 
-def _prediction_rows(subj, diag):
-    rec = subj.records
-    if rec.empty:
-        return pd.DataFrame(columns=PREDICTION_COLUMNS)
-    out = rec[["subject", "analyte", "time", "observed", "blq", "lloq", "status",
-               "reason"]].copy()
-    out["ipred"] = np.nan
-    out["iwres"] = np.nan
-    out["p_blq"] = np.nan
+def _prediction_rows(subj, diag) -> dict:
+    """Columns of the predictions table (:data:`PREDICTION_COLUMNS`) of one subject."""
+    c = subj.columns
+    n = len(c["time"])
+    out = {k: c[k] for k in ("subject", "analyte", "time", "observed", "blq", "lloq",
+                             "status", "reason")}
+    ipred, iwres, p_blq = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     if diag is not None:
         for a, (f, w, p) in zip(subj.analytes, diag):
-            rows = a.rows
-            out.iloc[rows, out.columns.get_loc("ipred")] = f
-            out.iloc[rows, out.columns.get_loc("iwres")] = w
-            out.iloc[rows, out.columns.get_loc("p_blq")] = p
-    return out[PREDICTION_COLUMNS]
+            ipred[a.rows], iwres[a.rows], p_blq[a.rows] = f, w, p
+    out.update(ipred=ipred, iwres=iwres, p_blq=p_blq)
+    return {k: out[k] for k in PREDICTION_COLUMNS}
 
 
 __all__ = ["fit", "fit_chunk", "EXCLUDED"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from scipy.special import log_ndtr
+
 from ctkinetics.estimation.likelihood import (
-    EXCLUDED, QUANTIFIED, ErrorModel, m2ll_terms, pseudo_residuals, weighted_residuals,
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_terms, weighted_residuals,
 )
 from ctkinetics.estimation.problem import ParamLayout, SubjectData
 
@@ -34,13 +36,38 @@ class Group:
         self.subjects = list(subjects)
         self.G = len(self.subjects)
         first = self.subjects[0]
-        all_t = np.concatenate([a.times for a in first.analytes]) if first.analytes else []
-        self.times = np.unique(np.asarray(all_t, dtype=float))
-        self.idx = [np.searchsorted(self.times, a.times) for a in first.analytes]
-        self.y = [np.vstack([s.analytes[k].y for s in self.subjects])
-                  for k in range(len(first.analytes))]
-        self.mode = [np.vstack([s.analytes[k].mode for s in self.subjects])
-                     for k in range(len(first.analytes))]
+        n_an = len(first.analytes)
+        if any(len(s.analytes) != n_an for s in self.subjects):
+            raise ValueError("subjects of a group must have the same analytes")
+        # the model is evaluated once at the union of the subjects' sampling times; each
+        # subject's samples index into it (padded with excluded samples when ragged)
+        all_t = [a.times for s in self.subjects for a in s.analytes]
+        self.times = (np.unique(np.concatenate(all_t).astype(float)) if all_t
+                      else np.zeros(0))
+        self.idx, self.y, self.mode = [], [], []
+        self.common = []   # per analyte: the subjects' shared index row, or None if ragged
+        for k in range(n_an):
+            parts = [s.analytes[k] for s in self.subjects]
+            width = max(len(a.times) for a in parts)
+            if all(len(a.times) == width for a in parts) and \
+                    all(np.array_equal(a.times, parts[0].times) for a in parts[1:]):
+                idx = np.broadcast_to(np.searchsorted(self.times, parts[0].times),
+                                      (self.G, width))
+                y = np.vstack([a.y for a in parts])
+                mode = np.vstack([a.mode for a in parts])
+                self.common.append(idx[0])
+            else:
+                self.common.append(None)
+                idx = np.zeros((self.G, width), int)
+                y = np.ones((self.G, width))
+                mode = np.full((self.G, width), EXCLUDED)
+                for g, a in enumerate(parts):
+                    j = len(a.times)
+                    idx[g, :j] = np.searchsorted(self.times, a.times)
+                    y[g, :j], mode[g, :j] = a.y, a.mode
+            self.idx.append(idx)
+            self.y.append(y)
+            self.mode.append(mode)
         self.kinds = sorted({m.kind for m in layout.analytes})
         cov_names = sorted(set().union(*[s.covariates for s in self.subjects]))
         self.covariates = {c: np.array([s.covariates.get(c, np.nan) for s in self.subjects])
@@ -51,6 +78,7 @@ class Group:
         self.is_log = np.array([s.log for s in specs], bool)
         self.model_idx = [(s.model_name, i) for i, s in enumerate(specs) if s.role == "model"]
         self.scale_idx = {s.name: i for i, s in enumerate(specs) if s.role == "scale"}
+        self.is_sigma = np.array([s.role == "sigma" for s in specs], bool)
         self.sigma_idx = {}
         for i, s in enumerate(specs):
             if s.role == "sigma":
@@ -64,6 +92,22 @@ class Group:
     def subgroup(self, g):
         """The group of subject ``g`` alone."""
         return Group(self.model, self.layout, self.error, [self.subjects[g]])
+
+    def take(self, rows):
+        """The group of the subjects ``rows`` (int array), sharing this group's arrays'
+        layout (no re-indexing of the data: cheap enough to call every iteration)."""
+        rows = np.asarray(rows, int)
+        new = object.__new__(Group)
+        new.__dict__.update(self.__dict__)
+        new.subjects = [self.subjects[i] for i in rows]
+        new.G = len(rows)
+        new.idx = [i[rows] for i in self.idx]
+        new.y = [y[rows] for y in self.y]
+        new.mode = [m[rows] for m in self.mode]
+        new.covariates = {c: v[rows] for c, v in self.covariates.items()}
+        new._terms = {k: tuple(a[rows] for a in v)
+                      for k, v in self.__dict__.get("_terms", {}).items()}
+        return new
 
     # ----------------------------------------------------------------------------------
     def natural(self, theta):
@@ -79,7 +123,7 @@ class Group:
         return rows // self.G
 
     def predict(self, theta):
-        """Predictions per analyte, each (rows of theta, n_times_of_that_analyte)."""
+        """Predictions per analyte, each (rows of theta, width of that analyte)."""
         nat = self.natural(theta)
         G = nat.shape[0]
         reps = self._reps(nat)
@@ -93,8 +137,12 @@ class Group:
         out = self.model.predict(params, self.times, covariates=cov or None,
                                  observables=self.kinds)
         preds = []
-        for m, idx in zip(self.layout.analytes, self.idx):
-            f = np.reshape(np.asarray(out[m.kind], dtype=float), (G, -1))[:, idx]
+        for m, idx, common in zip(self.layout.analytes, self.idx, self.common):
+            full = np.reshape(np.asarray(out[m.kind], dtype=float), (G, -1))
+            if common is not None:
+                f = full[:, common]
+            else:
+                f = np.take_along_axis(full, np.tile(idx, (reps, 1)), axis=1)
             if m.scale_param:
                 f = f * nat[:, self.scale_idx[m.scale_param]][:, None]
             preds.append(f)
@@ -105,9 +153,9 @@ class Group:
         sig = tuple(nat[:, i] for i in self.sigma_idx[a])
         return self.error.sd(f, sig)
 
-    def _pieces(self, theta):
+    def _pieces(self, theta, preds=None):
         nat = self.natural(theta)
-        preds = self.predict(theta)
+        preds = self.predict(theta) if preds is None else preds
         reps = self._reps(nat)
         for k, f in enumerate(preds):
             y, mode = self.y[k], self.mode[k]
@@ -115,47 +163,118 @@ class Group:
                 y, mode = np.tile(y, (reps, 1)), np.tile(mode, (reps, 1))
             yield k, y, f, self._sd(nat, k, f), mode
 
-    def ofv(self, theta):
+    def ofv(self, theta, preds=None):
         """−2·ln L per subject, shape (G,). ``theta`` is (G, p) on the estimation scale."""
         theta = np.atleast_2d(theta)
         total = np.zeros(theta.shape[0])
-        for k, y, f, sd, mode in self._pieces(theta):
+        for k, y, f, sd, mode in self._pieces(theta, preds):
             t = m2ll_terms(self.error, y, f, sd, mode)
             total += np.where(np.isfinite(t), t, np.inf).sum(axis=1)
         return total
 
-    def residuals(self, theta):
-        """Pseudo-residuals (G, m) with Σ r² = −2·ln L − constant for each subject."""
-        theta = np.atleast_2d(theta)
-        parts = []
-        for k, y, f, sd, mode in self._pieces(theta):
-            a = self.layout.analytes[k].analyte
-            parts.append(pseudo_residuals(self.error, y, f, sd, mode, self.ln_sd2_floor[a]))
-        r = np.concatenate(parts, axis=1) if parts else np.zeros((theta.shape[0], 0))
-        return np.nan_to_num(r, nan=_BIG, posinf=_BIG, neginf=-_BIG)
+    def residuals(self, theta, preds=None):
+        """Pseudo-residuals (rows of theta, m) with Σ r² = −2·ln L − constant per subject.
 
-    def jacobian(self, theta, vary=None):
-        """Forward-difference Jacobian of :meth:`residuals`, block diagonal over subjects:
-        dense (G·m, G·p_vary), from one model call on all p + 1 parameter sets of every
-        subject. Step h_j = 1.5e-8·max(1, |θ_j|)."""
+        The same numbers as :func:`likelihood.pseudo_residuals` (tested), computed the way an
+        optimiser calls them thousands of times: T(y) and the masks are computed once per
+        group, ln Φ only for the censored samples, ln sd once per subject when the error
+        model has a single SD, and the copies of a stencil broadcast against the data
+        instead of tiling it.
+        """
+        theta = np.atleast_2d(theta)
+        nat = self.natural(theta)
+        preds = self.predict(theta) if preds is None else preds
+        rows = nat.shape[0]
+        reps = self._reps(nat)
+        G = self.G
+        parts = []
+        for k, f in enumerate(preds):
+            m = self.layout.analytes[k]
+            ty, quant, cens = self._data_terms(k)
+            w = ty.shape[1]
+            sig = [nat[:, i] for i in self.sigma_idx[m.analyte]]
+            if len(sig) == 1:
+                sd = sig[0][:, None]
+            else:
+                sd = self.error.sd(f, tuple(sig))
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                z = (ty[None] - self.error.transform(f).reshape(reps, G, w)) \
+                    / sd.reshape(reps, G, -1)
+                r1 = np.where(quant, z, 0.0)
+                if cens.any():
+                    r1[:, cens] = np.sqrt(np.maximum(-2.0 * log_ndtr(z[:, cens]), 0.0))
+                lsd = 2.0 * np.log(sd).reshape(reps, G, -1) - self.ln_sd2_floor[m.analyte] + 1.0
+                r2 = np.where(quant, np.sqrt(np.maximum(lsd, 0.0)), 0.0)
+            parts.append(np.concatenate([r1, r2], axis=-1).reshape(rows, 2 * w))
+        r = np.concatenate(parts, axis=1) if len(parts) > 1 else (
+            parts[0] if parts else np.zeros((rows, 0)))
+        if not np.all(np.isfinite(r)):
+            r = np.nan_to_num(r, nan=_BIG, posinf=_BIG, neginf=-_BIG)
+        return r
+
+    def _data_terms(self, k):
+        """T(y), quantified mask, censored mask of analyte ``k`` (cached per group)."""
+        cache = self.__dict__.setdefault("_terms", {})
+        if k not in cache:
+            mode = self.mode[k]
+            with np.errstate(invalid="ignore"):
+                ty = self.error.transform(np.where(mode == EXCLUDED, 1.0, self.y[k]))
+            cache[k] = (ty, mode == QUANTIFIED, mode == CENSORED)
+        return cache[k]
+
+    def predict_stencil(self, big):
+        """Predictions at a stack of parameter sets (k·G rows, copy-major), calling the
+        model only for rows that differ from the first copy in a parameter the predictions
+        depend on (the residual SDs do not enter them)."""
+        G = self.G
+        reps = self._reps(big)
+        if reps == 1:
+            return self.predict(big)
+        base = big[:G]
+        blocks = big.reshape(reps, G, -1)
+        needs = np.any(blocks[:, :, ~self.is_sigma] != base[None, :, ~self.is_sigma],
+                       axis=(1, 2))
+        needs[0] = True
+        which = np.flatnonzero(needs)
+        sub = blocks[which].reshape(-1, big.shape[1])
+        pred_sub = self.predict(sub)
+        # copies that only move an SD reuse the predictions of the first copy
+        pos = np.zeros(reps, int)
+        pos[which] = np.arange(which.size)
+        src = np.where(needs, pos, 0)
+        out = []
+        for f in pred_sub:
+            f = f.reshape(which.size, G, -1)[src]
+            out.append(f.reshape(reps * G, -1))
+        return out
+
+    def jacobian_blocks(self, theta, vary=None, r0=None):
+        """Forward-difference Jacobian of :meth:`residuals` per subject, (G, m, q) for the
+        q varied parameters, from one model call on the perturbed sets of every subject
+        (perturbations of a residual SD need no model call). Step
+        h_j = 1.49e-8·max(1, |θ_j|), taken inwards at an upper bound."""
         theta = np.atleast_2d(theta)
         G, p = theta.shape
         vary = np.ones(p, bool) if vary is None else np.asarray(vary, bool)
         cols = np.flatnonzero(vary)
+        q = len(cols)
         h = 1.49e-8 * np.maximum(1.0, np.abs(theta[:, cols]))          # (G, q)
         hi = self.upper[cols]
         # step inwards at an upper bound so the model is never evaluated outside it
         h = np.where(theta[:, cols] + h > hi, -h, h)
-        big = np.tile(theta, (len(cols) + 1, 1))
+        big = np.tile(theta, (q + 1, 1))
         for k, j in enumerate(cols):
             big[(k + 1) * G:(k + 2) * G, j] += h[:, k]
-        r = self.residuals(big)                     # ((q+1)·G, m)
-        r0 = r[:G]
-        m = r0.shape[1]
-        q = len(cols)
-        blocks = np.empty((G, m, q))
-        for k in range(q):
-            blocks[:, :, k] = (r[(k + 1) * G:(k + 2) * G] - r0) / h[:, [k]]
+        r = self.residuals(big, self.predict_stencil(big))     # ((q+1)·G, m)
+        base = r[:G] if r0 is None else r0
+        blocks = (r[G:].reshape(q, G, -1) - base[None]) / h.T[:, :, None]   # (q, G, m)
+        return np.moveaxis(blocks, 0, 2)
+
+    def jacobian(self, theta, vary=None):
+        """The Jacobian of :meth:`residuals` for a least-squares solver: block diagonal
+        over subjects, dense (G·m, G·q) (see :meth:`jacobian_blocks`)."""
+        blocks = self.jacobian_blocks(theta, vary)
+        G, m, q = blocks.shape
         if G == 1:
             return blocks[0]
         J = np.zeros((G, m, G, q))

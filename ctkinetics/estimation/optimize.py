@@ -1,4 +1,4 @@
-"""lmfit driver: minimise the −2·log-likelihood of a group of subjects, with multistart.
+"""Optimisation drivers: minimise the −2·log-likelihood of a group of subjects, with multistart.
 
 The solver is lmfit's ``least_squares`` (scipy's trust-region-reflective method with the
 parameters' bounds) on the pseudo-residuals of :func:`likelihood.pseudo_residuals`, whose
@@ -6,6 +6,12 @@ sum of squares is the −2LL up to a constant — exact for censored (M3) terms 
 SDs, and fast because the solver keeps its Gauss–Newton structure. Each subject is its own
 lmfit problem; its Jacobian is computed by forward differences in one vectorised model call
 (all p + 1 parameter sets at once).
+
+Engines (:data:`ENGINES`): ``lmfit`` (the above, one subject at a time) and ``batched``
+(:mod:`ctkinetics.estimation.batched`: one Levenberg–Marquardt run over a whole stack of
+subjects, each with its own damping and convergence test; a subject it does not converge is
+re-fitted by lmfit). ``fit(engine='auto')`` uses lmfit for a subject fitted on its own and the
+batched engine for stacks of subjects; every subject's row names the engine used.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ class Optimum:
     message: list           # (G,) str
     n_starts_at_best: np.ndarray
     starts: list            # per subject: list of (start, ofv, success)
+    engine: list = None     # per subject: the engine that produced the kept optimum
 
 
 def bounds_of(group: Group):
@@ -109,24 +116,71 @@ def minimize(group: Group, theta0, vary=None, tol=1e-10, max_nfev=None):
     return theta, success, message, res
 
 
-def multistart(group: Group, n_starts: int = 1, seed: int = 0) -> Optimum:
+def _run_lmfit(group: Group, theta0):
+    """lmfit, one subject at a time: (theta, ok, messages, engines)."""
+    G = group.G
+    theta, ok, msg = theta0.copy(), np.zeros(G, bool), [""] * G
+    for g in range(G):
+        single = group if G == 1 else group.subgroup(g)
+        try:
+            th, o, msg[g], _ = minimize(single, theta0[g:g + 1])
+            theta[g], ok[g] = th[0], o[0]
+        except Exception as exc:  # noqa: BLE001 - one start failing must not end the fit
+            msg[g] = f"{type(exc).__name__}: {exc}"
+    return theta, ok, msg, ["lmfit"] * G
+
+
+def _run_batched(group: Group, theta0):
+    """The batched Levenberg–Marquardt engine on the whole group; a subject it does not
+    converge is re-fitted by lmfit from the same start."""
+    from ctkinetics.estimation.batched import levenberg_marquardt
+
+    try:
+        theta, ok, msg, _ = levenberg_marquardt(group, theta0)
+    except Exception:  # noqa: BLE001 - the whole stack goes to lmfit
+        return _run_lmfit(group, theta0)
+    engines = ["batched"] * group.G
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        sub = group.take(bad)
+        th, o, m, _ = _run_lmfit(sub, theta0[bad])
+        theta[bad], ok[bad] = th, o
+        for k, i in enumerate(bad):
+            msg[i] = f"{m[k]} (lmfit after batched: {msg[i]})"
+            engines[i] = "lmfit"
+    return theta, ok, msg, engines
+
+
+#: Optimisation engines: name -> f(group, theta0 (G, p)) -> (theta, ok, messages, engines).
+ENGINES = {"lmfit": _run_lmfit, "batched": _run_batched}
+
+
+def resolve_engine(engine: str, group_size: int) -> str:
+    """``auto``: lmfit for a subject fitted alone, the batched engine for a stack of two or
+    more subjects (verified to reach lmfit's optimum, see :mod:`.batched`)."""
+    if engine == "auto":
+        return "batched" if group_size > 1 else "lmfit"
+    if engine not in ENGINES:
+        from ctkinetics.errors import SettingsError
+
+        raise SettingsError(f"unknown engine '{engine}'; choose auto, {', '.join(ENGINES)}")
+    return engine
+
+
+def multistart(group: Group, n_starts: int = 1, seed: int = 0,
+               engine: str = "lmfit") -> Optimum:
     """Minimise each subject from every start; keep its best; count starts reaching it."""
+    run = ENGINES[resolve_engine(engine, group.G)]
     starts = start_values(group, max(1, int(n_starts)), seed)
     G = group.G
     best_theta = np.full_like(starts[0], np.nan)
     best_ofv = np.full(G, np.inf)
     best_ok = np.zeros(G, bool)
     best_msg = [""] * G
+    best_engine = [""] * G
     history = [[] for _ in range(G)]
     for k, theta0 in enumerate(starts):
-        theta, ok, msg = theta0.copy(), np.zeros(G, bool), [""] * G
-        for g in range(G):
-            single = group if G == 1 else group.subgroup(g)
-            try:
-                th, o, msg[g], _ = minimize(single, theta0[g:g + 1])
-                theta[g], ok[g] = th[0], o[0]
-            except Exception as exc:  # noqa: BLE001 - one start failing must not end the fit
-                msg[g] = f"{type(exc).__name__}: {exc}"
+        theta, ok, msg, engines = run(group, theta0)
         ofv = group.ofv(theta)
         ofv = np.where(np.isfinite(ofv), ofv, np.inf)
         for g in range(G):
@@ -137,6 +191,7 @@ def multistart(group: Group, n_starts: int = 1, seed: int = 0) -> Optimum:
             if better or (ok[g] and not best_ok[g] and ofv[g] <= best_ofv[g] + SAME_OPTIMUM):
                 best_theta[g], best_ofv[g], best_ok[g], best_msg[g] = \
                     theta[g], ofv[g], ok[g], msg[g]
+                best_engine[g] = engines[g]
     at_best = np.array([sum(1 for _, o, s in h if s and abs(o - b) <= SAME_OPTIMUM)
                         for h, b in zip(history, best_ofv)])
-    return Optimum(best_theta, best_ofv, best_ok, best_msg, at_best, history)
+    return Optimum(best_theta, best_ofv, best_ok, best_msg, at_best, history, best_engine)

@@ -19,6 +19,7 @@ DEVELOPERS.md; tests use small stand-ins with the same attributes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -103,12 +104,25 @@ class AnalyteData:
     rows: np.ndarray = None  # positions of these samples in SubjectData.records
 
 
+#: Columns of :attr:`SubjectData.records`.
+RECORD_COLUMNS = ["subject", "analyte", "time", "observed", "blq", "pre_infusion", "lloq",
+                  "value_used", "status", "reason", "source_file", "source_row"]
+
+
 @dataclass(frozen=True)
 class SubjectData:
+    """One subject's fitted samples: per analyte the likelihood arrays, and every sample
+    (used or not) as ``records`` (built on first access from the ``columns`` arrays: a
+    batch of a thousand subjects needs no thousand DataFrames until someone asks)."""
+
     subject: str
     covariates: dict
     analytes: tuple[AnalyteData, ...]
-    records: pd.DataFrame  # every sample of the fitted analytes with status and reason
+    columns: dict  # RECORD_COLUMNS -> array, every sample of the fitted analytes
+
+    @cached_property
+    def records(self) -> pd.DataFrame:
+        return pd.DataFrame(self.columns, columns=RECORD_COLUMNS)
 
     @property
     def n_obs(self):
@@ -116,8 +130,8 @@ class SubjectData:
 
     @property
     def n_blq(self):
-        r = self.records
-        return int((r["blq"] & ~r["pre_infusion"]).sum()) if len(r) else 0
+        c = self.columns
+        return int(np.count_nonzero(c["blq"] & ~c["pre_infusion"])) if len(c["blq"]) else 0
 
     def signature(self):
         """Subjects with the same signature can be stacked in one vectorised problem."""
@@ -210,26 +224,83 @@ def _covariates_of(subject_row, model) -> dict:
     return out
 
 
+def _column(d, name, dtype, default):
+    if name in d:
+        return d[name].to_numpy(dtype) if dtype is not None else d[name].to_numpy()
+    return np.full(len(d), default, dtype=dtype or (object if isinstance(default, str) else None))
+
+
 def subject_data(subject, obs: pd.DataFrame, subject_row, model, maps,
                  blq: BLQMethod, error: ErrorModel) -> SubjectData:
     """Label one subject's samples (``obs``: that subject's rows of the fitted analytes)."""
-    parts, recs, offset = [], [], 0
+    per = []
     for m in maps:
         d = obs[obs["analyte"] == m.analyte].sort_values("time", kind="stable")
-        time = d["time"].to_numpy(float)
-        value = d["value"].to_numpy(float)
-        lloq = d["lloq"].to_numpy(float) if "lloq" in d else np.full(len(d), np.nan)
-        isblq = d["blq"].to_numpy(bool) if "blq" in d else np.zeros(len(d), bool)
-        pre = d["pre_infusion"].to_numpy(bool) if "pre_infusion" in d else np.zeros(len(d), bool)
-        reason = np.full(len(d), "", dtype=object)
+        per.append({"time": d["time"].to_numpy(float), "value": d["value"].to_numpy(float),
+                    "lloq": _column(d, "lloq", float, np.nan),
+                    "blq": _column(d, "blq", bool, False),
+                    "pre_infusion": _column(d, "pre_infusion", bool, False),
+                    "source_file": _column(d, "source_file", None, ""),
+                    "source_row": _column(d, "source_row", None, -1)})
+    return _label(subject, per, _covariates_of(subject_row, model), maps, blq, error)
+
+
+def subjects_data(subjects, obs: pd.DataFrame, subject_rows: dict, model, maps,
+                  blq: BLQMethod, error: ErrorModel) -> list[SubjectData]:
+    """:func:`subject_data` for many subjects at once: one sort of the whole table instead of
+    a filter and a sort per subject (``obs``: the fitted analytes' rows; ``subject`` and
+    ``analyte`` as str)."""
+    if not len(obs):
+        return [subject_data(s, obs, subject_rows.get(s), model, maps, blq, error)
+                for s in subjects]
+    subj_code = {s: i for i, s in enumerate(subjects)}
+    an_code = {m.analyte: i for i, m in enumerate(maps)}
+    sc = obs["subject"].map(subj_code).to_numpy()
+    keep = ~pd.isna(sc)
+    ac = obs["analyte"].map(an_code).to_numpy()
+    keep &= ~pd.isna(ac)
+    sc = sc[keep].astype(int)
+    ac = ac[keep].astype(int)
+    t = obs["time"].to_numpy(float)[keep]
+    order = np.lexsort((t, ac, sc))                 # stable: ties keep the table's order
+    sc, ac = sc[order], ac[order]
+    cols = {"time": t[order], "value": obs["value"].to_numpy(float)[keep][order],
+            "lloq": _column(obs, "lloq", float, np.nan)[keep][order],
+            "blq": _column(obs, "blq", bool, False)[keep][order],
+            "pre_infusion": _column(obs, "pre_infusion", bool, False)[keep][order],
+            "source_file": _column(obs, "source_file", None, "")[keep][order],
+            "source_row": _column(obs, "source_row", None, -1)[keep][order]}
+    nA = len(maps)
+    cell = sc * nA + ac
+    bounds = np.searchsorted(cell, np.arange(len(subjects) * nA + 1))
+    out = []
+    for i, s in enumerate(subjects):
+        per = []
+        for k in range(nA):
+            lo, hi = bounds[i * nA + k], bounds[i * nA + k + 1]
+            per.append({c: v[lo:hi] for c, v in cols.items()})
+        out.append(_label(s, per, _covariates_of(subject_rows.get(s), model), maps, blq,
+                          error))
+    return out
+
+
+def _label(subject, per, covariates, maps, blq: BLQMethod, error: ErrorModel) -> SubjectData:
+    """Likelihood arrays and records of one subject from its per-analyte sample arrays
+    (sorted by time)."""
+    parts, recs, offset = [], [], 0
+    for m, c in zip(maps, per):
+        time, value, lloq = c["time"], c["value"], c["lloq"]
+        isblq, pre = c["blq"], c["pre_infusion"]
+        n = len(time)
+        reason = np.full(n, "", dtype=object)
         reason[pre] = "pre-infusion sample (structural zero)"
         before = ~pre & (time < 0)
         reason[before] = "sampled before infusion"
         missing = ~pre & ~before & ~isblq & ~np.isfinite(value)
         reason[missing] = "missing value"
         post = ~pre & ~before & ~missing
-        y = np.full(len(d), np.nan)
-        mode = np.full(len(d), EXCLUDED)
+        y = np.full(n, np.nan)
+        mode = np.full(n, EXCLUDED)
         yp, mp, rp = blq.prepare(value[post], lloq[post], isblq[post])
         y[post], mode[post] = yp, mp
         reason[post] = np.where(rp == "", reason[post], rp)
@@ -243,18 +314,15 @@ def subject_data(subject, obs: pd.DataFrame, subject_row, model, maps,
         keep = ~pre & ~before
         parts.append(AnalyteData(m.analyte, time[keep], y[keep], mode[keep],
                                  offset + np.flatnonzero(keep)))
-        offset += len(d)
+        offset += n
         status = np.select([mode == QUANTIFIED, mode == CENSORED], ["quantified", "censored"],
                            "excluded").astype(object)
-        substituted = (mode == QUANTIFIED) & isblq
-        status[substituted] = "substituted"
-        rec = pd.DataFrame({
-            "subject": str(subject), "analyte": m.analyte, "time": time,
-            "observed": value, "blq": isblq, "pre_infusion": pre, "lloq": lloq,
-            "value_used": y, "status": status, "reason": reason,
-            "source_file": d["source_file"].to_numpy() if "source_file" in d else "",
-            "source_row": d["source_row"].to_numpy() if "source_row" in d else -1,
-        })
-        recs.append(rec)
-    records = pd.concat(recs, ignore_index=True) if recs else pd.DataFrame()
-    return SubjectData(str(subject), _covariates_of(subject_row, model), tuple(parts), records)
+        status[(mode == QUANTIFIED) & isblq] = "substituted"
+        recs.append({"subject": np.full(n, str(subject), dtype=object),
+                     "analyte": np.full(n, m.analyte, dtype=object), "time": time,
+                     "observed": value, "blq": isblq, "pre_infusion": pre, "lloq": lloq,
+                     "value_used": y, "status": status, "reason": reason,
+                     "source_file": c["source_file"], "source_row": c["source_row"]})
+    columns = {k: (np.concatenate([r[k] for r in recs]) if recs else np.zeros(0))
+               for k in RECORD_COLUMNS}
+    return SubjectData(str(subject), covariates, tuple(parts), columns)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -11,12 +12,12 @@ PARAMETER_COLUMNS = ["subject", "parameter", "estimate", "se", "rse_pct", "ci_lo
                      "ci_method", "role"]
 FIT_COLUMNS = ["subject", "model", "blq_method", "error_model", "success", "n_obs", "n_blq",
                "n_params", "ofv", "aic", "bic", "n_starts", "n_starts_at_best", "flags",
-               "message"]
+               "message", "engine"]
 PREDICTION_COLUMNS = ["subject", "analyte", "time", "observed", "blq", "lloq", "ipred", "iwres",
                       "p_blq", "status", "reason"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SubjectFit:
     """The fit of one subject.
 
@@ -46,6 +47,13 @@ class SubjectFit:
         subject, analyte, quantity, value, unit.
     starts : DataFrame
         start, ofv, success of every start.
+    engine : str
+        Optimiser that produced the estimates: ``lmfit`` or ``batched`` (see ``fit``).
+
+    The tables are built on first access from the arrays the fit stores (``param_columns``,
+    ``pred_columns``, ``cov``, ``start_history``): a batch of a thousand subjects does not
+    build six thousand DataFrames that nobody reads; :class:`FitResult` concatenates the
+    arrays directly.
     """
 
     subject: str
@@ -63,14 +71,43 @@ class SubjectFit:
     n_starts: int
     n_starts_at_best: int
     flags: tuple = ()
-    parameters: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=PARAMETER_COLUMNS))
-    covariance: pd.DataFrame = field(default_factory=pd.DataFrame)
-    correlation: pd.DataFrame = field(default_factory=pd.DataFrame)
-    predictions: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        columns=PREDICTION_COLUMNS))
-    derived: pd.DataFrame = field(default_factory=pd.DataFrame)
-    starts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    param_columns: dict = field(default_factory=dict, repr=False)
+    pred_columns: dict = field(default_factory=dict, repr=False)
+    cov: np.ndarray = field(default=None, repr=False)
+    derived: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    start_history: tuple = field(default=(), repr=False)
+    engine: str = "lmfit"
+
+    @cached_property
+    def parameters(self) -> pd.DataFrame:
+        return _frame(self.param_columns, PARAMETER_COLUMNS)
+
+    @cached_property
+    def predictions(self) -> pd.DataFrame:
+        return _frame(self.pred_columns, PREDICTION_COLUMNS)
+
+    @property
+    def param_names(self) -> list:
+        return list(self.param_columns.get("parameter", []))
+
+    @cached_property
+    def covariance(self) -> pd.DataFrame:
+        if self.cov is None:
+            return pd.DataFrame()
+        return pd.DataFrame(self.cov, index=self.param_names, columns=self.param_names)
+
+    @cached_property
+    def correlation(self) -> pd.DataFrame:
+        if self.cov is None:
+            return pd.DataFrame()
+        sd = np.sqrt(np.diag(self.cov))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = self.cov / np.outer(sd, sd)
+        return pd.DataFrame(corr, index=self.param_names, columns=self.param_names)
+
+    @cached_property
+    def starts(self) -> pd.DataFrame:
+        return pd.DataFrame(list(self.start_history), columns=["start", "ofv", "success"])
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy parameter table (a copy)."""
@@ -86,7 +123,7 @@ class SubjectFit:
                 "n_obs": self.n_obs, "n_blq": self.n_blq, "n_params": self.n_params,
                 "ofv": self.ofv, "aic": self.aic, "bic": self.bic, "n_starts": self.n_starts,
                 "n_starts_at_best": self.n_starts_at_best, "flags": ";".join(self.flags),
-                "message": self.message}
+                "message": self.message, "engine": self.engine}
 
 
 def _concat(frames, columns=None):
@@ -94,6 +131,22 @@ def _concat(frames, columns=None):
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
+
+
+def _frame(cols, columns):
+    if not cols:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({c: cols[c] for c in columns}, columns=columns)
+
+
+def _concat_columns(dicts, columns):
+    """One DataFrame from many column dicts (the subjects' arrays), without per-subject
+    frames."""
+    dicts = [d for d in dicts if d and len(d[columns[0]])]
+    if not dicts:
+        return pd.DataFrame(columns=columns)
+    return pd.DataFrame({c: np.concatenate([d[c] for d in dicts]) for c in columns},
+                        columns=columns)
 
 
 @dataclass(frozen=True)
@@ -133,7 +186,7 @@ class FitResult:
     def to_frame(self) -> pd.DataFrame:
         """All parameter rows: subject, parameter, estimate, se, rse_pct, ci_low, ci_high,
         unit, flags (and scale, transformed estimate/SE, CI method, role)."""
-        return _concat([f.parameters for f in self.fits], PARAMETER_COLUMNS)
+        return _concat_columns([f.param_columns for f in self.fits], PARAMETER_COLUMNS)
 
     parameters_frame = to_frame
 
@@ -141,7 +194,7 @@ class FitResult:
         return pd.DataFrame([f.summary_row() for f in self.fits], columns=FIT_COLUMNS)
 
     def predictions_frame(self) -> pd.DataFrame:
-        return _concat([f.predictions for f in self.fits], PREDICTION_COLUMNS)
+        return _concat_columns([f.pred_columns for f in self.fits], PREDICTION_COLUMNS)
 
     def derived_frame(self) -> pd.DataFrame:
         return _concat([f.derived for f in self.fits],
@@ -170,13 +223,16 @@ class FitResult:
         return t.pivot(index="subject", columns="parameter", values="estimate")
 
 
-def empty_parameters(subject, specs, flags="not_converged"):
-    """NaN parameter rows of a failed subject, so every table keeps its shape."""
+def empty_parameters(subject, specs, flags="not_converged") -> dict:
+    """NaN parameter columns of a failed subject, so every table keeps its shape."""
     n = len(specs)
-    return pd.DataFrame({
-        "subject": [subject] * n, "parameter": [s.name for s in specs],
-        "estimate": np.nan, "se": np.nan, "rse_pct": np.nan, "ci_low": np.nan,
-        "ci_high": np.nan, "unit": [s.unit for s in specs], "flags": flags,
-        "scale": ["log" if s.log else "linear" for s in specs],
-        "estimate_transformed": np.nan, "se_transformed": np.nan, "ci_method": "",
-        "role": [s.role for s in specs]}, columns=PARAMETER_COLUMNS)
+    nan = np.full(n, np.nan)
+    return {"subject": np.full(n, subject, dtype=object),
+            "parameter": np.array([s.name for s in specs], dtype=object),
+            "estimate": nan, "se": nan, "rse_pct": nan, "ci_low": nan, "ci_high": nan,
+            "unit": np.array([s.unit for s in specs], dtype=object),
+            "flags": np.full(n, flags, dtype=object),
+            "scale": np.array(["log" if s.log else "linear" for s in specs], dtype=object),
+            "estimate_transformed": nan, "se_transformed": nan,
+            "ci_method": np.full(n, "", dtype=object),
+            "role": np.array([s.role for s in specs], dtype=object)}
