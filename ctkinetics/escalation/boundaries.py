@@ -29,6 +29,7 @@ from ctkinetics.errors import SettingsError
 # Counts are compared with a relative slack so that λ·n computed in floating point as
 # 2.9999999999999996 for a mathematical 3 gives the same answer as the exact value.
 _TOL = 1e-9
+DEFAULT_MAX_SUBJECTS = 12
 
 
 def lambda_e(target: float, phi1: float) -> float:
@@ -90,19 +91,36 @@ class BoinDesign:
         True (TITE-BOIN): decide with pending outcomes, suspending accrual only when more than
         half of the current level's participants are pending. False (plain BOIN): any pending
         outcome at the current level suspends accrual until the data are complete.
+    min_completers : int
+        Optional CAR-T guard (0 = off): escalate only when at least this many participants at
+        the current level have complete DLT data (window over, or a DLT); while fewer are
+        treated there, stay; while fewer are complete, wait.
+    min_pending_followup : float
+        Optional CAR-T guard in days (0 = off, at most the DLT window): escalate only when every
+        pending participant at the current level has been followed at least this long; wait
+        until then.
+
+    Notes
+    -----
+    ``max_subjects`` defaults to 12 when not given. The simulators take a number of cohorts
+    and treat ``n_cohorts × cohort_size`` participants; a ``max_subjects`` given explicitly
+    must then agree with it (see :meth:`simulation_cohorts`).
     """
 
     target: float = 0.30
     phi1: float | None = None
     phi2: float | None = None
     cohort_size: int = 3
-    max_subjects: int = 12
+    max_subjects: int | None = None  # None: 12 (remembered as "not given", see Notes)
     dlt_window_days: float = 28.0
     stagger_days: float = 14.0
     cutoff_eli: float = 0.95
     start_level: int = 0
     tite: bool = True
+    min_completers: int = 0
+    min_pending_followup: float = 0.0
     _elim: tuple = field(default=(), init=False, repr=False, compare=False)
+    _max_given: bool = field(default=True, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         target = _check_probability("target", self.target)
@@ -123,7 +141,19 @@ class BoinDesign:
         object.__setattr__(self, "phi2", phi2)
         object.__setattr__(self, "cutoff_eli", cutoff)
         object.__setattr__(self, "cohort_size", _check_count("cohort_size", self.cohort_size))
-        object.__setattr__(self, "max_subjects", _check_count("max_subjects", self.max_subjects))
+        object.__setattr__(self, "_max_given", self.max_subjects is not None)
+        max_subjects = DEFAULT_MAX_SUBJECTS if self.max_subjects is None else self.max_subjects
+        object.__setattr__(self, "max_subjects", _check_count("max_subjects", max_subjects))
+        object.__setattr__(self, "min_completers", _check_count("min_completers", self.min_completers, 0))
+        try:
+            follow = float(self.min_pending_followup)
+        except (TypeError, ValueError):
+            raise SettingsError(f"min_pending_followup must be a number of days, got "
+                                f"{self.min_pending_followup!r}") from None
+        if not 0.0 <= follow <= float(self.dlt_window_days):
+            raise SettingsError(f"min_pending_followup must lie between 0 and the DLT window "
+                                f"({float(self.dlt_window_days):g} days), got {self.min_pending_followup!r}")
+        object.__setattr__(self, "min_pending_followup", follow)
         object.__setattr__(self, "start_level", _check_count("start_level", self.start_level, 0))
         object.__setattr__(self, "dlt_window_days", float(self.dlt_window_days))
         object.__setattr__(self, "stagger_days", float(self.stagger_days))
@@ -142,6 +172,32 @@ class BoinDesign:
         )
         kw.update(overrides)
         return cls(**kw)
+
+    def simulation_cohorts(self, n_cohorts=None) -> int:
+        """Number of cohorts a simulator runs, checked against ``max_subjects``.
+
+        ``n_cohorts`` None: ``max_subjects / cohort_size``, which must be a whole number.
+        Given: it sets the sample size ``n_cohorts × cohort_size``; a ``max_subjects`` given
+        explicitly to this design must equal it.
+
+        Raises
+        ------
+        SettingsError
+            When the two disagree or ``max_subjects`` is not a whole number of cohorts.
+        """
+        cs = self.cohort_size
+        if n_cohorts is None:
+            if self.max_subjects % cs:
+                raise SettingsError(
+                    f"max_subjects = {self.max_subjects} is not a whole number of cohorts of {cs}: the "
+                    f"simulators treat whole cohorts; give n_cohorts or a max_subjects divisible by {cs}")
+            return self.max_subjects // cs
+        n_cohorts = _check_count("n_cohorts", n_cohorts)
+        if self._max_given and self.max_subjects != n_cohorts * cs:
+            raise SettingsError(
+                f"max_subjects = {self.max_subjects} does not fit {n_cohorts} cohorts of {cs} "
+                f"(= {n_cohorts * cs} participants): give one of them, or make them agree")
+        return n_cohorts
 
     @property
     def max_pending_fraction(self) -> float:

@@ -14,19 +14,27 @@ infused before ``sentinel infusion day + stagger_days``. The sentinel of a new l
 infused as soon as the decision allows it. The stagger does not chain (the third participant
 does not wait for the second); it never applies across levels. When accrual is suspended or
 the trial stops there is no next infusion day; ``suspension_lifts_by_day`` gives the day by
-which enough pending windows end for accrual to resume if no further DLT occurs.
+which accrual resumes if no further DLT occurs (found by re-applying the rules at the coming
+window ends and guard days, so several holds combine correctly).
+
+:func:`decide` is built on :mod:`ctkinetics.escalation.fast` (``situation`` then
+``decide_situations``), the path :func:`~ctkinetics.escalation.fast.decide_fast` and the
+simulators use, and only adds the tables and the wording.
 """
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from ctkinetics.escalation.boundaries import BoinDesign
+from ctkinetics.escalation.fast import (Situation, current_level, decide_situations, sentinel_days,
+                                       situation, situation_from_counts)
 from ctkinetics.escalation.rules import ELIMINATE as ELIMINATE_ACTION
-from ctkinetics.escalation.rules import ACTIONS, RULES, SUSPEND, eliminated_from, next_step, tite_estimate
+from ctkinetics.escalation.rules import RULES, tite_estimate
 from ctkinetics.escalation.state import EscalationState, level_counts
 
 
@@ -61,7 +69,8 @@ class Decision:
     current_level, next_level : str or None
         Labels; ``next_level`` is None after a stop.
     suspended : bool
-        Accrual suspended (more than half pending at the current level).
+        Accrual held: more than half pending at the current level (any pending for plain
+        BOIN), one pending DLT would eliminate the current dose, or a guard waits.
     earliest_next_infusion_day : float or None
         max(as_of_day, stagger constraint at ``next_level``); None when suspended or stopped.
     levels : pandas.DataFrame
@@ -135,25 +144,38 @@ class Decision:
         }
 
 
-def current_level(state: EscalationState, design: BoinDesign, as_of_day: float) -> int:
-    """Level of the most recent escalation-phase infusion by ``as_of_day`` (ties: last listed)."""
-    best, best_day = None, -math.inf
-    for p in state.participants:
-        if p.phase == "escalation" and p.infusion_day <= as_of_day and p.infusion_day >= best_day:
-            best, best_day = p.level, p.infusion_day
-    if best is None:
-        return min(design.start_level, len(state.levels) - 1)
-    return best
+def _lift_day(state: EscalationState, design: BoinDesign, sit: Situation, statuses) -> float | None:
+    """First day a hold lifts if no further DLT occurs (None if it never does on its own).
 
-
-def sentinel_days(state: EscalationState, as_of_day: float) -> list:
-    """Infusion day of the first escalation participant at each level (NaN if none yet)."""
-    out = [math.nan] * len(state.levels)
+    Candidates are the ends of the pending windows and, with the follow-up guard, the days the
+    pending participants reach that follow-up. At each candidate the state is re-read with the
+    outcomes still unknown today treated as no DLT, and the rules are applied again: the first
+    day they no longer hold accrual is the answer. Using the rules themselves keeps this
+    consistent however several holds combine.
+    """
+    as_of = sit.as_of
+    pend = [s for s in statuses if s.status == "pending" and s.level == sit.level]
+    cands = {s.window_end_day for s in pend}
+    if design.min_pending_followup > 0:
+        cands |= {s.infusion_day + design.min_pending_followup for s in pend}
+    known = {s.subject: s for s in statuses}
+    future = []  # today's participants, with anything not known today unknown
     for p in state.participants:
-        if p.phase == "escalation" and p.infusion_day <= as_of_day:
-            if math.isnan(out[p.level]) or p.infusion_day < out[p.level]:
-                out[p.level] = float(p.infusion_day)
-    return out
+        st = known.get(p.subject)
+        if st is None or p.infusion_day > as_of:
+            continue
+        if st.status == "pending":
+            p = dataclasses.replace(p, dlt=math.nan, dlt_day=math.nan)
+        future.append(p)
+    hypo = EscalationState(state.levels, tuple(future), state.doses, sit.previous_elimination
+                           if sit.previous_elimination < len(state.levels) else None)
+    k = len(state.levels)
+    for day in sorted(d for d in cands if d > as_of):
+        later = situation(hypo, design, day)
+        later = dataclasses.replace(later, level=sit.level)  # nobody new is infused meanwhile
+        if not decide_situations(design, k, [later])[0].suspended:
+            return float(day)
+    return None
 
 
 def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Decision:
@@ -170,16 +192,10 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
     T = design.dlt_window_days
     k = len(state.levels)
     counts = level_counts(state, as_of, T)
-    level = current_level(state, design, as_of)
-    elim = int(eliminated_from(design, counts.n[None, :], counts.y[None, :],
-                               k if state.eliminated_from is None else state.eliminated_from)[0])
-    n_total = int(counts.n.sum())
-    rule_a, nxt_a, phat_a = next_step(design, k, [level], [counts.n[level]], [counts.y[level]],
-                                      [counts.c[level]], [counts.stft[level]], [elim], [n_total])
-    rule_id, nxt, p_hat = int(rule_a[0]), int(nxt_a[0]), float(phat_a[0])
-    action = RULES[rule_id].action
-    stopped = ACTIONS[action] == "stop"
-    suspended = rule_id == SUSPEND
+    sit = situation_from_counts(state, design, as_of, counts)
+    step = decide_situations(design, k, [sit])[0]  # the same path as decide_fast
+    level, rule_id, nxt, p_hat, elim = step.current_level, step.rule_id, step.next_level, step.p_hat, step.eliminated_from
+    stopped, suspended = step.stopped, step.suspended
 
     n, y, c = int(counts.n[level]), int(counts.y[level]), int(counts.c[level])
     stft = float(counts.stft[level])
@@ -189,20 +205,16 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
                       if s.level == level and s.status == "pending")
     tite = TiteDetails(n, y, c, r, stft, p_tilde, p_hat if n else math.nan, pending_u)
 
-    sentinels = sentinel_days(state, as_of)
+    sentinels = [float(v) for v in sit.sentinel]
     stagger_day = [s + design.stagger_days if not math.isnan(s) else math.nan for s in sentinels]
-    earliest, lifts, note = None, None, ""
+    earliest, lifts, note = step.earliest_next_infusion_day, None, ""
     if stopped:
         note = "no further infusion: the trial stops"
     elif suspended:
-        ends = sorted(s.window_end_day for s in counts.statuses if s.level == level and s.status == "pending")
-        # pending that must resolve so that c/n <= the allowed fraction
-        need = c - int(math.floor(design.max_pending_fraction * n + 1e-9))
-        lifts = float(ends[need - 1]) if 0 < need <= len(ends) else None
-        note = "accrual suspended; no infusion until enough DLT windows resolve"
+        lifts = _lift_day(state, design, sit, counts.statuses)
+        note = "accrual suspended; no infusion until enough DLT data arrive"
     else:
         gate = stagger_day[nxt]
-        earliest = as_of if math.isnan(gate) else max(as_of, gate)
         if math.isnan(gate):
             note = f"next participant is the first (sentinel) of {state.levels[nxt]}: no stagger wait"
         else:
@@ -217,7 +229,11 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
                lambda_d=design.lambda_d, p_hat=p_hat, p_over=p_over, cohort_size=design.cohort_size,
                max_subjects=design.max_subjects, lowest=state.levels[0],
                y_lowest=int(counts.y[0]), n_lowest=int(counts.n[0]),
-               pending_limit="more than half" if design.tite else "plain BOIN waits for complete data")
+               pending_limit="more than half" if design.tite else "plain BOIN waits for complete data",
+               r=r, min_completers=design.min_completers, min_pending_followup=design.min_pending_followup,
+               min_followup=float(counts.min_followup[level]) if c else math.nan,
+               elim_count=int(design.eliminate_min(n)),
+               elim_consequence=" and stop the trial" if level == 0 else " and all higher doses")
     text = RULES[rule_id].text.format(**ctx)
     if elim < k and rule_id not in (1, 3):
         text += f" Levels from {state.levels[elim]} up are eliminated."
@@ -247,7 +263,7 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
                        infusion_day=s.infusion_day, status=s.status, followup_days=s.followup_days,
                        window_end_day=s.window_end_day, dlt_day=s.dlt_day) for s in counts.statuses)
     return Decision(
-        as_of_day=as_of, decision=ACTIONS[action], rule=text, rule_id=rule_id,
+        as_of_day=as_of, decision=step.decision, rule=text, rule_id=rule_id,
         current_level=state.levels[level], next_level=None if stopped else state.levels[nxt],
         suspended=suspended, earliest_next_infusion_day=earliest, suspension_lifts_by_day=lifts,
         stagger_note=note, eliminated_from=elim if elim < k else None,

@@ -26,7 +26,7 @@ import numpy as np
 from ctkinetics.errors import SettingsError
 from ctkinetics.escalation.boundaries import BoinDesign, _check_count, _check_probability
 from ctkinetics.escalation.mtd import select_mtd_batch
-from ctkinetics.escalation.rules import STOP, SUSPEND, action_of, eliminated_from, next_step
+from ctkinetics.escalation.rules import STOP, action_of, eliminated_from, next_step, suspends
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -91,7 +91,7 @@ def _check(true_tox, n_cohorts, n_trials, design):
     p = np.array([_check_probability("true toxicity", v) for v in true_tox], dtype=float)
     if p.size == 0:
         raise SettingsError("give at least one true toxicity probability")
-    n_cohorts = _check_count("n_cohorts", n_cohorts)
+    n_cohorts = design.simulation_cohorts(n_cohorts)
     n_trials = _check_count("n_trials", n_trials)
     if design.start_level >= p.size:
         raise SettingsError(f"start level {design.start_level + 1} is above the {p.size} dose levels")
@@ -214,6 +214,7 @@ def simulate_tite(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
                 y_all = n_all.copy()
                 c_all = n_all.copy()
                 stft_all = np.zeros((r.size, d_count))
+                min_u = None
             else:
                 L = lev[r, :k]
                 inf = inf_t[r, :k]
@@ -227,12 +228,17 @@ def simulate_tite(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
                 c_all = (onehot & pending[:, :, None]).sum(axis=1)
                 stft_all = (onehot * (np.where(pending, u, 0.0) / T)[:, :, None]).sum(axis=1)
                 cur = L[:, -1]
+                min_u = None
+                if design.min_pending_followup > 0:  # smallest pending follow-up at the current level
+                    at_cur = pending & (L == cur[:, None])
+                    min_u = np.where(at_cur, u, np.inf).min(axis=1)
             elim[r] = eliminated_from(design, n_all, y_all, elim[r])
             ii = np.arange(r.size)
             rule, nxt, _ = next_step(design, d_count, cur, n_all[ii, cur], y_all[ii, cur],
-                                     c_all[ii, cur], stft_all[ii, cur], elim[r], n_all.sum(axis=1))
+                                     c_all[ii, cur], stft_all[ii, cur], elim[r], n_all.sum(axis=1),
+                                     min_followup=min_u)
             stop = action_of(rule) == STOP
-            suspend = rule == SUSPEND
+            suspend = suspends(rule)
             gate = sentinel[r, np.clip(nxt, 0, d_count - 1)] + S
             held = ~stop & ~suspend & (tr < gate - 1e-9)
             place = ~stop & ~suspend & ~held
@@ -257,6 +263,9 @@ def simulate_tite(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
             if k > 0:
                 res = resolve[rw, :k]
                 nxt_event = np.where(res > t[rw][:, None], res, np.inf).min(axis=1)
+                if design.min_pending_followup > 0:  # the day a participant reaches the guard's follow-up
+                    reach = inf_t[rw, :k] + design.min_pending_followup
+                    nxt_event = np.minimum(nxt_event, np.where(reach > t[rw][:, None] + 1e-9, reach, np.inf).min(axis=1))
             nxt_event = np.where(held[wait], np.minimum(nxt_event, gate[wait]), nxt_event)
             if np.any(~np.isfinite(nxt_event)):  # pragma: no cover - cannot happen by construction
                 raise RuntimeError("simulated trial waiting for an event that never comes")

@@ -107,6 +107,7 @@ class LevelCounts:
     stft: np.ndarray  # Σ u_i / T over pending
     n_expansion: np.ndarray
     statuses: tuple = field(default=())
+    min_followup: np.ndarray | None = None  # smallest u (days) among pending; inf when none
 
 
 def participant_status(p: Participant, as_of: float, window: float) -> ParticipantStatus:
@@ -134,6 +135,7 @@ def level_counts(state: EscalationState, as_of: float, window: float) -> LevelCo
     k = len(state.levels)
     n, y, c, nexp = (np.zeros(k, dtype=int) for _ in range(4))
     stft = np.zeros(k)
+    min_u = np.full(k, np.inf)
     statuses = []
     for p in state.participants:
         if p.infusion_day > as_of:
@@ -149,4 +151,5 @@ def level_counts(state: EscalationState, as_of: float, window: float) -> LevelCo
         elif s.status == "pending":
             c[p.level] += 1
             stft[p.level] += s.followup_days / window
-    return LevelCounts(n, y, c, stft, nexp, tuple(statuses))
+            min_u[p.level] = min(min_u[p.level], s.followup_days)
+    return LevelCounts(n, y, c, stft, nexp, tuple(statuses), min_u)

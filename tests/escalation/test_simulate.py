@@ -79,6 +79,9 @@ def _replay_tite(design, p, n_cohorts, tox_u, onset_u, arrival):
                 stop_day = t
                 break
             events = [r for r in resolve if r > t]
+            if design.min_pending_followup > 0:  # the guard's information arrives too
+                events += [p.infusion_day + design.min_pending_followup for p in state.participants
+                           if p.infusion_day + design.min_pending_followup > t + 1e-9]
             if dec.suspended:
                 t = min(events)
                 continue
@@ -102,11 +105,12 @@ def _replay_tite(design, p, n_cohorts, tox_u, onset_u, arrival):
     return lv["n"].to_numpy(), lv["dlt"].to_numpy(), sel, duration
 
 
-@pytest.mark.parametrize("tite", [True, False])
-def test_vectorised_tite_agrees_with_event_replay(tite):
+@pytest.mark.parametrize("tite, guards", [(True, {}), (False, {}),
+                                         (True, dict(min_completers=3, min_pending_followup=8.0))])
+def test_vectorised_tite_agrees_with_event_replay(tite, guards):
     # Times on a binary-exact grid (window 32 d, stagger 16 d, whole-day arrivals, onsets k/32)
     # so that both implementations compare identical floating-point days.
-    design = BoinDesign(0.30, dlt_window_days=32, stagger_days=16, tite=tite)
+    design = BoinDesign(0.30, dlt_window_days=32, stagger_days=16, tite=tite, **guards)
     p = [0.15, 0.3, 0.5]
     m, n_cohorts = 10, 4
     rng = np.random.default_rng(5)
