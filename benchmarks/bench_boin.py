@@ -8,7 +8,8 @@ from __future__ import annotations
 import statistics
 import time
 
-from ctkinetics.escalation import BoinDesign, EscalationState, Participant, decide, simulate_boin, simulate_tite
+from ctkinetics.escalation import (BoinDesign, EscalationState, Participant, decide, decide_fast, decide_situations,
+                                   simulate_boin, simulate_tite, situation)
 
 
 def _time(fn, repeats=7):
@@ -32,11 +33,17 @@ def main() -> None:
          lambda: simulate_tite(BoinDesign(0.3), [0.15, 0.3, 0.45], 4, 10_000, seed=1, accrual_per_month=2)),
     ]
     state = EscalationState(("1", "2", "3"), [Participant(f"P{i}", i // 3, 5.0 * i, 0.0) for i in range(9)])
-    cases.append(("decide() one decision (9 participants)", lambda: decide(state, BoinDesign(0.3), 100)))
+    design = BoinDesign(0.3)
+    cases.append(("decide() one decision (9 participants)", lambda: decide(state, design, 100)))
+    cases.append(("decide_fast() one decision (9 participants)", lambda: decide_fast(state, design, 100)))
+    sits = [situation(state, design, 100)] * 1000
+    cases.append(("decide_situations() 1,000 situations, per situation",
+                  lambda: decide_situations(design, 3, sits), 1000))
     print(f"{'case':<58} {'best s':>10} {'median s':>10}")
-    for name, fn in cases:
+    for name, fn, *per in cases:
         best, med = _time(fn, repeats=7 if "decide" not in name else 50)
-        print(f"{name:<58} {best:>10.4f} {med:>10.4f}")
+        div = per[0] if per else 1
+        print(f"{name:<58} {best / div:>10.6f} {med / div:>10.6f}")
     oc = simulate_boin(BoinDesign(0.3), p5, 10, 10_000, seed=1)
     print("\nselection % (published ~1/23/54/20/1):", " / ".join(f"{v:.1f}" for v in oc.selection_pct))
 

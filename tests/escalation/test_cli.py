@@ -132,3 +132,31 @@ def test_sample_cohort_decisions_by_hand(day, decision, suspended, nxt, earliest
         assert res["suspension_lifts_by_day"] == 42
     if decision == "stop":
         assert res["mtd"]["provisional"] is True  # SLE-303 still in its window on day 200
+
+
+@pytest.mark.skipif(not (SAMPLE / "safety.csv").exists(), reason="sample cohort not generated")
+def test_escalate_guards_on_the_sample_cohort():
+    # Day 44: SLE-101/102 complete, SLE-103 (day 17) pending with 27 days of follow-up; TITE
+    # escalates. At least 3 completers: wait for SLE-103's window, day 17 + 28 = 45.
+    code, out, _ = ctk("escalate", SAMPLE, "--as-of", 44, "--min-completers", 3, "--json")
+    res = json.loads(out)
+    assert code == 0 and res["suspended"] and res["decision"] == "stay"
+    assert res["suspension_lifts_by_day"] == 45 and res["design"]["min_completers"] == 3
+    # 27 days of follow-up meets a 7-day guard: escalate as without it
+    code, out, _ = ctk("escalate", SAMPLE, "--as-of", 44, "--min-pending-followup", 7, "--json")
+    assert json.loads(out)["decision"] == "escalate"
+    code, text, _ = ctk("escalate", SAMPLE, "--as-of", 44, "--min-completers", 3)
+    assert code == 0 and "Guards before escalating" in text and "resumes by study day 45" in text
+    code, _, err = ctk("escalate", SAMPLE, "--min-pending-followup", 99)
+    assert code == 2 and "min_pending_followup" in err
+
+
+def test_boin_simulate_accepts_guards():
+    base = ("boin", "simulate", "--true-tox", "0.15,0.30,0.45", "--cohorts", "4", "--trials", "300",
+            "--seed", "1", "--tite", "--json")
+    plain = json.loads(ctk(*base)[1])
+    # guards default to off: giving 0 explicitly changes nothing (same seed, same draws)
+    assert json.loads(ctk(*base, "--min-completers", "0", "--min-pending-followup", "0")[1]) == plain
+    guarded = json.loads(ctk(*base, "--min-completers", "3", "--min-pending-followup", "7")[1])
+    assert sum(guarded["selection_pct"]) + guarded["no_mtd_pct"] == pytest.approx(100)
+    assert guarded["mean_duration_days"] != plain["mean_duration_days"]  # the holds did act

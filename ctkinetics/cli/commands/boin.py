@@ -43,6 +43,11 @@ def add_arguments(parser) -> None:
     s.add_argument("--stagger-days", type=float, default=14.0,
                    help="days the first participant of a dose group must be past infusion before the next "
                         "of that group (default 14; 0 disables)")
+    s.add_argument("--min-completers", type=int, default=0, metavar="N",
+                   help="guard: escalate only with at least N complete DLT windows at the current dose (default 0: off)")
+    s.add_argument("--min-pending-followup", type=float, default=0.0, metavar="DAYS",
+                   help="guard (calendar simulation): escalate only when every pending participant has at least "
+                        "DAYS of follow-up (default 0: off)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(boin_command=None)
 
@@ -95,7 +100,8 @@ def _run_simulate(args) -> int:
     calendar = args.tite or args.accrual_per_month is not None
     design = BoinDesign(target=args.target, phi1=args.phi1, phi2=args.phi2, cohort_size=args.cohort_size,
                         cutoff_eli=args.cutoff_eli, start_level=args.start_level - 1,
-                        dlt_window_days=args.dlt_window, stagger_days=args.stagger_days, tite=args.tite)
+                        dlt_window_days=args.dlt_window, stagger_days=args.stagger_days, tite=args.tite,
+                        min_completers=args.min_completers, min_pending_followup=args.min_pending_followup)
     if calendar:
         rate = 2.0 if args.accrual_per_month is None else args.accrual_per_month
         oc = simulate_tite(design, tox, args.cohorts, args.trials, seed=args.seed, accrual_per_month=rate)

@@ -12,6 +12,12 @@ def add_arguments(parser) -> None:
     add_study_argument(parser)
     parser.add_argument("--as-of", type=float, default=None, metavar="DAY",
                         help="study day of the decision (default: the latest day in the safety data)")
+    parser.add_argument("--min-completers", type=int, default=0, metavar="N",
+                        help="guard: escalate only when at least N participants at the current dose have "
+                             "complete DLT data (default 0: off)")
+    parser.add_argument("--min-pending-followup", type=float, default=0.0, metavar="DAYS",
+                        help="guard: escalate only when every pending participant at the current dose has "
+                             "at least DAYS of follow-up (default 0: off)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -30,7 +36,12 @@ def run(args) -> int:
     from ctkinetics.escalation.adapter import decide_study
 
     ds = load_from_args(args)
-    dec, state, design = decide_study(ds, args.as_of)
+    guards = {}
+    if args.min_completers:
+        guards["min_completers"] = args.min_completers
+    if args.min_pending_followup:
+        guards["min_pending_followup"] = args.min_pending_followup
+    dec, state, design = decide_study(ds, args.as_of, **guards)
     lv = dec.levels
     mtd = None
     if dec.decision == "stop":
@@ -41,7 +52,9 @@ def run(args) -> int:
         out["design"] = {"target": design.target, "phi1": design.phi1, "phi2": design.phi2,
                          "lambda_e": design.lambda_e, "lambda_d": design.lambda_d,
                          "cohort_size": design.cohort_size, "max_subjects": design.max_subjects,
-                         "dlt_window_days": design.dlt_window_days, "stagger_days": design.stagger_days}
+                         "dlt_window_days": design.dlt_window_days, "stagger_days": design.stagger_days,
+                         "min_completers": design.min_completers,
+                         "min_pending_followup": design.min_pending_followup}
         if mtd is not None:
             out["mtd"] = {"level": mtd.mtd_level, "reason": mtd.reason,
                           "provisional": bool(lv["pending"].sum() > 0),
@@ -53,6 +66,9 @@ def run(args) -> int:
     print(f"Design: target {design.target:g}, lambda_e {design.lambda_e:.4f}, lambda_d {design.lambda_d:.4f}, "
           f"cohort {design.cohort_size}, max {design.max_subjects}, DLT window {design.dlt_window_days:g} d, "
           f"stagger {design.stagger_days:g} d")
+    if design.min_completers or design.min_pending_followup:
+        print(f"Guards before escalating: at least {design.min_completers} completer(s); every pending "
+              f"participant followed at least {design.min_pending_followup:g} d")
     print()
     print(f"{'level':>8} {'dose':>10} {'n':>3} {'DLT':>4} {'pend':>5} {'STFT':>6} {'p_hat':>6} "
           f"{'esc<=':>5} {'deesc>=':>7} {'elim>=':>6} {'exp':>4}  status")
