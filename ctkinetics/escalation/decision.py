@@ -30,6 +30,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ctkinetics.jsonable import jsonable, records
 from ctkinetics.escalation.boundaries import BoinDesign
 from ctkinetics.escalation.fast import (Situation, current_level, decide_situations, sentinel_days,
                                        situation, situation_from_counts)
@@ -117,29 +118,19 @@ class Decision:
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
-
-        def clean(v):
-            if isinstance(v, (np.integer,)):
-                return int(v)
-            if isinstance(v, (float, np.floating)):
-                return None if math.isnan(v) else float(v)
-            if isinstance(v, (np.bool_,)):
-                return bool(v)
-            return v
-
-        lv = [{k: clean(v) for k, v in row.items()} for row in self.levels.to_dict(orient="records")]
-        pp = [{k: clean(v) for k, v in row.items()} for row in self.participants.to_dict(orient="records")]
+        lv = records(self.levels)
+        pp = records(self.participants)
         t = self.tite
         return {
-            "as_of_day": clean(self.as_of_day), "decision": self.decision, "rule": self.rule,
+            "as_of_day": jsonable(self.as_of_day), "decision": self.decision, "rule": self.rule,
             "current_level": self.current_level, "next_level": self.next_level,
             "suspended": self.suspended,
-            "earliest_next_infusion_day": clean(self.earliest_next_infusion_day),
-            "suspension_lifts_by_day": clean(self.suspension_lifts_by_day),
+            "earliest_next_infusion_day": jsonable(self.earliest_next_infusion_day),
+            "suspension_lifts_by_day": jsonable(self.suspension_lifts_by_day),
             "stagger": self.stagger_note, "eliminated_levels": list(self.eliminated_levels),
             "tite": {"n": t.n, "dlt": t.y, "pending": t.pending, "complete": t.complete,
-                     "stft": clean(t.stft), "p_tilde": clean(t.p_tilde), "p_hat": clean(t.p_hat),
-                     "followup_days": {s: clean(u) for s, u in t.followup}},
+                     "stft": jsonable(t.stft), "p_tilde": jsonable(t.p_tilde), "p_hat": jsonable(t.p_hat),
+                     "followup_days": {s: jsonable(u) for s, u in t.followup}},
             "levels": lv, "participants": pp,
         }
 

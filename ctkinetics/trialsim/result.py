@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctkinetics.jsonable import jsonable, records
 from ctkinetics.trialsim.aggregate import (DAY_BINS, EXPOSURE_METRICS, LOG10_LOW, LOG10_STEP,
                                            Accumulator, hist_quantile)
 
@@ -55,20 +56,6 @@ class TrialSimResult:
         return self.summary.copy()
 
     def to_dict(self) -> dict:
-        def clean(v):
-            if isinstance(v, (np.integer,)):
-                return int(v)
-            if isinstance(v, (float, np.floating)):
-                return None if math.isnan(v) else float(v)
-            if isinstance(v, (np.bool_,)):
-                return bool(v)
-            if isinstance(v, tuple):
-                return [clean(x) for x in v]
-            return v
-
-        def records(df):
-            return [{k: clean(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
-
         return {"name": self.name, "n_trials": self.n_trials, "seed": self.seed,
                 "levels": list(self.levels), "doses": list(self.doses), "rules": list(self.rules),
                 "kinetics": self.kinetics, "summary": records(self.summary),
