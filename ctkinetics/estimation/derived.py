@@ -48,7 +48,10 @@ def exposure(model, params, covariates, amap, scale, t_end):
 
 
 def derived_table(subject, model, params, covariates, maps, scales, t_end) -> pd.DataFrame:
-    """Tidy rows (subject, analyte, quantity, value, unit) for one subject."""
+    """Tidy rows (subject, analyte, quantity, value, unit) for one subject; times in the
+    model's ``time_unit`` (day for the CAR-T models, hour for ``onecpt_oral``), the model's
+    derived quantities with the units its file declares."""
+    tu = getattr(model, "time_unit", "") or "day"
     rows = []
     for m in maps:
         try:
@@ -57,16 +60,18 @@ def derived_table(subject, model, params, covariates, maps, scales, t_end) -> pd
         except Exception:  # noqa: BLE001 - a derived value must never sink the fit
             cmax = tmax = auc = np.nan
         rows += [(subject, m.analyte, "Cmax", cmax, m.unit),
-                 (subject, m.analyte, "Tmax", tmax, "day"),
-                 (subject, m.analyte, "AUC0-28", auc, f"{m.unit}*day" if m.unit else "")]
+                 (subject, m.analyte, "Tmax", tmax, tu),
+                 (subject, m.analyte, "AUC0-28", auc, f"{m.unit}*{tu}" if m.unit else "")]
     derived = getattr(model, "derived", None)
     if callable(derived):
         try:
             values = derived(params)
         except Exception:  # noqa: BLE001
             values = {}
+        units = {d.name: getattr(d, "unit", "") or ""
+                 for d in getattr(model, "derived_specs", ()) or ()}
         for name, value in (values or {}).items():
             v = np.asarray(value, dtype=float)
             if v.size == 1:
-                rows.append((subject, "", name, float(v), ""))
+                rows.append((subject, "", name, float(v), units.get(name, "")))
     return pd.DataFrame(rows, columns=["subject", "analyte", "quantity", "value", "unit"])

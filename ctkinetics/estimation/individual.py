@@ -5,9 +5,9 @@
 >>> res.to_frame()        # subject, parameter, estimate, se, rse_pct, ci_low, ci_high, ...
 
 Pipeline: label samples (pre-infusion excluded, BLQ method applied, reasons kept) →
-multistart lmfit per subject on the exact −2LL → Hessian covariance (vectorised over
-subjects sampled alike),
-Wald (and optionally profile) CIs, flags → IPRED/IWRES/P(BLQ) → derived exposure.
+multistart lmfit per subject (or the batched engine over stacks of subjects) on the exact
+−2LL → Hessian covariance (vectorised over stacked subjects) → small-sample Wald (``wald-t``),
+ML Wald or profile CIs, flags → IPRED/IWRES/P(BLQ) → derived exposure.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def _select_analytes(obs, model, kinds_all, analytes):
 # --------------------------------------------------------------------------------------
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
         starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=250,
-        progress=None, engine="auto") -> FitResult:
+        progress=None, engine="auto", ci="wald-t") -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
     Parameters
@@ -96,6 +96,13 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         Model parameters held at the given natural-scale values.
     profile : bool or list of str
         Profile-likelihood 95 % CIs (for all parameters, or those named) instead of Wald.
+    ci : {'wald-t', 'wald', 'profile'}
+        95 % CI method (:data:`ctkinetics.estimation.uncertainty.CI_METHODS`). ``wald-t``
+        (default, R ``nls``'s small-sample convention): θ̂ ± t₀.₉₇₅(n − p)·sqrt(n/(n − p))·SE
+        for the kinetic parameters, n observations in the likelihood, p kinetic parameters
+        and scale factors; ``wald``: θ̂ ± 1.96·SE (NONMEM's); ``profile``: profile likelihood
+        for every parameter. SEs are always the ML Hessian's. The parameter rows name the
+        method of each interval (``ci_method``), the fits rows the method and df.
     derived : bool
         Compute model-based Cmax, Tmax, AUC0-28 and the model's derived quantities.
     jobs : int
@@ -154,9 +161,11 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
     from ctkinetics.estimation.optimize import resolve_engine
 
     resolve_engine(engine, 1)  # reject an unknown engine before any work
+    if ci not in unc.CI_METHODS:
+        raise SettingsError(f"unknown CI method '{ci}'; choose one of {', '.join(unc.CI_METHODS)}")
     chunks = _chunks(data, max(1, int(batch_size)))
     opts = dict(starts=int(starts), seed=int(seed), profile=profile, derived=derived,
-                model_name=model.name, blq=blqm.name, error=err.name, engine=engine)
+                model_name=model.name, blq=blqm.name, error=err.name, engine=engine, ci=ci)
     results = {}
     done = 0
     for chunk_fits in _run_chunks(model, layout, err, chunks, opts, jobs):
@@ -169,7 +178,7 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
     dose_levels = {s: str(subj_rows[s]["dose_level"]) if s in subj_rows and
                    "dose_level" in subj_rows[s] else "" for s in all_subjects}
     settings = dict(starts=int(starts), seed=int(seed), fixed=dict(fixed or {}),
-                    profile=profile, analytes=tuple(chosen),
+                    profile=profile, ci=ci, engine=engine, analytes=tuple(chosen),
                     scale_factors=tuple(m.scale_param for m in maps if m.scale_param))
     return FitResult(model.name, blqm.name, err.name, tuple(chosen), fits, dose_levels,
                      settings)
@@ -240,7 +249,8 @@ def _failed(subj, layout, opts, message):
         n_obs=subj.n_obs, n_blq=subj.n_blq, n_params=len(layout.specs), aic=np.nan,
         bic=np.nan, n_starts=opts["starts"], n_starts_at_best=0, flags=("not_converged",),
         param_columns=empty_parameters(subj.subject, layout.specs),
-        pred_columns=_prediction_rows(subj, None), derived=pd.DataFrame(), engine="")
+        pred_columns=_prediction_rows(subj, None), derived=pd.DataFrame(), engine="",
+        ci_method=opts["ci"])
 
 
 def _fit_group(group: Group, opts) -> list:
@@ -265,9 +275,15 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
     cov, singular = unc.covariance(H, ~bound)
     se = np.sqrt(np.diag(cov))
     corr = unc.correlation(cov)
-    est, se_nat, rse, ci_lo, ci_hi = unc.wald(theta, se, group.is_log)
+    struct = np.array([sp.role != "sigma" for sp in specs])
+    mult, df = unc.small_sample_quantile(subj.n_obs, int(struct.sum()))
     ci_method = np.array(["wald"] * len(specs), dtype=object)
-    prof = opts["profile"]
+    quantile = np.full(len(specs), unc.Z95)
+    if opts["ci"] != "wald" and np.isfinite(df):
+        quantile[struct] = mult
+        ci_method[struct] = "wald-t"
+    est, se_nat, rse, ci_lo, ci_hi = unc.wald(theta, se, group.is_log, quantile)
+    prof = opts["profile"] or (opts["ci"] == "profile")
     if prof and ok:
         wanted = names if prof is True else [p for p in names if p in set(prof)]
         g1 = Group(group.model, group.layout, group.error, [subj])
@@ -280,6 +296,9 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
             ci_lo[j], ci_hi[j] = (np.exp(a), np.exp(b)) if specs[j].log else (a, b)
             ci_method[j] = "profile"
     flags = unc.parameter_flags(names, rse, corr, bound, singular, ok)
+    kinks = _switch_at_sample(group.model, specs, est, subj)
+    for j in kinks:
+        flags[j] = ";".join([f for f in (flags[j], "at_sample_time") if f])
     k_ = len(specs)
     params = {
         "subject": np.full(k_, subj.subject, dtype=object),
@@ -299,6 +318,8 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
         fit_flags.append("at_bound")
     if np.any(rse > unc.RSE_LIMIT):
         fit_flags.append("rse>50%")
+    if kinks:
+        fit_flags.append("at_sample_time")
     off = np.abs(corr[~np.eye(len(specs), dtype=bool)])
     if np.any(off[np.isfinite(off)] > unc.CORR_LIMIT):
         fit_flags.append("corr>0.95")
@@ -325,8 +346,25 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
                                              p[g, :len(a.times)])
                                             for (f, w, p), a in zip(diag, subj.analytes)]),
         derived=der,
-        start_history=tuple(opt.starts[g]),
+        start_history=tuple(opt.starts[g]), ci_method=opts["ci"],
+        ci_df=float(df) if opts["ci"] != "wald" else np.inf,
         engine=opt.engine[g] if opt.engine else "lmfit")
+
+
+def _switch_at_sample(model, specs, est, subj):
+    """Indices of estimated switch times (e.g. stein2019's Tmax, the end of expansion) that
+    sit on a sampling time: the −2LL has a kink there (that sample changes phase), so its
+    Hessian — and the Wald SE and CI — mean little; the profile CI is the one to use."""
+    switches = set(getattr(model, "switch_names", ()) or ())
+    if not switches:
+        return []
+    times = np.concatenate([a.times for a in subj.analytes]) if subj.analytes else []
+    out = []
+    for j, sp in enumerate(specs):
+        if sp.role == "model" and sp.model_name in switches and np.isfinite(est[j]):
+            if np.any(np.abs(np.asarray(times) - est[j]) <= 1e-6 * max(abs(est[j]), 1e-12)):
+                out.append(j)
+    return out
 
 
 def _fixed_refit(group1):

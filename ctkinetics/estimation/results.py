@@ -12,7 +12,7 @@ PARAMETER_COLUMNS = ["subject", "parameter", "estimate", "se", "rse_pct", "ci_lo
                      "ci_method", "role"]
 FIT_COLUMNS = ["subject", "model", "blq_method", "error_model", "success", "n_obs", "n_blq",
                "n_params", "ofv", "aic", "bic", "n_starts", "n_starts_at_best", "flags",
-               "message", "engine"]
+               "message", "engine", "ci_method", "ci_df"]
 PREDICTION_COLUMNS = ["subject", "analyte", "time", "observed", "blq", "lloq", "ipred", "iwres",
                       "p_blq", "status", "reason"]
 
@@ -49,6 +49,10 @@ class SubjectFit:
         start, ofv, success of every start.
     engine : str
         Optimiser that produced the estimates: ``lmfit`` or ``batched`` (see ``fit``).
+    ci_method : str
+        The CI method asked for (``wald-t``, ``wald`` or ``profile``; each parameter row names
+        the method its interval actually used), and ``ci_df`` the residual degrees of
+        freedom n − p of the ``wald-t`` t quantile (inf for ``wald``).
 
     The tables are built on first access from the arrays the fit stores (``param_columns``,
     ``pred_columns``, ``cov``, ``start_history``): a batch of a thousand subjects does not
@@ -77,6 +81,8 @@ class SubjectFit:
     derived: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     start_history: tuple = field(default=(), repr=False)
     engine: str = "lmfit"
+    ci_method: str = "wald-t"
+    ci_df: float = np.nan
 
     @cached_property
     def parameters(self) -> pd.DataFrame:
@@ -123,7 +129,8 @@ class SubjectFit:
                 "n_obs": self.n_obs, "n_blq": self.n_blq, "n_params": self.n_params,
                 "ofv": self.ofv, "aic": self.aic, "bic": self.bic, "n_starts": self.n_starts,
                 "n_starts_at_best": self.n_starts_at_best, "flags": ";".join(self.flags),
-                "message": self.message, "engine": self.engine}
+                "message": self.message, "engine": self.engine,
+                "ci_method": self.ci_method, "ci_df": self.ci_df}
 
 
 def _concat(frames, columns=None):

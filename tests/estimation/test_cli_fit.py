@@ -12,8 +12,13 @@ COHORT = Path(__file__).parents[2] / "data" / "sample" / "sle_cohort"
 
 
 def test_cli_choices_come_from_the_registries():
+    from ctkinetics.estimation.optimize import ENGINES
+    from ctkinetics.estimation.uncertainty import CI_METHODS
+
     assert set(fit_cmd.BLQ_CHOICES) == set(BLQ_METHODS)
     assert set(fit_cmd.ERROR_CHOICES) == set(ERROR_MODELS)
+    assert set(fit_cmd.CI_CHOICES) == set(CI_METHODS)
+    assert set(fit_cmd.ENGINE_CHOICES) == {"auto", *ENGINES}
 
 
 @pytest.mark.skipif(not COHORT.exists(), reason="sample cohort not present")

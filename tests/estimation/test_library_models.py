@@ -52,3 +52,13 @@ def test_cart_bcell_sle_joint_fit_recovers_truth():
     # one residual SD per assay, each near the simulated 0.1
     for a in kinds:
         assert 0.04 < p.loc[f"sigma_{a}", "estimate"] < 0.2
+
+
+def test_derived_tmax_is_in_the_model_time_unit_and_matches_the_closed_form():
+    # onecpt_oral runs in hours: Tmax = ln(ka/ke)/(ka - ke) h, not days
+    res = fit(theoph(THEOPH), "onecpt_oral", subjects=["1"], error="additive", starts=1)
+    d = res["1"].derived.query("analyte == 'conc'").set_index("quantity")
+    p = res["1"].estimates()
+    assert d.loc["Tmax", "unit"] == "hour"
+    tmax = np.log(p["ka"] / p["ke"]) / (p["ka"] - p["ke"])
+    assert d.loc["Tmax", "value"] == pytest.approx(tmax, rel=1e-6)

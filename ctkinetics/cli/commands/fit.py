@@ -19,6 +19,8 @@ HELP = "Individual maximum-likelihood fits of a kinetic model (lmfit; BLQ M1/M3/
 # literal so `ctk --help` does not import numpy; tests check them against the registries
 BLQ_CHOICES = ("M1", "M3", "M5", "M6", "M7")
 ERROR_CHOICES = ("proportional", "additive", "combined")
+CI_CHOICES = ("wald-t", "wald", "profile")
+ENGINE_CHOICES = ("auto", "lmfit", "batched")
 
 
 def add_arguments(parser) -> None:
@@ -38,7 +40,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the start draws")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--profile", action="store_true",
-                        help="profile-likelihood 95%% CIs instead of Wald (slower)")
+                        help="profile-likelihood 95%% CIs instead of Wald (slower; same as "
+                             "--ci profile)")
+    parser.add_argument("--ci", default="wald-t", choices=CI_CHOICES,
+                        help="95%% CI method (default wald-t: t(n-p) quantile and n/(n-p) "
+                             "small-sample factor as R's nls; wald: 1.96*SE as NONMEM)")
+    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
+                        help="optimiser (default auto: lmfit for a lone subject, the batched "
+                             "Levenberg-Marquardt engine for stacks of subjects)")
 
 
 class _Progress:
@@ -68,7 +77,8 @@ def run(args) -> int:
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
               error=args.error, starts=args.starts, seed=args.seed, jobs=args.jobs,
-              profile=bool(args.profile), progress=_Progress())
+              profile=bool(args.profile), progress=_Progress(), ci=args.ci,
+              engine=args.engine)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res.to_frame().to_csv(out / "parameters.csv", index=False)
@@ -79,7 +89,7 @@ def run(args) -> int:
     res.excluded_frame().to_csv(out / "excluded.csv", index=False)
     n_ok = len(res) - res.n_failed
     print(f"{res.model}: {n_ok}/{len(res)} subjects fitted (BLQ {res.blq_method}, "
-          f"{res.error_model} error) -> {out}")
+          f"{res.error_model} error, {args.ci} CIs) -> {out}")
     if res.n_failed:
         failed = ", ".join(f.subject for f in res.fits if not f.success)
         print(f"not converged: {failed} (see fits.csv)", file=sys.stderr)
