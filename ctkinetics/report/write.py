@@ -6,13 +6,12 @@ HTML and ``generated_at`` in summary.json).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from ctkinetics.jsonable import jsonable
 from ctkinetics.report import sections
 from ctkinetics.report.html import Figures, esc, page, plotly_js
 from ctkinetics.report.provenance import input_files, timestamp, versions
@@ -56,27 +55,11 @@ def _tables(rv) -> dict:
     return t
 
 
-def _clean(v):
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.bool_, bool)):
-        return bool(v)
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if v is pd.NA:
-        return None
-    return v
-
-
 def _summary(rv, files, vers, generated_at, command) -> dict:
     nca_key = rv.nca.summary()
     nca_key = nca_key[nca_key["parameter"].isin(["CMAX", "TMAX"])
                       | nca_key["parameter"].str.startswith("AUCINT")]
-    return _clean({
+    return jsonable({
         "study": rv.dataset.study.name,
         "participants": len(rv.dataset.subjects),
         "samples": len(rv.dataset.observations),
