@@ -70,7 +70,7 @@ def _select_analytes(obs, model, kinds_all, analytes):
 
 # --------------------------------------------------------------------------------------
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
-        starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=250,
+        starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=1000,
         progress=None, engine="auto", ci="wald-t") -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
@@ -249,7 +249,7 @@ def _failed(subj, layout, opts, message):
         n_obs=subj.n_obs, n_blq=subj.n_blq, n_params=len(layout.specs), aic=np.nan,
         bic=np.nan, n_starts=opts["starts"], n_starts_at_best=0, flags=("not_converged",),
         param_columns=empty_parameters(subj.subject, layout.specs),
-        pred_columns=_prediction_rows(subj, None), derived=pd.DataFrame(), engine="",
+        pred_columns=_prediction_rows(subj, None), engine="",
         ci_method=opts["ci"])
 
 
@@ -260,21 +260,25 @@ def _fit_group(group: Group, opts) -> list:
     H = unc.hessian(group, np.where(np.isfinite(opt.theta), opt.theta, 0.0))
     diag = group.diagnostics(np.where(np.isfinite(opt.theta), opt.theta, 0.0))
     lo, hi = bounds_of(group)
+    # the uncertainty of the whole stack at once: bounds, covariances, SEs, correlations
+    bound = unc.at_bounds(opt.theta, lo, hi)
+    cov, singular = unc.covariance_batch(H, ~bound)
+    se = np.sqrt(np.einsum("gpp->gp", cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / (se[:, :, None] * se[:, None, :])
     for g in keep:
-        out[g] = _subject_fit(group, g, opt, H[g], diag, lo, hi, opts)
+        out[g] = _subject_fit(group, g, opt, (bound[g], cov[g], bool(singular[g]), se[g],
+                                              corr[g]), diag, opts)
     return out
 
 
-def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
+def _subject_fit(group, g, opt, uncertainty, diag, opts):
     subj = group.subjects[g]
     specs = group.layout.specs
     names = [s.name for s in specs]
     theta = opt.theta[g]
     ok = bool(opt.success[g]) and np.isfinite(opt.ofv[g])
-    bound = unc.at_bounds(theta, lo, hi)
-    cov, singular = unc.covariance(H, ~bound)
-    se = np.sqrt(np.diag(cov))
-    corr = unc.correlation(cov)
+    bound, cov, singular, se, corr = uncertainty
     struct = np.array([sp.role != "sigma" for sp in specs])
     mult, df = unc.small_sample_quantile(subj.n_obs, int(struct.sum()))
     ci_method = np.array(["wald"] * len(specs), dtype=object)
@@ -332,7 +336,7 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
     t_end = max([a.times.max() for a in subj.analytes if a.times.size] + [0.0])
     der = (derived_table(subj.subject, group.model, model_params, subj.covariates,
                          group.layout.analytes, scales, t_end)
-           if opts["derived"] and ok else pd.DataFrame())
+           if opts["derived"] and ok else None)
     return SubjectFit(
         subject=subj.subject, model=opts["model_name"], blq_method=opts["blq"],
         error_model=opts["error"], success=ok,
@@ -345,7 +349,7 @@ def _subject_fit(group, g, opt, H, diag, lo, hi, opts):
         pred_columns=_prediction_rows(subj, [(f[g, :len(a.times)], w[g, :len(a.times)],
                                              p[g, :len(a.times)])
                                             for (f, w, p), a in zip(diag, subj.analytes)]),
-        derived=der,
+        derived_rows=der,
         start_history=tuple(opt.starts[g]), ci_method=opts["ci"],
         ci_df=float(df) if opts["ci"] != "wald" else np.inf,
         engine=opt.engine[g] if opt.engine else "lmfit")

@@ -224,29 +224,29 @@ class Group:
 
     def predict_stencil(self, big):
         """Predictions at a stack of parameter sets (k·G rows, copy-major), calling the
-        model only for rows that differ from the first copy in a parameter the predictions
-        depend on (the residual SDs do not enter them)."""
+        model once per distinct copy: copies that differ only in residual SDs (which do not
+        enter the predictions) share one evaluation — a Jacobian needs p of its p + 1
+        copies, a central-difference Hessian 1 + 2q + 2q(q−1) instead of 1 + 2p + 2p(p−1)
+        for q kinetic parameters."""
         G = self.G
         reps = self._reps(big)
         if reps == 1:
             return self.predict(big)
-        base = big[:G]
         blocks = big.reshape(reps, G, -1)
-        needs = np.any(blocks[:, :, ~self.is_sigma] != base[None, :, ~self.is_sigma],
-                       axis=(1, 2))
-        needs[0] = True
-        which = np.flatnonzero(needs)
-        sub = blocks[which].reshape(-1, big.shape[1])
-        pred_sub = self.predict(sub)
-        # copies that only move an SD reuse the predictions of the first copy
-        pos = np.zeros(reps, int)
-        pos[which] = np.arange(which.size)
-        src = np.where(needs, pos, 0)
-        out = []
-        for f in pred_sub:
-            f = f.reshape(which.size, G, -1)[src]
-            out.append(f.reshape(reps * G, -1))
-        return out
+        kinetic = np.ascontiguousarray(blocks[:, :, ~self.is_sigma])
+        seen, first, inverse = {}, [], np.empty(reps, int)
+        for k in range(reps):          # exact duplicates, by their bytes (np.unique with
+            key = kinetic[k].tobytes()  # axis=0 sorts: a thousand times slower here)
+            if key not in seen:
+                seen[key] = len(first)
+                first.append(k)
+            inverse[k] = seen[key]
+        if len(first) == reps:
+            return self.predict(big)
+        first = np.array(first)
+        pred_sub = self.predict(blocks[first].reshape(-1, big.shape[1]))
+        return [f.reshape(first.size, G, -1)[inverse].reshape(reps * G, -1)
+                for f in pred_sub]
 
     def jacobian_blocks(self, theta, vary=None, r0=None):
         """Forward-difference Jacobian of :meth:`residuals` per subject, (G, m, q) for the

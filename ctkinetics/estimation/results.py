@@ -55,7 +55,7 @@ class SubjectFit:
         freedom n − p of the ``wald-t`` t quantile (inf for ``wald``).
 
     The tables are built on first access from the arrays the fit stores (``param_columns``,
-    ``pred_columns``, ``cov``, ``start_history``): a batch of a thousand subjects does not
+    ``pred_columns``, ``cov``, ``derived_rows``, ``start_history``): a batch of a thousand subjects does not
     build six thousand DataFrames that nobody reads; :class:`FitResult` concatenates the
     arrays directly.
     """
@@ -78,7 +78,7 @@ class SubjectFit:
     param_columns: dict = field(default_factory=dict, repr=False)
     pred_columns: dict = field(default_factory=dict, repr=False)
     cov: np.ndarray = field(default=None, repr=False)
-    derived: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    derived_rows: pd.DataFrame = field(default=None, repr=False)
     start_history: tuple = field(default=(), repr=False)
     engine: str = "lmfit"
     ci_method: str = "wald-t"
@@ -110,6 +110,12 @@ class SubjectFit:
         with np.errstate(invalid="ignore", divide="ignore"):
             corr = self.cov / np.outer(sd, sd)
         return pd.DataFrame(corr, index=self.param_names, columns=self.param_names)
+
+    @cached_property
+    def derived(self) -> pd.DataFrame:
+        if self.derived_rows is None:
+            return pd.DataFrame(columns=["subject", "analyte", "quantity", "value", "unit"])
+        return self.derived_rows
 
     @cached_property
     def starts(self) -> pd.DataFrame:
@@ -204,7 +210,7 @@ class FitResult:
         return _concat_columns([f.pred_columns for f in self.fits], PREDICTION_COLUMNS)
 
     def derived_frame(self) -> pd.DataFrame:
-        return _concat([f.derived for f in self.fits],
+        return _concat([f.derived_rows for f in self.fits],
                        ["subject", "analyte", "quantity", "value", "unit"])
 
     def excluded_frame(self) -> pd.DataFrame:

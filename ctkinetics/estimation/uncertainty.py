@@ -29,6 +29,8 @@ estimation scale and back-transformed for ``log`` parameters (out-of-range bound
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import chi2, norm
@@ -80,7 +82,7 @@ def hessian(group: Group, theta):
     pts = np.array(pts)                                   # (K, p) unit steps
     big = (theta[None, :, :] + pts[:, None, :] * h[None, :, :]).reshape(-1, p)
     with np.errstate(invalid="ignore", over="ignore"):
-        f = group.ofv(big).reshape(len(pts), G)
+        f = group.ofv(big, group.predict_stencil(big)).reshape(len(pts), G)
         f0, H = f[0], np.empty((G, p, p))
         for i in range(p):
             H[:, i, i] = (f[1 + 2 * i] - 2 * f0 + f[2 + 2 * i]) / h[:, i] ** 2
@@ -122,12 +124,42 @@ def covariance(H, free):
     return cov, False
 
 
+def covariance_batch(H, free):
+    """:func:`covariance` for a stack: H (G, p, p), free (G, p) -> (cov (G, p, p),
+    singular (G,)). Subjects with the same free parameters share one stacked
+    eigendecomposition and inverse (the same numbers as :func:`covariance`, one at a time)."""
+    G, p = free.shape
+    cov = np.full((G, p, p), np.nan)
+    singular = np.zeros(G, bool)
+    patterns = {}
+    for g in range(G):
+        patterns.setdefault(free[g].tobytes(), []).append(g)
+    for members in patterns.values():
+        rows = np.array(members)
+        idx = np.flatnonzero(free[rows[0]])
+        if idx.size == 0:
+            continue
+        Hf = H[np.ix_(rows, idx, idx)]
+        Hf = 0.5 * (Hf + np.swapaxes(Hf, 1, 2))
+        finite = np.all(np.isfinite(Hf), axis=(1, 2))
+        good = np.zeros(len(rows), bool)
+        if finite.any():
+            eig = np.linalg.eigvalsh(Hf[finite])
+            good[finite] = (eig[:, 0] > 0) & (eig[:, 0] >= SINGULAR_RATIO * eig[:, -1])
+        singular[rows] = ~good
+        if good.any():
+            inv = np.linalg.inv(Hf[good] / 2.0)
+            cov[np.ix_(rows[good], idx, idx)] = inv
+    return cov, singular
+
+
 def correlation(cov):
     sd = np.sqrt(np.diag(cov))
     with np.errstate(invalid="ignore", divide="ignore"):
         return cov / np.outer(sd, sd)
 
 
+@lru_cache(maxsize=1024)
 def small_sample_quantile(n_obs, n_struct):
     """(multiplier, df) of the ``wald-t`` interval: t₀.₉₇₅(n − p)·sqrt(n/(n − p)), with
     n − p residual degrees of freedom; (1.96, inf) when n − p < 1."""
@@ -159,6 +191,9 @@ def wald(theta, se, is_log, quantile=Z95):
 
 def parameter_flags(names, rse, corr, bound, singular, converged):
     """Flags per parameter: not_converged, at_bound, non_identifiable, rse>50%, |corr|>0.95."""
+    with np.errstate(invalid="ignore"):
+        strong = np.abs(np.asarray(corr, float)) > CORR_LIMIT     # NaN compares False
+    np.fill_diagonal(strong, False)
     flags = []
     for i, name in enumerate(names):
         f = []
@@ -170,10 +205,8 @@ def parameter_flags(names, rse, corr, bound, singular, converged):
             f.append("non_identifiable")
         if np.isfinite(rse[i]) and rse[i] > RSE_LIMIT:
             f.append("rse>50%")
-        partners = [names[j] for j in range(len(names))
-                    if j != i and np.isfinite(corr[i, j]) and abs(corr[i, j]) > CORR_LIMIT]
-        if partners:
-            f.append("corr>0.95:" + ",".join(partners))
+        if strong[i].any():
+            f.append("corr>0.95:" + ",".join(names[j] for j in np.flatnonzero(strong[i])))
         flags.append(";".join(f))
     return flags
 

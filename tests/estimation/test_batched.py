@@ -170,3 +170,22 @@ def test_unknown_engine_is_a_settings_error():
 
     with pytest.raises(SettingsError, match="engine"):
         fit(theoph(THEOPH), OneCptOral(), subjects=["1"], error="additive", engine="nope")
+
+
+def test_stacked_covariance_equals_one_at_a_time():
+    from ctkinetics.estimation.uncertainty import covariance, covariance_batch
+
+    rng = np.random.default_rng(8)
+    p = 4
+    A = rng.normal(size=(6, p, p))
+    H = np.einsum("gij,gkj->gik", A, A) + 0.1 * np.eye(p)
+    H[2] = np.outer(A[2, 0], A[2, 0])                       # rank one: singular
+    H[3, 1, 1] = np.nan                                      # not finite
+    free = np.ones((6, p), bool)
+    free[4, 1] = free[5, 1] = False                          # a parameter at a bound
+    cov, singular = covariance_batch(H, free)
+    for g in range(6):
+        ref, sing = covariance(H[g], free[g])
+        assert singular[g] == sing
+        np.testing.assert_allclose(cov[g], ref, rtol=1e-12, equal_nan=True)
+    assert list(singular) == [False, False, True, True, False, False]
