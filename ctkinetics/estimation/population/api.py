@@ -117,7 +117,10 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
         sa = fit_saem(pm, x0, burn, smooth, seed, progress=say)
         x = sa.x
         obj = FoceObjective(pm)
-        obj(x, update=True)
+        # the EBEs start from SAEM's last chains, plus random restarts (multimodal posteriors)
+        theta, beta, _, _ = spec.split(x)
+        obj.eta = sa.phi - pm.phi_pop(theta, beta)[:, spec.random_index]
+        obj(x, update=True, explore=True)
         history = pd.DataFrame(sa.history, columns=spec.x_names())
         history.insert(0, "iteration", np.arange(1, len(history) + 1))
         # the last quarter of the smoothing phase should be flat

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from ctkinetics.estimation.population.gradient import foce_gradient
 from ctkinetics.estimation.population.inner import foce_terms
 
 _BIG = 1e12
+_RESTARTS = 6
+_FLAT = 0.05     # −2LL units: an objective flat to this over 5 iterations has converged
 
 
 @dataclass(frozen=True)
@@ -33,40 +36,71 @@ class OuterResult:
 class FoceObjective:
     """Σ_i FOCE-I −2·ln L_i as a function of ``x`` (with an EBE cache for warm starts)."""
 
-    def __init__(self, pm, tol=1e-7):
+    def __init__(self, pm, tol=1e-7, library_size=12, explore_every=0, explore_starts=4,
+                 seed=7):
         self.pm, self.spec, self.tol = pm, pm.spec, tol
+        # the first accepted evaluation, every ``explore_every``-th (0: none) and the end
+        # point of the optimiser (see fit_focei) also run
+        # local searches from ``explore_starts`` draws of N(0, 1.69·Ω) (1.3 ω): the modes found go
+        # into the library below
+        self.explore_every, self.explore_starts = explore_every, explore_starts
+        self.rng = np.random.default_rng(seed)
+        self.updates = 0
+        self.best = np.inf
         self.eta = np.zeros((pm.n, pm.spec.q))
         self.evaluations = 0
+        # individual parameters φ of the modes accepted so far: screened at every later x
+        # so that a basin once found is not lost (keeps F a function of x, not of the path)
+        self.library, self.library_size = [], library_size
 
-    def terms(self, x, eta0=None, tol=None):
+    def _extra(self, theta, beta):
+        if not self.library:
+            return None
+        mu = self.pm.phi_pop(theta, beta)[:, self.spec.random_index]
+        return np.stack(self.library) - mu
+
+    def terms(self, x, eta0=None, tol=None, explore=False):
         theta, beta, omega, sigma = self.spec.split(x)
         self.evaluations += 1
         try:
-            np.linalg.cholesky(omega)
+            L = np.linalg.cholesky(omega)
         except np.linalg.LinAlgError:
             return np.full(self.pm.n, np.inf), None
+        starts = None
+        if explore and self.explore_starts:
+            z = self.rng.standard_normal((self.explore_starts, self.pm.n, self.spec.q))
+            starts = 1.3 * z @ L.T
         return foce_terms(self.pm, self.pm.phi_pop(theta, beta), omega, sigma,
-                          self.eta if eta0 is None else eta0, tol or self.tol)
+                          self.eta if eta0 is None else eta0, tol or self.tol,
+                          extra=self._extra(theta, beta), starts=starts)
 
-    def __call__(self, x, update=False, tol=None):
-        t, e = self.terms(x, tol=tol)
+    def __call__(self, x, update=False, tol=None, explore=None):
+        if explore is None:
+            explore = update and (self.updates == 0 or (
+                self.explore_every > 0 and self.updates % self.explore_every == 0))
+        t, e = self.terms(x, tol=tol, explore=explore)
         total = float(np.sum(t))
-        if update and e is not None and np.isfinite(total):
+        # a trial point far worse than the best so far (an over-long first line-search
+        # step) must not become the warm start of the next evaluations
+        if update and e is not None and np.isfinite(total) and total < self.best + 50.0:
+            self.best = min(self.best, total)
+            self.updates += 1
             self.eta = e.eta
+            theta, beta, _, _ = self.spec.split(x)
+            phi = self.pm.phi_pop(theta, beta)[:, self.spec.random_index] + e.eta
+            if not self.library or np.max(np.abs(phi - self.library[-1])) > 1e-3:
+                self.library = (self.library + [phi])[-self.library_size:]
         return total if np.isfinite(total) else _BIG
 
-    def value_and_gradient(self, x, step=1e-3):
+    def value_and_gradient(self, x):
+        """F(x) with converged (best-basin) EBEs and its envelope-theorem gradient
+        (:func:`.gradient.foce_gradient`: no EBE re-optimisation per component)."""
+        x = np.asarray(x, float)
         f0 = self(x, update=True)
-        self.last = (np.array(x, float), f0)
-        g = np.zeros_like(x)
+        self.last = (x.copy(), f0)
         if f0 >= _BIG:
-            return f0, g
-        for j in range(x.size):
-            xp, xm = x.copy(), x.copy()
-            xp[j] += step
-            xm[j] -= step
-            g[j] = (self(xp) - self(xm)) / (2 * step)
-        return f0, np.where(np.isfinite(g), g, 0.0)
+            return f0, np.zeros_like(x)
+        return f0, foce_gradient(self.pm, x, self.eta)
 
 
 def fit_focei(pm, x0, max_iter=300, progress=None) -> tuple[OuterResult, FoceObjective]:
@@ -84,42 +118,57 @@ def fit_focei(pm, x0, max_iter=300, progress=None) -> tuple[OuterResult, FoceObj
         if progress is not None:
             progress(f"FOCE-I iteration {len(history)}: -2LL = {f:.4f}")
 
-    res = minimize(obj.value_and_gradient, x0, jac=True, method="L-BFGS-B",
-                   bounds=list(zip(lo, hi)), callback=callback,
-                   options=dict(maxiter=int(max_iter), ftol=1e-12, gtol=1e-3, maxcor=20))
-    x = res.x
-    f = obj(x, update=True)
-    # L-BFGS-B often ends in a line search that cannot improve on a finite-difference
-    # gradient: that is convergence when the projected gradient is small
+    # A basin found late lowers F discontinuously and ends L-BFGS-B's line search (its
+    # curvature pairs no longer describe F): restart from the last point while that helps.
+    x, nit, flat = x0, 0, False
+    for _ in range(_RESTARTS):
+        f_start = obj(x, update=True)
+        res = minimize(obj.value_and_gradient, x, jac=True, method="L-BFGS-B",
+                       bounds=list(zip(lo, hi)), callback=callback,
+                       options=dict(maxiter=max(1, int(max_iter) - nit), ftol=1e-13, gtol=1e-3,
+                                    maxcor=20))
+        x, nit = res.x, nit + int(res.nit)
+        # look for better basins of the EBEs at the end point; if any, go on from there
+        f = obj(x, update=True, explore=True)
+        flat = f_start - f < _FLAT
+        if flat or nit >= max_iter:
+            break
+    # The envelope gradient is accurate to ~1e-2 of its scale (finite differences of the
+    # model, kinks), so L-BFGS-B usually ends in a line search that cannot improve: that is
+    # convergence when a restart from the end point no longer lowers the objective.
     _, g = obj.value_and_gradient(x)
     free = (x > lo + 1e-6) & (x < hi - 1e-6)
     gmax = float(np.max(np.abs(g[free]))) if free.any() else 0.0
-    ok = gmax < 0.05 or (bool(res.success) and gmax < 1.0)
-    msg = f"{res.message}; max |gradient| over free parameters {gmax:.2g}"
-    return OuterResult(x, f, ok, msg, int(res.nit), obj.evaluations, tuple(history)), obj
+    ok = flat or gmax < 0.05
+    msg = (f"{res.message}; max |gradient| over free parameters {gmax:.2g}; "
+           + ("a restart lowered -2LL by < " + f"{_FLAT}" if flat else
+              "still improving at the iteration limit"))
+    return OuterResult(x, f, ok, msg, nit, obj.evaluations, tuple(history)), obj
 
 
-def hessian(obj: FoceObjective, x, step=1e-2, tol=1e-10):
-    """Central finite-difference Hessian of the objective at ``x`` (EBEs re-optimised tightly
-    at every point, warm-started from those at ``x``)."""
+def hessian(obj: FoceObjective, x, step=5e-3, tol=1e-9):
+    """Hessian of the objective at ``x``: central differences of the envelope gradient,
+    symmetrised. At x ± step·e_j the EBEs are re-optimised (warm-started from those at
+    ``x``, best basin kept) and the gradient evaluated there; differencing a gradient needs
+    one step per parameter instead of the 2·p² objective values of a second difference,
+    and is far less sensitive to the objective's small jumps where a mode sits on a kink.
+    """
+    x = np.asarray(x, float)
+    obj(x, update=True, tol=tol)
     eta_x = obj.eta.copy()
     p = x.size
-    f = lambda z: float(np.sum(obj.terms(z, eta_x, tol)[0]))  # noqa: E731
-    f0 = f(x)
     H = np.zeros((p, p))
-    fp = np.zeros(p)
-    fm = np.zeros(p)
-    for i in range(p):
-        e = np.zeros(p)
-        e[i] = step
-        fp[i], fm[i] = f(x + e), f(x - e)
-        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / step**2
-    for i in range(p):
-        for j in range(i):
-            ei = np.zeros(p)
-            ej = np.zeros(p)
-            ei[i] = step
-            ej[j] = step
-            H[i, j] = H[j, i] = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej)
-                                 + f(x - ei - ej)) / (4 * step**2)
-    return H
+    for j in range(p):
+        cols = []
+        for sgn in (1.0, -1.0):
+            xj = x.copy()
+            xj[j] += sgn * step
+            t, e = obj.terms(xj, eta_x, tol)
+            if e is None or not np.all(np.isfinite(t)):
+                H[:, j] = np.nan
+                break
+            cols.append(foce_gradient(obj.pm, xj, e.eta))
+        else:
+            H[:, j] = (cols[0] - cols[1]) / (2 * step)
+    obj(x, update=True, tol=tol)
+    return 0.5 * (H + H.T)
