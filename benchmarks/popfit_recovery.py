@@ -8,6 +8,11 @@ and of ω², and the coverage of the 95 % Wald CI of ln θ (two-stage: geometric
 SD/√n of the ln individual estimates; its ω² is the variance of those estimates).
 
     python benchmarks/popfit_recovery.py [--studies 100] [--methods focei,saem,twostage]
+        [--max-minutes 30] [--out benchmarks/results/popfit_recovery]
+
+Rows are appended to ``OUT.csv`` study by study and the table is written to ``OUT.txt``:
+a run stopped by ``--max-minutes`` reports the studies it finished (column ``studies``).
+SEs are FOCE-I Hessian SEs for both population methods (for SAEM: at its estimates).
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ def main(argv=None):
     ap.add_argument("--studies", type=int, default=100)
     ap.add_argument("--methods", default="focei,saem,twostage")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--max-minutes", type=float, default=np.inf)
+    ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     from ctkinetics.estimation.population import fit_population
     from ctkinetics.estimation.population.simulate import simulate_study
@@ -51,10 +58,15 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
     rows = []
     t0 = time.perf_counter()
+    seconds = {}
     for s in range(a.studies):
+        if time.perf_counter() - t0 > 60 * a.max_minutes:
+            print(f"time limit: {s} studies done", flush=True)
+            break
         n = int(rng.integers(12, 31))
         ds = simulate_study(m, n, TIMES, lloq=20.0, sigma=0.56, seed=int(rng.integers(1e9)))
         for method in a.methods.split(","):
+            t1 = time.perf_counter()
             try:
                 if method == "twostage":
                     est = _two_stage(ds, m)
@@ -71,6 +83,10 @@ def main(argv=None):
                                  t.loc[f"omega2_{p}", "estimate"] / w2[p] - 1, r.converged))
             except Exception as exc:  # noqa: BLE001 - a failed study is counted, not fatal
                 print(f"study {s} {method}: {type(exc).__name__}: {exc}")
+            seconds.setdefault(method, []).append(time.perf_counter() - t1)
+        if a.out:
+            pd.DataFrame([r for r in rows if r[0] == s]).to_csv(
+                a.out + ".csv", mode="a", header=False, index=False)
         print(f"study {s + 1}/{a.studies} (n={n}) done, {time.perf_counter() - t0:.0f} s",
               flush=True)
     d = pd.DataFrame(rows, columns=["study", "method", "parameter", "ln_error", "se",
@@ -82,7 +98,13 @@ def main(argv=None):
         coverage_95=("covered", "mean"), bias_omega2_pct=("omega2_rel_error",
                                                           lambda v: 100 * float(np.mean(v))),
         converged=("converged", "mean"))
-    print(tab.to_string(float_format=lambda v: f"{v:.3f}"))
+    tab["sec_per_fit"] = [float(np.mean(seconds.get(m, [np.nan]))) for m, _ in tab.index]
+    text = tab.to_string(float_format=lambda v: f"{v:.3f}")
+    print(text)
+    if a.out:
+        with open(a.out + ".txt", "w") as fh:
+            fh.write(f"# {d['study'].nunique()} studies, seed {a.seed}, "
+                     f"{time.perf_counter() - t0:.0f} s wall-clock\n{text}\n")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,9 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
         ``"Cmax~bcell0:exponential"``; covariates are columns of ``dataset.subjects``.
     method : {'focei', 'saem'}
         FOCE-I (Laplace with the Gauss–Newton Hessian, interaction) or SAEM. Both report
-        the FOCE-I −2LL and Hessian SEs (for SAEM evaluated at its estimates).
+        the FOCE-I −2LL and SEs from the FOCE-I Hessian (for SAEM evaluated at its
+        estimates, with the EBEs started from SAEM's final chains; ``settings["se_method"]``
+        and ``fit.json`` say so).
     blq : {'M1', 'M3', 'M5', 'M6', 'M7'}
     error : {'proportional', 'additive', 'combined'}
         One residual error per analyte.
@@ -65,7 +67,8 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
     omega_init : dict, optional
         Starting ω² per random-effect parameter (default: the model's ω², else 0.2).
     covariance : bool
-        Compute the covariance step (finite-difference Hessian of the −2LL).
+        Compute the covariance step: Hessian of the FOCE-I −2LL by central differences of
+        its envelope-theorem gradient (:func:`.focei.hessian`), Cov = 2·H⁻¹.
     seed : int
         SAEM's random numbers.
     saem_iterations : (int, int)
@@ -139,7 +142,7 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
     eta = e.eta if e is not None else np.zeros((data.n, spec.q))
     cond = np.nan
     if covariance:
-        say("covariance step: finite-difference Hessian of the -2LL")
+        say("covariance step: Hessian of the FOCE-I -2LL (differences of its gradient)")
         H = hessian(obj, x)
         cov, cond = dg.covariance_from_hessian(H)
     else:
@@ -179,7 +182,12 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
                     omega=str(omega).lower(), analytes=[a.analyte for a in data.analytes],
                     fixed=dict(fixed or {}), seed=int(seed),
                     saem_iterations=list(saem_iterations), subjects=list(data.subjects),
-                    ofv_method="FOCE-I Laplace approximation")
+                    ofv_method="FOCE-I Laplace approximation",
+                    se_method=("none" if not covariance else
+                               "FOCE-I Hessian (central differences of the envelope-theorem "
+                               "gradient), Cov = 2 H^-1, at the "
+                               + ("FOCE-I optimum" if method == "focei" else
+                                  "SAEM estimates (EBEs from SAEM's final chains)")))
     say(f"done: -2LL = {ofv:.4f}, AIC = {ofv + 2 * k:.4f} "
         f"({diagnostics['fit_seconds']:.1f} s)")
     return PopulationResult(
