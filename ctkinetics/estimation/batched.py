@@ -9,8 +9,11 @@ normal equations of all subjects are solved by one stacked ``numpy.linalg.solve`
 It minimises the same objective as the lmfit driver (:func:`optimize.minimize`): the sum of
 squared pseudo-residuals, i.e. the −2·log-likelihood up to a constant, on the estimation
 scale within the parameters' bounds. ``tests/estimation/test_batched.py`` checks that both
-reach the same optimum (−2LL to 1e-6, estimates to 1e-4 relative) on simulated subjects. A
-subject this engine does not converge is handed to lmfit by the caller.
+reach the same optimum (−2LL to 1e-6, estimates to 1e-4 relative) on simulated subjects with a
+well-defined optimum. Both are local optimisers: on a multimodal subject (a flat persistence
+phase, Tmax between samples) they can end in different local minima from the same start —
+either one the lower — which is what the multistart is for. A subject this engine does not
+converge is handed to lmfit by the caller.
 
 Iteration, per subject (Moré 1978; Nielsen 1999 damping update)::
 

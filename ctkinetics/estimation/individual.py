@@ -117,8 +117,11 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         ``batched`` runs one Levenberg–Marquardt iteration over a whole stack of subjects,
         each with its own damping and convergence test (:mod:`ctkinetics.estimation.batched`,
         tested to reach lmfit's optimum; a subject it does not converge is re-fitted by
-        lmfit). ``auto`` (default): lmfit for a subject fitted on its own, batched for
-        stacks. ``fits_frame()`` names the engine of every subject.
+        lmfit). ``auto`` (default): batched for stacks of subjects sampled at the same times
+        (simulated or nominal designs: large batches), lmfit for a subject fitted on its own
+        or sampled at its own times (real studies). Both are local optimisers of the same
+        −2LL: from one start they can end in different local minima of a multimodal
+        subject — the starts are the remedy. ``fits_frame()`` names every subject's engine.
 
     Returns
     -------

@@ -10,8 +10,8 @@ lmfit problem; its Jacobian is computed by forward differences in one vectorised
 Engines (:data:`ENGINES`): ``lmfit`` (the above, one subject at a time) and ``batched``
 (:mod:`ctkinetics.estimation.batched`: one Levenberg–Marquardt run over a whole stack of
 subjects, each with its own damping and convergence test; a subject it does not converge is
-re-fitted by lmfit). ``fit(engine='auto')`` uses lmfit for a subject fitted on its own and the
-batched engine for stacks of subjects; every subject's row names the engine used.
+re-fitted by lmfit). ``fit(engine='auto')`` uses the batched engine for stacks of subjects
+sampled alike and lmfit otherwise; every subject's row names the engine used.
 """
 from __future__ import annotations
 
@@ -155,11 +155,14 @@ def _run_batched(group: Group, theta0):
 ENGINES = {"lmfit": _run_lmfit, "batched": _run_batched}
 
 
-def resolve_engine(engine: str, group_size: int) -> str:
-    """``auto``: lmfit for a subject fitted alone, the batched engine for a stack of two or
-    more subjects (verified to reach lmfit's optimum, see :mod:`.batched`)."""
+def resolve_engine(engine: str, group_size: int, alike: bool = True) -> str:
+    """``auto``: the batched engine for a stack of two or more subjects sampled at the same
+    times (simulated or nominal designs, where batches are large and speed matters), lmfit
+    otherwise — a subject fitted alone and subjects with their own sampling times (real
+    studies) keep lmfit. Both find a local minimum of the same −2LL; from one start they can
+    end in different local minima on a multimodal subject (see :mod:`.batched`)."""
     if engine == "auto":
-        return "batched" if group_size > 1 else "lmfit"
+        return "batched" if group_size > 1 and alike else "lmfit"
     if engine not in ENGINES:
         from ctkinetics.errors import SettingsError
 
@@ -170,7 +173,8 @@ def resolve_engine(engine: str, group_size: int) -> str:
 def multistart(group: Group, n_starts: int = 1, seed: int = 0,
                engine: str = "lmfit") -> Optimum:
     """Minimise each subject from every start; keep its best; count starts reaching it."""
-    run = ENGINES[resolve_engine(engine, group.G)]
+    alike = all(c is not None for c in getattr(group, "common", [None]))
+    run = ENGINES[resolve_engine(engine, group.G, alike)]
     starts = start_values(group, max(1, int(n_starts)), seed)
     G = group.G
     best_theta = np.full_like(starts[0], np.nan)

@@ -189,3 +189,13 @@ def test_stacked_covariance_equals_one_at_a_time():
         assert singular[g] == sing
         np.testing.assert_allclose(cov[g], ref, rtol=1e-12, equal_nan=True)
     assert list(singular) == [False, False, True, True, False, False]
+
+
+def test_auto_engine_batches_alike_subjects_and_keeps_lmfit_for_real_sampling():
+    theo = theoph(THEOPH)           # each subject sampled at its own times
+    res = fit(theo, OneCptOral(), subjects=["1", "2"], error="additive", starts=1,
+              derived=False)
+    assert set(res.fits_frame().engine) == {"lmfit"}
+    ds, _, _ = simulate_stein(3, seed=2)   # a common design
+    res = fit(ds, Stein(), blq="M3", starts=1, derived=False)
+    assert set(res.fits_frame().engine) == {"batched"}

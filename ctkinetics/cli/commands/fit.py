@@ -46,8 +46,8 @@ def add_arguments(parser) -> None:
                         help="95%% CI method (default wald-t: t(n-p) quantile and n/(n-p) "
                              "small-sample factor as R's nls; wald: 1.96*SE as NONMEM)")
     parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
-                        help="optimiser (default auto: lmfit for a lone subject, the batched "
-                             "Levenberg-Marquardt engine for stacks of subjects)")
+                        help="optimiser (default auto: the batched Levenberg-Marquardt engine "
+                             "for stacks of subjects sampled alike, lmfit otherwise)")
 
 
 class _Progress:
