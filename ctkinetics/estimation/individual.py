@@ -12,7 +12,6 @@ ML Wald or profile CIs, flags → IPRED/IWRES/P(BLQ) → derived exposure.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation import uncertainty as unc
@@ -24,7 +23,7 @@ from ctkinetics.estimation.objective import Group
 from ctkinetics.estimation.optimize import bounds_of, minimize, multistart
 from ctkinetics.estimation.problem import analyte_maps, build_layout, subjects_data
 from ctkinetics.estimation.results import (
-    PARAMETER_COLUMNS, PREDICTION_COLUMNS, FitResult, SubjectFit, empty_parameters,
+    PREDICTION_COLUMNS, FitResult, SubjectFit, empty_parameters,
 )
 
 

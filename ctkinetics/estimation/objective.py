@@ -1,15 +1,16 @@
 """The −2·log-likelihood of a group of subjects, vectorised over the subjects.
 
-Subjects sampled at the same times (a simulated or nominal design) are stacked into one
-:class:`Group` so that the model is evaluated once for all of them: parameters of shape
-(G,) give predictions of shape (G, n_times) by the model's vectorised ``predict``. A subject
-with its own sampling times is a group of one. The objective of each subject is separable,
-so stacking changes speed, never estimates.
+Subjects are stacked into one :class:`Group` so that the model is evaluated once for all of
+them: parameters of shape (G,) give predictions of shape (G, n_times) by the model's
+vectorised ``predict``. Subjects sampled at the same times (a simulated or nominal design)
+share those times; subjects with their own times (a ragged stack) are predicted at the union
+of their times and each reads its own, the shorter padded with excluded samples that add
+nothing to the likelihood. The objective of each subject is separable, so stacking changes
+speed, never the objective.
 """
 from __future__ import annotations
 
 import numpy as np
-
 from scipy.special import log_ndtr
 
 from ctkinetics.estimation.likelihood import (
@@ -21,14 +22,14 @@ _BIG = 1e6  # stand-in for a non-finite residual, so one bad subject cannot stop
 
 
 class Group:
-    """G subjects with identical analytes and sampling times.
+    """G subjects with the same analytes (sampling times may differ: see the module).
 
     Parameters
     ----------
     model : model object (see :mod:`ctkinetics.estimation.problem`)
     layout : ParamLayout
     error : ErrorModel
-    subjects : list of SubjectData (same :meth:`SubjectData.signature`)
+    subjects : list of SubjectData
     """
 
     def __init__(self, model, layout: ParamLayout, error: ErrorModel, subjects):

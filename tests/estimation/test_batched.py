@@ -3,7 +3,6 @@ likelihood module's reference formula."""
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from ctkinetics.estimation import fit
