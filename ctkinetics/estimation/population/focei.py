@@ -32,6 +32,7 @@ from ctkinetics.estimation.population.inner import foce_terms
 
 _BIG = 1e12
 _RESTARTS = 6
+_UNIT = 0.1       # length of L-BFGS-B's first trial step in x
 _FLAT = 0.05     # −2LL units: an objective flat to this over 5 iterations has converged
 
 
@@ -72,7 +73,7 @@ class FoceObjective:
         mu = self.pm.phi_pop(theta, beta)[:, self.spec.random_index]
         return np.stack(self.library) - mu
 
-    def terms(self, x, eta0=None, tol=None, explore=False):
+    def terms(self, x, eta0=None, tol=None, explore=False, search=True):
         theta, beta, omega, sigma = self.spec.split(x)
         self.evaluations += 1
         try:
@@ -85,7 +86,8 @@ class FoceObjective:
             starts = 1.3 * z @ L.T
         return foce_terms(self.pm, self.pm.phi_pop(theta, beta), omega, sigma,
                           self.eta if eta0 is None else eta0, tol or self.tol,
-                          extra=self._extra(theta, beta), starts=starts)
+                          search=search, extra=self._extra(theta, beta) if search else None,
+                          starts=starts)
 
     def __call__(self, x, update=False, tol=None, explore=None):
         if explore is None:
@@ -131,16 +133,27 @@ def fit_focei(pm, x0, max_iter=300, progress=None) -> tuple[OuterResult, FoceObj
         if progress is not None:
             progress(f"FOCE-I iteration {len(history)}: -2LL = {f:.4f}")
 
+    # L-BFGS-B's first trial step has unit length in its variables: optimise z = x/_UNIT
+    # so that it moves x by _UNIT (log scale), not by up to the width of the bounds (a
+    # first step of 10 on ln ke gave F ≈ 4e12 and a line search that shrank to nothing)
+    def fun(z):
+        f, g = obj.value_and_gradient(z * _UNIT)
+        return f, g * _UNIT
+
+    def callback_z(zk):
+        callback(zk * _UNIT)
+
+    bounds = list(zip(lo / _UNIT, hi / _UNIT))
     # A basin found late lowers F discontinuously and ends L-BFGS-B's line search (its
     # curvature pairs no longer describe F): restart from the last point while that helps.
     x, nit, flat = x0, 0, False
     for _ in range(_RESTARTS):
         f_start = obj(x, update=True)
-        res = minimize(obj.value_and_gradient, x, jac=True, method="L-BFGS-B",
-                       bounds=list(zip(lo, hi)), callback=callback,
-                       options=dict(maxiter=max(1, int(max_iter) - nit), ftol=1e-13, gtol=1e-3,
-                                    maxcor=20))
-        x, nit = res.x, nit + int(res.nit)
+        res = minimize(fun, x / _UNIT, jac=True, method="L-BFGS-B", bounds=bounds,
+                       callback=callback_z,
+                       options=dict(maxiter=max(1, int(max_iter) - nit), ftol=1e-13,
+                                    gtol=1e-4, maxcor=20))
+        x, nit = res.x * _UNIT, nit + int(res.nit)
         # look for better basins of the EBEs at the end point; if any, go on from there
         f = obj(x, update=True, explore=True)
         flat = f_start - f < _FLAT
@@ -176,7 +189,8 @@ def hessian(obj: FoceObjective, x, step=5e-3, tol=1e-9):
         for sgn in (1.0, -1.0):
             xj = x.copy()
             xj[j] += sgn * step
-            t, e = obj.terms(xj, eta_x, tol)
+            # a step of 5e-3 does not move a mode to another basin: local search only
+            t, e = obj.terms(xj, eta_x, tol, search=False)
             if e is None or not np.all(np.isfinite(t)):
                 H[:, j] = np.nan
                 break

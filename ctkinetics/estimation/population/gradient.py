@@ -32,65 +32,81 @@ _XSTEP = 1e-4      # central step in x (estimation scale) at fixed φ
 _PHISTEP = 1e-3    # central step in φ for ∂ ln|A|/∂φ (below the secant width _JSTEP)
 
 
-def _block_stats(pm, phi_blk, preds_blk, sigma, omega_inv, q):
-    """From one block of 2q+1 J-points (η, η ± s·e_i): D at the centre, r, J, ln|A|."""
-    r = pm.pseudo(phi_blk, sigma, preds_blk)
-    d0 = pm.data_m2ll(phi_blk[:1], sigma, [p[:1] for p in preds_blk])[0]
-    J = np.moveaxis((r[1:q + 1] - r[q + 1:2 * q + 1]) / (2 * _JSTEP), 0, -1)
-    A = np.einsum("nmq,nmk->nqk", J, J) + omega_inv
-    s, ld = np.linalg.slogdet(A)
-    return d0, r[0], J, A, np.where(s > 0, ld, np.inf)
+def _stats(pm, phi, preds, sigma, q):
+    """For B blocks of 2q+1 J-points (η, η ± s·e_i) stacked as (B·(2q+1), n, p): D at each
+    centre (B, n), r there (B, n, M) and J (B, n, M, q), in one pass over the stack."""
+    jpts = 2 * q + 1
+    B = phi.shape[0] // jpts
+    r = pm.pseudo(phi, sigma, preds)
+    r = r.reshape((B, jpts) + r.shape[1:])
+    centres = np.arange(B) * jpts
+    d0 = pm.data_m2ll(phi[centres], sigma, [p[centres] for p in preds])
+    J = np.moveaxis((r[:, 1:q + 1] - r[:, q + 1:]) / (2 * _JSTEP), 1, -1)
+    return d0, r[:, 0], J
+
+
+def _logdet(J, omega_inv):
+    s, ld = np.linalg.slogdet(np.einsum("...mq,...mk->...qk", J, J) + omega_inv)
+    return np.where(s > 0, ld, np.inf)
 
 
 def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
-    """dF/dx at ``x`` given the converged modes ``eta_hat`` (n, q) (module docstring)."""
+    """dF/dx at ``x`` given the converged modes ``eta_hat`` (n, q) (module docstring).
+
+    Only blocks whose individual parameters differ from the base point are predicted (a
+    change of θ or β of a random-effect parameter, or of Ω, leaves φ fixed; σ changes only
+    the residual terms), so for a model with random effects on every parameter one
+    gradient costs 1 + 2q blocks of 2q + 1 predictions per subject.
+    """
     spec = pm.spec
     n, q = eta_hat.shape
     P = x.size
     ridx = spec.random_index
     theta, beta, omega, sigma = spec.split(x)
     phi_r = pm.phi_pop(theta, beta)[:, ridx] + eta_hat       # fixed individual φ
-    jpts = 2 * q + 1
-    # ---- x perturbations at fixed φ, and φ perturbations at x ---------------------------
+    offsets = _points(np.zeros((n, q)))[0][:2 * q + 1]
     xs = [x] + [x + x_step * e for e in np.eye(P)] + [x - x_step * e for e in np.eye(P)]
-    blocks = []                              # (full φ stack (jpts, n, p), x) per block
-    for xk in xs:
-        th, be, _, _ = spec.split(xk)
+    parts = [spec.split(xk) for xk in xs]
+    fulls = []
+    for th, be, _, _ in parts:
         full = pm.phi_pop(th, be)
         full[:, ridx] = phi_r
-        blocks.append(pm.with_eta(full, _points(np.zeros((n, q)))[0][:jpts]))
-    eye = np.eye(q)
-    full0 = blocks[0][0]
+        fulls.append(full)
+    # blocks to predict: the base, x-blocks that move φ, and the φ-shifted blocks
+    own = [k for k in range(1, len(xs)) if not np.array_equal(fulls[k], fulls[0])]
+    shifted = []
     for k in range(q):
         for sgn in (1.0, -1.0):
-            shifted = full0.copy()
-            shifted[:, ridx] += sgn * phi_step * eye[k]
-            blocks.append(pm.with_eta(shifted, _points(np.zeros((n, q)))[0][:jpts]))
-    stack = np.concatenate(blocks)           # (B·jpts, n, p)
-    preds = pm.predict(stack)
-    Q, gphi, A0, ld_phi = [], [], None, []
-    for b in range(len(blocks)):
-        sl = slice(b * jpts, (b + 1) * jpts)
-        xk = xs[b] if b < len(xs) else x
-        th, be, om, sg = spec.split(xk)
+            f = fulls[0].copy()
+            f[:, ridx[k]] += sgn * phi_step
+            shifted.append(f)
+    centres = [fulls[0]] + [fulls[k] for k in own] + shifted
+    phi = np.concatenate([pm.with_eta(c, offsets) for c in centres])
+    preds = pm.predict(phi)
+    d0, r0, J = _stats(pm, phi, preds, sigma, q)
+    jpts = offsets.shape[0]
+    slot = {0: 0, **{k: i + 1 for i, k in enumerate(own)}}
+    om_inv0 = np.linalg.inv(omega)
+    ld_phi = _logdet(J[1 + len(own):], om_inv0).reshape(q, 2, n)
+    Q, gphi = [], []
+    for k, (th, be, om, sg) in enumerate(parts):
+        b = slot.get(k, 0)
+        dk, rk, Jk = d0[b], r0[b], J[b]
+        if not np.array_equal(sg, sigma):     # residual SD moved: same predictions
+            sl = slice(b * jpts, (b + 1) * jpts)
+            dk, rk, Jk = (v[0] for v in _stats(pm, phi[sl], [p[sl] for p in preds], sg, q))
         om_inv = np.linalg.inv(om)
-        d0, r0, J, A, ld = _block_stats(pm, stack[sl], [p[sl] for p in preds], sg, om_inv, q)
-        if b < len(xs):
-            dev = phi_r - pm.phi_pop(th, be)[:, ridx]
-            prior = np.einsum("ni,ij,nj->n", dev, om_inv, dev)
-            Q.append(d0 + prior + ld + np.linalg.slogdet(om)[1])
-            gphi.append(2 * np.einsum("nmq,nm->nq", J, r0) + 2 * dev @ om_inv)
-            if b == 0:
-                A0 = A
-        else:
-            ld_phi.append(ld)
+        dev = phi_r - pm.phi_pop(th, be)[:, ridx]
+        prior = np.einsum("ni,ij,nj->n", dev, om_inv, dev)
+        Q.append(dk + prior + _logdet(Jk, om_inv) + np.linalg.slogdet(om)[1])
+        gphi.append(2 * np.einsum("nmq,nm->nq", Jk, rk) + 2 * dev @ om_inv)
+    A0 = np.einsum("nmq,nmk->nqk", J[0], J[0]) + om_inv0
     Q, gphi = np.array(Q), np.array(gphi)    # (1+2P, n), (1+2P, n, q)
     dQ = (Q[1:P + 1] - Q[P + 1:]) / (2 * x_step)                     # (P, n)
     G = np.moveaxis((gphi[1:P + 1] - gphi[P + 1:]) / (2 * x_step), 0, -1)  # (n, q, P)
-    ld_phi = np.array(ld_phi).reshape(q, 2, n)
     dl = ((ld_phi[:, 0] - ld_phi[:, 1]) / (2 * phi_step)).T          # (n, q)
     # the full Hessian of h (finite differences of D) where positive definite, else 2·A
-    om_inv = np.linalg.inv(omega)
+    om_inv = om_inv0
     HD = _derivatives(pm, pm.phi_pop(theta, beta), eta_hat, sigma)[2]
     Hh = HD + 2 * om_inv
     pd = np.linalg.eigvalsh(Hh)[:, 0] > 1e-8 * np.abs(np.einsum("nqq->n", Hh))

@@ -37,6 +37,7 @@ import numpy as np
 # central secant is a continuous function of η. For smooth models its relative error is
 # O(step²) ≈ 1e-4·(third/first derivative), far below the precision of the approximation.
 _JSTEP = 1e-2
+_LAM_UP = 100.0     # damping growth on a rejected step (fast retreat near a kink)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def ebe(pm, phi_pop, omega, sigma, eta0=None, max_iter=100, tol=1e-7) -> EBE:
         h = np.where(better, h_new, h)
         der = tuple(np.where(better.reshape((n,) + (1,) * (a.ndim - 1)), b, a)
                     for a, b in zip(der, der_new))
-        lam = np.where(better, np.maximum(lam / 5, 1e-9), lam * 10)
+        lam = np.where(better, np.maximum(lam / 5, 1e-9), lam * _LAM_UP)
         stuck = active & ~better & (lam > 1e8)
         active = active & ~done & ~stuck
         if not active.any():
