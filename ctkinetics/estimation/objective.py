@@ -14,10 +14,11 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_terms, weighted_residuals,
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, weighted_residuals,
 )
 from ctkinetics.estimation.problem import ParamLayout, SubjectData
 
+_LN_2PI = float(np.log(2.0 * np.pi))
 _BIG = 1e6  # stand-in for a non-finite residual, so one bad subject cannot stop a batch
 
 
@@ -165,13 +166,33 @@ class Group:
             yield k, y, f, self._sd(nat, k, f), mode
 
     def ofv(self, theta, preds=None):
-        """−2·ln L per subject, shape (G,). ``theta`` is (G, p) on the estimation scale."""
+        """−2·ln L per subject, shape (rows of theta,), ``theta`` (rows, p) on the estimation
+        scale: the terms of :func:`likelihood.m2ll_terms` (tested equal), with ln Φ only for
+        censored samples and T(y) cached."""
         theta = np.atleast_2d(theta)
-        total = np.zeros(theta.shape[0])
-        for k, y, f, sd, mode in self._pieces(theta, preds):
-            t = m2ll_terms(self.error, y, f, sd, mode)
-            total += np.where(np.isfinite(t), t, np.inf).sum(axis=1)
-        return total
+        nat = self.natural(theta)
+        preds = self.predict(theta) if preds is None else preds
+        rows = nat.shape[0]
+        reps = self._reps(nat)
+        G = self.G
+        total = np.zeros((reps, G))
+        for k, f in enumerate(preds):
+            m = self.layout.analytes[k]
+            ty, quant, cens = self._data_terms(k)
+            w = ty.shape[1]
+            sig = [nat[:, i] for i in self.sigma_idx[m.analyte]]
+            sd = sig[0][:, None] if len(sig) == 1 else self.error.sd(f, tuple(sig))
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                z = (ty[None] - self.error.transform(f).reshape(reps, G, w)) \
+                    / sd.reshape(reps, G, -1)
+                t = z * z + _LN_2PI + 2.0 * np.log(sd).reshape(reps, G, -1)
+                if self.error.log_transform:
+                    t = t + 2.0 * ty[None]          # 2·ln y, the log-normal Jacobian
+                t = np.where(quant, t, 0.0)
+                if cens.any():
+                    t[:, cens] = -2.0 * log_ndtr(z[:, cens])
+            total += np.where(np.isfinite(t), t, np.inf).sum(axis=2)
+        return total.reshape(rows)
 
     def residuals(self, theta, preds=None):
         """Pseudo-residuals (rows of theta, m) with Σ r² = −2·ln L − constant per subject.

@@ -8,7 +8,7 @@ import pytest
 from ctkinetics.estimation import fit
 from ctkinetics.estimation import batched
 from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, get_error_model, pseudo_residuals,
+    CENSORED, EXCLUDED, QUANTIFIED, get_error_model, m2ll_terms, pseudo_residuals,
 )
 from ctkinetics.estimation.objective import Group
 from ctkinetics.estimation.optimize import minimize
@@ -57,17 +57,19 @@ def _group(error_name, sigmas, rng):
 
 @pytest.mark.parametrize("error_name,sigmas", [("proportional", (0.4,)),
                                                ("combined", (0.2, 3.0))])
-def test_group_residuals_equal_the_likelihood_formula(error_name, sigmas):
+def test_group_residuals_and_ofv_equal_the_likelihood_formulas(error_name, sigmas):
     rng = np.random.default_rng(3)
     err, g = _group(error_name, sigmas, rng)
     theta = np.log([[45.0, *sigmas], [60.0, *[1.5 * s for s in sigmas]]])
     r = g.residuals(theta)
+    ofv = g.ofv(np.vstack([theta, theta[::-1]]))        # two copies: a stencil
     floor = g.ln_sd2_floor["c"]
     for i, s in enumerate(g.subjects):
         a = s.analytes[0]
         f = np.full(len(a.y), np.exp(theta[i, 0]))
         sd = err.sd(f, tuple(np.exp(theta[i, 1:])))
         ref = pseudo_residuals(err, a.y, f, sd, a.mode, floor)
+        assert ofv[i] == pytest.approx(m2ll_terms(err, a.y, f, sd, a.mode).sum(), rel=1e-12)
         n = len(a.y)
         w = r.shape[1] // 2
         got = np.concatenate([r[i, :n], r[i, w:w + n]])
