@@ -30,8 +30,9 @@ class PopulationResult:
         ``covariate`` (β), ``omega`` (variances and, for a block, covariances of the random
         effects on the estimation scale, with CV % = 100·sqrt(exp(ω²) − 1) for log
         parameters and η-shrinkage %) and ``sigma`` (residual SDs). SEs come from the
-        inverse Hessian of the objective (−2LL) by finite differences: Cov = 2·H⁻¹;
-        RSE % = 100·SE/|estimate|; 95 % Wald CIs on the estimation scale.
+        inverse Hessian of the FOCE-I objective (−2LL), Cov = 2·H⁻¹, H by central
+        differences of its envelope-theorem gradient — for SAEM at SAEM's estimates
+        (``settings["se_method"]``); RSE % = 100·SE/|estimate|; 95 % Wald CIs on the estimation scale.
     omega : DataFrame
         Ω entry by entry (columns :data:`OMEGA_COLUMNS`).
     individual : DataFrame
