@@ -15,7 +15,7 @@ import numpy as np
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation import uncertainty as unc
-from ctkinetics.estimation.derived import derived_table
+from ctkinetics.estimation.derived import derived_batch
 from ctkinetics.estimation.likelihood import (
     EXCLUDED, QUANTIFIED, check_compatible, get_blq_method, get_error_model,
 )
@@ -268,13 +268,36 @@ def _fit_group(group: Group, opts) -> list:
     se = np.sqrt(np.einsum("gpp->gp", cov))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / (se[:, :, None] * se[:, None, :])
+    derived = _derived(group, opt) if opts["derived"] else {}
     for g in keep:
         out[g] = _subject_fit(group, g, opt, (bound[g], cov[g], bool(singular[g]), se[g],
-                                              corr[g]), diag, opts)
+                                              corr[g]), diag, opts, derived.get(g))
     return out
 
 
-def _subject_fit(group, g, opt, uncertainty, diag, opts):
+def _derived(group, opt):
+    """Derived rows of the group's converged subjects, computed together (one model call on
+    the exposure grid for all of them): subject index -> column dict."""
+    ok = np.flatnonzero(opt.success & np.isfinite(opt.ofv) & np.all(np.isfinite(opt.theta), 1))
+    if ok.size == 0:
+        return {}
+    specs = group.layout.specs
+    nat = group.natural(opt.theta[ok])
+    params = {s.model_name: nat[:, i] for i, s in enumerate(specs) if s.role == "model"}
+    params.update(group.layout.fixed)
+    scales = {s.analyte: nat[:, i] for i, s in enumerate(specs) if s.role == "scale"}
+    covs = {c: v[ok] for c, v in group.covariates.items()}
+    t_end = np.array([max([a.times.max() for a in group.subjects[g].analytes if a.times.size]
+                          + [0.0]) for g in ok])
+    try:
+        rows = derived_batch([group.subjects[g].subject for g in ok], group.model, params,
+                             covs, group.layout.analytes, scales, t_end)
+    except Exception:  # noqa: BLE001 - a derived value must never sink the fit
+        return {}
+    return dict(zip(ok.tolist(), rows))
+
+
+def _subject_fit(group, g, opt, uncertainty, diag, opts, derived=None):
     subj = group.subjects[g]
     specs = group.layout.specs
     names = [s.name for s in specs]
@@ -331,14 +354,7 @@ def _subject_fit(group, g, opt, uncertainty, diag, opts):
         fit_flags.append("corr>0.95")
     n_obs, k = subj.n_obs, len(specs)
     ofv = float(opt.ofv[g])
-    nat = dict(zip(names, est))
-    model_params = {s.model_name: nat[s.name] for s in specs if s.role == "model"}
-    model_params.update(group.layout.fixed)
-    scales = {s.analyte: nat[s.name] for s in specs if s.role == "scale"}
-    t_end = max([a.times.max() for a in subj.analytes if a.times.size] + [0.0])
-    der = (derived_table(subj.subject, group.model, model_params, subj.covariates,
-                         group.layout.analytes, scales, t_end)
-           if opts["derived"] and ok else None)
+    der = derived if ok else None
     return SubjectFit(
         subject=subj.subject, model=opts["model_name"], blq_method=opts["blq"],
         error_model=opts["error"], success=ok,

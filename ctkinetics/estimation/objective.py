@@ -72,7 +72,11 @@ class Group:
             self.mode.append(mode)
         self.kinds = sorted({m.kind for m in layout.analytes})
         cov_names = sorted(set().union(*[s.covariates for s in self.subjects]))
-        self.covariates = {c: np.array([s.covariates.get(c, np.nan) for s in self.subjects])
+        # a subject without a covariate value gets the model's default, as when fitted alone
+        model_cov = getattr(model, "covariates", None)
+        defaults = dict(model_cov) if hasattr(model_cov, "items") else {}
+        self.covariates = {c: np.array([s.covariates.get(c, defaults.get(c, np.nan))
+                                        for s in self.subjects], dtype=float)
                            for c in cov_names}
         specs = layout.specs
         self.lower = np.array([sp.est_bounds[0] for sp in specs])

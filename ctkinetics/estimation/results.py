@@ -13,6 +13,7 @@ PARAMETER_COLUMNS = ["subject", "parameter", "estimate", "se", "rse_pct", "ci_lo
 FIT_COLUMNS = ["subject", "model", "blq_method", "error_model", "success", "n_obs", "n_blq",
                "n_params", "ofv", "aic", "bic", "n_starts", "n_starts_at_best", "flags",
                "message", "engine", "ci_method", "ci_df"]
+DERIVED_COLUMNS = ["subject", "analyte", "quantity", "value", "unit"]
 PREDICTION_COLUMNS = ["subject", "analyte", "time", "observed", "blq", "lloq", "ipred", "iwres",
                       "p_blq", "status", "reason"]
 
@@ -78,7 +79,7 @@ class SubjectFit:
     param_columns: dict = field(default_factory=dict, repr=False)
     pred_columns: dict = field(default_factory=dict, repr=False)
     cov: np.ndarray = field(default=None, repr=False)
-    derived_rows: pd.DataFrame = field(default=None, repr=False)
+    derived_rows: dict = field(default=None, repr=False)
     start_history: tuple = field(default=(), repr=False)
     engine: str = "lmfit"
     ci_method: str = "wald-t"
@@ -113,9 +114,7 @@ class SubjectFit:
 
     @cached_property
     def derived(self) -> pd.DataFrame:
-        if self.derived_rows is None:
-            return pd.DataFrame(columns=["subject", "analyte", "quantity", "value", "unit"])
-        return self.derived_rows
+        return _frame(self.derived_rows, DERIVED_COLUMNS)
 
     @cached_property
     def starts(self) -> pd.DataFrame:
@@ -137,13 +136,6 @@ class SubjectFit:
                 "n_starts_at_best": self.n_starts_at_best, "flags": ";".join(self.flags),
                 "message": self.message, "engine": self.engine,
                 "ci_method": self.ci_method, "ci_df": self.ci_df}
-
-
-def _concat(frames, columns=None):
-    frames = [f for f in frames if f is not None and len(f)]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True)
 
 
 def _frame(cols, columns):
@@ -210,8 +202,7 @@ class FitResult:
         return _concat_columns([f.pred_columns for f in self.fits], PREDICTION_COLUMNS)
 
     def derived_frame(self) -> pd.DataFrame:
-        return _concat([f.derived_rows for f in self.fits],
-                       ["subject", "analyte", "quantity", "value", "unit"])
+        return _concat_columns([f.derived_rows for f in self.fits], DERIVED_COLUMNS)
 
     def excluded_frame(self) -> pd.DataFrame:
         """Every sample of the fitted analytes left out of the likelihood, with the reason."""
