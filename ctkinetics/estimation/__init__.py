@@ -6,14 +6,16 @@ Public API
 fit(dataset, model, ...) -> FitResult        individual maximum-likelihood fits
 FitResult, SubjectFit                         immutable results with to_frame()
 two_stage_summary(result), compare_models(*results)
+fitted_curves(result, dataset)               dense fitted curves with a 95 % prediction band
 ERROR_MODELS, BLQ_METHODS                     registries (see :mod:`.likelihood`)
 """
+from ctkinetics.estimation.curves import fitted_curves
 from ctkinetics.estimation.individual import fit
 from ctkinetics.estimation.likelihood import BLQ_METHODS, ERROR_MODELS
 from ctkinetics.estimation.results import FitResult, SubjectFit
 from ctkinetics.estimation.summary import compare_models, two_stage_summary
 
-__all__ = ["fit", "FitResult", "SubjectFit", "BLQ_METHODS", "ERROR_MODELS",
+__all__ = ["fit", "fitted_curves", "FitResult", "SubjectFit", "BLQ_METHODS", "ERROR_MODELS",
            "two_stage_summary", "compare_models"]
 
 

@@ -1,4 +1,4 @@
-"""Fitted curves on a dense time grid with a 95 % band, asked of the fit and its model.
+"""Fitted curves on a dense time grid with a 95 % prediction band from the fit's covariance.
 
 The band is the spread of the *prediction* due to parameter uncertainty: estimation-scale
 parameters θ are drawn from N(θ̂, Σ) (Σ the fit's covariance, ln scale for log parameters),
@@ -9,8 +9,7 @@ bounds (e.g. a fraction above 1) are discarded: the band is that of the truncate
 seeded, so the band is reproducible. No band is drawn when Σ is not available (a failed or
 non-identifiable fit); the curve is still drawn for a converged fit.
 
-This belongs in :mod:`ctkinetics.estimation` (a ``SubjectFit.predict(times, band=...)``); it
-lives here until that exists.
+Plots and the report draw this table; they never compute a band themselves.
 """
 from __future__ import annotations
 

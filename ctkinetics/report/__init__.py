@@ -4,18 +4,17 @@
 >>> rv = build_review(load_study("data/sample/sle_cohort"), ReportSettings())  # doctest: +SKIP
 >>> write_report(rv, "report/")                                                # doctest: +SKIP
 
-Modules, one concept each: :mod:`.settings` (every option, TOML), :mod:`.review` (NCA → fits
-→ escalation as one result), :mod:`.summaries` (data counts, geometric-mean profiles, B-cell
-aplasia), :mod:`.curves` (fitted curves with a 95 % band), :mod:`.html` (escaping, tables,
+Modules, one concept each: :mod:`.settings` (every option, TOML), :mod:`.review` (NCA → fits and their
+bands from :func:`ctkinetics.estimation.fitted_curves` → escalation as one result), :mod:`.summaries` (data counts, geometric-mean profiles, B-cell
+aplasia), :mod:`.html` (escaping, tables,
 figures, the page), :mod:`.sections` (the page's sections), :mod:`.provenance` (hashes,
 versions, timestamp), :mod:`.write` (report.html, CSV tables, summary.json).
 """
-from ctkinetics.report.curves import fitted_curves
 from ctkinetics.report.review import Review, build_review
 from ctkinetics.report.settings import ReportSettings, load_settings, settings_from_mapping
 from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
 from ctkinetics.report.write import ReportFiles, render_html, write_report
 
 __all__ = ["ReportSettings", "load_settings", "settings_from_mapping", "Review", "build_review",
-           "write_report", "render_html", "ReportFiles", "fitted_curves", "geometric_mean_profile",
+           "write_report", "render_html", "ReportFiles", "geometric_mean_profile",
            "bcell_aplasia", "data_counts"]

@@ -90,7 +90,7 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     from ctkinetics.modeling import load_model
     from ctkinetics.nca import NCAOptions, nca
     from ctkinetics.nca.intervals import default_intervals
-    from ctkinetics.report.curves import fitted_curves
+    from ctkinetics.estimation.curves import fitted_curves
     from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
 
     settings = settings or ReportSettings()

@@ -10,8 +10,9 @@ import pytest
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.modeling import load_model
+from ctkinetics.estimation import fitted_curves
 from ctkinetics.report import (
-    ReportSettings, bcell_aplasia, fitted_curves, geometric_mean_profile, settings_from_mapping,
+    ReportSettings, bcell_aplasia, geometric_mean_profile, settings_from_mapping,
 )
 
 
