@@ -43,6 +43,10 @@ class Review:
     boundaries: object = None
     escalation_error: str = ""
     mtd: object = None
+    population: object = None
+    population_error: str = ""
+    vpc: object = None
+    trial_sim: object = None
     timings: tuple = ()
 
     @property
@@ -51,6 +55,10 @@ class Review:
         if self.fit is None:
             return []
         return [f.subject for f in self.fit.fits if not f.success or f.flags]
+
+    @property
+    def population_requested(self) -> bool:
+        return self.settings.population_method is not None
 
 
 def _pick(dataset, wanted, kinds, what):
@@ -163,6 +171,20 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
         # complete windows only: a pending participant is not yet a 'no DLT'
         mtd = select_mtd(design, lv["complete"].to_numpy(int), lv["dlt"].to_numpy(int),
                          list(lv["level"]), decision.eliminated_from)
+    population = vpc_result = None
+    population_error = ""
+    if settings.population_method is not None:
+        step(f"population fit: {settings.population_method.upper()}, model {settings.model}")
+        population, population_error, vpc_result = _population(
+            dataset, model, settings, fit_result.analytes if fit_result is not None else None, say)
+
+    trial_sim = None
+    if settings.trial_sim_results is not None:
+        from ctkinetics.report.trialsim import load_trial_sim
+
+        step(f"virtual trials: reading {settings.trial_sim_results}")
+        trial_sim = load_trial_sim(settings.trial_sim_results)
+
     step("done")
     timings.pop()
     return Review(dataset=dataset, settings=settings, car_analytes=car_analytes,
@@ -170,4 +192,36 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
                   nca=nca_result, model=model, fit=fit_result, fit_error=fit_error,
                   curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
                   decision=decision, design=design, boundaries=table,
-                  escalation_error=esc_error, mtd=mtd, timings=tuple(timings))
+                  escalation_error=esc_error, mtd=mtd, population=population,
+                  population_error=population_error, vpc=vpc_result, trial_sim=trial_sim,
+                  timings=tuple(timings))
+
+
+def _population(dataset, model, settings, analytes, say):
+    """The population fit and its VPC; (result, error text, vpc). Bad settings still raise."""
+    from ctkinetics.estimation.population import fit_population, vpc
+
+    analytes = analytes if analytes is not None else settings.fit_analytes
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = fit_population(dataset, model, random_effects=(
+                list(settings.population_random_effects)
+                if settings.population_random_effects is not None else None),
+                method=settings.population_method, blq=settings.fit_blq,
+                error=settings.fit_error, analytes=list(analytes) if analytes else None,
+                seed=settings.population_seed, progress=lambda line: say("  " + line))
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the rest of the report stands without it
+        return None, f"{type(exc).__name__}: {exc}", None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check = vpc(result, dataset, model, n_replicates=settings.population_vpc_replicates,
+                        seed=settings.population_seed)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - keep the fit, say why the VPC is missing
+        return result, f"VPC failed: {type(exc).__name__}: {exc}", None
+    return result, "", check

@@ -37,7 +37,7 @@ def _reason_counts(df: pd.DataFrame, by=("reason",)) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 def summary_box(rv) -> str:
     """The top of the page: the design's recommendation and the state of the fits."""
-    return decision_box(rv, anchor=True) + fit_status_box(rv)
+    return decision_box(rv, anchor=True) + fit_status_box(rv) + population_status_box(rv)
 
 
 def decision_box(rv, anchor: bool = False) -> str:
@@ -311,4 +311,148 @@ def provenance_section(rv, files: pd.DataFrame, versions: dict, generated_at: st
            "</div><div><h3>Software</h3>", table(vt, text_columns=("software", "version")),
            "<h3>NCA choices</h3>", table(nca_opts, text_columns=("NCA choice", "value")),
            "</div></div>"]
+    return "<section>" + "".join(out) + "</section>"
+
+
+# --------------------------------------------------------------------------------------
+POPULATION_FLAG_MEANINGS = {
+    "not_converged": "the estimation did not converge: estimates unusable",
+    "covariance_failed": "the covariance step failed: some standard errors are missing",
+    "at_bound": "an estimate sits on a bound of its parameter",
+    "rse>50%": "a parameter's relative standard error is above 50 %",
+    "ebe_not_converged": "the empirical Bayes estimates of some participants did not converge",
+}
+
+
+def population_status_box(rv) -> str:
+    """The state of the population fit, for the top of the page and its section."""
+    if not rv.population_requested:
+        return ""
+    method = esc(str(rv.settings.population_method).upper())
+    p = rv.population
+    if p is None:
+        return (f"<div class='box bad'><b>Population fit failed</b> ({method}, "
+                f"{esc(rv.settings.model)}): {esc(rv.population_error)}. The individual fits "
+                "are unaffected.</div>")
+    flags = [str(f) for f in p.diagnostics.get("flags", ())]
+    extra = (f"<br>{esc(rv.population_error)}" if rv.population_error else "")
+    link = " (see <a href='#population'>Population fit</a>)"
+    if not p.converged:
+        return (f"<div class='box bad'><b>The population fit ({method}) did not converge</b>: "
+                f"{esc(p.message)}. Its estimates are unusable{link}."
+                + (f"<br>Flags: {esc(', '.join(flags))}" if flags else "") + f"{extra}</div>")
+    if flags:
+        return (f"<div class='box warn'><b>The population fit ({method}) converged with flags: "
+                f"{esc(', '.join(flags))}</b>; read its estimates with caution{link}.{extra}</div>")
+    return (f"<div class='box {'warn' if extra else 'good'}'>The population fit ({method}, "
+            f"{esc(p.model)}) converged without flags.{extra}</div>")
+
+
+def _population_stats(p) -> pd.DataFrame:
+    d = p.diagnostics
+    rows = [("method", p.method.upper()), ("converged", "yes" if p.converged else "NO"),
+            ("message", p.message), ("−2LL (FOCE-I)", fmt(p.ofv)), ("AIC", fmt(p.aic)),
+            ("BIC", fmt(p.bic)), ("participants", p.n_subjects), ("observations", p.n_obs),
+            ("censored (BLQ)", p.n_censored), ("estimated quantities", p.n_params),
+            ("iterations", d.get("iterations")), ("condition number", fmt(d.get("condition_number"))),
+            ("flags", ", ".join(map(str, d.get("flags", ()))) or "none"),
+            ("SE method", p.settings.get("se_method", ""))]
+    return pd.DataFrame([(k, fmt(v) if not isinstance(v, str) else v) for k, v in rows],
+                        columns=["quantity", "value"])
+
+
+def population_section(rv, fig) -> str:
+    from ctkinetics.plots.vpc import vpc_figure
+
+    out = ["<h2 id='population'>3b. Population fit</h2>", population_status_box(rv)]
+    p = rv.population
+    if p is None:
+        return "<section>" + "".join(out) + "</section>"
+    pars = p.parameters
+    re_ = ", ".join(map(str, p.settings.get("random_effects", ())))
+    out.append(f"<p class='note'>Nonlinear mixed-effects fit of {esc(', '.join(map(str, p.settings.get('analytes', ()))))} "
+               f"with model <b>{esc(p.model)}</b> by {esc(p.method.upper())}: P<sub>i</sub> = "
+               "exp(ln θ + η<sub>i</sub>), η ~ N(0, Ω) on the log parameters; random effects on "
+               f"{esc(re_)}; BLQ method {esc(p.blq_method)}, {esc(p.error_model)} residual error. "
+               "95 % Wald CIs on the estimation scale; RSE % = 100·SE/|estimate|.</p>")
+    out.append("<div class='grid'><div><h3>Typical values (θ)</h3><div id='population-theta'>")
+    theta = pars[pars["kind"].isin(["theta", "covariate"])]
+    out.append(table(theta, ["parameter", "kind", "estimate", "se", "rse_pct", "ci_low", "ci_high",
+                             "unit"], labels={"rse_pct": "RSE %", "ci_low": "95 % CI low",
+                                              "ci_high": "95 % CI high"},
+                     text_columns=("parameter", "kind", "unit")))
+    out.append("</div><h3>Residual error</h3>")
+    out.append(table(pars[pars["kind"] == "sigma"], ["parameter", "estimate", "se", "rse_pct",
+                                                     "description"],
+                     labels={"rse_pct": "RSE %"}, text_columns=("parameter", "description")))
+    out.append("</div><div><h3>Fit</h3>")
+    out.append(table(_population_stats(p), text_columns=("quantity", "value")))
+    out.append("</div></div><h3>Between-subject variability (Ω)</h3>"
+               "<p class='note'>ω² is the variance of η (log scale); CV % = "
+               "100·sqrt(exp(ω²) − 1); η-shrinkage % = 100·(1 − SD(EBE η)/ω). Shrinkage above "
+               "30 % means the individual estimates of that parameter lean on the population.</p>"
+               "<div id='population-omega'>")
+    om = pars[pars["kind"] == "omega"]
+    out.append(table(om, ["parameter", "estimate", "se", "rse_pct", "cv_pct", "shrinkage_pct"],
+                     labels={"estimate": "ω² (variance)", "rse_pct": "RSE %", "cv_pct": "CV %",
+                             "shrinkage_pct": "shrinkage %"},
+                     row_class=lambda r: "flag" if float(r["shrinkage_pct"] or 0) > 30 else "",
+                     text_columns=("parameter",)))
+    out.append("</div>")
+    meanings = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>"
+                       for k, v in POPULATION_FLAG_MEANINGS.items())
+    out.append(collapsible("What the population flags mean", f"<ul>{meanings}</ul>"))
+    if rv.vpc is not None:
+        v = rv.vpc
+        out.append(f"<h3>Visual predictive check</h3><p class='note'>{v.n_replicates} replicates "
+                   f"of the study simulated from the final model (seed {esc(v.settings.get('seed'))}); "
+                   f"bands: {v.ci:g} % intervals of the simulated percentiles; lower panel: "
+                   "fraction of samples below the LLOQ, observed and simulated.</p>")
+        for a in dict.fromkeys(v.table["analyte"]):
+            out.append(fig(vpc_figure(v, a), f"vpc:{a}"))
+    ind = p.individual
+    out.append(collapsible(f"Individual empirical Bayes estimates ({len(ind)} rows)",
+                           table(ind, text_columns=("subject", "parameter"))))
+    return "<section>" + "".join(out) + "</section>"
+
+
+# --------------------------------------------------------------------------------------
+TRIAL_SUMMARY_COLUMNS = ("rule", "level", "dose", "pct_selected", "mean_participants", "mean_dlts",
+                         "mean_expansion", "mean_dlts_expansion", "mean_duration_escalation_days",
+                         "mean_duration_total_days", "cmax_gmean", "cmax_gcv_pct", "auc0_28_gmean")
+TRIAL_SUMMARY_LABELS = {"pct_selected": "% selected as MTD", "mean_participants": "mean participants",
+                        "mean_dlts": "mean DLTs", "mean_expansion": "mean expansion",
+                        "mean_dlts_expansion": "mean DLTs in expansion",
+                        "mean_duration_escalation_days": "mean escalation (days)",
+                        "mean_duration_total_days": "mean total (days)",
+                        "cmax_gmean": "Cmax geo. mean", "cmax_gcv_pct": "Cmax geo. CV %",
+                        "auc0_28_gmean": "AUC0-28 geo. mean"}
+
+
+def trial_sim_section(rv, fig) -> str:
+    from ctkinetics.plots.trialsim import duration_figure, expansion_figure, selection_figure
+
+    v = rv.trial_sim
+    r = v.result
+    out = ["<h2 id='trials'>5b. Virtual trials</h2>",
+           f"<p><b>{esc(r.name)}</b>: {r.n_trials:,} virtual trials (seed {r.seed}), "
+           f"kinetics {'on' if r.kinetics else 'off'}, read from <code>{esc(v.folder.name)}</code> "
+           "(a <code>ctk trial-sim</code> run; see the provenance for its files' SHA-256). "
+           "Every rule sees the same virtual participants.</p>",
+           "<p>Rules compared: " + ", ".join(f"<code>{esc(x)}</code>" for x in r.rules) + "</p>"]
+    out.append(fig(selection_figure(r), "trial_sim:selection"))
+    out.append(fig(duration_figure(r), "trial_sim:duration"))
+    if r.kinetics and len(r.exposure):
+        out.append(fig(expansion_figure(r), "trial_sim:expansion"))
+    s = r.summary
+    cols = [c for c in TRIAL_SUMMARY_COLUMNS if c in s.columns]
+    out.append("<h3>By rule and dose level</h3><div id='trial-sim-summary'>")
+    out.append(table(s, cols, labels=TRIAL_SUMMARY_LABELS, text_columns=("rule", "level")))
+    out.append("</div><p class='note'>Level <code>none</code>: trials that selected no MTD. "
+               "Every column is in <code>summary.csv</code> of the run.</p>")
+    d = r.durations.drop(columns=["counts"], errors="ignore")
+    out.append("<h3>Trial duration (days from the first infusion)</h3>")
+    out.append(table(d, text_columns=("rule", "phase")))
+    if v.notes:
+        out.append("<ul class='note'>" + "".join(f"<li>{esc(n)}</li>" for n in v.notes) + "</ul>")
     return "<section>" + "".join(out) + "</section>"

@@ -31,6 +31,15 @@ A config file (``ctk report STUDY --config review.toml``) has these tables, all 
     draws = 400
     seed = 0
 
+    [population]               # optional: a population fit beside the individual ones
+    method = "saem"            # focei or saem (absent: no population fit)
+    random_effects = ["Cmax", "foldx"]   # default: every kinetic parameter
+    vpc_replicates = 200
+    seed = 0                   # SAEM's and the VPC's random numbers
+
+    [trial_sim]
+    results = "trialsim-out"   # a `ctk trial-sim` output folder (relative to this file)
+
 Unknown tables or keys, or values of the wrong type, raise :class:`SettingsError` naming the
 file and the key: a typo must never be silently ignored in a batch.
 """
@@ -41,6 +50,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from ctkinetics.errors import SettingsError
+
+#: Population estimation methods (``ctkinetics.estimation.population.METHODS``; repeated here so
+#: that reading settings does not import the estimation layer).
+POPULATION_METHODS = ("focei", "saem")
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,11 @@ class ReportSettings:
     band_level: float = 0.95
     band_draws: int = 400
     band_seed: int = 0
+    population_method: str | None = None
+    population_random_effects: tuple | None = None
+    population_vpc_replicates: int = 200
+    population_seed: int = 0
+    trial_sim_results: str | None = None
 
     def __post_init__(self):
         if not 0.5 <= float(self.band_level) < 1.0:
@@ -77,6 +95,12 @@ class ReportSettings:
         for a, b in self.nca_intervals:
             if not float(b) > float(a):
                 raise SettingsError(f"NCA interval [{a}, {b}] must have its start below its end")
+        if self.population_method is not None and self.population_method not in POPULATION_METHODS:
+            raise SettingsError(f"population method must be one of {', '.join(POPULATION_METHODS)}, "
+                                f"got {self.population_method!r}")
+        if int(self.population_vpc_replicates) < 2:
+            raise SettingsError("population vpc_replicates must be at least 2, "
+                                f"got {self.population_vpc_replicates!r}")
 
     def to_dict(self) -> dict:
         """Every setting, JSON-ready (tuples as lists), for provenance."""
@@ -84,7 +108,14 @@ class ReportSettings:
             if isinstance(v, tuple):
                 return [plain(x) for x in v]
             return v
-        return {k: plain(v) for k, v in asdict(self).items()}
+        out = {k: plain(v) for k, v in asdict(self).items()}
+        # optional parts leave no trace when off: the default report stays byte-identical
+        if self.population_method is None:
+            for k in [k for k in out if k.startswith("population_")]:
+                del out[k]
+        if self.trial_sim_results is None:
+            del out["trial_sim_results"]
+        return out
 
     def with_overrides(self, **values) -> "ReportSettings":
         """A copy with the given (non-None) values, e.g. from the command line."""
@@ -135,6 +166,21 @@ _SCHEMA = {
         "draws": ("band_draws", lambda v: isinstance(v, int) and not isinstance(v, bool), int, "an integer"),
         "seed": ("band_seed", lambda v: isinstance(v, int) and not isinstance(v, bool), int, "an integer"),
     },
+    "population": {
+        "method": ("population_method", lambda v: v in POPULATION_METHODS, str, "focei or saem"),
+        "random_effects": ("population_random_effects",
+                           lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
+                           tuple, "a list of parameter names"),
+        "vpc_replicates": ("population_vpc_replicates",
+                           lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2,
+                           int, "an integer >= 2"),
+        "seed": ("population_seed", lambda v: isinstance(v, int) and not isinstance(v, bool), int,
+                 "an integer"),
+    },
+    "trial_sim": {
+        "results": ("trial_sim_results", lambda v: isinstance(v, str) and v != "", str,
+                    "the path of a `ctk trial-sim` output folder"),
+    },
 }
 
 
@@ -172,7 +218,12 @@ def load_settings(path) -> ReportSettings:
         data = tomllib.loads(text.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{p}: not valid TOML: {exc}") from None
-    return settings_from_mapping(data, str(p))
+    settings = settings_from_mapping(data, str(p))
+    ts = settings.trial_sim_results
+    if ts is not None and not Path(ts).is_absolute():
+        # a path in a config file means the same folder wherever the command is run from
+        settings = replace(settings, trial_sim_results=str(p.parent / ts))
+    return settings
 
 
 SETTING_NAMES = tuple(f.name for f in fields(ReportSettings))

@@ -52,7 +52,41 @@ def _tables(rv) -> dict:
                   "boin_boundaries.csv": rv.boundaries.to_frame()})
         if rv.mtd is not None:
             t["mtd.csv"] = rv.mtd.to_frame()
+    if rv.population is not None:
+        p = rv.population
+        pars = p.to_frame()
+        # as `ctk popfit` writes them: θ, covariate effects and σ; Ω entry by entry; EBEs
+        t.update({"population_theta.csv": pars[pars["kind"] != "omega"],
+                  "population_omega.csv": p.omega, "population_individual.csv": p.individual,
+                  "population_predictions.csv": p.predictions})
+        if rv.vpc is not None:
+            t["population_vpc.csv"] = rv.vpc.to_frame()
+    if rv.trial_sim is not None:
+        t["trial_sim_summary.csv"] = rv.trial_sim.result.summary
     return t
+
+
+def _population_summary(rv):
+    if not rv.population_requested:
+        return None
+    p = rv.population
+    if p is None:
+        return {"method": rv.settings.population_method, "error": rv.population_error}
+    out = p.summary()
+    out["flags"] = list(p.diagnostics.get("flags", ()))
+    out["vpc"] = ({"replicates": rv.vpc.n_replicates, "ci": rv.vpc.ci,
+                   "percentiles": list(rv.vpc.percentiles), "seed": rv.vpc.settings.get("seed")}
+                  if rv.vpc is not None else None)
+    if rv.population_error:
+        out["error"] = rv.population_error
+    return out
+
+
+def _all_files(rv, files: pd.DataFrame) -> pd.DataFrame:
+    """Input files, plus the trial-sim results read (their SHA-256 too)."""
+    if rv.trial_sim is None:
+        return files
+    return pd.concat([files, rv.trial_sim.files], ignore_index=True)
 
 
 def _summary(rv, files, vers, generated_at, command) -> dict:
@@ -74,6 +108,9 @@ def _summary(rv, files, vers, generated_at, command) -> dict:
                  if rv.fit is not None else {"error": rv.fit_error}),
         "nca_by_dose_level": nca_key.drop(columns=["display"]).to_dict(orient="records"),
         "nca_choices": rv.nca.options.describe(),
+        **({"population": _population_summary(rv)} if rv.population_requested else {}),
+        **({"trial_sim": {"folder": str(rv.trial_sim.folder), **rv.trial_sim.result.to_dict()}}
+           if rv.trial_sim is not None else {}),
         "settings": rv.settings.to_dict(),
         "provenance": {"versions": vers, "input_files": files.to_dict(orient="records"),
                        "command": command, "generated_at": generated_at},
@@ -85,12 +122,19 @@ def render_html(rv, files, vers, generated_at, command=None) -> tuple[str, tuple
     fig = Figures()
     body = [sections.summary_box(rv),
             sections.data_section(rv, fig), sections.expansion_section(rv, fig),
-            sections.fits_section(rv, fig), sections.bcell_section(rv, fig),
-            sections.safety_section(rv, fig),
-            sections.provenance_section(rv, files, vers, generated_at, command)]
+            sections.fits_section(rv, fig)]
     nav = [("recommendation", "Recommendation"), ("data", "Data"), ("expansion", "Expansion / NCA"),
-           ("fits", "Model fits"), ("bcells", "B cells"), ("safety", "Safety & escalation"),
-           ("provenance", "Provenance")]
+           ("fits", "Model fits")]
+    if rv.population_requested:
+        body.append(sections.population_section(rv, fig))
+        nav.append(("population", "Population fit"))
+    body += [sections.bcell_section(rv, fig), sections.safety_section(rv, fig)]
+    nav += [("bcells", "B cells"), ("safety", "Safety & escalation")]
+    if rv.trial_sim is not None:
+        body.append(sections.trial_sim_section(rv, fig))
+        nav.append(("trials", "Virtual trials"))
+    body.append(sections.provenance_section(rv, files, vers, generated_at, command))
+    nav.append(("provenance", "Provenance"))
     d = rv.decision
     sub = (f"Cohort review · {len(rv.dataset.subjects)} participants"
            + (f" · data as of study day {d.as_of_day:g}" if d is not None else "")
@@ -118,7 +162,7 @@ def write_report(rv, out, *, root=None, command: str | None = None,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     generated_at = generated_at or timestamp()
-    files = input_files(rv.dataset.sources, root)
+    files = _all_files(rv, input_files(rv.dataset.sources, root))
     vers = versions()
     written = []
     for name, df in _tables(rv).items():

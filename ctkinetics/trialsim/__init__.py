@@ -12,9 +12,11 @@ below plots and the report.
 - :mod:`.aggregate`     per-trial rows and streaming summaries
 - :mod:`.runner`        simulate_trials: batches, in process or on Dask
 - :mod:`.result`        TrialSimResult
+- :mod:`.results_io`    load_results: a `ctk trial-sim` output folder back into a TrialSimResult
 """
 from ctkinetics.trialsim.result import TrialSimResult
+from ctkinetics.trialsim.results_io import load_results
 from ctkinetics.trialsim.runner import simulate_trials
 from ctkinetics.trialsim.spec import TrialSpec, load_spec, parse_spec
 
-__all__ = ["simulate_trials", "load_spec", "parse_spec", "TrialSpec", "TrialSimResult"]
+__all__ = ["simulate_trials", "load_results", "load_spec", "parse_spec", "TrialSpec", "TrialSimResult"]

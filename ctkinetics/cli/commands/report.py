@@ -1,5 +1,8 @@
 """ctk report STUDY --out DIR: the cohort review report (validate → NCA → fits → escalation).
 
+Optional: ``--population focei|saem [--random-effects a,b]`` adds a population fit with its VPC;
+``--trial-sim DIR`` shows the virtual trials of a ``ctk trial-sim`` run.
+
 Writes DIR/report.html (one self-contained file: plotly.js embedded once, opens offline),
 the CSV tables and DIR/summary.json. Options come from --config FILE.toml (every option, see
 :mod:`ctkinetics.report.settings`); options given on the command line override the file.
@@ -22,8 +25,17 @@ def add_arguments(parser) -> None:
                         help="model fitted to each participant (name or .toml; default stein2019)")
     parser.add_argument("--as-of", type=float, default=None, metavar="DAY",
                         help="study day of the escalation decision (default: the latest day in the data)")
+    parser.add_argument("--population", default=None, choices=("focei", "saem"), metavar="focei|saem",
+                        help="also fit a population (mixed-effects) model to the fitted analytes, "
+                             "with a VPC (default: individual fits only)")
+    parser.add_argument("--random-effects", default=None, metavar="A,B",
+                        help="parameters with a random effect in the population fit "
+                             "(default: every kinetic parameter)")
+    parser.add_argument("--trial-sim", default=None, metavar="DIR",
+                        help="show the virtual trials of a `ctk trial-sim --out DIR` run")
     parser.add_argument("--config", default=None, metavar="FILE.toml",
-                        help="TOML file fixing every option ([report], [fit], [nca], [escalation], [band])")
+                        help="TOML file fixing every option ([report], [fit], [nca], [escalation], "
+                             "[band], [population], [trial_sim])")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -32,6 +44,7 @@ def run(args) -> int:
     import time
 
     from ctkinetics.cli.commands._study import load_from_args
+    from ctkinetics.errors import SettingsError
     from ctkinetics.report import ReportSettings, build_review, load_settings, write_report
 
     t0 = time.perf_counter()
@@ -41,7 +54,18 @@ def run(args) -> int:
             print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
     settings = load_settings(args.config) if args.config else ReportSettings()
-    settings = settings.with_overrides(model=args.model, as_of=args.as_of)
+    random_effects = None
+    if args.random_effects is not None:
+        random_effects = tuple(x.strip() for x in args.random_effects.split(",") if x.strip())
+        if not random_effects:
+            raise SettingsError("--random-effects needs parameter names, e.g. Cmax,foldx")
+    settings = settings.with_overrides(model=args.model, as_of=args.as_of,
+                                       population_method=args.population,
+                                       population_random_effects=random_effects,
+                                       trial_sim_results=args.trial_sim)
+    if settings.population_random_effects is not None and settings.population_method is None:
+        raise SettingsError("--random-effects belongs to a population fit: give --population "
+                            "focei|saem (or [population] method in the config)")
     say(f"reading and validating {args.study}")
     dataset = load_from_args(args)
     review = build_review(dataset, settings, progress=say)
