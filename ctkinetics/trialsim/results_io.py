@@ -19,7 +19,7 @@ from ctkinetics.trialsim.result import TrialSimResult
 
 #: Files of a trial-sim output folder, in the order they are listed in provenance.
 RESULT_FILES = ("summary.json", "summary.csv", "trials.csv")
-_TEXT_COLUMNS = ("rule", "level", "mtd", "stop_rule", "phase", "metric")
+_TEXT_COLUMNS = ("rule", "level", "mtd", "phase", "metric")
 
 
 def _frame_from_csv(path):
