@@ -8,7 +8,12 @@ Modules, one concept each: :mod:`.settings` (every option, TOML), :mod:`.review`
 bands from :func:`ctkinetics.estimation.fitted_curves` → escalation as one result), :mod:`.summaries` (data counts, geometric-mean profiles, B-cell
 aplasia), :mod:`.html` (escaping, tables,
 figures, the page), :mod:`.sections` (the page's sections), :mod:`.provenance` (hashes,
-versions, timestamp), :mod:`.write` (report.html, CSV tables, summary.json).
+versions, timestamp), :mod:`.write` (report.html, CSV tables, summary.json), :mod:`.trialsim`
+(a ``ctk trial-sim`` output folder read back for the "Virtual trials" section).
+
+Optional parts, off by default (the default report is unchanged): a population fit with its VPC
+(``ReportSettings(population_method="focei"|"saem")``, section 3b) and virtual trials
+(``ReportSettings(trial_sim_results=DIR)``, section 5b).
 """
 from ctkinetics.report.review import Review, build_review
 from ctkinetics.report.settings import ReportSettings, load_settings, settings_from_mapping

@@ -2,7 +2,9 @@
 
 Order follows what the committee asks in turn: the recommendation first (a summary box),
 then the data and its audit, expansion (NCA), the model fits, B-cell aplasia, safety and the
-escalation decision, and provenance.
+escalation decision, and provenance. Two optional sections slot in when asked for: the
+population fit (3b, after the individual fits) and the virtual trials (5b, after the decision
+they inform).
 """
 from __future__ import annotations
 

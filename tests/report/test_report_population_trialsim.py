@@ -332,3 +332,25 @@ def test_default_report_has_no_population_or_trial_parts():
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "id='population'" not in html and "id='trials'" not in html
     assert not list(out.glob("population_*.csv"))
+
+
+def test_population_and_trial_figures_draw_in_chromium_without_alert(report, tmp_path):
+    """VPC and virtual-trial figures draw; the malicious rule name runs no script (alert is
+    recorded as an error by the probe)."""
+    from test_report_browser import CATCH, CHROMIUM, _chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    _, out, _ = report
+    html = (out / "report.html").read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("<head>", "<head>" + CATCH, 1), encoding="utf-8")
+    dom = _chromium(["--dump-dom", probe.as_uri()], tmp_path / "ud").stdout
+    assert "ctk-js-errors" in dom
+    errors = re.search(r'<pre id="ctk-js-errors">(.*?)</pre>', dom, re.S).group(1).strip()
+    assert errors == "", f"JavaScript errors: {errors}"
+    for name in ("vpc:transgene", "trial_sim:selection", "trial_sim:duration", "trial_sim:expansion"):
+        a = dom.index(f'data-figure="{name}"')
+        nxt = dom.find('data-figure="', a + 20)
+        part = dom[a:nxt if nxt > 0 else len(dom)]
+        assert 'class="main-svg"' in part and re.search(r'class="(trace|point|js-line|box)', part), name
