@@ -136,8 +136,39 @@ def get_error_model(name: str) -> ErrorModel:
 # --------------------------------------------------------------------------------------
 # −2 log-likelihood terms
 # --------------------------------------------------------------------------------------
+def m2ll_from_z(z, sd, jacobian, quantified, censored):
+    """−2·ln L per observation from standardised residuals: the one home of the formula.
+
+    ``z = (T(y) − T(f))/sd`` (for a censored sample y is its limit L):
+
+    * quantified: z² + ln 2π + ln sd² + J, with J = 2·ln y for log-transformed (proportional)
+      error — the log-normal Jacobian, kept so that AIC compares across error models — else 0;
+    * censored (M3): −2·ln Φ(z), computed only where censored (it is the costly part);
+    * otherwise 0.
+
+    ``quantified`` and ``censored`` are boolean masks broadcastable to ``z``; ``sd`` and
+    ``jacobian`` broadcast too, so callers may cache T(y) and the masks.
+    """
+    t = np.where(quantified, z * z + _LN_2PI + 2.0 * np.log(sd) + jacobian, 0.0)
+    cens = np.broadcast_to(censored, t.shape)
+    if cens.any():
+        t[cens] = -2.0 * log_ndtr(np.broadcast_to(z, t.shape)[cens])
+    return t
+
+
+def residuals_from_z(z, sd, quantified, censored, ln_sd2_floor):
+    """Pseudo-residuals ``(r1, r2)`` with Σ r1² + r2² = −2·ln L − constant (see
+    :func:`pseudo_residuals`), from standardised residuals as in :func:`m2ll_from_z`."""
+    r1 = np.where(quantified, z, 0.0)
+    cens = np.broadcast_to(censored, r1.shape)
+    if cens.any():
+        r1[cens] = np.sqrt(np.maximum(-2.0 * log_ndtr(np.broadcast_to(z, r1.shape)[cens]), 0.0))
+    r2 = np.where(quantified, np.sqrt(np.maximum(2.0 * np.log(sd) - ln_sd2_floor + 1.0, 0.0)), 0.0)
+    return r1, np.broadcast_to(r2, r1.shape)
+
+
 def m2ll_terms(error: ErrorModel, y, f, sd, mode):
-    """−2·ln L per observation (0 for excluded ones).
+    """−2·ln L per observation (0 for excluded ones); see :func:`m2ll_from_z`.
 
     Parameters
     ----------
@@ -152,11 +183,8 @@ def m2ll_terms(error: ErrorModel, y, f, sd, mode):
         EXCLUDED, QUANTIFIED or CENSORED.
     """
     z = (error.transform(y) - error.transform(f)) / sd
-    quant = z**2 + _LN_2PI + 2.0 * np.log(sd)
-    if error.log_transform:
-        quant = quant + 2.0 * np.log(np.maximum(y, _TINY))
-    cens = -2.0 * log_ndtr(z)
-    return np.where(mode == QUANTIFIED, quant, np.where(mode == CENSORED, cens, 0.0))
+    jac = 2.0 * np.log(np.maximum(y, _TINY)) if error.log_transform else 0.0
+    return m2ll_from_z(z, sd, jac, mode == QUANTIFIED, mode == CENSORED)
 
 
 def pseudo_residuals(error: ErrorModel, y, f, sd, mode, ln_sd2_floor):
@@ -172,10 +200,7 @@ def pseudo_residuals(error: ErrorModel, y, f, sd, mode, ln_sd2_floor):
     Returns an array with a trailing axis twice as long as ``y``'s.
     """
     z = (error.transform(y) - error.transform(f)) / sd
-    r1 = np.where(mode == QUANTIFIED, z, np.where(
-        mode == CENSORED, np.sqrt(np.maximum(-2.0 * log_ndtr(z), 0.0)), 0.0))
-    r2 = np.where(mode == QUANTIFIED,
-                  np.sqrt(np.maximum(2.0 * np.log(sd) - ln_sd2_floor + 1.0, 0.0)), 0.0)
+    r1, r2 = residuals_from_z(z, sd, mode == QUANTIFIED, mode == CENSORED, ln_sd2_floor)
     return np.concatenate([r1, r2], axis=-1)
 
 

@@ -11,14 +11,12 @@ speed, never the objective.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_ndtr
 
 from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, weighted_residuals,
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, residuals_from_z, weighted_residuals,
 )
 from ctkinetics.estimation.problem import ParamLayout, SubjectData
 
-_LN_2PI = float(np.log(2.0 * np.pi))
 _BIG = 1e6  # stand-in for a non-finite residual, so one bad subject cannot stop a batch
 
 
@@ -189,12 +187,8 @@ class Group:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 z = (ty[None] - self.error.transform(f).reshape(reps, G, w)) \
                     / sd.reshape(reps, G, -1)
-                t = z * z + _LN_2PI + 2.0 * np.log(sd).reshape(reps, G, -1)
-                if self.error.log_transform:
-                    t = t + 2.0 * ty[None]          # 2·ln y, the log-normal Jacobian
-                t = np.where(quant, t, 0.0)
-                if cens.any():
-                    t[:, cens] = -2.0 * log_ndtr(z[:, cens])
+                jac = 2.0 * ty[None] if self.error.log_transform else 0.0  # 2·ln y: T(y) = ln y
+                t = m2ll_from_z(z, sd.reshape(reps, G, -1), jac, quant, cens)
             total += np.where(np.isfinite(t), t, np.inf).sum(axis=2)
         return total.reshape(rows)
 
@@ -226,11 +220,8 @@ class Group:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 z = (ty[None] - self.error.transform(f).reshape(reps, G, w)) \
                     / sd.reshape(reps, G, -1)
-                r1 = np.where(quant, z, 0.0)
-                if cens.any():
-                    r1[:, cens] = np.sqrt(np.maximum(-2.0 * log_ndtr(z[:, cens]), 0.0))
-                lsd = 2.0 * np.log(sd).reshape(reps, G, -1) - self.ln_sd2_floor[m.analyte] + 1.0
-                r2 = np.where(quant, np.sqrt(np.maximum(lsd, 0.0)), 0.0)
+                r1, r2 = residuals_from_z(z, sd.reshape(reps, G, -1), quant, cens,
+                                          self.ln_sd2_floor[m.analyte])
             parts.append(np.concatenate([r1, r2], axis=-1).reshape(rows, 2 * w))
         r = np.concatenate(parts, axis=1) if len(parts) > 1 else (
             parts[0] if parts else np.zeros((rows, 0)))
