@@ -40,6 +40,23 @@ def _two_stage(ds, m):
     return out
 
 
+COLUMNS = ["study", "method", "parameter", "ln_error", "se", "omega2_rel_error", "converged"]
+
+
+def tabulate(d):
+    """Bias, RMSE and Wald coverage of ln θ, bias of ω², per method and parameter. Coverage
+    is over the studies with a finite SE; ``se_missing_pct`` says how many had none."""
+    d = d.assign(covered=np.where(d["se"].notna(),
+                                  np.abs(d["ln_error"]) <= 1.96 * d["se"], np.nan))
+    return d.groupby(["method", "parameter"], sort=False).agg(
+        studies=("study", "nunique"), bias_ln_theta=("ln_error", "mean"),
+        rmse_ln_theta=("ln_error", lambda v: float(np.sqrt(np.mean(v**2)))),
+        coverage_95=("covered", "mean"),
+        se_missing_pct=("se", lambda v: 100 * float(v.isna().mean())),
+        bias_omega2_pct=("omega2_rel_error", lambda v: 100 * float(np.mean(v))),
+        converged=("converged", "mean"))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--studies", type=int, default=100)
@@ -47,7 +64,14 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--max-minutes", type=float, default=np.inf)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--from-csv", default=None,
+                    help="only tabulate the rows of an earlier run's OUT.csv")
     a = ap.parse_args(argv)
+    if a.from_csv:
+        d = pd.read_csv(a.from_csv, header=None, names=COLUMNS)
+        print(f"# {d['study'].nunique()} studies from {a.from_csv}")
+        print(tabulate(d).to_string(float_format=lambda v: f"{v:.3f}"))
+        return
     from ctkinetics.estimation.population import fit_population
     from ctkinetics.estimation.population.simulate import simulate_study
     from ctkinetics.modeling import load_model
@@ -74,6 +98,7 @@ def main(argv=None):
                         mu, se, var = est[p]
                         rows.append((s, method, p, mu - np.log(truth[p]), se, var / w2[p] - 1,
                                      True))
+                    seconds.setdefault(method, []).append(time.perf_counter() - t1)
                     continue
                 r = fit_population(ds, m, method=method, init=INIT, seed=s)
                 t = r.parameters.set_index("parameter")
@@ -89,15 +114,8 @@ def main(argv=None):
                 a.out + ".csv", mode="a", header=False, index=False)
         print(f"study {s + 1}/{a.studies} (n={n}) done, {time.perf_counter() - t0:.0f} s",
               flush=True)
-    d = pd.DataFrame(rows, columns=["study", "method", "parameter", "ln_error", "se",
-                                    "omega2_rel_error", "converged"])
-    d["covered"] = np.abs(d["ln_error"]) <= 1.96 * d["se"]
-    tab = d.groupby(["method", "parameter"], sort=False).agg(
-        studies=("study", "nunique"), bias_ln_theta=("ln_error", "mean"),
-        rmse_ln_theta=("ln_error", lambda v: float(np.sqrt(np.mean(v**2)))),
-        coverage_95=("covered", "mean"), bias_omega2_pct=("omega2_rel_error",
-                                                          lambda v: 100 * float(np.mean(v))),
-        converged=("converged", "mean"))
+    d = pd.DataFrame(rows, columns=COLUMNS)
+    tab = tabulate(d)
     tab["sec_per_fit"] = [float(np.mean(seconds.get(m, [np.nan]))) for m, _ in tab.index]
     text = tab.to_string(float_format=lambda v: f"{v:.3f}")
     print(text)
