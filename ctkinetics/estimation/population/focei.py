@@ -172,12 +172,15 @@ def fit_focei(pm, x0, max_iter=300, progress=None) -> tuple[OuterResult, FoceObj
     return OuterResult(x, f, ok, msg, nit, obj.evaluations, tuple(history)), obj
 
 
-def hessian(obj: FoceObjective, x, step=5e-3, tol=1e-9):
+def hessian(obj: FoceObjective, x, step=2e-2, tol=1e-9):
     """Hessian of the objective at ``x``: central differences of the envelope gradient,
     symmetrised. At x ± step·e_j the EBEs are re-optimised (warm-started from those at
     ``x``, best basin kept) and the gradient evaluated there; differencing a gradient needs
     one step per parameter instead of the 2·p² objective values of a second difference,
     and is far less sensitive to the objective's small jumps where a mode sits on a kink.
+    The step, 2 % on the log scale, spans those kinks: with 0.5 % the curvature in ln Tmax
+    of a 12–30-subject stein2019 study was sometimes negative (no SE; 18 % of the
+    recovery studies) and varied 3-fold with the step, with 2 % and 5 % it agreed.
     """
     x = np.asarray(x, float)
     obj(x, update=True, tol=tol)
@@ -189,7 +192,7 @@ def hessian(obj: FoceObjective, x, step=5e-3, tol=1e-9):
         for sgn in (1.0, -1.0):
             xj = x.copy()
             xj[j] += sgn * step
-            # a step of 5e-3 does not move a mode to another basin: local search only
+            # a step of 2e-2 does not move a mode to another basin: local search only
             t, e = obj.terms(xj, eta_x, tol, search=False)
             if e is None or not np.all(np.isfinite(t)):
                 H[:, j] = np.nan
