@@ -15,8 +15,10 @@ def test_cli_choices_come_from_the_registries():
     from ctkinetics.estimation.optimize import ENGINES
     from ctkinetics.estimation.uncertainty import CI_METHODS
 
-    assert set(fit_cmd.BLQ_CHOICES) == set(BLQ_METHODS)
-    assert set(fit_cmd.ERROR_CHOICES) == set(ERROR_MODELS)
+    from ctkinetics.cli.commands import _study
+
+    assert set(_study.BLQ_CHOICES) == set(BLQ_METHODS)
+    assert set(_study.ERROR_CHOICES) == set(ERROR_MODELS)
     assert set(fit_cmd.CI_CHOICES) == set(CI_METHODS)
     assert set(fit_cmd.ENGINE_CHOICES) == {"auto", *ENGINES}
 

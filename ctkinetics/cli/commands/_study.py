@@ -23,3 +23,24 @@ def load_from_args(args, collect_warnings: bool = False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return load_study(args.study, format=args.format, **opts)
+
+
+# Literal so `ctk --help` does not import numpy; a test checks them against the registries
+# in ctkinetics.estimation.likelihood.
+BLQ_CHOICES = ("M1", "M3", "M5", "M6", "M7")
+ERROR_CHOICES = ("proportional", "additive", "combined")
+
+
+def add_model_fit_arguments(parser) -> None:
+    """The options every model fit shares (``ctk fit``, ``ctk popfit``): the study, the model,
+    the output folder, the BLQ method, the residual error model and the analytes."""
+    add_study_argument(parser)
+    parser.add_argument("--model", required=True, metavar="NAME",
+                        help="model name from the library (ctk models) or a .toml path")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--blq", default="M3", type=str.upper, choices=BLQ_CHOICES,
+                        help="BLQ method (default M3: censored likelihood, each sample's LLOQ)")
+    parser.add_argument("--error", default="proportional", choices=ERROR_CHOICES,
+                        help="residual error model, one SD per analyte (default proportional)")
+    parser.add_argument("--analytes", default=None, metavar="A,B",
+                        help="analytes fitted jointly (default: those the model observes)")

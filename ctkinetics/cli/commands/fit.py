@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import sys
 
-from ctkinetics.cli.commands._study import add_study_argument, load_from_args
+from ctkinetics.cli.commands._study import add_model_fit_arguments, load_from_args
 
 NAME = "fit"
 HELP = "Individual maximum-likelihood fits of a kinetic model (lmfit; BLQ M1/M3/M5/M6/M7)."
 
-# literal so `ctk --help` does not import numpy; tests check them against the registries
-BLQ_CHOICES = ("M1", "M3", "M5", "M6", "M7")
-ERROR_CHOICES = ("proportional", "additive", "combined")
+# literal so `ctk --help` does not import numpy
 CI_CHOICES = ("wald-t", "wald", "profile")
 ENGINE_CHOICES = ("auto", "lmfit", "batched")
 
 
 def add_arguments(parser) -> None:
-    add_study_argument(parser)
-    parser.add_argument("--model", required=True, metavar="NAME",
-                        help="model name from the library (ctk models) or a .toml path")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    parser.add_argument("--blq", default="M3", type=str.upper, choices=BLQ_CHOICES,
-                        help="BLQ method (default M3: censored likelihood, each sample's LLOQ)")
-    parser.add_argument("--error", default="proportional", choices=ERROR_CHOICES,
-                        help="residual error model, one SD per analyte (default proportional)")
-    parser.add_argument("--analytes", default=None, metavar="A,B",
-                        help="analytes fitted jointly (default: those the model observes)")
+    add_model_fit_arguments(parser)
     parser.add_argument("--subjects", default=None, metavar="S1,S2", help="subset of subjects")
     parser.add_argument("--starts", type=int, default=4,
                         help="starts per subject: defaults + seeded draws (default 4)")

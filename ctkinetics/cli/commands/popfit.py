@@ -11,22 +11,17 @@ from __future__ import annotations
 
 import sys
 
-from ctkinetics.cli.commands._study import add_study_argument, load_from_args
+from ctkinetics.cli.commands._study import add_model_fit_arguments, load_from_args
 
 NAME = "popfit"
 HELP = "Population fit (FOCE-I or SAEM; BLQ M3; covariates) of a kinetic model."
 
 # literal so `ctk --help` does not import numpy
 METHOD_CHOICES = ("focei", "saem")
-BLQ_CHOICES = ("M1", "M3", "M5", "M6", "M7")
-ERROR_CHOICES = ("proportional", "additive", "combined")
 
 
 def add_arguments(parser) -> None:
-    add_study_argument(parser)
-    parser.add_argument("--model", required=True, metavar="NAME",
-                        help="model name from the library (ctk models) or a .toml path")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    add_model_fit_arguments(parser)
     parser.add_argument("--method", default="focei", type=str.lower, choices=METHOD_CHOICES,
                         help="estimation method (default focei)")
     parser.add_argument("--random-effects", default=None, metavar="A,B",
@@ -36,12 +31,6 @@ def add_arguments(parser) -> None:
                              "(power by default, reference the median); repeatable")
     parser.add_argument("--omega", default="diagonal", choices=("diagonal", "block"),
                         help="structure of the random-effect covariance (default diagonal)")
-    parser.add_argument("--blq", default="M3", type=str.upper, choices=BLQ_CHOICES,
-                        help="BLQ method (default M3: censored likelihood)")
-    parser.add_argument("--error", default="proportional", choices=ERROR_CHOICES,
-                        help="residual error model, one per analyte (default proportional)")
-    parser.add_argument("--analytes", default=None, metavar="A,B",
-                        help="analytes fitted jointly (default: those the model observes)")
     parser.add_argument("--seed", type=int, default=0, help="seed (SAEM)")
     parser.add_argument("--no-covariance", action="store_true",
                         help="skip the covariance step (no SEs)")
