@@ -167,28 +167,33 @@ class Group:
                 y, mode = np.tile(y, (reps, 1)), np.tile(mode, (reps, 1))
             yield k, y, f, self._sd(nat, k, f), mode
 
-    def ofv(self, theta, preds=None):
-        """−2·ln L per subject, shape (rows of theta,), ``theta`` (rows, p) on the estimation
-        scale: the terms of :func:`likelihood.m2ll_terms` (tested equal), with ln Φ only for
-        censored samples and T(y) cached."""
+    def _standardised(self, theta, preds):
+        """Per analyte: (analyte map, T(y), z, sd, quantified mask, censored mask), with
+        z = (T(y) − T(f))/sd of shape (copies of the stencil, subjects, samples). T(y) and the
+        masks are cached per group; the copies broadcast against the data instead of tiling it."""
         theta = np.atleast_2d(theta)
         nat = self.natural(theta)
         preds = self.predict(theta) if preds is None else preds
-        rows = nat.shape[0]
-        reps = self._reps(nat)
-        G = self.G
-        total = np.zeros((reps, G))
+        reps, G = self._reps(nat), self.G
         for k, f in enumerate(preds):
             m = self.layout.analytes[k]
             ty, quant, cens = self._data_terms(k)
-            w = ty.shape[1]
             sig = [nat[:, i] for i in self.sigma_idx[m.analyte]]
             sd = sig[0][:, None] if len(sig) == 1 else self.error.sd(f, tuple(sig))
+            sd = sd.reshape(reps, G, -1)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                z = (ty[None] - self.error.transform(f).reshape(reps, G, w)) \
-                    / sd.reshape(reps, G, -1)
-                jac = 2.0 * ty[None] if self.error.log_transform else 0.0  # 2·ln y: T(y) = ln y
-                t = m2ll_from_z(z, sd.reshape(reps, G, -1), jac, quant, cens)
+                z = (ty[None] - self.error.transform(f).reshape(reps, G, ty.shape[1])) / sd
+            yield m, ty, z, sd, quant, cens
+
+    def ofv(self, theta, preds=None):
+        """−2·ln L per subject, shape (rows of theta,), ``theta`` (rows, p) on the estimation
+        scale: :func:`likelihood.m2ll_from_z` on cached T(y), ln Φ only for censored samples."""
+        rows = np.atleast_2d(theta).shape[0]
+        total = np.zeros((rows // self.G, self.G))
+        for _, ty, z, sd, quant, cens in self._standardised(theta, preds):
+            jac = 2.0 * ty[None] if self.error.log_transform else 0.0  # 2·ln y: T(y) = ln y
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                t = m2ll_from_z(z, sd, jac, quant, cens)
             total += np.where(np.isfinite(t), t, np.inf).sum(axis=2)
         return total.reshape(rows)
 
@@ -196,32 +201,14 @@ class Group:
         """Pseudo-residuals (rows of theta, m) with Σ r² = −2·ln L − constant per subject.
 
         The same numbers as :func:`likelihood.pseudo_residuals` (tested), computed the way an
-        optimiser calls them thousands of times: T(y) and the masks are computed once per
-        group, ln Φ only for the censored samples, ln sd once per subject when the error
-        model has a single SD, and the copies of a stencil broadcast against the data
-        instead of tiling it.
+        optimiser calls them thousands of times (see :meth:`_standardised`).
         """
-        theta = np.atleast_2d(theta)
-        nat = self.natural(theta)
-        preds = self.predict(theta) if preds is None else preds
-        rows = nat.shape[0]
-        reps = self._reps(nat)
-        G = self.G
+        rows = np.atleast_2d(theta).shape[0]
         parts = []
-        for k, f in enumerate(preds):
-            m = self.layout.analytes[k]
-            ty, quant, cens = self._data_terms(k)
+        for m, ty, z, sd, quant, cens in self._standardised(theta, preds):
             w = ty.shape[1]
-            sig = [nat[:, i] for i in self.sigma_idx[m.analyte]]
-            if len(sig) == 1:
-                sd = sig[0][:, None]
-            else:
-                sd = self.error.sd(f, tuple(sig))
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                z = (ty[None] - self.error.transform(f).reshape(reps, G, w)) \
-                    / sd.reshape(reps, G, -1)
-                r1, r2 = residuals_from_z(z, sd.reshape(reps, G, -1), quant, cens,
-                                          self.ln_sd2_floor[m.analyte])
+                r1, r2 = residuals_from_z(z, sd, quant, cens, self.ln_sd2_floor[m.analyte])
             parts.append(np.concatenate([r1, r2], axis=-1).reshape(rows, 2 * w))
         r = np.concatenate(parts, axis=1) if len(parts) > 1 else (
             parts[0] if parts else np.zeros((rows, 0)))
