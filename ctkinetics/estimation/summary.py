@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
+from ctkinetics.nca.summary import geometric_cv_pct
 
 
 def geometric_stats(values):
@@ -16,7 +17,7 @@ def geometric_stats(values):
         return x.size, np.nan, np.nan
     lx = np.log(x)
     gm = float(np.exp(lx.mean()))
-    cv = float(100.0 * np.sqrt(np.expm1(lx.std(ddof=1) ** 2))) if x.size > 1 else np.nan
+    cv = float(geometric_cv_pct(lx.std(ddof=1))) if x.size > 1 else np.nan
     return x.size, gm, cv
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctkinetics.jsonable import jsonable, records
+from ctkinetics.nca.summary import geometric_cv_pct
 from ctkinetics.trialsim.aggregate import (DAY_BINS, EXPOSURE_METRICS, LOG10_LOW, LOG10_STEP,
                                            Accumulator, hist_quantile)
 
@@ -87,7 +88,7 @@ def build_result(spec, n_trials: int, seed: int, acc: Accumulator, trials=None) 
                     var = max(acc.expo_sum2[ri, j, mi] / cnt - mean**2, 0.0) * cnt / max(cnt - 1, 1)
                     qs = [10 ** hist_quantile(acc.expo_hist[ri, j, mi], q, LOG10_LOW, LOG10_STEP) for q in QUANTILES]
                     row.update({f"{metric}_gmean": math.exp(mean),
-                                f"{metric}_gcv_pct": 100.0 * math.sqrt(math.expm1(var)),
+                                f"{metric}_gcv_pct": float(geometric_cv_pct(math.sqrt(var))),
                                 f"{metric}_median": qs[2], f"{metric}_p05": qs[0], f"{metric}_p95": qs[4]})
                     erows.append({"rule": rule.name, "level": levels[j], "metric": metric, "n": cnt,
                                   **{f"q{int(q * 100):02d}": v for q, v in zip(QUANTILES, qs)}})

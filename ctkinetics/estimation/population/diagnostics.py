@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.estimation.likelihood import CENSORED, EXCLUDED, QUANTIFIED
+from ctkinetics.nca.summary import geometric_cv_pct
 from ctkinetics.estimation.population.results import (
     INDIVIDUAL_COLUMNS, OMEGA_COLUMNS, PARAMETER_COLUMNS, PREDICTION_COLUMNS,
 )
@@ -92,7 +93,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
         a, b = spec.random[i], spec.random[j]
         v = est[k]
         if i == j:
-            cv = 100 * np.sqrt(np.expm1(v)) if is_log[a] else np.sqrt(v)
+            cv = geometric_cv_pct(np.sqrt(v)) if is_log[a] else np.sqrt(v)
             rows.append(dict(parameter=f"omega2_{a}", kind="omega", estimate=v, se=se[k],
                              ci_low=np.nan, ci_high=np.nan, unit="", scale="variance",
                              estimate_transformed=np.nan, se_transformed=np.nan, cv_pct=cv,
