@@ -188,4 +188,5 @@ def test_stein_derived_auc_matches_domain_typical_values():
                                AnalyteMap("q", "qpcr", ""), 1.0, 28)
     # DOMAIN.md §3.1: AUC0-28 = 1.718e5 copies·d/µg for the typical subject
     assert auc == pytest.approx(1.718e5, rel=1e-3)
-    assert cmax == pytest.approx(24000, rel=1e-9) and tmax == pytest.approx(9.3, abs=1e-6)
+    # the peak search resolves time to 1e-8 d (grid + three zooms): Cmax to ~1e-8 relative
+    assert cmax == pytest.approx(24000, rel=1e-7) and tmax == pytest.approx(9.3, abs=1e-6)

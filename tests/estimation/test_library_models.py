@@ -80,4 +80,7 @@ def test_stein2019_batch_derived_auc_equals_the_closed_form_integral():
     for s in truth.index:
         row = d[d.subject == s].set_index("quantity")["value"]
         assert row["AUC0-28"] == pytest.approx(row["AUC0_28"], rel=1e-4)
-        assert row["Cmax"] == pytest.approx(res[s].estimates()["Cmax"], rel=1e-9)
+        # the derived peak is located by a grid + three 201-point zooms: the last zoom's
+        # spacing is 1e-8 d, so at the Stein kink (slopes rho, alpha of order 1/d) Cmax is
+        # exact to about 1e-8 relative, not to the last digits of one machine
+        assert row["Cmax"] == pytest.approx(res[s].estimates()["Cmax"], rel=1e-7)
