@@ -9,6 +9,7 @@ Adding a parameter is adding one entry here.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -46,6 +47,7 @@ class NCAParameter:
     winnonlin: str = ""
     interval: bool = False  # needs a finite [start, end] and the whole profile (AUCINT)
     needs_dose: bool = False
+    definition: str = ""  # what it is, for the report's data dictionary (set below)
 
 
 def _with(reason_source):
@@ -135,11 +137,40 @@ def _entries():
     for auc_type, text in AUC_TYPES.items():
         yield P(f"AUCINT_{auc_type.upper()}", "AUCINT", f"AUC from T1 to T2 ({text})", "auc",
                 _aucint(auc_type), ("TLST", "LAMZ") if auc_type == "inf" else ("TLST",),
-                interval=True)
+                interval=True, definition=f"AUC over the interval [T1, T2] (values interpolated "
+                f"at T1 and T2), {text}")
 
+
+#: What each parameter is, in one sentence (the report's data dictionary shows it).
+_DEFINITIONS = {
+    "CMAX": "highest observed value (after infusion)",
+    "TMAX": "time of CMAX (first occurrence)",
+    "CLST": "last quantified value (above the LLOQ)",
+    "TLST": "time of CLST",
+    "AUCLST": "area under the curve from the start to TLST",
+    "AUCALL": "area under the curve to the last sample, BLQ samples after TLST counted as 0",
+    "LAMZ": "terminal rate constant λz: −slope of the ln-linear regression on the terminal samples",
+    "LAMZHL": "terminal half-life ln 2/λz",
+    "R2": "R² of the λz regression",
+    "R2ADJ": "adjusted R² of the λz regression: 1 − (1 − R²)(n − 1)/(n − 2)",
+    "LAMZNPT": "number of samples in the λz regression",
+    "LAMZLL": "time of the first sample in the λz regression",
+    "LAMZUL": "time of the last sample in the λz regression",
+    "CLSTP": "value at TLST predicted by the λz regression",
+    "AUCIFO": "AUC extrapolated to infinity from the observed CLST: AUCLST + CLST/λz",
+    "AUCPEO": "share of AUCIFO extrapolated beyond TLST: 100·(AUCIFO − AUCLST)/AUCIFO",
+    "AUCIFP": "AUC extrapolated to infinity from the predicted CLSTP: AUCLST + CLSTP/λz",
+    "AUCPEP": "share of AUCIFP extrapolated beyond TLST: 100·(AUCIFP − AUCLST)/AUCIFP",
+    "CMAXD": "CMAX divided by the dose",
+    "AUCIFOD": "AUCIFO divided by the dose",
+    "CLFO": "apparent clearance dose/AUCIFO",
+    "VZFO": "apparent terminal volume dose/(λz·AUCIFO)",
+}
 
 #: Registry of NCA parameters by name.
-PARAMETERS: dict[str, NCAParameter] = {p.name: p for p in _entries()}
+PARAMETERS: dict[str, NCAParameter] = {
+    p.name: dataclasses.replace(p, definition=_DEFINITIONS.get(p.name, p.definition))
+    for p in _entries()}
 
 #: Parameters computed over (0, inf) by default.
 DEFAULT_PROFILE_PARAMETERS = (
