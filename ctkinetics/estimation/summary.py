@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
-from ctkinetics.nca.summary import geometric_cv_pct
+from ctkinetics.stats import geometric_cv_pct
 
 
 def geometric_stats(values):

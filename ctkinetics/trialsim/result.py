@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctkinetics.jsonable import jsonable, records
-from ctkinetics.nca.summary import geometric_cv_pct
+from ctkinetics.stats import geometric_cv_pct
 from ctkinetics.trialsim.aggregate import (DAY_BINS, EXPOSURE_METRICS, LOG10_LOW, LOG10_STEP,
                                            Accumulator, hist_quantile)
 
@@ -71,9 +71,9 @@ def build_result(spec, n_trials: int, seed: int, acc: Accumulator, trials=None) 
     d = len(levels)
     for ri, rule in enumerate(spec.rules):
         m = max(int(acc.trials[ri]), 1)
-        dur = acc.duration_sum[ri] / m
+        dur = (acc.mean_days(ri, 0), acc.mean_days(ri, 1))
         common = {"mean_duration_escalation_days": dur[0], "mean_duration_total_days": dur[1],
-                  "mean_days_suspended": acc.suspended_sum[ri] / m}
+                  "mean_days_suspended": acc.mean_days(ri)}
         for j in range(d):
             row = {"rule": rule.name, "level": levels[j], "dose": doses[j],
                    "pct_selected": 100.0 * acc.selected[ri, j] / m,
@@ -81,11 +81,9 @@ def build_result(spec, n_trials: int, seed: int, acc: Accumulator, trials=None) 
                    "mean_expansion": acc.n_exp[ri, j] / m, "mean_dlts_expansion": acc.dlt_exp[ri, j] / m,
                    **common}
             for mi, metric in enumerate(EXPOSURE_METRICS):
-                cnt = int(acc.expo_count[ri, j, mi])
+                cnt, mean, var = acc.ln_moments(ri, j, mi)
                 row[f"{metric}_n"] = cnt
                 if cnt:
-                    mean = acc.expo_sum[ri, j, mi] / cnt
-                    var = max(acc.expo_sum2[ri, j, mi] / cnt - mean**2, 0.0) * cnt / max(cnt - 1, 1)
                     qs = [10 ** hist_quantile(acc.expo_hist[ri, j, mi], q, LOG10_LOW, LOG10_STEP) for q in QUANTILES]
                     row.update({f"{metric}_gmean": math.exp(mean),
                                 f"{metric}_gcv_pct": float(geometric_cv_pct(math.sqrt(var))),

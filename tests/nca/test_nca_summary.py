@@ -32,9 +32,26 @@ def test_tmax_is_median_and_range_only_and_excluded_rows_are_left_out():
     assert s["display"] == "9 [7, 14]"
 
 
-def test_zero_values_give_no_geometric_mean():
+def test_zero_values_count_as_missing_for_the_geometric_mean_only():
+    # PKNCA business.geomean: zeros are missing, up to max.missing = 50 % of the values
     s = summarise(_long([0.0, 2.0, 4.0])).iloc[0]
-    assert np.isnan(s["geo_mean"]) and s["mean"] == pytest.approx(2.0)
+    assert s["geo_mean"] == pytest.approx(np.sqrt(8.0), rel=1e-12) and s["mean"] == pytest.approx(2.0)
+    assert s["geo_cv_pct"] == pytest.approx(100 * np.sqrt(np.expm1(np.log(2) ** 2 / 2)), rel=1e-12)
+    half = summarise(_long([0.0, 0.0, 2.0, 4.0])).iloc[0]       # 2 of 4 missing: still summarised
+    assert half["geo_mean"] == pytest.approx(np.sqrt(8.0), rel=1e-12)
+    most = summarise(_long([0.0, 0.0, 0.0, 2.0])).iloc[0]       # 3 of 4 missing: not calculated
+    assert np.isnan(most["geo_mean"]) and most["mean"] == pytest.approx(0.5)
+
+
+def test_more_than_half_excluded_is_not_calculated():
+    d = _long([10.0, 20.0, 40.0, 80.0])
+    d.loc[[0, 1, 2], "exclude"] = "adj.r.squared < 0.9"
+    s = summarise(d).iloc[0]
+    assert s["n"] == 1 and s["n_missing"] == 3
+    assert np.isnan(s["geo_mean"]) and np.isnan(s["median"]) and s["display"] == "NC"
+    d.loc[2, "exclude"] = ""                                     # 2 of 4 excluded: summarised
+    s = summarise(d).iloc[0]
+    assert s["n"] == 2 and s["geo_mean"] == pytest.approx(np.sqrt(40 * 80), rel=1e-12)
 
 
 def test_power_model_against_closed_form_ols():

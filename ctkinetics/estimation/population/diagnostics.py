@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.estimation.likelihood import CENSORED, EXCLUDED, QUANTIFIED
-from ctkinetics.nca.summary import geometric_cv_pct
+from ctkinetics.stats import geometric_cv_pct
 from ctkinetics.estimation.population.results import (
     INDIVIDUAL_COLUMNS, OMEGA_COLUMNS, PARAMETER_COLUMNS, PREDICTION_COLUMNS,
 )

@@ -1,0 +1,67 @@
+"""ctkinetics.stats against PKNCA's business rules computed in R (tests/data/pknca/).
+
+business_rules.csv holds PKNCA 0.12.1's business.geomean / geocv / mean / sd / cv / median /
+min / max of small vectors (zeros and NAs included), written by business_rules.R in the same
+folder; quantiles_type7.csv holds R's quantile(type = 7).
+"""
+import doctest
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ctkinetics import stats
+
+PKNCA = Path(__file__).resolve().parent / "data" / "pknca"
+REFERENCE = pd.read_csv(PKNCA / "business_rules.csv")
+
+
+def _values(text):
+    return np.array([np.nan if v.strip() == "NA" else float(v) for v in text.split(";")])
+
+
+@pytest.mark.parametrize("case", REFERENCE["case"])
+def test_summary_statistics_match_pknca_business_rules(case):
+    ref = REFERENCE.set_index("case").loc[case]
+    got = stats.summary_statistics(_values(ref["values"]))
+    for col in ("geo_mean", "geo_cv_pct", "mean", "sd", "cv_pct", "median", "min", "max"):
+        if np.isnan(ref[col]):
+            assert np.isnan(got[col]), (case, col)
+        else:
+            assert got[col] == pytest.approx(ref[col], rel=1e-12), (case, col)
+
+
+def test_grouped_statistics_equal_the_single_group_function():
+    groups = [_values(v) for v in REFERENCE["values"]]
+    frame = pd.DataFrame({"case": np.repeat(REFERENCE["case"], [g.size for g in groups]),
+                          "x": np.concatenate(groups)})
+    table = stats.grouped_statistics(frame, ["case"], "x").set_index("case")
+    assert list(table.index) == list(REFERENCE["case"])
+    for case, g in zip(REFERENCE["case"], groups):
+        one = stats.summary_statistics(g)
+        np.testing.assert_allclose(table.loc[case, list(stats.STATISTICS)].to_numpy(float),
+                                   [one[k] for k in stats.STATISTICS], rtol=1e-14)
+
+
+def test_quantiles_are_r_type_7():
+    ref = pd.read_csv(PKNCA / "quantiles_type7.csv")
+    got = stats.quantile([3.1, 7.4, 0.52, 12.9, 5.5, np.nan], ref["q"].to_numpy())
+    np.testing.assert_allclose(got, ref["value"], rtol=1e-12)
+
+
+def test_geometric_cv_of_a_lognormal_sample_matches_its_omega():
+    # a log-normal with SD of ln x = 0.5 has CV = sqrt(exp(0.25) − 1) (closed form)
+    x = np.exp(np.random.default_rng(1).normal(0.0, 0.5, 200_000))
+    cv = stats.summary_statistics(x)["geo_cv_pct"]
+    assert cv == pytest.approx(100 * np.sqrt(np.exp(0.25) - 1), rel=0.01)
+
+
+def test_max_missing_is_a_choice():
+    x = [10.0, np.nan, np.nan, np.nan, 40.0]
+    assert np.isnan(stats.summary_statistics(x)["geo_mean"])
+    assert stats.summary_statistics(x, max_missing=0.75)["geo_mean"] == pytest.approx(20.0)
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(stats).failed == 0
