@@ -27,12 +27,11 @@ def _grid(t_end: float, points: int) -> np.ndarray:
 
 
 def _maps(model, dataset, fit_result):
+    from ctkinetics.estimation.fitproblem import analyte_info
     from ctkinetics.estimation.problem import analyte_maps
 
     analytes = list(fit_result.analytes)
-    info = dataset.study.analytes
-    kinds = {a: info[a].kind if a in info else a for a in analytes}
-    units = {a: info[a].unit if a in info else "" for a in analytes}
+    kinds, units = analyte_info(dataset, analytes)
     return analyte_maps(model, analytes, kinds, units)
 
 

@@ -16,61 +16,19 @@ import numpy as np
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation import uncertainty as unc
 from ctkinetics.estimation.derived import derived_batch
-from ctkinetics.estimation.likelihood import (
-    EXCLUDED, QUANTIFIED, check_compatible, get_blq_method, get_error_model,
-)
+from ctkinetics.estimation.fitproblem import FitProblem
+from ctkinetics.estimation.likelihood import EXCLUDED
 from ctkinetics.estimation.objective import Group
 from ctkinetics.estimation.optimize import bounds_of, minimize, multistart
-from ctkinetics.estimation.problem import analyte_maps, build_layout, subjects_data
 from ctkinetics.estimation.results import (
     PREDICTION_COLUMNS, FitResult, SubjectFit, empty_parameters,
 )
 
 
 # --------------------------------------------------------------------------------------
-# reading the data set (anything with .observations and .subjects, see DEVELOPERS.md)
-# --------------------------------------------------------------------------------------
-def _analyte_info(dataset, names):
-    kinds, units = {}, {}
-    study = getattr(dataset, "study", None)
-    table = getattr(study, "analytes", None) or {}
-    for a in names:
-        info = table.get(a)
-        kinds[a] = getattr(info, "kind", None) or a
-        units[a] = getattr(info, "unit", "") or ""
-    return kinds, units
-
-
-def _resolve_model(model):
-    if isinstance(model, str):
-        from ctkinetics.modeling import load_model
-
-        return load_model(model)
-    return model
-
-
-def _select_analytes(obs, model, kinds_all, analytes):
-    present = list(dict.fromkeys(obs["analyte"].astype(str)))
-    if analytes is None:
-        observables = list(getattr(model, "observables", {}) or {})
-        chosen = [a for a in present if kinds_all[a] in observables]
-        if not chosen:
-            raise SettingsError(
-                f"none of the analytes {present} is of a kind the model '{model.name}' "
-                f"observes ({observables}); pass analytes=... to fit one with a scale factor")
-        return chosen
-    if isinstance(analytes, str):
-        analytes = [a.strip() for a in analytes.split(",") if a.strip()]
-    missing = [a for a in analytes if a not in present]
-    if missing:
-        raise SettingsError(f"analyte(s) {missing} not in the data; available: {present}")
-    return list(analytes)
-
-
-# --------------------------------------------------------------------------------------
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
         starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=1000,
-        progress=None, engine="auto", ci="wald-t") -> FitResult:
+        progress=None, engine="auto", ci="wald-t", estimate=None) -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
     Parameters
@@ -91,8 +49,11 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
     starts : int
         Number of starts: the model defaults plus ``starts - 1`` seeded draws in the bounds.
     seed : int
-    fixed : dict, optional
+    fixed : dict, "A=1,B=2" or list of "NAME=VALUE", optional
         Model parameters held at the given natural-scale values.
+    estimate : list of str or "A,B", optional
+        Exactly the model parameters estimated; the others are fixed (at ``fixed`` or the
+        model default). Default: those the model file does not declare ``estimate = false``.
     profile : bool or list of str
         Profile-likelihood 95 % CIs (for all parameters, or those named) instead of Wald.
     ci : {'wald-t', 'wald', 'profile'}
@@ -128,38 +89,20 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         A failure in one subject gives ``success=False`` and a message in its row; the batch
         carries on.
     """
-    err = get_error_model(error)
-    blqm = get_blq_method(blq)
-    check_compatible(err, blqm)
-    model = _resolve_model(model)
     if int(starts) < 1:
         raise SettingsError(f"starts must be >= 1 (got {starts})")
-    obs = dataset.observations
-    subj_table = dataset.subjects
-    obs = obs.assign(subject=obs["subject"].astype(str), analyte=obs["analyte"].astype(str))
-    kinds_all, units_all = _analyte_info(dataset, obs["analyte"].unique())
-    chosen = _select_analytes(obs, model, kinds_all, analytes)
-    maps = analyte_maps(model, chosen, kinds_all, units_all)
-    obs = obs[obs["analyte"].isin(chosen)]
-    all_subjects = list(dict.fromkeys(obs["subject"]))
-    if subjects is not None:
-        wanted = [str(s) for s in ([subjects] if isinstance(subjects, str) else subjects)]
-        unknown = [s for s in wanted if s not in all_subjects]
-        if unknown:
-            raise SettingsError(f"subject(s) {unknown} have no samples of {chosen}")
-        all_subjects = wanted
-    subj_rows = {}
-    if subj_table is not None and len(subj_table):
-        st = subj_table.assign(subject=subj_table["subject"].astype(str))
-        subj_rows = dict(zip(st["subject"], st.to_dict(orient="records")))
-    data = subjects_data(all_subjects, obs, subj_rows, model, maps, blqm, err)
-    pooled = {}
-    for m in maps:
-        vals = [a.y[a.mode == QUANTIFIED] for d in data for a in d.analytes
-                if a.analyte == m.analyte]
-        pooled[m.analyte] = np.concatenate(vals) if vals else np.array([])
-    layout = build_layout(model, maps, err, pooled, fixed)
+    problem = FitProblem.build(dataset, model, analytes=analytes, subjects=subjects, blq=blq,
+                               error=error, estimate=estimate, fixed=fixed)
+    return fit_problem(problem, starts=starts, seed=seed, profile=profile, derived=derived,
+                       jobs=jobs, batch_size=batch_size, progress=progress, engine=engine,
+                       ci=ci)
 
+
+def fit_problem(problem: FitProblem, starts=4, seed=0, profile=False, derived=True, jobs=1,
+                batch_size=1000, progress=None, engine="auto", ci="wald-t") -> FitResult:
+    """Individual fits of a built :class:`FitProblem` (see :func:`fit` for the options)."""
+    model, err, layout, data = problem.model, problem.error, problem.layout, problem.subjects
+    blqm = problem.blq
     from ctkinetics.estimation.optimize import resolve_engine
 
     resolve_engine(engine, 1)  # reject an unknown engine before any work
@@ -176,14 +119,13 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         done += len(chunk_fits)
         if progress is not None:
             progress(done, len(data))
-    fits = tuple(results[s] for s in all_subjects)
-    dose_levels = {s: str(subj_rows[s]["dose_level"]) if s in subj_rows and
-                   "dose_level" in subj_rows[s] else "" for s in all_subjects}
-    settings = dict(starts=int(starts), seed=int(seed), fixed=dict(fixed or {}),
-                    profile=profile, ci=ci, engine=engine, analytes=tuple(chosen),
-                    scale_factors=tuple(m.scale_param for m in maps if m.scale_param))
-    return FitResult(model.name, blqm.name, err.name, tuple(chosen), fits, dose_levels,
-                     settings)
+    fits = tuple(results[s] for s in problem.subject_ids)
+    settings = dict(starts=int(starts), seed=int(seed), fixed=problem.fixed,
+                    estimate=problem.estimated, profile=profile, ci=ci, engine=engine,
+                    analytes=tuple(problem.analytes),
+                    scale_factors=tuple(m.scale_param for m in problem.maps if m.scale_param))
+    return FitResult(model.name, blqm.name, err.name, tuple(problem.analytes), fits,
+                     problem.dose_levels(), settings)
 
 
 #: Largest stack of subjects sampled at their own times: the model is evaluated at the union
@@ -412,4 +354,4 @@ def _prediction_rows(subj, diag) -> dict:
     return {k: out[k] for k in PREDICTION_COLUMNS}
 
 
-__all__ = ["fit", "fit_chunk", "EXCLUDED"]
+__all__ = ["fit", "fit_problem", "fit_chunk", "EXCLUDED"]

@@ -15,7 +15,7 @@ import numpy as np
 from ctkinetics.estimation.likelihood import (
     CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, residuals_from_z, weighted_residuals,
 )
-from ctkinetics.estimation.problem import ParamLayout, SubjectData
+from ctkinetics.estimation.problem import ParamLayout
 
 _BIG = 1e6  # stand-in for a non-finite residual, so one bad subject cannot stop a batch
 

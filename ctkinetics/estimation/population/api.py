@@ -7,24 +7,17 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
+from ctkinetics.estimation.fitproblem import parse_names, resolve_model
 from ctkinetics.estimation.likelihood import check_compatible, get_blq_method, get_error_model
 from ctkinetics.estimation.population import diagnostics as dg
 from ctkinetics.estimation.population.data import build_data
 from ctkinetics.estimation.population.focei import FoceObjective, fit_focei, hessian
 from ctkinetics.estimation.population.results import PopulationResult
 from ctkinetics.estimation.population.saem import fit_saem
-from ctkinetics.estimation.population.spec import parse_covariates, parse_names
+from ctkinetics.estimation.population.spec import parse_covariates
 from ctkinetics.estimation.population.structure import PopModel, make_spec
 
 METHODS = ("focei", "saem")
-
-
-def _resolve_model(model):
-    if isinstance(model, str):
-        from ctkinetics.modeling import load_model
-
-        return load_model(model)
-    return model
 
 
 def fit_population(dataset, model, random_effects=None, covariates=None, method="focei",
@@ -96,7 +89,7 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
     err = get_error_model(error)
     blqm = get_blq_method(blq)
     check_compatible(err, blqm)
-    model = _resolve_model(model)
+    model = resolve_model(model)
     effects = parse_covariates(covariates)
     random = parse_names(random_effects) if random_effects is not None else None
     data = build_data(dataset, model, err, blqm, analytes, fixed)

@@ -1,8 +1,8 @@
 """A data set laid out for a population fit: every subject's samples in padded arrays.
 
 The samples are labelled exactly as for the individual fits (pre-infusion structural zeros
-excluded, the BLQ method applied, reasons kept) by
-:func:`ctkinetics.estimation.problem.subject_data`. Predictions are made once for all
+excluded, the BLQ method applied, reasons kept): both start from one
+:class:`ctkinetics.estimation.fitproblem.FitProblem`. Predictions are made once for all
 subjects at the union of their sampling times (the model's ``predict`` is vectorised over
 subjects) and each subject's samples are gathered from that grid; padding carries the
 ``EXCLUDED`` mode and so adds 0 to every likelihood.
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
-from ctkinetics.estimation.likelihood import EXCLUDED, QUANTIFIED, BLQMethod, ErrorModel
-from ctkinetics.estimation.problem import analyte_maps, build_layout, subject_data
+from ctkinetics.estimation.likelihood import EXCLUDED, BLQMethod, ErrorModel
+from ctkinetics.estimation.fitproblem import FitProblem
 
 
 @dataclass(frozen=True)
@@ -60,51 +60,24 @@ class PopData:
         return int(sum(np.count_nonzero(a.mode == 2) for a in self.analytes))
 
 
-def _analyte_info(dataset, names):
-    table = getattr(getattr(dataset, "study", None), "analytes", None) or {}
-    kinds = {a: getattr(table.get(a), "kind", None) or a for a in names}
-    units = {a: getattr(table.get(a), "unit", "") or "" for a in names}
-    return kinds, units
-
-
 def build_data(dataset, model, error: ErrorModel, blq: BLQMethod, analytes=None,
-               fixed=None) -> PopData:
-    """Label and lay out the samples of ``dataset`` for ``model``."""
-    obs = dataset.observations
-    obs = obs.assign(subject=obs["subject"].astype(str), analyte=obs["analyte"].astype(str))
-    present = list(dict.fromkeys(obs["analyte"]))
-    kinds, units = _analyte_info(dataset, present)
-    observables = list(getattr(model, "observables", {}) or {})
-    if analytes is None:
-        chosen = [a for a in present if kinds[a] in observables]
-        if not chosen:
-            raise SettingsError(f"none of the analytes {present} is of a kind the model "
-                                f"'{model.name}' observes ({observables}); pass analytes=...")
-    else:
-        chosen = [a.strip() for a in analytes.split(",")] if isinstance(analytes, str) \
-            else list(analytes)
-        missing = [a for a in chosen if a not in present]
-        if missing:
-            raise SettingsError(f"analyte(s) {missing} not in the data; available: {present}")
-    maps = analyte_maps(model, chosen, kinds, units)
-    obs = obs[obs["analyte"].isin(chosen)]
-    st = dataset.subjects
-    st = st.assign(subject=st["subject"].astype(str)) if st is not None else pd.DataFrame(
-        {"subject": []})
-    rows = {r["subject"]: r for _, r in st.iterrows()}
-    ids = list(dict.fromkeys(obs["subject"]))
-    by = dict(tuple(obs.groupby("subject", sort=False)))
-    data = [subject_data(s, by[s], rows.get(s), model, maps, blq, error) for s in ids]
-    data = [d for d in data if d.n_obs > 0]
+               fixed=None, estimate=None) -> PopData:
+    """Label and lay out the samples of ``dataset`` for ``model`` (through the one
+    :class:`~ctkinetics.estimation.fitproblem.FitProblem`)."""
+    problem = FitProblem.build(dataset, model, analytes=analytes, blq=blq, error=error,
+                               estimate=estimate, fixed=fixed)
+    return lay_out(problem)
+
+
+def lay_out(problem: FitProblem) -> PopData:
+    """The padded arrays of a fit problem's subjects with usable samples (at least 2)."""
+    model, maps, layout = problem.model, problem.maps, problem.layout
+    data = [d for d in problem.subjects if d.n_obs > 0]
     if len(data) < 2:
         raise SettingsError(f"a population fit needs at least 2 subjects with usable samples "
                             f"(found {len(data)})")
+    problem = problem.with_subjects(data)
     ids = [d.subject for d in data]
-    pooled = {m.analyte: np.concatenate([a.y[a.mode == QUANTIFIED] for d in data
-                                         for a in d.analytes if a.analyte == m.analyte])
-              for m in maps}
-    layout = build_layout(model, maps, error, pooled, fixed)
-
     times = np.unique(np.concatenate([a.times for d in data for a in d.analytes]))
     arrays = []
     for k, m in enumerate(maps):
@@ -122,7 +95,7 @@ def build_data(dataset, model, error: ErrorModel, blq: BLQMethod, analytes=None,
             idx[i, :j] = np.searchsorted(times, a.times)
             yi = np.where(np.isfinite(a.y), a.y, 1.0)
             y[i, :j], mode[i, :j], tt[i, :j], rws[i, :j] = yi, a.mode, a.times, a.rows
-            lloq[i, :j] = d.records["lloq"].to_numpy(float)[a.rows]
+            lloq[i, :j] = np.asarray(d.columns["lloq"], float)[a.rows]
         arrays.append(AnalyteArrays(m.analyte, m.kind, m.scale_param, idx, y, mode, tt, lloq,
                                     rws))
     cov_names = list(getattr(model, "covariates", None) or ())
@@ -135,11 +108,5 @@ def build_data(dataset, model, error: ErrorModel, blq: BLQMethod, analytes=None,
             bad = [d.subject for d, v in zip(data, vals) if not np.isfinite(v)]
             raise SettingsError(f"covariate '{c}' used by model '{model.name}' is missing "
                                 f"for subject(s) {bad[:10]}")
-    table = pd.DataFrame([rows[s] for s in ids]) if rows else pd.DataFrame({"subject": ids})
-    table = table.reset_index(drop=True)
-    if "subject" not in table:
-        table["subject"] = ids
-    levels = {s: str(rows[s]["dose_level"]) if s in rows and "dose_level" in rows[s] else ""
-              for s in ids}
-    return PopData(tuple(ids), times, tuple(arrays), model_cov, table,
-                   tuple(d.records for d in data), layout, levels)
+    return PopData(tuple(ids), times, tuple(arrays), model_cov, problem.subject_table(),
+                   tuple(d.records for d in data), layout, problem.dose_levels())

@@ -94,15 +94,6 @@ def parse_covariates(covariates) -> tuple[CovariateEffect, ...]:
     return tuple(out)
 
 
-def parse_names(value) -> list[str]:
-    """``"a,b"`` or a list -> list of names (order kept, blanks dropped)."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = value.split(",")
-    return [str(v).strip() for v in value if str(v).strip()]
-
-
 @dataclass(frozen=True)
 class ThetaSpec:
     """A fixed effect: a kinetic parameter (role ``model``) or a per-assay scale (``scale``)."""
