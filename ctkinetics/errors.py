@@ -89,6 +89,17 @@ class SettingsError(InputError):
     """An invalid option or configuration value."""
 
 
+class OutputError(InputError):
+    """An output path that cannot be used (a file where a folder is expected, a folder that
+    cannot be written, an output that is or holds an input, a folder of someone else's files),
+    found before any computation. CLI exit code 2."""
+
+
+class OutputWriteError(CtkError):
+    """Writing the outputs failed (a full disk, an I/O error); nothing was replaced. CLI exit
+    code 1 with this message (not an internal error)."""
+
+
 class FitError(CtkError):
     """A fit could not be carried out at all (not: a fit that did not converge)."""
 

@@ -5,7 +5,11 @@ Subcommands are discovered: every module in :mod:`ctkinetics.cli.commands` that 
 Adding a command is adding one module. Heavy imports belong inside ``run`` so that
 ``ctk --help`` stays fast.
 
-Exit codes: 0 success, 2 invalid input (a clear message, never a traceback), 1 internal error.
+Exit codes: 0 success; 2 invalid input or an unusable output path (a clear message, never a
+traceback; output paths are checked before any computation); 1 internal error, or outputs that
+could not be written (a full disk: the message says so and nothing was replaced); 3 outputs
+written completely, but some participants or runs failed (named on stderr and in
+``manifest.json``; ``--allow-failures`` makes that 0).
 """
 from __future__ import annotations
 
@@ -16,9 +20,9 @@ import pkgutil
 import sys
 
 from ctkinetics import __version__
-from ctkinetics.errors import InputError
+from ctkinetics.errors import InputError, OutputWriteError
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INPUT = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_INPUT, EXIT_FAILURES = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for manifests
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
         return EXIT_INPUT
@@ -60,6 +65,9 @@ def main(argv=None) -> int:
     except InputError as exc:
         print(f"ctk {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except OutputWriteError as exc:
+        print(f"ctk {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERNAL

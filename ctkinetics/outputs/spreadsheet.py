@@ -1,0 +1,123 @@
+"""Spreadsheet-safe CSV: the one writer (and its reader) of every CSV ctkinetics produces.
+
+A cell that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is read as a
+formula by Excel, LibreOffice and Google Sheets; a participant ID such as
+``=HYPERLINK("http://x", "click")`` or ``+cmd|' /C calc'!A0`` in a CSV that a committee opens
+is a formula injection (OWASP, "CSV Injection"). The OWASP rule is applied to every text cell
+and every column name:
+
+- a text cell starting with one of those characters is written with a leading single quote
+  (``'=HYPERLINK(...)``), which spreadsheets show as text;
+- plain numbers are left alone: numeric columns are never touched, and a text cell that is
+  only a number (``-1.5``, ``+3``, ``-2e-5``) is not a formula;
+- a cell that already starts with quotes before such a character gets one more quote, so
+  that :func:`read_csv` (which removes exactly one) gives back every cell unchanged.
+
+>>> neutralise_cell("=1+1"), neutralise_cell("-1.5"), neutralise_cell("'=x"), neutralise_cell("ok")
+("'=1+1", '-1.5', "''=x", 'ok')
+>>> restore_cell("'=1+1"), restore_cell("''=x"), restore_cell("'quoted")
+('=1+1', "'=x", "'quoted")
+"""
+from __future__ import annotations
+
+import re
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
+# one regex for whole columns: quotes, then a trigger character
+_RISKY = r"^'*[=+\-@\t\r]"
+
+
+def neutralise_cell(text: str) -> str:
+    """``text`` as it is safe to write in a CSV cell (see the module docstring)."""
+    if not text:
+        return text
+    rest = text.lstrip("'")
+    if not rest or rest[0] not in TRIGGERS:
+        return text
+    if rest is text and _PLAIN_NUMBER.match(text):
+        return text
+    return "'" + text
+
+
+def restore_cell(text: str) -> str:
+    """The inverse of :func:`neutralise_cell`."""
+    if text.startswith("'") and text.lstrip("'")[:1] in TRIGGERS and text.lstrip("'"):
+        return text[1:]
+    return text
+
+
+def _is_text_column(series) -> bool:
+    import pandas as pd
+
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+                or pd.api.types.is_datetime64_any_dtype(series))
+
+
+def neutralise_frame(df):
+    """A copy of ``df`` whose text cells and column names are spreadsheet-safe."""
+    import pandas as pd
+
+    out = df.copy(deep=False)
+    for j, col in enumerate(df.columns):
+        s = df.iloc[:, j]
+        if not _is_text_column(s) or not len(s):
+            continue
+        is_str = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        if not is_str.any():
+            continue
+        text = s[is_str].astype(str)
+        risky = text.str.contains(_RISKY, regex=True).to_numpy(bool)
+        if risky.any():
+            fixed = s.astype(object).copy()
+            idx = s.index[is_str][risky]
+            fixed.loc[idx] = [neutralise_cell(v) for v in text[risky]]
+            out.isetitem(j, fixed)
+    out.columns = pd.Index([neutralise_cell(c) if isinstance(c, str) else c for c in df.columns])
+    return out
+
+
+def write_csv(df, path_or_buffer, *, header: bool = True) -> None:
+    """Write ``df`` (without its index) as spreadsheet-safe CSV, ``\\n`` line ends, UTF-8."""
+    import pandas as pd
+
+    import csv
+
+    frame = neutralise_frame(pd.DataFrame(df))
+    # a carriage return inside a cell is only safe quoted; with "\n" line ends the csv module
+    # does not quote it by itself, so such a table has every text cell quoted
+    cr = any(frame[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
+             for c in frame.columns if _is_text_column(frame[c]))
+    kw = dict(index=False, header=header, lineterminator="\n",
+              quoting=csv.QUOTE_NONNUMERIC if cr else csv.QUOTE_MINIMAL)
+    if not hasattr(path_or_buffer, "write"):
+        kw["encoding"] = "utf-8"
+    frame.to_csv(path_or_buffer, **kw)
+
+
+def csv_text(df, *, header: bool = True) -> str:
+    """``df`` as spreadsheet-safe CSV text."""
+    import io
+
+    buf = io.StringIO()
+    write_csv(df, buf, header=header)
+    return buf.getvalue()
+
+
+def read_csv(path, **kwargs):
+    """Read a CSV written by :func:`write_csv`: the quotes it added are removed again
+    (text columns and column names). Keyword arguments go to :func:`pandas.read_csv`."""
+    import pandas as pd
+
+    df = pd.read_csv(path, **kwargs)
+    df.columns = pd.Index([restore_cell(c) if isinstance(c, str) else c for c in df.columns])
+    for j in range(df.shape[1]):
+        s = df.iloc[:, j]
+        if not _is_text_column(s) or not len(s):
+            continue
+        mask = s.map(lambda v: isinstance(v, str) and v.startswith("'")).to_numpy(bool)
+        if mask.any():
+            fixed = s.astype(object).copy()
+            fixed[mask] = [restore_cell(v) for v in s[mask]]
+            df.isetitem(j, fixed.astype(s.dtype))
+    return df
