@@ -72,6 +72,9 @@ def _check_inputs(target: Path, inputs, what: str) -> None:
         if _is_within(src, target):
             raise OutputError(f"{what} {target} holds the input {raw}; writing there would "
                               "replace it: choose another output folder")
+        if src.is_dir() and target.exists() and _is_within(target, src):
+            raise OutputError(f"{what} {target} would replace a file of the input folder {raw}: "
+                              "choose another output")
 
 
 def check_folder(target, inputs=()) -> Path:

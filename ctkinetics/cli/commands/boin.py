@@ -71,20 +71,17 @@ def _parse_tox(text: str):
 
 
 def _run_table(args) -> int:
-    from ctkinetics.errors import SettingsError
     from ctkinetics.escalation import boundaries
+    from ctkinetics.outputs import check_file, csv_text, write_csv_file
 
+    if args.out:
+        check_file(args.out)  # before the computation: a folder, or not writable -> exit 2
     table = boundaries(args.target, args.phi1, args.phi2, args.cohort_size, args.cohorts,
                        cutoff_eli=args.cutoff_eli, every_n=args.every_n).to_frame()
-    text = table.to_csv(index=False, lineterminator="\n")
     if args.out:
-        try:
-            with open(args.out, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise SettingsError(f"cannot write {args.out}: {exc.strerror}") from None
+        write_csv_file(args.out, table, checked=True)
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(csv_text(table))
     return 0
 
 

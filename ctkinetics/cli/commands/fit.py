@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from ctkinetics.cli.commands._output import add_allow_failures
 from ctkinetics.cli.commands._study import add_model_fit_arguments, load_from_args
 
 NAME = "fit"
@@ -23,6 +24,7 @@ ENGINE_CHOICES = ("auto", "lmfit", "batched")
 
 def add_arguments(parser) -> None:
     add_model_fit_arguments(parser)
+    add_allow_failures(parser)
     parser.add_argument("--subjects", default=None, metavar="S1,S2", help="subset of subjects")
     parser.add_argument("--starts", type=int, default=4,
                         help="starts per subject: defaults + seeded draws (default 4)")
@@ -60,26 +62,27 @@ def run(args) -> int:
     from ctkinetics.errors import SettingsError
     from ctkinetics.estimation import fit
 
+    from ctkinetics.cli.commands._output import command_line, finish
+    from ctkinetics.outputs import OutputFolder
+
     if args.starts < 1 or args.jobs < 1:
         raise SettingsError("--starts and --jobs must be at least 1")
+    out = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
     dataset = load_from_args(args)
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
               error=args.error, starts=args.starts, seed=args.seed, jobs=args.jobs,
               profile=bool(args.profile), progress=_Progress(), ci=args.ci,
               engine=args.engine)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res.to_frame().to_csv(out / "parameters.csv", index=False)
-    res.fits_frame().to_csv(out / "fits.csv", index=False)
-    res.predictions_frame().to_csv(out / "predictions.csv", index=False)
-    res.derived_frame().to_csv(out / "derived.csv", index=False)
-    res.summary().to_csv(out / "summary.csv", index=False)
-    res.excluded_frame().to_csv(out / "excluded.csv", index=False)
+    failures = [f"{f.subject}: {f.message}" for f in res.fits if not f.success]
+    with out:
+        for name, table in (("parameters.csv", res.to_frame()), ("fits.csv", res.fits_frame()),
+                            ("predictions.csv", res.predictions_frame()),
+                            ("derived.csv", res.derived_frame()), ("summary.csv", res.summary()),
+                            ("excluded.csv", res.excluded_frame())):
+            out.write_csv(name, table)
+        out.commit(failures=failures)
     n_ok = len(res) - res.n_failed
     print(f"{res.model}: {n_ok}/{len(res)} subjects fitted (BLQ {res.blq_method}, "
-          f"{res.error_model} error, {args.ci} CIs) -> {out}")
-    if res.n_failed:
-        failed = ", ".join(f.subject for f in res.fits if not f.success)
-        print(f"not converged: {failed} (see fits.csv)", file=sys.stderr)
-    return 0
+          f"{res.error_model} error, {args.ci} CIs) -> {Path(args.out)}")
+    return finish(args, failures, "fit(s) failed (see fits.csv)")

@@ -66,6 +66,10 @@ def run(args) -> int:
     auc_intervals = [_interval(s) for s in args.interval] if args.interval else [(0.0, 28.0), (0.0, 84.0)]
     intervals = normalise_intervals(default_intervals(options.auc_type, auc_intervals), options.auc_type)
 
+    from ctkinetics.cli.commands._output import command_line
+    from ctkinetics.outputs import OutputFolder
+
+    out = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
     ds = load_from_args(args)
     if args.analyte:
         from ctkinetics.errors import SettingsError
@@ -77,8 +81,6 @@ def run(args) -> int:
                                 f"{', '.join(sorted(set(obs['analyte'])))}")
     res = nca(ds, intervals=intervals, options=options, analytes=args.analyte)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     method = options.method_label()
     first_auc = res.results[res.results["parameter"].str.startswith("AUCINT")]
     which = [("CMAX", 0.0, np.inf)]
@@ -91,9 +93,11 @@ def run(args) -> int:
         "dose_proportionality.csv": res.dose_proportionality(which),
         "nca_exclusions.csv": res.exclusions,
     }
-    for name, df in tables.items():
-        df.assign(method=method).to_csv(out / name, index=False)
-    res.settings().to_csv(out / "nca_settings.csv", index=False)
+    with out:
+        for name, df in tables.items():
+            out.write_csv(name, df.assign(method=method))
+        out.write_csv("nca_settings.csv", res.settings())
+        out.commit()
 
     n_subj = res.results["subject"].nunique()
     print(f"NCA of {n_subj} participant(s), analytes: {', '.join(sorted(res.results['analyte'].unique()))}")
@@ -106,5 +110,5 @@ def run(args) -> int:
         for r in show.itertuples(index=False):
             span = "" if r.parameter in ("CMAX", "TMAX") else f" {r.start:g}-{r.end:g}"
             print(f"  {r.dose_level:>6} {r.analyte:<12} {r.parameter + span:<20} n={r.n:<3d} {r.display}")
-    print(f"\nWrote {', '.join(list(tables) + ['nca_settings.csv'])} to {out}")
+    print(f"\nWrote {', '.join(list(tables) + ['nca_settings.csv'])} to {Path(args.out)}")
     return 0

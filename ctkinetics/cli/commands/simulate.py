@@ -1,6 +1,8 @@
 """``ctk simulate``: simulate a population (or the typical subject) from a model to CSV."""
 from __future__ import annotations
 
+from ctkinetics.cli.commands._output import add_allow_failures
+
 NAME = "simulate"
 HELP = "Simulate subjects from a kinetic model and write a tidy CSV (subject,time,observable,value)."
 
@@ -14,6 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--dose", type=float, default=None, help="value of the 'dose' covariate (e.g. 4.5e8 cells)")
     parser.add_argument("--out", required=True, metavar="FILE.csv", help="output CSV")
     parser.add_argument("--params-out", default=None, metavar="FILE.csv", help="also write each subject's parameters")
+    add_allow_failures(parser)
 
 
 def parse_grid(text):
@@ -36,12 +39,23 @@ def parse_grid(text):
 
 
 def run(args) -> int:
+    import math
+
+    from ctkinetics.cli.commands._output import finish
     from ctkinetics.errors import SettingsError
     from ctkinetics.modeling import load_model, simulate, simulate_population
+    from ctkinetics.outputs import check_file, write_csv_file
 
-    model = load_model(args.model)
     if args.n < 1:
         raise SettingsError("--n must be >= 1")
+    if args.dose is not None and not (math.isfinite(args.dose) and args.dose > 0):
+        raise SettingsError(f"--dose must be a positive finite number of cells, got {args.dose!r}")
+    outputs = [args.out] + ([args.params_out] if args.params_out else [])
+    if len(set(map(str, outputs))) < len(outputs):
+        raise SettingsError("--out and --params-out name the same file")
+    for path in outputs:
+        check_file(path, inputs=[args.model])
+    model = load_model(args.model)
     times = parse_grid(args.days) if args.days else None
     covariates = None
     if args.dose is not None:
@@ -55,8 +69,25 @@ def run(args) -> int:
     else:
         sim = simulate_population(model, args.n, times=times, seed=args.seed, covariates=covariates)
         table, params = sim.to_frame(), sim.parameters
-    table.to_csv(args.out, index=False)
+    failures = _non_finite(table)
+    write_csv_file(args.out, table, checked=True)
     if args.params_out and params is not None:
-        params.to_csv(args.params_out, index=False)
+        write_csv_file(args.params_out, params, checked=True)
     print(f"wrote {len(table)} rows ({args.n} subject(s), model {model.name}) to {args.out}")
-    return 0
+    return finish(args, failures, "simulated subject(s) with non-finite values (empty cells "
+                                  f"in {args.out}; a solver failure or parameters outside the "
+                                  "model's range)")
+
+
+def _non_finite(table) -> list:
+    """One line per subject whose simulated values are not all finite."""
+    import numpy as np
+
+    bad = ~np.isfinite(table["value"].to_numpy(float))
+    if not bad.any():
+        return []
+    rows = table[bad]
+    out = []
+    for subject, g in rows.groupby("subject", sort=False):
+        out.append(f"{subject}: {len(g)} non-finite value(s) from time {g['time'].min():g}")
+    return out
