@@ -24,12 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ctkinetics.data.protocol import Protocol
 from ctkinetics.errors import SettingsError
 
 # Counts are compared with a relative slack so that λ·n computed in floating point as
 # 2.9999999999999996 for a mathematical 3 gives the same answer as the exact value.
 _TOL = 1e-9
 DEFAULT_MAX_SUBJECTS = 12
+#: How "the MTD now" treats participants still inside their DLT window (see :mod:`.mtd`).
+MTD_PENDING_POLICIES = ("exclude", "no_dlt")
+#: Settings of a study's ``[design]`` table that map onto BoinDesign fields of another name.
+_STUDY_FIELDS = {"target_dlt_rate": "target"}
 
 
 def lambda_e(target: float, phi1: float) -> float:
@@ -99,6 +104,23 @@ class BoinDesign:
         Optional CAR-T guard in days (0 = off, at most the DLT window): escalate only when every
         pending participant at the current level has been followed at least this long; wait
         until then.
+    n_earlystop : int, optional
+        R BOIN's ``n.earlystop``: stop the trial (and select the MTD) when this many are
+        treated at the current dose and the rules would keep the next participant there.
+        None (default) never stops early (R's default 100 does the same for small trials).
+    extrasafe : bool
+        R BOIN's ``extrasafe``: stop the trial when the lowest dose has n >= 3 and
+        Pr(p > φ | data) > ``cutoff_eli − offset`` (a stricter rule for the lowest dose only).
+    offset : float
+        R BOIN's ``offset`` for ``extrasafe`` (default 0.05, below 0.5).
+    bound_mtd : bool
+        R BOIN's ``boundMTD``: the selected MTD's isotonic estimate must not exceed λd.
+    mtd_pending : str
+        How "the MTD now" treats participants still inside their DLT window: ``"exclude"``
+        (default: complete windows only) or ``"no_dlt"`` (counted as no DLT, provisional).
+    protocol : ctkinetics.data.protocol.Protocol
+        The protocol's own rules the escalation reads (evaluability of an early window end,
+        the sentinel's safety gate, ...); default: the protocol's reading (DOMAIN.md §7).
 
     Notes
     -----
@@ -119,6 +141,12 @@ class BoinDesign:
     tite: bool = True
     min_completers: int = 0
     min_pending_followup: float = 0.0
+    n_earlystop: int | None = None
+    extrasafe: bool = False
+    offset: float = 0.05
+    bound_mtd: bool = False
+    mtd_pending: str = "exclude"
+    protocol: Protocol = field(default_factory=Protocol)
     _elim: tuple = field(default=(), init=False, repr=False, compare=False)
     _max_given: bool = field(default=True, init=False, repr=False, compare=False)
 
@@ -155,21 +183,34 @@ class BoinDesign:
                                 f"({float(self.dlt_window_days):g} days), got {self.min_pending_followup!r}")
         object.__setattr__(self, "min_pending_followup", follow)
         object.__setattr__(self, "start_level", _check_count("start_level", self.start_level, 0))
+        if self.n_earlystop is not None:
+            object.__setattr__(self, "n_earlystop", _check_count("n_earlystop", self.n_earlystop))
+        offset = _check_probability("offset", self.offset)
+        if not offset < 0.5 or offset >= cutoff:
+            raise SettingsError(f"offset must lie in (0, 0.5) and below cutoff_eli, got {self.offset!r}")
+        object.__setattr__(self, "offset", offset)
+        for name in ("extrasafe", "bound_mtd"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise SettingsError(f"{name} must be true or false, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        if self.mtd_pending not in MTD_PENDING_POLICIES:
+            raise SettingsError(f"mtd_pending must be one of {', '.join(MTD_PENDING_POLICIES)}, "
+                                f"got {self.mtd_pending!r}")
         object.__setattr__(self, "dlt_window_days", float(self.dlt_window_days))
         object.__setattr__(self, "stagger_days", float(self.stagger_days))
 
     @classmethod
     def from_study(cls, design, **overrides) -> "BoinDesign":
-        """From a ``ctkinetics.data`` ``Design`` (target_dlt_rate, dlt_window_days, ...)."""
-        kw = dict(
-            target=design.target_dlt_rate,
-            phi1=getattr(design, "phi1", None),
-            phi2=getattr(design, "phi2", None),
-            cohort_size=design.cohort_size,
-            max_subjects=design.max_subjects,
-            dlt_window_days=design.dlt_window_days,
-            stagger_days=design.stagger_days,
-        )
+        """From a ``ctkinetics.data`` ``Design`` (target_dlt_rate, dlt_window_days, ...):
+        every field the study's ``[design]`` shares with BoinDesign, then ``overrides``."""
+        import dataclasses
+
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        kw = {}
+        for f in dataclasses.fields(design):
+            name = _STUDY_FIELDS.get(f.name, f.name)
+            if name in names:
+                kw[name] = getattr(design, f.name)
         kw.update(overrides)
         return cls(**kw)
 
@@ -230,6 +271,12 @@ class BoinDesign:
         n = np.asarray(n, dtype=int)
         return self._tables(n)[2][n]
 
+    def stop_lowest_min(self, n):
+        """With ``extrasafe``: smallest DLT count at the lowest dose with n treated that stops
+        the trial, Pr(p > φ | y, n) > cutoff_eli − offset (n + 1 means never; n < 3 never)."""
+        n = np.asarray(n, dtype=int)
+        return self._tables(n)[3][n]
+
     def _tables(self, n):
         n_max = int(n.max()) if n.size else 0
         cached = self._elim
@@ -243,13 +290,18 @@ class BoinDesign:
             # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y), on the whole (n, y) grid at once
             with np.errstate(invalid="ignore"):
                 post = beta.sf(self.target, y + 1, np.maximum(ng - y, 0) + 1)
-            hit = (post > self.cutoff_eli) & (y <= ng) & (ng >= 3)
-            elim = np.where(hit.any(axis=1), hit.argmax(axis=1), nn + 1)
+
+            def first_above(cut):
+                hit = (post > cut) & (y <= ng) & (ng >= 3)
+                return np.where(hit.any(axis=1), hit.argmax(axis=1), nn + 1)
+
+            elim = first_above(self.cutoff_eli)
+            stop_lowest = first_above(self.cutoff_eli - self.offset)
             esc = np.floor(self.lambda_e * nn + _TOL).astype(int)
             deesc = np.minimum(np.floor(self.lambda_d * nn + _TOL).astype(int) + 1, elim)
-            for a in (esc, deesc, elim):
+            for a in (esc, deesc, elim, stop_lowest):
                 a.setflags(write=False)
-            cached = (esc, deesc, elim)
+            cached = (esc, deesc, elim, stop_lowest)
             object.__setattr__(self, "_elim", cached)
         return cached
 

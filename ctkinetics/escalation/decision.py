@@ -8,14 +8,15 @@ participant be infused yet?" from the data known on ``as_of_day``:
 - the rules of :mod:`ctkinetics.escalation.rules` give the action and the rule that fired;
 - the stagger then gives the earliest day the next participant may be infused.
 
-Stagger semantics (the study's 14-day stagger, DOMAIN §1): within a dose group the first
-participant infused at that level is the sentinel; no other participant of that level may be
-infused before ``sentinel infusion day + stagger_days``. The sentinel of a new level may be
-infused as soon as the decision allows it. The stagger does not chain (the third participant
-does not wait for the second); it never applies across levels. When accrual is suspended or
-the trial stops there is no next infusion day; ``suspension_lifts_by_day`` gives the day by
-which accrual resumes if no further DLT occurs (found by re-applying the rules at the coming
-window ends and guard days, so several holds combine correctly).
+Stagger semantics (the study's 14-day stagger, DOMAIN §1, §7; :mod:`.sentinel`): within a
+dose group the first participant infused at that level is the sentinel; no other participant
+of that level may be infused before ``sentinel infusion day + stagger_days``, nor while the
+sentinel's safety gate is held for the committee (a DLT, CRS grade >= 3 or ICANS grade >= 2 in
+its first days, by default). The sentinel of a new level may be infused as soon as the decision
+allows it. When accrual is suspended, the gate is held or the trial stops there is no next
+infusion day; ``suspension_lifts_by_day`` gives the day by which accrual resumes if no further
+DLT occurs (found by re-applying the rules at the coming window ends and guard days, so several
+holds combine correctly).
 
 :func:`decide` is built on :mod:`ctkinetics.escalation.fast` (``situation`` then
 ``decide_situations``), the path :func:`~ctkinetics.escalation.fast.decide_fast` and the
@@ -32,15 +33,15 @@ import numpy as np
 
 from ctkinetics.jsonable import jsonable, records
 from ctkinetics.escalation.boundaries import BoinDesign
-from ctkinetics.escalation.fast import (Situation, current_level, decide_situations, sentinel_days,
-                                       situation, situation_from_counts)
+from ctkinetics.escalation.fast import Situation, decide_situations, situation, situation_from_counts
 from ctkinetics.escalation.rules import ELIMINATE as ELIMINATE_ACTION
-from ctkinetics.escalation.rules import RULES, tite_estimate
+from ctkinetics.escalation.rules import RULE, RULES, tite_estimate
+from ctkinetics.escalation.sentinel import gate_holds
 from ctkinetics.escalation.state import EscalationState, level_counts
 
 
 _PARTICIPANT_COLUMNS = ["subject", "level", "phase", "infusion_day", "status", "followup_days",
-                        "window_end_day", "dlt_day"]
+                        "window_end_day", "dlt_day", "reason"]
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,17 @@ class Decision:
         Accrual held: more than half pending at the current level (any pending for plain
         BOIN), one pending DLT would eliminate the current dose, or a guard waits.
     earliest_next_infusion_day : float or None
-        max(as_of_day, stagger constraint at ``next_level``); None when suspended or stopped.
+        max(as_of_day, stagger constraint at ``next_level``); None when suspended, the gate of
+        ``next_level`` is held for the committee, or stopped.
+    gate_held : bool
+        The next level's stagger gate is held for committee review (``gate_note`` says why).
     levels : pandas.DataFrame
-        Per level: n, DLTs, pending, complete, expansion participants, STFT, p̂, boundaries for
-        its n, eliminated, sentinel day and the stagger day.
+        Per level: n (evaluable), DLTs, pending, partial, complete, not evaluable, expansion
+        participants, STFT, p̂, boundaries for its n, eliminated, closed by the committee,
+        sentinel day, the stagger day and whether the sentinel's safety gate is held.
     participants : pandas.DataFrame
-        Per participant infused by ``as_of_day``: level, phase, status, follow-up.
+        Per participant infused by ``as_of_day``: level, phase, status, follow-up, and the
+        reason when the window ended early or the participant is not evaluable.
     """
 
     as_of_day: float
@@ -96,6 +102,9 @@ class Decision:
     tite: TiteDetails
     level_data: dict = field(repr=False)
     participant_rows: tuple = field(repr=False)
+    gate_held: bool = False
+    gate_note: str = ""
+    closed_levels: tuple = ()
 
     @cached_property
     def levels(self):
@@ -128,6 +137,8 @@ class Decision:
             "earliest_next_infusion_day": jsonable(self.earliest_next_infusion_day),
             "suspension_lifts_by_day": jsonable(self.suspension_lifts_by_day),
             "stagger": self.stagger_note, "eliminated_levels": list(self.eliminated_levels),
+            "gate_held": self.gate_held, "gate_note": self.gate_note or None,
+            "closed_levels": list(self.closed_levels), "rule_name": RULES[self.rule_id].name,
             "tite": {"n": t.n, "dlt": t.y, "pending": t.pending, "complete": t.complete,
                      "stft": jsonable(t.stft), "p_tilde": jsonable(t.p_tilde), "p_hat": jsonable(t.p_hat),
                      "followup_days": {s: jsonable(u) for s, u in t.followup}},
@@ -159,7 +170,7 @@ def _lift_day(state: EscalationState, design: BoinDesign, sit: Situation, status
             p = dataclasses.replace(p, dlt=math.nan, dlt_day=math.nan)
         future.append(p)
     hypo = EscalationState(state.levels, tuple(future), state.doses, sit.previous_elimination
-                           if sit.previous_elimination < len(state.levels) else None)
+                           if sit.previous_elimination < len(state.levels) else None, state.committee)
     k = len(state.levels)
     for day in sorted(d for d in cands if d > as_of):
         later = situation(hypo, design, day)
@@ -167,6 +178,79 @@ def _lift_day(state: EscalationState, design: BoinDesign, sit: Situation, status
         if not decide_situations(design, k, [later])[0].suspended:
             return float(day)
     return None
+
+
+def _context(state, design, counts, level, nxt, rule_id, p_hat, closed_note) -> dict:
+    """The fields the rules' wording reads."""
+    k = len(state.levels)
+    n, y, c = int(counts.n[level]), int(counts.y[level]), int(counts.c[level])
+    # scipy only when the elimination rule is worded (keeps decide cheap for simulators)
+    p_over = float(design.prob_overdose(y, n)) if n and RULES[rule_id].action == ELIMINATE_ACTION else math.nan
+    lowest_cutoff = design.cutoff_eli
+    extrasafe_note = ""
+    if design.extrasafe and int(counts.n[0]) >= 3 and int(counts.y[0]) < int(design.eliminate_min(int(counts.n[0]))):
+        lowest_cutoff = design.cutoff_eli - design.offset
+        extrasafe_note = f"; extra-safe rule, cutoff {design.cutoff_eli:g} - offset {design.offset:g}"
+    return dict(level=state.levels[level], next_level=state.levels[nxt] if 0 <= nxt < k else None,
+                n=n, y=y, c=c, n_full=-(-n // design.cohort_size) * design.cohort_size,
+                target=design.target, cutoff=design.cutoff_eli, lambda_e=design.lambda_e,
+                lambda_d=design.lambda_d, p_hat=p_hat, p_over=p_over, cohort_size=design.cohort_size,
+                max_subjects=design.max_subjects, lowest=state.levels[0],
+                y_lowest=int(counts.y[0]), n_lowest=int(counts.n[0]), lowest_cutoff=lowest_cutoff,
+                extrasafe_note=extrasafe_note, closed_note=closed_note, n_earlystop=design.n_earlystop,
+                pending_limit="more than half" if design.tite else "plain BOIN waits for complete data",
+                r=n - c, min_completers=design.min_completers, min_pending_followup=design.min_pending_followup,
+                min_followup=float(counts.min_followup[level]) if c else math.nan,
+                elim_count=int(design.eliminate_min(n)),
+                elim_consequence=" and stop the trial" if level == 0 else " and all higher doses")
+
+
+def _level_data(state, design, counts, sit, elim, closed, held, level) -> dict:
+    k = len(state.levels)
+    nn = counts.n
+    cp = counts.c_partial if counts.c_partial is not None else np.zeros(k, dtype=int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phat_all = tite_estimate(design.target, nn, counts.y, counts.c + cp, counts.stft)
+    treated = nn > 0
+    esc_b = design.escalate_max(nn)
+    deesc_b = design.deescalate_min(np.maximum(nn, 1))
+    elim_min = design.eliminate_min(nn)
+    sentinels = [float(v) for v in sit.sentinel]
+    return {
+        "level": list(state.levels),
+        "dose": list(state.doses) if len(state.doses) == k else [math.nan] * k,
+        "n": nn.tolist(), "dlt": counts.y.tolist(), "pending": counts.c.tolist(),
+        "partial": cp.tolist(), "complete": (nn - counts.c - cp).tolist(),
+        "not_evaluable": (counts.n_not_evaluable if counts.n_not_evaluable is not None
+                          else np.zeros(k, dtype=int)).tolist(),
+        "n_expansion": counts.n_expansion.tolist(),
+        "stft": counts.stft.tolist(), "p_hat": phat_all.tolist(),
+        "escalate_if_le": [int(b) if t else None for b, t in zip(esc_b, treated)],
+        "deescalate_if_ge": [int(b) if t else None for b, t in zip(deesc_b, treated)],
+        "eliminate_if_ge": [int(b) if b <= m else None for b, m in zip(elim_min, nn)],
+        "eliminated": [j >= elim for j in range(k)],
+        "closed": [j >= closed for j in range(k)],
+        "current": [j == level for j in range(k)],
+        "sentinel_day": sentinels,
+        "stagger_ok_from_day": [v + design.stagger_days if not math.isnan(v) else math.nan for v in sentinels],
+        "gate_held": [bool(h) for h in held],
+    }
+
+
+def _stagger_note(state, design, step, sit, gate_notes) -> str:
+    if step.stopped:
+        return "no further infusion: the trial stops"
+    if step.suspended:
+        return "accrual suspended; no infusion until enough DLT data arrive"
+    nxt = step.next_level
+    if step.gate_held:
+        return gate_notes[nxt]
+    s = float(sit.sentinel[nxt])
+    if math.isnan(s):
+        return f"next participant is the first (sentinel) of {state.levels[nxt]}: no stagger wait"
+    note = (f"sentinel of {state.levels[nxt]} infused on day {s:g}; others of that level from day "
+            f"{s + design.stagger_days:g} (stagger {design.stagger_days:g} d)")
+    return note + (f"; {gate_notes[nxt]}" if gate_notes[nxt] else "")
 
 
 def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Decision:
@@ -180,83 +264,38 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
     'escalate'
     """
     as_of = float(as_of_day)
-    T = design.dlt_window_days
     k = len(state.levels)
-    counts = level_counts(state, as_of, T)
-    sit = situation_from_counts(state, design, as_of, counts)
+    counts = level_counts(state, as_of, design.dlt_window_days, design.protocol.evaluability)
+    held, gate_notes = gate_holds(state, design, as_of)
+    sit = situation_from_counts(state, design, as_of, counts, held)
     step = decide_situations(design, k, [sit])[0]  # the same path as decide_fast
-    level, rule_id, nxt, p_hat, elim = step.current_level, step.rule_id, step.next_level, step.p_hat, step.eliminated_from
-    stopped, suspended = step.stopped, step.suspended
+    level, rule_id, nxt, elim = step.current_level, step.rule_id, step.next_level, step.eliminated_from
+    closed, closed_note = state.closed_from(as_of)
 
     n, y, c = int(counts.n[level]), int(counts.y[level]), int(counts.c[level])
+    cp = int(counts.c_partial[level]) if counts.c_partial is not None else 0
     stft = float(counts.stft[level])
-    r = n - c
-    p_tilde = (y + design.target / 2) / (r + 1)
+    p_tilde = (y + design.target / 2) / (n - c - cp + 1)
     pending_u = tuple((s.subject, s.followup_days) for s in counts.statuses
-                      if s.level == level and s.status == "pending")
-    tite = TiteDetails(n, y, c, r, stft, p_tilde, p_hat if n else math.nan, pending_u)
+                      if s.level == level and s.status in ("pending", "partial", "awaiting committee"))
+    tite = TiteDetails(n, y, c + cp, n - c - cp, stft, p_tilde, step.p_hat if n else math.nan, pending_u)
 
-    sentinels = [float(v) for v in sit.sentinel]
-    stagger_day = [s + design.stagger_days if not math.isnan(s) else math.nan for s in sentinels]
-    earliest, lifts, note = step.earliest_next_infusion_day, None, ""
-    if stopped:
-        note = "no further infusion: the trial stops"
-    elif suspended:
-        lifts = _lift_day(state, design, sit, counts.statuses)
-        note = "accrual suspended; no infusion until enough DLT data arrive"
-    else:
-        gate = stagger_day[nxt]
-        if math.isnan(gate):
-            note = f"next participant is the first (sentinel) of {state.levels[nxt]}: no stagger wait"
-        else:
-            note = (f"sentinel of {state.levels[nxt]} infused on day {sentinels[nxt]:g}; "
-                    f"others of that level from day {gate:g} (stagger {design.stagger_days:g} d)")
-
-    # scipy only when the elimination rule is worded (keeps decide cheap for simulators)
-    p_over = float(design.prob_overdose(y, n)) if n and RULES[rule_id].action == ELIMINATE_ACTION else math.nan
-    ctx = dict(level=state.levels[level], next_level=state.levels[nxt] if 0 <= nxt < k else None,
-               n=n, y=y, c=c, n_full=-(-n // design.cohort_size) * design.cohort_size,
-               target=design.target, cutoff=design.cutoff_eli, lambda_e=design.lambda_e,
-               lambda_d=design.lambda_d, p_hat=p_hat, p_over=p_over, cohort_size=design.cohort_size,
-               max_subjects=design.max_subjects, lowest=state.levels[0],
-               y_lowest=int(counts.y[0]), n_lowest=int(counts.n[0]),
-               pending_limit="more than half" if design.tite else "plain BOIN waits for complete data",
-               r=r, min_completers=design.min_completers, min_pending_followup=design.min_pending_followup,
-               min_followup=float(counts.min_followup[level]) if c else math.nan,
-               elim_count=int(design.eliminate_min(n)),
-               elim_consequence=" and stop the trial" if level == 0 else " and all higher doses")
+    lifts = _lift_day(state, design, sit, counts.statuses) if step.suspended else None
+    ctx = _context(state, design, counts, level, nxt, rule_id, step.p_hat, closed_note)
     text = RULES[rule_id].text.format(**ctx)
-    if elim < k and rule_id not in (1, 3):
+    if elim < k and rule_id not in (RULE["stop_lowest"].code, RULE["eliminate"].code):
         text += f" Levels from {state.levels[elim]} up are eliminated."
-
-    nn = counts.n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phat_all = tite_estimate(design.target, nn, counts.y, counts.c, counts.stft)
-    treated = nn > 0
-    esc_b = design.escalate_max(nn)
-    deesc_b = design.deescalate_min(np.maximum(nn, 1))
-    elim_min = design.eliminate_min(nn)
-    level_data = {
-        "level": list(state.levels),
-        "dose": list(state.doses) if len(state.doses) == k else [math.nan] * k,
-        "n": nn.tolist(), "dlt": counts.y.tolist(), "pending": counts.c.tolist(),
-        "complete": (nn - counts.c).tolist(), "n_expansion": counts.n_expansion.tolist(),
-        "stft": counts.stft.tolist(), "p_hat": phat_all.tolist(),
-        "escalate_if_le": [int(b) if t else None for b, t in zip(esc_b, treated)],
-        "deescalate_if_ge": [int(b) if t else None for b, t in zip(deesc_b, treated)],
-        "eliminate_if_ge": [int(b) if b <= m else None for b, m in zip(elim_min, nn)],
-        "eliminated": [j >= elim for j in range(k)],
-        "current": [j == level for j in range(k)],
-        "sentinel_day": sentinels,
-        "stagger_ok_from_day": stagger_day,
-    }
     parts = tuple(dict(subject=s.subject, level=state.levels[s.level], phase=s.phase,
                        infusion_day=s.infusion_day, status=s.status, followup_days=s.followup_days,
-                       window_end_day=s.window_end_day, dlt_day=s.dlt_day) for s in counts.statuses)
+                       window_end_day=s.window_end_day, dlt_day=s.dlt_day, reason=s.reason)
+                  for s in counts.statuses)
     return Decision(
         as_of_day=as_of, decision=step.decision, rule=text, rule_id=rule_id,
-        current_level=state.levels[level], next_level=None if stopped else state.levels[nxt],
-        suspended=suspended, earliest_next_infusion_day=earliest, suspension_lifts_by_day=lifts,
-        stagger_note=note, eliminated_from=elim if elim < k else None,
-        eliminated_levels=tuple(state.levels[elim:]), tite=tite, level_data=level_data, participant_rows=parts,
+        current_level=state.levels[level], next_level=None if step.stopped else state.levels[nxt],
+        suspended=step.suspended, earliest_next_infusion_day=step.earliest_next_infusion_day,
+        suspension_lifts_by_day=lifts, stagger_note=_stagger_note(state, design, step, sit, gate_notes),
+        eliminated_from=elim if elim < k else None, eliminated_levels=tuple(state.levels[elim:]),
+        tite=tite, level_data=_level_data(state, design, counts, sit, elim, closed, held, level),
+        participant_rows=parts, gate_held=step.gate_held,
+        gate_note=gate_notes[nxt] if step.gate_held else "", closed_levels=tuple(state.levels[closed:]),
     )

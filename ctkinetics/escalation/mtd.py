@@ -9,9 +9,11 @@ Over the admissible levels (treated, n > 0, and not eliminated)::
     MTD   = argmin_j |p̃_j − φ|   (first on exact ties)
 
 The tie-break makes the highest level win inside a pooled block below φ and the lowest above
-φ. Elimination (n ≥ 3 and Pr(p > φ | y, n) > cutoff, that level and above) is recomputed on the
-final data and combined with any earlier elimination. No MTD when the lowest level is
-eliminated or nothing admissible was treated.
+φ. Elimination (n ≥ 3 and Pr(p > φ | y, n) > cutoff, that level and above; with ``extrasafe``
+the lowest level at cutoff − offset) is recomputed on the final data and combined with any
+earlier elimination. No MTD when the lowest level is eliminated or nothing admissible was
+treated. With ``bound_mtd`` (R BOIN's ``boundMTD``) only levels whose p̃_j (tie-break
+included) is at most λd may be selected; none such: no MTD.
 
 The committee table gives, for every treated level, the isotonic estimate and a 95 % credible
 interval: the 2.5 % and 97.5 % quantiles of Beta(y + 0.05, n − y + 0.05), each made monotone
@@ -100,6 +102,8 @@ def select_mtd_batch(design: BoinDesign, n, y, eliminated_from=None) -> np.ndarr
     iso = isotonic_minmax(np.where(adm, p, 0.0), w)
     rank = np.cumsum(adm, axis=1)
     iso = iso + rank * _TIE
+    if design.bound_mtd:
+        adm = adm & (iso <= design.lambda_d)
     dist = np.where(adm, np.abs(iso - design.target), np.inf)
     sel = dist.argmin(axis=1)
     none = (elim <= 0) | ~adm.any(axis=1)
@@ -171,11 +175,14 @@ def select_mtd(design: BoinDesign, n, y, levels=None, eliminated_from=None) -> M
         "ci_low": lo, "ci_high": hi, "p_overdose": pover,
         "admissible": adm, "eliminated": np.arange(d) >= elim, "selected": np.arange(d) == sel,
     })
+    bound = f" with estimate <= lambda_d = {design.lambda_d:.4f} (boundMTD)" if design.bound_mtd else ""
     if sel >= 0:
         reason = (f"isotonic estimate {iso[sel]:.3f} at {levels[sel]} is closest to the target "
-                  f"{design.target:g} among treated, non-eliminated levels")
+                  f"{design.target:g} among treated, non-eliminated levels{bound}")
     elif elim <= 0:
         reason = f"no MTD: the lowest level {levels[0]} is eliminated"
+    elif adm.any() and design.bound_mtd:
+        reason = f"no MTD: every admissible level has an isotonic estimate above lambda_d = {design.lambda_d:.4f} (boundMTD)"
     else:
         reason = "no MTD: no admissible level was treated"
     return MtdSelection(levels[sel] if sel >= 0 else None, sel, reason, table)

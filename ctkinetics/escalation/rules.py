@@ -1,56 +1,69 @@
 """The BOIN / TITE-BOIN decision rules, vectorised: the one home of "what happens next".
 
-Both the committee's decision for today (:func:`ctkinetics.escalation.decide`) and the trial
-simulators call :func:`next_step` on arrays, so a simulated trial follows exactly the rules the
-committee reads. Inputs describe the *current* dose level (the level of the most recent
-escalation-phase infusion) in m parallel situations (m trials, or m = 1).
+Both the committee's decision for today (:func:`ctkinetics.escalation.decide`), the dose
+pathways and the trial simulators call :func:`next_step` on arrays, so a simulated trial
+follows exactly the rules the committee reads. Inputs describe the *current* dose level (the
+level of the most recent escalation-phase infusion) in m parallel situations (m trials, or
+m = 1).
 
-Order of the rules (the first that applies fires):
+The rules are ONE ordered table, :data:`RULE_TABLE`: each :class:`Rule` carries its stable
+name, its numeric code (stored in simulation outputs; new rules get new codes), the action,
+where it sends the next participant, its condition and its committee wording. The first rule
+whose condition holds fires. Code and tests address rules by name (``RULE["cohort"]``).
 
-1. ``STOP_LOWEST``  the lowest dose is eliminated: stop the trial, no MTD.
-2. ``STOP_MAX``     the maximum number of escalation participants is reached: stop accrual.
-3. ``ELIMINATE``    the current dose is eliminated: go to the highest dose below it.
-4. ``DEESC_OBS``    above the lowest dose, y > λd·n_full with pending counted as no-DLT (n_full
-   is n rounded up to a whole cohort): de-escalation is certain whatever is pending or still
-   to be infused in the cohort, and the next participant goes below the doubtful dose.
-5. ``HOLD_ELIM``    a single pending outcome could eliminate the current dose (c > 0 and
-   y + 1 reaches the elimination count for n): accrual waits. (At a whole cohort above the
-   lowest dose rule 4 has already sent the next participant lower: for the usual targets
-   y + 1 >= the elimination count implies y >= the de-escalation count.) At the lowest dose such
-   an outcome would stop the trial, so nobody more is infused there until it is known. (One
-   outcome, not all pending together: TITE-BOIN deliberately decides while several outcomes
-   are pending, and requiring y + c below the elimination count would overturn its published
-   check — target 0.2, 1/9 with 3 pending escalates iff STFT >= 0.77, while 4/9 eliminates.)
-6. ``COHORT``       the cohort at the current dose is not complete (n not a multiple of the
-   cohort size): stay and fill it. Filling a cohort is not suspended (rule 5 aside); the
-   stagger governs it.
-7. ``SUSPEND``      more than half of the current dose's participants are pending (c/n > 0.5;
-   with ``design.tite`` False any pending outcome): accrual waits for data.
-8. ``STAY_LOWEST_OBS`` de-escalation is certain at the lowest dose: stay. It comes after the
-   suspension rules because the next participant is treated at the very dose whose outcomes
-   are pending (before the fix a 4th participant could be infused while the 3rd was pending).
-9. ``ESCALATE``     p̂ ≤ λe (``STAY_TOP`` at the highest dose, ``STAY_NEXT_ELIM`` when the next
-   dose is eliminated), subject to the optional guards of the design (``min_completers``:
-   ``STAY_COMPLETERS`` while fewer are treated, ``HOLD_COMPLETERS`` while fewer have complete
-   data; ``min_pending_followup``: ``HOLD_FOLLOWUP`` while a pending participant has less
-   follow-up).
-10. ``DEESC_TITE``  p̂ > λd (only reachable with pending data; ``STAY_LOWEST_TITE`` at the lowest).
-11. ``STAY``        λe < p̂ ≤ λd.
+Order (names as in the table):
 
-Rules flagged ``suspends`` (SUSPEND, HOLD_*) mean: no infusion now, decide again when data
-arrive. Rule ids are stable (stored in simulation outputs); new rules get new ids.
+1. ``start``            nobody treated yet: start at the start level.
+2. ``stop_lowest``      the lowest dose is eliminated (with ``extrasafe``: at the stricter
+   cutoff ``cutoff_eli − offset``, as R BOIN): stop the trial, no MTD.
+3. ``stop_closed``      the committee closed every dose level (``decisions.csv``): stop.
+4. ``stop_max``         the maximum number of escalation participants is reached.
+5. ``eliminate``        the current dose is eliminated: go to the highest open dose below it.
+6. ``closed``           the committee closed the current dose (from it up): go below it.
+7. ``deesc_observed``   above the lowest dose, y > λd·n_full with pending counted as no-DLT
+   (n_full is n rounded up to a whole cohort): de-escalation is certain whatever is pending
+   or still to be infused in the cohort, so the next participant goes below the doubtful dose.
+8. ``hold_elimination`` a single pending outcome could eliminate the current dose (c > 0 and
+   y + 1 reaches the elimination count for n): accrual waits. At the lowest dose such an
+   outcome would stop the trial. (One outcome, not all pending together: TITE-BOIN decides
+   while several outcomes are pending; requiring y + c below the elimination count would
+   overturn its published check — target 0.2, 1/9 with 3 pending escalates iff STFT ≥ 0.77.)
+9. ``cohort``           the cohort at the current dose is incomplete: stay and fill it (the
+   stagger governs it).
+10. ``suspend``         more than half of the current dose's participants are pending
+    (c/n > 0.5; with ``design.tite`` False any pending outcome): wait for data.
+11. ``stop_early``      R BOIN's ``n.earlystop``: at least ``n_earlystop`` treated at the
+    current dose and the rules would keep the next participant there (λe < p̂ < λd, a
+    certain de-escalation at the lowest dose, or escalation blocked at the top / by an
+    eliminated or closed next dose): stop and select the MTD.
+12. ``stay_lowest_observed`` de-escalation is certain at the lowest dose: stay.
+13. ``stay_top`` / ``stay_next_eliminated`` / ``stay_next_closed``: p̂ ≤ λe but there is no
+    open dose above.
+14. ``stay_completers`` / ``hold_completers`` / ``hold_followup``: the optional CAR-T guards
+    (``min_completers``: stay while fewer are treated, wait while fewer have complete data;
+    ``min_pending_followup``: wait while a pending participant has less follow-up).
+15. ``escalate``        p̂ ≤ λe.
+16. ``stay_lowest_tite`` / ``deesc_tite``: p̂ > λd (only reachable with pending data).
+17. ``stay_between``    λe < p̂ ≤ λd (the catch-all last rule).
 
-p̂ is the TITE-BOIN estimate (Yuan et al. 2018, Clin Cancer Res 24:4921) with n treated, y
-DLTs, c pending, r = n − c complete, and STFT = Σ u_i / T over the pending participants::
+Rules flagged ``suspends`` mean: no infusion now, decide again when data arrive.
+
+p̂ is the TITE-BOIN estimate (Yuan et al. 2018, Clin Cancer Res 24:4921) with n evaluable
+participants, y DLTs, c pending, r = n − c complete, and STFT = Σ u_i / T over the pending::
 
     p̃ = (y + φ/2) / (r + 1)
     p̂ = (y + p̃ / (1 − p̃) · (c − STFT)) / n
 
-With nothing pending p̂ = y/n and the rules are plain BOIN.
+With nothing pending p̂ = y/n and the rules are plain BOIN. Participants whose window ended
+early and who are counted with their observed follow-up (``partial``, see
+:mod:`ctkinetics.escalation.protocol`) enter p̂ as pending with a frozen u, but never hold
+accrual: their outcome will not arrive.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Callable
 
 import numpy as np
 
@@ -58,78 +71,150 @@ from ctkinetics.escalation.boundaries import _TOL, BoinDesign
 
 ESCALATE, STAY, DEESCALATE, ELIMINATE, STOP = 0, 1, 2, 3, 4
 ACTIONS = {ESCALATE: "escalate", STAY: "stay", DEESCALATE: "de-escalate", ELIMINATE: "eliminate", STOP: "stop"}
+#: ``Rule.move`` for rules that send the next participant just below the first closed level
+BELOW_BARRIER = "below"
 
 
 @dataclass(frozen=True)
 class Rule:
+    """One decision rule: its stable name and code, what it does, when, and its wording.
+
+    ``when(f)`` returns a boolean array over the m situations from the facts ``f`` computed
+    once by :func:`next_step` (see :func:`_facts`); None marks the catch-all last rule.
+    ``move`` is +1 / 0 / −1 relative to the current level, or :data:`BELOW_BARRIER`.
+    ``text`` is a ``str.format`` template over the fields of a decision context.
+    """
+
     code: int
+    name: str
     action: int
-    text: str  # str.format template over the fields of a decision context
+    move: object
+    text: str
+    when: Callable | None = None
     suspends: bool = False  # no infusion now: decide again when data arrive
 
 
-# Registry of rules: the committee-facing wording lives here, next to the rule id.
-RULES = {
-    r.code: r for r in (
-        Rule(0, STAY, "No participant treated yet: start at dose level {level}."),
-        Rule(1, STOP, "Lowest dose level {lowest} is eliminated (Pr(p > {target:g}) > {cutoff:g} with "
-                      "{y_lowest}/{n_lowest} DLTs): stop the trial; no MTD."),
-        Rule(2, STOP, "Maximum of {max_subjects} escalation participants reached: stop accrual and "
-                      "select the MTD when all DLT windows are complete."),
-        Rule(3, ELIMINATE, "Dose level {level} is eliminated (n = {n} >= 3 and Pr(p > {target:g} | "
-                           "{y}/{n}) = {p_over:.3f} > {cutoff:g}): it and all higher levels are "
-                           "closed for good; de-escalate to {next_level}."),
-        Rule(4, DEESCALATE, "{y} DLT(s) among {n_full} participants is above the de-escalation "
-                            "boundary (y/n >= lambda_d = {lambda_d:.4f}) whatever is still pending: "
-                            "de-escalate to {next_level}."),
-        Rule(5, STAY, "{y} DLT(s) among {n_full} participants is above the de-escalation boundary "
-                      "(lambda_d = {lambda_d:.4f}), but {level} is the lowest dose: stay."),
-        Rule(6, STAY, "Cohort at {level} incomplete ({n} treated, cohort size {cohort_size}): "
-                      "stay and complete the cohort."),
-        Rule(7, STAY, "Accrual suspended: {c} of {n} participants at {level} are pending "
-                      "({pending_limit}); wait for DLT data.", suspends=True),
-        Rule(8, ESCALATE, "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}: escalate to "
-                          "{next_level}."),
-        Rule(9, STAY, "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}, but {level} is "
-                      "the highest dose: stay."),
-        Rule(10, STAY, "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}, but the next "
-                       "dose level is eliminated: stay (never re-escalate into an eliminated dose)."),
-        Rule(11, DEESCALATE, "TITE estimated DLT rate {p_hat:.3f} >= lambda_d = {lambda_d:.4f}: "
-                             "de-escalate to {next_level}."),
-        Rule(12, STAY, "TITE estimated DLT rate {p_hat:.3f} >= lambda_d = {lambda_d:.4f}, but "
-                       "{level} is the lowest dose: stay."),
-        Rule(13, STAY, "Estimated DLT rate {p_hat:.3f} lies between lambda_e = {lambda_e:.4f} and "
-                       "lambda_d = {lambda_d:.4f}: stay."),
-        Rule(14, STAY, "Accrual suspended: {y} DLT(s) and {c} pending among {n} at {level}; "
-                       "one more DLT ({elim_count} of {n}) would eliminate {level}{elim_consequence}, so "
-                       "no participant is infused until the pending outcomes are known.", suspends=True),
-        Rule(15, STAY, "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}, but only {r} of "
-                       "{n} participants at {level} have complete DLT data (guard: at least "
-                       "{min_completers} before escalating): wait.", suspends=True),
-        Rule(16, STAY, "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}, but only {n} "
-                       "participant(s) treated at {level} (guard: at least {min_completers} "
-                       "completers before escalating): stay."),
-        Rule(17, STAY, "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}, but a pending "
-                       "participant at {level} has only {min_followup:g} day(s) of follow-up "
-                       "(guard: at least {min_pending_followup:g} before escalating): wait.",
-             suspends=True),
-    )
-}
+_ESC_TEXT = "Estimated DLT rate {p_hat:.3f} <= lambda_e = {lambda_e:.4f}"
+
+#: The rules in the order they are tried (module doc). Codes are stable ids.
+RULE_TABLE = (
+    Rule(0, "start", STAY, 0, "No participant treated yet: start at dose level {level}.",
+         lambda f: f.n_total == 0),
+    Rule(1, "stop_lowest", STOP, 0,
+         "Lowest dose level {lowest} is eliminated (Pr(p > {target:g}) > {lowest_cutoff:g} with "
+         "{y_lowest}/{n_lowest} DLTs{extrasafe_note}): stop the trial; no MTD.",
+         lambda f: f.elim_from <= 0),
+    Rule(18, "stop_closed", STOP, 0,
+         "Every dose level is closed by the committee ({closed_note}): stop the trial.",
+         lambda f: f.closed_from <= 0),
+    Rule(2, "stop_max", STOP, 0,
+         "Maximum of {max_subjects} escalation participants reached: stop accrual and "
+         "select the MTD when all DLT windows are complete.",
+         lambda f: f.n_total >= f.design.max_subjects),
+    Rule(3, "eliminate", ELIMINATE, BELOW_BARRIER,
+         "Dose level {level} is eliminated (n = {n} >= 3 and Pr(p > {target:g} | "
+         "{y}/{n}) = {p_over:.3f} > {cutoff:g}): it and all higher levels are "
+         "closed for good; de-escalate to {next_level}.",
+         lambda f: f.level >= f.elim_from),
+    Rule(19, "closed", DEESCALATE, BELOW_BARRIER,
+         "Dose level {level} is closed by the committee ({closed_note}): treat the next "
+         "participant at {next_level}.",
+         lambda f: f.level >= f.closed_from),
+    Rule(4, "deesc_observed", DEESCALATE, -1,
+         "{y} DLT(s) among {n_full} participants is above the de-escalation "
+         "boundary (y/n >= lambda_d = {lambda_d:.4f}) whatever is still pending: "
+         "de-escalate to {next_level}.",
+         lambda f: f.deesc_obs & ~f.lowest),
+    Rule(14, "hold_elimination", STAY, 0,
+         "Accrual suspended: {y} DLT(s) and {c} pending among {n} at {level}; "
+         "one more DLT ({elim_count} of {n}) would eliminate {level}{elim_consequence}, so "
+         "no participant is infused until the pending outcomes are known.",
+         lambda f: f.could_eliminate, suspends=True),
+    Rule(6, "cohort", STAY, 0,
+         "Cohort at {level} incomplete ({n} treated, cohort size {cohort_size}): "
+         "stay and complete the cohort.",
+         lambda f: ~f.full_cohort),
+    Rule(7, "suspend", STAY, 0,
+         "Accrual suspended: {c} of {n} participants at {level} are pending "
+         "({pending_limit}); wait for DLT data.",
+         lambda f: f.c > f.design.max_pending_fraction * f.n + _TOL, suspends=True),
+    Rule(20, "stop_early", STOP, 0,
+         "{n} participants treated at {level} (n.earlystop = {n_earlystop}) and the rules would "
+         "keep the next one there: stop the trial and select the MTD.",
+         lambda f: f.early_stop),
+    Rule(5, "stay_lowest_observed", STAY, 0,
+         "{y} DLT(s) among {n_full} participants is above the de-escalation boundary "
+         "(lambda_d = {lambda_d:.4f}), but {level} is the lowest dose: stay.",
+         lambda f: f.deesc_obs),
+    Rule(9, "stay_top", STAY, 0, _ESC_TEXT + ", but {level} is the highest dose: stay.",
+         lambda f: f.esc & f.top),
+    Rule(10, "stay_next_eliminated", STAY, 0,
+         _ESC_TEXT + ", but the next dose level is eliminated: stay (never re-escalate into an "
+         "eliminated dose).",
+         lambda f: f.esc & (f.level + 1 >= f.elim_from)),
+    Rule(21, "stay_next_closed", STAY, 0,
+         _ESC_TEXT + ", but the next dose level is closed by the committee ({closed_note}): stay.",
+         lambda f: f.esc & (f.level + 1 >= f.closed_from)),
+    Rule(16, "stay_completers", STAY, 0,
+         _ESC_TEXT + ", but only {n} participant(s) treated at {level} (guard: at least "
+         "{min_completers} completers before escalating): stay.",
+         lambda f: f.esc & (f.n < f.design.min_completers)),
+    Rule(15, "hold_completers", STAY, 0,
+         _ESC_TEXT + ", but only {r} of {n} participants at {level} have complete DLT data "
+         "(guard: at least {min_completers} before escalating): wait.",
+         lambda f: f.esc & (f.n - f.c < f.design.min_completers), suspends=True),
+    Rule(17, "hold_followup", STAY, 0,
+         _ESC_TEXT + ", but a pending participant at {level} has only {min_followup:g} day(s) "
+         "of follow-up (guard: at least {min_pending_followup:g} before escalating): wait.",
+         lambda f: f.esc & f.short, suspends=True),
+    Rule(8, "escalate", ESCALATE, 1, _ESC_TEXT + ": escalate to {next_level}.",
+         lambda f: f.esc),
+    Rule(12, "stay_lowest_tite", STAY, 0,
+         "TITE estimated DLT rate {p_hat:.3f} >= lambda_d = {lambda_d:.4f}, but {level} is the "
+         "lowest dose: stay.",
+         lambda f: f.deesc & f.lowest),
+    Rule(11, "deesc_tite", DEESCALATE, -1,
+         "TITE estimated DLT rate {p_hat:.3f} >= lambda_d = {lambda_d:.4f}: de-escalate to "
+         "{next_level}.",
+         lambda f: f.deesc),
+    Rule(13, "stay_between", STAY, 0,
+         "Estimated DLT rate {p_hat:.3f} lies between lambda_e = {lambda_e:.4f} and "
+         "lambda_d = {lambda_d:.4f}: stay."),
+)
+
+#: Rules by name (how code and tests address them) and by numeric code (stored in outputs).
+RULE = {r.name: r for r in RULE_TABLE}
+RULES = {r.code: r for r in RULE_TABLE}
+SUSPENDING = frozenset(r.code for r in RULE_TABLE if r.suspends)
+
+# Module-level codes kept for callers written before the table had names.
 (START, STOP_LOWEST, STOP_MAX, ELIM, DEESC_OBS, STAY_LOWEST_OBS, COHORT, SUSPEND, ESC, STAY_TOP,
  STAY_NEXT_ELIM, DEESC_TITE, STAY_LOWEST_TITE, STAY_BETWEEN, HOLD_ELIM, HOLD_COMPLETERS,
- STAY_COMPLETERS, HOLD_FOLLOWUP) = range(18)
-SUSPENDING = frozenset(code for code, r in RULES.items() if r.suspends)
-# The order of the rules (module doc) and where each sends the next participant: a move
-# relative to the current level, or (ELIM) to the level just below the first eliminated one.
-_ORDER = ((START, 0), (STOP_LOWEST, 0), (STOP_MAX, 0), (ELIM, 0), (DEESC_OBS, -1), (HOLD_ELIM, 0),
-          (COHORT, 0), (SUSPEND, 0), (STAY_LOWEST_OBS, 0), (STAY_TOP, 0), (STAY_NEXT_ELIM, 0),
-          (STAY_COMPLETERS, 0), (HOLD_COMPLETERS, 0), (HOLD_FOLLOWUP, 0), (ESC, 1),
-          (STAY_LOWEST_TITE, 0), (DEESC_TITE, -1), (STAY_BETWEEN, 0))
-_ORDER_CODE = np.array([code for code, _ in _ORDER])
-_ORDER_MOVE = np.array([move for _, move in _ORDER])
-_ORDER_TO_ELIM = _ORDER_CODE == ELIM
-_ACTION_TABLE = np.array([RULES[i].action for i in range(len(RULES))])
-_SUSPENDS_TABLE = np.array([RULES[i].suspends for i in range(len(RULES))])
+ STAY_COMPLETERS, HOLD_FOLLOWUP) = (RULE[n].code for n in (
+    "start", "stop_lowest", "stop_max", "eliminate", "deesc_observed", "stay_lowest_observed",
+    "cohort", "suspend", "escalate", "stay_top", "stay_next_eliminated", "deesc_tite",
+    "stay_lowest_tite", "stay_between", "hold_elimination", "hold_completers",
+    "stay_completers", "hold_followup"))
+
+_ORDER_CODE = np.array([r.code for r in RULE_TABLE])
+_ORDER_MOVE = np.array([r.move if r.move != BELOW_BARRIER else 0 for r in RULE_TABLE])
+_ORDER_TO_BARRIER = np.array([r.move == BELOW_BARRIER for r in RULE_TABLE])
+_N_CODES = max(RULES) + 1
+_ACTION_TABLE = np.zeros(_N_CODES, dtype=int)
+_SUSPENDS_TABLE = np.zeros(_N_CODES, dtype=bool)
+for _r in RULE_TABLE:
+    _ACTION_TABLE[_r.code] = _r.action
+    _SUSPENDS_TABLE[_r.code] = _r.suspends
+if [r.when is None for r in RULE_TABLE] != [False] * (len(RULE_TABLE) - 1) + [True]:  # pragma: no cover
+    raise AssertionError("exactly the last rule of RULE_TABLE is the catch-all")
+
+
+def rule_named(name: str) -> Rule:
+    """The rule called ``name`` (KeyError naming the known rules otherwise)."""
+    try:
+        return RULE[name]
+    except KeyError:
+        raise KeyError(f"no escalation rule named {name!r}; known: {', '.join(RULE)}") from None
 
 
 def tite_estimate(target, n, y, c, stft):
@@ -140,9 +225,10 @@ def tite_estimate(target, n, y, c, stft):
     target : float
         φ.
     n, y, c : array_like of int
-        Participants treated (incl. pending), DLTs observed, participants pending.
+        Participants evaluable (incl. pending), DLTs observed, participants counted with
+        partial follow-up (pending, or window ended early with TITE weight).
     stft : array_like of float
-        Standardised total follow-up time of the pending participants, Σ u_i / T.
+        Standardised total follow-up time of those c participants, Σ u_i / T.
     """
     n = np.asarray(n, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -158,21 +244,65 @@ def tite_estimate(target, n, y, c, stft):
 def eliminated_from(design: BoinDesign, n_all, y_all, previous=None):
     """First eliminated level (index) given counts per level; ``n_levels`` when none.
 
-    ``n_all, y_all`` have shape (m, n_levels) (pending counted in n, not in y). Elimination
-    persists: the result is never above ``previous``.
+    ``n_all, y_all`` have shape (m, n_levels) (pending counted in n, not in y). A level is
+    eliminated (with every higher one) when n ≥ 3 and Pr(p > φ | y, n) > ``cutoff_eli``;
+    with ``design.extrasafe`` the lowest level already at ``cutoff_eli − offset`` (R BOIN's
+    extra-safe stopping rule). Elimination persists: the result is never above ``previous``.
     """
     n_all = np.atleast_2d(np.asarray(n_all, dtype=int))
     y_all = np.atleast_2d(np.asarray(y_all, dtype=int))
     n_levels = n_all.shape[1]
     hit = (n_all >= 3) & (y_all >= design.eliminate_min(n_all))
+    if design.extrasafe:
+        hit[:, 0] |= (n_all[:, 0] >= 3) & (y_all[:, 0] >= design.stop_lowest_min(n_all[:, 0]))
     first = np.where(hit.any(axis=1), hit.argmax(axis=1), n_levels)
     if previous is not None:
         first = np.minimum(first, np.asarray(previous, dtype=int))
     return first
 
 
+def _facts(design, n_levels, level, n, y, c, stft, elim_from, n_total, min_followup, c_partial,
+           closed_from):
+    """Everything the rule conditions read, computed once for the m situations."""
+    level = np.asarray(level, dtype=int)
+    n = np.asarray(n, dtype=int)
+    y = np.asarray(y, dtype=int)
+    c = np.asarray(c, dtype=int)
+    cp = np.zeros_like(c) if c_partial is None else np.asarray(c_partial, dtype=int)
+    elim_from = np.asarray(elim_from, dtype=int)
+    closed_from = (np.full(level.shape, n_levels) if closed_from is None
+                   else np.asarray(closed_from, dtype=int))
+    cs = design.cohort_size
+    p_hat = tite_estimate(design.target, n, y, c + cp, stft)
+    n_full = -(-n // cs) * cs
+    barrier = np.minimum(elim_from, closed_from)
+    deesc_obs = (n > 0) & (y >= design.deescalate_min(np.maximum(n_full, 1)))
+    esc = p_hat <= design.lambda_e + _TOL
+    deesc = p_hat > design.lambda_d + _TOL
+    lowest = level == 0
+    top = level == n_levels - 1
+    short = np.zeros(level.shape, dtype=bool)
+    if design.min_pending_followup > 0:
+        if min_followup is None:
+            if np.any(c > 0):
+                raise ValueError("next_step needs min_followup when design.min_pending_followup is set")
+        else:
+            short = (c > 0) & (np.asarray(min_followup, dtype=float) < design.min_pending_followup - _TOL)
+    early = np.zeros(level.shape, dtype=bool)
+    if design.n_earlystop is not None:
+        between = ~esc & ~deesc & ~deesc_obs
+        blocked_up = esc & (top | (level + 1 >= barrier))
+        early = (n >= design.n_earlystop) & (between | (lowest & (deesc_obs | deesc)) | blocked_up)
+    return SimpleNamespace(
+        design=design, level=level, n=n, y=y, c=c, n_total=np.asarray(n_total, dtype=int),
+        elim_from=elim_from, closed_from=closed_from, barrier=barrier, p_hat=p_hat,
+        lowest=lowest, top=top, full_cohort=n % cs == 0, deesc_obs=deesc_obs,
+        could_eliminate=(c > 0) & (y + 1 >= design.eliminate_min(n)), esc=esc, deesc=deesc,
+        short=short, early_stop=early)
+
+
 def next_step(design: BoinDesign, n_levels: int, level, n, y, c, stft, elim_from, n_total,
-              min_followup=None):
+              min_followup=None, c_partial=None, closed_from=None):
     """Apply the rules to m situations at once (the first rule that applies fires).
 
     Parameters
@@ -182,9 +312,10 @@ def next_step(design: BoinDesign, n_levels: int, level, n, y, c, stft, elim_from
     level : array (m,) of int
         Current dose level (0-based).
     n, y, c : arrays (m,) of int
-        At the current level: treated (incl. pending), DLTs, pending.
+        At the current level: evaluable participants (incl. pending), DLTs, pending (outcome
+        still to come).
     stft : array (m,) of float
-        Σ u_i / T over the pending participants at the current level.
+        Σ u_i / T over the pending and the partially followed participants at the current level.
     elim_from : array (m,) of int
         First eliminated level (``n_levels`` if none), already updated with the current data.
     n_total : array (m,) of int
@@ -192,75 +323,35 @@ def next_step(design: BoinDesign, n_levels: int, level, n, y, c, stft, elim_from
     min_followup : array (m,) of float, optional
         Smallest follow-up (days) among the pending participants at the current level
         (``inf`` when none is pending). Needed only when ``design.min_pending_followup`` > 0.
+    c_partial : array (m,) of int, optional
+        Participants whose window ended early and who count with their observed follow-up
+        (enter p̂ as pending, never hold accrual). Default none.
+    closed_from : array (m,) of int, optional
+        First level closed by the committee (``n_levels`` if none).
 
     Returns
     -------
     rule : array (m,) of int
-        Index into :data:`RULES`.
+        Rule code (key of :data:`RULES`).
     next_level : array (m,) of int
         Level for the next participant (meaningless after a stop).
     p_hat : array (m,) of float
         TITE estimate at the current level (y/n with nothing pending).
     """
-    level = np.asarray(level, dtype=int)
-    n = np.asarray(n, dtype=int)
-    y = np.asarray(y, dtype=int)
-    c = np.asarray(c, dtype=int)
-    elim_from = np.asarray(elim_from, dtype=int)
-    n_total = np.asarray(n_total, dtype=int)
-    cs = design.cohort_size
-    p_hat = tite_estimate(design.target, n, y, c, stft)
-    n_full = -(-n // cs) * cs
-    top = n_levels - 1
-    lowest = level == 0
-    full_cohort = n % cs == 0
-
-    deesc_obs = (n > 0) & (y >= design.deescalate_min(np.maximum(n_full, 1)))
-    could_eliminate = (c > 0) & (y + 1 >= design.eliminate_min(n))
-    esc = p_hat <= design.lambda_e + _TOL
-    deesc = p_hat > design.lambda_d + _TOL
-    guard_n = design.min_completers
-    if design.min_pending_followup > 0:
-        if min_followup is None:
-            if np.any(c > 0):
-                raise ValueError("next_step needs min_followup when design.min_pending_followup is set")
-            short = np.zeros(level.shape, dtype=bool)
-        else:
-            short = (c > 0) & (np.asarray(min_followup, dtype=float) < design.min_pending_followup - _TOL)
-    else:
-        short = np.zeros(level.shape, dtype=bool)
-
-    # Conditions in the order of the module doc; the first true one fires. Walking them from
-    # the last to the first with np.where leaves the first true one (cheaper than stacking).
-    conds = (
-        n_total == 0,
-        elim_from <= 0,
-        n_total >= design.max_subjects,
-        level >= elim_from,
-        deesc_obs & ~lowest,
-        could_eliminate,
-        ~full_cohort,
-        c > design.max_pending_fraction * n + _TOL,
-        deesc_obs,
-        esc & (level == top),
-        esc & (level + 1 >= elim_from),
-        esc & (n < guard_n),
-        esc & (n - c < guard_n),
-        esc & short,
-        esc,
-        deesc & lowest,
-        deesc,
-    )
-    first = np.full(level.shape, len(conds), dtype=np.intp)  # STAY_BETWEEN
-    for i in range(len(conds) - 1, -1, -1):
-        first = np.where(conds[i], i, first)
+    f = _facts(design, n_levels, level, n, y, c, stft, elim_from, n_total, min_followup, c_partial,
+               closed_from)
+    # Walking the conditions from the last to the first with np.where leaves the first true
+    # one (cheaper than stacking them).
+    first = np.full(f.level.shape, len(RULE_TABLE) - 1, dtype=np.intp)
+    for i in range(len(RULE_TABLE) - 2, -1, -1):
+        first = np.where(RULE_TABLE[i].when(f), i, first)
     rule = _ORDER_CODE[first]
-    nxt = np.where(_ORDER_TO_ELIM[first], elim_from - 1, level + _ORDER_MOVE[first])
-    return rule, nxt, p_hat
+    nxt = np.where(_ORDER_TO_BARRIER[first], f.barrier - 1, f.level + _ORDER_MOVE[first])
+    return rule, nxt, f.p_hat
 
 
 def action_of(rule):
-    """Vectorised map from rule index to action code (ESCALATE, STAY, ...)."""
+    """Vectorised map from rule code to action code (ESCALATE, STAY, ...)."""
     return _ACTION_TABLE[np.asarray(rule, dtype=int)]
 
 

@@ -8,8 +8,10 @@ Two simulators share the rules of :mod:`ctkinetics.escalation.rules` and the MTD
 - :func:`simulate_tite` — participant by participant on a calendar: Poisson arrivals at
   ``accrual_per_month`` (1 month = 365.25/12 days), DLT onset uniform over the window
   (Yuan et al. 2018's default), TITE-BOIN with accrual suspension, and the stagger of
-  :mod:`ctkinetics.escalation.decision`. Arriving participants queue while accrual is
-  suspended or the stagger holds; the decision is re-taken at each event (a DLT, the end of a
+  :mod:`ctkinetics.escalation.decision` as a time gate (the sentinel's safety gate needs a
+  committee's review and CRS/ICANS outcomes: the virtual trials of :mod:`ctkinetics.trialsim`
+  model it; compare with a design whose ``protocol.sentinel`` is disabled). Arriving
+  participants queue while accrual is suspended or the stagger holds; the decision is re-taken at each event (a DLT, the end of a
   window, the end of a stagger wait). Duration runs from the first infusion to the last DLT
   window's resolution (or to the stop for safety).
 
