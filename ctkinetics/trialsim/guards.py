@@ -1,35 +1,55 @@
 """Extra conditions a decision rule may put on escalation (registry :data:`GUARDS`).
 
 A rule to compare is the BOIN / TITE-BOIN engine plus zero or more guards (and optionally a
-few design overrides, e.g. TITE off or a shorter stagger). A guard is consulted only when the
-engine says *escalate*; it answers
+few design overrides, e.g. TITE off or a shorter stagger). Guards are set in the spec's
+``[[rules]] guards = [{kind = ..., ...}]``. Two kinds are options of the escalation engine
+itself and are handed to it (one home for their rules, :mod:`ctkinetics.escalation.rules`):
 
-- ``allow``  escalate as the engine says;
-- ``stay``   treat the next participant at the current level instead;
-- ``wait``   hold accrual until a later day (given) and decide again.
+- ``min_completers`` (``n`` = 2) -> ``BoinDesign.min_completers``: escalate only when at least
+  n participants at the current level have complete DLT data; with fewer treated, stay and
+  treat more there (rule STAY_COMPLETERS), else hold accrual (HOLD_COMPLETERS).
+- ``min_followup`` (``days`` = 7) -> ``BoinDesign.min_pending_followup``: escalate only when
+  every pending participant at the current level has at least that many days of follow-up;
+  hold accrual until they do (HOLD_FOLLOWUP; the calendar re-decides on the day they reach it).
 
-Guards (settings in the spec's ``[[rules]] guards = [{kind = ..., ...}]``):
+The others need the virtual participants' kinetics, which the engine does not know. They are
+consulted only when the engine says *escalate* and answer, for many trials at once,
+
+- ``ALLOW``  escalate as the engine says;
+- ``STAY``   treat the next participant at the current level instead;
+- ``WAIT``   hold accrual until a later day (given, or the next event) and decide again.
 
 - ``min_median_expansion`` (``metric`` cmax|auc0_28, ``min``, ``known_after_days`` = 14):
   escalate only if the median exposure of the current level's escalation participants whose
   peak is known (infused at least ``known_after_days`` ago) is at least ``min``: a dose where
-  the cells barely expanded has not really tested safety. Nobody known yet: wait.
-- ``min_completers`` (``n`` = 2): escalate only when at least n participants at the current
-  level have a complete DLT window (or a DLT); else wait for the next one.
-- ``min_followup`` (``days`` = 7): escalate only when every pending participant at the
-  current level has at least that many days of follow-up; else wait until they do.
+  the cells barely expanded has not really tested safety. Nobody known yet: wait until the
+  first of them is.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from ctkinetics.escalation.state import level_counts
+ALLOW, STAY, WAIT = 0, 1, 2
+_EPS = 1e-9
 
-ALLOW, STAY, WAIT = "allow", "stay", "wait"
+
+@dataclass(frozen=True)
+class GuardContext:
+    """What a guard may read, for q trials whose engine says *escalate* (arrays (q, ...)).
+
+    ``infusion_day``, ``level`` (q, k) describe the escalation participants infused so far (slot
+    order), ``exposure`` maps a metric to (q, k) of those participants' exposure at the
+    current level.
+    """
+
+    as_of: np.ndarray  # (q,)
+    current: np.ndarray  # (q,) current level
+    infusion_day: np.ndarray  # (q, k)
+    level: np.ndarray  # (q, k)
+    exposure: Callable  # metric -> (q, k)
 
 
 @dataclass(frozen=True)
@@ -37,39 +57,31 @@ class GuardKind:
     name: str
     defaults: tuple  # ((key, default or None if required), ...)
     description: str
-    check: Callable  # (settings, state, design, as_of, level, exposure) -> (verdict, day | None)
+    check: Callable | None = None  # (settings, GuardContext) -> (verdict (q,), wait-until day (q,))
     event_offsets: Callable = lambda settings: ()  # days after each infusion when it may change
+    design_option: tuple | None = None  # (BoinDesign field, setting key): handled by the engine
 
 
-def _escalation_at(state, level, as_of):
-    return [p for p in state.participants
-            if p.level == level and p.phase == "escalation" and p.infusion_day <= as_of]
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median of ``values`` where ``mask`` along the last axis (NaN where none), as np.median."""
+    cnt = mask.sum(axis=-1)
+    if values.shape[-1] == 0:
+        return np.full(cnt.shape, np.nan)
+    s = np.sort(np.where(mask, values, np.inf), axis=-1)
+    lo = np.take_along_axis(s, np.maximum((cnt - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(s, np.minimum(cnt // 2, s.shape[-1] - 1)[..., None], -1)[..., 0]
+    med = np.where(cnt % 2 == 1, lo, (lo + hi) / 2.0)
+    return np.where(cnt > 0, med, np.nan)
 
 
-def _min_median_expansion(s, state, design, as_of, level, exposure):
-    people = _escalation_at(state, level, as_of)
-    known = [exposure(p.subject, s["metric"], level) for p in people
-             if as_of - p.infusion_day >= s["known_after_days"] - 1e-9]
-    if not known:
-        first = min(p.infusion_day for p in people) + s["known_after_days"]
-        return WAIT, first
-    return (ALLOW, None) if float(np.median(known)) >= s["min"] else (STAY, None)
-
-
-def _min_completers(s, state, design, as_of, level, exposure):
-    counts = level_counts(state, as_of, design.dlt_window_days)
-    done = int(counts.n[level] - counts.c[level])
-    return (ALLOW, None) if done >= s["n"] else (WAIT, None)
-
-
-def _min_followup(s, state, design, as_of, level, exposure):
-    T = design.dlt_window_days
-    counts = level_counts(state, as_of, T)
-    short = [st for st in counts.statuses if st.level == level and st.status == "pending"
-             and st.followup_days < s["days"] - 1e-9]
-    if not short:
-        return ALLOW, None
-    return WAIT, max(st.infusion_day + s["days"] for st in short)
+def _min_median_expansion(s, ctx: GuardContext):
+    people = ctx.level == ctx.current[:, None]
+    known = people & (ctx.as_of[:, None] - ctx.infusion_day >= s["known_after_days"] - _EPS)
+    any_known = known.any(axis=1)
+    med = masked_median(ctx.exposure(s["metric"]), known)
+    verdict = np.where(~any_known, WAIT, np.where(med >= s["min"], ALLOW, STAY))
+    first = np.where(people, ctx.infusion_day, np.inf).min(axis=1) + s["known_after_days"]
+    return verdict, np.where(any_known, np.inf, first)
 
 
 GUARDS = {g.name: g for g in (
@@ -77,10 +89,11 @@ GUARDS = {g.name: g for g in (
               "escalate only if the median known exposure at the current dose reaches a minimum",
               _min_median_expansion, lambda s: (s["known_after_days"],)),
     GuardKind("min_completers", (("n", 2),),
-              "escalate only with at least n complete DLT windows at the current dose", _min_completers),
+              "escalate only with at least n complete DLT windows at the current dose",
+              design_option=("min_completers", "n")),
     GuardKind("min_followup", (("days", 7.0),),
               "escalate only when every pending participant has that much follow-up",
-              _min_followup, lambda s: (s["days"],)),
+              design_option=("min_pending_followup", "days")),
 )}
 
 
@@ -89,8 +102,8 @@ class Guard:
     kind: str
     settings: tuple  # ((key, value), ...)
 
-    def check(self, state, design, as_of, level, exposure):
-        return GUARDS[self.kind].check(dict(self.settings), state, design, as_of, level, exposure)
+    def check(self, ctx: GuardContext):
+        return GUARDS[self.kind].check(dict(self.settings), ctx)
 
     def event_offsets(self) -> tuple:
         return tuple(GUARDS[self.kind].event_offsets(dict(self.settings)))
@@ -98,20 +111,30 @@ class Guard:
 
 @dataclass(frozen=True)
 class RuleSpec:
-    """A decision rule to compare: the engine's design (with overrides) plus guards."""
+    """A decision rule to compare: the engine's design (with overrides, including the guards
+    the engine handles) plus the guards that need kinetics."""
 
     name: str
     design: object  # ctkinetics.escalation.BoinDesign
     guards: tuple = field(default=())
 
-    def check_escalation(self, state, as_of, level, exposure):
-        """First guard that does not allow escalation wins; ``(ALLOW, None)`` if none."""
+    def event_offsets(self) -> tuple:
+        """Days after each infusion on which the rule's decision may change without a DLT or a
+        window ending (guards' information, the engine's follow-up hold)."""
+        out = [o for g in self.guards for o in g.event_offsets()]
+        if self.design.min_pending_followup > 0:
+            out.append(float(self.design.min_pending_followup))
+        return tuple(sorted(set(out)))
+
+    def check_escalation(self, ctx: GuardContext):
+        """Verdict (q,) and wait-until day (q,; inf: the next event): the first guard that does
+        not allow escalation wins."""
+        q = ctx.as_of.size
+        verdict = np.full(q, ALLOW)
+        day = np.full(q, np.inf)
         for g in self.guards:
-            verdict, day = g.check(state, self.design, as_of, level, exposure)
-            if verdict != ALLOW:
-                return verdict, day
-        return ALLOW, None
-
-
-def no_exposure(subject, metric, level):  # pragma: no cover - guarded at spec time
-    return math.nan
+            v, d = g.check(ctx)
+            new = (verdict == ALLOW) & (v != ALLOW)
+            verdict = np.where(new, v, verdict)
+            day = np.where(new & (v == WAIT), d, day)
+        return verdict, day

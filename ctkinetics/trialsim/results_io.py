@@ -1,12 +1,15 @@
-"""Reading a ``ctk trial-sim`` output folder back into a :class:`TrialSimResult`.
+"""A trial-sim output folder: :func:`write_results` writes it, :func:`load_results` reads it back.
 
-``ctk trial-sim SPEC --out DIR`` writes ``DIR/summary.json`` (everything of the result but the
-per-trial table, plus the spec and notes), ``DIR/summary.csv`` (the summary table) and,
-unless ``--no-trials-table``, ``DIR/trials.csv``. :func:`load_results` rebuilds the result
-from them so that the figures of :mod:`ctkinetics.plots.trialsim` and the report can show a
-run made earlier or elsewhere. The summary table is read from ``summary.csv`` when present
-(pandas writes floats with their shortest round-trip repr, so the numbers are exact), else
-from ``summary.json`` (where NaN was written as ``null``).
+The folder (``ctk trial-sim SPEC --out DIR``) holds ``summary.json`` (everything of the
+result but the per-trial table, plus the spec and notes), ``summary.csv`` (the summary
+table), unless ``--no-trials-table`` ``trials.csv``, and ``manifest.json`` (written last by
+:class:`ctkinetics.outputs.OutputFolder`: the folder is complete or absent).
+:func:`load_results` rebuilds the result from them so that the figures of
+:mod:`ctkinetics.plots.trialsim` and the report can show a run made earlier or elsewhere. The
+summary table is read from ``summary.csv`` when present (pandas writes floats with their
+shortest round-trip repr, so the numbers are exact), else from ``summary.json`` (where NaN
+was written as ``null``). CSVs are spreadsheet-safe (:mod:`ctkinetics.outputs.spreadsheet`:
+a rule named ``=HYPERLINK(...)`` is written ``'=HYPERLINK(...)`` and read back unchanged).
 """
 from __future__ import annotations
 
@@ -20,13 +23,51 @@ from ctkinetics.trialsim.result import TrialSimResult
 #: Files of a trial-sim output folder, in the order they are listed in provenance.
 RESULT_FILES = ("summary.json", "summary.csv", "trials.csv")
 _TEXT_COLUMNS = ("rule", "level", "mtd", "phase", "metric")
+#: How to read the numbers of summary.json / summary.csv (stored in summary.json).
+NOTES = (
+    "pct_selected: % of trials selecting the level as MTD (level 'none': no MTD)",
+    "durations in days from the first infusion; escalation ends when the last DLT window "
+    "resolves (or on the day the lowest dose is eliminated), total adds expansion + one window",
+    "CK summaries pool every participant (escalation and expansion) at the level; medians and "
+    "percentiles from 0.01-log10 histograms (within 2.3 %), geometric mean and CV exact",
+)
+
+
+def write_summaries(result: TrialSimResult, out, spec=None) -> None:
+    """Write ``summary.csv`` and ``summary.json`` of ``result`` into ``out``, an open
+    :class:`ctkinetics.outputs.OutputFolder` (the caller commits it; ``trials.csv`` may have
+    been streamed into it by :func:`~ctkinetics.trialsim.simulate_trials`)."""
+    out.write_csv("summary.csv", result.summary)
+    doc = result.to_dict()
+    if spec is not None:
+        doc["spec"] = spec.to_dict()
+    doc["notes"] = list(NOTES)
+    out.write_text("summary.json", json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def write_results(result: TrialSimResult, folder, spec=None, command: str | None = None):
+    """Write ``result`` as a complete trial-sim output folder (atomically, with its manifest):
+    ``summary.csv``, ``summary.json`` and, when the result kept it, ``trials.csv``.
+
+    Returns the folder's :class:`ctkinetics.outputs.Manifest`. :func:`load_results` reads the
+    folder back into an equal result.
+    """
+    from ctkinetics.outputs import OutputFolder
+
+    with OutputFolder(folder, command=command) as out:
+        if result.trials is not None:
+            out.write_csv("trials.csv", result.trials)
+        write_summaries(result, out, spec)
+        return out.commit()
 
 
 def _frame_from_csv(path):
     """A CSV with the label columns kept as text ('none', 'NA' are labels, not missing)."""
     import pandas as pd
 
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    from ctkinetics.outputs import read_csv  # undoes the spreadsheet-safe quoting of labels
+
+    df = read_csv(path, dtype=str, keep_default_na=False)
     for c in df.columns:
         if c not in _TEXT_COLUMNS:
             df[c] = pd.to_numeric(df[c].replace("", math.nan))
@@ -103,4 +144,4 @@ def load_results(folder, trials: bool = False) -> TrialSimResult:
                           exposure, bool(doc.get("kinetics", True)))
 
 
-__all__ = ["load_results", "read_summary_json", "RESULT_FILES"]
+__all__ = ["write_results", "write_summaries", "load_results", "read_summary_json", "RESULT_FILES", "NOTES"]

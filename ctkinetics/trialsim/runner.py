@@ -1,64 +1,75 @@
-"""Running many virtual trials: batches, in this process or on a Dask cluster.
+"""Running many virtual trials: batches on an executor, consumed in order.
 
-``simulate_trials(spec, n_trials, seed, client=None)`` splits trials 0 … n−1 into batches of
+``simulate_trials(spec, n_trials, seed, executor)`` splits trials 0 … n−1 into batches of
 consecutive indices. A batch (:func:`run_batch`) draws each trial from its own seed
-(``SeedSequence(seed, spawn_key=(trial,))``) and returns the batch's per-trial rows and an
-:class:`~ctkinetics.trialsim.aggregate.Accumulator`; curves never leave the worker. Batches
-are consumed in index order (a small reorder buffer), so ``trials.csv`` and the summary are
-identical whatever the number of workers or the order in which batches finish. At most
-``2 × workers`` batches are in flight, which bounds memory for any number of trials.
+(``SeedSequence(seed, spawn_key=(trial,))``), runs the vectorised calendar of every rule
+(:mod:`ctkinetics.trialsim.calendar`) and returns the batch's per-trial table (as CSV text
+and/or columns) and an :class:`~ctkinetics.trialsim.aggregate.Accumulator` of exact integer
+sums; curves never leave the worker. Batches are consumed in index order, so ``trials.csv``
+and the summary are identical whatever the executor, the number of workers or the batch size.
 
-Where the work runs:
-
-- ``client=None``: a ``distributed.LocalCluster`` with ``workers`` single-threaded worker
-  processes (default: one per CPU), closed at the end;
-- ``scheduler="tcp://host:8786"``: an existing Dask cluster;
-- ``client=<distributed.Client>``: that client (left open);
-- ``client="serial"``: this process, no Dask (debugging, tests).
+Executors (:mod:`ctkinetics.trialsim.executors`): :class:`SerialExecutor` (this process),
+:class:`LocalDaskExecutor` (default; a local cluster started for the run),
+:class:`DaskExecutor` (an existing cluster).
 """
 from __future__ import annotations
 
-import math
-import os
 import sys
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from ctkinetics.errors import SettingsError
-from ctkinetics.trialsim.aggregate import Accumulator, accumulate, trial_rows
+from ctkinetics.trialsim.aggregate import TRIAL_COLUMNS, Accumulator, accumulate, trial_columns
+from ctkinetics.trialsim.executors import (DaskExecutor, LocalDaskExecutor, SerialExecutor,
+                                           default_batch_size, legacy_executor)
 from ctkinetics.trialsim.result import TrialSimResult, build_result
 from ctkinetics.trialsim.trial import simulate_trials_local
 
-TRIAL_COLUMNS = ("trial", "rule", "level", "dose", "selected", "mtd", "n", "dlt", "n_expansion",
-                 "dlt_expansion", "cmax_gmean", "cmax_median", "auc0_28_gmean", "auc0_28_median",
-                 "duration_escalation_days", "duration_total_days", "days_suspended", "stop_rule")
+__all__ = ["simulate_trials", "run_batch", "BatchResult", "TRIAL_COLUMNS"]
 
 
 @dataclass
 class BatchResult:
     start: int
     stop: int
-    rows: dict  # column -> list
+    csv: str | None  # the batch's rows of trials.csv (no header), when asked for
+    columns: dict | None  # column -> ndarray, when the table is kept in memory
     acc: Accumulator
 
 
-def run_batch(spec, seed: int, start: int, stop: int) -> BatchResult:
+def _table(columns):
+    import pandas as pd
+
+    return pd.DataFrame(columns, columns=list(TRIAL_COLUMNS))
+
+
+def run_batch(spec, seed: int, start: int, stop: int, csv: bool = True, columns: bool = False) -> BatchResult:
     """Trials ``start`` … ``stop − 1`` (runs on a worker; module-level so it pickles)."""
-    trials = range(start, stop)
-    results = simulate_trials_local(spec, seed, trials)
-    return BatchResult(start, stop, trial_rows(spec, trials, results), accumulate(spec, results))
+    sim = simulate_trials_local(spec, seed, range(start, stop))
+    cols = trial_columns(spec, sim) if csv or columns else None
+    text = None
+    if csv:
+        from ctkinetics.outputs import csv_text
+
+        text = csv_text(_table(cols), header=False)
+    return BatchResult(start, stop, text, cols if columns else None, accumulate(spec, sim))
 
 
 class _Progress:
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on stderr, or calls of ``callback(done, total)``."""
 
-    def __init__(self, total: int, stream=None, enabled: bool = True):
-        self.total, self.done, self.stream, self.enabled = total, 0, stream or sys.stderr, enabled
+    def __init__(self, total: int, stream=None, enabled=True):
+        self.total, self.done, self.stream = total, 0, stream or sys.stderr
+        self.callback = enabled if callable(enabled) else None
+        self.enabled = bool(enabled) and self.callback is None
         self.t0 = time.perf_counter()
 
     def update(self, n: int) -> None:
         self.done += n
+        if self.callback is not None:
+            self.callback(self.done, self.total)
         if not self.enabled:
             return
         frac = self.done / self.total if self.total else 1.0
@@ -76,13 +87,29 @@ def _check_count(name, v, minimum=1):
     return v
 
 
-def _batches(n_trials: int, batch_size: int):
-    return [(s, min(s + batch_size, n_trials)) for s in range(0, n_trials, batch_size)]
+_EXECUTORS = (SerialExecutor, LocalDaskExecutor, DaskExecutor)
 
 
-def simulate_trials(spec, n_trials: int, seed: int, client=None, *, workers: int | None = None,
-                    scheduler: str | None = None, batch_size: int | None = None,
-                    progress: bool = False, trials_path=None, keep_trials: bool = True) -> TrialSimResult:
+def _executor(executor, legacy: dict):
+    """The executor to use; the old ``client=``/``workers=``/``scheduler=``/``batch_size=``
+    arguments still work, with a DeprecationWarning naming the replacement."""
+    if executor is not None and not isinstance(executor, _EXECUTORS):
+        legacy["client"], executor = executor, None  # the old 4th positional argument
+    given = {k: v for k, v in legacy.items() if v is not None}
+    if not given:
+        return executor or LocalDaskExecutor()
+    if executor is not None:
+        raise SettingsError(f"give either an executor or the deprecated {', '.join(given)}, not both")
+    ex = legacy_executor(**legacy)
+    warnings.warn(f"simulate_trials({', '.join(f'{k}=...' for k in given)}) is deprecated; pass "
+                  f"executor={type(ex).__name__}(...) (ctkinetics.trialsim.executors) instead",
+                  DeprecationWarning, stacklevel=3)
+    return ex
+
+
+def simulate_trials(spec, n_trials: int, seed: int, executor=None, *, progress=False,
+                    trials_path=None, keep_trials: bool = True, client=None, workers: int | None = None,
+                    scheduler: str | None = None, batch_size: int | None = None) -> TrialSimResult:
     """Simulate ``n_trials`` virtual trials of ``spec`` under each of its decision rules.
 
     Parameters
@@ -92,136 +119,82 @@ def simulate_trials(spec, n_trials: int, seed: int, client=None, *, workers: int
     n_trials : int
     seed : int
         Trial i uses ``numpy.random.SeedSequence(seed, spawn_key=(i,))``: results do not
-        depend on batching or on the number of workers.
-    client : None, "serial" or distributed.Client
-        See the module doc.
-    workers : int, optional
-        Worker processes of the local cluster (default: CPU count).
-    scheduler : str, optional
-        Address of an existing Dask scheduler.
-    batch_size : int, optional
-        Trials per task (default: about 4 tasks per worker, at most 250 trials).
-    progress : bool
-        Progress bar on stderr.
+        depend on batching, the executor or the number of workers.
+    executor : SerialExecutor, LocalDaskExecutor or DaskExecutor, optional
+        Where the batches run and how big they are (default ``LocalDaskExecutor()``: one
+        worker process per CPU).
+    progress : bool or callable
+        Progress bar on stderr, or ``progress(done, total)`` called after each batch (in
+        trial order).
     trials_path : path, optional
-        Stream the per-trial table to this CSV as batches arrive.
+        Write the per-trial table to this CSV (spreadsheet-safe), streamed as batches arrive
+        into a temporary file beside it that takes the name only when the run completed (a
+        failed run leaves no new ``trials_path``).
     keep_trials : bool
         Keep the per-trial table in the result (set False for very large runs).
+    client, workers, scheduler, batch_size
+        Deprecated: ``client="serial"`` is ``SerialExecutor(batch_size)``, a
+        ``distributed.Client`` or ``scheduler`` address is ``DaskExecutor(...)``, ``workers``
+        is ``LocalDaskExecutor(workers, batch_size)``.
 
     Returns
     -------
     TrialSimResult
 
+    Raises
+    ------
+    ClusterError
+        The Dask cluster failed (lost scheduler, no worker, workers dying repeatedly).
+
     Examples
     --------
-    >>> from ctkinetics.trialsim import load_spec, simulate_trials
-    >>> r = simulate_trials(load_spec("data/sample/trial_sim_seed.toml"), 20, seed=1,
-    ...                     client="serial")                                # doctest: +SKIP
+    >>> from ctkinetics.trialsim import SerialExecutor, load_spec, simulate_trials
+    >>> r = simulate_trials(load_spec("data/sample/trial_sim_seed.toml"), 200, seed=1,
+    ...                     executor=SerialExecutor())                      # doctest: +SKIP
     >>> r.summary[["rule", "level", "pct_selected"]]                       # doctest: +SKIP
     """
-    import pandas as pd
-
     from ctkinetics.trialsim.spec import TrialSpec, load_spec
 
+    executor = _executor(executor, {"client": client, "workers": workers, "scheduler": scheduler,
+                                    "batch_size": batch_size})
     if not isinstance(spec, TrialSpec):
         spec = load_spec(spec)
     n_trials = _check_count("n_trials", n_trials)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise SettingsError(f"seed must be a non-negative integer, got {seed!r}")
-    if workers is not None:
-        _check_count("workers", workers)
-    if scheduler is not None and (client is not None or workers is not None):
-        raise SettingsError("give either a scheduler address or a number of workers/a client, not both")
-
-    own = None
-    if client == "serial":
-        n_workers = 1
-    elif client is None:
-        from distributed import Client, LocalCluster
-
-        if scheduler is not None:
-            try:
-                client = Client(scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise SettingsError(f"cannot connect to the Dask scheduler at {scheduler}: {exc}") from None
-            own = (client, None)
-        else:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-            client = Client(cluster)
-            own = (client, cluster)
-    if client != "serial":
-        n_workers = max(len(client.scheduler_info().get("workers", {})), 1)
-    if batch_size is None:
-        batch_size = max(1, min(250, math.ceil(n_trials / (4 * n_workers))))
-    _check_count("batch_size", batch_size)
-    batches = _batches(n_trials, batch_size)
-
-    bar = _Progress(n_trials, enabled=progress)
     acc = Accumulator(len(spec.rules), len(spec.design.levels))
-    frames = [] if keep_trials else None
-    out = None
-    if trials_path is not None:
-        Path(trials_path).parent.mkdir(parents=True, exist_ok=True)
-        out = open(trials_path, "w", newline="")
-    header = [True]
+    parts = [] if keep_trials else None
+    bar = _Progress(n_trials, enabled=progress)
+    with _trials_file(trials_path) as out, executor.connect() as session:
+        size = executor.batch_size or default_batch_size(n_trials, session.n_workers)
+        tasks = [(s, min(s + size, n_trials), out is not None, keep_trials) for s in range(0, n_trials, size)]
 
-    def consume(res: BatchResult):
-        acc.merge(res.acc)
-        df = pd.DataFrame(res.rows, columns=list(TRIAL_COLUMNS))
-        if out is not None:
-            df.to_csv(out, index=False, header=header[0], lineterminator="\n")
-            header[0] = False
-        if frames is not None:
-            frames.append(df)
-        bar.update(res.stop - res.start)
+        def consume(res: BatchResult):
+            acc.merge(res.acc)
+            if out is not None:
+                out.write(res.csv)
+            if parts is not None:
+                parts.append(_table(res.columns))
+            bar.update(res.stop - res.start)
 
-    try:
-        if client == "serial":
-            for s, e in batches:
-                consume(run_batch(spec, seed, s, e))
-        else:
-            _run_dask(client, spec, seed, batches, consume, max_inflight=2 * n_workers)
-    finally:
-        if out is not None:
-            out.close()
-        if own is not None:
-            own[0].close()
-            if own[1] is not None:
-                own[1].close()
-    trials = pd.concat(frames, ignore_index=True) if frames else None
+        session.run(run_batch, (spec, seed), tasks, consume)
+    trials = None
+    if parts:
+        import pandas as pd
+
+        trials = pd.concat(parts, ignore_index=True)
     return build_result(spec, n_trials, seed, acc, trials)
 
 
-def _run_dask(client, spec, seed, batches, consume, max_inflight: int):
-    from distributed import as_completed
+@contextmanager
+def _trials_file(path):
+    """trials.csv streamed through :func:`ctkinetics.outputs.atomic_file`: a temporary file
+    beside the target that takes its name only when the run completed."""
+    if path is None:
+        yield None
+        return
+    from ctkinetics.outputs import atomic_file
 
-    spec_future = client.scatter(spec, broadcast=True)
-    futures = {}
-    nxt_submit = 0
-    ready = {}
-    nxt_consume = 0
-    done = as_completed()
-
-    def submit():
-        nonlocal nxt_submit
-        while nxt_submit < len(batches) and nxt_submit - nxt_consume < max_inflight:
-            s, e = batches[nxt_submit]
-            f = client.submit(run_batch, spec_future, seed, s, e, pure=False)
-            futures[f.key] = nxt_submit
-            done.add(f)
-            nxt_submit += 1
-
-    submit()
-    try:
-        for f in done:
-            ready[futures.pop(f.key)] = f.result()
-            f.release()
-            while nxt_consume in ready:
-                consume(ready.pop(nxt_consume))
-                nxt_consume += 1
-            submit()
-    except BaseException:
-        for f in list(done.futures):
-            f.cancel()
-        raise
+    with atomic_file(path) as fh:
+        fh.write(",".join(TRIAL_COLUMNS) + "\n")
+        yield fh

@@ -256,6 +256,7 @@ def _rule(sec: Section, design: TrialDesign, kinetics) -> RuleSpec:
             else:
                 over[key] = sec.number(key, minimum=0)
     guards = []
+    engine_options = {}
     raw_guards = sec.raw("guards", [])
     if not isinstance(raw_guards, list):
         raise sec.error("guards", "must be an array of inline tables, e.g. [{kind = \"min_completers\", n = 2}]")
@@ -273,10 +274,20 @@ def _rule(sec: Section, design: TrialDesign, kinetics) -> RuleSpec:
         gsec.done()
         if kind == "min_median_expansion" and kinetics is None:
             raise gsec.error("kind", "min_median_expansion needs kinetics: add an enabled [kinetics] table")
-        guards.append(Guard(kind, tuple(settings)))
+        option = GUARDS[kind].design_option
+        if option is not None:  # the escalation engine's own rule (one home for it)
+            if option[0] in engine_options:
+                raise gsec.error("kind", f"{kind} is given twice")
+            engine_options[option[0]] = dict(settings)[option[1]]
+            try:
+                dataclasses.replace(design.boin, **{option[0]: engine_options[option[0]]})
+            except SettingsError as exc:
+                raise gsec.error(option[1], f"is invalid: {exc}") from None
+        else:
+            guards.append(Guard(kind, tuple(settings)))
     sec.done()
     try:
-        boin = dataclasses.replace(design.boin, **over) if over else design.boin
+        boin = dataclasses.replace(design.boin, **over, **engine_options) if over or engine_options else design.boin
     except SettingsError as exc:
         raise sec.error(None, f"invalid design override: {exc}") from None
     return RuleSpec(name, boin, tuple(guards))

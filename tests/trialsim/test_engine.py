@@ -1,43 +1,71 @@
-"""The fast adapter gives exactly the escalation engine's decide() on random states."""
+"""The calendar's array counts + the engine adapter give exactly the escalation engine's decide().
+
+Random escalation states (participants with infusion days, levels, DLTs and onsets, an earlier
+elimination, a day to decide on) are given both ways: as an EscalationState of Participant
+objects to ctkinetics.escalation.decide() (per-participant status rules, the committee's
+decision), and as arrays to level_counts_arrays + decide_arrays (what the vectorised calendar
+calls for many trials at once).
+"""
 import math
 
 import numpy as np
 import pytest
 
 from ctkinetics.escalation import BoinDesign, EscalationState, Participant, decide
-from ctkinetics.trialsim.engine import engine_step
+from ctkinetics.trialsim.calendar import level_counts_arrays
+from ctkinetics.trialsim.engine import decide_arrays
+
+K = 3
 
 
-def random_state(rng, k=3):
-    n = int(rng.integers(0, 10))
-    parts, day = [], 0.0
-    level = 0
-    for i in range(n):
-        day += float(rng.choice([0.0, 3.0, 7.5, 14.0, 20.0]))
-        level = int(np.clip(level + rng.integers(-1, 2), 0, k - 1))
-        dlt = float(rng.random() < 0.3)
-        dlt_day = float(rng.uniform(1, 28)) if dlt else math.nan
-        parts.append(Participant(f"P{i}", level, day, dlt, dlt_day))
-    elim = None if rng.random() < 0.8 else int(rng.integers(1, k))
-    return EscalationState(("L1", "L2", "L3")[:k], parts, eliminated_from=elim), day
+def random_states(rng, q, k):
+    day = np.cumsum(rng.choice([0.0, 3.0, 7.5, 14.0, 20.0], size=(q, k)), axis=1)
+    step = rng.integers(-1, 2, size=(q, k))
+    level = np.clip(np.cumsum(step, axis=1), 0, K - 1)
+    dlt = rng.random((q, k)) < 0.3
+    onset = np.where(dlt, rng.uniform(1, 28, (q, k)), np.nan)
+    as_of = day[:, -1] + rng.choice([0.0, 5.0, 13.0, 20.0, 40.0], size=q)
+    prev = np.where(rng.random(q) < 0.8, K, rng.integers(1, K, q))
+    return day, level, dlt, onset, as_of, prev
 
 
-@pytest.mark.parametrize("tite", [True, False])
-def test_engine_step_equals_decide(tite):
+@pytest.mark.parametrize("design", [
+    BoinDesign(tite=True, stagger_days=14.0),
+    BoinDesign(tite=False),
+    BoinDesign(target=0.25, cohort_size=2, min_completers=3, min_pending_followup=10.0),
+], ids=["tite", "boin", "guards"])
+def test_array_decisions_equal_decide(design):
     rng = np.random.default_rng(5)
-    design = BoinDesign(tite=tite, stagger_days=14.0)
     seen = set()
-    for _ in range(60):
-        state, last = random_state(rng)
-        as_of = last + float(rng.choice([0.0, 5.0, 13.0, 20.0, 40.0]))
-        ref = decide(state, design, as_of)
-        step, earliest = engine_step(state, design, as_of)
-        seen.add(ref.decision + ("/suspended" if ref.suspended else ""))
-        assert step.decision == ref.decision
-        assert step.suspended == ref.suspended
-        if not step.stopped:
-            assert state.levels[step.next_level] == ref.next_level
-        assert (step.eliminated_from if step.eliminated_from < 3 else None) == ref.eliminated_from
-        assert earliest == ref.earliest_next_infusion_day
+    for k in (1, 2, 4, 6, 9):
+        day, level, dlt, onset, as_of, prev = random_states(rng, 80, k)
+        counts = level_counts_arrays(day, level, dlt, onset, as_of, design.dlt_window_days, K)
+        dec = decide_arrays(design, K, level[:, -1], *counts, prev)
+        for i in range(day.shape[0]):
+            parts = [Participant(f"P{j}", int(level[i, j]), float(day[i, j]), float(dlt[i, j]),
+                                 float(onset[i, j])) for j in range(k)]
+            elim = None if prev[i] == K else int(prev[i])
+            ref = decide(EscalationState(("L1", "L2", "L3"), parts, eliminated_from=elim), design, float(as_of[i]))
+            seen.add((ref.decision, ref.suspended))
+            assert dec.rule[i] == ref.rule_id, (k, i)
+            assert bool(dec.stopped[i]) == (ref.decision == "stop")
+            assert bool(dec.suspended[i]) == ref.suspended
+            assert bool(dec.escalate[i]) == (ref.decision == "escalate")
+            if not dec.stopped[i]:
+                assert ("L1", "L2", "L3")[dec.next_level[i]] == ref.next_level
+            assert (dec.eliminated_from[i] if dec.eliminated_from[i] < K else None) == ref.eliminated_from
     # the random states reach the interesting branches, not only "stay"
-    assert len({s.split("/")[0] for s in seen}) >= 3 and any("suspended" in s for s in seen)
+    assert {d for d, _ in seen} >= {"escalate", "stay", "de-escalate"} and any(s for _, s in seen)
+
+
+def test_counts_by_hand():
+    # window 28, as of day 30: P0 (day 0, no DLT) complete; P1 (day 10, DLT on day 5 after
+    # infusion, so known on day 15) DLT; P2 (day 20, DLT onset 12 -> day 32, not yet known)
+    # pending with u = 10; P3 (day 26, level 1) pending with u = 4.
+    day = np.array([[0.0, 10.0, 20.0, 26.0]])
+    level = np.array([[0, 0, 0, 1]])
+    dlt = np.array([[False, True, True, False]])
+    onset = np.array([[math.nan, 5.0, 12.0, math.nan]])
+    n, y, c, stft, min_u = level_counts_arrays(day, level, dlt, onset, np.array([30.0]), 28.0, 2)
+    assert list(n[0]) == [3, 1] and list(y[0]) == [1, 0] and list(c[0]) == [1, 1]
+    assert stft[0] == pytest.approx([10 / 28, 4 / 28]) and list(min_u[0]) == [10.0, 4.0]

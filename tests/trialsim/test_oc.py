@@ -4,7 +4,7 @@ Monte Carlo error."""
 import numpy as np
 
 from ctkinetics.escalation import BoinDesign, simulate_boin, simulate_tite
-from ctkinetics.trialsim import simulate_trials
+from ctkinetics.trialsim import SerialExecutor, simulate_trials
 
 RATES = (0.1, 0.25, 0.45)
 N = 1200  # our trials; the reference uses 100,000 so its own error is negligible
@@ -17,7 +17,7 @@ def _within_mc(ours_pct, ref_pct, n):
 
 
 def _ours(spec):
-    r = simulate_trials(spec, N, seed=11, client="serial")
+    r = simulate_trials(spec, N, seed=11, executor=SerialExecutor())
     s = r.summary.set_index("level")
     return r, s.loc[["a", "b", "c", "none"], "pct_selected"].to_numpy()
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from ctkinetics.modeling import load_model
-from ctkinetics.trialsim import parse_spec, simulate_trials
+from ctkinetics.trialsim import SerialExecutor, parse_spec, simulate_trials
 from ctkinetics.trialsim.kinetics import KineticsSpec, exposures
-from ctkinetics.trialsim.trial import simulate_trial
+from ctkinetics.trialsim.trial import simulate_trials_local
 
 
 def test_no_toxicity_calendar_by_hand(make_fixed_spec):
@@ -19,19 +19,19 @@ def test_no_toxicity_calendar_by_hand(make_fixed_spec):
     # 84 + 14 has passed and does not chain); 12 reached: end = 126 + 28 = 154. Suspended
     # 3 x 28 days.
     spec = make_fixed_spec((0.0, 0.0, 0.0), tite=True, stagger=14.0, per_month=1e6)
-    _, (out,) = simulate_trial(spec, seed=1, trial=0)
-    days = [round(p[2], 2) for p in out.participants]
-    levels = [p[0] for p in out.participants]
-    assert levels == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+    (out,) = simulate_trials_local(spec, 1, [0]).outcomes
+    given = out.level[0] >= 0
+    days = [round(float(d), 2) for d in out.infusion_day[0, given]]
+    assert list(out.level[0, given]) == [0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2, 2]
     assert days == [0, 14, 14, 42, 56, 56, 84, 98, 98, 126, 126, 126]
-    assert out.duration_escalation == pytest.approx(154.0, abs=0.01)
-    assert out.selected == 2 and list(out.n) == [3, 3, 6]
-    assert out.days_suspended == pytest.approx(3 * 28.0, abs=0.01)
+    assert out.duration_escalation[0] == pytest.approx(154.0, abs=0.01)
+    assert out.selected[0] == 2 and list(out.n[0]) == [3, 3, 6]
+    assert out.days_suspended[0] == pytest.approx(3 * 28.0, abs=0.01)
 
 
 def test_all_toxic_lowest_dose_stops_without_mtd(make_fixed_spec):
     spec = make_fixed_spec((1.0, 1.0, 1.0), tite=False)
-    r = simulate_trials(spec, 30, seed=3, client="serial")
+    r = simulate_trials(spec, 30, seed=3, executor=SerialExecutor())
     s = r.summary.set_index("level")
     assert s.loc["none", "pct_selected"] == 100.0
     # 3 of 3 DLTs eliminate the lowest dose (BOIN table: n = 3 eliminates at 3); nobody is
@@ -49,7 +49,7 @@ def test_guard_that_never_allows_escalation_keeps_everyone_at_start():
         "rules": [{"name": "plain"},
                   {"name": "guarded", "guards": [{"kind": "min_median_expansion", "min": 1e12}]}],
     }
-    r = simulate_trials(parse_spec(doc), 10, seed=2, client="serial")
+    r = simulate_trials(parse_spec(doc), 10, seed=2, executor=SerialExecutor())
     s = r.summary.set_index(["rule", "level"])
     assert s.loc[("guarded", "a"), "mean_participants"] == 9.0
     assert s.loc[("plain", "b"), "mean_participants"] > 0  # without the guard it escalates
@@ -89,11 +89,10 @@ def test_logistic_link_rate_by_hand():
         "toxicity": {"link": "logistic", "metric": "cmax", "reference": 24000.0, "p_at_reference": 0.2,
                      "slope": 1.5},
     }
-    from ctkinetics.trialsim.trial import draw_trials
+    from ctkinetics.trialsim.draws import draw_trials
 
     doc["kinetics"]["typical"] = {"Cmax": [24000.0, 96000.0]}
-    draws = draw_trials(parse_spec(doc), 0, range(400))
-    dlt = np.concatenate([d.dlt for d in draws])
+    dlt = draw_trials(parse_spec(doc), 0, range(400)).dlt.reshape(-1, 2)
     p_hi = 0.2 * 4**1.5 / (0.8 + 0.2 * 4**1.5)
     assert dlt[:, 0].mean() == pytest.approx(0.2, abs=4 * math.sqrt(0.16 / dlt.shape[0]))
     assert dlt[:, 1].mean() == pytest.approx(p_hi, abs=4 * math.sqrt(p_hi * (1 - p_hi) / dlt.shape[0]))

@@ -20,52 +20,70 @@ def add_arguments(parser) -> None:
     where.add_argument("--scheduler", default=None, metavar="ADDR",
                        help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--batch-size", type=int, default=None, metavar="B",
-                        help="trials per Dask task (default: about 4 tasks per worker, at most 250)")
+                        help="trials per task (default: about 4 tasks per worker, 100 to 1000 trials)")
+    parser.add_argument("--retries", type=int, default=1, metavar="R",
+                        help="times a failed Dask task is retried (default 1; a task whose worker died is "
+                             "always given to another worker)")
     parser.add_argument("--no-trials-table", action="store_true",
                         help="do not write trials.csv (summaries only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args) -> int:
-    import json
-    from pathlib import Path
-
+def _executor(args):
     from ctkinetics.errors import SettingsError
-    from ctkinetics.trialsim import load_spec, simulate_trials
+    from ctkinetics.trialsim import DaskExecutor, LocalDaskExecutor, SerialExecutor
 
     if args.workers is not None and args.workers < 0:
         raise SettingsError(f"--workers must be >= 0, got {args.workers}")
-    spec = load_spec(args.spec)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SettingsError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
-    kw = dict(progress=not args.quiet, batch_size=args.batch_size, keep_trials=False,
-              trials_path=None if args.no_trials_table else out / "trials.csv")
+    for name in ("batch_size", "retries"):
+        v = getattr(args, name)
+        if v is not None and v < (1 if name == "batch_size" else 0):
+            raise SettingsError(f"--{name.replace('_', '-')} must be >= {1 if name == 'batch_size' else 0}, got {v}")
     if args.workers == 0:
-        kw["client"] = "serial"
-    elif args.workers is not None:
-        kw["workers"] = args.workers
+        return SerialExecutor(args.batch_size)
     if args.scheduler:
-        kw["scheduler"] = args.scheduler
-    result = simulate_trials(spec, args.trials, args.seed, **kw)
-    result.summary.to_csv(out / "summary.csv", index=False, lineterminator="\n")
-    doc = result.to_dict()
-    doc["spec"] = spec.to_dict()
-    doc["notes"] = [
-        "pct_selected: % of trials selecting the level as MTD (level 'none': no MTD)",
-        "durations in days from the first infusion; escalation ends when the last DLT window "
-        "resolves (or on the day the lowest dose is eliminated), total adds expansion + one window",
-        "CK summaries pool every participant (escalation and expansion) at the level; medians and "
-        "percentiles from 0.01-log10 histograms (within 2.3 %), geometric mean and CV exact",
-    ]
-    (out / "summary.json").write_text(json.dumps(doc, indent=2, allow_nan=False, default=str) + "\n")
+        return DaskExecutor(address=args.scheduler, batch_size=args.batch_size, retries=args.retries)
+    return LocalDaskExecutor(workers=args.workers, batch_size=args.batch_size, retries=args.retries)
+
+
+def _quiet_dask_logs():
+    """Dask logs a lost scheduler or worker with tracebacks; the run reports it in one message."""
+    import logging
+
+    import distributed  # noqa: F401 - its loggers exist (with their configured levels) after import
+
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("distributed", "tornado")]
+    for name in ["distributed", "tornado", "asyncio", *names]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def run(args) -> int:
+    from ctkinetics.cli.commands._output import command_line
+    from ctkinetics.outputs import OutputFolder
+    from ctkinetics.trialsim import SimulationError, load_spec, simulate_trials
+    from ctkinetics.trialsim.results_io import write_summaries
+
+    executor = _executor(args)
+    spec = load_spec(args.spec)
+    out = OutputFolder(args.out, inputs=[args.spec], command=command_line(args))
+    if args.workers != 0:
+        _quiet_dask_logs()
+    try:
+        with out:
+            result = simulate_trials(spec, args.trials, args.seed, executor, progress=not args.quiet,
+                                     keep_trials=False,
+                                     trials_path=None if args.no_trials_table else out.path("trials.csv"))
+            write_summaries(result, out, spec)
+            out.commit()
+    except SimulationError as exc:
+        print(f"\nctk {args.command}: error: {exc}. The run stopped: {args.out} was not written "
+              "(a previous complete run there is left as it was).", file=sys.stderr)
+        return 1
     cols = ["rule", "level", "pct_selected", "mean_participants", "mean_dlts", "mean_expansion"]
     print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     dur = result.durations
     for row in dur.itertuples(index=False):
         print(f"{row.rule}: {row.phase} duration mean {row.mean_days:.0f} d, median {row.q50_days:.0f} d")
-    print(f"wrote {out / 'summary.csv'}, {out / 'summary.json'}"
-          + ("" if args.no_trials_table else f", {out / 'trials.csv'}"), file=sys.stderr)
+    print(f"wrote {args.out}: summary.csv, summary.json" + ("" if args.no_trials_table else ", trials.csv")
+          + ", manifest.json", file=sys.stderr)
     return 0
