@@ -31,18 +31,27 @@ below ``gtol``. A subject whose damping exceeds 1e16 first is not converged.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ctkinetics.estimation.objective import Group
 
 MAX_ITER = 300
+#: Message of a row stopped by the deadline.
+TIME_LIMIT = "time limit reached"
 _LAMBDA0 = 1e-3
 _LAMBDA_MAX = 1e16
 
 
 def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10,
-                        max_iter=MAX_ITER):
+                        max_iter=MAX_ITER, lower=None, upper=None, deadline=None):
     """Minimise Σ r² of every subject of ``group`` from ``theta0`` (G, p).
+
+    ``lower``/``upper`` (p,) or (G, p) narrow the group's bounds per row (the switch-time
+    screen bounds Tmax to one sampling interval; equal bounds hold a parameter fixed);
+    ``deadline`` (a ``time.perf_counter()`` value) stops the rows still iterating, with the
+    message ``time limit reached``.
 
     Returns
     -------
@@ -52,9 +61,11 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
     n_iter : ndarray (G,) int
         Jacobian evaluations per subject.
     """
-    lo, hi = group.lower, group.upper
-    theta = np.clip(np.array(np.atleast_2d(theta0), dtype=float), lo, hi)
+    theta = np.array(np.atleast_2d(theta0), dtype=float)
     G, p = theta.shape
+    lo = np.broadcast_to(group.lower if lower is None else lower, (G, p))
+    hi = np.broadcast_to(group.upper if upper is None else upper, (G, p))
+    theta = np.clip(theta, lo, hi)
     r = group.residuals(theta)
     cost = np.einsum("gm,gm->g", r, r)
     lam = np.full(G, _LAMBDA0)
@@ -72,6 +83,10 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
         act = np.flatnonzero(~done)
         if act.size == 0:
             break
+        if deadline is not None and time.perf_counter() > deadline:
+            for i in act:
+                done[i], msg[i] = True, TIME_LIMIT
+            break
         need = act[stale[act]]
         if need.size:
             J[need] = group.take(need).jacobian_blocks(theta[need], r0=r[need])
@@ -79,8 +94,8 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
             A[need] = np.einsum("gmp,gmq->gpq", J[need], J[need])
             n_iter[need] += 1
             stale[need] = False
-        th, ga, Aa = theta[act], g[act], A[act]
-        fixed = ((th <= lo) & (ga > 0)) | ((th >= hi) & (ga < 0))
+        th, ga, Aa, lo_a, hi_a = theta[act], g[act], A[act], lo[act], hi[act]
+        fixed = ((th <= lo_a) & (ga > 0)) | ((th >= hi_a) & (ga < 0)) | (lo_a >= hi_a)
         gfree = np.where(fixed, 0.0, ga)
         gmax = np.max(np.abs(gfree), axis=1)
         small_g = gmax <= gtol
@@ -92,6 +107,7 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
         keep = ~small_g
         act, th, ga, Aa, fixed, gfree = (act[keep], th[keep], ga[keep], Aa[keep], fixed[keep],
                                          gfree[keep])
+        lo_a, hi_a = lo_a[keep], hi_a[keep]
         if act.size == 0:
             continue
         d = np.einsum("gpp->gp", Aa)
@@ -106,7 +122,7 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
             except np.linalg.LinAlgError:
                 delta = np.stack([_lstsq(Mi, -gi) for Mi, gi in zip(M, gfree)])
         delta = np.where(np.isfinite(delta), delta, 0.0)
-        new = np.clip(th + delta, lo, hi)
+        new = np.clip(th + delta, lo_a, hi_a)
         step = new - th
         r_new = group.take(act).residuals(new)
         cost_new = np.einsum("gm,gm->g", r_new, r_new)
@@ -156,4 +172,4 @@ def _lstsq(M, b):
     return np.linalg.lstsq(M, b, rcond=None)[0]
 
 
-__all__ = ["levenberg_marquardt", "MAX_ITER"]
+__all__ = ["levenberg_marquardt", "MAX_ITER", "TIME_LIMIT"]

@@ -11,6 +11,8 @@ ML Wald or profile CIs, flags → IPRED/IWRES/P(BLQ) → derived exposure.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ctkinetics.errors import SettingsError
@@ -19,16 +21,16 @@ from ctkinetics.estimation.derived import derived_batch
 from ctkinetics.estimation.fitproblem import FitProblem
 from ctkinetics.estimation.likelihood import EXCLUDED
 from ctkinetics.estimation.objective import Group
-from ctkinetics.estimation.optimize import bounds_of, minimize, multistart
-from ctkinetics.estimation.results import (
-    PREDICTION_COLUMNS, FitResult, SubjectFit, empty_parameters,
-)
+from ctkinetics.estimation.optimize import bounds_of, multistart
+from ctkinetics.estimation.results import FitResult
+from ctkinetics.estimation.subject_result import failed_fit, subject_fit
 
 
 # --------------------------------------------------------------------------------------
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
-        starts=4, seed=0, fixed=None, profile=False, derived=True, jobs=1, batch_size=1000,
-        progress=None, engine="auto", ci="wald-t", estimate=None) -> FitResult:
+        starts=4, seed=0, fixed=None, profile=None, derived=True, jobs=1, batch_size=1000,
+        progress=None, engine="auto", ci="wald-t", estimate=None,
+        time_limit=None) -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
     Parameters
@@ -47,7 +49,13 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         BLQ method; M3 (censored likelihood, each sample's own LLOQ) by default.
     error : {'proportional', 'additive', 'combined'}
     starts : int
-        Number of starts: the model defaults plus ``starts - 1`` seeded draws in the bounds.
+        Full local optimisations: the model defaults plus ``starts - 1`` seeded draws in the
+        bounds. With two or more, a model with a switch-time parameter (stein2019's Tmax)
+        also gets the switch-interval screen (one bounded fit per sampling interval, its two
+        best solutions starting full fits: :mod:`ctkinetics.estimation.starts`); an optimum
+        whose switch time sits on a sample is polished with the switch held. The fits table
+        counts every run (``n_starts``), those at the best within 0.01 −2LL
+        (``n_starts_at_best``) and the best distinct other optimum (``ofv_second``).
     seed : int
     fixed : dict, "A=1,B=2" or list of "NAME=VALUE", optional
         Model parameters held at the given natural-scale values.
@@ -55,14 +63,16 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         Exactly the model parameters estimated; the others are fixed (at ``fixed`` or the
         model default). Default: those the model file does not declare ``estimate = false``.
     profile : bool or list of str
-        Profile-likelihood 95 % CIs (for all parameters, or those named) instead of Wald.
-    ci : {'wald-t', 'wald', 'profile'}
+        Deprecated (DeprecationWarning): ``ci="profile"`` or ``ci=Profile("A", "B")``.
+    ci : {'wald-t', 'wald', 'profile'} or Profile
         95 % CI method (:data:`ctkinetics.estimation.uncertainty.CI_METHODS`). ``wald-t``
         (default, R ``nls``'s small-sample convention): θ̂ ± t₀.₉₇₅(n − p)·sqrt(n/(n − p))·SE
         for the kinetic parameters, n observations in the likelihood, p kinetic parameters
         and scale factors; ``wald``: θ̂ ± 1.96·SE (NONMEM's); ``profile``: profile likelihood
-        for every parameter. SEs are always the ML Hessian's. The parameter rows name the
-        method of each interval (``ci_method``), the fits rows the method and df.
+        for every parameter; ``Profile("A", "B", otherwise="wald-t")`` for those named.
+        SEs are always the ML Hessian's. The parameter rows name the method of each
+        interval (``ci_method``; ``none`` for a parameter flagged ``not_estimable``, whose
+        SE and CI are blank), the fits rows the method and df.
     derived : bool
         Compute model-based Cmax, Tmax, AUC0-28 and the model's derived quantities.
     jobs : int
@@ -83,34 +93,43 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         −2LL: from one start they can end in different local minima of a multimodal
         subject — the starts are the remedy. ``fits_frame()`` names every subject's engine.
 
+    time_limit : float, optional
+        Wall-clock limit in seconds per fit (a stack of subjects fitted together shares
+        it); a subject still being optimised then is failed with that reason. Default: none.
+
     Returns
     -------
     FitResult
-        A failure in one subject gives ``success=False`` and a message in its row; the batch
-        carries on.
+        A subject whose fit raised, hit the time limit or ended on non-finite estimates or
+        predictions has ``failed=True`` and the reason in its message (``FitResult.failed``
+        lists them); one that did not converge has ``success=False``; the batch carries on.
     """
     if int(starts) < 1:
         raise SettingsError(f"starts must be >= 1 (got {starts})")
+    ci = unc.resolve_ci(ci, profile)
     problem = FitProblem.build(dataset, model, analytes=analytes, subjects=subjects, blq=blq,
                                error=error, estimate=estimate, fixed=fixed)
-    return fit_problem(problem, starts=starts, seed=seed, profile=profile, derived=derived,
-                       jobs=jobs, batch_size=batch_size, progress=progress, engine=engine,
-                       ci=ci)
+    return fit_problem(problem, starts=starts, seed=seed, derived=derived, jobs=jobs,
+                       batch_size=batch_size, progress=progress, engine=engine, ci=ci,
+                       time_limit=time_limit)
 
 
-def fit_problem(problem: FitProblem, starts=4, seed=0, profile=False, derived=True, jobs=1,
-                batch_size=1000, progress=None, engine="auto", ci="wald-t") -> FitResult:
+def fit_problem(problem: FitProblem, starts=4, seed=0, derived=True, jobs=1, batch_size=1000,
+                progress=None, engine="auto", ci="wald-t", time_limit=None) -> FitResult:
     """Individual fits of a built :class:`FitProblem` (see :func:`fit` for the options)."""
     model, err, layout, data = problem.model, problem.error, problem.layout, problem.subjects
     blqm = problem.blq
     from ctkinetics.estimation.optimize import resolve_engine
 
     resolve_engine(engine, 1)  # reject an unknown engine before any work
-    if ci not in unc.CI_METHODS:
-        raise SettingsError(f"unknown CI method '{ci}'; choose one of {', '.join(unc.CI_METHODS)}")
+    ci = unc.resolve_ci(ci)
+    if time_limit is not None and not float(time_limit) > 0:
+        raise SettingsError(f"time_limit must be a positive number of seconds (got "
+                            f"{time_limit})")
     chunks = _chunks(data, max(1, int(batch_size)))
-    opts = dict(starts=int(starts), seed=int(seed), profile=profile, derived=derived,
-                model_name=model.name, blq=blqm.name, error=err.name, engine=engine, ci=ci)
+    opts = dict(starts=int(starts), seed=int(seed), derived=derived, model_name=model.name,
+                blq=blqm.name, error=err.name, engine=engine, ci=ci,
+                time_limit=None if time_limit is None else float(time_limit))
     results = {}
     done = 0
     for chunk_fits in _run_chunks(model, layout, err, chunks, opts, jobs):
@@ -120,8 +139,11 @@ def fit_problem(problem: FitProblem, starts=4, seed=0, profile=False, derived=Tr
         if progress is not None:
             progress(done, len(data))
     fits = tuple(results[s] for s in problem.subject_ids)
+    profile = False if ci.profiled is None else (True if ci.profiled == () else
+                                                 list(ci.profiled))
     settings = dict(starts=int(starts), seed=int(seed), fixed=problem.fixed,
-                    estimate=problem.estimated, profile=profile, ci=ci, engine=engine,
+                    estimate=problem.estimated, profile=profile, ci=ci.name, engine=engine,
+                    time_limit=opts["time_limit"],
                     analytes=tuple(problem.analytes),
                     scale_factors=tuple(m.scale_param for m in problem.maps if m.scale_param))
     return FitResult(model.name, blqm.name, err.name, tuple(problem.analytes), fits,
@@ -183,26 +205,19 @@ def fit_chunk(model, layout, err, members, opts):
             for m in members:
                 out += fit_chunk(model, layout, err, [m], opts)
             return out
-        return [_failed(members[0], layout, opts, f"{type(exc).__name__}: {exc}")]
-
-
-def _failed(subj, layout, opts, message):
-    return SubjectFit(
-        subject=subj.subject, model=opts["model_name"], blq_method=opts["blq"],
-        error_model=opts["error"], success=False, message=message, ofv=np.nan,
-        n_obs=subj.n_obs, n_blq=subj.n_blq, n_params=len(layout.specs), aic=np.nan,
-        bic=np.nan, n_starts=opts["starts"], n_starts_at_best=0, flags=("not_converged",),
-        param_columns=empty_parameters(subj.subject, layout.specs),
-        pred_columns=_prediction_rows(subj, None), engine="",
-        ci_method=opts["ci"])
+        return [failed_fit(members[0], layout, opts, f"failed: {type(exc).__name__}: {exc}")]
 
 
 def _fit_group(group: Group, opts) -> list:
-    opt = multistart(group, opts["starts"], opts["seed"], engine=opts["engine"])
+    limit = opts.get("time_limit")
+    deadline = None if limit is None else time.perf_counter() + float(limit)
+    opt = multistart(group, opts["starts"], opts["seed"], engine=opts["engine"],
+                     deadline=deadline)
     out = [None] * group.G
     keep = range(group.G)
-    H = unc.hessian(group, np.where(np.isfinite(opt.theta), opt.theta, 0.0))
-    diag = group.diagnostics(np.where(np.isfinite(opt.theta), opt.theta, 0.0))
+    finite = np.where(np.isfinite(opt.theta), opt.theta, 0.0)
+    H = unc.hessian(group, finite)
+    diag = group.diagnostics(finite)
     lo, hi = bounds_of(group)
     # the uncertainty of the whole stack at once: bounds, covariances, SEs, correlations
     bound = unc.at_bounds(opt.theta, lo, hi)
@@ -212,8 +227,8 @@ def _fit_group(group: Group, opts) -> list:
         corr = cov / (se[:, :, None] * se[:, None, :])
     derived = _derived(group, opt) if opts["derived"] else {}
     for g in keep:
-        out[g] = _subject_fit(group, g, opt, (bound[g], cov[g], bool(singular[g]), se[g],
-                                              corr[g]), diag, opts, derived.get(g))
+        out[g] = subject_fit(group, g, opt, (bound[g], cov[g], bool(singular[g]), se[g],
+                                             corr[g]), diag, opts, derived.get(g))
     return out
 
 
@@ -237,121 +252,6 @@ def _derived(group, opt):
     except Exception:  # noqa: BLE001 - a derived value must never sink the fit
         return {}
     return dict(zip(ok.tolist(), rows))
-
-
-def _subject_fit(group, g, opt, uncertainty, diag, opts, derived=None):
-    subj = group.subjects[g]
-    specs = group.layout.specs
-    names = [s.name for s in specs]
-    theta = opt.theta[g]
-    ok = bool(opt.success[g]) and np.isfinite(opt.ofv[g])
-    bound, cov, singular, se, corr = uncertainty
-    struct = np.array([sp.role != "sigma" for sp in specs])
-    mult, df = unc.small_sample_quantile(subj.n_obs, int(struct.sum()))
-    ci_method = np.array(["wald"] * len(specs), dtype=object)
-    quantile = np.full(len(specs), unc.Z95)
-    if opts["ci"] != "wald" and np.isfinite(df):
-        quantile[struct] = mult
-        ci_method[struct] = "wald-t"
-    est, se_nat, rse, ci_lo, ci_hi = unc.wald(theta, se, group.is_log, quantile)
-    prof = opts["profile"] or (opts["ci"] == "profile")
-    if prof and ok:
-        wanted = names if prof is True else [p for p in names if p in set(prof)]
-        g1 = Group(group.model, group.layout, group.error, [subj])
-        for name in wanted:
-            j = names.index(name)
-            try:
-                a, b = unc.profile_ci(g1, theta, j, opt.ofv[g], se[j], _fixed_refit(g1))
-            except Exception:  # noqa: BLE001 - keep the Wald interval
-                continue
-            ci_lo[j], ci_hi[j] = (np.exp(a), np.exp(b)) if specs[j].log else (a, b)
-            ci_method[j] = "profile"
-    flags = unc.parameter_flags(names, rse, corr, bound, singular, ok)
-    kinks = _switch_at_sample(group.model, specs, est, subj)
-    for j in kinks:
-        flags[j] = ";".join([f for f in (flags[j], "at_sample_time") if f])
-    k_ = len(specs)
-    params = {
-        "subject": np.full(k_, subj.subject, dtype=object),
-        "parameter": np.array(names, dtype=object), "estimate": est, "se": se_nat,
-        "rse_pct": rse, "ci_low": ci_lo, "ci_high": ci_hi,
-        "unit": np.array([s.unit for s in specs], dtype=object),
-        "flags": np.array(flags, dtype=object),
-        "scale": np.array(["log" if s.log else "linear" for s in specs], dtype=object),
-        "estimate_transformed": np.asarray(theta, float), "se_transformed": se,
-        "ci_method": ci_method, "role": np.array([s.role for s in specs], dtype=object)}
-    fit_flags = []
-    if not ok:
-        fit_flags.append("not_converged")
-    if singular:
-        fit_flags.append("non_identifiable")
-    if bound.any():
-        fit_flags.append("at_bound")
-    if np.any(rse > unc.RSE_LIMIT):
-        fit_flags.append("rse>50%")
-    if kinks:
-        fit_flags.append("at_sample_time")
-    off = np.abs(corr[~np.eye(len(specs), dtype=bool)])
-    if np.any(off[np.isfinite(off)] > unc.CORR_LIMIT):
-        fit_flags.append("corr>0.95")
-    n_obs, k = subj.n_obs, len(specs)
-    ofv = float(opt.ofv[g])
-    der = derived if ok else None
-    return SubjectFit(
-        subject=subj.subject, model=opts["model_name"], blq_method=opts["blq"],
-        error_model=opts["error"], success=ok,
-        message=("converged" if ok else "not converged") + (f" ({opt.message[g]})"
-                                                           if opt.message[g] else ""),
-        ofv=ofv, n_obs=n_obs, n_blq=subj.n_blq, n_params=k, aic=ofv + 2 * k,
-        bic=ofv + k * np.log(max(n_obs, 1)), n_starts=opts["starts"],
-        n_starts_at_best=int(opt.n_starts_at_best[g]), flags=tuple(fit_flags),
-        param_columns=params, cov=cov,
-        pred_columns=_prediction_rows(subj, [(f[g, :len(a.times)], w[g, :len(a.times)],
-                                             p[g, :len(a.times)])
-                                            for (f, w, p), a in zip(diag, subj.analytes)]),
-        derived_rows=der,
-        start_history=tuple(opt.starts[g]), ci_method=opts["ci"],
-        ci_df=float(df) if opts["ci"] != "wald" else np.inf,
-        engine=opt.engine[g] if opt.engine else "lmfit")
-
-
-def _switch_at_sample(model, specs, est, subj):
-    """Indices of estimated switch times (e.g. stein2019's Tmax, the end of expansion) that
-    sit on a sampling time: the −2LL has a kink there (that sample changes phase), so its
-    Hessian — and the Wald SE and CI — mean little; the profile CI is the one to use."""
-    switches = set(getattr(model, "switch_names", ()) or ())
-    if not switches:
-        return []
-    times = np.concatenate([a.times for a in subj.analytes]) if subj.analytes else []
-    out = []
-    for j, sp in enumerate(specs):
-        if sp.role == "model" and sp.model_name in switches and np.isfinite(est[j]):
-            if np.any(np.abs(np.asarray(times) - est[j]) <= 1e-6 * max(abs(est[j]), 1e-12)):
-                out.append(j)
-    return out
-
-
-def _fixed_refit(group1):
-    def refit(theta_start, j):
-        vary = np.ones(theta_start.size, bool)
-        vary[j] = False
-        theta, ok, _, _ = minimize(group1, theta_start[None, :], vary=vary, tol=1e-8)
-        return theta[0], float(group1.ofv(theta)[0])
-    return refit
-
-
-def _prediction_rows(subj, diag) -> dict:
-    """Columns of the predictions table (:data:`PREDICTION_COLUMNS`) of one subject."""
-    c = subj.columns
-    n = len(c["time"])
-    out = {k: c[k] for k in ("subject", "analyte", "time", "observed", "blq", "lloq",
-                             "status", "reason")}
-    ipred, iwres, p_blq = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
-    if diag is not None:
-        for a, (f, w, p) in zip(subj.analytes, diag):
-            ipred[a.rows], iwres[a.rows], p_blq[a.rows] = f, w, p
-    out.update(ipred=ipred, iwres=iwres, p_blq=p_blq)
-    return {k: out[k] for k in PREDICTION_COLUMNS}
 
 
 __all__ = ["fit", "fit_problem", "fit_chunk", "EXCLUDED"]

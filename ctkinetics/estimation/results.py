@@ -12,10 +12,10 @@ PARAMETER_COLUMNS = ["subject", "parameter", "estimate", "se", "rse_pct", "ci_lo
                      "ci_method", "role"]
 FIT_COLUMNS = ["subject", "model", "blq_method", "error_model", "success", "n_obs", "n_blq",
                "n_params", "ofv", "aic", "bic", "n_starts", "n_starts_at_best", "flags",
-               "message", "engine", "ci_method", "ci_df"]
+               "message", "engine", "ci_method", "ci_df", "failed", "ofv_second"]
 DERIVED_COLUMNS = ["subject", "analyte", "quantity", "value", "unit"]
 PREDICTION_COLUMNS = ["subject", "analyte", "time", "observed", "blq", "lloq", "ipred", "iwres",
-                      "p_blq", "status", "reason"]
+                      "p_blq", "status", "reason", "flags"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +27,9 @@ class SubjectFit:
     subject, model, blq_method, error_model : str
     success : bool
         The optimiser converged (a failed subject has ``success=False`` and a message).
+    failed : bool
+        No usable estimates: the fit raised, hit the time limit or ended on a non-finite
+        estimate, objective or prediction; ``message`` gives the reason.
     message : str
     ofv : float
         −2·log-likelihood at the estimates, all constants kept.
@@ -36,8 +39,13 @@ class SubjectFit:
     aic, bic : float
         ofv + 2·n_params and ofv + n_params·ln(n_obs).
     n_starts, n_starts_at_best : int
+        Local optimisations run (starts, switch-interval screen, polish) and how many of them
+        reached the best −2LL within ``optimize.SAME_OPTIMUM`` (0.01).
+    ofv_second : float
+        −2LL of the best distinct other optimum found (NaN: none); within 3.84 of ``ofv`` it
+        raises the ``second_optimum`` flag.
     flags : tuple of str
-        Fit-level flags: ``not_converged``, ``non_identifiable``, ``at_bound``, ...
+        Fit-level flags, ids of :data:`ctkinetics.estimation.flags.FLAGS`.
     parameters : DataFrame
         One row per parameter (columns :data:`PARAMETER_COLUMNS`).
     covariance, correlation : DataFrame
@@ -84,6 +92,8 @@ class SubjectFit:
     engine: str = "lmfit"
     ci_method: str = "wald-t"
     ci_df: float = np.nan
+    failed: bool = False
+    ofv_second: float = np.nan
 
     @cached_property
     def parameters(self) -> pd.DataFrame:
@@ -118,7 +128,8 @@ class SubjectFit:
 
     @cached_property
     def starts(self) -> pd.DataFrame:
-        return pd.DataFrame(list(self.start_history), columns=["start", "ofv", "success"])
+        return pd.DataFrame([tuple(r) for r in self.start_history],
+                            columns=["start", "ofv", "success"])
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy parameter table (a copy)."""
@@ -135,7 +146,8 @@ class SubjectFit:
                 "ofv": self.ofv, "aic": self.aic, "bic": self.bic, "n_starts": self.n_starts,
                 "n_starts_at_best": self.n_starts_at_best, "flags": ";".join(self.flags),
                 "message": self.message, "engine": self.engine,
-                "ci_method": self.ci_method, "ci_df": self.ci_df}
+                "ci_method": self.ci_method, "ci_df": self.ci_df, "failed": self.failed,
+                "ofv_second": self.ofv_second}
 
 
 def _frame(cols, columns):
@@ -217,7 +229,17 @@ class FitResult:
 
     @property
     def n_failed(self) -> int:
+        """Subjects not fitted: failed (no estimates) or not converged."""
         return int(sum(not f.success for f in self.fits))
+
+    @property
+    def failed(self) -> list:
+        """Subjects whose fit failed (no usable estimates; the reason is their message)."""
+        return [f.subject for f in self.fits if f.failed]
+
+    def flagged(self) -> dict:
+        """subject -> flags, for the subjects whose fit carries any flag."""
+        return {f.subject: list(f.flags) for f in self.fits if f.flags}
 
     def estimates_wide(self) -> pd.DataFrame:
         """subject × parameter table of natural-scale estimates."""

@@ -25,10 +25,20 @@ estimation scale and back-transformed for ``log`` parameters (out-of-range bound
   degrees of freedom per subject (n − p ≈ 5–20 in CAR-T data) it under-covers:
   ``benchmarks/recovery.py`` measured 74–88 % for the stein2019 parameters.
 * ``profile`` — {θ_j : min over the others of −2LL(θ) − −2LL(θ̂) ≤ χ²₁(0.95) = 3.841}
-  (``fit(profile=...)``, slower: each bound re-optimises the other parameters).
+  (slower: each bound re-optimises the other parameters). ``fit(ci="profile")`` profiles
+  every parameter, ``fit(ci=Profile("CL", "ke"))`` those named (Wald-t for the others,
+  ``Profile(..., otherwise="wald")`` for 1.96·SE); the former ``profile=`` keyword still
+  works with a DeprecationWarning.
+
+A parameter the data do not determine — at a bound, without a finite SE, or whose 95 %
+interval is wider than a factor :data:`ctkinetics.formatting.MAX_INTERVAL_FOLD` or reaches
+past both of its bounds — is flagged ``not_estimable`` and its SE, RSE and CI are left
+blank (:func:`not_estimable`): an interval such as [3e-130, 2.6e133] informs nobody.
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -36,6 +46,8 @@ from scipy.optimize import brentq
 from scipy.stats import chi2, norm
 from scipy.stats import t as student_t
 
+from ctkinetics.errors import SettingsError
+from ctkinetics.estimation.flags import FLAGS
 from ctkinetics.estimation.objective import Group
 
 Z95 = float(norm.ppf(0.975))
@@ -46,10 +58,71 @@ CI_METHODS = {
     "wald": "θ ± 1.96·SE, ML Hessian (NONMEM convention)",
     "profile": "−2LL profile rises by 3.841",
 }
-RSE_LIMIT = 50.0
-CORR_LIMIT = 0.95
+RSE_LIMIT = FLAGS["rse>50%"].limit
+CORR_LIMIT = FLAGS["corr>0.95"].limit
 #: smallest eigenvalue / largest of the Hessian below which it counts as singular
-SINGULAR_RATIO = 1e-10
+SINGULAR_RATIO = FLAGS["non_identifiable"].limit
+
+
+@dataclass(frozen=True)
+class CIMethod:
+    """A 95 % CI rule: ``wald`` (``'wald-t'`` or ``'wald'``) for every parameter, and the
+    profile likelihood for ``profiled`` (None: none; an empty tuple: every parameter)."""
+
+    wald: str = "wald-t"
+    profiled: tuple | None = None
+
+    @property
+    def name(self) -> str:
+        """The CI method as the fits table names it."""
+        return "profile" if self.profiled == () else self.wald
+
+    def profiles(self, name) -> bool:
+        return self.profiled is not None and (self.profiled == () or name in self.profiled)
+
+
+class Profile(CIMethod):
+    """Profile-likelihood CIs for the parameters named (every parameter when none), the
+    ``otherwise`` Wald rule for the others: ``fit(ci=Profile("CL", "ke"))``."""
+
+    def __init__(self, *parameters, otherwise="wald-t"):
+        if otherwise not in ("wald-t", "wald"):
+            raise SettingsError(f"Profile(otherwise=...) must be 'wald-t' or 'wald' "
+                                f"(got '{otherwise}')")
+        super().__init__(otherwise, tuple(str(p) for p in parameters))
+
+
+def resolve_ci(ci="wald-t", profile=False) -> CIMethod:
+    """The CI rule of ``fit(ci=..., profile=...)``: a name of :data:`CI_METHODS` or a
+    :class:`CIMethod`; ``profile`` (True or names) is the former way to ask for profiles."""
+    if isinstance(ci, CIMethod):
+        out = ci
+    elif ci in CI_METHODS:
+        out = CIMethod("wald-t", ()) if ci == "profile" else CIMethod(ci, None)
+    else:
+        raise SettingsError(f"unknown CI method '{ci}'; choose one of {', '.join(CI_METHODS)}"
+                            " or pass Profile(...)")
+    if profile is not None and profile is not False:
+        warnings.warn("fit(profile=...) is deprecated: pass ci='profile' (every parameter) "
+                      "or ci=Profile('A', 'B')", DeprecationWarning, stacklevel=3)
+        names = () if profile is True else tuple(
+            [profile] if isinstance(profile, str) else profile)
+        out = CIMethod(out.wald, names if out.profiled != () else ())
+    return out
+
+
+def not_estimable(bound, se, ci_low, ci_high, lower, upper):
+    """True for a parameter the data do not determine (module docstring): at a bound,
+    SE not finite, or a 95 % interval (natural scale) not finite, wider than
+    MAX_INTERVAL_FOLD (positive intervals) or past both bounds."""
+    from ctkinetics.formatting import MAX_INTERVAL_FOLD
+
+    lo, hi = np.asarray(ci_low, float), np.asarray(ci_high, float)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        wide = (lo > 0) & (hi / np.where(lo > 0, lo, 1.0) > MAX_INTERVAL_FOLD)
+        past = (lo < lower) & (hi > upper)
+    return (np.asarray(bound, bool) | ~np.isfinite(se) | ~np.isfinite(lo) | ~np.isfinite(hi)
+            | wide | past)
 
 
 def fd_steps(group: Group, theta):

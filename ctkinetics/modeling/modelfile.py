@@ -10,7 +10,8 @@ Layout (see ``models/stein2019.toml`` for a complete example)::
 
     name = "stein2019"            # identifier; lower case, digits, underscore
     title = "..."; reference = "..."; population = "..."; time_unit = "day"
-    [parameters.Cmax]             # default, lower, upper, unit, scale, description, source, omega2
+    [parameters.Cmax]             # default, lower, upper, unit, scale, description, source, omega2,
+                                  # estimate (true/false: estimated by default in fits)
     [covariates.dose]             # default, unit, description
     [definitions]                 # ordered: name = "expression of parameters/covariates"
     [states.E]                    # initial = "expression", unit, description
@@ -41,7 +42,8 @@ _TOP_KEYS = {
     "parameters", "covariates", "definitions", "states", "phases", "observables", "derived",
     "solver",
 }
-_PARAM_KEYS = {"default", "lower", "upper", "unit", "scale", "description", "source", "omega2"}
+_PARAM_KEYS = {"default", "lower", "upper", "unit", "scale", "description", "source", "omega2",
+               "estimate"}
 MAX_FILE_BYTES = 200_000
 
 
@@ -173,6 +175,8 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
         omega2 = spec.get("omega2")
         if omega2 is not None and (isinstance(omega2, bool) or not isinstance(omega2, (int, float))):
             raise src.error(f"parameter '{pname}': 'omega2' must be a number", pname, token=pname)
+        if not isinstance(spec.get("estimate", True), bool):
+            raise src.error(f"parameter '{pname}': 'estimate' must be true or false", pname, token=pname)
         try:
             parameters.append(
                 Parameter(
@@ -185,6 +189,7 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
                     description=spec.get("description", ""),
                     source=spec["source"],
                     omega2=None if omega2 is None else float(omega2),
+                    estimate=spec.get("estimate", True),
                 )
             )
         except ValueError as exc:
@@ -270,8 +275,8 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
         derived.append(Derived(dname, expr(spec["expr"], base, dname, "derived"), str(spec.get("unit", "")), str(spec.get("description", ""))))
 
     solver = table("solver")
-    rtol = solver.get("rtol", 1e-8)
-    atol = solver.get("atol", 1e-10)
+    rtol = solver.get("rtol", 1e-6)
+    atol = solver.get("atol", 1e-9)
     for label, v in (("rtol", rtol), ("atol", atol)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
             raise src.error(f"solver {label} must be a number in (0, 1)", label, token=label)

@@ -39,6 +39,9 @@ class Parameter:
     omega2 : float or None
         Default between-subject variance of the log-normal random effect (ω², like
         NONMEM's $OMEGA), used by ``simulate_population`` when no omega is given.
+    estimate : bool
+        Whether fits estimate it by default (``estimate = false`` in the model file: held at
+        ``default`` unless a fit names it in ``estimate=``/``--estimate``).
     """
 
     name: str
@@ -50,6 +53,7 @@ class Parameter:
     description: str = ""
     source: str = ""
     omega2: float | None = None
+    estimate: bool = True
 
     def __post_init__(self):
         if self.scale not in SCALES:

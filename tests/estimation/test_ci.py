@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ctkinetics.estimation import fit
-from ctkinetics.estimation.individual import _switch_at_sample
+from ctkinetics.estimation.subject_result import switch_at_sample as _switch_at_sample
 from ctkinetics.estimation.problem import AnalyteData, ParamSpec
 from ctkinetics.estimation.uncertainty import small_sample_quantile, wald
 from est_fakes import OneCptOral, theoph

@@ -8,6 +8,7 @@ import pytest
 from scipy import optimize, stats
 
 from ctkinetics.estimation import compare_models, fit, two_stage_summary
+from ctkinetics.estimation.uncertainty import Profile
 from est_fakes import OneCptOral, Stein, dataset, theoph
 
 THEOPH = Path(__file__).parents[1] / "data" / "theoph.csv"
@@ -20,7 +21,8 @@ def theo():
 
 @pytest.fixture(scope="module")
 def theo1(theo):
-    return fit(theo, OneCptOral(), subjects=["1"], error="additive", starts=3, profile=["CL"])
+    return fit(theo, OneCptOral(), subjects=["1"], error="additive", starts=3,
+               ci=Profile("CL"))
 
 
 def test_theoph_subject1_reproduces_r_nls_ssfol(theo1):

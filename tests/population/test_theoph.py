@@ -19,6 +19,7 @@ import pytest
 from ctkinetics.estimation.likelihood import get_blq_method, get_error_model
 from ctkinetics.estimation.population import fit_population
 from ctkinetics.estimation.population.data import build_data
+from ctkinetics.estimation.population.methods import SAEM
 from ctkinetics.estimation.population.inner import foce_terms
 from ctkinetics.estimation.population.structure import PopModel, make_spec
 
@@ -38,7 +39,7 @@ def focei():
 @pytest.fixture(scope="module")
 def saem():
     return fit_population(dataset(), onecpt_model(), random_effects="ka,CL",
-                          error="additive", method="saem", seed=1)
+                          error="additive", method=SAEM(seed=1))
 
 
 def _diag(res):

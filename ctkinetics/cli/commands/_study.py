@@ -44,3 +44,9 @@ def add_model_fit_arguments(parser) -> None:
                         help="residual error model, one SD per analyte (default proportional)")
     parser.add_argument("--analytes", default=None, metavar="A,B",
                         help="analytes fitted jointly (default: those the model observes)")
+    parser.add_argument("--estimate", default=None, metavar="A,B",
+                        help="exactly the model parameters estimated; the others are held at "
+                             "their --fix value or model default (default: the model file's "
+                             "choice, parameters declared estimate = false are fixed)")
+    parser.add_argument("--fix", action="append", default=None, metavar="NAME=VALUE",
+                        help="hold a model parameter at a value (natural scale); repeatable")

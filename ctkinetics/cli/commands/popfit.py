@@ -4,8 +4,8 @@ Writes DIR/theta.csv (typical values, covariate effects and residual SDs with SE
 95 % CI), DIR/omega.csv (Ω entries with SE, CV %, correlation, η-shrinkage),
 DIR/individual.csv (EBEs: subject, parameter, eta, individual and typical value),
 DIR/predictions.csv (PRED, IPRED, IWRES, CWRES, P(BLQ) per sample, with exclusion
-reasons) and DIR/fit.json (method, −2LL, AIC, BIC, convergence diagnostics, settings).
-Progress goes to stderr.
+reasons) and DIR/fit.json (method, −2LL, AIC, BIC, convergence diagnostics, flags,
+settings). Progress goes to stderr. The summary names every flag of the fit and why.
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from ctkinetics.cli.commands._study import add_model_fit_arguments, load_from_ar
 NAME = "popfit"
 HELP = "Population fit (FOCE-I or SAEM; BLQ M3; covariates) of a kinetic model."
 
-# literal so `ctk --help` does not import numpy
+# literal so `ctk --help` does not import numpy; a test checks them against the registries
 METHOD_CHOICES = ("focei", "saem")
+OMEGA_CHOICES = ("diagonal", "block")
 
 
 def add_arguments(parser) -> None:
@@ -29,11 +30,50 @@ def add_arguments(parser) -> None:
     parser.add_argument("--covariate", action="append", default=None, metavar="PARAM~COV",
                         help="covariate effect, e.g. CL~dose or Cmax~bcell0:exponential "
                              "(power by default, reference the median); repeatable")
-    parser.add_argument("--omega", default="diagonal", choices=("diagonal", "block"),
+    parser.add_argument("--omega", default="diagonal", choices=OMEGA_CHOICES,
                         help="structure of the random-effect covariance (default diagonal)")
-    parser.add_argument("--seed", type=int, default=0, help="seed (SAEM)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the SAEM chains")
+    parser.add_argument("--max-iter", type=int, default=300,
+                        help="FOCE-I: L-BFGS-B iterations (default 300)")
+    parser.add_argument("--saem-burn", type=int, default=150,
+                        help="SAEM: burn-in iterations (default 150)")
+    parser.add_argument("--saem-iter", type=int, default=100,
+                        help="SAEM: smoothing iterations after the burn-in (default 100)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="wall-clock limit of the estimation; beyond it the run is "
+                             "reported as failed")
     parser.add_argument("--no-covariance", action="store_true",
                         help="skip the covariance step (no SEs)")
+
+
+def method_from_args(args):
+    """The method object of the command line's options."""
+    from ctkinetics.estimation.population.methods import FOCEI, SAEM
+
+    if args.method == "saem":
+        return SAEM(n_burn=args.saem_burn, n_iter=args.saem_iter, seed=args.seed)
+    return FOCEI(max_iter=args.max_iter)
+
+
+def flag_lines(res) -> list[str]:
+    """Per flag of a population fit: what carries it and what it means."""
+    from ctkinetics.estimation.flags import FLAGS
+
+    p = res.parameters
+    detail = {"at_bound": ", ".join(res.diagnostics.get("at_bound", ()))}
+    if len(p):
+        rse = p[p["rse_pct"].astype(float) > FLAGS["rse>50%"].limit]
+        detail["rse>50%"] = ", ".join(f"{r.parameter} {r.rse_pct:.0f} %"
+                                      for r in rse.itertuples())
+        sh = p[p["shrinkage_pct"].astype(float) > FLAGS["shrinkage>30%"].limit]
+        detail["shrinkage>30%"] = ", ".join(f"{r.parameter} {r.shrinkage_pct:.1f} %"
+                                            for r in sh.itertuples())
+    lines = []
+    for f in res.diagnostics.get("flags", ()):
+        what = detail.get(f, "")
+        meaning = FLAGS[f].meaning.split(":")[0] if f in FLAGS else "(unregistered flag)"
+        lines.append(f"  {f}{f' ({what})' if what else ''}: {meaning}")
+    return lines
 
 
 def run(args) -> int:
@@ -49,9 +89,10 @@ def run(args) -> int:
         sys.stderr.flush()
 
     res = fit_population(dataset, args.model, random_effects=args.random_effects,
-                         covariates=args.covariate, method=args.method, blq=args.blq,
-                         error=args.error, omega=args.omega, analytes=args.analytes,
-                         covariance=not args.no_covariance, seed=args.seed,
+                         covariates=args.covariate, method=method_from_args(args),
+                         blq=args.blq, error=args.error, omega=args.omega,
+                         analytes=args.analytes, covariance=not args.no_covariance,
+                         estimate=args.estimate, fixed=args.fix, time_limit=args.time_limit,
                          progress=progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,10 +104,22 @@ def run(args) -> int:
     summary = res.summary()
     summary["study"] = str(args.study)
     (out / "fit.json").write_text(json.dumps(summary, indent=2, default=str))
+    flags = list(res.diagnostics.get("flags", ()))
+    if res.failed:
+        state = f"FAILED: {res.failure}"
+    elif not res.converged:
+        state = "NOT converged"
+    else:
+        state = "converged" + (f" with {len(flags)} flag(s)" if flags else ", no flags")
     print(f"{res.method.upper()} {res.model}: {res.n_subjects} subjects, {res.n_obs} "
           f"observations ({res.n_censored} censored); -2LL {res.ofv:.3f}, AIC {res.aic:.3f}, "
-          f"BIC {res.bic:.3f}; {'converged' if res.converged else 'NOT converged'}")
-    print(params[["parameter", "estimate", "se", "rse_pct", "cv_pct",
-                  "shrinkage_pct"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+          f"BIC {res.bic:.3f}; {state}")
+    if flags:
+        print("flags (see fit.json):")
+        print("\n".join(flag_lines(res)))
+    if len(params):
+        print(params[["parameter", "estimate", "se", "rse_pct", "cv_pct",
+                      "shrinkage_pct"]].to_string(index=False,
+                                                  float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {out}/theta.csv, omega.csv, individual.csv, predictions.csv, fit.json")
     return 0

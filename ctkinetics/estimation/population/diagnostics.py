@@ -41,7 +41,7 @@ def covariance_from_hessian(H):
 def _natural(spec, x):
     theta, beta, omega, sigma = spec.split(x)
     nat = [np.exp(t) if s.log else t for t, s in zip(theta, spec.thetas)]
-    tri = omega[np.tril_indices(spec.q)] if spec.block else np.diag(omega)
+    tri = spec.structure.entries(omega)
     return np.concatenate([nat, beta, tri, sigma])
 
 
@@ -86,8 +86,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
                          description=f"{e.kind} effect of {e.covariate} on {e.parameter} "
                                      f"(reference {ref:.6g})"))
         k += 1
-    pairs = [(i, j) for i in range(spec.q) for j in range(i + 1)] if spec.block else \
-        [(i, i) for i in range(spec.q)]
+    pairs = spec.structure.pairs(spec.q)
     is_log = {t.name: t.log for t in spec.thetas}
     for (i, j) in pairs:
         a, b = spec.random[i], spec.random[j]

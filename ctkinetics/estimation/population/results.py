@@ -55,6 +55,9 @@ class PopulationResult:
     history : DataFrame
         iteration, ofv (FOCE-I) or iteration, parameter values (SAEM).
     settings : dict
+    failed : bool
+        True when the run gave no usable estimates (``failure`` says why: an exception, a
+        non-finite objective or estimate, the time limit).
     """
 
     model: str
@@ -81,6 +84,8 @@ class PopulationResult:
     settings: dict = field(default_factory=dict)
     spec: object = field(default=None, repr=False, compare=False)
     x: np.ndarray = field(default=None, repr=False, compare=False)
+    failed: bool = False
+    failure: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         """The parameter table (a copy)."""
@@ -120,4 +125,5 @@ class PopulationResult:
             "n_subjects": self.n_subjects, "n_obs": self.n_obs,
             "n_censored": self.n_censored, "n_params": self.n_params,
             "converged": self.converged, "message": self.message,
+            "failed": self.failed, "failure": self.failure,
             "diagnostics": self.diagnostics, "settings": self.settings, "parameters": rows})

@@ -132,12 +132,10 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
             M[:, c] = X @ np.concatenate([[x[j]], coef[1:]])
         new_omega = (S2 - M.T @ S1 - S1.T @ M + M.T @ M) / n
         new_omega = 0.5 * (new_omega + new_omega.T)
-        if not spec.block:
-            new_omega = np.diag(np.diag(new_omega))
+        new_omega = spec.structure.project(new_omega)
         if k <= burn_in // 2:
-            new_omega = np.maximum(new_omega, 0.95 * omega) if not spec.block else \
-                new_omega + max(0.0, 0.95 * np.trace(omega) / np.trace(new_omega) - 1) * new_omega
-        floor = np.exp(2 * lo[s_o][:q]) if not spec.block else np.full(q, 1e-6)
+            new_omega = spec.structure.anneal(new_omega, omega)
+        floor = spec.structure.variance_floor(q)
         d = np.diag_indices(q)
         new_omega[d] = np.maximum(new_omega[d], floor)
         try:

@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ctkinetics.errors import SettingsError
+from ctkinetics.estimation.population.omega import Block, Diagonal
 
 
 @dataclass(frozen=True)
@@ -123,18 +124,23 @@ class SigmaSpec:
 class PopulationSpec:
     """The full list of estimated quantities and how they map to a vector ``x``.
 
-    ``x = [θ (estimation scale), β, Ω part, ln σ]``; the Ω part is ln ω for a diagonal Ω,
-    or the lower Cholesky factor of Ω (ln of its diagonal, raw off-diagonals) for a block.
+    ``x = [θ (estimation scale), β, Ω part, ln σ]``; the Ω part is parameterised by the
+    ``structure`` (:mod:`.omega`: ln ω for a diagonal Ω, the lower Cholesky factor of a
+    block).
     """
 
     thetas: tuple[ThetaSpec, ...]
     random: tuple[str, ...]                  # names of θ with a random effect, in order
     effects: tuple[CovariateEffect, ...]
     sigmas: tuple[SigmaSpec, ...]
-    block: bool = False
+    structure: Diagonal = Diagonal()         # Ω structure (see .omega)
     fixed: dict = None                       # model parameter -> natural value, not estimated
 
     # ---- sizes and slices ---------------------------------------------------------------
+    @property
+    def block(self) -> bool:
+        return isinstance(self.structure, Block)
+
     @property
     def p(self):
         return len(self.thetas)
@@ -145,7 +151,7 @@ class PopulationSpec:
 
     @property
     def n_omega(self):
-        return self.q * (self.q + 1) // 2 if self.block else self.q
+        return self.structure.size(self.q)
 
     @property
     def slices(self):
@@ -168,10 +174,7 @@ class PopulationSpec:
         return np.array([names.index(r) for r in self.random], dtype=int)
 
     def omega_labels(self):
-        if not self.block:
-            return [f"omega_{r}" for r in self.random]
-        return [f"chol_{self.random[i]}_{self.random[j]}" for i in range(self.q)
-                for j in range(i + 1)]
+        return self.structure.labels(self.random)
 
     def x_names(self):
         return (self.theta_names + [e.name for e in self.effects] + self.omega_labels()
@@ -180,23 +183,10 @@ class PopulationSpec:
     # ---- x <-> parts --------------------------------------------------------------------
     def omega_from(self, part):
         """Ω (q, q) from its part of ``x``."""
-        part = np.asarray(part, float)
-        if not self.block:
-            return np.diag(np.exp(2.0 * part))
-        L = np.zeros((self.q, self.q))
-        L[np.tril_indices(self.q)] = part
-        d = np.diag_indices(self.q)
-        L[d] = np.exp(L[d])
-        return L @ L.T
+        return self.structure.from_part(part, self.q)
 
     def omega_part(self, omega):
-        omega = np.asarray(omega, float)
-        if not self.block:
-            return 0.5 * np.log(np.diag(omega))
-        L = np.linalg.cholesky(omega)
-        d = np.diag_indices(self.q)
-        L[d] = np.log(L[d])
-        return L[np.tril_indices(self.q)]
+        return self.structure.to_part(omega)
 
     def split(self, x):
         s_t, s_b, s_o, s_s = self.slices
@@ -211,14 +201,9 @@ class PopulationSpec:
         """Bounds of ``x`` for the outer optimiser."""
         lo = [t.lower for t in self.thetas] + [-20.0] * len(self.effects)
         hi = [t.upper for t in self.thetas] + [20.0] * len(self.effects)
-        if self.block:
-            for i in range(self.q):
-                for j in range(i + 1):
-                    lo.append(-7.0 if i == j else -20.0)
-                    hi.append(3.0 if i == j else 20.0)
-        else:
-            lo += [-7.0] * self.q      # ω from 0.001 to 20 on the log scale
-            hi += [3.0] * self.q
+        olo, ohi = self.structure.bounds(self.q)
+        lo += olo
+        hi += ohi
         lo += [np.log(s.lower) for s in self.sigmas]
         hi += [np.log(s.upper) for s in self.sigmas]
         return np.array(lo, float), np.array(hi, float)

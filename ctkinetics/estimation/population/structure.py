@@ -16,16 +16,18 @@ from ctkinetics.estimation.likelihood import (
     weighted_residuals,
 )
 from ctkinetics.estimation.population.data import PopData
+from ctkinetics.estimation.population.omega import resolve_omega
 from ctkinetics.estimation.population.spec import (
     COVARIATE_EFFECTS, PopulationSpec, SigmaSpec, ThetaSpec,
 )
 
 
-def make_spec(data: PopData, model, random_effects, effects, block=False, init=None,
+def make_spec(data: PopData, model, random_effects, effects, omega="diagonal", init=None,
               omega_init=None) -> tuple[PopulationSpec, np.ndarray]:
     """The :class:`PopulationSpec` and starting vector ``x0``.
 
-    ``init`` maps a θ or σ name to a natural-scale start; ``omega_init`` maps a random-effect
+    ``omega`` is an Ω structure or its name (:mod:`.omega`; ``True`` means a block, as the
+    former ``block`` flag); ``init`` maps a θ or σ name to a natural-scale start; ``omega_init`` maps a random-effect
     parameter to a start ω² (default: the model's declared ω² or 0.2).
     """
     init = dict(init or {})
@@ -61,7 +63,9 @@ def make_spec(data: PopData, model, random_effects, effects, block=False, init=N
     if unknown_init:
         raise SettingsError(f"initial value(s) for unknown parameter(s) {unknown_init}")
     spec = PopulationSpec(tuple(thetas), tuple(random), tuple(effects), tuple(sigmas),
-                          bool(block), dict(data.layout.fixed))
+                          resolve_omega("block" if omega is True else
+                                        "diagonal" if omega is False else omega),
+                          dict(data.layout.fixed))
     model_params = {p.name: p for p in getattr(model, "parameters", ())}
     w2 = []
     for r in random:
