@@ -7,13 +7,13 @@ Calendar of a trial (times in study days, continuous):
    dose is assigned at infusion.
 2. Whenever something can change — a product becomes ready, a DLT occurs, a DLT window ends,
    a stagger wait ends, a guard's information arrives — the escalation engine decides with the
-   data known that day (:func:`ctkinetics.trialsim.engine.decide_arrays`, the rules of
-   :func:`ctkinetics.escalation.decide`): stop, hold accrual (wait for the next event), or
-   name the next level; a rule's kinetic guards may turn *escalate* into *stay* or *wait*;
-   the stagger of that level (its first participant's infusion day + ``stagger_days``) may
-   make the participant wait. Otherwise the participant is infused. Between events nothing
-   changes, so deciding at every event is the same as deciding every day, without rounding
-   to whole days.
+   data known that day (:mod:`ctkinetics.trialsim.engine`: the escalation package's array
+   entry points, the rules of :func:`ctkinetics.escalation.decide`): stop, hold accrual
+   (wait for the next event), or name the next level; a rule's kinetic guards may turn
+   *escalate* into *stay* or *wait*; the stagger of that level (its first participant's
+   infusion day + ``stagger_days``) may make the participant wait. Otherwise the participant
+   is infused. Between events nothing changes, so deciding at every event is the same as
+   deciding every day, without rounding to whole days.
 3. The engine stops accrual at the maximum number of participants (escalation then ends when
    the last DLT window resolves) or when the lowest dose is eliminated (it ends that day).
    The MTD is selected on the complete data (BOIN's ``select.mtd``), with eliminations
@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctkinetics.trialsim.engine import STOP_LOWEST, decide_arrays, select_mtd_batch
+from ctkinetics.trialsim import engine
+from ctkinetics.trialsim.engine import STOP_LOWEST, select_mtd_batch
 from ctkinetics.trialsim.guards import STAY, WAIT, GuardContext
 
 _EPS = 1e-9
@@ -78,29 +79,6 @@ class RuleOutcomes:
     level: np.ndarray
     infusion_day: np.ndarray
     dlt_given: np.ndarray
-
-
-def level_counts_arrays(infusion_day, level, dlt, onset, as_of, window: float, n_levels: int):
-    """Per-level counts of q trials as of ``as_of`` (q,), from their escalation participants
-    (arrays (q, k); all infused by ``as_of``), by the rules of
-    :func:`ctkinetics.escalation.state.level_counts`: a DLT is known once its onset has passed;
-    a participant is complete when the window has elapsed, pending otherwise with follow-up
-    u = clip(as_of − infusion, 0, T).
-
-    Returns ``n, y, c, stft, min_followup``, each (q, D).
-    """
-    elapsed = as_of[:, None] - infusion_day
-    known = dlt & (onset <= elapsed)
-    u = np.minimum(np.maximum(elapsed, 0.0), window)
-    pending = ~known & (u < window)
-    onehot = level[:, :, None] == np.arange(n_levels)
-    n = onehot.sum(axis=1)
-    y = (onehot & known[:, :, None]).sum(axis=1)
-    at = onehot & pending[:, :, None]
-    c = at.sum(axis=1)
-    stft = np.where(at, (u / window)[:, :, None], 0.0).sum(axis=1)
-    min_followup = np.where(at, u[:, :, None], np.inf).min(axis=1, initial=np.inf)
-    return n, y, c, stft, min_followup
 
 
 def _next_event(resolve, infusion, offsets, t, also):
@@ -154,12 +132,12 @@ class _Escalation:
     def _round(self, r, k):
         """Decide for trials ``r`` about slot k; infuse, stop or move to the next event.
         Returns the mask (over r) of trials that infused slot k or stopped."""
-        d, T = self.design, self.design.dlt_window_days
+        d = self.design
         tr = self.t[r]
         inf, lev = self.inf[r, :k], self.lev[r, :k]
-        counts = level_counts_arrays(inf, lev, self.isd[r, :k], self.ons[r, :k], tr, T, self.k_levels)
+        counts = engine.counts(d, self.k_levels, tr, inf, lev, self.isd[r, :k], self.ons[r, :k])
         cur = lev[:, -1] if k else np.full(r.size, min(d.start_level, self.k_levels - 1))
-        dec = decide_arrays(d, self.k_levels, cur, *counts, self.elim[r])
+        dec = engine.decide(d, self.k_levels, cur, counts, self.elim[r])
         self.elim[r] = dec.eliminated_from
         stop, held = dec.stopped, dec.suspended & ~dec.stopped
         go = ~stop & ~held
@@ -179,7 +157,7 @@ class _Escalation:
             blocked[q[wait]] = True
             also[q[wait]] = np.where(day[wait] > tr[q[wait]] + _EPS, day[wait], np.inf)
             level[q[verdict == STAY]] = cur[q[verdict == STAY]]
-        gate = self.sentinel[r, np.clip(level, 0, self.k_levels - 1)] + d.stagger_days
+        gate = engine.time_gate(d, self.sentinel[r], np.clip(level, 0, self.k_levels - 1))
         stagger = go & ~blocked & (tr < gate - _EPS)  # False where gate is NaN (no sentinel)
         also = np.where(stagger, gate, also)
         place = go & ~blocked & ~stagger

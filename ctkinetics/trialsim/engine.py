@@ -1,60 +1,49 @@
-"""The escalation engine's decision for many trials at once, as the vectorised calendar calls it.
+"""The escalation engine as the vectorised calendar calls it: the escalation package's own
+array entry points, nothing decided here.
 
-A thin layer over the escalation package's rule functions — the same two calls that
-:func:`ctkinetics.escalation.decide_situations` (and so :func:`ctkinetics.escalation.decide`)
-makes — taking the per-level counts as arrays instead of a list of
-:class:`~ctkinetics.escalation.Situation` objects (building those costs a few µs per trial and
-decision, more than the rules themselves):
+- :func:`counts` — per-level counts of many trials as of a day, by the engine's participant
+  status rule :func:`ctkinetics.escalation.state.classify` and
+  :func:`~ctkinetics.escalation.state.count_levels` (the rule the committee's replay uses);
+- :func:`decide` — :func:`ctkinetics.escalation.fast.decide_arrays`: rules, elimination,
+  holds, the action (what :func:`ctkinetics.escalation.decide` is built on);
+- :func:`time_gate` — the time half of the stagger gate
+  (:func:`ctkinetics.escalation.sentinel.stagger_gate`) for a level that a kinetic guard
+  chose instead of the engine's next level;
+- :func:`select_mtd_batch` — BOIN's ``select.mtd`` on complete data.
 
-1. :func:`ctkinetics.escalation.rules.eliminated_from` (elimination persists);
-2. :func:`ctkinetics.escalation.rules.next_step` at each trial's current level;
-3. the rule's action and whether it holds accrual (:func:`~ctkinetics.escalation.rules.action_of`,
-   :func:`~ctkinetics.escalation.rules.suspends`).
-
-Nothing here decides anything itself; ``tests/trialsim/test_engine.py`` checks the calendar's
-counts plus :func:`decide_arrays` against :func:`ctkinetics.escalation.decide` on random states.
-(When the escalation package offers this array entry point itself, this module shrinks to an
-import.)
+``tests/trialsim/test_engine.py`` checks counts + decisions against
+:func:`ctkinetics.escalation.decide` on random states.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from ctkinetics.escalation.fast import decide_arrays
 from ctkinetics.escalation.mtd import select_mtd_batch
-from ctkinetics.escalation.rules import (ESCALATE, STOP, STOP_LOWEST, action_of, eliminated_from,
-                                         next_step, suspends)
+from ctkinetics.escalation.rules import STOP_LOWEST
+from ctkinetics.escalation.state import classify, count_levels
 
-__all__ = ["Decisions", "decide_arrays", "select_mtd_batch", "STOP_LOWEST"]
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """The engine's answer for q situations (arrays (q,))."""
-
-    rule: np.ndarray  # rule id (ctkinetics.escalation.RULES)
-    next_level: np.ndarray  # meaningless when stopped
-    eliminated_from: np.ndarray  # first eliminated level; n_levels when none
-    stopped: np.ndarray  # bool
-    suspended: np.ndarray  # bool: accrual held, decide again when data arrive
-    escalate: np.ndarray  # bool: the action is "escalate" (what guards may veto)
+__all__ = ["counts", "decide", "time_gate", "select_mtd_batch", "STOP_LOWEST"]
 
 
-def decide_arrays(design, n_levels: int, level, n_all, y_all, c_all, stft_all, min_followup_all,
-                  previous_elimination) -> Decisions:
-    """The decision in q situations given per-level counts (arrays (q, D)) as of a day.
+def counts(design, n_levels: int, as_of, infusion_day, level, dlt, onset):
+    """Per-level counts (:class:`~ctkinetics.escalation.state.CountArrays`, arrays (q, D)) of q
+    trials as of ``as_of`` (q,), from their escalation participants (arrays (q, k): infusion
+    day, level, DLT at that level, DLT onset in days after infusion, NaN without DLT)."""
+    status, u = classify(as_of[:, None], infusion_day, design.dlt_window_days, dlt=dlt, dlt_day=onset,
+                         evaluability=design.protocol.evaluability)
+    return count_levels(status, u, level, design.dlt_window_days, n_levels)
 
-    ``level`` (q,) is the current level (that of the most recent escalation infusion);
-    ``n_all`` treated incl. pending, ``y_all`` DLTs known, ``c_all`` pending, ``stft_all``
-    Σ u/T over pending, ``min_followup_all`` the smallest pending follow-up (inf when none),
-    ``previous_elimination`` (q,) the elimination persisted so far (``n_levels`` if none).
-    """
-    level = np.asarray(level, dtype=int)
-    ii = np.arange(level.size)
-    elim = eliminated_from(design, n_all, y_all, previous_elimination)
-    rule, nxt, _ = next_step(design, n_levels, level, n_all[ii, level], y_all[ii, level],
-                             c_all[ii, level], stft_all[ii, level], elim, n_all.sum(axis=1),
-                             min_followup=min_followup_all[ii, level])
-    action = action_of(rule)
-    return Decisions(rule, nxt, elim, action == STOP, suspends(rule), action == ESCALATE)
+
+def decide(design, n_levels: int, current, c, previous_elimination):
+    """The engine's decision for q trials from their :func:`counts` ``c``
+    (:class:`~ctkinetics.escalation.fast.StepArrays`)."""
+    return decide_arrays(design, n_levels, current, c.n, c.y, c.c, c.stft, previous_elimination,
+                         min_followup_all=c.min_followup, c_partial_all=c.c_partial)
+
+
+def time_gate(design, sentinel, level):
+    """First day (q,) a non-sentinel participant may be infused at ``level`` (q,) by time:
+    the level's sentinel day (``sentinel`` (q, D), NaN none) + ``stagger_days``; NaN without
+    a sentinel (no wait)."""
+    return sentinel[np.arange(len(level)), level] + design.stagger_days

@@ -1,10 +1,12 @@
-"""The calendar's array counts + the engine adapter give exactly the escalation engine's decide().
+"""The calendar's calls of the engine give exactly the escalation engine's decide().
 
 Random escalation states (participants with infusion days, levels, DLTs and onsets, an earlier
 elimination, a day to decide on) are given both ways: as an EscalationState of Participant
-objects to ctkinetics.escalation.decide() (per-participant status rules, the committee's
-decision), and as arrays to level_counts_arrays + decide_arrays (what the vectorised calendar
-calls for many trials at once).
+objects to ctkinetics.escalation.decide() (the committee's decision), and as arrays to
+trialsim.engine.counts + decide + time_gate (what the vectorised calendar calls for many
+trials at once). This guards the plumbing (which arrays go where: onsets as days after
+infusion, the current level, the persisted elimination, the stagger) — the rules themselves
+are tested in tests/escalation.
 """
 import math
 
@@ -12,8 +14,7 @@ import numpy as np
 import pytest
 
 from ctkinetics.escalation import BoinDesign, EscalationState, Participant, decide
-from ctkinetics.trialsim.calendar import level_counts_arrays
-from ctkinetics.trialsim.engine import decide_arrays
+from ctkinetics.trialsim import engine
 
 K = 3
 
@@ -39,8 +40,9 @@ def test_array_decisions_equal_decide(design):
     seen = set()
     for k in (1, 2, 4, 6, 9):
         day, level, dlt, onset, as_of, prev = random_states(rng, 80, k)
-        counts = level_counts_arrays(day, level, dlt, onset, as_of, design.dlt_window_days, K)
-        dec = decide_arrays(design, K, level[:, -1], *counts, prev)
+        dec = engine.decide(design, K, level[:, -1], engine.counts(design, K, as_of, day, level, dlt, onset), prev)
+        sentinel = np.array([[day[i][level[i] == j].min(initial=np.inf) for j in range(K)] for i in range(len(day))])
+        gate = engine.time_gate(design, np.where(np.isinf(sentinel), np.nan, sentinel), np.clip(dec.next_level, 0, K - 1))
         for i in range(day.shape[0]):
             parts = [Participant(f"P{j}", int(level[i, j]), float(day[i, j]), float(dlt[i, j]),
                                  float(onset[i, j])) for j in range(k)]
@@ -53,6 +55,9 @@ def test_array_decisions_equal_decide(design):
             assert bool(dec.escalate[i]) == (ref.decision == "escalate")
             if not dec.stopped[i]:
                 assert ("L1", "L2", "L3")[dec.next_level[i]] == ref.next_level
+            if ref.earliest_next_infusion_day is not None:
+                want = ref.earliest_next_infusion_day
+                assert (max(as_of[i], gate[i]) if not np.isnan(gate[i]) else as_of[i]) == want
             assert (dec.eliminated_from[i] if dec.eliminated_from[i] < K else None) == ref.eliminated_from
     # the random states reach the interesting branches, not only "stay"
     assert {d for d, _ in seen} >= {"escalate", "stay", "de-escalate"} and any(s for _, s in seen)
@@ -66,6 +71,6 @@ def test_counts_by_hand():
     level = np.array([[0, 0, 0, 1]])
     dlt = np.array([[False, True, True, False]])
     onset = np.array([[math.nan, 5.0, 12.0, math.nan]])
-    n, y, c, stft, min_u = level_counts_arrays(day, level, dlt, onset, np.array([30.0]), 28.0, 2)
-    assert list(n[0]) == [3, 1] and list(y[0]) == [1, 0] and list(c[0]) == [1, 1]
-    assert stft[0] == pytest.approx([10 / 28, 4 / 28]) and list(min_u[0]) == [10.0, 4.0]
+    c = engine.counts(BoinDesign(), 2, np.array([30.0]), day, level, dlt, onset)
+    assert list(c.n[0]) == [3, 1] and list(c.y[0]) == [1, 0] and list(c.c[0]) == [1, 1]
+    assert c.stft[0] == pytest.approx([10 / 28, 4 / 28]) and list(c.min_followup[0]) == [10.0, 4.0]
