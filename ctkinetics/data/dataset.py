@@ -1,8 +1,9 @@
 """The study dataset: one validated, immutable object that every other layer reads."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -17,10 +18,15 @@ SAFETY_COLUMNS = (
     "subject", "infusion_day", "dlt", "dlt_day", "last_followup_day", "crs_grade", "icans_grade", "phase",
 )
 AUDIT_COLUMNS = ("file", "row", "column", "subject", "time", "analyte", "action", "reason")
+MISSING_COLUMNS = ("subject", "time", "analyte", "source_file", "source_row", "reason")
 
 
 def empty_audit() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in AUDIT_COLUMNS})
+
+
+def empty_missing() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in MISSING_COLUMNS})
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +34,8 @@ class Dataset:
     """A validated CAR-T kinetics study (see DEVELOPERS.md for the column contract).
 
     Tables are returned as copies, so a ``Dataset`` cannot be changed after validation.
+    Per-participant accessors (:meth:`samples`, :meth:`dose_of`, :meth:`covariates_of`) use an
+    index built once, so calling them for every participant is linear, not quadratic.
 
     Attributes
     ----------
@@ -35,6 +43,9 @@ class Dataset:
         Dose levels, design and analytes (from ``study.toml``).
     subjects, observations, safety, audit : pandas.DataFrame
         ``safety`` is None when the study has no safety data.
+    missing_samples : pandas.DataFrame
+        Planned samples without a result (``subject, time, analyte, source_file, source_row,
+        reason``); also listed in ``audit`` as excluded. Writers carry them over.
     warnings : tuple of str
         Suspicious but legal findings (quantified below LLOQ, no pre-infusion sample, ...).
     sources : tuple of Path
@@ -49,6 +60,7 @@ class Dataset:
     warnings: tuple = ()
     sources: tuple = ()
     format: str = "tidy"
+    _missing: pd.DataFrame | None = None
 
     @property
     def subjects(self) -> pd.DataFrame:
@@ -67,6 +79,10 @@ class Dataset:
         return self._audit.copy()
 
     @property
+    def missing_samples(self) -> pd.DataFrame:
+        return empty_missing() if self._missing is None else self._missing.copy()
+
+    @property
     def subject_ids(self) -> list[str]:
         return list(self._subjects["subject"])
 
@@ -77,72 +93,74 @@ class Dataset:
     def analyte_kind(self, analyte: str) -> str:
         return self.study.analytes[analyte].kind
 
-    def dose_of(self, subject: str) -> float:
-        row = self._subjects.loc[self._subjects["subject"] == subject]
-        if row.empty:
+    @cached_property
+    def _subject_pos(self) -> dict:
+        return {s: i for i, s in enumerate(self._subjects["subject"])}
+
+    @cached_property
+    def _obs_pos(self) -> dict:
+        """subject -> positions of its observations (one groupby, built on first use)."""
+        return self._observations.groupby("subject", sort=False).indices
+
+    def _subject_row(self, subject: str) -> int:
+        i = self._subject_pos.get(subject)
+        if i is None:
             raise KeyError(f"unknown subject {subject!r}")
-        return float(row["dose"].iloc[0])
+        return i
+
+    def dose_of(self, subject: str) -> float:
+        return float(self._subjects["dose"].iat[self._subject_row(subject)])
 
     def covariates_of(self, subject: str) -> dict:
         """Dose and covariates of one subject, as a dict (for model predictions)."""
-        row = self._subjects.loc[self._subjects["subject"] == subject]
-        if row.empty:
-            raise KeyError(f"unknown subject {subject!r}")
-        return {k: v for k, v in row.iloc[0].items() if k not in ("subject", "dose_level")}
+        row = self._subjects.iloc[self._subject_row(subject)]
+        return {k: v for k, v in row.items() if k not in ("subject", "dose_level")}
 
     def samples(self, subject=None, analyte=None, include_pre_infusion=True) -> pd.DataFrame:
-        """Observations filtered by subject and analyte, sorted by time."""
+        """Observations filtered by subject and analyte, sorted by subject, analyte and time."""
         obs = self._observations
-        mask = np.ones(len(obs), dtype=bool)
         if subject is not None:
-            mask &= (obs["subject"] == subject).to_numpy()
+            obs = obs.iloc[self._obs_pos.get(subject, np.empty(0, dtype=np.intp))]
+        mask = np.ones(len(obs), dtype=bool)
         if analyte is not None:
             mask &= (obs["analyte"] == analyte).to_numpy()
         if not include_pre_infusion:
             mask &= ~obs["pre_infusion"].to_numpy(dtype=bool)
-        return obs.loc[mask].sort_values(["subject", "analyte", "time"]).reset_index(drop=True)
+        out = obs.loc[mask] if not mask.all() else obs
+        # observations are stored sorted by (subject, analyte, time), so no sort is needed
+        return out.reset_index(drop=True).copy()
 
     def counts(self) -> pd.DataFrame:
-        """Samples, BLQ samples and pre-infusion samples per analyte (what `ctk validate` prints)."""
-        obs = self._observations
-        g = obs.groupby("analyte", sort=True)
-        out = pd.DataFrame({
-            "subjects": g["subject"].nunique(),
-            "samples": g.size(),
-            "blq": g["blq"].sum().astype(int),
-            "pre_infusion": g["pre_infusion"].sum().astype(int),
-        })
-        out["unit"] = [self.study.analytes[a].unit for a in out.index]
-        return out.reset_index()
+        """The data-description table per analyte (what `ctk validate` prints and the report
+        shows): see :func:`ctkinetics.data.describe.describe_samples`."""
+        from ctkinetics.data.describe import describe_samples
+
+        return describe_samples(self)
 
     def equals(self, other: "Dataset", atol_time: float = 1e-9) -> bool:
         """Same study content, subjects and observations (ignoring where they were read from)."""
         return not self.differences(other, atol_time)
 
     def differences(self, other: "Dataset", atol_time: float = 1e-9) -> list[str]:
-        """Human-readable differences in content (empty when the datasets are equal)."""
-        diffs = []
-        a, b = self.study, other.study
-        if dict(a.dose_levels) != dict(b.dose_levels):
-            diffs.append(f"dose levels differ: {dict(a.dose_levels)} vs {dict(b.dose_levels)}")
-        if dict(a.analytes) != dict(b.analytes):
-            diffs.append("analytes differ")
-        cols = list(self._subjects.columns)
-        if sorted(cols) != sorted(other._subjects.columns):
-            diffs.append(f"subject columns differ: {cols} vs {list(other._subjects.columns)}")
-        else:
-            s1 = self._subjects.sort_values("subject").reset_index(drop=True)
-            s2 = other._subjects[cols].sort_values("subject").reset_index(drop=True)
-            if not _frames_equal(s1, s2, atol_time):
-                diffs.append("subjects differ")
-        keys = ["subject", "analyte", "time"]
+        """Human-readable differences in content (empty when the datasets are equal).
+
+        Compared: the study definition (every field but the format options), subjects and
+        covariates (names, values and whether they are numbers or text), observations,
+        missing samples and the safety table. Times and values agree within ``atol_time`` and a
+        relative 1e-9; IDs and text exactly.
+        """
+        diffs = _study_differences(self.study, other.study)
+        diffs += _table_differences("subjects", self._subjects, other._subjects, ["subject"], atol_time)
         content = ["subject", "time", "analyte", "value", "unit", "lloq", "blq", "pre_infusion"]
-        o1 = self._observations[content].sort_values(keys).reset_index(drop=True)
-        o2 = other._observations[content].sort_values(keys).reset_index(drop=True)
-        if len(o1) != len(o2):
-            diffs.append(f"{len(o1)} vs {len(o2)} observations")
-        elif not _frames_equal(o1, o2, atol_time):
-            diffs.append("observations differ")
+        diffs += _table_differences("observations", self._observations[content], other._observations[content],
+                                    ["subject", "analyte", "time"], atol_time)
+        m = ["subject", "time", "analyte"]
+        diffs += _table_differences("missing samples", self.missing_samples[m], other.missing_samples[m],
+                                    ["subject", "analyte", "time"], atol_time)
+        if (self._safety is None) != (other._safety is None):
+            diffs.append("one dataset has a safety table, the other none")
+        elif self._safety is not None:
+            diffs += _table_differences("safety", self._safety, other._safety, ["subject"], atol_time)
         return diffs
 
     def __repr__(self) -> str:
@@ -150,13 +168,47 @@ class Dataset:
                 f"{len(self._observations)} observations, {len(self._audit)} audit records)")
 
 
-def _frames_equal(x: pd.DataFrame, y: pd.DataFrame, atol: float) -> bool:
+def _study_differences(a: Study, b: Study) -> list[str]:
+    diffs = []
+    for f in dataclasses.fields(Study):
+        if f.name == "formats":
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if hasattr(x, "items"):
+            x, y = dict(x), dict(y)
+        if x != y and not (_is_nan_equal(x, y)):
+            diffs.append(f"study {f.name} differs: {x!r} vs {y!r}")
+    return diffs
+
+
+def _is_nan_equal(x, y) -> bool:
+    """Analytes with NaN LLOQs compare unequal with ==; compare their text instead."""
+    return repr(x) == repr(y)
+
+
+def _table_differences(what, x: pd.DataFrame, y: pd.DataFrame, keys, atol) -> list[str]:
+    if sorted(x.columns) != sorted(y.columns):
+        return [f"{what}: columns differ: {list(x.columns)} vs {list(y.columns)}"]
+    if len(x) != len(y):
+        return [f"{what}: {len(x)} vs {len(y)} rows"]
+    cols = list(x.columns)
+    x = x.sort_values(keys, kind="stable").reset_index(drop=True)
+    y = y[cols].sort_values(keys, kind="stable").reset_index(drop=True)
+    bad = _columns_differing(x, y, atol)
+    return [f"{what} differ in column(s) {', '.join(bad)}"] if bad else []
+
+
+def _columns_differing(x: pd.DataFrame, y: pd.DataFrame, atol: float) -> list[str]:
+    bad = []
     for c in x.columns:
         u, v = x[c], y[c]
-        if pd.api.types.is_numeric_dtype(u) and pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(u):
-            uu, vv = u.to_numpy(float), v.to_numpy(float)
-            if not np.allclose(uu, vv, rtol=1e-9, atol=atol, equal_nan=True):
-                return False
+        num_u = pd.api.types.is_numeric_dtype(u) and not pd.api.types.is_bool_dtype(u)
+        num_v = pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v)
+        if num_u != num_v:
+            bad.append(f"{c} (number vs text)")
+        elif num_u:
+            if not np.allclose(u.to_numpy(float), v.to_numpy(float), rtol=1e-9, atol=atol, equal_nan=True):
+                bad.append(c)
         elif not (u.astype(str).to_numpy() == v.astype(str).to_numpy()).all():
-            return False
-    return True
+            bad.append(c)
+    return bad

@@ -1,6 +1,7 @@
 """The study definition: ``study.toml`` (dose levels, design, analytes)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
@@ -60,6 +61,11 @@ class Study:
             start_date=start_date,
         )
 
+    def with_formats(self, formats: dict) -> "Study":
+        """The same study with other format options (every other field kept as it is)."""
+        return dataclasses.replace(self, formats=MappingProxyType({k: dict(v) if isinstance(v, dict) else v
+                                                                    for k, v in formats.items()}))
+
     def level_of_dose(self, dose: float) -> str | None:
         """The dose-level label whose dose equals ``dose`` (relative tolerance 1e-9)."""
         for label, d in self.dose_levels.items():
@@ -70,7 +76,7 @@ class Study:
     def to_toml(self) -> str:
         """Render back to ``study.toml`` text (used by the writers)."""
         lines = ["[study]", f"name = {_q(self.name)}", f"start_date = {_q(self.start_date)}", "", "[dose_levels]"]
-        lines += [f"{_key(k)} = {v:.6g}" for k, v in self.dose_levels.items()]
+        lines += [f"{_key(k)} = {_num(v)}" for k, v in self.dose_levels.items()]
         d = self.design
         lines += ["", "[design]", f"target_dlt_rate = {d.target_dlt_rate}", f"dlt_window_days = {d.dlt_window_days:g}",
                   f"stagger_days = {d.stagger_days:g}", f"cohort_size = {d.cohort_size}", f"max_subjects = {d.max_subjects}"]
@@ -81,22 +87,39 @@ class Study:
         for a in self.analytes.values():
             lines += ["", f"[analytes.{_key(a.name)}]", f"unit = {_q(a.unit)}"]
             if not math.isnan(a.lloq):
-                lines.append(f"lloq = {a.lloq:g}")
+                lines.append(f"lloq = {_num(a.lloq)}")
             lines.append(f"kind = {_q(a.kind)}")
         for fmt, table in self.formats.items():
             for sub, mapping in table.items():
                 if isinstance(mapping, dict):
                     lines += ["", f"[formats.{fmt}.{sub}]"]
-                    lines += [f"{_key(k)} = {_q(v)}" for k, v in mapping.items()]
+                    lines += [f"{_key(k)} = {_value(v)}" for k, v in mapping.items()]
             scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
             if scalars:
-                lines += ["", f"[formats.{fmt}]"] + [f"{k} = {_q(v)}" for k, v in scalars.items()]
+                lines += ["", f"[formats.{fmt}]"] + [f"{_key(k)} = {_value(v)}" for k, v in scalars.items()]
         return "\n".join(lines) + "\n"
 
 
 def _q(s) -> str:
     s = str(s)
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _num(x: float) -> str:
+    """A number as TOML that reads back to the same double: short (``3e+08``) when that is
+    exact, else Python's shortest round-trip form (``314159265.3``)."""
+    short = format(float(x), "g")
+    return short if float(short) == float(x) else repr(float(x))
+
+
+def _value(v) -> str:
+    """A TOML value: an integer as such, a list of strings as a TOML array, anything else as a
+    string."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_q(x) for x in v) + "]"
+    return _q(v)
 
 
 def _key(k) -> str:
@@ -110,19 +133,45 @@ _DESIGN_TYPES = {
 }
 
 
-def read_study_toml(path) -> Study:
-    """Read and validate ``study.toml``; all problems are reported together."""
+def read_study_toml(path, problems: ProblemCollector | None = None) -> Study | None:
+    """Read and validate ``study.toml``; all problems are reported together.
+
+    With ``problems`` (a collector shared with the data files' readers) problems are added
+    there instead of raised, so one run reports the study definition's problems together with
+    those of the data files; the returned study is then a best effort (None when the file
+    cannot be parsed at all).
+    """
     path = Path(path)
+    pc = problems if problems is not None else ProblemCollector()
+    doc = None
+    with pc.collecting():
+        doc = _parse_toml(path)
+    if doc is None:
+        if problems is None:
+            pc.raise_if_any()
+        return None
+    study = _study_from_doc(doc, path, pc)
+    if problems is None:
+        pc.raise_if_any()
+    return study
+
+
+def _parse_toml(path: Path) -> dict:
+    from ctkinetics.data.csvfile import read_input_bytes
+
     if not path.exists():
         raise DataValidationError.at(path, None, None, "file not found (a study folder needs study.toml)")
+    raw = read_input_bytes(path, "TOML file")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise DataValidationError.at(path, int(m.group(1)) if m else None, None, f"not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise DataValidationError.at(path, None, None, "not UTF-8 text") from None
-    pc = ProblemCollector()
+
+
+def _study_from_doc(doc: dict, path: Path, pc: ProblemCollector) -> Study:
     f = str(path)
 
     study = doc.get("study", {})
@@ -188,5 +237,4 @@ def read_study_toml(path) -> Study:
     if not isinstance(formats, dict):
         pc.add(f, None, "formats", "expected [formats.nonmem] / [formats.sdtm] tables")
         formats = {}
-    pc.raise_if_any()
     return Study.build(name, dose_levels, Design(**kwargs), analytes, formats, start_date)

@@ -9,62 +9,16 @@ import pandas as pd
 from ctkinetics.data.cells import parse_flag, parse_number
 from ctkinetics.data.csvfile import ROW_COL, CsvTable, read_csv_text
 from ctkinetics.data.problems import ProblemCollector
+from ctkinetics.data.subjects import covariate_value_column, read_subjects_csv  # noqa: F401 (moved there)
 
 PHASES = ("escalation", "expansion")
 
 
 def numeric_column(table: CsvTable, column: str, pc: ProblemCollector, *, what="a number",
                    allow_missing=True, minimum=None) -> np.ndarray:
-    """Parse one column to floats, recording a problem for every unreadable cell."""
-    out = np.full(len(table.frame), np.nan)
-    for i, (cell, row) in enumerate(zip(table.frame[column], table.frame[ROW_COL])):
-        x = parse_number(cell)
-        if x is None:
-            pc.add(table.name, row, column, f"expected {what}, got '{cell}'")
-        elif math.isnan(x):
-            if not allow_missing:
-                pc.add(table.name, row, column, f"expected {what}, got an empty cell")
-        elif not math.isfinite(x):
-            pc.add(table.name, row, column, f"expected a finite number, got '{cell}'")
-        elif minimum is not None and x < minimum:
-            pc.add(table.name, row, column, f"expected {what} >= {minimum:g}, got '{cell}'")
-        else:
-            out[i] = x
-    return out
-
-
-def covariate_value_column(series: pd.Series):
-    """Covariates stay numbers where every non-empty cell is a number, else strings."""
-    parsed = [parse_number(c) for c in series]
-    if all(p is not None for p in parsed):
-        return np.array(parsed, dtype=float)
-    return series.astype(str).to_numpy()
-
-
-def read_subjects_csv(path, pc: ProblemCollector, notes: list | None = None) -> pd.DataFrame | None:
-    """``subjects.csv``: subject, dose_level, dose, then covariates (kept)."""
-    t = read_csv_text(path)
-    if notes is not None:
-        notes += [f"{t.name}: {n}" for n in t.notes]
-    if not t.require(["subject", "dose_level", "dose"], pc):
-        return None
-    f = t.frame
-    out = pd.DataFrame({
-        "subject": f["subject"].astype(str),
-        "dose_level": f["dose_level"].astype(str),
-        "dose": numeric_column(t, "dose", pc, what="a dose in cells", allow_missing=False, minimum=0),
-    })
-    for row, s in zip(f[ROW_COL], f["subject"]):
-        if not s:
-            pc.add(t.name, row, "subject", "expected a subject ID, got an empty cell")
-    dup = out["subject"].duplicated(keep="first")
-    for row, s in zip(f.loc[dup, ROW_COL], out.loc[dup, "subject"]):
-        pc.add(t.name, row, "subject", f"subject '{s}' is listed twice")
-    for c in f.columns:
-        if c not in ("subject", "dose_level", "dose", ROW_COL):
-            out[c] = covariate_value_column(f[c])
-    out[ROW_COL] = f[ROW_COL].to_numpy()
-    return out
+    """Parse one column to floats, recording a problem for every unreadable cell (one
+    vectorised pass: :meth:`CsvTable.numbers`)."""
+    return table.numbers(column, pc, what=what, required=not allow_missing, minimum=minimum)
 
 
 def read_safety_csv(path, pc: ProblemCollector, notes: list | None = None) -> pd.DataFrame | None:

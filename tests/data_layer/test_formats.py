@@ -52,7 +52,10 @@ def test_nonmem_conventions(nonmem_folder):
     assert subj.loc["1", "dose_level"] == "1" and subj.loc["2", "dose"] == 4.5e8  # level from AMT
     assert subj.loc["2", "age"] == 41
     audit = ds.audit
-    assert sorted(audit.loc[audit["action"] == "excluded", "reason"].str[:6]) == ["EVID 2", "MDV=1:"]
+    assert sorted(audit.loc[audit["action"] == "excluded", "reason"]) == ["EVID 2 (other event) row",
+                                                                          "missing sample (MDV=1)"]
+    # the MDV=1 row of analyte 1 at 168 h is a planned sample without a result: kept as such
+    assert ds.missing_samples[["subject", "time", "analyte"]].values.tolist() == [["1", 7.0, "transgene"]]
 
 
 def test_nonmem_unmapped_dvid_names_row_and_column(nonmem_folder):
@@ -87,7 +90,7 @@ def test_equality_detects_a_changed_value(mini, tmp_path):
     a = load_study(mini, warn=False)
     p = mini / "observations.csv"
     p.write_text(p.read_text().replace("12000", "12001"))
-    assert a.differences(load_study(mini, warn=False)) == ["observations differ"]
+    assert a.differences(load_study(mini, warn=False)) == ["observations differ in column(s) value"]
 
 
 @pytest.mark.parametrize("x, hexa", [
