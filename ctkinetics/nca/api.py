@@ -10,7 +10,8 @@ from ctkinetics.nca.intervals import normalise_intervals
 from ctkinetics.nca.options import NCAOptions
 from ctkinetics.nca.parameters import PARAMETERS, UNIT_TYPES
 from ctkinetics.nca.profiles import build_profiles
-from ctkinetics.nca.result import LONG_COLUMNS, NCAResult
+from ctkinetics.nca.quality import exclusion_reasons
+from ctkinetics.nca.result import LONG_COLUMNS, NCAResult, exclusion_table
 
 #: analyte kinds that are not exposures (see ctkinetics.data.Analyte.kind)
 NON_EXPOSURE_KINDS = ("bcell",)
@@ -101,29 +102,7 @@ def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = Non
     keys["dose_level"] = keys["dose_level"].fillna("")
     base = Profiles(ps.t, ps.c, ps.valid, ps.is_sample, options, keys["dose"].to_numpy(float))
 
-    n = len(keys)
-    conc_units = keys["unit"].to_numpy(object)
-    uniq_units, unit_idx = np.unique(conc_units.astype(str), return_inverse=True)
-    parts = {k: [] for k in ("profile", "parameter", "start", "end", "value", "unit", "exclude")}
-    for start, end, names in table.itertuples(index=False):
-        restricted = None
-        for name in names:
-            par = PARAMETERS[name]
-            if par.interval:
-                prof = base
-            else:
-                restricted = restricted or base.restrict(start, end)
-                prof = restricted
-            val, reason = par.compute(prof, start, end)
-            fn = UNIT_TYPES[par.unit_type]
-            units = np.array([fn(u, options.time_unit, options.dose_unit) for u in uniq_units], dtype=object)
-            parts["profile"].append(np.arange(n))
-            parts["parameter"].append(np.full(n, name, dtype=object))
-            parts["start"].append(np.full(n, start))
-            parts["end"].append(np.full(n, end))
-            parts["value"].append(np.asarray(val, float))
-            parts["unit"].append(units[unit_idx] if n else np.empty(0, object))
-            parts["exclude"].append(np.asarray(reason, dtype=object))
+    parts = _compute(table, base, keys["unit"].to_numpy(object), options)
     cat = {k: (np.concatenate(v) if v else np.empty(0)) for k, v in parts.items()}
     prof = cat.pop("profile").astype(int)
     results = pd.DataFrame({
@@ -135,6 +114,40 @@ def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = Non
     results["exclude"] = results["exclude"].fillna("").astype(str)
     order = subj.dropna(subset=["dose"]).sort_values("dose", kind="stable")["dose_level"]
     dose_levels = tuple(dict.fromkeys(order.tolist()))
-    return NCAResult(results, ps.exclusions, table, options,
+    return NCAResult(results, exclusion_table(ps.exclusions, results), table, options,
                      keys[["subject", "dose_level", "dose"]].drop_duplicates("subject").reset_index(drop=True),
                      dose_levels)
+
+
+def _compute(table, base: Profiles, conc_units, options) -> dict:
+    """Every requested (interval, parameter) for all profiles: column arrays of the long table.
+
+    Interval AUCs use the whole profile; other parameters the points inside [start, end].
+    The quality rules (:mod:`ctkinetics.nca.quality`) then fill ``exclude`` for values that
+    were computed but fail them.
+    """
+    n = base.n
+    uniq_units, unit_idx = np.unique(conc_units.astype(str), return_inverse=True)
+    parts = {k: [] for k in ("profile", "parameter", "start", "end", "value", "unit", "exclude")}
+    for start, end, names in table.itertuples(index=False):
+        profs, quality = {}, {}
+        for name in names:
+            par = PARAMETERS[name]
+            whole = par.interval
+            if whole not in profs:
+                profs[whole] = base if whole else base.restrict(start, end)
+                same = [m for m in names if PARAMETERS[m].interval == whole]
+                quality[whole] = exclusion_reasons(profs[whole], start, end, same)
+            val, reason = par.compute(profs[whole], start, end)
+            if name in quality[whole]:
+                reason = np.where(reason == "", quality[whole][name], reason)
+            fn = UNIT_TYPES[par.unit_type]
+            units = np.array([fn(u, options.time_unit, options.dose_unit) for u in uniq_units], dtype=object)
+            parts["profile"].append(np.arange(n))
+            parts["parameter"].append(np.full(n, name, dtype=object))
+            parts["start"].append(np.full(n, start))
+            parts["end"].append(np.full(n, end))
+            parts["value"].append(np.asarray(val, float))
+            parts["unit"].append(units[unit_idx] if n else np.empty(0, object))
+            parts["exclude"].append(np.asarray(reason, dtype=object))
+    return parts

@@ -210,7 +210,7 @@ class Profiles:
                 lo, hi = o.lamz_window
                 elig = base & (self.t >= lo) & (self.t <= hi)
         fit = fit_lambda_z(self.t, self.c, elig, o.lamz_min_points, o.lamz_adj_r2_tolerance,
-                           use_all=o.lamz_window is not None)
+                           use_all=o.lamz_window is not None, selection=o.lamz_selection)
         reason = np.where(self.quant_reason != "", self.quant_reason, fit.reason)
         return LambdaZ(fit.lamz, fit.intercept, fit.r2, fit.adj_r2, fit.n_points, fit.t_lower,
                        fit.t_upper, reason)

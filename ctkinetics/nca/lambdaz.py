@@ -3,9 +3,22 @@
 ln C = b0 − λz·t fitted by ordinary least squares on the chosen points.
 
 Automatic selection (PKNCA ≈ WinNonlin "best fit"): candidate windows are the last k
-quantifiable points (k ≥ min_points) after Tmax, ending at Tlast. Among windows with
-λz > 0, keep those whose adjusted R² = 1 − (1 − R²)(k − 1)/(k − 2) is within ``tolerance``
-of the best one, then the one with the most points.
+quantifiable points (k ≥ min_points) after Tmax, ending at Tlast; adjusted
+R² = 1 − (1 − R²)(k − 1)/(k − 2). Two rules, :data:`LAMZ_SELECTIONS`:
+
+- ``"best-falling"`` (default): among windows with λz > 0, keep those whose adjusted R² is
+  within ``tolerance`` of the best *falling* window, then the one with the most points. A
+  profile with at least one falling window always gets a λz; a poor one is then excluded by
+  the quality rules (:mod:`ctkinetics.nca.quality`), with the reason.
+- ``"pknca"``: PKNCA's ``pk.calc.half.life`` exactly: the tolerance is measured from the best
+  window of *any* slope, rising or flat ones included; among the windows with λz > 0 inside
+  it, the most points. Where a rising window fits better than every falling one by more
+  than the tolerance there is no λz (NA), which PKNCA reports without a reason and this
+  module reports as "best-fitting terminal window is not falling (PKNCA rule)".
+
+Both rules agree whenever the best-fitting window falls (every profile with an exponential
+decline); they differ on profiles that rise again at the end (a CAR-T re-expansion), where
+``"pknca"`` gives no λz and ``"best-falling"`` gives one from the best falling window.
 
 User window: one fit on all eligible points (quantifiable, lo ≤ t ≤ hi).
 
@@ -17,6 +30,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+#: λz window selection rules (see the module docstring).
+LAMZ_SELECTIONS: dict[str, str] = {
+    "best-falling": "adj. R2 within the tolerance of the best window with lambda_z > 0, then most points",
+    "pknca": "PKNCA: adj. R2 within the tolerance of the best window of any slope (none when a "
+             "rising window fits best), then most points",
+}
+NOT_FALLING = "best-fitting terminal window is not falling (PKNCA rule)"
 
 
 @dataclass(frozen=True)
@@ -33,10 +54,12 @@ class LambdaZ:
     reason: np.ndarray  # object array of str ('' when estimated)
 
 
-def fit_lambda_z(t, c, eligible, min_points=3, tolerance=1e-4, use_all=False) -> LambdaZ:
+def fit_lambda_z(t, c, eligible, min_points=3, tolerance=1e-4, use_all=False,
+                 selection="best-falling") -> LambdaZ:
     """Fit λz for every row of the padded matrices ``t``, ``c`` on the ``eligible`` points.
 
-    ``use_all`` fits all eligible points (user window) instead of choosing the best window.
+    ``use_all`` fits all eligible points (user window) instead of choosing the best window;
+    otherwise ``selection`` is a key of :data:`LAMZ_SELECTIONS`.
     """
     n, m = t.shape
     rows = np.arange(n)
@@ -66,12 +89,19 @@ def fit_lambda_z(t, c, eligible, min_points=3, tolerance=1e-4, use_all=False) ->
         chosen = positive[rows, pick]
     else:
         adj_v = np.where(positive, adj, -np.inf)
-        best = adj_v.max(axis=1, initial=-np.inf)
+        if selection == "pknca":
+            # every window counts for the best adjusted R² (a flat one has none: 0/0 in R)
+            defined = enough & (syy > 0) & np.isfinite(adj)
+            best = np.where(defined, adj, -np.inf).max(axis=1, initial=-np.inf)
+        else:
+            best = adj_v.max(axis=1, initial=-np.inf)
         cand = positive & (adj_v > best[:, None] - tolerance)
         chosen = cand.any(axis=1)
         pick = np.where(chosen, m - 1 - np.argmax(cand[:, ::-1], axis=1), 0)
     reason = np.full(n, "", dtype=object)
     reason[~chosen] = "no fit with lambda_z > 0"
+    if not use_all:
+        reason[~chosen & positive.any(axis=1)] = NOT_FALLING
     few = ~(enough.any(axis=1)) if not use_all else ~enough[rows, np.clip(ne - 1, 0, m - 1)]
     where = ("in the lambda_z window" if use_all else "after Tmax")
     reason[few] = f"fewer than {min_points} quantifiable points {where}"

@@ -8,11 +8,34 @@ import pandas as pd
 
 from ctkinetics.nca.options import NCAOptions
 from ctkinetics.nca.parameters import PARAMETERS
+from ctkinetics.nca.profiles import EXCLUSION_COLUMNS as SAMPLE_EXCLUSION_COLUMNS
 from ctkinetics.nca.proportionality import dose_proportionality
 from ctkinetics.nca.summary import summarise
 
 LONG_COLUMNS = ["subject", "dose_level", "analyte", "parameter", "start", "end", "value", "unit",
                 "exclude"]
+#: Columns of :attr:`NCAResult.exclusions`: the sample columns first, then the value columns.
+EXCLUSION_COLUMNS = SAMPLE_EXCLUSION_COLUMNS + ["record", "parameter", "start", "end"]
+
+
+def exclusion_table(samples: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Samples left out (``record='sample'``) and excluded values (``record='value'``).
+
+    A value is *excluded* when it was computed (finite) but its ``exclude`` is set; values
+    that could not be computed keep their reason in the long table only.
+    """
+    bad = results[(results["exclude"] != "") & np.isfinite(results["value"].to_numpy(float))]
+    keys = ["subject", "analyte", "start", "end", "exclude"]
+    values = (bad.groupby(keys, sort=False)["parameter"].agg(", ".join).reset_index()
+              .rename(columns={"exclude": "reason"})
+              .assign(record="value", time=np.nan, value=np.nan, blq=pd.NA, source_file="",
+                      source_row=pd.NA))
+    samples = samples.assign(record="sample", parameter="", start=np.nan, end=np.nan)
+    if values.empty:
+        return samples[EXCLUSION_COLUMNS].reset_index(drop=True)
+    if samples.empty:
+        return values[EXCLUSION_COLUMNS].reset_index(drop=True)
+    return pd.concat([samples[EXCLUSION_COLUMNS], values[EXCLUSION_COLUMNS]], ignore_index=True)
 
 
 def _iso_duration(x: float, unit: str) -> str:
@@ -36,8 +59,11 @@ class NCAResult:
         Long table: subject, dose_level, analyte, parameter, start, end, value, unit,
         exclude ('' or the reason the value is missing/unusable).
     exclusions : DataFrame
-        Every sample left out of the NCA with its reason (subject, analyte, time, value,
-        blq, source_file, source_row, reason).
+        Everything left out, with its reason (:data:`EXCLUSION_COLUMNS`): every sample left
+        out of the NCA (``record='sample'``: subject, analyte, time, value, blq, source_file,
+        source_row, reason) and every computed value a quality rule excluded
+        (``record='value'``: one row per subject, analyte, interval and reason, ``parameter``
+        listing the values concerned, e.g. "LAMZ, LAMZHL, AUCIFO").
     intervals : DataFrame
         The requested intervals (start, end, parameters).
     options : NCAOptions
@@ -71,20 +97,35 @@ class NCAResult:
                 d = d[d[col] == v]
         return d.set_index("subject")["value"]
 
-    def wide(self) -> pd.DataFrame:
+    def wide(self, excluded: str = "blank") -> pd.DataFrame:
         """One row per subject and analyte, one column per parameter (and interval).
 
         Columns are named by parameter, with ``[start-end]`` appended unless the interval is
-        the whole profile (0 to inf).
+        the whole profile (0 to inf). ``excluded='blank'`` (default) leaves a value out when
+        its ``exclude`` is set (it fails a quality rule, :mod:`ctkinetics.nca.quality`);
+        ``'keep'`` keeps the number. The last column, ``exclude``, says for each row which
+        values are missing or excluded and why: ``"LAMZ, LAMZHL: R2ADJ < 0.9 (poor λz
+        regression) | TMAX: ..."`` ('' when none).
         """
+        if excluded not in ("blank", "keep"):
+            raise ValueError(f"excluded must be 'blank' or 'keep', got {excluded!r}")
         d = self.results
         whole = (d["start"] == 0) & np.isinf(d["end"])
         col = np.where(whole, d["parameter"],
                        d["parameter"] + "[" + d["start"].map("{:g}".format) + "-" + d["end"].map("{:g}".format) + "]")
         d = d.assign(column=col).drop_duplicates(["subject", "analyte", "column"])
-        w = d.pivot(index=["subject", "dose_level", "analyte"], columns="column", values="value")
+        if excluded == "blank":
+            d = d.assign(value=d["value"].where(d["exclude"] == ""))
+        idx = ["subject", "dose_level", "analyte"]
+        w = d.pivot(index=idx, columns="column", values="value")
         order = list(dict.fromkeys(col))
-        return w.reindex(columns=order).reset_index().rename_axis(columns=None)
+        w = w.reindex(columns=order)
+        why = d[d["exclude"] != ""]
+        text = (why.groupby(idx + ["exclude"], sort=False)["column"].agg(", ".join).reset_index()
+                .assign(t=lambda x: x["column"] + ": " + x["exclude"])
+                .groupby(idx, sort=False)["t"].agg(" | ".join))
+        w["exclude"] = text.reindex(w.index).fillna("").to_numpy() if len(w) else []
+        return w.reset_index().rename_axis(columns=None)
 
     def to_pp(self, studyid: str = "") -> pd.DataFrame:
         """CDISC SDTM PP view (PPTESTCD codes; PPSTINT/PPENINT as ISO 8601 durations)."""

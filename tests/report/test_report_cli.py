@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 
 import pandas as pd
 import pytest
@@ -47,7 +48,7 @@ def test_sample_report_shows_decision_flags_exclusions_and_provenance():
     for reason in pd.read_csv(out / "audit.csv")["reason"].unique():
         assert reason in html
     for reason in pd.read_csv(out / "nca_exclusions.csv")["reason"].unique():
-        assert reason.replace("'", "&#x27;") in html
+        assert escape(reason, quote=True) in html  # NCA quality reasons hold "<" and ">"
     # provenance: the SHA-256 of every input file, computed independently here
     import hashlib
     for p in sorted(SAMPLE.iterdir()):
