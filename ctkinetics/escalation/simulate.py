@@ -119,7 +119,8 @@ def simulate_boin(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
 
     Participant k of a trial has a DLT iff ``uniforms[trial, k] < true_tox[level]``; the
     uniforms are drawn as ``default_rng(seed).random((n_trials, n_cohorts·cohort_size))``
-    unless given.
+    unless given. The design's ``n_earlystop``, ``extrasafe``/``offset`` and ``bound_mtd`` act
+    as R BOIN's options of the same names (tested against R BOIN 2.7.2's get.oc).
 
     Examples
     --------
@@ -150,10 +151,7 @@ def simulate_boin(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
         y[rows, level] += tox
         n_total += cs * act
         n_cur, y_cur = n[rows, level], y[rows, level]
-        # Only the current level's data changed, so only it can become eliminated
-        # (the same rule as eliminated_from, restricted to one column).
-        hit = (n_cur >= 3) & (y_cur >= design.eliminate_min(n_cur))
-        elim = np.where(hit, np.minimum(elim, level), elim)
+        elim = eliminated_from(design, n, y, elim)  # incl. the extra-safe rule for the lowest dose
         rule, nxt, _ = next_step(design, d_count, level, n_cur, y_cur, no_pending, no_stft, elim, n_total)
         stop = action_of(rule) == STOP
         level = np.where(active, nxt, level)
