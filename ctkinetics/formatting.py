@@ -140,6 +140,26 @@ def dose(x, *, html: bool = True) -> str:
     return _scientific(v, 3, html, min_decimals=1)
 
 
+def objective(x, *, html: bool = True) -> str:
+    """An objective function value (−2LL, AIC, BIC) to one decimal: models are compared by
+    differences of a few units, which 3 significant digits of 1720.3 would hide.
+
+    Examples
+    --------
+    >>> objective(1720.3449), objective(-12.04, html=False)
+    ('1720.3', '-12.0')
+    """
+    if _missing(x):
+        return ""
+    v = _float(x)
+    if v is None:
+        return str(x)
+    if math.isinf(v) or abs(v) >= 1.0e9:
+        return number(v, html=html)
+    text = f"{v:.1f}"
+    return (MINUS if html else "-") + text[1:] if text.startswith("-") else text
+
+
 def probability(x, *, html: bool = True) -> str:
     """A probability or fraction in [0, 1] to 3 decimals: ``<0.001`` / ``>0.999`` at the ends
     (never 2.05e-33). Text, not markup: the caller escapes it for HTML.
@@ -213,7 +233,7 @@ def median_range(median, low, high, *, html: bool = True) -> str:
 
 def cell(value, *, html: bool = True, kind: str = "number") -> str:
     """Any table cell as text: yes/no for booleans, integers as they are, floats by ``kind``
-    (``number`` | ``dose`` | ``probability``), text unchanged (the caller escapes it)."""
+    (``number`` | ``dose`` | ``probability`` | ``objective``), text unchanged (the caller escapes it)."""
     if value is None or _missing(value) and not isinstance(value, str):
         return ""
     if isinstance(value, (bool, np.bool_)):
@@ -224,10 +244,12 @@ def cell(value, *, html: bool = True, kind: str = "number") -> str:
         return dose(value, html=html)
     if kind == "probability":
         return probability(value, html=html)
+    if kind == "objective":
+        return objective(value, html=html)
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     return number(value, html=html)
 
 
-__all__ = ["NOT_ESTIMABLE", "MAX_INTERVAL_FOLD", "number", "dose", "probability", "interval",
+__all__ = ["NOT_ESTIMABLE", "MAX_INTERVAL_FOLD", "number", "dose", "probability", "objective", "interval",
            "interval_estimable", "geo_mean_cv", "median_range", "cell"]

@@ -100,3 +100,11 @@ def test_cell_types():
     assert F.cell(3.0e8, kind="dose") == "3.0×10⁸"
     assert F.cell(2.05e-33, kind="probability") == "<0.001"
     assert F.cell(1486.3) == "1490"
+
+
+def test_objective_function_values_keep_one_decimal():
+    # −2LL 1720.3449 and 1718.9 differ by 1.4: 3 significant digits (1720, 1720) would hide it
+    assert F.objective(1720.3449) == "1720.3" and F.objective(1718.9) == "1718.9"
+    assert F.objective(-12.04) == "−12.0" and F.objective(-12.04, html=False) == "-12.0"
+    assert F.cell(164.2345, kind="objective") == "164.2"
+    assert F.objective(math.nan) == ""

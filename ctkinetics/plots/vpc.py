@@ -5,7 +5,7 @@ Draws a :class:`ctkinetics.estimation.population.VPCResult`; it computes nothing
 from __future__ import annotations
 
 
-def vpc_figure(result, analyte=None, log_y=True, title=None):
+def vpc_figure(result, analyte=None, log_y=True, title=None, *, unit: str = "", height: int = 620):
     """Plotly figure of a VPC.
 
     Top panel: observed samples (BLQ shown at their LLOQ as open markers), the observed
@@ -19,7 +19,13 @@ def vpc_figure(result, analyte=None, log_y=True, title=None):
         Which analyte (default: the first).
     log_y : bool
     title : str, optional
+    unit : str
+        The analyte's unit, for the y axis title.
+    height : int
+        Pixels (the legend sits beside the panels, the title above them).
     """
+    from ctkinetics.plots.style import TEMPLATE, esc
+
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -31,7 +37,7 @@ def vpc_figure(result, analyte=None, log_y=True, title=None):
     unit = f" ({result.time_unit})" if result.time_unit else ""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28],
                         vertical_spacing=0.06,
-                        subplot_titles=(f"{analyte}: observed and simulated percentiles",
+                        subplot_titles=(f"{esc(analyte)}: observed and simulated percentiles",
                                         "fraction BLQ"))
     q = obs[~obs["blq"]]
     fig.add_trace(go.Scatter(x=q["time"], y=q["value"], mode="markers", name="observed",
@@ -67,10 +73,13 @@ def vpc_figure(result, analyte=None, log_y=True, title=None):
                   row=2, col=1)
     fig.update_yaxes(type="log" if log_y else "linear", row=1, col=1)
     fig.update_yaxes(range=[0, 1], title_text="fraction", row=2, col=1)
+    fig.update_yaxes(title_text=f"{esc(analyte)} ({esc(unit)})" if unit else esc(analyte), row=1, col=1)
     fig.update_xaxes(title_text=f"time{unit}", row=2, col=1)
-    fig.update_layout(title=title or f"VPC: {result.model} ({result.method.upper()}, "
-                                     f"{result.n_replicates} replicates)",
-                      template="plotly_white", legend=dict(font=dict(size=10)))
+    fig.update_layout(title={"text": title or f"VPC: {esc(result.model)} ({esc(result.method.upper())}, "
+                                              f"{result.n_replicates} replicates)", "x": 0.01},
+                      template=TEMPLATE, height=height,
+                      legend=dict(font=dict(size=10), x=1.02, xanchor="left", y=1, yanchor="top"),
+                      margin={"t": 80, "r": 250})
     return fig
 
 

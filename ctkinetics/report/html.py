@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import html
 import json
-import math
 
-import numpy as np
 import pandas as pd
+
+from ctkinetics.formatting import cell
+from ctkinetics.report.dictionary import column_format
 
 CSS = """
 :root{--fg:#1d1d1f;--muted:#666;--line:#ddd;--flag:#fff1e0;--fail:#fde2e2;--ok:#e8f5ee}
@@ -56,46 +57,35 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def fmt(value) -> str:
-    """A cell as text: 4 significant digits for floats, '' for missing."""
-    if value is None or value is pd.NA:
-        return ""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if math.isnan(v):
-            return ""
-        if math.isinf(v):
-            return "∞" if v > 0 else "−∞"
-        if v == int(v) and abs(v) < 1e6:
-            return str(int(v))
-        return f"{v:.4g}"
-    return str(value)
+def fmt(value, kind: str = "number") -> str:
+    """A cell as text (:func:`ctkinetics.formatting.cell`: 3 significant digits, doses as
+    3.0×10⁸, '' for missing). ``kind``: ``number`` | ``dose`` | ``probability``."""
+    return cell(value, kind=kind)
 
 
 def table(df: pd.DataFrame, columns=None, *, labels=None, row_class=None, text_columns=(),
-          max_rows: int | None = None) -> str:
+          max_rows: int | None = None, formats=None) -> str:
     """An escaped HTML table.
 
     ``columns``: which columns (default all); ``labels``: header text per column;
     ``row_class(row) -> str``: CSS class of a row ('flag', 'fail' or ''); ``text_columns``:
-    left-aligned columns (default: the non-numeric ones).
+    left-aligned columns (default: the non-numeric ones); ``formats``: column -> kind of
+    :func:`fmt` (default: the kind :func:`ctkinetics.report.dictionary.column_format` gives
+    the column's name, e.g. ``dose`` for ``dose``).
     """
     if df is None or len(df) == 0:
         return "<p class='note'>(none)</p>"
     columns = list(columns or df.columns)
     labels = labels or {}
     left = set(text_columns) | {c for c in columns if not pd.api.types.is_numeric_dtype(df[c])}
+    kinds = {c: column_format(c) for c in columns} | dict(formats or {})
     head = "".join(f"<th class='{'t' if c in left else ''}'>{esc(labels.get(c, c))}</th>"
                    for c in columns)
     rows = []
     shown = df if max_rows is None else df.head(max_rows)
     for _, r in shown.iterrows():
         cls = row_class(r) if row_class else ""
-        cells = "".join(f"<td class='{'t' if c in left else ''}'>{esc(fmt(r[c]))}</td>"
+        cells = "".join(f"<td class='{'t' if c in left else ''}'>{esc(fmt(r[c], kinds[c]))}</td>"
                         for c in columns)
         rows.append(f"<tr class='{cls}'>{cells}</tr>" if cls else f"<tr>{cells}</tr>")
     more = ""

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ctkinetics import plots
 from ctkinetics.plots.exposure import metric_label
+from ctkinetics import formatting as F
 from ctkinetics.report.html import collapsible, esc, fmt, table
 
 FLAG_MEANINGS = {
@@ -102,7 +103,8 @@ def data_section(rv, fig) -> str:
     warn = "".join(f"<li>{esc(w)}</li>" for w in ds.warnings)
     out = [f"<h2 id='data'>1. Study and data audit</h2><p><b>{esc(st.name)}</b>: "
            f"{len(subj)} participants, {len(ds.observations)} samples read from "
-           f"{len(ds.sources)} files.</p><div class='grid'><div>{table(levels)}</div>"
+           f"{len(ds.sources)} files.</p><div class='grid'><div>"
+           f"{table(levels, formats={'dose (cells)': 'dose'})}</div>"
            f"<div>{table(design, text_columns=('value',))}</div></div>",
            "<h3>Samples and below-LLOQ values per analyte</h3>",
            table(rv.counts, labels={"blq_post_infusion": "BLQ after infusion",
@@ -116,29 +118,53 @@ def data_section(rv, fig) -> str:
     return "<section>" + "".join(out) + "</section>"
 
 
+def _with_unit(label: str, unit) -> str:
+    return f"{label} ({unit})" if unit and str(unit) not in ("", "1", "nan") else label
+
+
+def _nca_units(rv, analyte) -> dict:
+    r = rv.nca.results
+    r = r[r["analyte"] == analyte]
+    return dict(zip(r["parameter"], r["unit"]))
+
+
 def _nca_summary_table(rv, analyte) -> str:
+    from ctkinetics.nca.parameters import PARAMETERS
+
     s = rv.nca.summary()
     s = s[s["analyte"] == analyte]
     s = s[s["parameter"].str.startswith(NCA_KEYS)]
     if s.empty:
         return "<p class='note'>(no usable NCA values)</p>"
-    s = s.assign(metric=[metric_label(p, a, b) for p, a, b in zip(s["parameter"], s["start"], s["end"])])
-    wide = s.pivot_table(index="metric", columns="dose_level", values="display", aggfunc="first",
-                         sort=False)
-    n = s.pivot_table(index="metric", columns="dose_level", values="n", aggfunc="first", sort=False)
-    cols = [lv for lv in rv.nca.dose_levels if lv in wide.columns]
+    units = _nca_units(rv, analyte)
+    s = s.assign(metric=[_with_unit(metric_label(p, a, b), units.get(p))
+                         for p, a, b in zip(s["parameter"], s["start"], s["end"])],
+                 shown=[_summary_text(r, PARAMETERS.get(r.parameter)) for r in s.itertuples()])
+    cols = [lv for lv in rv.nca.dose_levels if lv in set(s["dose_level"])]
     rows = []
-    for metric in dict.fromkeys(s["metric"]):
-        rows.append({"metric": metric, **{f"DL {lv}": (f"{wide.loc[metric, lv]} n={int(n.loc[metric, lv])}"
-                                                       if pd.notna(wide.loc[metric, lv]) else "")
+    for metric, g in s.groupby("metric", sort=False):
+        by = {r.dose_level: r for r in g.itertuples()}
+        rows.append({"metric": metric, **{f"DL {lv}": (f"{by[lv].shown} n={int(by[lv].n)}"
+                                                       if lv in by and by[lv].shown else "")
                                           for lv in cols}})
     return table(pd.DataFrame(rows), text_columns=tuple(["metric"] + [f"DL {c}" for c in cols]))
+
+
+def _summary_text(r, spec) -> str:
+    """The NCA summary cell: geometric mean (geometric CV %), or median [min, max]."""
+    kind = spec.summary if spec is not None else "arithmetic"
+    if kind == "median_range":
+        return F.median_range(r.median, r.min, r.max)
+    if kind == "geometric" and pd.notna(r.geo_mean):
+        return F.geo_mean_cv(r.geo_mean, r.geo_cv_pct)
+    return F.number(r.mean) + (f" ({F.number(r.sd)})" if pd.notna(r.sd) else "")
 
 
 def _nca_participants(rv, analyte) -> pd.DataFrame:
     r = rv.nca.results
     r = r[(r["analyte"] == analyte) & r["parameter"].str.startswith(NCA_KEYS + ("R2ADJ",))]
-    r = r.assign(metric=[metric_label(p, a, b) for p, a, b in zip(r["parameter"], r["start"], r["end"])],
+    r = r.assign(metric=[_with_unit(metric_label(p, a, b), u)
+                         for p, a, b, u in zip(r["parameter"], r["start"], r["end"], r["unit"])],
                  shown=[fmt(v) if not e else f"— ({e})" for v, e in zip(r["value"], r["exclude"])])
     w = r.pivot_table(index=["dose_level", "subject"], columns="metric", values="shown",
                       aggfunc="first", sort=False)
@@ -190,13 +216,12 @@ def fits_section(rv, fig) -> str:
                                       "n_starts_at_best", "message"],
                      row_class=_fit_row_class, text_columns=("subject", "flags", "message")))
     out.append(collapsible("What the flags mean", f"<ul>{meanings}</ul>"))
-    pars = f.to_frame()
-    ok = {x.subject: x.success for x in f.fits}
-    pars = pars.assign(success=pars["subject"].map(ok))
+    pars = _estimates_shown(f)
     out.append(collapsible(
         f"Parameter estimates with SE, RSE % and 95 % CI ({len(pars)} rows)",
-        table(pars, ["subject", "parameter", "estimate", "se", "rse_pct", "ci_low", "ci_high", "unit",
+        table(pars, ["subject", "parameter", "estimate", "se", "rse_pct", "ci", "unit",
                      "ci_method", "flags"], row_class=_fit_row_class,
+              labels={"se": "SE", "rse_pct": "RSE %", "ci": "95 % CI"},
               text_columns=("subject", "parameter", "unit", "ci_method", "flags"))))
     out.append("<h3>Two-stage summary by dose level (converged fits)</h3>")
     summ = f.summary()
@@ -208,8 +233,11 @@ def fits_section(rv, fig) -> str:
     summ = summ.assign(n_flagged=summ["dose_level"].astype(str).map(flagged_by_level).fillna(0).astype(int))
     out.append("<p class='note'>n counts converged fits, <b>flagged ones included</b> "
                "(n_flagged of them): a geometric mean over flagged fits is only as good as they are.</p>")
+    summ = summ.assign(geo_cv_pct=_cv_shown(f, summ))
     out.append(table(summ, ["dose_level", "parameter", "n", "n_flagged", "n_failed", "geo_mean", "geo_cv_pct",
-                            "median", "min", "max", "unit"], text_columns=("dose_level", "parameter", "unit")))
+                            "median", "min", "max", "unit"],
+                     labels={"geo_mean": "geometric mean", "geo_cv_pct": "geometric CV %"},
+                     text_columns=("dose_level", "parameter", "unit")))
     for a in f.analytes:
         out.append(fig(plots.goodness_of_fit(f, a), f"goodness_of_fit:{a}"))
     out.append("<h3>Individual profiles with the fitted curve and its 95 % band</h3>"
@@ -239,6 +267,44 @@ def fits_section(rv, fig) -> str:
     return "<section>" + "".join(out) + "</section>"
 
 
+#: Parameter-row flags under which an estimate's SE, CI and spread mean nothing.
+UNDETERMINED = ("not_estimable", "at_bound", "non_identifiable")
+
+
+def _undetermined(flags) -> bool:
+    return any(x.split(":")[0] in UNDETERMINED for x in str(flags or "").split(";") if x)
+
+
+def _estimates_shown(f) -> pd.DataFrame:
+    """Parameter rows as shown: the 95 % CI as one interval, 'not estimable' (SE, RSE and CI)
+    for a parameter the data do not determine (flagged, non-finite SE, or a CI wider than
+    :data:`ctkinetics.formatting.MAX_INTERVAL_FOLD`)."""
+    pars = f.to_frame()
+    ok = {x.subject: x.success for x in f.fits}
+    pars = pars.assign(success=pars["subject"].map(ok))
+    bad = [_undetermined(fl) or not F.interval_estimable(lo, hi)
+           for fl, lo, hi in zip(pars["flags"], pars["ci_low"], pars["ci_high"])]
+    ci = [F.NOT_ESTIMABLE if b else F.interval(lo, hi)
+          for b, lo, hi in zip(bad, pars["ci_low"], pars["ci_high"])]
+    se = [F.NOT_ESTIMABLE if b else fmt(v) for b, v in zip(bad, pars["se"])]
+    rse = [F.NOT_ESTIMABLE if b else fmt(v) for b, v in zip(bad, pars["rse_pct"])]
+    return pars.assign(ci=ci, se=se, rse_pct=rse)
+
+
+def _cv_shown(f, summ) -> list:
+    """Geometric CV % of the two-stage summary, 'not estimable' where a fit of that dose
+    level has the parameter undetermined (at a bound: its spread is the bound's, 7.1e10 %)."""
+    pars = f.to_frame()
+    level = {s: str(f.dose_levels.get(s, "") or "all") for s in pars["subject"]}
+    undetermined = {(level[s], p) for s, p, fl in zip(pars["subject"], pars["parameter"], pars["flags"])
+                    if _undetermined(fl)}
+    out = []
+    for lv, p, cv in zip(summ["dose_level"].astype(str), summ["parameter"], summ["geo_cv_pct"]):
+        text = F.geo_mean_cv(1.0, cv, estimable=(lv, p) not in undetermined)
+        out.append(F.NOT_ESTIMABLE if "not estimable" in text else fmt(cv))
+    return out
+
+
 def bcell_section(rv, fig) -> str:
     out = ["<h2 id='bcells'>4. B-cell aplasia</h2>"]
     if rv.bcell_analyte is None or rv.car_analyte is None:
@@ -246,10 +312,12 @@ def bcell_section(rv, fig) -> str:
     else:
         out.append(fig(plots.cart_vs_bcells(rv.dataset, rv.car_analyte, rv.bcell_analyte, rv.aplasia),
                        "cart_vs_bcells"))
-        out.append(table(rv.aplasia, labels={"baseline": "baseline (last pre-infusion)",
-                                             "aplasia_start": "aplasia from day",
-                                             "aplasia_end": "B cells back by day",
-                                             "last_sample": "last sample day"},
+        unit = rv.dataset.study.analytes[rv.bcell_analyte].unit
+        out.append(table(rv.aplasia, labels={"baseline": _with_unit("baseline (last pre-infusion)", unit),
+                                             "nadir": _with_unit("nadir", unit),
+                                             "aplasia_start": "aplasia from (day)",
+                                             "aplasia_end": "B cells back by (day)",
+                                             "last_sample": "last sample (day)"},
                          text_columns=("subject", "dose_level", "status")))
         out.append("<p class='note'>Aplasia starts at the first B-cell sample below the LLOQ after "
                    "infusion; B cells are back at the next quantified sample. The true days lie "
@@ -353,8 +421,8 @@ def population_status_box(rv) -> str:
 def _population_stats(p) -> pd.DataFrame:
     d = p.diagnostics
     rows = [("method", p.method.upper()), ("converged", "yes" if p.converged else "NO"),
-            ("message", p.message), ("−2LL (FOCE-I)", fmt(p.ofv)), ("AIC", fmt(p.aic)),
-            ("BIC", fmt(p.bic)), ("participants", p.n_subjects), ("observations", p.n_obs),
+            ("message", p.message), ("−2LL (FOCE-I)", F.objective(p.ofv)),
+            ("AIC", F.objective(p.aic)), ("BIC", F.objective(p.bic)), ("participants", p.n_subjects), ("observations", p.n_obs),
             ("censored (BLQ)", p.n_censored), ("estimated quantities", p.n_params),
             ("iterations", d.get("iterations")), ("condition number", fmt(d.get("condition_number"))),
             ("flags", ", ".join(map(str, d.get("flags", ()))) or "none"),
@@ -411,7 +479,8 @@ def population_section(rv, fig) -> str:
                    f"bands: {v.ci:g} % intervals of the simulated percentiles; lower panel: "
                    "fraction of samples below the LLOQ, observed and simulated.</p>")
         for a in dict.fromkeys(v.table["analyte"]):
-            out.append(fig(vpc_figure(v, a), f"vpc:{a}"))
+            unit = getattr(rv.dataset.study.analytes.get(a), "unit", "")
+            out.append(fig(vpc_figure(v, a, unit=unit), f"vpc:{a}"))
     ind = p.individual
     out.append(collapsible(f"Individual empirical Bayes estimates ({len(ind)} rows)",
                            table(ind, text_columns=("subject", "parameter"))))
@@ -434,6 +503,8 @@ TRIAL_SUMMARY_LABELS = {"pct_selected": "% selected as MTD", "mean_participants"
 def trial_sim_section(rv, fig) -> str:
     from ctkinetics.plots.trialsim import duration_figure, expansion_figure, selection_figure
 
+    from ctkinetics.report.dictionary import trial_unit
+
     v = rv.trial_sim
     r = v.result
     out = ["<h2 id='trials'>5b. Virtual trials</h2>",
@@ -445,11 +516,16 @@ def trial_sim_section(rv, fig) -> str:
     out.append(fig(selection_figure(r), "trial_sim:selection"))
     out.append(fig(duration_figure(r), "trial_sim:duration"))
     if r.kinetics and len(r.exposure):
-        out.append(fig(expansion_figure(r), "trial_sim:expansion"))
+        out.append(fig(expansion_figure(r, unit=trial_unit(rv)), "trial_sim:expansion"))
     s = r.summary
     cols = [c for c in TRIAL_SUMMARY_COLUMNS if c in s.columns]
     out.append("<h3>By rule and dose level</h3><div id='trial-sim-summary'>")
-    out.append(table(s, cols, labels=TRIAL_SUMMARY_LABELS, text_columns=("rule", "level")))
+    unit = trial_unit(rv)
+    labels = dict(TRIAL_SUMMARY_LABELS, dose="dose (cells)",
+                  cmax_gmean=_with_unit(TRIAL_SUMMARY_LABELS["cmax_gmean"], unit),
+                  auc0_28_gmean=_with_unit(TRIAL_SUMMARY_LABELS["auc0_28_gmean"],
+                                           f"{unit}*day" if unit else ""))
+    out.append(table(s, cols, labels=labels, text_columns=("rule", "level")))
     out.append("</div><p class='note'>Level <code>none</code>: trials that selected no MTD. "
                "Every column is in <code>summary.csv</code> of the run.</p>")
     d = r.durations.drop(columns=["counts"], errors="ignore")
@@ -458,3 +534,33 @@ def trial_sim_section(rv, fig) -> str:
     if v.notes:
         out.append("<ul class='note'>" + "".join(f"<li>{esc(n)}</li>" for n in v.notes) + "</ul>")
     return "<section>" + "".join(out) + "</section>"
+
+
+# --------------------------------------------------------------------------------------
+def dictionary_section(dictionary: pd.DataFrame) -> str:
+    """7. Every code and column of the report and its CSV files: label, unit, definition
+    (the same rows as ``data_dictionary.csv``, built by :mod:`ctkinetics.report.dictionary`)."""
+    from ctkinetics.report.dictionary import KINDS
+
+    cols = ["code", "label", "unit", "definition", "source"]
+    out = ["<h2 id='dictionary'>7. Data dictionary</h2>",
+           "<p class='note'>Every code a table or CSV file of this report uses, with its unit "
+           "and definition (also in <code>data_dictionary.csv</code>). Units: times in days "
+           "after infusion (study days for the escalation), doses in CAR+ cells, an AUC "
+           "as concentration*time (copies/ug*day). Unit <code>1</code>: dimensionless "
+           "(counts, fractions, probabilities). In the CSV files a number's unit is in the "
+           "column name (<code>_day</code>, <code>_pct</code>) or in a unit column of the same "
+           "row (<code>unit</code>, <code>time_unit</code>, <code>dose_unit</code>, "
+           "<code>conc_unit</code>).</p>"]
+    for kind in KINDS:
+        part = dictionary[dictionary["kind"] == kind]
+        if part.empty:
+            continue
+        body = table(part, cols, text_columns=tuple(cols))
+        if kind == KINDS[-1]:
+            out.append(collapsible(f"Columns of the CSV files ({len(part)})", body))
+        else:
+            out.append(f"<h3>{esc(kind[0].upper() + kind[1:])}s</h3>"
+                       if not kind.endswith(")") else f"<h3>{esc(kind)}</h3>")
+            out.append(body)
+    return "<section id='dictionary-section'>" + "".join(out) + "</section>"

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ctkinetics.jsonable import jsonable
 from ctkinetics.report import sections
+from ctkinetics.report.dictionary import build_dictionary, with_units
 from ctkinetics.report.html import Figures, esc, page, plotly_js
 from ctkinetics.report.provenance import input_files, timestamp, versions
 
@@ -63,6 +64,9 @@ def _tables(rv) -> dict:
             t["population_vpc.csv"] = rv.vpc.to_frame()
     if rv.trial_sim is not None:
         t["trial_sim_summary.csv"] = rv.trial_sim.result.summary
+    # every numeric column's unit readable from the CSV itself; the dictionary of them all
+    t = {name: with_units(name, df, rv) for name, df in t.items()}
+    t["data_dictionary.csv"] = build_dictionary(rv, t)
     return t
 
 
@@ -117,8 +121,10 @@ def _summary(rv, files, vers, generated_at, command) -> dict:
     })
 
 
-def render_html(rv, files, vers, generated_at, command=None) -> tuple[str, tuple]:
-    """The page and the names of its figures."""
+def render_html(rv, files, vers, generated_at, command=None, tables=None) -> tuple[str, tuple]:
+    """The page and the names of its figures (``tables``: :func:`_tables` of ``rv``, for the
+    data dictionary; computed when not given)."""
+    tables = tables if tables is not None else _tables(rv)
     fig = Figures()
     body = [sections.summary_box(rv),
             sections.data_section(rv, fig), sections.expansion_section(rv, fig),
@@ -135,6 +141,8 @@ def render_html(rv, files, vers, generated_at, command=None) -> tuple[str, tuple
         nav.append(("trials", "Virtual trials"))
     body.append(sections.provenance_section(rv, files, vers, generated_at, command))
     nav.append(("provenance", "Provenance"))
+    body.append(sections.dictionary_section(tables["data_dictionary.csv"]))
+    nav.append(("dictionary", "Data dictionary"))
     d = rv.decision
     sub = (f"Cohort review · {len(rv.dataset.subjects)} participants"
            + (f" · data as of study day {d.as_of_day:g}" if d is not None else "")
@@ -165,13 +173,14 @@ def write_report(rv, out, *, root=None, command: str | None = None,
     files = _all_files(rv, input_files(rv.dataset.sources, root))
     vers = versions()
     written = []
-    for name, df in _tables(rv).items():
+    tables = _tables(rv)
+    for name, df in tables.items():
         p = out / name
         pd.DataFrame(df).to_csv(p, index=False, lineterminator="\n")
         written.append(p)
     files.to_csv(out / "input_files.csv", index=False, lineterminator="\n")
     written.append(out / "input_files.csv")
-    text, names = render_html(rv, files, vers, generated_at, command)
+    text, names = render_html(rv, files, vers, generated_at, command, tables)
     html_path = out / "report.html"
     html_path.write_text(text, encoding="utf-8")
     summary_path = out / "summary.json"
