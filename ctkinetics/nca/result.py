@@ -97,6 +97,34 @@ class NCAResult:
                 d = d[d[col] == v]
         return d.set_index("subject")["value"]
 
+    def quality_overview(self) -> pd.DataFrame:
+        """How many participants' λz-dependent values were excluded or not estimable, and why.
+
+        One row per analyte, status ('excluded': computed but failing a quality rule of
+        :mod:`ctkinetics.nca.quality`; 'not estimable': no λz) and single reason: ``n``
+        participants with that reason (one may have several), ``n_status`` participants with
+        that status, ``of`` participants of the analyte. The CLI and the report print it so
+        that no excluded value goes unnoticed.
+        """
+        from ctkinetics.nca.parameters import dependents
+
+        cols = ["analyte", "status", "reason", "n", "n_status", "of"]
+        d = self.results[self.results["parameter"].isin(dependents("LAMZ"))]
+        of = self.results.groupby("analyte")["subject"].nunique()
+        finite = np.isfinite(d["value"].to_numpy(float))
+        # excluded: any λz-dependent value failing a rule; not estimable: λz itself is missing
+        d = d[(d["exclude"] != "") & (finite | (d["parameter"] == "LAMZ").to_numpy())]
+        if d.empty:
+            return pd.DataFrame(columns=cols)
+        d = d.assign(status=np.where(np.isfinite(d["value"].to_numpy(float)), "excluded", "not estimable"))
+        n_status = d.groupby(["analyte", "status"])["subject"].nunique()
+        d = d.assign(reason=d["exclude"].str.split("; ")).explode("reason")
+        out = d.groupby(["analyte", "status", "reason"])["subject"].nunique().rename("n").reset_index()
+        out["n_status"] = [n_status[(a, st)] for a, st in zip(out["analyte"], out["status"])]
+        out["of"] = out["analyte"].map(of).astype(int)
+        return out.sort_values(["analyte", "status", "n"], ascending=[True, True, False],
+                               kind="stable").reset_index(drop=True)[cols]
+
     def wide(self, excluded: str = "blank") -> pd.DataFrame:
         """One row per subject and analyte, one column per parameter (and interval).
 

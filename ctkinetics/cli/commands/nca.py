@@ -1,8 +1,11 @@
 """ctk nca STUDY --out DIR: non-compartmental analysis, summaries and dose proportionality.
 
-Writes DIR/nca.csv (long table), nca_wide.csv, nca_summary.csv, dose_proportionality.csv,
-nca_exclusions.csv (every sample left out, with its reason) and nca_settings.csv (every
-choice). Each table also carries a ``method`` column stating the choices.
+Writes DIR/nca.csv (long table; ``exclude`` holds why a value is missing or excluded),
+nca_wide.csv (excluded values blank, an ``exclude`` column saying which and why),
+nca_summary.csv, dose_proportionality.csv, nca_exclusions.csv (every sample left out and every
+value a quality rule excluded, with its reason) and nca_settings.csv (every choice). Each table
+also carries a ``method`` column stating the choices. The summary printed names how many
+participants' λz-dependent values were excluded or not estimable, and why.
 """
 from __future__ import annotations
 
@@ -14,6 +17,29 @@ HELP = "Non-compartmental analysis (PKNCA/WinNonlin semantics) with per-dose-lev
 # kept literal here so `ctk --help` does not import numpy; checked against the registries in tests
 AUC_METHOD_CHOICES = ("lin-up/log-down", "linear", "lin-log")
 AUC_TYPE_CHOICES = ("last", "all", "inf")
+LAMZ_SELECTION_CHOICES = ("best-falling", "pknca")
+#: quality-rule options: flag -> (NCAOptions field, PKNCA's default, help)
+QUALITY_FLAGS = {
+    "--min-adj-r2": ("min_hl_adj_r_squared", "0.9", "exclude λz-dependent values when the λz "
+                     "regression's adjusted R² is below this"),
+    "--min-r2": ("min_hl_r_squared", "off", "the same with R² (PKNCA's min.hl.r.squared)"),
+    "--min-span-ratio": ("min_span_ratio", "2", "exclude λz-dependent values when the λz "
+                         "window spans fewer half-lives than this"),
+    "--max-aucinf-pext": ("max_aucinf_pext", "20", "exclude AUC∞ and its dependents when more "
+                          "than this percentage of it is extrapolated"),
+}
+
+
+def _threshold(flag: str, text: str):
+    """A quality-rule threshold: a number, or 'off' for no rule."""
+    from ctkinetics.errors import SettingsError
+
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingsError(f"{flag} expects a number or 'off', got {text!r}") from None
 
 
 def _interval(text: str):
@@ -42,6 +68,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lambda-z-window", default=None, metavar="LO,HI",
                         help="fit λz on the quantifiable samples in this window (days), e.g. 14,84; "
                              "default: automatic best fit")
+    parser.add_argument("--lambda-z-rule", choices=LAMZ_SELECTION_CHOICES, default="best-falling",
+                        help="automatic λz window: best-falling (best adjusted R² among falling "
+                             "windows) or pknca (PKNCA's exact rule: none when a rising window "
+                             "fits best) (default best-falling)")
+    for flag, (_, default, text) in QUALITY_FLAGS.items():
+        parser.add_argument(flag, default=default, metavar="X|off",
+                            help=f"{text} (default {default}; 'off' switches the rule off)")
     parser.add_argument("--cmax-exclude-before", type=float, default=None, metavar="DAYS",
                         help="samples earlier than this (days after infusion) may not define Cmax")
     parser.add_argument("--analyte", action="append", default=None,
@@ -62,6 +95,9 @@ def run(args) -> int:
         auc_type=args.auc_type,
         lamz_window=_interval(args.lambda_z_window) if args.lambda_z_window else None,
         cmax_exclude_before=args.cmax_exclude_before,
+        lamz_selection=args.lambda_z_rule,
+        **{field: _threshold(flag, getattr(args, flag[2:].replace("-", "_")))
+           for flag, (field, _, _) in QUALITY_FLAGS.items()},
     )
     auc_intervals = [_interval(s) for s in args.interval] if args.interval else [(0.0, 28.0), (0.0, 84.0)]
     intervals = normalise_intervals(default_intervals(options.auc_type, auc_intervals), options.auc_type)
@@ -102,7 +138,9 @@ def run(args) -> int:
     n_subj = res.results["subject"].nunique()
     print(f"NCA of {n_subj} participant(s), analytes: {', '.join(sorted(res.results['analyte'].unique()))}")
     print(f"Choices: {method}")
-    print(f"Samples left out: {len(res.exclusions)} (see nca_exclusions.csv)")
+    samples = res.exclusions[res.exclusions["record"] == "sample"]
+    print(f"Samples left out: {len(samples)} (see nca_exclusions.csv)")
+    _print_quality(res)
     summ = res.summary()
     show = summ[summ["parameter"].isin(["CMAX", "TMAX"]) | summ["parameter"].str.startswith("AUCINT")]
     if not show.empty:
@@ -112,3 +150,17 @@ def run(args) -> int:
             print(f"  {r.dose_level:>6} {r.analyte:<12} {r.parameter + span:<20} n={r.n:<3d} {r.display}")
     print(f"\nWrote {', '.join(list(tables) + ['nca_settings.csv'])} to {Path(args.out)}")
     return 0
+
+
+def _print_quality(res) -> None:
+    """Which participants' λz-dependent values were excluded or not estimable, and why."""
+    q = res.quality_overview()
+    if q.empty:
+        print("λz quality: every λz-dependent value passed the quality rules")
+        return
+    print("λz quality (excluded values stay in nca.csv with the reason in 'exclude' and are "
+          "left out of summaries):")
+    for (analyte, status), g in q.groupby(["analyte", "status"], sort=False):
+        print(f"  {analyte}: {status} for {g['n_status'].iloc[0]} of {g['of'].iloc[0]} participant(s)")
+        for r in g.itertuples(index=False):
+            print(f"      {r.n:>4}  {r.reason}")
