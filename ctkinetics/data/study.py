@@ -10,6 +10,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ctkinetics.data.problems import ProblemCollector
+from ctkinetics.data.protocol import (PROTOCOL_TABLES, REQUIRED_DESIGN_KEYS, Design,  # noqa: F401 (Design's home)
+                                      Protocol, check_top_level_tables, design_toml_lines,
+                                      read_design, read_protocol)
 from ctkinetics.errors import DataValidationError
 
 ANALYTE_KINDS = ("qpcr", "flow", "bcell", "conc")
@@ -26,19 +29,6 @@ class Analyte:
 
 
 @dataclass(frozen=True)
-class Design:
-    """The dose-escalation design (DOMAIN.md §1, §6)."""
-
-    target_dlt_rate: float = 0.30
-    dlt_window_days: float = 28.0
-    stagger_days: float = 14.0
-    cohort_size: int = 3
-    max_subjects: int = 12
-    phi1: float | None = None  # default 0.6 * target
-    phi2: float | None = None  # default 1.4 * target
-
-
-@dataclass(frozen=True)
 class Study:
     """What ``study.toml`` declares. ``dose_levels`` maps level label -> dose, ordered by dose."""
 
@@ -48,9 +38,11 @@ class Study:
     analytes: MappingProxyType
     formats: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     start_date: str = "2026-01-01"
+    protocol: Protocol = field(default_factory=Protocol)
 
     @staticmethod
-    def build(name, dose_levels, design, analytes, formats=None, start_date="2026-01-01") -> "Study":
+    def build(name, dose_levels, design, analytes, formats=None, start_date="2026-01-01",
+              protocol: Protocol | None = None) -> "Study":
         ordered = dict(sorted(((str(k), float(v)) for k, v in dose_levels.items()), key=lambda kv: kv[1]))
         return Study(
             name=name,
@@ -59,7 +51,13 @@ class Study:
             analytes=MappingProxyType(dict(analytes)),
             formats=MappingProxyType(dict(formats or {})),
             start_date=start_date,
+            protocol=protocol or Protocol(),
         )
+
+    def with_dose_levels(self, dose_levels) -> "Study":
+        """The same study with another dose ladder (e.g. as of a day before a level was inserted)."""
+        ordered = dict(sorted(((str(k), float(v)) for k, v in dict(dose_levels).items()), key=lambda kv: kv[1]))
+        return dataclasses.replace(self, dose_levels=MappingProxyType(ordered))
 
     def with_formats(self, formats: dict) -> "Study":
         """The same study with other format options (every other field kept as it is)."""
@@ -77,13 +75,7 @@ class Study:
         """Render back to ``study.toml`` text (used by the writers)."""
         lines = ["[study]", f"name = {_q(self.name)}", f"start_date = {_q(self.start_date)}", "", "[dose_levels]"]
         lines += [f"{_key(k)} = {_num(v)}" for k, v in self.dose_levels.items()]
-        d = self.design
-        lines += ["", "[design]", f"target_dlt_rate = {d.target_dlt_rate}", f"dlt_window_days = {d.dlt_window_days:g}",
-                  f"stagger_days = {d.stagger_days:g}", f"cohort_size = {d.cohort_size}", f"max_subjects = {d.max_subjects}"]
-        if d.phi1 is not None:
-            lines.append(f"phi1 = {d.phi1}")
-        if d.phi2 is not None:
-            lines.append(f"phi2 = {d.phi2}")
+        lines += ["", "[design]"] + design_toml_lines(self.design)
         for a in self.analytes.values():
             lines += ["", f"[analytes.{_key(a.name)}]", f"unit = {_q(a.unit)}"]
             if not math.isnan(a.lloq):
@@ -97,6 +89,7 @@ class Study:
             scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
             if scalars:
                 lines += ["", f"[formats.{fmt}]"] + [f"{_key(k)} = {_value(v)}" for k, v in scalars.items()]
+        lines += self.protocol.to_toml()
         return "\n".join(lines) + "\n"
 
 
@@ -127,10 +120,8 @@ def _key(k) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() else _q(k)
 
 
-_DESIGN_TYPES = {
-    "target_dlt_rate": float, "dlt_window_days": float, "stagger_days": float,
-    "cohort_size": int, "max_subjects": int, "phi1": float, "phi2": float,
-}
+#: Top-level tables of study.toml (a misspelled table is an error, never silently ignored).
+KNOWN_TABLES = ("study", "dose_levels", "design", "analytes", "formats") + PROTOCOL_TABLES
 
 
 def read_study_toml(path, problems: ProblemCollector | None = None) -> Study | None:
@@ -173,6 +164,7 @@ def _parse_toml(path: Path) -> dict:
 
 def _study_from_doc(doc: dict, path: Path, pc: ProblemCollector) -> Study:
     f = str(path)
+    check_top_level_tables(doc, KNOWN_TABLES, f, pc)
 
     study = doc.get("study", {})
     name = study.get("name") if isinstance(study, dict) else None
@@ -192,27 +184,7 @@ def _study_from_doc(doc: dict, path: Path, pc: ProblemCollector) -> Study:
             else:
                 dose_levels[str(k)] = float(v)
 
-    design_doc = doc.get("design", {})
-    kwargs = {}
-    if not isinstance(design_doc, dict):
-        pc.add(f, None, "design", "expected a [design] table")
-        design_doc = {}
-    for k, v in design_doc.items():
-        typ = _DESIGN_TYPES.get(k)
-        if typ is None:
-            pc.add(f, None, f"design.{k}", f"unknown design setting (known: {', '.join(_DESIGN_TYPES)})")
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or (typ is int and int(v) != v):
-            pc.add(f, None, f"design.{k}", f"expected {'an integer' if typ is int else 'a number'}, got {v!r}")
-        else:
-            kwargs[k] = typ(v)
-    t = kwargs.get("target_dlt_rate", 0.3)
-    if not 0 < t < 1:
-        pc.add(f, None, "design.target_dlt_rate", f"expected a probability in (0, 1), got {t}")
-    for k in ("dlt_window_days", "cohort_size", "max_subjects"):
-        if k in kwargs and kwargs[k] <= 0:
-            pc.add(f, None, f"design.{k}", f"expected a positive value, got {kwargs[k]}")
-    if kwargs.get("stagger_days", 0) < 0:
-        pc.add(f, None, "design.stagger_days", "expected zero or a positive number of days")
+    design = read_design(doc, f, pc)
 
     analytes = {}
     adoc = doc.get("analytes")
@@ -237,4 +209,5 @@ def _study_from_doc(doc: dict, path: Path, pc: ProblemCollector) -> Study:
     if not isinstance(formats, dict):
         pc.add(f, None, "formats", "expected [formats.nonmem] / [formats.sdtm] tables")
         formats = {}
-    return Study.build(name, dose_levels, Design(**kwargs), analytes, formats, start_date)
+    protocol = read_protocol(doc, f, pc)
+    return Study.build(name, dose_levels, design, analytes, formats, start_date, protocol)
