@@ -1,45 +1,116 @@
-"""Time per stein2019 participant-fit (closed form, BLQ M3, one start).
+"""Speed of stein2019 individual fits (closed form, BLQ M3), against R minpack.lm in the same run.
 
-Goal: ≤ 2 ms per participant-fit (R's minpack.lm: about 1.3 ms for the same closed form
-without BLQ handling). Prints the wall time per fit of the whole `fit` call (data labelling,
-estimation, Hessian covariance, CIs, diagnostics, result tables):
+Part 1 — the sample cohort (``data/sample/sle_cohort``, 12 participants, transgene qPCR):
+``fit(..., starts=1)`` per participant (the whole call: labelling, estimation, Hessian
+covariance, CIs, flags, diagnostics; without and with the derived exposure), the ``ctk fit``
+command (start-up and CSV writing included), and R's ``minpack.lm::nls.lm`` on the same
+objective (−2LL with M3 as pseudo-residuals, ln parameters, same bounds and start:
+``benchmarks/r/fit_stein.R``), wall clock and CPU, best of ``--repeat``. Then the optimum of
+every participant: ours with 1 start and with the default 4 starts (switch-interval screen)
+against R's.
 
-* a batch of N virtual participants sampled alike (``engine='auto'``: the batched
-  Levenberg–Marquardt engine over the stack), best of ``--repeat`` runs and the median;
-* the same participants through lmfit one at a time (``engine='lmfit'``, first ``--n-lmfit``);
-* with the derived exposure (Cmax/Tmax/AUC0-28 by grid and zoom);
-* one likelihood and one Jacobian evaluation of a lone subject.
+Part 2 — ``--n`` virtual participants sampled alike (``benchmarks/_stein_sim.py``): the
+batched engine over the stack, lmfit one at a time, and one likelihood / Jacobian evaluation.
 
-The machine is shared (2 cores, other engineers' jobs): figures are noisy; the best of
-several runs is the least disturbed one.
+The machine is shared (2 cores, other engineers' jobs): figures are noisy; CPU times and the
+best of several runs are the least disturbed ones; both sides are timed in the same run.
 
-    python benchmarks/bench_fit.py [--n 1000] [--n-lmfit 50] [--repeat 3] [--jobs 1]
+    python benchmarks/bench_fit.py [--repeat 5] [--n 1000] [--n-lmfit 50] [--skip-r] [--skip-batch]
 """
 from __future__ import annotations
 
-import argparse
-import sys
-import time
-import warnings
-from pathlib import Path
+import os
 
-import numpy as np
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")   # one thread: CPU time = work, as R's single thread
 
-sys.path.insert(0, str(Path(__file__).parent))
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
 from _stein_sim import simulate  # noqa: E402
 
 from ctkinetics.estimation import fit  # noqa: E402
 from ctkinetics.modeling import load_model  # noqa: E402
 
+COHORT = HERE.parent / "data" / "sample" / "sle_cohort"
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--jobs", type=int, default=1)
-    ap.add_argument("--n-lmfit", type=int, default=50)
-    ap.add_argument("--repeat", type=int, default=3)
-    a = ap.parse_args(argv)
-    warnings.simplefilter("ignore")
+
+def _best(fn, repeat):
+    """(best wall s, best CPU s, last result) of ``repeat`` calls."""
+    walls, cpus, out = [], [], None
+    for _ in range(max(1, repeat)):
+        w, c = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    return min(walls), min(cpus), out
+
+
+def _r_data(problem, path):
+    rows = [(d.subject, t, y, int(m == 2)) for d in problem.subjects
+            for t, y, m in zip(d.analytes[0].times, d.analytes[0].y, d.analytes[0].mode) if m]
+    pd.DataFrame(rows, columns=["subject", "time", "y", "cens"]).to_csv(path, index=False)
+
+
+def cohort(repeat, skip_r):
+    from ctkinetics.data import load_study
+    from ctkinetics.estimation.fitproblem import FitProblem
+
+    ds = load_study(COHORT)
+    model = load_model("stein2019")
+    n = len(ds.subjects)
+    fit(ds, model, starts=1)  # warm-up: imports, caches
+    rows = []
+    for label, kw in (("ctkinetics fit(), 1 start, no derived", dict(derived=False)),
+                      ("ctkinetics fit(), 1 start, with derived", {})):
+        wall, cpu, res1 = _best(lambda: fit(ds, model, starts=1, **kw), repeat)
+        rows.append((label, n, wall, cpu))
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "ctkinetics.cli.main", "fit", str(COHORT), "--model",
+               "stein2019", "--out", tmp, "--starts", "1"]
+        wall, cpu, _ = _best(lambda: subprocess.run(cmd, capture_output=True, check=True), 2)
+        rows.append(("ctk fit command, 1 start (start-up, CSVs)", n, wall, np.nan))
+    r_table = None
+    if not skip_r and shutil.which("Rscript"):
+        with tempfile.TemporaryDirectory() as tmp:
+            data, out = Path(tmp) / "data.csv", Path(tmp) / "out.csv"
+            _r_data(FitProblem.build(ds, model), data)
+            subprocess.run(["Rscript", str(HERE / "r" / "fit_stein.R"), str(data),
+                            str(max(5, repeat * 4)), str(out)], check=True)
+            r_table = pd.read_csv(out).set_index("subject")
+        rows.append(("R minpack.lm nls.lm, 1 start (mean)", n,
+                     n * float(r_table["seconds_per_fit"].iloc[0]),
+                     n * float(r_table["cpu_seconds_per_fit"].iloc[0])))
+    print(f"Part 1: sample cohort, {n} participants, stein2019, BLQ M3, proportional error")
+    print(f"{'what':46s} {'n':>4s} {'wall ms/pt':>11s} {'CPU ms/pt':>10s}")
+    for label, k, wall, cpu in rows:
+        print(f"{label:46s} {k:4d} {1e3 * wall / k:11.2f} {1e3 * cpu / k:10.2f}")
+    res4 = fit(ds, model)
+    table = pd.DataFrame({"ofv_1_start": res1.fits_frame().set_index("subject")["ofv"],
+                          "ofv_4_starts": res4.fits_frame().set_index("subject")["ofv"]})
+    if r_table is not None:
+        table["ofv_R"] = r_table["ofv"]
+        table["R_iterations"] = r_table["iterations"]
+        d1 = table["ofv_1_start"] - table["ofv_R"]
+        d4 = table["ofv_4_starts"] - table["ofv_R"]
+        print(f"optimum vs R: 1 start equal (|d -2LL| < 1e-3) for {(d1.abs() < 1e-3).sum()}/{n}"
+              f", lower for {(d1 < -1e-3).sum()}, higher for {(d1 > 1e-3).sum()}; "
+              f"4 starts equal or lower for {(d4 < 1e-3).sum()}/{n}")
+    print(table.round(4).to_string())
+
+
+def batch(a):
     model = load_model("stein2019")
     ds, truth, lloq = simulate(model, a.n, seed=3)
     small, _, _ = simulate(model, 5, seed=4, lloq=lloq)
@@ -54,7 +125,7 @@ def main(argv=None):
                  1e3 * min(times) / a.n, res.n_failed))
     rows.append((f"batch, engine auto (median of {len(times)})", a.n, float(np.median(times)),
                  1e3 * float(np.median(times)) / a.n, res.n_failed))
-    for label, n, kw in ((f"one at a time, engine lmfit", a.n_lmfit, dict(engine="lmfit")),
+    for label, n, kw in (("one at a time, engine lmfit", a.n_lmfit, dict(engine="lmfit")),
                          ("batch, engine auto, with derived", min(a.n, 200), dict(derived=True))):
         kw = dict(dict(derived=False), **kw)
         sub = list(truth.index[:n])
@@ -63,15 +134,11 @@ def main(argv=None):
         el = time.perf_counter() - t0
         rows.append((label, n, el, 1e3 * el / n, res.n_failed))
     # the two inner evaluations the optimiser repeats
-    from ctkinetics.estimation.likelihood import get_blq_method, get_error_model
+    from ctkinetics.estimation.fitproblem import FitProblem
     from ctkinetics.estimation.objective import Group
-    from ctkinetics.estimation.problem import analyte_maps, build_layout, subject_data
 
-    err, blq = get_error_model("proportional"), get_blq_method("M3")
-    maps = analyte_maps(model, ["qpcr"], {"qpcr": "qpcr"}, {"qpcr": ""})
-    obs = ds.observations[ds.observations.subject == truth.index[0]]
-    sd = subject_data(truth.index[0], obs, None, model, maps, blq, err)
-    g = Group(model, build_layout(model, maps, err, {"qpcr": obs.value.dropna()}), err, [sd])
+    one = FitProblem.build(ds, model, subjects=[truth.index[0]])
+    g = Group(model, one.layout, one.error, list(one.subjects))
     th = np.array([[float(s.to_est(s.default)) for s in g.layout.specs]])
     for label, fn in (("one -2LL residual evaluation", lambda: g.residuals(th)),
                       ("one Jacobian (p+1 sets, one call)", lambda: g.jacobian(th))):
@@ -81,14 +148,27 @@ def main(argv=None):
             fn()
         el = time.perf_counter() - t0
         rows.append((label, k, el, 1e3 * el / k, 0))
-    print(f"stein2019 bench: LLOQ {lloq:.1f}, BLQ {100 * ds.observations.blq.mean():.0f} %, "
-          f"jobs={a.jobs}")
-    import os
-
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine)")
+    print(f"\nPart 2: {a.n} virtual participants sampled alike, LLOQ {lloq:.1f}, BLQ "
+          f"{100 * ds.observations.blq.mean():.0f} %, jobs={a.jobs}")
     print(f"{'what':42s} {'n':>6s} {'total s':>9s} {'ms each':>9s} {'failed':>7s}")
     for label, n, el, ms, failed in rows:
         print(f"{label:42s} {n:6d} {el:9.2f} {ms:9.3f} {failed:7d}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--n-lmfit", type=int, default=50)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--skip-r", action="store_true")
+    ap.add_argument("--skip-batch", action="store_true")
+    a = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine)")
+    cohort(a.repeat, a.skip_r)
+    if not a.skip_batch:
+        batch(a)
 
 
 if __name__ == "__main__":

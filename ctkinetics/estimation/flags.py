@@ -118,8 +118,8 @@ _FLAGS = (
          "3.84 −2LL units (χ²₁ 95 %) of the best",
          "compare the two solutions (start history) before relying on the estimates", 3.84),
     Flag("exact_fit", "note", ("subject", "sample"),
-         "the model passes exactly through some samples (residual 0: as many free parameters "
-         "as samples in that phase); they carry no information on the residual error, so the "
+         "the model passes exactly through some samples (residual 0, as many free parameters "
+         "as samples in that phase): they carry no information on the residual error, so the "
          "goodness-of-fit plots look better than they are",
          "|IWRES| < 1e-6", "read the residual plots with those samples set aside", 1e-6),
     Flag("covariance_failed", "warning", ("population",),
@@ -189,19 +189,23 @@ def count_by_flag(flagged: dict) -> dict:
     return {k: out[k] for k in sorted(out, key=lambda k: order.index(k) if k in order else 99)}
 
 
-def summary_lines(flagged: dict, what: str = "subjects", max_items: int = 6) -> list[str]:
+def summary_lines(flagged: dict, what: str = "subjects", max_items: int = 6,
+                  detail: dict | None = None) -> list[str]:
     """Lines for a CLI summary: per flag, how many items carry it, which, and why.
 
-    >>> summary_lines({"S1": ["at_bound"], "S2": []})[0]
-    '  at_bound (1 subjects: S1): an estimate sits on a bound of its parameter: ...'
+    ``detail`` maps (item, flag id) to a note shown after the item (e.g. the parameter).
+
+    >>> summary_lines({"S1": ["at_bound"], "S2": []}, detail={("S1", "at_bound"): "beta"})[0]
+    '  at_bound (1 subjects: S1 (beta)): an estimate sits on a bound of its parameter'
     """
+    detail = detail or {}
     lines = []
     for fid, items in count_by_flag(flagged).items():
-        names = ", ".join(map(str, items[:max_items])) + (", ..." if len(items) > max_items
-                                                           else "")
+        shown = [f"{i} ({detail[(i, fid)]})" if detail.get((i, fid)) else str(i)
+                 for i in items[:max_items]]
+        names = ", ".join(shown) + (", ..." if len(items) > max_items else "")
         meaning = FLAGS[fid].meaning if fid in FLAGS else "(unregistered flag)"
-        short = meaning.split(":")[0] + (": ..." if ":" in meaning else "")
-        lines.append(f"  {fid} ({len(items)} {what}: {names}): {short}")
+        lines.append(f"  {fid} ({len(items)} {what}: {names}): {meaning.split(':')[0]}")
     return lines
 
 

@@ -87,9 +87,8 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         ``batched`` runs one Levenberg–Marquardt iteration over a whole stack of subjects,
         each with its own damping and convergence test (:mod:`ctkinetics.estimation.batched`,
         tested to reach lmfit's optimum; a subject it does not converge is re-fitted by
-        lmfit). ``auto`` (default): batched for stacks of subjects sampled at the same times
-        (simulated or nominal designs: large batches), lmfit for a subject fitted on its own
-        or sampled at its own times (real studies). Both are local optimisers of the same
+        lmfit). ``auto`` (default): batched for a stack of two or more subjects, lmfit for a
+        subject fitted on its own. Both are local optimisers of the same
         −2LL: from one start they can end in different local minima of a multimodal
         subject — the starts are the remedy. ``fits_frame()`` names every subject's engine.
 
@@ -156,22 +155,30 @@ RAGGED_CHUNK = 32
 
 
 def _chunks(data, batch_size):
-    """Stacks of subjects: those sampled alike first (the model is evaluated at their common
-    times), then the others stacked by analyte set at the union of their times."""
-    alike, chunks = {}, []
+    """Stacks of subjects with the same analytes: up to :data:`RAGGED_CHUNK` of them in one
+    stack whatever their sampling times (a small cohort is one vectorised problem); a larger
+    set is stacked by sampling design (the model is evaluated at the common times of each
+    stack of at most ``batch_size``), the subjects sampled alone in stacks of RAGGED_CHUNK."""
+    by_analytes = {}
     for d in data:
-        alike.setdefault(d.signature(), []).append(d)
-    rest = {}
-    for members in alike.values():
-        if len(members) == 1:
-            rest.setdefault(tuple(a.analyte for a in members[0].analytes), []).append(members[0])
-            continue
-        for i in range(0, len(members), batch_size):
-            chunks.append(members[i:i + batch_size])
+        by_analytes.setdefault(tuple(a.analyte for a in d.analytes), []).append(d)
+    chunks = []
     size = min(batch_size, RAGGED_CHUNK)
-    for members in rest.values():
-        for i in range(0, len(members), size):
-            chunks.append(members[i:i + size])
+    for members in by_analytes.values():
+        if len(members) <= size:
+            chunks.append(members)
+            continue
+        alike, rest = {}, []
+        for d in members:
+            alike.setdefault(d.signature(), []).append(d)
+        for group in alike.values():
+            if len(group) == 1:
+                rest.append(group[0])
+                continue
+            for i in range(0, len(group), batch_size):
+                chunks.append(group[i:i + batch_size])
+        for i in range(0, len(rest), size):
+            chunks.append(rest[i:i + size])
     return chunks
 
 

@@ -10,8 +10,8 @@ lmfit problem; its Jacobian is computed by forward differences in one vectorised
 Engines (:data:`ENGINES`): ``lmfit`` (the above, one subject at a time) and ``batched``
 (:mod:`ctkinetics.estimation.batched`: one Levenberg–Marquardt run over a whole stack of
 subjects, each with its own damping and convergence test; a subject it does not converge is
-re-fitted by lmfit). ``fit(engine='auto')`` uses the batched engine for stacks of subjects
-sampled alike and lmfit otherwise; every subject's row names the engine used.
+re-fitted by lmfit). ``fit(engine='auto')`` uses the batched engine for stacks of two or
+more subjects and lmfit for a subject alone; every subject's row names the engine used.
 """
 from __future__ import annotations
 
@@ -155,14 +155,14 @@ def _run_batched(group: Group, theta0, deadline=None):
 ENGINES = {"lmfit": _run_lmfit, "batched": _run_batched}
 
 
-def resolve_engine(engine: str, group_size: int, alike: bool = True) -> str:
-    """``auto``: the batched engine for a stack of two or more subjects sampled at the same
-    times (simulated or nominal designs, where batches are large and speed matters), lmfit
-    otherwise — a subject fitted alone and subjects with their own sampling times (real
-    studies) keep lmfit. Both find a local minimum of the same −2LL; from one start they can
-    end in different local minima on a multimodal subject (see :mod:`.batched`)."""
+def resolve_engine(engine: str, group_size: int) -> str:
+    """``auto``: the batched engine for a stack of two or more subjects (sampled alike or at
+    their own times: one vectorised problem per iteration instead of a Python loop over
+    subjects), lmfit for a subject fitted alone. Both find a local minimum of the same
+    −2LL; from one start they can end in different local minima on a multimodal subject
+    (see :mod:`.batched`), which the starts and the switch-interval screen settle."""
     if engine == "auto":
-        return "batched" if group_size > 1 and alike else "lmfit"
+        return "batched" if group_size > 1 else "lmfit"
     if engine not in ENGINES:
         from ctkinetics.errors import SettingsError
 
@@ -187,8 +187,7 @@ def multistart(group: Group, n_starts: int = 1, seed: int = 0, engine: str = "lm
     (estimates further than :data:`DISTINCT` apart, a bounded screen fit that ended on its
     interval's edge does not count).
     """
-    alike = all(c is not None for c in getattr(group, "common", [None]))
-    run = ENGINES[resolve_engine(engine, group.G, alike)]
+    run = ENGINES[resolve_engine(engine, group.G)]
     starts = start_values(group, max(1, int(n_starts)), seed)
     book = _Runs(group)
     screen = switch_intervals(group, starts[0]) if len(starts) > 1 else None

@@ -197,11 +197,16 @@ def test_stacked_covariance_equals_one_at_a_time():
     assert list(singular) == [False, False, True, True, False, False]
 
 
-def test_auto_engine_batches_alike_subjects_and_keeps_lmfit_for_real_sampling():
-    theo = theoph(THEOPH)           # each subject sampled at its own times
+def test_auto_engine_batches_any_stack_and_keeps_lmfit_for_a_lone_subject():
+    theo = theoph(THEOPH)           # each subject sampled at its own times: a ragged stack
     res = fit(theo, OneCptOral(), subjects=["1", "2"], error="additive", starts=1,
               derived=False)
-    assert set(res.fits_frame().engine) == {"lmfit"}
+    assert set(res.fits_frame().engine) == {"batched"}
+    alone = fit(theo, OneCptOral(), subjects=["1"], error="additive", starts=1, derived=False)
+    assert set(alone.fits_frame().engine) == {"lmfit"}
+    # R nls SSfol for subject 1 (see test_fit), reached in the ragged stack too
+    t = res["1"].parameters.set_index("parameter")["estimate_transformed"]
+    assert t["ke"] == pytest.approx(-2.9196, abs=5e-5)
     ds, _, _ = simulate_stein(3, seed=2)   # a common design
     res = fit(ds, Stein(), blq="M3", starts=1, derived=False)
     assert set(res.fits_frame().engine) == {"batched"}

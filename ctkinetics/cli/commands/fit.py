@@ -31,11 +31,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the start draws")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--profile", action="store_true",
-                        help="profile-likelihood 95%% CIs instead of Wald (slower; same as "
-                             "--ci profile)")
+                        help="deprecated: use --ci profile")
     parser.add_argument("--ci", default="wald-t", choices=CI_CHOICES,
                         help="95%% CI method (default wald-t: t(n-p) quantile and n/(n-p) "
                              "small-sample factor as R's nls; wald: 1.96*SE as NONMEM)")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="wall-clock limit per fit; a participant still being fitted "
+                             "then is reported as failed (default: none)")
     parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
                         help="optimiser (default auto: the batched Levenberg-Marquardt engine "
                              "for stacks of subjects sampled alike, lmfit otherwise)")
@@ -62,27 +64,58 @@ def run(args) -> int:
     from ctkinetics.errors import SettingsError
     from ctkinetics.estimation import fit
 
-    from ctkinetics.cli.commands._output import command_line, finish
-    from ctkinetics.outputs import OutputFolder
-
     if args.starts < 1 or args.jobs < 1:
         raise SettingsError("--starts and --jobs must be at least 1")
-    out = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
+    ci = args.ci
+    if args.profile:
+        print("ctk fit: --profile is deprecated, use --ci profile", file=sys.stderr)
+        ci = "profile"
     dataset = load_from_args(args)
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
               error=args.error, starts=args.starts, seed=args.seed, jobs=args.jobs,
-              profile=bool(args.profile), progress=_Progress(), ci=args.ci,
-              engine=args.engine)
-    failures = [f"{f.subject}: {f.message}" for f in res.fits if not f.success]
-    with out:
-        for name, table in (("parameters.csv", res.to_frame()), ("fits.csv", res.fits_frame()),
-                            ("predictions.csv", res.predictions_frame()),
-                            ("derived.csv", res.derived_frame()), ("summary.csv", res.summary()),
-                            ("excluded.csv", res.excluded_frame())):
-            out.write_csv(name, table)
-        out.commit(failures=failures)
-    n_ok = len(res) - res.n_failed
-    print(f"{res.model}: {n_ok}/{len(res)} subjects fitted (BLQ {res.blq_method}, "
-          f"{res.error_model} error, {args.ci} CIs) -> {Path(args.out)}")
-    return finish(args, failures, "fit(s) failed (see fits.csv)")
+              progress=_Progress(), ci=ci, engine=args.engine, estimate=args.estimate,
+              fixed=args.fix, time_limit=args.time_limit)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    res.to_frame().to_csv(out / "parameters.csv", index=False)
+    res.fits_frame().to_csv(out / "fits.csv", index=False)
+    res.predictions_frame().to_csv(out / "predictions.csv", index=False)
+    res.derived_frame().to_csv(out / "derived.csv", index=False)
+    res.summary().to_csv(out / "summary.csv", index=False)
+    res.excluded_frame().to_csv(out / "excluded.csv", index=False)
+    print("\n".join(summary_lines(res, ci)) + f"\n-> {out}")
+    return 0
+
+
+def summary_lines(res, ci) -> list[str]:
+    """What ``ctk fit`` prints: fitted / failed / flagged counts, then per flag who and why."""
+    from ctkinetics.estimation.flags import summary_lines as flag_lines
+
+    n = len(res)
+    failed = res.failed
+    unconverged = [f.subject for f in res.fits if not f.success and not f.failed]
+    flagged = {s: fl for s, fl in res.flagged().items() if s not in failed}
+    lines = [f"{res.model}: {n - len(failed) - len(unconverged)}/{n} subjects fitted "
+             f"(BLQ {res.blq_method}, {res.error_model} error, {ci} CIs); "
+             f"{len(failed)} failed, {len(unconverged)} not converged, {len(flagged)} flagged"]
+    for f in res.fits:
+        if f.failed:
+            lines.append(f"  FAILED {f.subject}: {f.message}")
+    if flagged:
+        lines.append("flags (fits.csv, parameters.csv):")
+        lines += flag_lines(flagged, detail=_parameter_detail(res))
+    return lines
+
+
+def _parameter_detail(res) -> dict:
+    """(subject, flag id) -> the parameters carrying that flag, e.g. 'beta, FB'."""
+    from ctkinetics.estimation.flags import flag_id, split
+
+    t = res.to_frame()
+    out = {}
+    for subject, parameter, cell in zip(t["subject"], t["parameter"], t["flags"]):
+        for f in split(cell):
+            key = (subject, flag_id(f))
+            out[key] = f"{out[key]}, {parameter}" if key in out else str(parameter)
+    return out
