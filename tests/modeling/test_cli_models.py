@@ -1,4 +1,6 @@
 """ctk models / ctk simulate through the real CLI entry point."""
+import re
+
 import pandas as pd
 
 from ctkinetics.cli.main import main
@@ -15,7 +17,8 @@ def test_models_show_prints_parameters_units_and_sources(capsys):
     assert main(["models", "show", "stein2019"]) == 0
     out = capsys.readouterr().out
     assert "Cmax" in out and "copies/ug" in out and "Stein 2019 Table 1" in out
-    assert "235051" in out  # AUC0_inf of the typical subject
+    # AUC0_inf of the typical subject (235051) to 3 significant digits, its unit in its column
+    assert re.search(r"AUC0_inf +2\.35e5 +copies/ug\*day", out)
 
 
 def test_models_show_rejects_an_unsafe_file_with_exit_2(tmp_path, capsys):
@@ -39,3 +42,15 @@ def test_simulate_writes_a_reproducible_tidy_csv(tmp_path):
     assert list(a.columns) == ["subject", "time", "observable", "value"]
     assert len(a) == 5 * 29 and a.equals(b)
     assert main(["simulate", "stein2019", "--days", "28:0", "--out", str(out1)]) == 2
+
+
+def test_models_show_keeps_a_long_unit_in_its_column(capsys):
+    """cart_bcell_sle's qpcr_per_cell unit (copies/ug)/(cells/uL) is 22 characters: it once ran
+    into the scale column ('...(cells/uL)log'). Columns are as wide as their longest cell."""
+    assert main(["models", "show", "cart_bcell_sle"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(x for x in lines if x.strip().startswith("name") and "unit" in x)
+    row = next(x for x in lines if x.strip().startswith("qpcr_per_cell"))
+    assert re.search(r"\(copies/ug\)/\(cells/uL\) +log ", row)
+    assert row.index("log ") == header.index("scale")  # the scale lines up under its header
+    assert "e+" not in "\n".join(lines)  # 2000, 1e6, 4.5e8: never 2e+03 or 4.5e+08

@@ -1,6 +1,8 @@
 """``ctk models``: list the model library, show one model (parameters, units, bounds, sources)."""
 from __future__ import annotations
 
+from ctkinetics.formatting import number
+
 NAME = "models"
 HELP = "List the kinetic models or show one (parameters with units, bounds and sources)."
 
@@ -42,16 +44,27 @@ def run(args) -> int:
     if m.covariates:
         print("covariates:")
         for c in m.covariate_specs:
-            print(f"  {c.name} = {c.default:g} {c.unit}  {c.description}")
+            print(f"  {c.name} = {number(c.default, html=False)} {c.unit}  {c.description}")
     print("parameters:")
-    header = f"  {'name':<14}{'default':>12}{'lower':>11}{'upper':>11}  {'unit':<22}{'scale':<7}{'omega2':>7}  source"
-    print(header)
-    for p in m.parameters:
-        om = "" if p.omega2 is None else f"{p.omega2:g}"
-        print(f"  {p.name:<14}{p.default:>12.6g}{p.lower:>11.3g}{p.upper:>11.3g}  {p.unit:<22}{p.scale:<7}{om:>7}  {p.source}")
+    rows = [("name", "default", "lower", "upper", "unit", "scale", "omega2", "source")]
+    rows += [(p.name, number(p.default, html=False), number(p.lower, html=False),
+              number(p.upper, html=False), p.unit, p.scale,
+              "" if p.omega2 is None else number(p.omega2, html=False), p.source)
+             for p in m.parameters]
+    _print_columns(rows, right=(1, 2, 3, 6))
     if m.derived_specs:
         print("derived (typical values):")
         values = m.derived()
-        for d in m.derived_specs:
-            print(f"  {d.name:<16}{values[d.name]:>14.6g} {d.unit:<16} = {d.expression.text}")
+        _print_columns([(d.name, number(values[d.name], html=False), d.unit,
+                         f"= {d.expression.text}") for d in m.derived_specs], right=(1,))
     return 0
+
+
+def _print_columns(rows, right=()):
+    """Rows as columns as wide as their longest cell (two spaces apart): a long unit such as
+    (copies/ug)/(cells/uL) never runs into the next column. The last column is not padded."""
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        cells = [str(c).rjust(w) if i in right else str(c).ljust(w)
+                 for i, (c, w) in enumerate(zip(r, widths))]
+        print("  " + "  ".join(cells + [str(r[-1])]))
