@@ -16,6 +16,7 @@ OBSERVATION_COLUMNS = (
 SUBJECT_COLUMNS = ("subject", "dose_level", "dose")
 SAFETY_COLUMNS = (
     "subject", "infusion_day", "dlt", "dlt_day", "last_followup_day", "crs_grade", "icans_grade", "phase",
+    "crs_day", "icans_day", "group", "window_end_day", "window_end_reason", "evaluable",
 )
 AUDIT_COLUMNS = ("file", "row", "column", "subject", "time", "analyte", "action", "reason")
 MISSING_COLUMNS = ("subject", "time", "analyte", "source_file", "source_row", "reason")
@@ -46,6 +47,11 @@ class Dataset:
     missing_samples : pandas.DataFrame
         Planned samples without a result (``subject, time, analyte, source_file, source_row,
         reason``); also listed in ``audit`` as excluded. Writers carry them over.
+    decisions, efficacy : pandas.DataFrame or None
+        The committee's dated record (``decisions.csv``: day, action, level, subject, decision,
+        rationale) and efficacy outcomes (``efficacy.csv``: subject, day, endpoint, value,
+        response), when the study has them (:mod:`ctkinetics.data.decisions`,
+        :mod:`ctkinetics.data.efficacy`).
     warnings : tuple of str
         Suspicious but legal findings (quantified below LLOQ, no pre-infusion sample, ...).
     sources : tuple of Path
@@ -61,6 +67,8 @@ class Dataset:
     sources: tuple = ()
     format: str = "tidy"
     _missing: pd.DataFrame | None = None
+    _decisions: pd.DataFrame | None = None
+    _efficacy: pd.DataFrame | None = None
 
     @property
     def subjects(self) -> pd.DataFrame:
@@ -81,6 +89,22 @@ class Dataset:
     @property
     def missing_samples(self) -> pd.DataFrame:
         return empty_missing() if self._missing is None else self._missing.copy()
+
+    @property
+    def decisions(self) -> pd.DataFrame | None:
+        return None if self._decisions is None else self._decisions.copy()
+
+    @property
+    def efficacy(self) -> pd.DataFrame | None:
+        return None if self._efficacy is None else self._efficacy.copy()
+
+    def as_of(self, day: float) -> "Dataset":
+        """The study as it was known on study ``day``: participants infused, samples taken and
+        outcomes known after it are left out (and listed in the audit as "after the as-of
+        day"); see :func:`ctkinetics.data.asof.cut_as_of`."""
+        from ctkinetics.data.asof import cut_as_of
+
+        return cut_as_of(self, day)
 
     @property
     def subject_ids(self) -> list[str]:
@@ -161,6 +185,12 @@ class Dataset:
             diffs.append("one dataset has a safety table, the other none")
         elif self._safety is not None:
             diffs += _table_differences("safety", self._safety, other._safety, ["subject"], atol_time)
+        for what, keys in (("decisions", ["day", "action"]), ("efficacy", ["subject", "endpoint", "day"])):
+            x, y = getattr(self, "_" + what), getattr(other, "_" + what)
+            if (x is None) != (y is None):
+                diffs.append(f"one dataset has a {what} table, the other none")
+            elif x is not None:
+                diffs += _table_differences(what, x, y, keys, atol_time)
         return diffs
 
     def __repr__(self) -> str:
