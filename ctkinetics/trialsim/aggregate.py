@@ -24,6 +24,7 @@ import numpy as np
 
 from ctkinetics.trialsim.failures import ExposureError
 from ctkinetics.trialsim.guards import masked_median
+from ctkinetics.trialsim.kinetics import sequential_sum
 
 EXPOSURE_METRICS = ("cmax", "auc0_28")
 LOG10_LOW, LOG10_HIGH, LOG10_STEP = -3.0, 12.0, 0.01
@@ -42,11 +43,18 @@ def _n_log_bins():
     return int(round((LOG10_HIGH - LOG10_LOW) / LOG10_STEP))
 
 
-def participant_exposure(expo: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Each participant slot's exposure (m, P) at the level given (NaN where not infused),
-    from ``expo`` (m, P, D)."""
-    x = np.take_along_axis(expo, np.maximum(level, 0)[:, :, None], axis=2)[:, :, 0]
-    return np.where(level >= 0, x, np.nan)
+def participant_exposure(draws, level: np.ndarray) -> dict:
+    """metric -> each participant slot's exposure (m, P) at the level given (``level`` (m, P),
+    −1 where not infused: NaN there)."""
+    given = level >= 0
+    r, s = np.nonzero(given)
+    at = draws.exposure(r, s, level[r, s])
+    out = {}
+    for metric in EXPOSURE_METRICS:
+        x = np.full(level.shape, np.nan)
+        x[r, s] = at[metric]
+        out[metric] = x
+    return out
 
 
 def _fixed(x, unit):
@@ -106,13 +114,14 @@ class Accumulator:
             self.duration_sum[ri, k] += int(_fixed(v, DAY_UNIT).sum())
             self.duration_hist[ri, k] += np.bincount(np.clip(v.astype(int), 0, DAY_BINS - 1), minlength=DAY_BINS)
         self.suspended_sum[ri] += int(_fixed(out.days_suspended, DAY_UNIT).sum())
-        if draws.exposure is None:
+        if draws.kinetics is None:
             return
         nb = _n_log_bins()
         given = out.level >= 0
         lv = out.level[given]
+        expo = participant_exposure(draws, out.level)
         for mi, metric in enumerate(EXPOSURE_METRICS):
-            e = participant_exposure(draws.exposure[metric], out.level)[given]
+            e = expo[metric][given]
             if not np.all(np.isfinite(e) & (e > 0)):
                 raise ExposureError(f"the kinetics gave a {metric} that is not a positive finite number "
                                     "(check the model's typical values and variability in the spec)")
@@ -160,7 +169,7 @@ def _level_summaries(x, level, j):
     mask = level == j
     cnt = mask.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        g = np.exp(np.where(mask, np.log(np.where(mask, x, 1.0)), 0.0).sum(axis=1) / cnt)
+        g = np.exp(sequential_sum(np.where(mask, np.log(np.where(mask, x, 1.0)), 0.0)) / cnt)
     return np.where(cnt > 0, g, np.nan), masked_median(x, mask)
 
 
@@ -191,11 +200,12 @@ def trial_columns(spec, sim) -> dict:
                         ("duration_total_days", out.duration_total), ("days_suspended", out.days_suspended),
                         ("stop_rule", out.stop_rule)):
             per[name][:, ri] = v[:, None]
+        expo = None if sim.draws.kinetics is None else participant_exposure(sim.draws, out.level)
         for metric in EXPOSURE_METRICS:
-            if sim.draws.exposure is None:
+            if expo is None:
                 per[f"{metric}_gmean"][:, ri] = per[f"{metric}_median"][:, ri] = np.nan
                 continue
-            x = participant_exposure(sim.draws.exposure[metric], out.level)
+            x = expo[metric]
             for j in range(d):
                 per[f"{metric}_gmean"][:, ri, j], per[f"{metric}_median"][:, ri, j] = _level_summaries(x, out.level, j)
     cols.update(per)

@@ -148,10 +148,8 @@ class _Escalation:
         ask = go & dec.escalate
         if self.rule.guards and ask.any():
             q = np.flatnonzero(ask)
-            expo = self.draws.exposure
-            slots = np.arange(k)
-            ctx = GuardContext(tr[q], cur[q], inf[q], lev[q],
-                               lambda metric: expo[metric][r[q][:, None], slots[None, :], cur[q][:, None]])
+            given = self.draws.exposure(r[q][:, None], np.arange(k)[None, :], lev[q])
+            ctx = GuardContext(tr[q], cur[q], inf[q], lev[q], given.__getitem__)
             verdict, day = self.rule.check_escalation(ctx)
             wait = verdict == WAIT
             blocked[q[wait]] = True
@@ -184,8 +182,7 @@ class _Escalation:
 
     def _infuse(self, rp, k, lp, tp):
         T = self.design.dlt_window_days
-        is_dlt = self.draws.dlt[rp, k, lp]
-        onset = self.draws.onset[rp, k, lp]
+        is_dlt, onset = self.draws.outcome(rp, k, lp)
         self.inf[rp, k] = tp
         self.lev[rp, k] = lp
         self.isd[rp, k] = is_dlt
@@ -216,7 +213,9 @@ def _expansion(spec, draws, selected, end_esc, window):
         lev[on, i] = groups[rows[on], i % n_groups[on]]
     given = lev >= 0
     day = np.where(given, end_esc[:, None] + draws.exp_offsets, np.nan)
-    dlt = given & draws.dlt[rows[:, None], n_esc + np.arange(n_exp)[None, :], np.maximum(lev, 0)]
+    dlt = np.zeros((m, n_exp), dtype=bool)
+    gr, gs = np.nonzero(given)
+    dlt[gr, gs] = draws.outcome(gr, n_esc + gs, lev[gr, gs])[0]
     last = draws.exp_offsets[rows, np.maximum(count - 1, 0)] if n_exp else np.zeros(m)
     end_total = np.where(count > 0, end_esc + last + window, end_esc)
     return lev, day, dlt, end_total

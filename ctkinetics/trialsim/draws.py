@@ -3,10 +3,14 @@
 Trial ``i`` draws from its own stream, ``numpy.random.SeedSequence(seed, spawn_key=(i,))``,
 in a fixed order (escalation arrival gaps, their manufacturing delays, toxicity uniforms,
 onset uniforms, kinetic η, expansion arrival gaps, their manufacturing delays), so a trial's
-draws do not depend on which other trials share its batch or worker. The kinetics of all
-participants of the batch then take one vectorised model call
-(:func:`ctkinetics.trialsim.kinetics.exposures`), and the DLT indicators and onsets follow
-from the toxicity link (:func:`ctkinetics.trialsim.toxicity.dlt_outcomes`).
+draws do not depend on which other trials share its batch or worker.
+
+A participant's kinetics, and so the DLT and its onset, depend on the dose level given. They
+are computed for the (participant, level) pairs the calendar asks for
+(:meth:`TrialDraws.outcome`), in one vectorised model call per request over all trials of the
+batch (:class:`ctkinetics.trialsim.kinetics.ExposureTable`), and kept; the DLT follows from
+the toxicity link (:func:`ctkinetics.trialsim.toxicity.dlt_outcomes`) with the participant's
+uniforms, so it is the same whichever rule or request computes it first.
 
 Days are rounded to a 2^-16-day grid (1.3 s): sums and differences of such days are exact in
 floating point, so a window ending on day t0 + 28 has elapsed, as the engine sees it
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctkinetics.trialsim.kinetics import exposures
+from ctkinetics.trialsim.kinetics import ExposureTable
 from ctkinetics.trialsim.toxicity import dlt_outcomes
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -51,29 +55,38 @@ class TrialDraws:
         Study day each escalation participant's product is ready (sorted per trial).
     exp_offsets : ndarray (m, M)
         Days after the end of escalation each expansion product is ready (sorted).
-    dlt : ndarray (m, P, D) of bool
-        Whether participant slot p would have a DLT at level j.
-    onset : ndarray (m, P, D)
-        Days after infusion of that DLT.
-    exposure : dict metric -> ndarray (m, P, D), or None without kinetics
+    tox_u, onset_u : ndarray (m, P)
+        Each participant's uniforms for the DLT and its onset.
+    kinetics : ExposureTable or None
+        The participants' exposures by level (None without kinetics).
     """
 
     trials: np.ndarray
     ready: np.ndarray
     exp_offsets: np.ndarray
-    dlt: np.ndarray
-    onset: np.ndarray
-    exposure: dict | None
+    tox_u: np.ndarray
+    onset_u: np.ndarray
+    kinetics: ExposureTable | None
+    toxicity: object  # ToxicitySpec
+    window: float
 
     @property
     def m(self) -> int:
         return int(self.trials.size)
 
-    def subset(self, rows) -> "TrialDraws":
-        """The draws of some of the trials (``rows`` index this batch, not trial numbers)."""
-        e = None if self.exposure is None else {k: v[rows] for k, v in self.exposure.items()}
-        return TrialDraws(self.trials[rows], self.ready[rows], self.exp_offsets[rows], self.dlt[rows],
-                          self.onset[rows], e)
+    def exposure(self, rows, slots, levels) -> dict | None:
+        """metric -> exposure of the participants at (trial row, slot) given ``levels``
+        (index arrays broadcast together); None without kinetics."""
+        return None if self.kinetics is None else self.kinetics.at(rows, slots, levels)
+
+    def outcome(self, rows, slots, levels):
+        """``(dlt, onset)`` of participants at (trial row, slot) given ``levels`` (index arrays
+        broadcast together): whether they have a DLT there and its onset (days after infusion,
+        on the grid; meaningful where DLT)."""
+        rows, slots, levels = np.broadcast_arrays(rows, slots, levels)
+        dlt, onset = dlt_outcomes(self.toxicity, self.tox_u[rows, slots], self.onset_u[rows, slots],
+                                  self.exposure(rows, slots, levels), levels, self.window)
+        return dlt, on_grid(onset)
 
 
 def draw_trials(spec, seed: int, trials) -> TrialDraws:
@@ -81,7 +94,6 @@ def draw_trials(spec, seed: int, trials) -> TrialDraws:
     d = spec.design
     n_esc, n_exp = d.boin.max_subjects, d.n_expansion
     total = n_esc + n_exp
-    k_levels = len(d.levels)
     scale = DAYS_PER_MONTH / d.accrual_per_month
     kin = spec.kinetics
     trials = np.asarray(list(trials), dtype=np.int64)
@@ -102,12 +114,7 @@ def draw_trials(spec, seed: int, trials) -> TrialDraws:
         if kin is not None:
             eta[i] = rng.standard_normal((total, n_eta))
         exp_offsets[i] = np.sort(np.cumsum(rng.exponential(scale, n_exp)) + d.manufacturing.draw(rng, n_exp))
-    expo = None
-    if kin is not None:
-        flat = exposures(kin, eta.reshape(m * total, n_eta), d.doses)
-        expo = {k: v.reshape(m, total, k_levels) for k, v in flat.items()}
+    table = ExposureTable(kin, eta, d.doses) if kin is not None else None
     window = max(r.design.dlt_window_days for r in spec.rules)
-    flat_expo = None if expo is None else {k: v.reshape(m * total, k_levels) for k, v in expo.items()}
-    dlt, onset = dlt_outcomes(spec.toxicity, tox_u.ravel(), onset_u.ravel(), flat_expo, window, k_levels)
-    return TrialDraws(trials, on_grid(ready), on_grid(exp_offsets), dlt.reshape(m, total, k_levels),
-                      on_grid(onset).reshape(m, total, k_levels), expo)
+    return TrialDraws(trials, on_grid(ready), on_grid(exp_offsets), tox_u, onset_u, table,
+                      spec.toxicity, window)

@@ -41,8 +41,8 @@ class GuardContext:
     """What a guard may read, for q trials whose engine says *escalate* (arrays (q, ...)).
 
     ``infusion_day``, ``level`` (q, k) describe the escalation participants infused so far (slot
-    order), ``exposure`` maps a metric to (q, k) of those participants' exposure at the
-    current level.
+    order), ``exposure`` maps a metric to (q, k) of those participants' exposure at the level
+    each was given.
     """
 
     as_of: np.ndarray  # (q,)

@@ -56,7 +56,14 @@ def _auc0_28(t, c):
     t, c = t[keep], c[..., keep]
     c1, c2 = c[..., :-1], c[..., 1:]
     is_log = AUC_METHODS["lin-up/log-down"].use_log(c1, c2, None)
-    return segment_area(t[:-1], c1, t[1:], c2, is_log).sum(axis=-1)
+    return sequential_sum(segment_area(t[:-1], c1, t[1:], c2, is_log))
+
+
+def sequential_sum(x):
+    """Sum along the last axis, term by term from the first: the same bits for a row whatever
+    the array's shape and memory layout (numpy's ``sum`` adds pairwise on contiguous rows but
+    in another order on strided ones, so a participant's AUC would depend on its batch)."""
+    return np.cumsum(x, axis=-1)[..., -1] if x.shape[-1] else np.zeros(x.shape[:-1])
 
 
 @dataclass(frozen=True)
@@ -110,27 +117,25 @@ class KineticsSpec:
         return np.union1d(t, [28.0]) if self.until_day >= 28.0 else t
 
 
-def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses) -> tuple:
-    """Each participant's parameters at every dose level, flattened participant-major.
+def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, levels) -> tuple:
+    """Parameters of K (participant, dose level) pairs.
 
-    Returns ``(params, covariates)``: dicts name -> ndarray (N·D,), row ``i·D + j`` being
-    participant i at level j (θ_ij = TV_j · exp(ω·η_i), clipped to the parameter's bounds).
+    ``eta`` (K, P) are the participants' standard normal draws, ``levels`` (K,) the levels:
+    θ_k = TV_level(θ) · exp(ω_θ · η_kθ), clipped to θ's bounds. Returns ``(params,
+    covariates)``, dicts name -> ndarray (K,).
     """
-    n, d = eta.shape[0], len(doses)
+    levels = np.asarray(levels, dtype=int)
     omega = dict(spec.omega2)
     typical = dict(spec.typical)
     params = {}
     for p in model.parameters:
-        tv = np.asarray(typical.get(p.name, (p.default,) * d), dtype=float)  # (D,)
-        value = np.broadcast_to(tv[None, :], (n, d))
+        tv = np.asarray(typical.get(p.name, (p.default,) * len(doses)), dtype=float)[levels]
         if p.name in spec.variable:
-            col = spec.variable.index(p.name)
-            value = value * np.exp(np.sqrt(omega[p.name]) * eta[:, col])[:, None]
-        params[p.name] = np.ascontiguousarray(np.clip(value, p.lower, p.upper).ravel())
+            tv = tv * np.exp(np.sqrt(omega[p.name]) * eta[:, spec.variable.index(p.name)])
+        params[p.name] = np.ascontiguousarray(np.clip(tv, p.lower, p.upper))
     covs = {}
     if "dose" in model.covariates:
-        covs["dose"] = np.ascontiguousarray(
-            np.broadcast_to(np.asarray(doses, dtype=float)[None, :], (n, d)).ravel())
+        covs["dose"] = np.ascontiguousarray(np.asarray(doses, dtype=float)[levels])
     return params, covs
 
 
@@ -153,23 +158,28 @@ def exposure_metrics(times: np.ndarray, curves: np.ndarray) -> dict:
     return {name: m.compute(times, curves) for name, m in METRICS.items()}
 
 
-def exposures(spec: KineticsSpec, eta: np.ndarray, doses, chunk: int = 20_000) -> dict:
-    """Exposure metrics of every participant at every dose level.
+def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, chunk: int = 20_000) -> dict:
+    """Exposure metrics of K (participant, dose level) pairs: dict metric -> (K,).
 
-    Parameters
-    ----------
-    spec : KineticsSpec
-    eta : ndarray (N, P)
-        Standard normal draws, one column per ``spec.variable`` (scaled by ω here).
-    doses : sequence of float (D,)
-        Dose of each level (cells).
-    chunk : int
-        Curves per model call (bounds the memory of the curves, ``chunk × grid`` floats).
-        Each participant's numbers do not depend on it.
+    ``eta`` (K, P): each pair's participant's draws (one column per ``spec.variable``, scaled
+    by ω here); ``levels`` (K,). ``chunk`` curves per model call bound the memory of the
+    curves (``chunk × grid`` floats); each pair's numbers depend only on its own inputs.
+    """
+    model = cached_model(spec.model)
+    levels = np.asarray(levels, dtype=int)
+    t = spec.grid()
+    parts = []
+    for i in range(0, len(levels), chunk):
+        params, covs = individual_parameters(spec, model, eta[i:i + chunk], doses, levels[i:i + chunk])
+        parts.append(exposure_metrics(t, predict_curves(spec, model, params, covs, t)))
+    if not parts:
+        return {name: np.zeros(0) for name in METRICS}
+    return {name: np.concatenate([p[name] for p in parts]) for name in METRICS}
 
-    Returns
-    -------
-    dict metric -> ndarray (N, D)
+
+def exposures(spec: KineticsSpec, eta: np.ndarray, doses) -> dict:
+    """Exposure metrics of every participant at every dose level: dict metric -> (N, D)
+    (``eta`` (N, P) as in :func:`pair_exposures`).
 
     Examples
     --------
@@ -177,14 +187,36 @@ def exposures(spec: KineticsSpec, eta: np.ndarray, doses, chunk: int = 20_000) -
     >>> round(float(e["cmax"][0, 0]))  # typical Cmax 24,000 at 9.3 d; the 0.25-d grid misses the peak
     23250
     """
-    model = cached_model(spec.model)
     n, d = eta.shape[0], len(doses)
-    t = spec.grid()
-    rows = max(1, chunk // max(d, 1))  # participants per model call
-    parts = []
-    for i in range(0, n, rows):
-        params, covs = individual_parameters(spec, model, eta[i:i + rows], doses)
-        parts.append(exposure_metrics(t, predict_curves(spec, model, params, covs, t)))
-    if not parts:
-        return {name: np.zeros((0, d)) for name in METRICS}
-    return {name: np.concatenate([p[name] for p in parts]).reshape(n, d) for name in METRICS}
+    out = pair_exposures(spec, np.repeat(eta, d, axis=0), doses, np.tile(np.arange(d), n))
+    return {name: v.reshape(n, d) for name, v in out.items()}
+
+
+class ExposureTable:
+    """Exposures of a batch's participants, computed on first use, one model call per request.
+
+    A trial needs a participant's exposure only at the level actually given (for the DLT, the
+    guards and the summaries), so pairs are computed when asked for and kept: about a third of
+    all (participant, level) pairs, in one vectorised call per round of the calendar. Values
+    do not depend on when or with which other pairs they were computed.
+    """
+
+    def __init__(self, spec: KineticsSpec, eta: np.ndarray, doses):
+        self.spec, self.eta, self.doses = spec, eta, tuple(doses)  # eta (m, P, n_eta)
+        m, p = eta.shape[:2]
+        self.values = {name: np.full((m, p, len(doses)), np.nan) for name in METRICS}
+        self.known = np.zeros((m, p, len(doses)), dtype=bool)
+
+    def at(self, rows, slots, levels) -> dict:
+        """metric -> exposures at the (trial row, participant slot, level) index arrays
+        (broadcast together; the result has their shape)."""
+        rows, slots, levels = np.broadcast_arrays(rows, slots, levels)
+        need = ~self.known[rows, slots, levels]
+        if need.any():
+            key = np.unique(np.ravel_multi_index((rows[need], slots[need], levels[need]), self.known.shape))
+            r, s, lv = np.unravel_index(key, self.known.shape)
+            new = pair_exposures(self.spec, self.eta[r, s], self.doses, lv)
+            for name, v in new.items():
+                self.values[name][r, s, lv] = v
+            self.known[r, s, lv] = True
+        return {name: v[rows, slots, levels] for name, v in self.values.items()}

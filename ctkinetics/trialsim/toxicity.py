@@ -1,6 +1,6 @@
 """Exposure–toxicity links and the time of a DLT inside the window (registries).
 
-Links (:data:`LINKS`), each giving P(DLT) of every participant at every level, shape (N, D):
+Links (:data:`LINKS`), each giving P(DLT) of (participant, dose level) pairs:
 
 - ``fixed``     a true DLT rate per dose level, whatever the kinetics (the classical OC setting)
 - ``logistic``  logit P(DLT) = logit(p_ref) + slope · ln(E / E_ref), with E the participant's
@@ -9,7 +9,8 @@ Links (:data:`LINKS`), each giving P(DLT) of every participant at every level, s
 
 Participant i has a DLT at level j iff ``u_i < P_ij`` with one uniform u_i per participant
 (common across levels and rules, so a participant toxic at a dose stays toxic at higher
-exposure).
+exposure). Every function works on K pairs at once: uniforms (K,), levels (K,) and the
+pairs' exposures (dict metric -> (K,)).
 
 Onsets (:data:`ONSETS`), days after infusion, inside (0, T]:
 
@@ -36,11 +37,11 @@ class ToxicitySpec:
     onset_lag_days: float = 0.0
 
 
-def _fixed(spec, expo, n, d):
-    return np.broadcast_to(np.asarray(spec.rates, dtype=float)[None, :], (n, d))
+def _fixed(spec, expo, levels):
+    return np.asarray(spec.rates, dtype=float)[levels]
 
 
-def _logistic(spec, expo, n, d):
+def _logistic(spec, expo, levels):
     x = expo[spec.metric]
     logit = np.log(spec.p_at_reference / (1 - spec.p_at_reference)) + spec.slope * np.log(x / spec.reference)
     return 1.0 / (1.0 + np.exp(-logit))
@@ -51,7 +52,7 @@ class Link:
     name: str
     needs_kinetics: bool
     description: str
-    probability: Callable  # (spec, exposures | None, N, D) -> (N, D)
+    probability: Callable  # (spec, exposures (dict of (K,)) | None, levels (K,)) -> (K,)
 
 
 LINKS = {k.name: k for k in (
@@ -60,11 +61,11 @@ LINKS = {k.name: k for k in (
 )}
 
 
-def _uniform_onset(spec, v, expo, window, n, d):
-    return np.broadcast_to((np.maximum(v, 1e-9) * window)[:, None], (n, d))
+def _uniform_onset(spec, v, expo, window):
+    return np.maximum(v, 1e-9) * window
 
 
-def _peak_onset(spec, v, expo, window, n, d):
+def _peak_onset(spec, v, expo, window):
     return np.clip(expo["tmax"] + spec.onset_lag_days, 0.5, window)
 
 
@@ -73,7 +74,7 @@ class Onset:
     name: str
     needs_kinetics: bool
     description: str
-    day: Callable  # (spec, uniforms (N,), exposures, window, N, D) -> (N, D)
+    day: Callable  # (spec, uniforms (K,), exposures (dict of (K,)) | None, window) -> (K,)
 
 
 ONSETS = {o.name: o for o in (
@@ -82,10 +83,11 @@ ONSETS = {o.name: o for o in (
 )}
 
 
-def dlt_outcomes(spec: ToxicitySpec, tox_u, onset_u, expo, window: float, d: int):
-    """DLT indicator (N, D) and onset day after infusion (N, D; meaningful where DLT)."""
-    n = len(tox_u)
-    p = LINKS[spec.link].probability(spec, expo, n, d)
-    dlt = np.asarray(tox_u)[:, None] < p
-    onset = ONSETS[spec.onset].day(spec, np.asarray(onset_u), expo, window, n, d)
-    return dlt, onset
+def dlt_outcomes(spec: ToxicitySpec, tox_u, onset_u, expo, levels, window: float):
+    """DLT indicator (K,) and onset day after infusion (K,; meaningful where DLT) of K
+    (participant, level) pairs, from their uniforms, exposures (or None) and levels."""
+    levels = np.asarray(levels, dtype=int)
+    p = LINKS[spec.link].probability(spec, expo, levels)
+    dlt = np.asarray(tox_u) < p
+    onset = ONSETS[spec.onset].day(spec, np.asarray(onset_u, dtype=float), expo, window)
+    return dlt, np.broadcast_to(onset, dlt.shape)

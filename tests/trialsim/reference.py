@@ -21,10 +21,10 @@ from ctkinetics.escalation.rules import STOP_LOWEST
 EPS = 1e-9
 
 
-def _median_guard(s, state, as_of, level, expo):
+def _median_guard(s, state, as_of, level, exposure):
     people = [p for p in state.participants
               if p.level == level and p.phase == "escalation" and p.infusion_day <= as_of]
-    known = [float(expo[s["metric"]][int(p.subject), level]) for p in people
+    known = [exposure(int(p.subject), level, s["metric"]) for p in people
              if as_of - p.infusion_day >= s["known_after_days"] - EPS]
     if not known:
         return "wait", min(p.infusion_day for p in people) + s["known_after_days"]
@@ -52,8 +52,13 @@ def reference_trial(spec, rule, draws, i):
     levels = spec.design.levels
     k_levels = len(levels)
     ready = draws.ready[i]
-    dlt, onset = draws.dlt[i], draws.onset[i]
-    expo = None if draws.exposure is None else {k: v[i] for k, v in draws.exposure.items()}
+
+    def outcome(slot, level):
+        d, o = draws.outcome(i, slot, level)
+        return bool(d), float(o)
+
+    def exposure(slot, level, metric):
+        return float(draws.exposure(i, slot, level)[metric])
     state = EscalationState(levels, (), spec.design.doses)
     events = _Events()
     offsets = [o for g in rule.guards for o in g.event_offsets()]
@@ -82,7 +87,7 @@ def reference_trial(spec, rule, draws, i):
         if dec.decision == "escalate" and rule.guards:
             verdict, day = "allow", None
             for g in rule.guards:
-                verdict, day = _median_guard(dict(g.settings), state, t, current, expo)
+                verdict, day = _median_guard(dict(g.settings), state, t, current, exposure)
                 if verdict != "allow":
                     break
             if verdict == "wait":
@@ -94,8 +99,8 @@ def reference_trial(spec, rule, draws, i):
         if t < gate - EPS:
             t = events.after(t, gate)
             continue
-        is_dlt = bool(dlt[k, level])
-        on = float(onset[k, level]) if is_dlt else math.nan
+        is_dlt, on = outcome(k, level)
+        on = on if is_dlt else math.nan
         state = state.with_participant(Participant(str(k), level, t, 1.0 if is_dlt else 0.0, on))
         resolve = t + (min(on, T) if is_dlt else T)
         resolves.append(resolve)
@@ -127,7 +132,7 @@ def reference_trial(spec, rule, draws, i):
         count = len(groups) * spec.design.expansion_size
         for e in range(count):
             j = groups[e % len(groups)]
-            d = bool(dlt[base + e, j])
+            d = outcome(base + e, j)[0]
             n_exp[j] += 1
             y_exp[j] += int(d)
             parts.append((base + e, j, end_esc + float(draws.exp_offsets[i, e]), int(d)))

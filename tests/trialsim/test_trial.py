@@ -92,7 +92,31 @@ def test_logistic_link_rate_by_hand():
     from ctkinetics.trialsim.draws import draw_trials
 
     doc["kinetics"]["typical"] = {"Cmax": [24000.0, 96000.0]}
-    dlt = draw_trials(parse_spec(doc), 0, range(400)).dlt.reshape(-1, 2)
+    draws = draw_trials(parse_spec(doc), 0, range(400))
+    rows, slots = np.indices(draws.tox_u.shape)
+    dlt = np.stack([draws.outcome(rows, slots, j)[0].ravel() for j in (0, 1)], axis=1)
     p_hi = 0.2 * 4**1.5 / (0.8 + 0.2 * 4**1.5)
     assert dlt[:, 0].mean() == pytest.approx(0.2, abs=4 * math.sqrt(0.16 / dlt.shape[0]))
     assert dlt[:, 1].mean() == pytest.approx(p_hi, abs=4 * math.sqrt(p_hi * (1 - p_hi) / dlt.shape[0]))
+
+
+def test_exposures_do_not_depend_on_the_batch():
+    # A participant's exposure must be the same bits whichever other pairs share its model
+    # call (the lazy exposure table computes pairs in calls of any size and order); numpy's
+    # sum along a row differs between strided and contiguous rows, which once changed AUCs
+    # in the 16th digit between batch sizes.
+    from ctkinetics.trialsim.kinetics import pair_exposures
+
+    spec = KineticsSpec("stein2019", "qpcr", typical=(("Cmax", (2000.0, 2700.0, 3300.0)),),
+                        omega2=(("Cmax", 0.65), ("Tmax", 0.38), ("alpha", 0.91)))
+    rng = np.random.default_rng(3)
+    eta = rng.standard_normal((120, 3))
+    levels = rng.integers(0, 3, 120)
+    doses = (3e8, 4.5e8, 6e8)
+    together = pair_exposures(spec, eta, doses, levels)
+    order = rng.permutation(120)
+    shuffled = pair_exposures(spec, eta[order], doses, levels[order])
+    for name, v in together.items():
+        single = np.array([pair_exposures(spec, eta[i:i + 1], doses, levels[i:i + 1])[name][0] for i in range(120)])
+        assert np.array_equal(single, v), name
+        assert np.array_equal(shuffled[name], v[order]), name
