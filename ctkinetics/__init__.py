@@ -18,6 +18,7 @@ _EXPORTS = {
     "simulate": "ctkinetics.modeling",
     "simulate_population": "ctkinetics.modeling",
     "nca": "ctkinetics.nca",
+    "run_nca": "ctkinetics.nca",
     "fit": "ctkinetics.estimation",
     "fit_population": "ctkinetics.estimation",
     "decide_study": "ctkinetics.escalation",
@@ -33,7 +34,10 @@ def __getattr__(name):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ctkinetics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    mod = importlib.import_module(module)
+    # an export named like its own subpackage is the subpackage (ctkinetics.nca), the same
+    # object before and after any import of its submodules; run_nca is the NCA function
+    return mod if module == f"{__name__}.{name}" else getattr(mod, name)
 
 
 def __dir__():

@@ -1,4 +1,4 @@
-"""``nca(data, ...)``: non-compartmental analysis of every participant and analyte."""
+"""``run_nca(data, ...)``: non-compartmental analysis of every participant and analyte."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +26,7 @@ def _inputs(data, subjects):
     elif isinstance(data, pd.DataFrame):
         obs = data
     else:
-        raise DataValidationError.at(None, None, None, f"nca() needs a Dataset or a DataFrame, got {type(data).__name__}")
+        raise DataValidationError.at(None, None, None, f"run_nca() needs a Dataset or a DataFrame, got {type(data).__name__}")
     if subjects is None:
         cols = [c for c in ("subject", "dose_level", "dose") if c in obs.columns]
         subjects = obs[cols].drop_duplicates("subject") if "subject" in cols else pd.DataFrame()
@@ -43,7 +43,7 @@ def _inputs(data, subjects):
     return obs, subjects[["subject", "dose_level", "dose"]].drop_duplicates("subject")
 
 
-def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = None, analytes=None,
+def run_nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = None, analytes=None,
         **option_kwargs) -> NCAResult:
     """Non-compartmental analysis with PKNCA / Phoenix WinNonlin semantics.
 
@@ -79,7 +79,7 @@ def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = Non
     >>> import pandas as pd
     >>> obs = pd.DataFrame({"subject": "1", "time": [0, 1, 2, 4],
     ...                     "value": [0.0, 4.0, 2.0, 1.0]})
-    >>> r = nca(obs, auc_method="linear")
+    >>> r = run_nca(obs, auc_method="linear")
     >>> float(r.get("AUCLST").iloc[0])   # 0.5·1·4 + 0.5·1·6 + 0.5·2·3
     8.0
     """
@@ -117,6 +117,10 @@ def nca(data, subjects=None, *, intervals=None, options: NCAOptions | None = Non
     return NCAResult(results, exclusion_table(ps.exclusions, results), table, options,
                      keys[["subject", "dose_level", "dose"]].drop_duplicates("subject").reset_index(drop=True),
                      dose_levels)
+
+
+#: The historical name of :func:`run_nca` (``from ctkinetics.nca import nca``).
+nca = run_nca
 
 
 def _compute(table, base: Profiles, conc_units, options) -> dict:

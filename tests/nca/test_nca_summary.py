@@ -119,3 +119,26 @@ def test_dataset_input_skips_b_cells_unless_asked():
     assert set(nca(ds).results["analyte"]) == {"qpcr"}
     assert set(nca(ds, analytes=["bcell"]).results["analyte"]) == {"bcell"}
     assert set(nca(ds).results["dose_level"]) == {"1"}
+
+
+def test_ctkinetics_nca_is_always_the_package_and_run_nca_the_function():
+    """In a fresh interpreter: the same object on first access and after submodule imports."""
+    import subprocess
+    import sys
+
+    code = (
+        "import types, ctkinetics\n"
+        "first = ctkinetics.nca\n"
+        "assert isinstance(first, types.ModuleType) and first.__name__ == 'ctkinetics.nca'\n"
+        "import ctkinetics.nca.engine\n"
+        "assert ctkinetics.nca is first\n"
+        "assert isinstance(ctkinetics.run_nca, types.FunctionType)\n"
+        "assert ctkinetics.run_nca is first.run_nca is first.nca\n"
+        "import pandas as pd\n"
+        "obs = pd.DataFrame({'subject': '1', 'time': [0.0, 1.0, 2.0], 'value': [0.0, 2.0, 1.0]})\n"
+        "a = ctkinetics.nca(obs, auc_method='linear').results\n"
+        "b = ctkinetics.run_nca(obs, auc_method='linear').results\n"
+        "assert a.equals(b) and float(b.loc[b.parameter == 'AUCLST', 'value'].iloc[0]) == 2.5\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
