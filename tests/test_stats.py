@@ -65,3 +65,12 @@ def test_max_missing_is_a_choice():
 
 def test_docstring_examples_run():
     assert doctest.testmod(stats).failed == 0
+
+
+def test_layer_zero_imports_nothing_from_ctkinetics():
+    import ast
+
+    tree = ast.parse(Path(stats.__file__).read_text(encoding="utf-8"))
+    names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    assert not [m for m in names if m.startswith("ctkinetics")]
