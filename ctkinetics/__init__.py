@@ -1,13 +1,16 @@
 """ctkinetics: cellular kinetics of CAR-T cell therapies.
 
-The public API is re-exported here lazily, so that ``import ctkinetics`` and the CLI start
-fast (scipy, lmfit and plotly are imported only when used).
+The public API is re-exported here lazily (:func:`ctkinetics._lazy.lazy_exports`, the one
+mechanism for it), so that ``import ctkinetics`` and the CLI start fast (scipy, lmfit and
+plotly are imported only when used). ``ctkinetics.nca`` is the NCA package (callable, for
+scripts that called it); the NCA entry point is the function ``ctkinetics.run_nca``.
 """
 from __future__ import annotations
 
-import importlib
+from ctkinetics._lazy import lazy_exports
 
 __version__ = "0.1.0"
+__all__ = ["__version__"]
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -27,21 +30,9 @@ _EXPORTS = {
     "simulate_trials": "ctkinetics.trialsim",
     "load_spec": "ctkinetics.trialsim",
     "TrialSimResult": "ctkinetics.trialsim",
+    "build_review": "ctkinetics.report",
+    "write_report": "ctkinetics.report",
+    "read_report": "ctkinetics.report",
 }
 
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ctkinetics' has no attribute {name!r}")
-    mod = importlib.import_module(module)
-    # an export named like its own subpackage is the subpackage (ctkinetics.nca), the same
-    # object before and after any import of its submodules; run_nca is the NCA function
-    return mod if module == f"{__name__}.{name}" else getattr(mod, name)
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
-
-
-__all__ = ["__version__", *_EXPORTS]
+lazy_exports(globals(), _EXPORTS, submodules=("nca",))
