@@ -173,6 +173,10 @@ class Expression:
     text: str
     names: frozenset
     _fn: Callable = field(repr=False, compare=False)
+    #: The validated syntax tree (only whitelisted nodes): the compiled engine
+    #: (:mod:`ctkinetics.modeling.symbolic`) differentiates and generates code from it,
+    #: never from the text.
+    tree: ast.AST = field(default=None, repr=False, compare=False)
 
     def __call__(self, env: Mapping[str, object]):
         # No np.errstate here: entering it costs microseconds, and expressions are called in
@@ -212,7 +216,9 @@ def compile_expression(
         raise ModelFileError(file, f"an expression must be a string or a number, got {type(text).__name__}", line)
     if not isinstance(text, str):
         value = float(text)
-        return Expression(str(text), frozenset(), lambda env, v=value: v)
+        if not math.isfinite(value):
+            raise ModelFileError(file, "number out of range", line, str(text)[:30])
+        return Expression(str(text), frozenset(), lambda env, v=value: v, ast.Constant(value))
     if len(text) > MAX_LENGTH:
         raise ModelFileError(file, f"expression longer than {MAX_LENGTH} characters", line, text[:30] + "...")
     if not text.strip():
@@ -228,7 +234,7 @@ def compile_expression(
     fn = checker.compile(tree.body, depth=1)
     if checker.count > MAX_NODES:
         raise ModelFileError(file, f"expression has more than {MAX_NODES} operations", line, text[:30])
-    return Expression(text, frozenset(checker.names), fn)
+    return Expression(text, frozenset(checker.names), fn, tree.body)
 
 
 class _Compiler:

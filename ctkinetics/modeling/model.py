@@ -1,8 +1,12 @@
 """The :class:`Model`: an immutable kinetic model read from a model file.
 
-A model is data (parameters, states, phases, observables) plus two pure engines
-(:mod:`ctkinetics.modeling.solvers`). ``predict`` is vectorised: scalar parameters give
-arrays of shape (T,); parameters (or covariates) given as arrays of shape (n,) give (n, T).
+A model is data (parameters, states, phases, observables) plus pure engines: the closed
+form (:mod:`ctkinetics.modeling.solvers`, numpy), the compiled ODE engine
+(:mod:`ctkinetics.modeling.compiled`: generated native kernels + Radau IIA with exact
+sensitivities) and, as a reference, SciPy's LSODA (``method="lsoda"``). ``predict`` is
+vectorised: scalar parameters give arrays of shape (T,); parameters (or covariates) given as
+arrays of shape (n,) give (n, T). :meth:`Model.solve` adds sensitivities, per-subject
+(ragged) sampling times and the solver status of every subject.
 """
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from ctkinetics.modeling import solvers
 from ctkinetics.modeling.expressions import Expression, quiet
 from ctkinetics.modeling.parts import Covariate, Derived, Parameter, Phase, State
 
-METHODS = ("auto", "closed", "ode")
+#: ``auto``: closed form when declared, else the compiled ODE engine; ``lsoda``: SciPy's
+#: LSODA (the slow reference the compiled engine is tested against).
+METHODS = ("auto", "closed", "ode", "lsoda")
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,8 +67,8 @@ class Model:
     description: str = ""
     time_unit: str = "day"
     horizon: float = 365.0
-    rtol: float = 1e-8
-    atol: float = 1e-10
+    rtol: float = 1e-6
+    atol: float = 1e-12
     source_file: str = ""
     _param_index: Mapping = field(init=False, repr=False)
 
@@ -149,11 +155,59 @@ class Model:
             env[dname] = expression(env)
         return env, n
 
+    def with_tolerances(self, rtol=None, atol=None) -> "Model":
+        """A copy of the model solved at other tolerances (e.g. a tight reference)."""
+        import dataclasses
+
+        return dataclasses.replace(self, rtol=self.rtol if rtol is None else float(rtol),
+                                   atol=self.atol if atol is None else float(atol))
+
     def predict_states(self, params=None, times=None, covariates=None, method="auto") -> dict:
         """State trajectories, state -> array (T,) or (n, T). See :meth:`predict`."""
         env, n, t = self._prepare(params, times, covariates)
         with quiet():
             return self._solve(env, n, t, method)
+
+    def solve(self, params=None, times=None, covariates=None, observables=None, *,
+              sensitivities=False, wrt=None, method="auto", max_steps=100_000):
+        """Observables (and optionally their parameter derivatives) with each subject's
+        solver status — the engine behind :meth:`predict` and the fitters.
+
+        Parameters
+        ----------
+        params, covariates : mapping name -> float or array (n,), optional
+            As :meth:`predict`.
+        times : array-like (T,), or a sequence of n arrays
+            Shared times, or each subject's own times (*ragged*: outputs are then flat,
+            subject after subject, delimited by ``offsets``).
+        observables : iterable of str, optional
+        sensitivities : bool
+            Also d observable / d parameter, exact: symbolic derivatives of the closed form,
+            forward sensitivities of the compiled ODE (derivative of the computed solution).
+        wrt : sequence of parameter names, optional
+            Parameters of the derivatives (default every parameter, model order).
+        method : {'auto', 'closed', 'ode', 'lsoda'}
+            ``lsoda`` (reference) has no sensitivities and no ragged times.
+        max_steps : int
+            ODE steps allowed per subject before it is stopped with a status.
+
+        Returns
+        -------
+        ModelSolution
+        """
+        from ctkinetics.modeling.solution import solve_model
+
+        return solve_model(self, params, times, covariates, observables, sensitivities, wrt,
+                           method, max_steps)
+
+    def sensitivities(self, params=None, times=None, covariates=None, observables=None,
+                      wrt=None, method="auto"):
+        """(values, derivs): :meth:`predict`'s values and their derivatives with respect to
+        the parameters ``wrt`` (default all), dict kind -> array of shape values.shape + (q,).
+        See :meth:`solve`."""
+        sol = self.solve(params, times, covariates, observables, sensitivities=True, wrt=wrt,
+                         method=method)
+        return sol.values, sol.derivs
 
     def predict(self, params=None, times=None, covariates=None, observables=None, method="auto") -> dict:
         """Predicted observables at ``times``.
@@ -227,8 +281,13 @@ class Model:
             raise SettingsError(f"method must be one of {METHODS}, got {method!r}")
         if method == "closed" and not self.has_closed_form:
             raise SettingsError(f"model {self.name} has no closed form")
-        if method == "ode" or not self.has_closed_form:
+        if method == "lsoda":
             states = solvers.ode(self.phases, self.states, env, t, n or 1, self.rtol, self.atol)
+            return {s: v[0] for s, v in states.items()} if n is None else states
+        if method == "ode" or not self.has_closed_form:
+            from ctkinetics.modeling.solution import ode_states
+
+            states = ode_states(self, env, n or 1, t)
             return {s: v[0] for s, v in states.items()} if n is None else states
         return solvers.closed_form(self.phases, self.state_names, env, t, n)
 

@@ -276,7 +276,7 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
 
     solver = table("solver")
     rtol = solver.get("rtol", 1e-6)
-    atol = solver.get("atol", 1e-9)
+    atol = solver.get("atol", 1e-12)
     for label, v in (("rtol", rtol), ("atol", atol)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
             raise src.error(f"solver {label} must be a number in (0, 1)", label, token=label)

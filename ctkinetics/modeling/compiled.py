@@ -1,0 +1,198 @@
+"""The compiled engine of a model: native kernels + the Radau IIA integrator, batched.
+
+``compiled(model)`` returns the :class:`CompiledModel` of a model, built once per process
+(and once per machine: the generated module is kept on disk, keyed by the hash of its
+source, and numba caches its machine code beside it). One call of
+:meth:`CompiledModel.solve` integrates a whole stack of subjects, each with its own
+parameters, covariates, switch times and sampling times, with or without the sensitivities
+of every output to chosen parameters; no Python runs per subject or per step.
+
+The cache folder is ``$CTK_CACHE_DIR``, else ``$XDG_CACHE_HOME/ctkinetics`` or
+``~/.cache/ctkinetics``; where none is writable a temporary folder is used (compiled again
+in every process).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ctkinetics.modeling.codegen import kernel_source, model_graph
+
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    """Folder of the generated kernel modules (see the module docstring)."""
+    env = os.environ.get("CTK_CACHE_DIR")
+    if env:
+        base = Path(env)
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg) if xdg else Path.home() / ".cache") / "ctkinetics"
+    folder = base / "kernels"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+        return folder
+    except OSError:
+        folder = Path(tempfile.gettempdir()) / f"ctkinetics-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def _load_module(source: str):
+    digest = hashlib.sha256(source.encode()).hexdigest()[:24]
+    name = f"ctk_kernels_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = cache_dir() / f"{name}.py"
+    if not path.is_file() or path.read_text() != source:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(source)
+        os.replace(tmp, path)  # atomic: concurrent processes see a whole file
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Solution:
+    """Outputs of a batch solve (rows in the order of the flattened times).
+
+    ``values``: (rows, n_outputs) — the states then the observables (``names``);
+    ``sens``: (rows, n_outputs, q) derivatives with respect to ``wrt`` or None;
+    ``status``: (N,) solver status per subject (0 ok; see ``radau.STATUS_TEXT``);
+    ``steps``: (N, 3) per subject: steps (accepted and rejected), steps rejected by the
+    error test, Newton failures.
+    """
+
+    values: np.ndarray
+    sens: np.ndarray | None
+    status: np.ndarray
+    steps: np.ndarray
+    names: tuple
+    wrt: tuple
+
+
+class CompiledModel:
+    """Native kernels and the integrator of one model (use :func:`compiled`)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.graph = model_graph(model)
+        self.source = kernel_source(self.graph)
+        self.param_names = self.graph.params
+        self.covariate_names = self.graph.covariates
+        self.output_names = self.graph.output_names
+        self.n_states = len(self.graph.states)
+        self.n_phases = len(model.phases)
+        self._kernels = None
+
+    @property
+    def kernels(self):
+        if self._kernels is None:
+            with _LOCK:
+                if self._kernels is None:
+                    self._kernels = _load_module(self.source)
+        return self._kernels
+
+    def pc_matrix(self, params: dict, covariates: dict, n: int) -> np.ndarray:
+        """(n, P + C) parameter-covariate matrix from name -> scalar or (n,) values."""
+        cols = [np.broadcast_to(np.asarray(params[p], float), (n,)) for p in self.param_names]
+        cols += [np.broadcast_to(np.asarray(covariates[c], float), (n,)) for c in self.covariate_names]
+        return np.ascontiguousarray(np.column_stack(cols)) if cols else np.zeros((n, 0))
+
+    def solve(self, pc, times, offsets, wrt=None, sens=False, rtol=None, atol=None,
+              max_steps=100_000, errcon=False) -> Solution:
+        """Integrate N subjects.
+
+        Parameters
+        ----------
+        pc : (N, P + C) array
+            Parameters (model order) then covariates, one row per subject.
+        times : (M,) array
+            Every subject's times, concatenated; ``offsets`` (N + 1,) delimit them.
+        wrt : sequence of parameter names, optional
+            Parameters of the sensitivities (default all, if ``sens``).
+        sens : bool
+            Also compute d output / d parameter.
+        rtol, atol : float, optional
+            Tolerances (default the model file's).
+        max_steps : int
+            Steps allowed per subject (a chattering model stops there with a status).
+        errcon : bool
+            Include the sensitivities in the error test (CVODES' ``errconS``; off by
+            default, as in CVODES: the sensitivities are then the exact derivatives of the
+            computed solution, which is what an optimiser needs).
+        """
+        from ctkinetics.modeling import radau
+
+        k = self.kernels
+        pc = np.ascontiguousarray(pc, dtype=float)
+        times = np.ascontiguousarray(times, dtype=float)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        names = self.param_names if wrt is None else tuple(wrt)
+        index = np.array([self.param_names.index(w) for w in names], dtype=np.int64) if sens \
+            else np.zeros(0, dtype=np.int64)
+        N, M = pc.shape[0], times.shape[0]
+        nout = len(self.output_names)
+        out = np.empty((M, nout))
+        sarr = np.empty((M, nout, index.size)) if sens else np.empty((0, nout, 0))
+        status = np.zeros(N, dtype=np.int64)
+        steps = np.zeros((N, 3), dtype=np.int64)
+        radau.solve_batch(k.rhs, k.jac, k.rhs_p, k.init, k.init_p, k.switches, k.switches_p,
+                          k.outputs, k.outputs_y, k.outputs_p, self.n_states, self.n_phases,
+                          pc, times, offsets, index, bool(sens), bool(errcon),
+                          float(rtol if rtol is not None else self.model.rtol),
+                          float(atol if atol is not None else self.model.atol),
+                          int(max_steps), out, sarr, status, steps)
+        return Solution(out, sarr if sens else None, status, steps, self.output_names,
+                        tuple(names) if sens else ())
+
+
+    def solve_closed(self, pc, times, offsets, wrt=None, sens=False) -> Solution:
+        """The closed-form outputs (and derivatives) laid out as :meth:`solve`."""
+        from ctkinetics.modeling import radau
+
+        if not self.model.has_closed_form:
+            raise ValueError(f"model {self.model.name} has no closed form")
+        pc = np.ascontiguousarray(pc, dtype=float)
+        times = np.ascontiguousarray(times, dtype=float)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        names = self.param_names if wrt is None else tuple(wrt)
+        index = np.array([self.param_names.index(w) for w in names], dtype=np.int64) if sens \
+            else np.zeros(0, dtype=np.int64)
+        M, nout = times.shape[0], len(self.output_names)
+        out = np.empty((M, nout))
+        sarr = np.empty((M, nout, index.size)) if sens else np.empty((0, nout, 0))
+        radau.closed_batch(self.kernels.closed, self.n_phases, pc, times, offsets, index,
+                           bool(sens), out, sarr)
+        N = pc.shape[0]
+        return Solution(out, sarr if sens else None, np.zeros(N, dtype=np.int64),
+                        np.zeros((N, 3), dtype=np.int64), self.output_names,
+                        tuple(names) if sens else ())
+
+
+def compiled(model) -> CompiledModel:
+    """The compiled engine of ``model`` (one per model content, per process)."""
+    cm = getattr(model, "_compiled", None)
+    if cm is not None:
+        return cm
+    cm = CompiledModel(model)  # its kernel module is shared by every model of that source
+    try:
+        object.__setattr__(model, "_compiled", cm)
+    except (AttributeError, TypeError):
+        pass
+    return cm
