@@ -101,6 +101,14 @@ def _value(nca_result, subject, analyte, parameter):
     return float(d["value"].iloc[0]), str(d["exclude"].iloc[0])
 
 
+def _short_reason(why: str) -> str:
+    """A panel title's reason without its explanation: 'R2ADJ < 0.9 (poor λz regression);
+    LAMZSPN < 2 (...)' -> 'R2ADJ < 0.9; LAMZSPN < 2' (the note and the NCA table give the rest;
+    a full reason ran into the neighbouring panel's title)."""
+    parts = [p.split(" (", 1)[0].strip() for p in str(why or "not estimable").split(";")]
+    return "; ".join(p for p in parts if p) or "not estimable"
+
+
 def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
              panel_height: int = 200) -> go.Figure:
     """The NCA terminal phase per participant: quantified samples, the points used and the line.
@@ -128,7 +136,7 @@ def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
     for s in subjects:
         lz, why, v = info[s]
         if why or not finite(lz):
-            titles.append(f"{esc(s)}: no λz ({esc(why or 'not estimable')})")
+            titles.append(f"{esc(s)}: no λz<br>{esc(_short_reason(why))}")
         else:
             titles.append(f"{esc(s)}: t½ {v['LAMZHL']:.3g} d, R²adj {v['R2ADJ']:.3f}, n {v['LAMZNPT']:g}")
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.06,

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ctkinetics.formatting import dose as fmt_dose
 from ctkinetics.plots.style import (
     GREY, TEMPLATE, add_note, dose_colors, empty, esc, figure, finite, log_axis, log_range,
     unit_label,
@@ -161,7 +162,7 @@ def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
     for lv in levels:
         dose = next((dose_of[s] for s, v in level_of.items() if v == lv), float("nan"))
         n = d.loc[d["dose_level"] == lv, "subject"].nunique()
-        titles.append(f"Dose level {esc(lv)}" + (f" ({dose:.2g} cells)" if finite(dose) else "")
+        titles.append(f"Dose level {esc(lv)}" + (f" ({fmt_dose(dose)} cells)" if finite(dose) else "")
                       + f", n = {n}")
     fig = make_subplots(rows=1, cols=len(levels), shared_yaxes=True, shared_xaxes="all",
                         subplot_titles=titles,

@@ -6,6 +6,7 @@ a number worked out by hand here (geometric means, BOIN boundaries from Liu & Yu
 """
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -75,6 +76,8 @@ def test_spaghetti_panels_by_dose_level_and_mean_curve_as_given(mini):
     fig = plots.spaghetti(mini, "transgene", mean)
     titles = [a.text for a in fig.layout.annotations if a.text.startswith("Dose level")]
     assert len(titles) == 2 and "n = 1" in titles[0]
+    # doses of the mini study (3.0e8, 4.5e8) as a committee writes them, never 3e+08
+    assert "(3.0×10⁸ cells)" in titles[0] and "(4.5×10⁸ cells)" in titles[1]
     gm = _traces(fig, "geometric mean")
     assert len(gm) == 1 and list(gm[0].y) == [150.0, 12000.0]
 
@@ -166,3 +169,22 @@ def test_gof_shows_blq_at_lloq_and_colours_flagged_fits():
     assert list(good.x) == [12.0] and list(bad.x) == [25.0]
     blq = [d for d in fig.data if (d.name or "").startswith("BLQ at LLOQ")][0]
     assert list(blq.x) == [3.0] and list(blq.y) == [5.0]
+
+
+def test_lambda_z_panel_without_lambda_z_gives_short_reasons_on_their_own_line():
+    """A long exclusion reason ran into the next panel's title: the title keeps the rule
+    codes only ('R2ADJ < 0.9; ...') on a second line."""
+    t = np.array([0.0, 7.0, 14.0, 21.0, 28.0, 42.0])
+    c = np.array([0.0, 1000.0, 900.0, 950.0, 880.0, 870.0])  # a flat tail: poor regression
+    obs = _obs([("A", "1", 1e8, t, c)])
+    ds = SimpleNamespace(observations=obs.assign(blq=False, pre_infusion=False, lloq=1.0),
+                         subjects=obs[["subject", "dose_level", "dose"]].drop_duplicates(),
+                         study=SimpleNamespace(analytes={}, dose_levels={"1": 1e8}))
+    res = nca(obs, intervals=[{"start": 0, "end": np.inf,
+                               "parameters": "CMAX,TMAX,TLST,LAMZ,LAMZLL,LAMZUL,LAMZNPT,R2ADJ,LAMZHL,CLSTP"}])
+    reason = res.results.query("parameter == 'LAMZ'")["exclude"].iloc[0]
+    title = plots.lambda_z(res, ds, "transgene").layout.annotations[0].text
+    assert "R2ADJ < 0.9" in reason  # the flat tail fails PKNCA's adjusted-R² rule
+    assert title.startswith("A: no λz<br>") and "(" not in title.split("<br>")[1]
+    codes = "; ".join(x.split(" (")[0].strip() for x in reason.split(";"))
+    assert title.split("<br>")[1] == html.escape(codes)
