@@ -360,7 +360,8 @@ def safety_section(rv, fig) -> str:
     if rv.mtd is not None:
         out.append("<h3>MTD estimate from the complete DLT windows so far</h3>"
                    f"<p>{esc(rv.mtd.reason)}</p>")
-        out.append(table(rv.mtd.to_frame(), text_columns=("level",)))
+        prob = dict.fromkeys(("estimate_raw", "estimate", "ci_low", "ci_high"), "probability")
+        out.append(table(rv.mtd.to_frame(), text_columns=("level",), formats=prob))
     for a in rv.car_analytes[:1]:
         out.append(fig(plots.exposure_vs_toxicity(rv.nca, saf, a), f"exposure_vs_toxicity:{a}"))
     return "<section>" + "".join(out) + "</section>"
