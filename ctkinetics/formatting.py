@@ -27,6 +27,7 @@ error, an interval spanning more than :data:`MAX_INTERVAL_FOLD`) reads
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -62,6 +63,18 @@ def _float(x):
         return None
 
 
+def _numeric(fn):
+    """``fn(v: float, ...)`` as a formatter of any cell: '' for a missing value, a non-number
+    as its text, else ``fn`` of its float."""
+    @functools.wraps(fn)
+    def wrapper(x, *args, **kwargs):
+        if _missing(x):
+            return ""
+        v = _float(x)
+        return str(x) if v is None else fn(v, *args, **kwargs)
+    return wrapper
+
+
 def _power(mantissa: str, exponent: int, html: bool) -> str:
     if html:
         return f"{mantissa}×10{str(exponent).translate(_SUPERSCRIPT)}"
@@ -87,8 +100,9 @@ def _scientific(v: float, sig: int, html: bool, min_decimals: int = 0) -> str:
     return _power(_strip(f"{mant:.{sig - 1}f}", min_decimals), exponent, html)
 
 
-def number(x, sig: int = 3, *, html: bool = True) -> str:
-    """``x`` to ``sig`` significant digits (see the module's table); '' when missing.
+@_numeric
+def number(v: float, sig: int = 3, *, html: bool = True) -> str:
+    """A number to ``sig`` significant digits (see the module's table); '' when missing.
 
     Plain decimals for 10⁻³ ≤ |x| < 10⁵, ``m×10ⁿ`` (HTML) or ``men`` (plain) outside;
     trailing zeros dropped (as R's ``signif``); ``−`` is the minus sign in HTML, ``-`` in
@@ -99,11 +113,6 @@ def number(x, sig: int = 3, *, html: bool = True) -> str:
     >>> number(14863.2), number(0.000123, html=False), number(-2.5e-7), number(1.50)
     ('14900', '1.23e-4', '−2.5×10⁻⁷', '1.5')
     """
-    if _missing(x):
-        return ""
-    v = _float(x)
-    if v is None:
-        return str(x)
     minus = MINUS if html else "-"
     if math.isinf(v):
         return "∞" if v > 0 else f"{minus}∞"
@@ -121,7 +130,8 @@ def number(x, sig: int = 3, *, html: bool = True) -> str:
     return minus + text[1:] if text.startswith("-") else text
 
 
-def dose(x, *, html: bool = True) -> str:
+@_numeric
+def dose(v: float, *, html: bool = True) -> str:
     """A dose in cells: ``3.0×10⁸`` (HTML) / ``3.0e8`` (plain), at least one decimal in the
     mantissa and at most 3 significant digits; doses below 10⁵ as :func:`number`.
 
@@ -130,17 +140,13 @@ def dose(x, *, html: bool = True) -> str:
     >>> dose(3e8), dose(4.5e8, html=False), dose(3.25e8, html=False)
     ('3.0×10⁸', '4.5e8', '3.25e8')
     """
-    if _missing(x):
-        return ""
-    v = _float(x)
-    if v is None:
-        return str(x)
     if v == 0 or math.isinf(v) or abs(v) < LARGE:
         return number(v, html=html)
     return _scientific(v, 3, html, min_decimals=1)
 
 
-def objective(x, *, html: bool = True) -> str:
+@_numeric
+def objective(v: float, *, html: bool = True) -> str:
     """An objective function value (−2LL, AIC, BIC) to one decimal: models are compared by
     differences of a few units, which 3 significant digits of 1720.3 would hide.
 
@@ -149,18 +155,14 @@ def objective(x, *, html: bool = True) -> str:
     >>> objective(1720.3449), objective(-12.04, html=False)
     ('1720.3', '-12.0')
     """
-    if _missing(x):
-        return ""
-    v = _float(x)
-    if v is None:
-        return str(x)
     if math.isinf(v) or abs(v) >= 1.0e9:
         return number(v, html=html)
     text = f"{v:.1f}"
     return (MINUS if html else "-") + text[1:] if text.startswith("-") else text
 
 
-def probability(x, *, html: bool = True) -> str:
+@_numeric
+def probability(v: float, *, html: bool = True) -> str:
     """A probability or fraction in [0, 1] to 3 decimals: ``<0.001`` / ``>0.999`` at the ends
     (never 2.05e-33). Text, not markup: the caller escapes it for HTML.
 
@@ -169,11 +171,6 @@ def probability(x, *, html: bool = True) -> str:
     >>> probability(0.016129), probability(2.05e-33), probability(1.0)
     ('0.016', '<0.001', '1')
     """
-    if _missing(x):
-        return ""
-    v = _float(x)
-    if v is None:
-        return str(x)
     if v in (0.0, 1.0):
         return str(int(v))
     if 0 < v < 0.001:

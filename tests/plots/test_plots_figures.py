@@ -103,17 +103,23 @@ def test_exposure_by_dose_points_and_geometric_mean_by_hand():
     assert diamonds[0].y[0] == pytest.approx(200.0) and diamonds[1].y[0] == pytest.approx(900.0)
 
 
-def test_lambda_z_line_passes_through_a_monoexponential_tail():
-    # C = 1000·exp(-0.1·t) after the peak at day 7: every λz point lies on the line
-    t = np.array([0.0, 7.0, 14.0, 21.0, 28.0, 42.0])
-    c = np.where(t >= 7, 1000.0 * np.exp(-0.1 * t), 0.0)
-    c[0] = 0.0
+def _one_profile_nca(t, c):
+    """NCA of one participant's profile (with CLSTP, for the λz line) and a dataset stand-in."""
     obs = _obs([("A", "1", 1e8, t, c)])
     ds = SimpleNamespace(observations=obs.assign(blq=False, pre_infusion=False, lloq=1.0),
                          subjects=obs[["subject", "dose_level", "dose"]].drop_duplicates(),
                          study=SimpleNamespace(analytes={}, dose_levels={"1": 1e8}))
     res = nca(obs, intervals=[{"start": 0, "end": np.inf,
                                "parameters": "CMAX,TMAX,TLST,LAMZ,LAMZLL,LAMZUL,LAMZNPT,R2ADJ,LAMZHL,CLSTP"}])
+    return res, ds
+
+
+def test_lambda_z_line_passes_through_a_monoexponential_tail():
+    # C = 1000·exp(-0.1·t) after the peak at day 7: every λz point lies on the line
+    t = np.array([0.0, 7.0, 14.0, 21.0, 28.0, 42.0])
+    c = np.where(t >= 7, 1000.0 * np.exp(-0.1 * t), 0.0)
+    c[0] = 0.0
+    res, ds = _one_profile_nca(t, c)
     fig = plots.lambda_z(res, ds, "transgene")
     line = [d for d in fig.data if d.mode == "lines"][0]
     for x, y in zip(line.x, line.y):
@@ -176,12 +182,7 @@ def test_lambda_z_panel_without_lambda_z_gives_short_reasons_on_their_own_line()
     codes only ('R2ADJ < 0.9; ...') on a second line."""
     t = np.array([0.0, 7.0, 14.0, 21.0, 28.0, 42.0])
     c = np.array([0.0, 1000.0, 900.0, 950.0, 880.0, 870.0])  # a flat tail: poor regression
-    obs = _obs([("A", "1", 1e8, t, c)])
-    ds = SimpleNamespace(observations=obs.assign(blq=False, pre_infusion=False, lloq=1.0),
-                         subjects=obs[["subject", "dose_level", "dose"]].drop_duplicates(),
-                         study=SimpleNamespace(analytes={}, dose_levels={"1": 1e8}))
-    res = nca(obs, intervals=[{"start": 0, "end": np.inf,
-                               "parameters": "CMAX,TMAX,TLST,LAMZ,LAMZLL,LAMZUL,LAMZNPT,R2ADJ,LAMZHL,CLSTP"}])
+    res, ds = _one_profile_nca(t, c)
     reason = res.results.query("parameter == 'LAMZ'")["exclude"].iloc[0]
     title = plots.lambda_z(res, ds, "transgene").layout.annotations[0].text
     assert "R2ADJ < 0.9" in reason  # the flat tail fails PKNCA's adjusted-R² rule

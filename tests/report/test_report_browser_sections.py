@@ -112,6 +112,12 @@ def test_every_figure_is_at_least_300_px_high(measured):
 
 
 @needs_chromium
+def _overlap(a, b) -> tuple:
+    """(x, y) extents by which boxes a and b overlap (negative: apart)."""
+    return (min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"]),
+            min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"]))
+
+
 def test_no_legend_is_clipped(measured):
     """The legend's box lies inside the figure's box (1 px of rounding allowed)."""
     clipped = []
@@ -134,8 +140,7 @@ def test_titles_do_not_overlap_the_legend(measured):
         t, lg = f["title"], f["legend"]
         if t is None or lg is None or lg["w"] == 0:
             continue
-        overlap_x = min(t["x"] + t["w"], lg["x"] + lg["w"]) - max(t["x"], lg["x"])
-        overlap_y = min(t["y"] + t["h"], lg["y"] + lg["h"]) - max(t["y"], lg["y"])
+        overlap_x, overlap_y = _overlap(t, lg)
         if overlap_x > 2 and overlap_y > 2:
             hit.append(f["name"])
     assert not hit, f"title over legend: {hit}"
