@@ -179,16 +179,29 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "mean_expansion": ("mean expansion", DIMENSIONLESS, "mean expansion participants at the level"),
     "mean_dlts_expansion": ("mean DLTs in expansion", DIMENSIONLESS, "mean DLTs among expansion participants"),
 }
-for _m, _label in (("cmax", "Cmax"), ("auc0_28", "AUC0-28")):
-    _u = "@unit" if _m == "cmax" else "@auc_unit"
-    COLUMNS.update({
-        f"{_m}_n": (f"{_label} n", DIMENSIONLESS, f"virtual participants with a {_label}"),
-        f"{_m}_gmean": (f"{_label} geo. mean", _u, f"geometric mean of the participants' {_label}"),
-        f"{_m}_gcv_pct": (f"{_label} geo. CV %", "%", f"geometric CV of {_label}"),
-        f"{_m}_median": (f"{_label} median", _u, f"median {_label}"),
-        f"{_m}_p05": (f"{_label} 5th percentile", _u, f"5th percentile of {_label}"),
-        f"{_m}_p95": (f"{_label} 95th percentile", _u, f"95th percentile of {_label}"),
-    })
+
+
+def _trial_metric_columns() -> dict:
+    """Columns of a trial-sim summary per exposure metric, from the trial-sim metric registry
+    (:data:`ctkinetics.trialsim.kinetics.METRICS`: name, unit relative to the observable,
+    description)."""
+    from ctkinetics.trialsim.kinetics import METRICS
+
+    out = {}
+    unit_of = {"level": "@unit", "level*day": "@auc_unit", "day": TIME_UNIT}
+    for m in METRICS.values():
+        u = unit_of.get(m.unit, DIMENSIONLESS)
+        out.update({
+            f"{m.name}_n": (f"{m.name} n", DIMENSIONLESS, f"virtual participants with a value ({m.description})"),
+            f"{m.name}_gmean": (f"{m.name} geo. mean", u, f"geometric mean over participants of the {m.description}"),
+            f"{m.name}_gcv_pct": (f"{m.name} geo. CV %", "%", f"geometric CV of the {m.description}"),
+            f"{m.name}_median": (f"{m.name} median", u, f"median of the {m.description}"),
+            f"{m.name}_p05": (f"{m.name} 5th percentile", u, f"5th percentile of the {m.description}"),
+            f"{m.name}_p95": (f"{m.name} 95th percentile", u, f"95th percentile of the {m.description}"),
+        })
+    return out
+
+
 COLUMNS["auc_unit"] = ("AUC unit", "", "unit of the AUC columns")
 COLUMNS.update({
     "code": ("code", "", "a code or column name used in the report's tables"),
@@ -231,8 +244,11 @@ def column_format(column: str) -> str:
 
 def column_entry(table: str, column: str):
     """(label, unit, definition) of a CSV column, or None when unknown. NCA codes of the wide
-    table (``CMAX``, ``AUCINT_LAST[0-28]``) resolve to their NCA entry."""
+    table (``CMAX``, ``AUCINT_LAST[0-28]``) resolve to their NCA entry, trial-sim summary
+    columns (``cmax_gmean``) to the trial-sim metric registry."""
     hit = TABLE_COLUMNS.get((table, column)) or COLUMNS.get(column)
+    if hit is None and table == "trial_sim_summary.csv":
+        hit = _trial_metric_columns().get(column)
     if hit is not None:
         return hit
     p = _nca_parameter(column)
