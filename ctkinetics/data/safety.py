@@ -269,3 +269,32 @@ def protocol_tables(study, subjects, records, safety, *, subjects_file: str, saf
             sources.append(path)
     drop = lambda t: None if t is None else t.drop(columns=[ROW_COL]).reset_index(drop=True)  # noqa: E731
     return drop(decisions), drop(efficacy)
+
+
+def write_protocol_tables(dataset, folder) -> list:
+    """Write ``decisions.csv`` and ``efficacy.csv`` of ``dataset`` into ``folder`` (the
+    writers of every format call this beside ``safety.csv``); returns the paths written."""
+    from pathlib import Path
+
+    from ctkinetics.data.decisions import DECISION_COLUMNS
+    from ctkinetics.data.efficacy import EFFICACY_COLUMNS
+
+    def num(x):
+        if x is None or (isinstance(x, float) and np.isnan(x)):
+            return ""
+        x = float(x)
+        return str(int(x)) if x.is_integer() and abs(x) < 1e15 else repr(x)
+
+    out = []
+    for name, table, columns, numeric in (("decisions.csv", dataset.decisions, DECISION_COLUMNS, ("day",)),
+                                          ("efficacy.csv", dataset.efficacy, EFFICACY_COLUMNS,
+                                           ("day", "value", "response"))):
+        if table is None:
+            continue
+        t = table[list(columns)].copy()
+        for c in numeric:
+            t[c] = t[c].map(num)
+        path = Path(folder) / name
+        t.to_csv(path, index=False, lineterminator="\n")
+        out.append(path)
+    return out

@@ -343,13 +343,16 @@ class BoundaryTable:
 
 def boundaries(target: float = 0.30, phi1: float | None = None, phi2: float | None = None,
                cohort_size: int = 3, n_cohorts: int = 4, cutoff_eli: float = 0.95,
-               every_n: bool = False) -> BoundaryTable:
+               every_n: bool = False, extrasafe: bool = False, offset: float = 0.05) -> BoundaryTable:
     """BOIN boundaries at n = cohort_size, 2·cohort_size, ..., n_cohorts·cohort_size.
 
     Parameters
     ----------
     every_n : bool
         Give every n = 1 … n_cohorts·cohort_size instead of cohort ends only.
+    extrasafe, offset : bool, float
+        Add ``stop_trial_if_ge``: the DLT count at the lowest dose that stops the trial under
+        R BOIN's extra-safe rule, Pr(p > φ | data) > cutoff_eli − offset (<NA> where none).
 
     Examples
     --------
@@ -361,7 +364,7 @@ def boundaries(target: float = 0.30, phi1: float | None = None, phi2: float | No
 
     n_cohorts = _check_count("n_cohorts", n_cohorts)
     design = BoinDesign(target=target, phi1=phi1, phi2=phi2, cohort_size=cohort_size,
-                        cutoff_eli=cutoff_eli)
+                        cutoff_eli=cutoff_eli, extrasafe=extrasafe, offset=offset)
     n_max = design.cohort_size * n_cohorts
     n = np.arange(1, n_max + 1) if every_n else np.arange(1, n_cohorts + 1) * design.cohort_size
     elim = design.eliminate_min(n)
@@ -372,4 +375,8 @@ def boundaries(target: float = 0.30, phi1: float | None = None, phi2: float | No
         "eliminate_if_ge": pd.array(np.where(elim <= n, elim, 0), dtype="Int64"),
     })
     table.loc[elim > n, "eliminate_if_ge"] = pd.NA
+    if extrasafe:
+        stop = design.stop_lowest_min(n)
+        table["stop_trial_if_ge"] = pd.array(np.where(stop <= n, stop, 0), dtype="Int64")
+        table.loc[stop > n, "stop_trial_if_ge"] = pd.NA
     return BoundaryTable(design=design, table=table)

@@ -166,8 +166,8 @@ def _lift_day(state: EscalationState, design: BoinDesign, sit: Situation, status
         st = known.get(p.subject)
         if st is None or p.infusion_day > as_of:
             continue
-        if st.status == "pending":
-            p = dataclasses.replace(p, dlt=math.nan, dlt_day=math.nan)
+        if st.status == "pending":  # followed on without a DLT (a cut at today's data ends no window)
+            p = dataclasses.replace(p, dlt=math.nan, dlt_day=math.nan, last_followup_day=math.nan)
         future.append(p)
     hypo = EscalationState(state.levels, tuple(future), state.doses, sit.previous_elimination
                            if sit.previous_elimination < len(state.levels) else None, state.committee)

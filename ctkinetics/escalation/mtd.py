@@ -18,10 +18,16 @@ included) is at most λd may be selected; none such: no MTD.
 The committee table gives, for every treated level, the isotonic estimate and a 95 % credible
 interval: the 2.5 % and 97.5 % quantiles of Beta(y + 0.05, n − y + 0.05), each made monotone
 with the same weighted PAVA (as the BOIN package reports them).
+
+"The MTD now" (:func:`estimate_mtd`) is the one home of the MTD a committee reads during the
+trial — ``ctk escalate``, the report, ``summary.json`` and ``mtd.csv`` all call it: the same
+selection on the evaluable participants of a decision, with the design's ``mtd_pending``
+policy for those still inside their DLT window (``exclude``: complete windows only, the
+default; ``no_dlt``: counted as no DLT, a provisional estimate), stated in its ``basis``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -186,3 +192,80 @@ def select_mtd(design: BoinDesign, n, y, levels=None, eliminated_from=None) -> M
     else:
         reason = "no MTD: no admissible level was treated"
     return MtdSelection(levels[sel] if sel >= 0 else None, sel, reason, table)
+
+
+POLICY_TEXT = {
+    "exclude": "complete DLT windows only: participants still in their window are left out",
+    "no_dlt": "participants still in their window counted as no DLT (provisional)",
+}
+
+
+@dataclass(frozen=True)
+class MtdEstimate:
+    """The MTD now, with the policy for pending participants and the basis in words.
+
+    Attributes
+    ----------
+    selection : MtdSelection
+    policy : str
+        ``exclude`` or ``no_dlt`` (the design's ``mtd_pending``).
+    left_out : tuple
+        ``(subject, level)`` of the participants the policy left out or counted as no DLT.
+    as_of_day : float
+    basis : str
+        One sentence: the level, the reason and the policy.
+    """
+
+    selection: MtdSelection
+    policy: str
+    left_out: tuple
+    as_of_day: float
+    basis: str = field(default="")
+
+    @property
+    def mtd_level(self):
+        return self.selection.mtd_level
+
+    @property
+    def reason(self) -> str:
+        return self.selection.reason
+
+    @property
+    def provisional(self) -> bool:
+        return bool(self.left_out)
+
+    def to_frame(self):
+        return self.selection.to_frame()
+
+    def to_dict(self) -> dict:
+        from ctkinetics.jsonable import jsonable, records
+
+        return {"level": self.mtd_level, "reason": self.reason, "policy": self.policy,
+                "policy_text": POLICY_TEXT[self.policy], "basis": self.basis,
+                "as_of_day": jsonable(self.as_of_day), "provisional": self.provisional,
+                "pending_participants": [{"subject": s, "level": lv} for s, lv in self.left_out],
+                "table": records(self.to_frame())}
+
+
+def estimate_mtd(decision, design: BoinDesign) -> MtdEstimate:
+    """The MTD now from a :class:`~ctkinetics.escalation.Decision` (its per-level counts of
+    evaluable participants) under ``design.mtd_pending`` (module doc)."""
+    lv = decision.levels
+    policy = design.mtd_pending
+    open_ = (lv["pending"] + lv["partial"]).to_numpy(int)
+    n = lv["n"].to_numpy(int) - (open_ if policy == "exclude" else 0)
+    sel = select_mtd(design, n, lv["dlt"].to_numpy(int), list(lv["level"]), decision.eliminated_from)
+    pp = decision.participants
+    waiting = pp[pp["status"].isin(["pending", "partial", "awaiting committee"])]
+    left = tuple(zip(waiting["subject"].astype(str), waiting["level"].astype(str)))
+    who = ", ".join(f"{s} at {lv_}" for s, lv_ in left)
+    if not left:
+        note = "all DLT windows of the evaluable participants are complete"
+    elif policy == "exclude":
+        note = f"{len(left)} participant(s) still in their DLT window left out ({who})"
+    else:
+        note = f"{len(left)} participant(s) still in their DLT window counted as no DLT ({who}); provisional"
+    basis = (f"MTD estimate as of study day {decision.as_of_day:g}: "
+             + (f"dose level {sel.mtd_level}" if sel.mtd_level is not None else "none")
+             + f" — {sel.reason}; {note}.")
+    return MtdEstimate(sel, policy, left, float(decision.as_of_day), basis)

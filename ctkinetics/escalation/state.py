@@ -77,7 +77,7 @@ class CommitteeEvent:
     """A dated entry of the committee's record that the rules read (``decisions.csv``)."""
 
     day: float  # study day
-    action: str  # close_level | release_sentinel_hold | ... (see ctkinetics.data.decisions)
+    action: str  # retire_level | release_sentinel_hold (see ctkinetics.data.decisions)
     level: int = -1  # level index, -1 none
     subject: str = ""
     rationale: str = ""
@@ -134,8 +134,8 @@ class EscalationState:
         k = len(self.levels)
         first, note = k, ""
         for e in self.committee:
-            if e.action == "close_level" and e.day <= as_of and 0 <= e.level < first:
-                first, note = e.level, f"closed on day {e.day:g}" + (f": {e.rationale}" if e.rationale else "")
+            if e.action == "retire_level" and e.day <= as_of and 0 <= e.level < first:
+                first, note = e.level, f"retired on day {e.day:g}" + (f": {e.rationale}" if e.rationale else "")
         return first, note
 
     def released(self, level: int, as_of: float) -> float:

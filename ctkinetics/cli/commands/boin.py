@@ -1,10 +1,12 @@
-"""ctk boin table | simulate: BOIN decision tables and operating characteristics."""
+"""ctk boin table | simulate | paths | boin12-table: BOIN decision tables, operating
+characteristics, dose-transition pathways and BOIN12's desirability table."""
 from __future__ import annotations
 
 import sys
 
 NAME = "boin"
-HELP = "BOIN boundary tables (ctk boin table) and simulated operating characteristics (ctk boin simulate)."
+HELP = ("BOIN boundary tables (ctk boin table), simulated operating characteristics (ctk boin simulate), "
+        "dose-transition pathways (ctk boin paths) and BOIN12's desirability table (ctk boin boin12-table).")
 
 
 def _design_options(p) -> None:
@@ -15,10 +17,13 @@ def _design_options(p) -> None:
     p.add_argument("--cohorts", type=int, default=4, help="number of cohorts (default 4)")
     p.add_argument("--cutoff-eli", type=float, default=0.95,
                    help="eliminate a dose when Pr(p > target | data) exceeds this (default 0.95)")
+    p.add_argument("--extrasafe", action="store_true",
+                   help="R BOIN's extra-safe rule: stop when the lowest dose has Pr(p > target) > cutoff-eli - offset")
+    p.add_argument("--offset", type=float, default=0.05, help="offset of --extrasafe (default 0.05, below 0.5)")
 
 
 def add_arguments(parser) -> None:
-    sub = parser.add_subparsers(dest="boin_command", metavar="{table,simulate}")
+    sub = parser.add_subparsers(dest="boin_command", metavar="{table,simulate,paths,boin12-table}")
     t = sub.add_parser("table", help="escalation / de-escalation / elimination boundaries by number treated",
                        description="Print the BOIN decision table as CSV: n, escalate_if_le, "
                                    "deescalate_if_ge, eliminate_if_ge (empty where no elimination applies).")
@@ -48,7 +53,30 @@ def add_arguments(parser) -> None:
     s.add_argument("--min-pending-followup", type=float, default=0.0, metavar="DAYS",
                    help="guard (calendar simulation): escalate only when every pending participant has at least "
                         "DAYS of follow-up (default 0: off)")
+    s.add_argument("--n-earlystop", type=int, default=None, metavar="N",
+                   help="R BOIN's n.earlystop: stop when N are treated at the current dose and the rules would "
+                        "keep the next participant there (default: off)")
+    s.add_argument("--bound-mtd", action="store_true",
+                   help="R BOIN's boundMTD: the selected MTD's isotonic estimate must not exceed lambda_d")
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("paths", help="dose-transition pathways: every outcome of the next cohorts and its decision",
+                       description="Print every outcome (0..cohort size DLTs) of the next cohorts from the start "
+                                   "of a trial and the decision it leads to, as the escalation R package's "
+                                   "get_dose_paths. For a running study: ctk escalate STUDY --paths K.")
+    _design_options(p)
+    p.add_argument("--levels", type=int, required=True, help="number of dose levels")
+    p.add_argument("--start-level", type=int, default=1, help="level of the first cohort, 1-based (default 1)")
+    p.add_argument("--n-earlystop", type=int, default=None, metavar="N", help="R BOIN's n.earlystop (default off)")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the table as CSV here")
+    b = sub.add_parser("boin12-table", help="BOIN12 rank-based desirability scores (Lin et al. 2020, Table 3)",
+                       description="Print, for each number treated, DLTs and responders, the BOIN12 "
+                                   "desirability Pr(utility > benchmark) and its rank (RDS); E = inadmissible.")
+    b.add_argument("--phi-t", type=float, default=0.35, help="toxicity limit (default 0.35)")
+    b.add_argument("--phi-e", type=float, default=0.25, help="lowest acceptable response rate (default 0.25)")
+    b.add_argument("--utilities", default="100,40,60,0", metavar="U1,U2,U3,U4",
+                   help="u(efficacy, no DLT), u(neither), u(both), u(DLT, no efficacy) (default 100,40,60,0)")
+    b.add_argument("--sizes", default="0,3,6,9", metavar="N1,N2,...", help="numbers treated (default 0,3,6,9)")
+    b.add_argument("--out", default=None, metavar="FILE", help="write the CSV here instead of stdout")
     parser.set_defaults(boin_command=None)
 
 
@@ -77,7 +105,8 @@ def _run_table(args) -> int:
     if args.out:
         check_file(args.out)  # before the computation: a folder, or not writable -> exit 2
     table = boundaries(args.target, args.phi1, args.phi2, args.cohort_size, args.cohorts,
-                       cutoff_eli=args.cutoff_eli, every_n=args.every_n).to_frame()
+                       cutoff_eli=args.cutoff_eli, every_n=args.every_n, extrasafe=args.extrasafe,
+                       offset=args.offset).to_frame()
     if args.out:
         write_csv_file(args.out, table, checked=True)
     else:
@@ -98,7 +127,9 @@ def _run_simulate(args) -> int:
     design = BoinDesign(target=args.target, phi1=args.phi1, phi2=args.phi2, cohort_size=args.cohort_size,
                         cutoff_eli=args.cutoff_eli, start_level=args.start_level - 1,
                         dlt_window_days=args.dlt_window, stagger_days=args.stagger_days, tite=args.tite,
-                        min_completers=args.min_completers, min_pending_followup=args.min_pending_followup)
+                        min_completers=args.min_completers, min_pending_followup=args.min_pending_followup,
+                        extrasafe=args.extrasafe, offset=args.offset, n_earlystop=args.n_earlystop,
+                        bound_mtd=args.bound_mtd)
     if calendar:
         rate = 2.0 if args.accrual_per_month is None else args.accrual_per_month
         oc = simulate_tite(design, tox, args.cohorts, args.trials, seed=args.seed, accrual_per_month=rate)
@@ -125,7 +156,58 @@ def _run_simulate(args) -> int:
     return 0
 
 
-_SUBCOMMANDS = {"table": _run_table, "simulate": _run_simulate}
+def _numbers(text: str, what: str, kind=float) -> list:
+    from ctkinetics.errors import SettingsError
+
+    try:
+        return [kind(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise SettingsError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def _run_paths(args) -> int:
+    from ctkinetics.errors import SettingsError
+    from ctkinetics.escalation import BoinDesign, dose_paths
+    from ctkinetics.outputs import check_file, write_csv_file
+
+    if args.levels < 1 or not 1 <= args.start_level <= args.levels:
+        raise SettingsError(f"--levels must be >= 1 and --start-level between 1 and --levels, got "
+                            f"{args.levels} and {args.start_level}")
+    if args.out:
+        check_file(args.out)
+    design = BoinDesign(target=args.target, phi1=args.phi1, phi2=args.phi2, cohort_size=args.cohort_size,
+                        cutoff_eli=args.cutoff_eli, extrasafe=args.extrasafe, offset=args.offset,
+                        n_earlystop=args.n_earlystop, max_subjects=max(args.cohorts, 1) * args.cohort_size * 10)
+    k = args.levels
+    paths = dose_paths(design, [str(j + 1) for j in range(k)], [0] * k, [0] * k, args.start_level - 1,
+                       args.cohorts)
+    if args.out:
+        write_csv_file(args.out, paths.to_frame(), checked=True)
+        return 0
+    print(f"Dose-transition pathways of {args.cohorts} cohort(s) of {design.cohort_size} from level "
+          f"{args.start_level} (target {design.target:g}; {paths.assumptions}):")
+    for line in paths.lines():
+        print(f"  {line}")
+    return 0
+
+
+def _run_boin12_table(args) -> int:
+    from ctkinetics.escalation import Boin12Design, rds_table
+    from ctkinetics.outputs import check_file, csv_text, write_csv_file
+
+    if args.out:
+        check_file(args.out)
+    design = Boin12Design(phi_t=args.phi_t, phi_e=args.phi_e, utilities=tuple(_numbers(args.utilities, "--utilities")))
+    table = rds_table(design, _numbers(args.sizes, "--sizes", int))
+    if args.out:
+        write_csv_file(args.out, table, checked=True)
+    else:
+        sys.stdout.write(csv_text(table))
+    return 0
+
+
+_SUBCOMMANDS = {"table": _run_table, "simulate": _run_simulate, "paths": _run_paths,
+                "boin12-table": _run_boin12_table}
 
 
 def run(args) -> int:
@@ -133,5 +215,5 @@ def run(args) -> int:
 
     fn = _SUBCOMMANDS.get(args.boin_command)
     if fn is None:
-        raise SettingsError("choose a subcommand: ctk boin table ... or ctk boin simulate ...")
+        raise SettingsError("choose a subcommand: ctk boin table | simulate | paths | boin12-table ...")
     return fn(args)
