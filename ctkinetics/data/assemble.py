@@ -20,6 +20,7 @@ import pandas as pd
 from ctkinetics.data.dataset import (AUDIT_COLUMNS, MISSING_COLUMNS, OBSERVATION_COLUMNS, SAFETY_COLUMNS,
                                      Dataset)
 from ctkinetics.data.problems import ProblemCollector
+from ctkinetics.data.safety import protocol_tables
 from ctkinetics.data.study import Study
 
 RECORD_COLUMNS = OBSERVATION_COLUMNS + ("missing_reason",)
@@ -84,13 +85,15 @@ def build_dataset(
         subjects = subjects.reset_index(drop=True)
         if "_row" not in subjects.columns:
             subjects["_row"] = np.arange(2, len(subjects) + 2)
-        _check_subjects(study, subjects, subjects_file, pc, warnings)
+        _check_subjects(study, subjects, subjects_file, pc, warnings, col("subject"), col("dose_level"))
     _check_records(study, subjects, rec, subjects_file, pc, col)
     if safety is not None and subjects is not None:
         known = set(subjects["subject"].tolist())
         for sid, row in zip(safety["subject"].tolist(), safety["_row"].tolist()):
             if sid not in known:
                 pc.add(safety_file, row, "subject", f"subject '{sid}' is not in {subjects_file}")
+    decisions, efficacy = protocol_tables(study, subjects, rec, safety, subjects_file=subjects_file,
+                                          safety_file=safety_file, pc=pc, warnings=warnings, sources=sources)
     if not pc and (study is None or subjects is None or records is None):
         pc.add(subjects_file, None, None, "the study could not be read")
     pc.raise_if_any()
@@ -114,6 +117,7 @@ def build_dataset(
     return Dataset(
         study=study, _subjects=subj, _observations=obs, _safety=saf, _audit=audit.frame(),
         warnings=tuple(warnings), sources=tuple(sources), format=fmt, _missing=missing_table,
+        _decisions=decisions, _efficacy=efficacy,
     )
 
 
@@ -141,20 +145,21 @@ def _report(pc, rec, mask, column, message) -> None:
         pc.truncated += len(idx) - pc.cap - 1
 
 
-def _check_subjects(study, subjects, subjects_file, pc, warnings) -> None:
+def _check_subjects(study, subjects, subjects_file, pc, warnings, subject_col="subject",
+                    level_col="dose_level") -> None:
     rows = subjects["_row"].to_numpy()
     sid = subjects["subject"].astype(str)
     dup = np.flatnonzero(sid.duplicated(keep="first").to_numpy())
     first_row = dict(zip(sid.tolist()[::-1], rows[::-1])) if len(dup) else {}
     for i in dup:
-        pc.add(subjects_file, int(rows[i]), "subject",
+        pc.add(subjects_file, int(rows[i]), subject_col,
                f"subject '{sid.iat[i]}' is listed twice (also on row {first_row[sid.iat[i]]}); one row per participant")
     if study is None:
         return
     levels = subjects["dose_level"].astype(str)
     unknown = ~levels.isin(list(study.dose_levels)) & (levels != "")
     for i in np.flatnonzero(unknown.to_numpy()):
-        pc.add(subjects_file, int(rows[i]), "dose_level",
+        pc.add(subjects_file, int(rows[i]), level_col,
                f"dose level '{levels.iat[i]}' is not in study.toml [dose_levels] (known: {', '.join(study.dose_levels)})")
     planned = levels.map(dict(study.dose_levels)).astype(float).to_numpy()
     dose = subjects["dose"].astype(float).to_numpy()

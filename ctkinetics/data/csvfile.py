@@ -179,6 +179,10 @@ def read_csv_text(path, lower_header: bool = True) -> CsvTable:
     text, notes = read_input_text(path, "CSV file")
     if not text.strip():
         raise DataValidationError.at(path, None, None, "the file is empty (expected a header row and data rows)")
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataValidationError.at(path, line, None, "not readable as CSV text: it contains NUL bytes "
+                                                       "(a binary file, or text in UTF-16?); save it as UTF-8 CSV")
     if "\r" in text and "\n" not in text:
         raise DataValidationError.at(
             path, None, None, "lines end with a carriage return only (classic Mac OS text); "
@@ -197,8 +201,9 @@ def read_csv_text(path, lower_header: bool = True) -> CsvTable:
         header = [h.lower() for h in header]
     if not any(header):
         raise DataValidationError.at(path, 1, None, "the header row is empty")
+    _check_names(path, header)
     frame, row_numbers = _records(path, rows, header, text, sep)
-    header, frame = _check_header(path, header, frame, notes)
+    header, frame = _drop_unnamed(path, header, frame, notes)
     frame[ROW_COL] = row_numbers
     return CsvTable(path, frame, notes, decimal_comma=(sep == ";"))
 
@@ -254,11 +259,25 @@ def _records(path: Path, rows: list[list[str]], header: list[str], text: str, se
     return pd.DataFrame(keep, columns=range(width), dtype=object), numbers
 
 
-def _check_header(path: Path, header: list[str], frame: pd.DataFrame, notes: list):
+def _check_names(path: Path, header: list[str]) -> None:
+    """A column name given twice is refused (checked before the rows: it is the cause)."""
     from ctkinetics.data.problems import ProblemCollector
 
     pc = ProblemCollector()
     seen: dict[str, int] = {}
+    for j, h in enumerate(header):
+        if h and h in seen:
+            pc.add(path, 1, h, f"column '{h}' appears twice in the header (columns {seen[h] + 1} and {j + 1}); "
+                               "one value per column name")
+        seen.setdefault(h, j)
+    pc.raise_if_any()
+
+
+def _drop_unnamed(path: Path, header: list[str], frame: pd.DataFrame, notes: list):
+    """Columns without a name: ignored (noted) when empty, refused when they hold data."""
+    from ctkinetics.data.problems import ProblemCollector
+
+    pc = ProblemCollector()
     drop = []
     for j, h in enumerate(header):
         if h == "":
@@ -266,11 +285,6 @@ def _check_header(path: Path, header: list[str], frame: pd.DataFrame, notes: lis
                 pc.add(path, 1, None, f"column {j + 1} has data but no name in the header row")
             else:
                 drop.append(j)
-        elif h in seen:
-            pc.add(path, 1, h, f"column '{h}' appears twice in the header (columns {seen[h] + 1} and {j + 1}); "
-                               "one value per column name")
-        else:
-            seen[h] = j
     pc.raise_if_any()
     if drop:
         notes.append(f"{len(drop)} empty unnamed column(s) ignored")

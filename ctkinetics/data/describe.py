@@ -6,9 +6,10 @@
 - ``participants``: participants with at least one sample of the analyte;
 - ``samples``: samples with a result (quantified or below the LLOQ), pre-infusion included;
 - ``pre_infusion`` / ``post_infusion``: of those, before / after the infusion;
-- ``blq``: samples below the LLOQ, all of them (pre-infusion structural zeros included);
+- ``blq_pre_infusion``: pre-infusion samples below the LLOQ (structural zeros: no CAR-T yet);
 - ``blq_post_infusion``: samples below the LLOQ after the infusion (the ones that matter for
   fits and NCA), and ``blq_pct`` = 100 × blq_post_infusion / post_infusion (1 decimal);
+  there is no undivided "BLQ" count, so no surface can mix the two;
 - ``missing``: planned samples without a result (excluded, listed in the audit).
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 DESCRIPTION_COLUMNS = ("analyte", "kind", "unit", "lloq", "participants", "samples", "pre_infusion",
-                       "post_infusion", "blq", "blq_post_infusion", "blq_pct", "missing")
+                       "post_infusion", "blq_pre_infusion", "blq_post_infusion", "blq_pct", "missing")
 
 
 def describe_samples(dataset) -> pd.DataFrame:
@@ -33,9 +34,9 @@ def describe_samples(dataset) -> pd.DataFrame:
     pre = obs["pre_infusion"].to_numpy(bool)
     blq = obs["blq"].to_numpy(bool)
     frame = pd.DataFrame({"analyte": obs["analyte"].to_numpy(), "subject": obs["subject"].to_numpy(),
-                          "pre": pre, "post": ~pre, "blq": blq, "blq_post": blq & ~pre})
+                          "pre": pre, "post": ~pre, "blq_pre": blq & pre, "blq_post": blq & ~pre})
     g = frame.groupby("analyte", sort=False)
-    sums = g[["pre", "post", "blq", "blq_post"]].sum().reindex(analytes, fill_value=0).astype(int)
+    sums = g[["pre", "post", "blq_pre", "blq_post"]].sum().reindex(analytes, fill_value=0).astype(int)
     n_missing = (miss["analyte"].value_counts() if miss is not None and len(miss) else pd.Series(dtype=int))
     out = pd.DataFrame({
         "analyte": analytes,
@@ -46,7 +47,7 @@ def describe_samples(dataset) -> pd.DataFrame:
         "samples": (sums["pre"] + sums["post"]).to_numpy(),
         "pre_infusion": sums["pre"].to_numpy(),
         "post_infusion": sums["post"].to_numpy(),
-        "blq": sums["blq"].to_numpy(),
+        "blq_pre_infusion": sums["blq_pre"].to_numpy(),
         "blq_post_infusion": sums["blq_post"].to_numpy(),
         "missing": n_missing.reindex(analytes, fill_value=0).astype(int).to_numpy(),
     })

@@ -91,6 +91,19 @@ def load_study(path, format: str | None = None, *, warn: bool = True, **options)
     return ds
 
 
-def write_study(dataset: Dataset, path, format: str) -> list:
-    """Write ``dataset`` in ``format``; returns the files written."""
-    return get_format(format).write(dataset, Path(path))
+def write_study(dataset: Dataset, path, format: str, warnings: list | None = None) -> list:
+    """Write ``dataset`` in ``format``; returns the files written.
+
+    Changes of form the format needs (a covariate renamed because its name is reserved, mapped
+    back in study.toml) are appended to ``warnings`` when given, else emitted as
+    :class:`~ctkinetics.errors.DataWarning`. Values the format cannot hold raise
+    :class:`~ctkinetics.errors.DataValidationError` before anything is written.
+    """
+    notes: list[str] = []
+    files = get_format(format).write(dataset, Path(path), warnings=notes)
+    if warnings is not None:
+        warnings += notes
+    else:
+        for n in notes:
+            _warnings.warn(n, DataWarning, stacklevel=2)
+    return files

@@ -111,7 +111,8 @@ def read_nonmem(path, study_toml=None, analyte_map=None, time_unit=None, **_) ->
     out_col = None if t is None else ("DVID" if "DVID" in t.frame else "CMT" if "CMT" in t.frame else None)
     return build_dataset(study, subjects_df, records, safety, audit=audit, warnings=warnings, sources=sources,
                          columns={"subject": "USUBJID" if t is not None and "USUBJID" in t.frame else "ID",
-                                  "time": "TIME", "analyte": out_col or "DVID", "value": "DV", "lloq": "LLOQ"},
+                                  "dose_level": "DOSELVL", "time": "TIME", "analyte": out_col or "DVID", "value": "DV",
+                                  "lloq": "LLOQ"},
                          subjects_file=str(data_path), safety_file=str(safety_path), problems=pc, fmt="nonmem")
 
 
@@ -164,32 +165,34 @@ class _Reader:
         idt = self.f["ID"].map(id_text)
         self.add(np.flatnonzero((idt == "").to_numpy()), "ID", "expected a subject ID, got an empty cell")
         num = pd.to_numeric(idt.where(idt.str.fullmatch(r"[+-]?[0-9]*\.?[0-9]+", na=False)), errors="coerce")
+        key = num.astype(object).where(num.notna(), idt).astype(str)  # what NONMEM compares
         if "USUBJID" in self.f:
             sid = self.f["USUBJID"].astype(str)
             self.add(np.flatnonzero((sid == "").to_numpy()), "USUBJID", "expected a subject ID, got an empty cell")
-            key = num.astype(object).where(num.notna(), idt)
-            self._one_to_one(sid, key, "USUBJID", "ID")
-            self._one_to_one(key.astype(str), sid, "ID", "USUBJID")
+            self._one_to_one(sid, key, idt, "USUBJID", "ID")
+            self._one_to_one(key, sid, sid, "ID", "USUBJID")
         else:
             sid = idt
-            self._one_to_one(num.dropna().astype(str), idt[num.notna()], "ID", "ID", same_number=True)
+            self._one_to_one(key, idt, idt, "ID", "ID", same_number=True)
         self._contiguous(sid)
         return sid
 
-    def _one_to_one(self, key: pd.Series, other: pd.Series, kcol: str, ocol: str, same_number=False) -> None:
-        """Every ``key`` value goes with one ``other`` value; report the first row of each extra."""
-        pairs = pd.DataFrame({"k": key.to_numpy(), "o": other.astype(str).to_numpy(), "i": key.index.to_numpy()})
+    def _one_to_one(self, key: pd.Series, other: pd.Series, shown: pd.Series, kcol: str, ocol: str,
+                    same_number=False) -> None:
+        """Every ``key`` value goes with one ``other`` value; report the first row of each extra
+        (``shown`` is how the other value is written in the file)."""
+        pairs = pd.DataFrame({"k": key.to_numpy(), "o": other.astype(str).to_numpy(), "i": np.arange(len(key))})
         first = pairs.drop_duplicates(["k", "o"])
         many = first[first.duplicated("k", keep=False)]
-        for k, g in many.groupby("k", sort=False):
+        for _, g in many.groupby("k", sort=False):
             i0, i1 = int(g["i"].iat[0]), int(g["i"].iat[1])
             if same_number:
-                msg = (f"ID '{g['o'].iat[1]}' and ID '{g['o'].iat[0]}' (row {self.rows[i0]}) are the same number "
+                msg = (f"ID '{shown.iat[i1]}' and ID '{shown.iat[i0]}' (row {self.rows[i0]}) are the same number "
                        "to NONMEM and would be merged into one participant; give distinct IDs, or the text IDs "
                        "in a USUBJID column")
             else:
-                msg = (f"{kcol} '{self.f[kcol].iat[i1]}' goes with {ocol} '{g['o'].iat[1]}' here but with "
-                       f"{ocol} '{g['o'].iat[0]}' on row {self.rows[i0]}; one {ocol} per {kcol}")
+                msg = (f"{kcol} '{self.f[kcol].iat[i1].strip()}' goes with {ocol} '{shown.iat[i1]}' here but with "
+                       f"{ocol} '{shown.iat[i0]}' on row {self.rows[i0]}; one {ocol} per {kcol}")
             self.pc.add(self.name, int(self.rows[i1]), "ID" if same_number else ocol, msg)
 
     def _contiguous(self, sid: pd.Series) -> None:
@@ -236,7 +239,7 @@ class _Reader:
         return subj, (t0, pd.Series(d_idx, index=subj["subject"].to_numpy()))
 
     def _dose_levels(self, subj: pd.DataFrame, d_idx: np.ndarray) -> None:
-        level = self.col("DOSELVL").map(id_text).to_numpy(dtype=object)[d_idx] if "DOSELVL" in self.f else None
+        level = self.col("DOSELVL").to_numpy(dtype=object)[d_idx] if "DOSELVL" in self.f else None
         out = []
         for k, (s, dose) in enumerate(zip(subj["subject"], subj["dose"])):
             lv = level[k] if level is not None else ""

@@ -144,6 +144,7 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
         if paths[d] is None:
             pc.add(folder / f"{d}.xpt", None, None, f"the {d.upper()} domain is missing ({d}.xpt or {d}.csv)")
     tables = {d: _read_domain(p, pc) for d, p in paths.items() if p is not None}
+    tables = {d: t for d, t in tables.items() if t is not None}
     _check_record_counts(tables, opts.get("records", {}), toml_path, pc)
     dm, ex = tables.get("dm"), tables.get("ex")
     for t, cols in ((dm, ["USUBJID"]), (ex, ["USUBJID", "EXSTDTC", "EXDOSE"])):
@@ -168,7 +169,7 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
             safety = read_safety_csv(safety_path, pc, notes)
         sources.append(safety_path)
     return build_dataset(study, subjects, rec, safety, audit=Audit(), warnings=notes, sources=sources,
-                         columns={"subject": "USUBJID", "time": "--ELTM", "analyte": "--TESTCD",
+                         columns={"subject": "USUBJID", "dose_level": "ARMCD", "time": "--ELTM", "analyte": "--TESTCD",
                                   "value": "--STRESN", "unit": "--STRESU", "lloq": "--LLOQ"},
                          subjects_file=str(paths["dm"]), safety_file=str(safety_path), problems=pc, fmt="sdtm")
 
@@ -219,7 +220,7 @@ def _subjects(dm: CsvTable, infusion: pd.DataFrame, study: Study | None, opts: d
         if study is not None:
             pc.add(dm.name, int(rows[i]), "ARMCD",
                    f"ARMCD '{arm.iat[i]}' of subject '{sid.iat[i]}' matches no dose level in study.toml")
-    out = pd.DataFrame({"subject": sid.to_numpy(), "dose_level": [lv if lv is not None else a for lv, a in zip(level, arm)],
+    out = pd.DataFrame({"subject": sid.to_numpy(), "dose_level": [lv if lv is not None else "" for lv in level],
                         "dose": dose, ROW_COL: rows})
     names = {str(k).upper(): str(v) for k, v in opts.get("covariates", {}).items()}
     for c in dm.columns:
@@ -324,10 +325,11 @@ def _results(t, v, col, pc):
         differ = has_n & (kind == NUMBER_KIND) & ~np.isclose(stresn, cvalue, rtol=1e-9, atol=0)
     for i in np.flatnonzero(differ):
         pc.add(t.name, int(rows[i]), v("STRESC"),
-               f"{v('STRESN')} is {stresn[i]!r} but {v('STRESC')} says '{stresc.iat[i]}'; correct one of them")
+               f"{v('STRESN')} is {float(stresn[i])!r} but {v('STRESC')} says '{stresc.iat[i]}'; correct one of them")
     for i in np.flatnonzero(has_n & (kind == BLQ_KIND)):
         pc.add(t.name, int(rows[i]), v("STRESC"),
-               f"{v('STRESN')} is {stresn[i]!r} but {v('STRESC')} says '{stresc.iat[i]}' (below the LLOQ); correct one of them")
+               f"{v('STRESN')} is {float(stresn[i])!r} but {v('STRESC')} says '{stresc.iat[i]}' (below the LLOQ); "
+               "correct one of them")
     blq = ~has_n & (kind == BLQ_KIND)
     with np.errstate(invalid="ignore"):
         lloq_differ = blq & ~np.isnan(marker) & ~np.isnan(lloq_col) & ~np.isclose(marker, lloq_col, rtol=1e-12, atol=0)

@@ -109,6 +109,8 @@ def covariate_columns(names, reserved, max_len: int | None = None) -> tuple[dict
         used.add(cand)
         out[c] = cand
         if cand != str(c).upper():
-            warnings.append(f"covariate '{c}' is written as column {cand} (its own name is reserved by the format, "
-                            "not a valid name or too long); study.toml maps it back")
+            why = ("is reserved by the format" if base in reserved else
+                   f"is longer than {max_len} characters" if max_len and len(base) > max_len else
+                   "is not a valid column name" if base != str(c).upper() else "is taken by another covariate")
+            warnings.append(f"covariate '{c}' is written as column {cand} (its name {why}); study.toml maps it back")
     return out, warnings

@@ -107,7 +107,7 @@ def read_observations_csv(path, pc: ProblemCollector, notes: list | None = None,
     frame = pd.DataFrame({
         "subject": f["subject"].to_numpy(), "time": time, "analyte": f["analyte"].to_numpy(),
         "value": value, "unit": f["unit"].to_numpy(), "lloq": lloq, "blq": blq,
-        "pre_infusion": time < 0, "source_file": str(path), "source_row": rows,
+        "pre_infusion": (time < 0) | ((time == 0) & np.signbit(time)), "source_file": str(path), "source_row": rows,
         "missing_reason": np.where(missing, MISSING_REASON, ""),
     })
     return frame.loc[~bad].reset_index(drop=True)
@@ -134,7 +134,7 @@ def _check_value_cells(t, pc, kind, blq_one, blq_zero, lloq, marker_lloq) -> Non
                "correct one of them")
 
 
-def write_study_folder(dataset: Dataset, folder) -> list[Path]:
+def write_study_folder(dataset: Dataset, folder, warnings: list | None = None) -> list[Path]:
     """Write ``dataset`` as a study folder; BLQ samples as ``BLQ`` with their own LLOQ, missing
     samples as rows with an empty value (so a conversion loses none of them)."""
     folder = Path(folder)
@@ -148,8 +148,11 @@ def write_study_folder(dataset: Dataset, folder) -> list[Path]:
     subjects.to_csv(folder / "subjects.csv", index=False)
     obs = dataset.observations
     blq = obs["blq"].to_numpy(bool)
+    # a pre-infusion sample taken at the infusion time (NONMEM: before the dose record) is "-0"
+    time = np.where(obs["pre_infusion"].to_numpy(bool) & (obs["time"].to_numpy(float) == 0), "-0",
+                    obs["time"].map(_fmt).to_numpy(dtype=object))
     out = pd.DataFrame({
-        "subject": obs["subject"], "time": obs["time"].map(_fmt), "analyte": obs["analyte"],
+        "subject": obs["subject"], "time": time, "analyte": obs["analyte"],
         "value": np.where(blq, "BLQ", obs["value"].map(_fmt)),
         "unit": obs["unit"], "lloq": obs["lloq"].map(_fmt), "blq": blq.astype(int).astype(str),
     })

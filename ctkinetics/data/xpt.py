@@ -7,8 +7,8 @@ input error instead of silently different data:
 - before writing (:func:`xpt_problems`): variable names of at most 8 characters (letters,
   digits, underscore, not starting with a digit), unique; labels of at most 40 characters;
   character values of at most 200 bytes (XPT version 5); numbers within the range of IBM
-  hexadecimal floating point (below 16**63 ~ 7.2e75 in magnitude and not so small that they
-  would underflow to zero), which otherwise become infinities or zeros;
+  hexadecimal floating point as ReadStat writes it (from 16**-65 ~ 5.4e-79 to 2**249 ~ 9.0e74
+  in magnitude; others would become zeros or infinities);
 - before reading (:func:`check_structure`): the file length is a multiple of 80 bytes, the
   headers are where TS-140 puts them, the variable positions add up to the record length,
   and the data end in whole records plus at most 79 blank padding bytes. A file cut at any
@@ -35,8 +35,9 @@ from ctkinetics.data.csvfile import read_input_bytes, regular_file
 from ctkinetics.errors import DataValidationError
 
 NAME_MAX, LABEL_MAX, CHAR_MAX = 8, 40, 200
-IBM_MAX = 16.0 ** 63 * (1 - 16.0 ** -14)  # largest IBM double
-IBM_MIN = 16.0 ** -65                      # smallest normalised IBM double
+IBM_MAX = 2.0 ** 249  # ReadStat writes larger numbers as its overflow pattern (read back as inf);
+                      # IBM's own limit is 16**63 ~ 7.2e75
+IBM_MIN = 16.0 ** -65  # smallest normalised IBM double; smaller ones would become 0
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,7}$", re.ASCII)
 _MISSING = b"\x2e" + b"\x00" * 7  # SAS '.' missing value
 _HDR = b"HEADER RECORD*******"
@@ -89,10 +90,10 @@ def xpt_problems(frame: pd.DataFrame, path, labels: dict | None = None) -> list[
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             x = np.abs(s.to_numpy(float))
             with np.errstate(invalid="ignore"):
-                bad = np.isinf(x) | (x > IBM_MAX) | ((x > 0) & (x < IBM_MIN))
+                bad = np.isinf(x) | (x >= IBM_MAX) | ((x > 0) & (x < IBM_MIN))
             for i in np.flatnonzero(bad)[:5]:
-                out.append((name, int(i) + 1, f"the number {s.iat[i]!r} is outside the range of the IBM floating "
-                                               "point XPT stores (1e-78 to 7e75 in magnitude)"))
+                out.append((name, int(i) + 1, f"the number {float(s.iat[i])!r} is outside the range of the IBM "
+                                               "floating point XPT stores (5.4e-79 to 9.0e74 in magnitude)"))
         else:
             nbytes = s.fillna("").astype(str).str.encode("utf-8").str.len().to_numpy()
             for i in np.flatnonzero(nbytes > CHAR_MAX)[:5]:

@@ -37,13 +37,19 @@ def test_pre_infusion_blq_is_a_labelled_structural_zero(ds):
     assert lab["reason"].str.contains("structural zero").all()
 
 
-def test_counts_per_analyte(ds):
+def test_data_description_counted_by_hand(ds):
+    # tests/data/mini_study/observations.csv by hand. transgene: S01 has 6 rows, one of them
+    # (day 56) missing -> 5 samples; S02 has 5 -> 10 samples, 2 pre-infusion (both below the
+    # LLOQ: 'BLQ' and the empty value with blq=1), 8 after infusion of which 2 below the LLOQ
+    # ('<20' and 'ND'): 25.0 %. car_flow: one quantified sample of S01.
     c = ds.counts().set_index("analyte")
-    # transgene: 12 rows in the file, minus the one missing sample = 11? No: S01 has 6 rows (one
-    # missing), S02 has 5 -> 10 samples, 4 BLQ (two pre-infusion, '<20', 'ND').
-    assert c.loc["transgene", "samples"] == 10
-    assert c.loc["transgene", "blq"] == 4
-    assert c.loc["car_flow", "samples"] == 1
+    assert list(c.index) == ["transgene", "car_flow"]  # study.toml order
+    t = c.loc["transgene"]
+    assert (t.participants, t.samples, t.pre_infusion, t.post_infusion) == (2, 10, 2, 8)
+    assert (t.blq_pre_infusion, t.blq_post_infusion, t.blq_pct, t.missing) == (2, 2, 25.0, 1)
+    assert (t.unit, t.kind, t.lloq) == ("copies/ug", "qpcr", 20.0)
+    f = c.loc["car_flow"]
+    assert (f.participants, f.samples, f.post_infusion, f.blq_post_infusion, f.blq_pct, f.missing) == (1, 1, 1, 0, 0.0, 0)
 
 
 def test_tables_are_copies(ds):

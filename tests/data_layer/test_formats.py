@@ -7,7 +7,6 @@ import pytest
 
 from ctkinetics.data import load_study, write_study
 from ctkinetics.data.sdtm import format_duration, parse_duration
-from ctkinetics.data.xpt import ibm_float, read_xpt, write_xpt
 from ctkinetics.errors import DataValidationError
 
 NONMEM = """ID,TIME,DV,MDV,EVID,AMT,DVID,CENS,LLOQ,AGE
@@ -91,28 +90,6 @@ def test_equality_detects_a_changed_value(mini, tmp_path):
     p = mini / "observations.csv"
     p.write_text(p.read_text().replace("12000", "12001"))
     assert a.differences(load_study(mini, warn=False)) == ["observations differ in column(s) value"]
-
-
-@pytest.mark.parametrize("x, hexa", [
-    (1.0, "4110000000000000"),     # 1 = 16**1 * 1/16
-    (-118.625, "c276a00000000000"),  # the IBM example: -118.625 = -0x76.A
-    (0.5, "4080000000000000"),
-    (0.0, "0000000000000000"),
-])
-def test_ibm_float_matches_hand_encoding(x, hexa):
-    assert ibm_float(x).hex() == hexa
-
-
-def test_xpt_written_here_is_read_exactly_by_pandas(tmp_path):
-    rng = np.random.default_rng(3)
-    x = rng.lognormal(0, 15, 500) * rng.choice([-1, 1], 500)
-    x[::17] = np.nan
-    x[5] = 0.0
-    s = [f"S-{i}" if i % 7 else "" for i in range(500)]
-    write_xpt(pd.DataFrame({"X": x, "S": s}), tmp_path / "t.xpt", "T")
-    back = pd.read_sas(tmp_path / "t.xpt", format="xport", encoding="utf-8")
-    assert len(back) == 500
-    assert np.array_equal(read_xpt(tmp_path / "t.xpt")["X"].to_numpy(), x, equal_nan=True)
 
 
 @pytest.mark.parametrize("text, days", [("P14D", 14.0), ("-P1D", -1.0), ("PT2H", 2 / 24), ("P1W2DT3H", 9.125),

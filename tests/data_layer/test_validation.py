@@ -6,22 +6,12 @@ import warnings
 
 import pytest
 
+from data_helpers import append, replace_line
+
 from ctkinetics.data import load_study
 from ctkinetics.errors import DataValidationError
 
 OBS_HEADER = "subject,time,analyte,value,unit,lloq,blq\n"
-
-
-def replace_line(path, lineno, text):
-    """Replace spreadsheet row `lineno` (1 = header) of a CSV file."""
-    lines = path.read_text().splitlines(keepends=True)
-    lines[lineno - 1] = text + "\n"
-    path.write_text("".join(lines))
-
-
-def append(path, text):
-    with open(path, "a") as f:
-        f.write(text + "\n")
 
 
 # (name, mutation(folder), file, row, column, words expected in the message)
@@ -82,7 +72,7 @@ CASES = [
      "safety.csv", 2, "dlt", "expected 1 (DLT), 0 (no DLT) or empty (pending)"),
     ("bad safety phase",
      lambda d: replace_line(d / "safety.csv", 3, "S02,20,,,10,2,0,follow-up"),
-     "safety.csv", 3, "phase", "expected 'escalation' or 'expansion'"),
+     "safety.csv", 3, "phase", "expected one of escalation, expansion, got 'follow-up'"),
     ("crs grade out of range",
      lambda d: replace_line(d / "safety.csv", 3, "S02,20,,,10,7,0,escalation"),
      "safety.csv", 3, "crs_grade", "expected a grade 0-5, got 7"),

@@ -24,11 +24,15 @@ def run(args) -> int:
         n = int((subj["dose_level"] == level).sum())
         print(f"  level {level:>4}  {dose:10.3g} cells  {n:3d} participant(s)")
     print(f"  total {len(subj)}")
-    print("\nSamples per analyte:")
+    print("\nSamples per analyte (the report's data-description table; pre-infusion samples below "
+          "the LLOQ are structural zeros, not counted as BLQ):")
     counts = ds.counts()
-    print(f"  {'analyte':<16} {'unit':<14} {'subjects':>8} {'samples':>8} {'BLQ':>6} {'pre-inf':>8}")
+    print(f"  {'analyte':<16} {'unit':<14} {'particip.':>9} {'samples':>8} {'pre-inf':>8} {'post-inf':>8} "
+          f"{'BLQ post':>8} {'BLQ %':>6} {'missing':>8}")
     for r in counts.itertuples(index=False):
-        print(f"  {r.analyte:<16} {r.unit:<14} {r.subjects:>8} {r.samples:>8} {r.blq:>6} {r.pre_infusion:>8}")
+        pct = "" if r.blq_pct != r.blq_pct else f"{r.blq_pct:.1f}"
+        print(f"  {r.analyte:<16} {r.unit:<14} {r.participants:>9} {r.samples:>8} {r.pre_infusion:>8} "
+              f"{r.post_infusion:>8} {r.blq_post_infusion:>8} {pct:>6} {r.missing:>8}")
     if ds.safety is not None:
         s = ds.safety
         print(f"\nSafety: {len(s)} participant(s), {int((s['dlt'] == 1).sum())} DLT(s), "
