@@ -182,6 +182,7 @@ def _cut_audit(audit: pd.DataFrame, inf: dict, keep: set, day: float, rows: list
     known = subj.isin(keep)
     time = pd.to_numeric(audit["time"], errors="coerce")
     study_day = subj.map(inf).astype(float) + time
-    keep_row = (known | audit["subject"].isna()) & ~(study_day > day)
+    earlier_cut = audit["reason"].astype(str).str.startswith(AFTER)  # cutting twice changes nothing
+    keep_row = ((known | audit["subject"].isna()) & ~(study_day > day)) | earlier_cut
     out = pd.concat([audit.loc[keep_row], pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))], ignore_index=True)
     return out.astype({"file": str}) if len(out) else out

@@ -10,13 +10,35 @@ from ctkinetics.plots.style import (
 )
 
 STATUS_COLORS = {"no dlt": OK_COLOR, "dlt": DLT_COLOR, "pending": PENDING_COLOR,
-                 "expansion": GREY}
+                 "expansion": GREY, "not evaluable": "#999999", "partial": "#56B4E9",
+                 "awaiting committee": "#CC79A7"}
 STATUS_TEXT = {"no dlt": "window complete, no DLT", "dlt": "window with a DLT",
                "pending": "still in DLT window",
-               "expansion": "expansion (no DLT assessment)"}
+               "expansion": "expansion (no DLT assessment)",
+               "not evaluable": "window ended early: not evaluable",
+               "partial": "window ended early: counted with its follow-up",
+               "awaiting committee": "window ended early: awaiting the committee"}
+COMMITTEE_MARK = {"committee_decision": "C", "insert_level": "+DL", "retire_level": "−DL",
+                  "release_sentinel_hold": "gate", "confirm_no_expansion": "no exp."}
 
 
-def swimmer(decision, *, dlt_window_days: float | None = None, height: int | None = None) -> go.Figure:
+def _committee_marks(fig, committee) -> None:
+    """Committee entries as dotted vertical lines on the timeline (overrides in red)."""
+    for r in committee.to_dict("records"):
+        what = COMMITTEE_MARK.get(r["action"], r["action"])
+        target = r.get("level") or r.get("subject") or ""
+        label = f"{what} {target}".strip()
+        if r["action"] == "committee_decision":
+            label = f"C: {r.get('decision', '')} {target}".strip()
+        override = r.get("followed") is False
+        fig.add_vline(x=float(r["day"]), line={"color": DLT_COLOR if override else "#555", "width": 1,
+                                                "dash": "dot"},
+                      annotation_text=esc(label + (" (override)" if override else "")),
+                      annotation_position="bottom right", annotation_font={"size": 9})
+
+
+def swimmer(decision, *, dlt_window_days: float | None = None, height: int | None = None,
+            committee=None) -> go.Figure:
     """Enrolment as of the decision day: infusions, DLT windows, DLTs and stagger waits.
 
     Parameters
@@ -27,6 +49,9 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
         ``levels`` (sentinel_day, stagger_ok_from_day), ``as_of_day`` and the next infusion.
     dlt_window_days : float, optional
         Only used in the note.
+    committee : DataFrame, optional
+        The committee's record (``EscalationReview.committee``: day, action, level, decision,
+        followed): a dotted line per entry, red when the committee departed from the design.
 
     Notes
     -----
@@ -103,13 +128,16 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
         labels.append(f"next · DL {esc(decision.next_level)}")
     fig.add_vline(x=as_of, line={"color": "#111", "width": 1.5, "dash": "dash"},
                   annotation_text=f"as of day {as_of:g}", annotation_position="top")
+    if committee is not None and len(committee):
+        _committee_marks(fig, committee)
     fig.update_yaxes(tickmode="array", tickvals=ticks, ticktext=labels, range=[-0.8, n + 0.8],
                      showgrid=False)
     fig.update_xaxes(title_text="Study day")
     window = f" ({dlt_window_days:g} days)" if dlt_window_days else ""
-    add_note(fig, f"Bar: DLT window{window} from infusion, pale after the decision day. "
+    add_note(fig, f"Bar: DLT window{window} from infusion (to its early end), pale after the decision day. "
              "Triangle colour: dose level. Dotted: stagger wait after a group's first "
-             "participant.")
+             "participant" + ("; vertical dotted lines: the committee's record." if committee is not None
+                              and len(committee) else "."))
     fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
                       margin={"l": 140, "t": 90, "b": 80})
     return fig

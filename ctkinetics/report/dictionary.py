@@ -129,6 +129,8 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "pre_infusion": ("pre-infusion", DIMENSIONLESS, "samples before the infusion"),
     "post_infusion": ("after infusion", DIMENSIONLESS, "samples after the infusion"),
     "blq_post_infusion": ("BLQ after infusion", DIMENSIONLESS, "post-infusion samples below the LLOQ"),
+    "blq_pre_infusion": ("BLQ before infusion", DIMENSIONLESS, "pre-infusion samples below the LLOQ (structural zeros)"),
+    "missing": ("missing", DIMENSIONLESS, "planned samples without a result (excluded, listed in the audit)"),
     "blq": ("BLQ", DIMENSIONLESS, "below the LLOQ (yes/no)"),
     "n_doses": ("doses", DIMENSIONLESS, "distinct doses"),
     "intercept": ("intercept", DIMENSIONLESS, "a of the power model ln(metric) = a + b·ln(dose)"),
@@ -209,6 +211,11 @@ COLUMNS.update({
     "definition": ("definition", "", "how the quantity is defined or computed"),
     "source": ("source", "", "where the code is declared, or the CSV files with that column"),
 })
+
+# The escalation tables' columns are defined beside them (report/escalation_columns.py).
+from ctkinetics.report.escalation_columns import ESCALATION_COLUMNS  # noqa: E402
+
+COLUMNS.update({k: v for k, v in ESCALATION_COLUMNS.items() if k not in COLUMNS})
 
 #: Tables written beside the others (not by the review's table list): their columns.
 OTHER_TABLES = {"input_files.csv": ("file", "bytes", "sha256"),
