@@ -16,21 +16,10 @@ from ctkinetics.estimation.summary import geometric_stats
 
 
 def data_counts(dataset) -> pd.DataFrame:
-    """Per analyte: unit, LLOQ, participants, samples, pre-infusion samples, post-infusion
-    samples, BLQ post-infusion samples and their percentage."""
-    obs = dataset.observations
-    rows = []
-    for name, info in dataset.study.analytes.items():
-        d = obs[obs["analyte"] == name]
-        pre = d["pre_infusion"].astype(bool)
-        post = d[~pre]
-        nblq = int(post["blq"].astype(bool).sum())
-        rows.append({"analyte": name, "kind": info.kind, "unit": info.unit, "lloq": info.lloq,
-                     "participants": int(d["subject"].nunique()), "samples": len(d),
-                     "pre_infusion": int(pre.sum()), "post_infusion": len(post),
-                     "blq_post_infusion": nblq,
-                     "blq_pct": round(100.0 * nblq / len(post), 1) if len(post) else np.nan})
-    return pd.DataFrame(rows)
+    """Per analyte: the data layer's one data-description table (participants, samples,
+    pre-/post-infusion, BLQ before and after infusion, BLQ %, missing samples), the table
+    ``ctk validate`` prints: :func:`ctkinetics.data.describe.describe_samples`."""
+    return dataset.counts()
 
 
 def geometric_mean_profile(dataset, analyte, *, min_quantified_fraction: float = 0.5) -> pd.DataFrame:
