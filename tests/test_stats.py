@@ -74,3 +74,16 @@ def test_layer_zero_imports_nothing_from_ctkinetics():
     names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in names if m.startswith("ctkinetics")]
+
+
+def test_t_quantile_against_scipy_and_printed_tables():
+    from scipy import stats as sps
+
+    for df in [*range(1, 41), 60, 120, 299, 300, 301, 1000, 10_000, 1_000_000]:
+        for p in (1e-6, 0.05, 0.6, 0.9, 0.95, 0.975, 0.995, 1 - 1e-6):
+            assert stats.t_quantile(p, df) == pytest.approx(sps.t.ppf(p, df), rel=1e-9), (p, df)
+    # Student t tables (e.g. Abramowitz & Stegun table 26.10), 6 decimals
+    for p, df, want in ((0.95, 2, 2.919986), (0.95, 10, 1.812461), (0.975, 1, 12.706205),
+                        (0.975, 30, 2.042272), (0.995, 5, 4.032143)):
+        assert stats.t_quantile(p, df) == pytest.approx(want, abs=5e-7)
+    assert np.isnan(stats.t_quantile(0.95, 0)) and np.isnan(stats.t_quantile(1.0, 5))

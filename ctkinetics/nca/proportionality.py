@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from ctkinetics.stats import t_quantile
 
 PROPORTIONALITY_COLUMNS = ["analyte", "parameter", "start", "end", "n", "n_doses", "intercept",
                            "slope", "slope_se", "ci_level", "ci_low", "ci_high",
@@ -34,7 +35,7 @@ def power_model(dose, value, level=0.90) -> dict:
     a = float(y.mean() - b * x.mean())
     s2 = float(np.sum((y - a - b * x) ** 2)) / (n - 2)
     se = np.sqrt(s2 / sxx)
-    q = stats.t.ppf(0.5 + level / 2.0, n - 2)
+    q = t_quantile(0.5 + level / 2.0, n - 2)
     res.update(intercept=a, slope=b, slope_se=se, ci_low=b - q * se, ci_high=b + q * se,
                ci_contains_1=bool(b - q * se <= 1.0 <= b + q * se))
     if dropped:
