@@ -170,8 +170,9 @@ class Dataset:
 
         Compared: the study definition (every field but the format options), subjects and
         covariates (names, values and whether they are numbers or text), observations,
-        missing samples and the safety table. Times and values agree within ``atol_time`` and a
-        relative 1e-9; IDs and text exactly.
+        missing samples and the safety table. Times (and study days) agree within ``atol_time``
+        days (SDTM durations keep microseconds) and a relative 1e-12, other numbers within a
+        relative 1e-12 (the writers keep every digit); IDs and text exactly.
         """
         diffs = _study_differences(self.study, other.study)
         diffs += _table_differences("subjects", self._subjects, other._subjects, ["subject"], atol_time)
@@ -229,6 +230,7 @@ def _table_differences(what, x: pd.DataFrame, y: pd.DataFrame, keys, atol) -> li
 
 
 def _columns_differing(x: pd.DataFrame, y: pd.DataFrame, atol: float) -> list[str]:
+    """Columns whose values differ; ``atol`` (days) only for times and days."""
     bad = []
     for c in x.columns:
         u, v = x[c], y[c]
@@ -237,7 +239,8 @@ def _columns_differing(x: pd.DataFrame, y: pd.DataFrame, atol: float) -> list[st
         if num_u != num_v:
             bad.append(f"{c} (number vs text)")
         elif num_u:
-            if not np.allclose(u.to_numpy(float), v.to_numpy(float), rtol=1e-9, atol=atol, equal_nan=True):
+            tol = atol if (c == "time" or c == "day" or str(c).endswith("_day")) else 0.0
+            if not np.allclose(u.to_numpy(float), v.to_numpy(float), rtol=1e-12, atol=tol, equal_nan=True):
                 bad.append(c)
         elif not (u.astype(str).to_numpy() == v.astype(str).to_numpy()).all():
             bad.append(c)

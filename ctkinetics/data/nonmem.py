@@ -261,7 +261,12 @@ class _Reader:
         firsts = g.first().reindex(subj["subject"])
         for c in cols:
             name = self.cov_names.get(c, c.lower())
-            if name in SUBJECT_COLUMNS or name == ROW_COL:
+            typo = _misspelt(c) if c not in self.cov_names else None
+            if typo:
+                self.pc.add(self.name, 1, c, f"unknown column {c} (did you mean {typo}?): it would be read as a "
+                                             f"covariate and {typo} ignored; rename it, or name it in study.toml "
+                                             "[formats.nonmem.covariates] if it is a covariate")
+            elif name in SUBJECT_COLUMNS or name == ROW_COL:
                 self.pc.add(self.name, 1, c, f"column {c} would be read as the covariate '{name}', which is the "
                                              f"participants' {name} column; rename it, or name it in study.toml "
                                              "[formats.nonmem.covariates]")
@@ -349,6 +354,15 @@ class _Reader:
                    & ~(~np.isnan(lloq) & np.isclose(dv, lloq, rtol=1e-12, atol=0)))
         self.add(np.flatnonzero(odd), "DV",
                  lambda i: f"BLQ is 1 but DV is {dv[i]:g}, neither empty, 0 nor the LLOQ: is the sample quantified?")
+
+
+def _misspelt(column: str) -> str | None:
+    """The standard data item ``column`` is a typo of (its letters in another order: LLQO for
+    LLOQ, EVDI for EVID), else None. Other near names (RACE, RATE) are left alone."""
+    for std in sorted(STANDARD - {ROW_COL}):
+        if len(std) >= 3 and std != column and sorted(std) == sorted(column):
+            return std
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

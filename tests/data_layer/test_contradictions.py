@@ -203,3 +203,14 @@ def test_sdtm_stresn_and_stresc_that_disagree_are_refused(sd, capsys):
         load_study(sd, warn=False)
     assert main(["validate", str(sd)]) == 2
     assert "column 'CPSTRESC'" in capsys.readouterr().err
+
+
+def test_nonmem_misspelled_data_item_is_refused_not_read_as_a_covariate(nm, capsys):
+    (nm / "data.csv").write_text("ID,TIME,DV,EVID,AMT,DVID,CENS,LLQO\n1,0,.,1,300000000,.,0,.\n"
+                                 "1,1,20,0,.,1,1,25\n")
+    _fails(nm, capsys, "data.csv", 1, "LLQO", "unknown column LLQO (did you mean LLOQ?)")
+
+
+def test_nonmem_race_is_a_covariate_not_a_typo_of_rate(nm):
+    (nm / "data.csv").write_text("ID,TIME,DV,EVID,AMT,DVID,RACE\n1,0,.,1,300000000,.,2\n1,1,150,0,.,1,2\n")
+    assert load_study(nm, warn=False).covariates_of("1") == {"dose": 3.0e8, "race": 2.0}
