@@ -85,6 +85,18 @@ A = np.array([
 ])
 E = np.array([-13.0 - 7.0 * _S6, -13.0 + 7.0 * _S6, -1.0]) / 3.0
 MU_REAL = 3.0 + 3.0 ** (2.0 / 3.0) - 3.0 ** (1.0 / 3.0)
+#: The eigenbasis of A⁻¹ (real T): T⁻¹ A⁻¹ T = [[μ_r, 0, 0], [0, a, b], [0, −b, a]], so the
+#: stage system splits into a real and a complex one with shifts μ_r and μ_c = a − i b.
+def _eigenbasis():
+    w, V = np.linalg.eig(np.linalg.inv(A))
+    i = int(np.argmin(np.abs(w.imag)))
+    j = [k for k in range(3) if k != i and w[k].imag > 0][0]
+    T = np.column_stack([V[:, i].real, V[:, j].real, V[:, j].imag])
+    lam = np.linalg.inv(T) @ np.linalg.inv(A) @ T
+    return T, np.linalg.inv(T), complex(lam[1, 1], lam[2, 1])
+
+
+T, TI, MU_COMPLEX = _eigenbasis()
 #: collocation polynomial u(x) = y + Σ_k Q_k x^k (k = 1..3) through u(c_i) = y + Z_i: Q = V⁻¹ Z
 VINV = np.linalg.inv(np.array([[c, c * c, c * c * c] for c in C]))
 
@@ -170,14 +182,16 @@ def _rms(v, scale):
 def _work(n, npar, q):
     """Arrays reused for every step of every subject of a batch."""
     n3 = 3 * n
-    f = np.empty((40, max(n3, 1)))       # row vectors of length 3n (or n)
-    mats = np.empty((5, n3, n3))
-    small = np.empty((4, n, n))
+    f = np.empty((24, max(n3, 1)))       # row vectors of length 3n (or n)
+    mats = np.empty((2, n3, n3))
+    small = np.empty((2, n, n))
+    cplx = np.empty((2, n, n), dtype=np.complex128)
+    cvec = np.empty((2, max(n, 1)), dtype=np.complex128)
     jst = np.empty((3, n, n))
     fp = np.empty((4, n, max(npar, 1)))
-    sens = np.empty((8, n3, max(q, 1)))
+    sens = np.empty((2, n3, max(q, 1)))
     piv = np.empty((3, n3), dtype=np.int64)
-    return f, mats, small, jst, fp, sens, piv
+    return f, mats, small, cplx, cvec, jst, fp, sens, piv
 
 
 # ---- one subject ----------------------------------------------------------------------
@@ -219,42 +233,138 @@ def _initial_step(rhs, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
 
 
 @njit(cache=True)
+def _shifted(J, mu_over_h, scale, out):
+    """out = μ/h·I − J, equilibrated by the state scales (real or complex μ)."""
+    n = J.shape[0]
+    for r in range(n):
+        for c in range(n):
+            out[r, c] = -J[r, c] * scale[c] / scale[r]
+        out[r, r] += mu_over_h
+
+
+@njit(cache=True)
+def _stage_sensitivities(jac, rhsp, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
+    """S_Z (3n × q) of the step: (I − h [a_ij J(Y_j)]) S_Z = h (A ⊗ I)[J(Y_j) S + ∂f/∂θ(Y_j)],
+    with the Jacobians at the converged stages (the exact derivative of the step)."""
+    f, mats, small, cplx, cvec, jst, fp, sw, piv = work
+    n = y.shape[0]
+    n3 = 3 * n
+    q = wrt.shape[0]
+    Ms = mats[1]
+    SZ = sw[0]
+    G = f[9, :n3]
+    col = f[15, :n3]
+    ystage = f[12, :n]
+    for i in range(3):
+        for r in range(n):
+            ystage[r] = y[r] + Z[i * n + r]
+        jac(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
+        rhsp(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fp[i + 1])
+    for i in range(3):
+        for j in range(3):
+            a = h * A[i, j]
+            for r in range(n):
+                for c in range(n):
+                    Ms[i * n + r, j * n + c] = -a * jst[j][r, c] * scale[c] / scale[r]
+    for r in range(n3):
+        Ms[r, r] += 1.0
+    _lu_factor(Ms, piv[2])
+    for k in range(q):
+        pk = wrt[k]
+        for j in range(3):
+            for r in range(n):
+                s = fp[j + 1][r, pk]
+                for c in range(n):
+                    s += jst[j][r, c] * S[c, k]
+                G[j * n + r] = s
+        for i in range(3):
+            for r in range(n):
+                s = 0.0
+                for j in range(3):
+                    s += A[i, j] * G[j * n + r]
+                col[i * n + r] = h * s
+        _lu_solve_scaled(Ms, piv[2], col, scale3)
+        for r in range(n3):
+            SZ[r, k] = col[r]
+
+
+@njit(cache=True)
+def _sensitivity_error(rhsp, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, scale, work):
+    """Largest RMS error estimate of the sensitivity columns (CVODES errconS), each scaled
+    by its parameter's magnitude, with the LU of μ/h·I − J of the step."""
+    f, mats, small, cplx, cvec, jst, fp, sw, piv = work
+    n = y.shape[0]
+    q = wrt.shape[0]
+    SZ = sw[0]
+    LUr = small[1]
+    Fp0 = fp[0]
+    errS = f[16, :n]
+    rhsp(ph, t, tau, y, pc, Fp0)
+    worst = 0.0
+    for k in range(q):
+        pk = wrt[k]
+        for r in range(n):
+            s = Fp0[r, pk]
+            for c in range(n):
+                s += J[r, c] * S[c, k]
+            s2 = 0.0
+            for i in range(3):
+                s2 += E[i] * SZ[i * n + r, k]
+            errS[r] = s + s2 / h
+        _lu_solve_scaled(LUr, piv[1], errS, scale)
+        pb = pbar[k]
+        acc = 0.0
+        for r in range(n):
+            sn = S[r, k] + SZ[2 * n + r, k]
+            sc = (atol + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
+            x = errS[r] / sc
+            acc += x * x
+        enk = math.sqrt(acc / n)
+        if not math.isfinite(enk):
+            enk = 1e10
+        worst = max(worst, enk)
+    return worst
+
+
+@njit(cache=True)
 def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
-             atol, state, poly, work, max_steps):
+             atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly. ``state`` carries h, the previous
     error norm and step, the step counter and whether ``poly`` (the last step's collocation
-    polynomial) may be used as the Newton predictor. Returns a status code."""
+    polynomial) may be used as the Newton predictor. Returns a status code.
+
+    With ``dense``, the output times strictly inside a step (``rec``: the recording
+    arguments of :func:`_record_dense`) are interpolated with the step's collocation
+    polynomial (of the states and, with ``sens``, of the sensitivities); otherwise the
+    caller lands on every output time.
+
+    The Newton iteration runs in the eigenbasis of A⁻¹ (Hairer's RADAU5): W = T⁻¹Z splits
+    the 3n × 3n system into one real (μ_r/h·I − J) and one complex (μ_c/h·I − J) n × n
+    system; the real one also serves the error estimate."""
     n = y.shape[0]
     q = wrt.shape[0]
     n3 = 3 * n
-    f, mats, small, jst, fp, sw, piv = work
+    f, mats, small, cplx, cvec, jst, fp, sw, piv = work
     f0 = f[0, :n]
-    fnew = f[1, :n]
     err = f[2, :n]
     scale = f[3, :n]
-    escale = f[18, :n]
     ynew = f[4, :n]
     tmp = f[5, :n]
     tmpf = f[6, :n]
     Z = f[7, :n3]
-    dZ = f[8, :n3]
-    G = f[9, :n3]
+    W = f[8, :n3]
+    dW = f[17, :n3]
     Fst = f[10, :n3]
     ZE = f[11, :n]
     ystage = f[12, :n]
     fstage = f[13, :n]
     scale3 = f[14, :n3]
-    M = mats[0]
-    Ms = mats[1]
+    escale = f[18, :n]
     J = small[0]
-    Me = small[1]
-    Fp0 = fp[0]
+    LUr = small[1]
+    LUc = cplx[0]
+    gc = cvec[0]
     SZ = sw[0]
-    RS = sw[1]
-    col = f[15, :n3]
-    errS = f[16, :n]
-    fS0 = f[17, :n]
-    Snew = sw[2]
     newton_tol = max(10.0 * EPS / rtol, min(0.03, rtol ** 0.5))
     h = state[0]
     err_old = state[1]
@@ -287,17 +397,11 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
         for i in range(3):
             for r in range(n):
                 scale3[i * n + r] = scale[r]
-        # Newton matrix I − h (A ⊗ J), equilibrated by the state scales
-        for i in range(3):
-            for j in range(3):
-                a = h * A[i, j]
-                for r in range(n):
-                    for c in range(n):
-                        M[i * n + r, j * n + c] = -a * J[r, c] * scale[c] / scale[r]
-        for r in range(n3):
-            M[r, r] += 1.0
-        _lu_factor(M, piv[0])
-        # predictor
+        _shifted(J, MU_REAL / h, scale, LUr)
+        _lu_factor(LUr, piv[1])
+        _shifted(J, MU_COMPLEX / h, scale, LUc)
+        _lu_factor(LUc, piv[0])
+        # predictor: the last step's collocation polynomial, continued
         if use_poly:
             for i in range(3):
                 x = 1.0 + C[i] * h / h_old
@@ -307,6 +411,9 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
         else:
             for r in range(n3):
                 Z[r] = 0.0
+        for i in range(3):
+            for r in range(n):
+                W[i * n + r] = TI[i, 0] * Z[r] + TI[i, 1] * Z[n + r] + TI[i, 2] * Z[2 * n + r]
         converged = False
         n_iter = 0
         dz_old = -1.0
@@ -325,14 +432,22 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
                     Fst[i * n + r] = v
             if not ok:
                 break
-            for i in range(3):
-                for r in range(n):
-                    s = 0.0
-                    for j in range(3):
-                        s += A[i, j] * Fst[j * n + r]
-                    dZ[i * n + r] = -Z[i * n + r] + h * s
-            _lu_solve_scaled(M, piv[0], dZ, scale3)
-            dz = _rms(dZ, scale3)
+            mr = MU_REAL / h
+            mc = MU_COMPLEX / h
+            for r in range(n):
+                F1 = Fst[r]
+                F2 = Fst[n + r]
+                F3 = Fst[2 * n + r]
+                dW[r] = TI[0, 0] * F1 + TI[0, 1] * F2 + TI[0, 2] * F3 - mr * W[r]
+                gc[r] = complex(TI[1, 0] * F1 + TI[1, 1] * F2 + TI[1, 2] * F3,
+                                TI[2, 0] * F1 + TI[2, 1] * F2 + TI[2, 2] * F3) \
+                    - mc * complex(W[n + r], W[2 * n + r])
+            _lu_solve_scaled(LUr, piv[1], dW[:n], scale)
+            _lu_solve_scaled(LUc, piv[0], gc, scale)
+            for r in range(n):
+                dW[n + r] = gc[r].real
+                dW[2 * n + r] = gc[r].imag
+            dz = _rms(dW, scale3)
             if not math.isfinite(dz):
                 break
             if dz_old > 0.0:
@@ -341,7 +456,10 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
                                 rate ** (NEWTON_MAXITER - k) / (1.0 - rate) * dz > newton_tol):
                 break
             for r in range(n3):
-                Z[r] += dZ[r]
+                W[r] += dW[r]
+            for i in range(3):
+                for r in range(n):
+                    Z[i * n + r] = T[i, 0] * W[r] + T[i, 1] * W[n + r] + T[i, 2] * W[2 * n + r]
             if dz == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * dz < newton_tol):
                 converged = True
                 break
@@ -355,20 +473,15 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
             continue
         for r in range(n):
             ynew[r] = y[r] + Z[2 * n + r]
-        # error estimate
+        # error estimate (Hairer's RADAU5)
         for r in range(n):
             s = 0.0
             for i in range(3):
                 s += E[i] * Z[i * n + r]
             ZE[r] = s / h
         for r in range(n):
-            for c in range(n):
-                Me[r, c] = -J[r, c] * scale[c] / scale[r]
-            Me[r, r] += MU_REAL / h
-        _lu_factor(Me, piv[1])
-        for r in range(n):
             err[r] = f0[r] + ZE[r]
-        _lu_solve_scaled(Me, piv[1], err, scale)
+        _lu_solve_scaled(LUr, piv[1], err, scale)
         for r in range(n):
             escale[r] = atol + max(abs(y[r]), abs(ynew[r])) * rtol
         en = _rms(err, escale)
@@ -378,69 +491,16 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
             rhs(ph, t, tau, tmp, pc, tmpf)
             for r in range(n):
                 err[r] = tmpf[r] + ZE[r]
-            _lu_solve_scaled(Me, piv[1], err, scale)
+            _lu_solve_scaled(LUr, piv[1], err, scale)
             en = _rms(err, escale)
         if not math.isfinite(en):
             en = 1e10
-        # sensitivities of the step (the exact derivative of the collocation solution)
         if sens and q > 0 and en <= 1.0:
-            for i in range(3):
-                for r in range(n):
-                    ystage[r] = y[r] + Z[i * n + r]
-                jac(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
-                rhsp(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fp[i + 1])
-            for i in range(3):
-                for j in range(3):
-                    a = h * A[i, j]
-                    for r in range(n):
-                        for c in range(n):
-                            Ms[i * n + r, j * n + c] = -a * jst[j][r, c] * scale[c] / scale[r]
-            for r in range(n3):
-                Ms[r, r] += 1.0
-            _lu_factor(Ms, piv[2])
-            for k in range(q):
-                pk = wrt[k]
-                # g_j = J_j S + Fp_j for each stage j
-                for j in range(3):
-                    for r in range(n):
-                        s = fp[j + 1][r, pk]
-                        for c in range(n):
-                            s += jst[j][r, c] * S[c, k]
-                        G[j * n + r] = s
-                for i in range(3):
-                    for r in range(n):
-                        s = 0.0
-                        for j in range(3):
-                            s += A[i, j] * G[j * n + r]
-                        col[i * n + r] = h * s
-                _lu_solve_scaled(Ms, piv[2], col, scale3)
-                for r in range(n3):
-                    SZ[r, k] = col[r]
+            _stage_sensitivities(jac, rhsp, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3,
+                                 work)
             if errcon:
-                rhsp(ph, t, tau, y, pc, Fp0)
-                for k in range(q):
-                    pk = wrt[k]
-                    for r in range(n):
-                        s = Fp0[r, pk]
-                        for c in range(n):
-                            s += J[r, c] * S[c, k]
-                        s2 = 0.0
-                        for i in range(3):
-                            s2 += E[i] * SZ[i * n + r, k]
-                        errS[r] = s + s2 / h
-                    _lu_solve_scaled(Me, piv[1], errS, scale)
-                    pb = pbar[k]
-                    s = 0.0
-                    for r in range(n):
-                        sn = S[r, k] + SZ[2 * n + r, k]
-                        sc = (atol + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
-                        x = errS[r] / sc
-                        s += x * x
-                    enk = math.sqrt(s / n)
-                    if not math.isfinite(enk):
-                        enk = 1e10
-                    if enk > en:
-                        en = enk
+                en = max(en, _sensitivity_error(rhsp, ph, t, tau, h, y, J, S, pc, wrt, pbar,
+                                                rtol, atol, scale, work))
         state[3] += 1
         safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
         if en > 1.0:
@@ -456,15 +516,17 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
                 ok = False
         if not ok:
             return NOT_FINITE
-        if sens and q > 0:
-            for k in range(q):
-                for r in range(n):
-                    S[r, k] += SZ[2 * n + r, k]
-        # collocation polynomial of this step (Newton predictor of the next)
+        # collocation polynomial of this step (Newton predictor of the next, dense output)
         for kk in range(3):
             for r in range(n):
                 poly[kk, r] = VINV[kk, 0] * Z[r] + VINV[kk, 1] * Z[n + r] + VINV[kk, 2] * Z[2 * n + r]
         use_poly = True
+        if dense:
+            _record_dense(t, h, t_end, y, S, poly, SZ, sens and q > 0, pc, wrt, rec)
+        if sens and q > 0:
+            for k in range(q):
+                for r in range(n):
+                    S[r, k] += SZ[2 * n + r, k]
         if err_old > 0.0 and h_old > 0.0 and en > 0.0:
             mult = h / h_old * (err_old / en) ** 0.25
         else:
@@ -496,6 +558,38 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
 
 
 @njit(cache=True)
+def _record_dense(t, h, t_end, y, S, poly, SZ, sens, pc, wrt, rec):
+    """Record every output time in (t, min(t + h, t_end)) from the collocation polynomials
+    u(x) = y + Σ_k Q_k x^k (x = (time − t)/h) of the states and of the sensitivities."""
+    outf, outy, outp, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS = rec
+    n = y.shape[0]
+    q = wrt.shape[0]
+    end = min(t + h, t_end)
+    first = True
+    while jp[0] < T.shape[0]:
+        tt = T[order[jp[0]]]
+        if tt >= end:
+            break
+        x = (tt - t) / h
+        for r in range(n):
+            yi[r] = y[r] + poly[0, r] * x + poly[1, r] * x * x + poly[2, r] * x * x * x
+        if sens:
+            if first:
+                for kk in range(3):
+                    for r in range(n):
+                        for k in range(q):
+                            polyS[kk, r, k] = VINV[kk, 0] * SZ[r, k] + VINV[kk, 1] * SZ[n + r, k] \
+                                + VINV[kk, 2] * SZ[2 * n + r, k]
+                first = False
+            for r in range(n):
+                for k in range(q):
+                    Si[r, k] = S[r, k] + polyS[0, r, k] * x + polyS[1, r, k] * x * x \
+                        + polyS[2, r, k] * x * x * x
+        _record(outf, outy, outp, tt, yi, Si, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
+        jp[0] += 1
+
+
+@njit(cache=True)
 def _record(outf, outy, outp, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op):
     outf(t, y, pc, o)
     nout = o.shape[0]
@@ -516,20 +610,24 @@ def _record(outf, outy, outp, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op)
 SOLVE_SIG = types.void(
     RHS_T, JAC_T, JAC_T, VEC_T, MAT_T, VEC_T, MAT_T, OUT_T, OUTD_T, OUTD_T,
     int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64, int64,
-    M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
+    int64, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
 )
 
 
 @njit(SOLVE_SIG, cache=True)
 def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
                 n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                OUT, SENS, status, nsteps):
+                dense_above, OUT, SENS, status, nsteps):
     """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
     derivatives with respect to the parameters ``wrt`` to ``SENS`` (if ``sens``), a status
     code and per subject the number of steps, of steps rejected by the error test and of
-    Newton failures (``nsteps`` columns)."""
+    Newton failures (``nsteps`` columns).
+
+    A subject with at most ``dense_above`` times is solved landing exactly on each of them
+    (the accuracy of a step end); one with more (a plotting grid) by dense output inside
+    the steps the tolerance asks for (interpolation error of the order of the tolerance)."""
     N = PC.shape[0]
     npar_all = PC.shape[1]
     q = wrt.shape[0]
@@ -550,12 +648,19 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
     poly = np.zeros((3, n))
     state = np.zeros(8)
     pbar = np.ones(max(q, 1))
+    jp = np.zeros(1, dtype=np.int64)
+    yi = np.empty(n)
+    Si = np.zeros((n, max(q, 1)))
+    polyS = np.zeros((3, n, max(q, 1)))
     for i in range(N):
         pc = PC[i]
         lo = offsets[i]
         hi = offsets[i + 1]
         T = times[lo:hi]
         order = np.argsort(T)
+        dense = T.shape[0] > dense_above
+        jp[0] = 0
+        rec = (outf, outy, outp, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS)
         for k in range(q):
             v = abs(pc[wrt[k]])
             pbar[k] = v if v > 0.0 and math.isfinite(v) else 1.0
@@ -598,15 +703,27 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
         state[4] = 0.0
         state[5] = 0.0
         state[6] = 0.0
-        j = 0
-        while j < T.shape[0] and code == OK:
-            tout = T[order[j]]
-            while ph < nph - 1 and st[ph] <= tout and code == OK:
-                code = _advance(rhs, jac, rhsp, ph, t, t - start, st[ph], y, S, pc, wrt, pbar,
-                                sens, errcon, rtol, atol, state, poly, work, max_steps)
-                if code != OK:
-                    break
-                t = st[ph]
+        t_last = T[order[T.shape[0] - 1]] if T.shape[0] else 0.0
+        while jp[0] < T.shape[0] and code == OK:
+            # outputs at the current time (the start, a switch, a landing point)
+            while jp[0] < T.shape[0] and T[order[jp[0]]] <= t:
+                _record(outf, outy, outp, t, y, S, pc, wrt, sens, lo + order[jp[0]], OUT, SENS,
+                        o, oy, op)
+                jp[0] += 1
+            if jp[0] >= T.shape[0]:
+                break
+            # the next stop: a switch before the next output time, else that output time
+            # (landing) or, with dense output, the last output time
+            target = t_last if dense else T[order[jp[0]]]
+            switching = ph < nph - 1 and st[ph] <= target
+            if switching:
+                target = st[ph]
+            code = _advance(rhs, jac, rhsp, ph, t, t - start, target, y, S, pc, wrt, pbar,
+                            sens, errcon, rtol, atol, state, poly, work, max_steps, dense, rec)
+            if code != OK:
+                break
+            t = target
+            if switching:
                 if sens and q > 0:
                     rhs(ph, t, t - start, y, pc, fa)
                     rhs(ph + 1, t, 0.0, y, pc, fb)
@@ -620,15 +737,7 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
                 state[1] = 0.0
                 state[2] = 0.0
                 state[4] = 0.0
-            if code != OK:
-                break
-            code = _advance(rhs, jac, rhsp, ph, t, t - start, tout, y, S, pc, wrt, pbar, sens,
-                            errcon, rtol, atol, state, poly, work, max_steps)
-            if code != OK:
-                break
-            t = tout
-            _record(outf, outy, outp, t, y, S, pc, wrt, sens, lo + order[j], OUT, SENS, o, oy, op)
-            j += 1
+        j = jp[0]
         while j < T.shape[0]:
             row = lo + order[j]
             for m in range(nout):

@@ -301,3 +301,22 @@ def test_step_cap_stops_a_subject_with_a_status():
     sol = m.solve(None, [365.0], max_steps=20)
     assert sol.status[0] != 0 and np.isnan(sol.values["qpcr"][0])
     assert "too many steps" in sol.messages[0]
+
+
+def test_dense_output_of_a_plotting_grid_equals_landing_within_the_tolerance():
+    # more output times than DENSE_ABOVE: interpolated inside the steps (collocation
+    # polynomial), not one step per time; values and sensitivities agree with a solve that
+    # lands on a few of the same times, to the order of the tolerance
+    from ctkinetics.modeling.compiled import DENSE_ABOVE
+
+    m = load_model("cart_bcell_sle")
+    grid = np.linspace(0.0, 365.0, 4 * DENSE_ABOVE + 1)
+    dense = m.solve(None, grid, sensitivities=True, wrt=["fE", "kkill"])
+    assert dense.steps[0] < 1000
+    pick = np.arange(0, grid.size, 397)
+    land = m.solve(None, grid[pick], sensitivities=True, wrt=["fE", "kkill"])
+    for kind in land.values:
+        assert _close(dense.values[kind][pick][None], land.values[kind][None]) < 1e-5, kind
+        for j in range(2):
+            d, ref = dense.derivs[kind][pick, j], land.derivs[kind][:, j]
+            assert _close(d[None], ref[None]) < 1e-4, kind

@@ -1,0 +1,82 @@
+"""Model-based exposure metrics against closed forms and brute-force references."""
+import numpy as np
+import pytest
+
+from ctkinetics.modeling import load_model
+from ctkinetics.modeling.compiled import compiled_quadrature
+from ctkinetics.modeling.exposure import METRICS, model_exposure
+
+
+def _stein_population(n=6, seed=4):
+    m = load_model("stein2019")
+    rng = np.random.default_rng(seed)
+    p = {q.name: np.clip(q.default * np.exp(0.4 * rng.standard_normal(n)), q.lower, q.upper)
+         for q in m.parameters}
+    return m, p
+
+
+def test_stein_cmax_tmax_auc_equal_the_closed_form():
+    # Stein's peak is at the switch time Tmax with value Cmax (parameters), its AUC0-28 the
+    # model file's closed-form integral (DOMAIN.md 3.1: 1.718e5 for the typical subject)
+    m, p = _stein_population()
+    e = model_exposure(m, p)
+    np.testing.assert_allclose(e.values[("qpcr", "Cmax")], p["Cmax"], rtol=1e-12)
+    np.testing.assert_allclose(e.values[("qpcr", "Tmax")], p["Tmax"], rtol=1e-12)
+    np.testing.assert_allclose(e.values[("qpcr", "AUC0-28")], m.derived(p)["AUC0_28"], rtol=1e-10)
+    typical = model_exposure(m)
+    assert typical.values[("qpcr", "AUC0-28")][0] == pytest.approx(1.718e5, rel=1e-3)
+
+
+def test_quadrature_state_equals_the_closed_form_integral():
+    # the ODE path of the AUC (dQ/dt = C integrated with the states) on a model whose
+    # integral is known in closed form
+    m, p = _stein_population()
+    auc = compiled_quadrature(m, ["qpcr"]).auc(p, None, 0.0, 28.0, 6)["qpcr"]
+    np.testing.assert_allclose(auc, m.derived(p)["AUC0_28"], rtol=1e-7)
+    inf = compiled_quadrature(m, ["qpcr"]).auc(p, None, 0.0, 20000.0, 6)["qpcr"]
+    np.testing.assert_allclose(inf, m.derived(p)["AUC0_inf"], rtol=1e-6)
+
+
+def test_smooth_ode_peak_and_auc_against_a_fine_grid():
+    m = load_model("cart_bcell_sle")
+    e = model_exposure(m, thresholds={"bcell": 1.0})
+    t = np.linspace(0.0, 28.0, 28 * 2000 + 1)
+    c = m.predict(None, t)
+    # a 0.0005-day grid: the peak value to ~1e-8, the trapezoids to ~1e-7
+    assert e.values[("qpcr", "Cmax")][0] == pytest.approx(c["qpcr"].max(), rel=1e-7)
+    assert e.values[("qpcr", "Tmax")][0] == pytest.approx(t[np.argmax(c["qpcr"])], abs=1e-3)
+    assert e.values[("qpcr", "AUC0-28")][0] == pytest.approx(np.trapezoid(c["qpcr"], t), rel=1e-6)
+    assert e.values[("flow", "AUC0-28")][0] == pytest.approx(np.trapezoid(c["flow"], t), rel=1e-6)
+
+
+def test_aplasia_onset_and_reconstitution_against_a_fine_grid():
+    m = load_model("cart_bcell_sle")
+    e = model_exposure(m, thresholds={"bcell": 1.0})
+    t = np.linspace(0.0, 365.0, 365 * 200 + 1)
+    b = m.predict(None, t)["bcell"]
+    below = np.flatnonzero(b < 1.0)
+    onset, back = t[below[0]], t[below[-1] + 1]
+    assert e.values[("bcell", "aplasia_onset")][0] == pytest.approx(onset, abs=0.006)
+    assert e.values[("bcell", "reconstitution")][0] == pytest.approx(back, abs=0.006)
+    assert e.values[("bcell", "aplasia_days")][0] == pytest.approx(back - onset, abs=0.012)
+    # the calibration target of the model file: B cells back around day 110
+    assert 95 < e.values[("bcell", "reconstitution")][0] < 125
+
+
+def test_censored_aplasia_is_flagged_not_invented():
+    m = load_model("cart_bcell_sle")
+    e = model_exposure(m, thresholds={"bcell": 1.0}, t_end=60.0)
+    assert np.isnan(e.values[("bcell", "reconstitution")][0])
+    assert e.values[("bcell", "aplasia_days")][0] == pytest.approx(
+        60.0 - e.values[("bcell", "aplasia_onset")][0])
+    assert "not reconstituted by 60" in e.flags[("bcell", "aplasia_days")][0]
+
+
+def test_every_metric_is_registered_with_a_unit_and_definition():
+    for name, metric in METRICS.items():
+        assert metric.name == name and metric.definition and metric.label
+        assert "{level}" in metric.unit or "{time}" in metric.unit
+    m, p = _stein_population(n=2)
+    frame = model_exposure(m, p).to_frame(["a", "b"], units={"qpcr": "copies/ug"})
+    assert set(frame.metric) == {"Cmax", "Tmax", "AUC0-28"}
+    assert set(frame.loc[frame.metric == "AUC0-28", "unit"]) == {"copies/ug*day"}
