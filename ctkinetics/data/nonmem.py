@@ -436,6 +436,9 @@ def write_nonmem(dataset: Dataset, path, warnings: list | None = None) -> list[P
     if dataset.safety is not None:
         write_safety_csv(dataset.safety, folder / "safety.csv")
         files.append(folder / "safety.csv")
+        from ctkinetics.data.safety import write_protocol_tables
+
+        files += write_protocol_tables(dataset, folder)  # decisions.csv, efficacy.csv
     return files
 
 

@@ -426,6 +426,9 @@ def write_sdtm(dataset: Dataset, path, as_csv: bool = False, warnings: list | No
     if safety is not None:
         write_safety_csv(safety, folder / "safety.csv")
         files.append(folder / "safety.csv")
+        from ctkinetics.data.safety import write_protocol_tables
+
+        files += write_protocol_tables(dataset, folder)  # decisions.csv, efficacy.csv
     return files
 
 

@@ -15,6 +15,7 @@ from ctkinetics.data.dataset import Dataset
 from ctkinetics.data.problems import ProblemCollector
 from ctkinetics.data.study import read_study_toml
 from ctkinetics.data.subjects import read_subjects_csv
+from ctkinetics.data.safety import write_protocol_tables
 from ctkinetics.data.tables import read_safety_csv
 
 REQUIRED = ("subject", "time", "analyte", "value", "unit")
@@ -167,15 +168,18 @@ def write_study_folder(dataset: Dataset, folder, warnings: list | None = None) -
     if dataset.safety is not None:
         write_safety_csv(dataset.safety, folder / "safety.csv")
         files.append(folder / "safety.csv")
+        files += write_protocol_tables(dataset, folder)  # decisions.csv, efficacy.csv (data/safety.py)
     return files
 
 
 def write_safety_csv(safety: pd.DataFrame, path) -> None:
     s = safety.copy()
-    for c in ("dlt", "crs_grade", "icans_grade"):
-        s[c] = s[c].map(lambda x: "" if pd.isna(x) else str(int(x)))
-    for c in ("infusion_day", "dlt_day", "last_followup_day"):
-        s[c] = s[c].map(_fmt)
+    for c in ("dlt", "crs_grade", "icans_grade", "evaluable"):
+        if c in s.columns:
+            s[c] = s[c].map(lambda x: "" if pd.isna(x) else str(int(x)))
+    for c in ("infusion_day", "dlt_day", "last_followup_day", "crs_day", "icans_day", "window_end_day"):
+        if c in s.columns:
+            s[c] = s[c].map(_fmt)
     s.to_csv(path, index=False)
 
 
