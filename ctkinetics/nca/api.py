@@ -93,7 +93,7 @@ def run_nca(data, subjects=None, *, intervals=None, options: NCAOptions | None =
     if analytes is None and hasattr(data, "analyte_kind") and "analyte" in obs.columns:
         # B cells are the antigen, not an exposure: baseline is not a structural zero, so
         # the C(0) = 0 convention would be wrong. Analyse them only when asked explicitly.
-        analytes = [a for a in dict.fromkeys(obs["analyte"]) if data.analyte_kind(a) not in NON_EXPOSURE_KINDS]
+        analytes = [a for a in pd.unique(obs["analyte"]) if data.analyte_kind(a) not in NON_EXPOSURE_KINDS]
     if analytes is not None:
         obs = obs[obs["analyte"].isin(list(analytes))]
     table = normalise_intervals(intervals, options.auc_type)

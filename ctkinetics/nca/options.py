@@ -135,8 +135,17 @@ class NCAOptions:
         }
 
     def method_label(self) -> str:
-        """One-line summary of the choices for a `method` column."""
+        """One-line summary of the choices for a `method` column (on every row of every
+        table, so it is short; :meth:`describe` spells each choice out)."""
         d = self.describe()
+        if self.lamz_window:
+            lamz = d["lambda_z"]
+        else:
+            lamz = f"auto {self.lamz_selection}"
+            if self.lamz_min_points != 3:
+                lamz += f" >= {self.lamz_min_points} points"
+            if self.lamz_adj_r2_tolerance != 1e-4:
+                lamz += f" tol {self.lamz_adj_r2_tolerance:g}"
         return (f"auc={d['auc_method']}; blq={d['blq_rule']}; aucint={d['auc_type']}; "
-                f"lambda_z={d['lambda_z']}; quality={quality.describe(self)}; "
+                f"lambda_z={lamz}; quality={quality.describe(self)}; "
                 f"cmax_exclude_before={d['cmax_exclude_before']}")

@@ -76,9 +76,15 @@ def active_rules(options):
 
 
 def describe(options) -> str:
-    """The rules in force, as one line for the outputs."""
-    parts = [f"{r.parameter} {'>=' if r.bound == 'min' else '<='} {thr:g}{r.unit}"
-             for r, thr in active_rules(options)]
+    """The rules in force, as one line for the outputs (``"R2ADJ >= 0.9, ..."``)."""
+    by_option: dict[str, list] = {}
+    for rule, threshold in active_rules(options):
+        by_option.setdefault(rule.option, []).append((rule, threshold))
+    parts = []
+    for rules in by_option.values():
+        rule, threshold = rules[0]
+        names = "/".join(r.parameter for r, _ in rules)
+        parts.append(f"{names} {'>=' if rule.bound == 'min' else '<='} {threshold:g}{rule.unit}")
     return ", ".join(parts) if parts else "none"
 
 
@@ -101,23 +107,27 @@ def exclusion_reasons(profiles, start: float, end: float, names) -> dict:
     """
     from ctkinetics.nca.parameters import PARAMETERS, dependents
 
-    names = list(names)
-    out: dict[str, np.ndarray] = {}
+    failing = []  # (rule's dependents, its failed mask, its reason) of rules that fail somewhere
     for rule, threshold in active_rules(profiles.options):
-        affected = [n for n in names if n in dependents(rule.root)]
-        if not affected:
-            continue
         values, _ = PARAMETERS[rule.parameter].compute(profiles, start, end)
         failed = rule.fails(np.asarray(values, float), threshold)
-        if not failed.any():
+        if failed.any():
+            failing.append((dependents(rule.root), failed, rule.reason(threshold)))
+    out: dict[str, np.ndarray] = {}
+    combined: dict[tuple, np.ndarray] = {}  # one reason array per combination of rules
+    for name in names:
+        which = tuple(i for i, (deps, _, _) in enumerate(failing) if name in deps)
+        if not which:
             continue
-        text = rule.reason(threshold)
-        for name in affected:
-            mask = failed
-            if PARAMETERS[name].interval:  # an interval AUC uses λz only past Tlast
-                with np.errstate(invalid="ignore"):
-                    mask = failed & (end > profiles.tlast)
-            prev = out.get(name, np.full(profiles.n, "", dtype=object))
-            joined = np.where(prev == "", text, prev + "; " + text)
-            out[name] = np.where(mask, joined, prev)
+        if which not in combined:
+            text = np.full(profiles.n, "", dtype=object)
+            for i in which:
+                _, failed, reason = failing[i]
+                text[failed] = [f"{t}; {reason}" if t else reason for t in text[failed]]
+            combined[which] = text
+        text = combined[which]
+        if PARAMETERS[name].interval:  # an interval AUC uses λz only past Tlast
+            with np.errstate(invalid="ignore"):
+                text = np.where(end > profiles.tlast, text, "")
+        out[name] = text
     return out

@@ -111,7 +111,7 @@ def test_rules_switch_off_and_are_recorded():
                      max_aucinf_pext=None)
     assert (m.loc[np.isfinite(m["value"]), "exclude"] == "").all()
     label = NCAOptions().method_label()
-    assert "quality=R2ADJ >= 0.9, LAMZSPN >= 2, AUCPEO <= 20 %, AUCPEP <= 20 %" in label
+    assert "quality=R2ADJ >= 0.9, LAMZSPN >= 2, AUCPEO/AUCPEP <= 20 %" in label
     assert "auto best-falling" in label
     assert "quality=none" in NCAOptions(min_hl_adj_r_squared=None, min_span_ratio=None,
                                         max_aucinf_pext=None).method_label()

@@ -122,10 +122,11 @@ def run(args) -> int:
     which = [("CMAX", 0.0, np.inf)]
     if not first_auc.empty:
         which.append(tuple(first_auc.iloc[0][["parameter", "start", "end"]]))
+    summ = res.summary()
     tables = {
-        "nca.csv": res.to_frame(),
+        "nca.csv": res.results,
         "nca_wide.csv": res.wide(),
-        "nca_summary.csv": res.summary(),
+        "nca_summary.csv": summ,
         "dose_proportionality.csv": res.dose_proportionality(which),
         "nca_exclusions.csv": res.exclusions,
     }
@@ -141,7 +142,6 @@ def run(args) -> int:
     samples = res.exclusions[res.exclusions["record"] == "sample"]
     print(f"Samples left out: {len(samples)} (see nca_exclusions.csv)")
     _print_quality(res)
-    summ = res.summary()
     show = summ[summ["parameter"].isin(["CMAX", "TMAX"]) | summ["parameter"].str.startswith("AUCINT")]
     if not show.empty:
         print("\nBy dose level:")
