@@ -153,8 +153,9 @@ def _check_design_ranges(kw: dict, f: str, pc) -> None:
 
 def design_toml_lines(d: Design) -> list[str]:
     """``[design]`` lines: the required keys always, an option when given or off its default."""
-    lines = [f"target_dlt_rate = {d.target_dlt_rate!r}", f"dlt_window_days = {d.dlt_window_days!r}",
-             f"stagger_days = {d.stagger_days!r}", f"cohort_size = {d.cohort_size}",
+    lines = [f"target_dlt_rate = {_toml_value(d.target_dlt_rate)}",
+             f"dlt_window_days = {_toml_value(float(d.dlt_window_days))}",
+             f"stagger_days = {_toml_value(float(d.stagger_days))}", f"cohort_size = {d.cohort_size}",
              f"max_subjects = {d.max_subjects}"]
     default = Design()
     for f in dataclasses.fields(Design):
@@ -306,7 +307,9 @@ def _toml_value(v) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(float(v)) if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+    return str(v)
 
 
 # table name -> (Protocol attribute, {key: (type check, converter, expected text)})

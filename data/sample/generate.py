@@ -22,6 +22,18 @@ Assumptions (stated, not measured):
   on day 9); the last participant is still inside the 28-day DLT window at the cut-off.
 - Labs report below-LLOQ values in several ways (``<20``, ``BLQ``, ``<LLOQ``); two samples are
   missing (empty) and appear in the audit.
+- safety.csv also records the onset day of each participant's highest CRS / ICANS grade (CRS
+  days 1-6, ICANS days 4-9 after infusion), and how each DLT window ended: ``completed`` on
+  day 28, ``dlt`` on the DLT day, open (empty) while the window runs. No window ended early
+  and nobody is in the expansion phase (``group`` and ``evaluable`` stay empty): the
+  hand-built studies of tests/escalation exercise those rules.
+- decisions.csv: the dose-review committee's record — escalate to DL2 (day 42), a second DL2
+  cohort after the grade-3 CRS DLT (day 90), escalate to DL3 (day 128), complete the DL3 cohort
+  after the grade-3 ICANS DLT (day 160) — each with its rationale (the design agreed each time).
+- efficacy.csv: SLEDAI-2K reduction from baseline (points) on days 28, 84 and 180 after
+  infusion (up to the data cut-off) and DORIS remission on day 180; study.toml's [efficacy]
+  makes "SLEDAI-2K reduction" >= 4 points by day 84 the BOIN12 response (assumed values, drawn
+  from a second seeded generator so the kinetics stay as they were).
 """
 from __future__ import annotations
 
@@ -57,6 +69,20 @@ PARTICIPANTS = [
     ("SLE-302", "3", 144, 1, 9, 2, 3, 47, "F"),
     ("SLE-303", "3", 180, None, None, 1, 0, 33, "F"),
 ]
+# onset day of the highest CRS / ICANS grade (days after infusion) for grades above 0
+ONSET = {"SLE-101": (2, None), "SLE-103": (3, None), "SLE-201": (1, None), "SLE-202": (5, None),
+         "SLE-203": (4, None), "SLE-204": (2, None), "SLE-206": (3, 6), "SLE-301": (2, None),
+         "SLE-302": (3, 9), "SLE-303": (6, None)}
+# the committee's record: (study day, action, level, decision, rationale)
+DECISIONS = [
+    (42, "committee_decision", "2", "escalate", "DL1 0/3 DLT (SLE-103 day 25 of 28, no event); open DL2"),
+    (90, "committee_decision", "2", "stay", "SLE-202 grade 3 CRS on day 5 (DLT, resolved with tocilizumab); "
+                                            "treat a second cohort at DL2"),
+    (128, "committee_decision", "3", "escalate", "DL2 1/6 DLT; kinetics and B-cell depletion adequate; open DL3"),
+    (160, "committee_decision", "3", "stay", "SLE-302 grade 3 ICANS on day 9 (DLT); complete the DL3 cohort "
+                                             "with the ICANS management plan reinforced"),
+]
+EFFICACY_DAYS = (28, 84, 180)
 STUDY_TOML = """[study]
 name = "CD19/CD20 allogeneic CAR-T in refractory SLE (simulated sample cohort)"
 start_date = "2026-01-05"
@@ -87,6 +113,13 @@ kind = "flow"
 unit = "cells/uL"
 lloq = 1
 kind = "bcell"
+
+[efficacy]
+endpoint = "SLEDAI-2K reduction"
+assessment_day = 84
+threshold = 4
+direction = "ge"
+phi_e = 0.25
 """
 
 
@@ -100,6 +133,45 @@ def simulate_truth(subjects: pd.DataFrame, times: np.ndarray) -> dict:
     pop = simulate_population(model, len(subjects), times=times, seed=SEED, covariates={"dose": dose})
     params = {name: pop.parameters[name].to_numpy(float) for name in model.param_names}
     return model.predict(params, times, covariates={"dose": dose})
+
+
+def _protocol_columns(subj: pd.DataFrame, safety: pd.DataFrame, followup) -> None:
+    """Onset days of CRS/ICANS and how each DLT window ended (see the module doc)."""
+    onset = [ONSET.get(sid, (None, None)) for sid in subj["subject"]]
+    day = lambda x: "" if x is None else f"{x:g}"  # noqa: E731
+    safety["crs_day"] = [day(o[0]) for o in onset]
+    safety["icans_day"] = [day(o[1]) for o in onset]
+    ends, reasons = [], []
+    for dlt, dlt_day, f in zip(subj["dlt"], subj["dlt_day"], followup):
+        if dlt == 1:
+            ends.append(f"{int(dlt_day)}"), reasons.append("dlt")
+        elif f >= 28:
+            ends.append("28"), reasons.append("completed")
+        else:
+            ends.append(""), reasons.append("")
+    safety["window_end_day"], safety["window_end_reason"] = ends, reasons
+    safety["evaluable"] = ""
+    safety["group"] = ""
+
+
+def _efficacy(subj: pd.DataFrame, followup) -> pd.DataFrame:
+    """SLEDAI-2K reduction on days 28/84/180 and DORIS remission on day 180 (module doc).
+
+    Baseline SLEDAI-2K ~ 10-16; the reduction grows towards a per-participant plateau (larger on
+    average at the higher doses: 4, 8, 9 points at DL1-DL3), measured to the whole point."""
+    rng = np.random.default_rng(SEED + 1)  # not the kinetics' generator: those stay as they were
+    plateau_by_level = {"1": 4.0, "2": 8.0, "3": 9.0}
+    rows = []
+    for s, f in zip(subj.itertuples(index=False), followup):
+        plateau = max(0.0, plateau_by_level[s.dose_level] + rng.normal(0, 3))
+        for d in EFFICACY_DAYS:
+            if d > f:
+                break
+            value = round(plateau * (1 - np.exp(-d / 30.0)) + rng.normal(0, 0.8))
+            rows.append((s.subject, d, "SLEDAI-2K reduction", f"{value:g}", ""))
+        if f >= 180:
+            rows.append((s.subject, 180, "DORIS remission", "", "1" if plateau >= 6 else "0"))
+    return pd.DataFrame(rows, columns=["subject", "day", "endpoint", "value", "response"])
 
 
 def main(out: Path = HERE) -> None:
@@ -148,7 +220,11 @@ def main(out: Path = HERE) -> None:
     for c in ("dlt", "dlt_day"):
         safety[c] = safety[c].map(lambda x: "" if x is None or pd.isna(x) else f"{int(x)}")
     safety["last_followup_day"] = safety["last_followup_day"].map(lambda x: f"{x:g}")
+    _protocol_columns(subj, safety, followup)
     safety.to_csv(tidy / "safety.csv", index=False)
+    pd.DataFrame(DECISIONS, columns=["day", "action", "level", "decision", "rationale"]).to_csv(
+        tidy / "decisions.csv", index=False)
+    _efficacy(subj, followup).to_csv(tidy / "efficacy.csv", index=False)
 
     from ctkinetics.data import load_study, write_study
 
