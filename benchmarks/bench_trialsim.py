@@ -1,19 +1,29 @@
-"""Virtual-trial throughput on a local Dask cluster: trials/s for 1 and 2 worker processes.
+"""Virtual-trial throughput: trials/s in this process and on local Dask clusters of 1 and 2
+worker processes, the scaling efficiency, and where the time goes.
 
-Runs the seed design (data/sample/trial_sim_seed.toml: kinetics, logistic DLT link, TITE-BOIN
-with stagger, expansion, two rules) and prints one table row per worker count: wall time
-(cluster start excluded), trials/s, scaling efficiency (speed-up / workers) and peak memory
-(RSS high-water mark of this process and of the largest worker). Also checks that both runs
-wrote byte-identical trials.csv.
+Runs a spec (default: the seed design, data/sample/trial_sim_seed.toml — Stein kinetics,
+logistic DLT link on Cmax, TITE-BOIN with a 14-day stagger, expansion of 9 at the MTD, two
+rules) and prints:
 
-    python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2]
+1. one row per executor: wall time, trials/s, trials/s per worker, efficiency
+   (speed-up over 1 worker / workers), peak memory of the largest worker, the load average
+   of the machine before and after (the machine may be shared: figures taken under load are
+   not the program's), and the SHA-256 of trials.csv (identical for every row);
+2. where the time goes: CPU time per trial of each step of a batch, measured in this
+   process (random draws, kinetic model calls, the rest of the calendar, the per-trial
+   table, CSV text, summary sums), and per Dask run the share of workers' time not spent in
+   that work (task overhead, transfer, waiting).
 
-Timings depend on machine load: on a shared machine they are noisy.
+Cluster start-up is excluded; each cluster first runs a small warm-up (imports, model load on
+each worker), then the timed run. Batches: the executors' default size.
+
+    python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2] [--spec FILE]
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import resource
 import tempfile
 import time
@@ -28,37 +38,112 @@ def _worker_peak_mb():
     return r.getrusage(r.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _load():
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def breakdown(spec, n_trials, seed, batch):
+    """CPU seconds per trial of each step of run_batch, in this process."""
+    from ctkinetics.outputs import csv_text
+    from ctkinetics.trialsim import kinetics
+    from ctkinetics.trialsim.aggregate import accumulate, trial_columns
+    from ctkinetics.trialsim.calendar import run_rule
+    from ctkinetics.trialsim.draws import draw_trials
+    from ctkinetics.trialsim.runner import _table
+    from ctkinetics.trialsim.trial import SimulatedTrials
+
+    spent = {}
+
+    def tick(name, f):
+        c = time.process_time()
+        out = f()
+        spent[name] = spent.get(name, 0.0) + time.process_time() - c
+        return out
+
+    model_call = kinetics.pair_exposures
+    curves = [0]
+
+    def timed(*a, **k):
+        curves[0] += len(a[3])
+        return tick("kinetics", lambda: model_call(*a, **k))
+
+    kinetics.pair_exposures = timed
+    try:
+        draw_trials(spec, seed, range(2))  # model load
+        spent.clear()
+        for s in range(0, n_trials, batch):
+            d = tick("random draws", lambda: draw_trials(spec, seed, range(s, min(s + batch, n_trials))))
+            outs = tick("calendar", lambda: tuple(run_rule(spec, r, d) for r in spec.rules))
+            sim = SimulatedTrials(d, outs)
+            cols = tick("per-trial table", lambda: trial_columns(spec, sim))
+            tick("CSV text", lambda: csv_text(_table(cols), header=False))
+            tick("summary sums", lambda: accumulate(spec, sim))
+    finally:
+        kinetics.pair_exposures = model_call
+    spent["calendar"] -= spent.get("kinetics", 0.0)  # the model calls happen inside the calendar
+    return {k: v / n_trials for k, v in spent.items()}, curves[0] / n_trials
+
+
 def main() -> None:
     from distributed import Client, LocalCluster
 
-    from ctkinetics.trialsim import load_spec, simulate_trials
+    from ctkinetics.trialsim import DaskExecutor, SerialExecutor, load_spec, simulate_trials
+    from ctkinetics.trialsim.executors import default_batch_size
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--spec", default=str(SPEC))
     args = ap.parse_args()
-    spec = load_spec(SPEC)
-    rows = []
+    spec = load_spec(args.spec)
     tmp = Path(tempfile.mkdtemp())
+    rows = []
+
+    def timed_run(label, workers, executor):
+        path = tmp / f"trials_{label}.csv"
+        load0 = _load()
+        t0 = time.perf_counter()
+        c0 = time.process_time()
+        simulate_trials(spec, args.trials, args.seed, executor, trials_path=path, keep_trials=False)
+        wall = time.perf_counter() - t0
+        return dict(label=label, workers=workers, wall=wall, client_cpu=time.process_time() - c0,
+                    load=f"{load0} -> {_load()}", sha=hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+
+    simulate_trials(spec, 50, args.seed, SerialExecutor(), keep_trials=False)  # imports, model load
+    r = timed_run("in-process", 1, SerialExecutor())
+    r["worker_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rows.append(r)
     for w in [int(x) for x in args.workers.split(",")]:
         with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
                 Client(cl) as client:
-            t0 = time.perf_counter()
-            path = tmp / f"trials_{w}.csv"
-            simulate_trials(spec, args.trials, args.seed, client=client, trials_path=path, keep_trials=False)
-            wall = time.perf_counter() - t0
-            worker_mb = max(client.run(_worker_peak_mb).values())
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        rows.append((w, wall, args.trials / wall, worker_mb, digest))
-    main_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    base = rows[0][2] / rows[0][0]
-    print(f"virtual trials of {SPEC.name}: {args.trials:,} trials x {len(spec.rules)} rules, seed {args.seed}")
-    print(f"{'workers':>7} {'wall_s':>8} {'trials/s':>9} {'efficiency':>10} {'peak_worker_MB':>14} {'trials.csv sha256':>18}")
-    for w, wall, rate, wmb, dig in rows:
-        print(f"{w:>7} {wall:>8.1f} {rate:>9.1f} {rate / (base * w):>10.2f} {wmb:>14.0f} {dig:>18}")
-    print(f"peak memory of the client process: {main_mb:.0f} MB")
-    print("identical trials.csv across worker counts:", len({r[4] for r in rows}) == 1)
+            simulate_trials(spec, 200 * w, args.seed + 1, DaskExecutor(client=client, batch_size=100),
+                            keep_trials=False)  # warm-up: imports and the model on every worker
+            r = timed_run(f"dask {w} worker{'s' if w > 1 else ''}", w, DaskExecutor(client=client))
+            r["worker_mb"] = max(client.run(_worker_peak_mb).values())
+            r["batch"] = default_batch_size(args.trials, w)
+        rows.append(r)
+
+    per_trial, curves = breakdown(spec, min(args.trials, 3000), args.seed, 1000)
+    cpu_per_trial = sum(per_trial.values())
+    base = next((r["wall"] for r in rows if r["workers"] == 1 and r["label"].startswith("dask")), rows[0]["wall"])
+    print(f"virtual trials of {Path(args.spec).name}: {args.trials:,} trials x {len(spec.rules)} rules, "
+          f"seed {args.seed}, {os.cpu_count()} CPUs")
+    print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'efficiency':>10} "
+          f"{'overhead':>8} {'peak_MB':>7}  {'load avg 1/5/15 min before -> after':<36} {'trials.csv':>12}")
+    for r in rows:
+        rate = args.trials / r["wall"]
+        eff = base / r["wall"] / r["workers"] if r["label"].startswith("dask") else float("nan")
+        overhead = 1.0 - cpu_per_trial * args.trials / (r["wall"] * r["workers"])
+        print(f"{r['label']:<16} {r.get('batch', 1000):>5} {r['wall']:>7.2f} {rate:>9.0f} {rate / r['workers']:>10.0f} "
+              f"{eff:>10.2f} {overhead:>8.0%} {r['worker_mb']:>7.0f}  {r['load']:<36} {r['sha']:>12}")
+    print("identical trials.csv for every executor:", len({r["sha"] for r in rows}) == 1)
+    print("overhead: share of the workers' wall time not spent in the batch work timed below "
+          "(task scheduling, transfer, the client's writing, waiting, other programs on the machine)")
+    print(f"\nwhere the time goes (CPU time per trial, in this process; {curves:.1f} model curves per trial):")
+    for k, v in sorted(per_trial.items(), key=lambda kv: -kv[1]):
+        print(f"  {k:<16} {1e3 * v:7.3f} ms  {100 * v / cpu_per_trial:5.1f} %")
+    print(f"  {'total':<16} {1e3 * cpu_per_trial:7.3f} ms  -> {1 / cpu_per_trial:,.0f} trials per CPU-second")
 
 
 if __name__ == "__main__":

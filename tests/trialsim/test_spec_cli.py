@@ -84,3 +84,26 @@ def test_cli_bad_spec_exit_2(tmp_path, capsys):
     code = main(["trial-sim", str(spec), "--trials", "2", "--seed", "1", "--out", str(tmp_path / "o"), "--workers", "0"])
     assert code == 2
     assert "[toxicity] rates values must be <= 1" in capsys.readouterr().err
+
+
+def test_results_written_by_the_library_read_back_equal(tmp_path):
+    """write_results (beside load_results in results_io) gives a folder that reads back into an
+    equal result, spreadsheet-safe: a rule named like a formula is written quoted and read back
+    as it was."""
+    from ctkinetics.outputs import verify
+    from ctkinetics.trialsim import SerialExecutor, load_results, simulate_trials
+    from ctkinetics.trialsim.results_io import write_results
+
+    doc = {**BASE, "rules": [{"name": "=HYPERLINK(\"http://x\",\"y\")"}, {"name": "plain", "tite": False}]}
+    spec = parse_spec(doc)
+    mem = simulate_trials(spec, 15, 4, SerialExecutor())
+    write_results(mem, tmp_path / "out", spec, command="test")
+    assert verify(tmp_path / "out") == []
+    raw = (tmp_path / "out" / "trials.csv").read_text()
+    assert "\n0,\"'=HYPERLINK" in raw and ",=HYPERLINK" not in raw  # neutralised for Excel (OWASP)
+    got = load_results(tmp_path / "out", trials=True)
+    assert got.rules == mem.rules
+    pd.testing.assert_frame_equal(got.summary, mem.summary, check_dtype=False)
+    pd.testing.assert_frame_equal(got.trials, mem.trials, check_dtype=False)
+    pd.testing.assert_frame_equal(got.exposure, mem.exposure, check_dtype=False)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["spec"]["rules"][0]["name"] == mem.rules[0]

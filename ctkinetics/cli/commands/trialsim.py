@@ -35,6 +35,8 @@ def _executor(args):
 
     if args.workers is not None and args.workers < 0:
         raise SettingsError(f"--workers must be >= 0, got {args.workers}")
+    if args.trials < 1:
+        raise SettingsError(f"--trials must be >= 1, got {args.trials}")
     for name in ("batch_size", "retries"):
         v = getattr(args, name)
         if v is not None and v < (1 if name == "batch_size" else 0):
