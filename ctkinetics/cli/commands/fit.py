@@ -61,11 +61,15 @@ class _Progress:
 def run(args) -> int:
     from pathlib import Path
 
+    from ctkinetics.cli.commands._output import command_line, finish
     from ctkinetics.errors import SettingsError
     from ctkinetics.estimation import fit
+    from ctkinetics.outputs import OutputFolder
 
     if args.starts < 1 or args.jobs < 1:
         raise SettingsError("--starts and --jobs must be at least 1")
+    # checked before anything is read or fitted
+    folder = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
     ci = args.ci
     if args.profile:
         print("ctk fit: --profile is deprecated, use --ci profile", file=sys.stderr)
@@ -77,15 +81,16 @@ def run(args) -> int:
               progress=_Progress(), ci=ci, engine=args.engine, estimate=args.estimate,
               fixed=args.fix, time_limit=args.time_limit)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    res.to_frame().to_csv(out / "parameters.csv", index=False)
-    res.fits_frame().to_csv(out / "fits.csv", index=False)
-    res.predictions_frame().to_csv(out / "predictions.csv", index=False)
-    res.derived_frame().to_csv(out / "derived.csv", index=False)
-    res.summary().to_csv(out / "summary.csv", index=False)
-    res.excluded_frame().to_csv(out / "excluded.csv", index=False)
+    failures = [f"{f.subject}: {f.message}" for f in res.fits if not f.success]
+    with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
+        for name, table in (("parameters.csv", res.to_frame()), ("fits.csv", res.fits_frame()),
+                            ("predictions.csv", res.predictions_frame()),
+                            ("derived.csv", res.derived_frame()), ("summary.csv", res.summary()),
+                            ("excluded.csv", res.excluded_frame())):
+            folder.write_csv(name, table)
+        folder.commit(failures=failures)
     print("\n".join(summary_lines(res, ci)) + f"\n-> {out}")
-    return 0
+    return finish(args, failures, "fit(s) failed or did not converge (see fits.csv)")
 
 
 def summary_lines(res, ci) -> list[str]:

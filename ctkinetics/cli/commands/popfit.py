@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 
+from ctkinetics.cli.commands._output import add_allow_failures
 from ctkinetics.cli.commands._study import add_model_fit_arguments, load_from_args
 
 NAME = "popfit"
@@ -23,6 +24,7 @@ OMEGA_CHOICES = ("diagonal", "block")
 
 def add_arguments(parser) -> None:
     add_model_fit_arguments(parser)
+    add_allow_failures(parser)
     parser.add_argument("--method", default="focei", type=str.lower, choices=METHOD_CHOICES,
                         help="estimation method (default focei)")
     parser.add_argument("--random-effects", default=None, metavar="A,B",
@@ -80,8 +82,12 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
+    from ctkinetics.cli.commands._output import command_line, finish
     from ctkinetics.estimation.population import fit_population
+    from ctkinetics.outputs import OutputFolder
 
+    # checked before anything is read or fitted
+    folder = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
     dataset = load_from_args(args)
 
     def progress(line):
@@ -95,15 +101,19 @@ def run(args) -> int:
                          estimate=args.estimate, fixed=args.fix, time_limit=args.time_limit,
                          progress=progress)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     params = res.to_frame()
-    params[params["kind"] != "omega"].to_csv(out / "theta.csv", index=False)
-    res.omega.to_csv(out / "omega.csv", index=False)
-    res.individual.to_csv(out / "individual.csv", index=False)
-    res.predictions.to_csv(out / "predictions.csv", index=False)
     summary = res.summary()
     summary["study"] = str(args.study)
-    (out / "fit.json").write_text(json.dumps(summary, indent=2, default=str))
+    failures = ([f"population fit ({res.method}): {res.failure}"] if res.failed else
+                [f"population fit ({res.method}): not converged: {res.message}"]
+                if not res.converged else [])
+    with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
+        folder.write_csv("theta.csv", params[params["kind"] != "omega"])
+        folder.write_csv("omega.csv", res.omega)
+        folder.write_csv("individual.csv", res.individual)
+        folder.write_csv("predictions.csv", res.predictions)
+        folder.write_text("fit.json", json.dumps(summary, indent=2, default=str))
+        folder.commit(failures=failures)
     flags = list(res.diagnostics.get("flags", ()))
     if res.failed:
         state = f"FAILED: {res.failure}"
@@ -122,4 +132,4 @@ def run(args) -> int:
                       "shrinkage_pct"]].to_string(index=False,
                                                   float_format=lambda v: f"{v:.4g}"))
     print(f"wrote {out}/theta.csv, omega.csv, individual.csv, predictions.csv, fit.json")
-    return 0
+    return finish(args, failures, "failure(s)")

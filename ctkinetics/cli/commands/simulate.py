@@ -74,9 +74,9 @@ def run(args) -> int:
     if args.params_out and params is not None:
         write_csv_file(args.params_out, params, checked=True)
     print(f"wrote {len(table)} rows ({args.n} subject(s), model {model.name}) to {args.out}")
-    return finish(args, failures, "simulated subject(s) with non-finite values (empty cells "
-                                  f"in {args.out}; a solver failure or parameters outside the "
-                                  "model's range)")
+    return finish(args, failures, "simulated subject(s) with non-finite values (inf or an "
+                                  f"empty cell in {args.out}: an overflow, a solver failure or "
+                                  "parameters outside the model's range)")
 
 
 def _non_finite(table) -> list:
