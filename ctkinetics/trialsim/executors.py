@@ -21,6 +21,14 @@ Faults on Dask:
 
 Nothing is consumed out of order, so when the run ends early the caller has consumed exactly
 the batches before the failure (and must not present its outputs as complete).
+
+>>> from ctkinetics.trialsim import LocalDaskExecutor, load_spec, simulate_trials
+>>> spec = load_spec("data/sample/trial_sim_seed.toml")
+>>> r = simulate_trials(spec, 10_000, seed=1,
+...                     executor=LocalDaskExecutor(workers=2))              # doctest: +SKIP
+>>> r = simulate_trials(spec, 10_000, seed=1,
+...                     executor=DaskExecutor(address="tcp://10.0.0.5:8786",
+...                                           batch_size=500, retries=2))   # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -73,7 +81,7 @@ class SerialExecutor:
         yield _SerialSession()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _DaskOptions:
     batch_size: int | None = None
     retries: int = 1
@@ -86,7 +94,7 @@ class _DaskOptions:
             raise SettingsError(f"worker_wait_s must be a positive number of seconds, got {self.worker_wait_s!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LocalDaskExecutor(_DaskOptions):
     """A local cluster of ``workers`` single-threaded processes (default: one per CPU)."""
 
@@ -108,7 +116,7 @@ class LocalDaskExecutor(_DaskOptions):
             yield _DaskSession(client, self, f"the local Dask cluster ({n} workers)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DaskExecutor(_DaskOptions):
     """An existing Dask cluster: its scheduler ``address`` (e.g. ``tcp://10.0.0.5:8786``) or a
     connected ``client`` (left open at the end)."""
