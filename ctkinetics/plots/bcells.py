@@ -58,6 +58,9 @@ def cart_vs_bcells(dataset, car_analyte, bcell_analyte, aplasia: pd.DataFrame | 
     car_unit, car_lloq = analyte_meta(dataset, car_analyte)
     b_unit, b_lloq = analyte_meta(dataset, bcell_analyte)
     t_max = max([car["time"].max() if len(car) else 0, bc["time"].max() if len(bc) else 0, 28])
+    # one pass over each table (a mask per participant was quadratic in participants)
+    car_of = dict(tuple(car.groupby(car["subject"].astype(str), sort=False)))
+    bc_of = dict(tuple(bc.groupby(bc["subject"].astype(str), sort=False)))
     for i, s in enumerate(subjects):
         r, c = i // cols + 1, i % cols + 1
         a = ap.get(s)
@@ -70,8 +73,8 @@ def cart_vs_bcells(dataset, car_analyte, bcell_analyte, aplasia: pd.DataFrame | 
                           xref=sp.xaxis.plotly_name.replace("axis", ""),
                           yref=sp.yaxis.plotly_name.replace("axis", "") + " domain",
                           fillcolor=BCELL_COLOR, opacity=0.15, line_width=0, layer="below")
-        for d, color, sec, name in ((car[car["subject"].astype(str) == s], CAR_COLOR, False, car_analyte),
-                                    (bc[bc["subject"].astype(str) == s], BCELL_COLOR, True, bcell_analyte)):
+        for d, color, sec, name in ((car_of.get(s, car.iloc[:0]), CAR_COLOR, False, car_analyte),
+                                    (bc_of.get(s, bc.iloc[:0]), BCELL_COLOR, True, bcell_analyte)):
             if d.empty:
                 continue
             q, b = d[~d["blq"]], d[d["blq"]]

@@ -92,13 +92,19 @@ def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> go.Figure
     return fig
 
 
-def _value(nca_result, subject, analyte, parameter):
+def _values(nca_result, analyte) -> dict:
+    """(subject, parameter) -> (value, exclusion reason) of the whole-profile NCA, looked up
+    in one pass (a mask per participant and parameter was quadratic in participants)."""
     r = nca_result.results
-    d = r[(r["subject"] == subject) & (r["analyte"] == analyte) & (r["parameter"] == parameter)
-          & (r["start"] == 0) & np.isinf(r["end"])]
-    if d.empty:
-        return math.nan, "not computed"
-    return float(d["value"].iloc[0]), str(d["exclude"].iloc[0])
+    d = r[(r["analyte"] == analyte) & (r["start"] == 0) & np.isinf(r["end"])]
+    out = {}
+    for s, p, v, e in zip(d["subject"], d["parameter"], d["value"], d["exclude"]):
+        out.setdefault((s, p), (float(v), str(e)))
+    return out
+
+
+def _value(values, subject, parameter):
+    return values.get((subject, parameter), (math.nan, "not computed"))
 
 
 def _short_reason(why: str) -> str:
@@ -121,15 +127,17 @@ def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
     d = d[~d["blq"]]
     title = f"NCA terminal slope λz · {esc(analyte)}"
     if subjects is None:
+        present = set(d["subject"].astype(str))
         subjects = [s for s in nca_result.subjects.sort_values("dose", kind="stable")["subject"]
-                    if (d["subject"].astype(str) == s).any()]
+                    if s in present]
     if not len(subjects):
         return empty(title, f"no quantified {analyte} samples")
     rows = math.ceil(len(subjects) / cols)
     info = {}
+    values = _values(nca_result, analyte)
     for s in subjects:
-        lz, why = _value(nca_result, s, analyte, "LAMZ")
-        vals = {k: _value(nca_result, s, analyte, k)[0] for k in
+        lz, why = _value(values, s, "LAMZ")
+        vals = {k: _value(values, s, k)[0] for k in
                 ("LAMZLL", "LAMZUL", "CLSTP", "TLST", "R2ADJ", "LAMZHL", "LAMZNPT")}
         info[s] = (lz, why, vals)
     titles = []
@@ -144,9 +152,10 @@ def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
     fig.update_layout(template=TEMPLATE, height=120 + panel_height * rows, showlegend=False,
                       title={"text": title, "x": 0.01})
     fig.update_annotations(font_size=10)
+    by_subject = dict(tuple(d.groupby(d["subject"].astype(str), sort=False)))
     for i, s in enumerate(subjects):
         r, c = i // cols + 1, i % cols + 1
-        ds = d[d["subject"].astype(str) == s]
+        ds = by_subject.get(s, d.iloc[:0])
         lz, why, v = info[s]
         used = np.zeros(len(ds), bool)
         if not why and finite(lz) and finite(v["LAMZLL"]):

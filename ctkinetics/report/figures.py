@@ -1,0 +1,250 @@
+"""Figures in the page: each serialised once, compactly, and drawn by one shared renderer.
+
+A figure becomes an empty ``<div class='ctk-figure'>`` and its specification as JSON in a
+``<script type='application/json'>`` beside it; one script at the end of the page draws the
+figures with the one embedded plotly.js. Compactness, without visible change:
+
+- the layout template (the house style, the same for every figure) is written once per page
+  and referred to by number;
+- numeric arrays are plotly's typed arrays (base64 float64: exact values);
+- a dense line (a fitted curve or its band on a fine grid, more than :data:`DENSE` points)
+  keeps only the points needed to draw it within 1/2000 of the plotted range (log axes in
+  log10 units; Ramer-Douglas-Peucker), about a quarter of a pixel in a 500-pixel figure.
+
+Per-participant figures beyond a threshold are paged (:meth:`Figures.paged`): a page is
+drawn when it is shown, so a report of 2,000 participants opens as fast as one of 20.
+
+Safety: ``<``, ``>`` and ``&`` inside the JSON are written as ``\\u003c`` ... so nothing from
+the data can close the script element. Determinism: ids are numbered in order and JSON keys
+sorted: the same review gives the same bytes.
+"""
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+
+from ctkinetics.report.html import esc
+
+#: Lines with more points than this are thinned (see the module docstring).
+DENSE = 150
+#: Tolerance of the thinning, as a fraction of the plotted range.
+TOLERANCE = 5e-4
+#: Per-participant figures per page when a group is paged.
+PER_PAGE = 24
+
+CONFIG = '{"displayModeBar":false,"responsive":true}'
+
+_RENDER = """(function(){var T=JSON.parse(document.getElementById('ctk-templates').textContent);
+var C=%s;function draw(d){if(d.getAttribute('data-drawn'))return;
+var s=document.getElementById(d.id+'-spec');if(!s)return;var f=JSON.parse(s.textContent);
+if(f.t!==null)f.layout.template=T[f.t];Plotly.newPlot(d,f.data,f.layout,C);
+d.setAttribute('data-drawn','1');}
+function shown(d){return !d.closest('.ctk-page[hidden]');}
+var all=document.querySelectorAll('.ctk-figure');
+for(var i=0;i<all.length;i++){if(shown(all[i]))draw(all[i]);}
+var sel=document.querySelectorAll('select.ctk-pager');
+for(var j=0;j<sel.length;j++){sel[j].addEventListener('change',function(e){
+var g=e.target.getAttribute('data-group');var ps=document.querySelectorAll('.ctk-page[data-group="'+g+'"]');
+for(var k=0;k<ps.length;k++){var on=String(k)===e.target.value;
+var fs=ps[k].querySelectorAll('.ctk-figure');
+if(on){ps[k].removeAttribute('hidden');for(var m=0;m<fs.length;m++)draw(fs[m]);}
+else if(!ps[k].hasAttribute('hidden')){ps[k].setAttribute('hidden','');
+for(var m=0;m<fs.length;m++){Plotly.purge(fs[m]);fs[m].removeAttribute('data-drawn');}}}});}
+})();"""
+
+
+def safe_json(obj) -> str:
+    """Compact JSON that cannot end a ``<script>`` element (numpy values accepted)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_default,
+                      allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _default(value):
+    if isinstance(value, np.ndarray):
+        return _typed(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "to_plotly_json"):
+        return value.to_plotly_json()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _typed(a: np.ndarray):
+    if a.dtype.kind == "f":
+        a = a.astype("<f8")
+        if not np.isfinite(a).all():  # JSON has no NaN: plotly reads null as a gap
+            return [None if not np.isfinite(v) else float(v) for v in a]
+        return {"dtype": "f8", "bdata": base64.b64encode(a.tobytes()).decode("ascii")}
+    if a.dtype.kind in "iu":
+        return {"dtype": "i4", "bdata": base64.b64encode(a.astype("<i4").tobytes()).decode("ascii")} \
+            if len(a) and np.abs(a).max() < 2 ** 31 else a.tolist()
+    return a.tolist()
+
+
+def _array(v):
+    """A trace's x or y as float64 (None when it is not numeric)."""
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]).newbyteorder("<")
+                             ).astype(float)
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return a if a.ndim == 1 else None
+
+
+def simplify(x: np.ndarray, y: np.ndarray, tol: float) -> np.ndarray:
+    """Indices of the points to keep so that the polyline deviates from the full one by at
+    most ``tol`` (Ramer-Douglas-Peucker on already scaled coordinates; first and last kept)."""
+    n = len(x)
+    keep = np.zeros(n, bool)
+    keep[[0, n - 1]] = True
+    stack = [(0, n - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        dx, dy = x[b] - x[a], y[b] - y[a]
+        px, py = x[a + 1:b] - x[a], y[a + 1:b] - y[a]
+        norm = np.hypot(dx, dy)
+        dist = np.abs(dx * py - dy * px) / norm if norm > 0 else np.hypot(px, py)
+        k = int(np.argmax(dist))
+        if dist[k] > tol:
+            m = a + 1 + k
+            keep[m] = True
+            stack += [(a, m), (m, b)]
+    return np.flatnonzero(keep)
+
+
+def _thin(trace: dict, layout: dict) -> dict:
+    mode = str(trace.get("mode", "lines"))
+    if trace.get("type", "scatter") != "scatter" or "markers" in mode or "text" in mode \
+            or "text" in trace or "customdata" in trace:
+        return trace
+    x, y = _array(trace.get("x")), _array(trace.get("y"))
+    if x is None or y is None or len(x) != len(y) or len(x) <= DENSE:
+        return trace
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return trace
+    axis = layout.get("yaxis" + str(trace.get("yaxis", "y"))[1:], {}) or {}
+    if axis.get("type") == "log":
+        if (y <= 0).any():
+            return trace
+        y = np.log10(y)
+    xs, ys = np.ptp(x), np.ptp(y)
+    if xs == 0 or ys == 0:
+        return trace
+    keep = simplify(x / xs, y / ys, TOLERANCE)
+    if len(keep) == len(x):
+        return trace
+    out = dict(trace)
+    out["x"] = _array(trace["x"])[keep]
+    out["y"] = _array(trace["y"])[keep]
+    return out
+
+
+def _serialised(fig) -> tuple:
+    """(template JSON or None, figure JSON without the template and without its closing
+    brace): the expensive part of writing a figure, done once per figure."""
+    spec = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else dict(fig)
+    layout = dict(spec.get("layout", {}))
+    template = layout.pop("template", None)
+    data = [_thin(dict(t), layout) for t in spec.get("data", [])]
+    body = safe_json({"data": data, "layout": layout})
+    return (safe_json(template) if template is not None else None), body[:-1]
+
+
+_MAKERS: list = []  # the figures a forked worker builds (inherited, never pickled)
+
+
+def _build(i: int) -> tuple:
+    return _serialised(_MAKERS[i]())
+
+
+def workers() -> int:
+    """Processes for building many figures: the CPUs this process may use (at most 4)."""
+    import os
+
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
+
+
+#: Below this many figures :meth:`Figures.many` builds them in this process.
+PARALLEL_FROM = 40
+
+
+class Figures:
+    """Numbers the figures of one page and writes each as a div and its JSON."""
+
+    def __init__(self, jobs: int | None = None):
+        self.count = 0
+        self.names = []
+        self._templates = {}
+        self._groups = 0
+        self.jobs = jobs
+
+    def _html(self, serialised: tuple, name: str, css_class: str = "") -> str:
+        template, body = serialised
+        self.count += 1
+        fid = f"ctk-fig-{self.count}"
+        self.names.append(name)
+        tid = None if template is None else self._templates.setdefault(template, len(self._templates))
+        body += f',"t":{"null" if tid is None else tid}}}'
+        return (f"<div class='ctk-figure {css_class}' id='{fid}' data-figure='{esc(name)}'></div>"
+                f"<script type='application/json' id='{fid}-spec'>{body}</script>")
+
+    def __call__(self, fig, name: str, *, css_class: str = "") -> str:
+        return self._html(_serialised(fig), name, css_class)
+
+    def many(self, makers: list, names: list) -> list:
+        """Build and write many figures (``makers``: functions of no argument returning a
+        figure). From :data:`PARALLEL_FROM` figures on they are built in forked worker
+        processes (plotly's figure objects are slow to build); the page is the same bytes
+        whatever the number of workers."""
+        global _MAKERS
+        jobs = self.jobs if self.jobs is not None else workers()
+        if jobs <= 1 or len(makers) < PARALLEL_FROM:
+            done = [_serialised(m()) for m in makers]
+        else:
+            import multiprocessing
+
+            _MAKERS = list(makers)
+            try:
+                ctx = multiprocessing.get_context("fork")
+                with ctx.Pool(jobs) as pool:
+                    done = pool.map(_build, range(len(makers)), chunksize=8)
+            finally:
+                _MAKERS = []
+        return [self._html(d, n) for d, n in zip(done, names)]
+
+    def paged(self, cells: list, labels: list, what: str, per_page: int = PER_PAGE) -> str:
+        """Figure cells (HTML from :meth:`__call__`) in a grid, paged beyond ``per_page``:
+        a selector names each page by its first and last label; only the page shown is drawn."""
+        if len(cells) <= per_page:
+            return "<div class='grid'>" + "".join(cells) + "</div>"
+        self._groups += 1
+        g = f"g{self._groups}"
+        opts, pages = [], []
+        for k, i in enumerate(range(0, len(cells), per_page)):
+            part = labels[i:i + per_page]
+            text = part[0] if len(part) == 1 else f"{part[0]} – {part[-1]}"
+            opts.append(f"<option value='{k}'>{esc(text)}</option>")
+            pages.append(f"<div class='ctk-page grid' data-group='{g}'{'' if k == 0 else ' hidden'}>"
+                         + "".join(cells[i:i + per_page]) + "</div>")
+        return (f"<p class='note'>{esc(what)} in {len(opts)} pages (one drawn at a time): "
+                f"<select class='ctk-pager' data-group='{g}'>{''.join(opts)}</select></p>"
+                + "".join(pages))
+
+    def renderer(self) -> str:
+        """The end of the page: the shared templates and the script that draws the figures."""
+        templates = "[" + ",".join(sorted(self._templates, key=self._templates.get)) + "]"
+        return (f"<script type='application/json' id='ctk-templates'>{templates}</script>"
+                f"<script>{_RENDER % CONFIG}</script>")
