@@ -106,12 +106,18 @@ def parse_number(cell) -> float | None:
 # Vectorised forms (one pass over a column)
 
 
-def _text(series) -> pd.Series:
-    """Cells as stripped strings; None/NaN become ''."""
+_EDGE_SPACE = re.compile(r"(?:^|\n)\s|\s(?:\n|$)")
+
+
+def _cells(series) -> list[str]:
+    """Cells as a list of stripped strings; None/NaN become ''. Columns of a CSV file (already
+    strings, already stripped) pass through one C-level join and search."""
     vals = series.tolist() if hasattr(series, "tolist") else list(series)
-    out = ["" if v is None or (isinstance(v, float) and v != v) else (v if type(v) is str else str(v)).strip()
-           for v in vals]
-    return pd.Series(out, index=getattr(series, "index", None), dtype=object)
+    try:
+        joined = "\n".join(vals)
+    except TypeError:  # not all strings
+        return ["" if v is None or (isinstance(v, float) and v != v) else str(v).strip() for v in vals]
+    return [v.strip() for v in vals] if _EDGE_SPACE.search(joined) else vals
 
 
 def decimal_commas(text: pd.Series) -> tuple[pd.Series, int]:
@@ -120,7 +126,7 @@ def decimal_commas(text: pd.Series) -> tuple[pd.Series, int]:
     Used only for numeric columns of semicolon-separated files: an ID such as ``101,5`` is
     text and is never read through here.
     """
-    cells = _text(text).tolist()
+    cells = _cells(text)
     out, n = [], 0
     for c in cells:
         if "," in c and (DECIMAL_COMMA.match(c) or _DECIMAL_COMMA_LT.match(c)):
@@ -146,8 +152,9 @@ def parse_numbers(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     >>> v.tolist()[0], v.tolist()[3], bad.tolist()
     (1.0, -20.0, [False, False, True, False])
     """
-    cells = _text(series).tolist()
-    if _ALL_NUMBERS.fullmatch("\n".join(cells)):
+    cells = _cells(series)
+    joined = "\n".join(cells)
+    if joined.count("\n") == len(cells) - 1 and _ALL_NUMBERS.fullmatch(joined):
         return np.array([c if c not in _NOT_FLOAT else "nan" for c in cells], dtype=float), np.zeros(len(cells), bool)
     match, inf = NUMBER.match, _INF.match
     ok = [bool(match(c) or inf(c)) for c in cells]
@@ -162,11 +169,10 @@ def parse_values(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     ``kind`` holds NUMBER_KIND, BLQ_KIND, MISSING_KIND or BAD_KIND (unreadable); ``lloq`` the
     LLOQ stated by a ``<N`` marker (NaN otherwise).
     """
-    text = _text(series)
-    values, bad = parse_numbers(text)
+    cells = _cells(series)
+    values, bad = parse_numbers(cells)
     kind = np.where(np.isnan(values), MISSING_KIND, NUMBER_KIND)
-    lloq = np.full(len(text), np.nan)
-    cells = text.tolist()
+    lloq = np.full(len(cells), np.nan)
     for i in np.flatnonzero(bad):  # markers and unreadable cells: usually a minority
         c = cells[i]
         if c.lower() in BLQ_MARKERS:
@@ -186,7 +192,7 @@ def parse_flags(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``stated`` is False for an empty cell (the flag says nothing), so a reader can tell
     ``blq = 0`` (a claim that can contradict a ``<20`` marker) from an empty ``blq`` cell.
     """
-    low = [c.lower() for c in _text(series)]
+    low = [c.lower() for c in _cells(series)]
     true = np.fromiter((c in TRUE_FLAGS for c in low), bool, len(low))
     false = np.fromiter((c in FALSE_FLAGS for c in low), bool, len(low))
     empty = np.fromiter((c == "" for c in low), bool, len(low))

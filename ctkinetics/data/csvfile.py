@@ -238,15 +238,19 @@ def _records(path: Path, rows: list[list[str]], header: list[str], text: str, se
     pc = ProblemCollector()
     if _needs_strip(text, sep):
         rows = [[c.strip() for c in r] for r in rows]
-    keep, numbers = [], []
-    for i, r in enumerate(rows[1:], start=2):
-        if not any(r):
-            continue  # blank line
-        if len(r) != width:
-            pc.add(path, i, None, f"has {len(r)} cells but the header has {width}")
-            continue
-        keep.append(r)
-        numbers.append(i)
+    body = rows[1:]
+    if set(map(len, body)) == {width} and all(map(any, body)):  # the usual file: one pass in C
+        keep, numbers = body, list(range(2, len(body) + 2))
+    else:
+        keep, numbers = [], []
+        for i, r in enumerate(body, start=2):
+            if not any(r):
+                continue  # blank line
+            if len(r) != width:
+                pc.add(path, i, None, f"has {len(r)} cells but the header has {width}")
+                continue
+            keep.append(r)
+            numbers.append(i)
     pc.raise_if_any()
     if keep and max(map(len, text.splitlines())) > MAX_CELL_CHARS:
         for r, i in zip(keep, numbers):
@@ -256,7 +260,8 @@ def _records(path: Path, rows: list[list[str]], header: list[str], text: str, se
                                                  f"a cell of {len(c):,} characters (at most {MAX_CELL_CHARS:,})")
     if not keep:
         raise DataValidationError.at(path, None, None, "the file has a header but no data rows")
-    return pd.DataFrame(keep, columns=range(width), dtype=object), numbers
+    columns = list(zip(*keep))  # transposed in C: one tuple per column
+    return pd.DataFrame({j: np.array(col, dtype=object) for j, col in enumerate(columns)}), numbers
 
 
 def _check_names(path: Path, header: list[str]) -> None:

@@ -122,9 +122,15 @@ class Dataset:
         return {s: i for i, s in enumerate(self._subjects["subject"])}
 
     @cached_property
-    def _obs_pos(self) -> dict:
-        """subject -> positions of its observations (one groupby, built on first use)."""
-        return self._observations.groupby("subject", sort=False).indices
+    def _obs_pos(self) -> tuple[dict, dict, dict]:
+        """Positions of the observations of each (subject, analyte), subject and analyte (one
+        groupby each, built on first use)."""
+        obs = self._observations
+        return tuple(obs.groupby(by, sort=False).indices for by in (["subject", "analyte"], "subject", "analyte"))
+
+    @cached_property
+    def _pre(self) -> np.ndarray:
+        return self._observations["pre_infusion"].to_numpy(dtype=bool)
 
     def _subject_row(self, subject: str) -> int:
         i = self._subject_pos.get(subject)
@@ -143,16 +149,17 @@ class Dataset:
     def samples(self, subject=None, analyte=None, include_pre_infusion=True) -> pd.DataFrame:
         """Observations filtered by subject and analyte, sorted by subject, analyte and time."""
         obs = self._observations
-        if subject is not None:
-            obs = obs.iloc[self._obs_pos.get(subject, np.empty(0, dtype=np.intp))]
-        mask = np.ones(len(obs), dtype=bool)
-        if analyte is not None:
-            mask &= (obs["analyte"] == analyte).to_numpy()
+        if subject is None and analyte is None:
+            pos = np.arange(len(obs))
+        else:
+            both, by_subject, by_analyte = self._obs_pos
+            where, key = ((both, (subject, analyte)) if subject is not None and analyte is not None else
+                          (by_subject, subject) if subject is not None else (by_analyte, analyte))
+            pos = where.get(key, np.empty(0, dtype=np.intp))
         if not include_pre_infusion:
-            mask &= ~obs["pre_infusion"].to_numpy(dtype=bool)
-        out = obs.loc[mask] if not mask.all() else obs
+            pos = pos[~self._pre[pos]]
         # observations are stored sorted by (subject, analyte, time), so no sort is needed
-        return out.reset_index(drop=True).copy()
+        return obs.take(pos).reset_index(drop=True)
 
     def counts(self) -> pd.DataFrame:
         """The data-description table per analyte (what `ctk validate` prints and the report
