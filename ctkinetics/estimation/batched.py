@@ -17,11 +17,17 @@ converge is handed to lmfit by the caller.
 
 Iteration, per subject (Moré 1978; Nielsen 1999 damping update)::
 
-    g = Jᵀr,  A = JᵀJ,  D = diag(A) (floored)
+    g = Jᵀr,  A = JᵀJ,  D = max over the iterations so far of diag(A) (floored)
     free = not (at lower bound and g > 0) and not (at upper bound and g < 0)
     (A + λD)_free δ = −g_free,   θ' = clip(θ + δ, lower, upper)
     ρ = (‖r‖² − ‖r'‖²) / (−2gᵀs − sᵀAs),  s = θ' − θ
     ρ > 1e-4: accept, λ ← λ·max(1/3, 1 − (2ρ − 1)³), ν ← 2;  else λ ← λ·ν, ν ← 2ν
+
+The scaling D never decreases (minpack's rule, Moré 1978): with D = the current diag(A), a
+parameter whose column of J shrinks on the way (a switch time leaving a sampling interval,
+a residual SD near its optimum) gets ever weaker damping and the steps zig-zag; on 18
+simulated stein2019 subjects × 4 starts the largest iteration count fell from 890 to 85 and
+every run converged (8 did not in 1,000 iterations before).
 
 Converged when an accepted step lowers ‖r‖² by less than ``ftol``·(1 + ‖r‖²) (with ρ > 0.25:
 the quadratic model is trusted, the step was not cut short by damping) or moves θ by
@@ -79,6 +85,7 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
     g = np.zeros((G, p))
     A = np.zeros((G, p, p))
     eye = np.eye(p)
+    dmax = np.zeros((G, p))             # the scaling D: running maximum of diag(A)
     for _ in range(max_iter):
         act = np.flatnonzero(~done)
         if act.size == 0:
@@ -110,7 +117,8 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
         lo_a, hi_a = lo_a[keep], hi_a[keep]
         if act.size == 0:
             continue
-        d = np.einsum("gpp->gp", Aa)
+        dmax[act] = np.maximum(dmax[act], np.einsum("gpp->gp", Aa))
+        d = dmax[act]
         d = np.maximum(d, 1e-12 * np.maximum(d.max(axis=1, keepdims=True), 1e-300))
         M = Aa + (lam[act][:, None] * d)[:, :, None] * eye
         # fixed parameters: identity rows/columns, zero right-hand side → δ = 0

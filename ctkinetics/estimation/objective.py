@@ -15,6 +15,7 @@ import numpy as np
 from ctkinetics.estimation.likelihood import (
     CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, residuals_from_z, weighted_residuals,
 )
+from ctkinetics.estimation.predictor import ModelPredictor
 from ctkinetics.estimation.problem import ParamLayout
 
 _BIG = 1e6  # stand-in for a non-finite residual, so one bad subject cannot stop a batch
@@ -69,6 +70,7 @@ class Group:
             self.y.append(y)
             self.mode.append(mode)
         self.kinds = sorted({m.kind for m in layout.analytes})
+        self.predictor = ModelPredictor(model, self.kinds)
         cov_names = sorted(set().union(*[s.covariates for s in self.subjects]))
         # a subject without a covariate value gets the model's default, as when fitted alone
         model_cov = getattr(model, "covariates", None)
@@ -138,8 +140,7 @@ class Group:
             params = {name: nat[:, i] for name, i in self.model_idx}
             cov = {c: np.tile(v, reps) for c, v in self.covariates.items()}
         params.update(self.layout.fixed)
-        out = self.model.predict(params, self.times, covariates=cov or None,
-                                 observables=self.kinds)
+        out = self.predictor.predict(params, self.times, cov)
         preds = []
         for m, idx, common in zip(self.layout.analytes, self.idx, self.common):
             full = np.reshape(np.asarray(out[m.kind], dtype=float), (G, -1))

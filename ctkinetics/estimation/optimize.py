@@ -34,6 +34,10 @@ SAME_OPTIMUM = 0.01
 DISTINCT = 0.01
 #: Best switch-interval screen solutions that start full fits.
 SCREEN_STARTS = 2
+#: lmfit's evaluations per (parameter + 1) (scipy's own default for least_squares is 100):
+#: lmfit's default (2000) let a degenerate subject — as many parameters as samples, the SD
+#: going to its bound — run for half a minute.
+LMFIT_MAX_NFEV = 200
 #: Largest |∂(−2LL/2)/∂θ| (estimation scale) accepted as converged for a stacked subject.
 GRADIENT_TOL = 1e-3
 
@@ -122,7 +126,8 @@ def _run_lmfit(group: Group, theta0, deadline=None):
     for g in range(G):
         single = group if G == 1 else group.subgroup(g)
         try:
-            th, o, msg[g], _ = minimize(single, theta0[g:g + 1], deadline=deadline)
+            th, o, msg[g], _ = minimize(single, theta0[g:g + 1], deadline=deadline,
+                                        max_nfev=LMFIT_MAX_NFEV * (theta0.shape[1] + 1))
             theta[g], ok[g] = th[0], o[0]
         except Exception as exc:  # noqa: BLE001 - one start failing must not end the fit
             msg[g] = f"{type(exc).__name__}: {exc}"
@@ -175,34 +180,102 @@ def multistart(group: Group, n_starts: int = 1, seed: int = 0, engine: str = "lm
     """Minimise each subject from every start and keep its best (see :mod:`.starts`).
 
     1. with two or more starts, the switch-time screen: one bounded fit per sampling
-       interval of each switch-time parameter (batched), its :data:`SCREEN_STARTS` best
-       solutions per subject start full fits too;
-    2. full fits from the defaults, the seeded draws and the screen's best solutions;
+       interval of each switch-time parameter, its :data:`SCREEN_STARTS` best solutions per
+       subject start full fits too;
+    2. full fits from the defaults, the seeded draws and the screen's best solutions (the
+       batched engine runs every start and the screen of every subject as the rows of one
+       problem; a subject it does not converge from the defaults is re-fitted by lmfit);
     3. a best optimum whose switch time sits on a sampling time (a kink, where a local
        optimiser stalls) is polished with the switch time held: the other parameters —
-       the residual SDs included — go to their own optimum there.
+       the residual SDs included — go to their own optimum there; a best optimum that did
+       not converge is re-fitted by lmfit from where it stopped.
 
     Every run is kept in the start history; ``n_starts_at_best`` counts the runs that reach
     the best within :data:`SAME_OPTIMUM`, ``second_ofv`` is the best distinct optimum
     (estimates further than :data:`DISTINCT` apart, a bounded screen fit that ended on its
     interval's edge does not count).
     """
-    run = ENGINES[resolve_engine(engine, group.G)]
+    name = resolve_engine(engine, group.G)
     starts = start_values(group, max(1, int(n_starts)), seed)
     book = _Runs(group)
     screen = switch_intervals(group, starts[0]) if len(starts) > 1 else None
-    screen_runs = _run_screen(group, screen, deadline) if screen is not None else None
-    for k, theta0 in enumerate(starts):
-        theta, ok, msg, engines = run(group, theta0, deadline)
-        book.add_all(str(k), theta, ok, msg, engines)
+    if name == "batched":
+        screen_runs = _stacked_starts(group, book, starts, screen, deadline)
+    else:
+        run = ENGINES[name]
+        screen_runs = _run_screen(group, screen, deadline) if screen is not None else None
+        for k, theta0 in enumerate(starts):
+            theta, ok, msg, engines = run(group, theta0, deadline)
+            book.add_all(str(k), theta, ok, msg, engines)
     if screen_runs is not None:
         for label, rows, theta0 in _screen_starts(book, screen, screen_runs):
-            sub = group.take(rows)
-            theta, ok, msg, engines = run(sub, theta0, deadline)
+            if name == "batched":
+                from ctkinetics.estimation.batched import levenberg_marquardt
+
+                theta, ok, msg, _ = levenberg_marquardt(group.take(rows), theta0,
+                                                        deadline=deadline)
+                engines = ["batched"] * len(rows)
+            else:
+                theta, ok, msg, engines = ENGINES[name](group.take(rows), theta0, deadline)
             book.add_all(label, theta, ok, msg, engines, rows)
         book.add_screen(screen, screen_runs)
     _polish_kinks(group, book, deadline)
+    _converge_best(group, book, deadline)
     return book.optimum()
+
+
+def _stacked_starts(group, book, starts, screen, deadline):
+    """Every start and the switch-interval screen of every subject as the rows of one
+    batched Levenberg–Marquardt problem (bounds per row); lmfit re-fits a subject the
+    defaults' run did not converge. Returns the screen's (theta, ok, messages, free)."""
+    from ctkinetics.estimation.batched import levenberg_marquardt
+
+    G, p = group.G, starts.shape[2]
+    n = starts.shape[0]
+    rows = np.tile(np.arange(G), n)
+    theta0 = starts.reshape(n * G, p)
+    lower = np.tile(group.lower, (n * G, 1))
+    upper = np.tile(group.upper, (n * G, 1))
+    if screen is not None:
+        rows = np.concatenate([rows, screen.rows])
+        theta0 = np.vstack([theta0, screen.theta0])
+        lower, upper = np.vstack([lower, screen.lower]), np.vstack([upper, screen.upper])
+    try:
+        theta, ok, msg, _ = levenberg_marquardt(group.take(rows), theta0, lower=lower,
+                                                upper=upper, deadline=deadline)
+    except Exception:  # noqa: BLE001 - lmfit one subject and start at a time
+        theta, ok, msg = theta0.copy(), np.zeros(len(rows), bool), [""] * len(rows)
+        for k in range(n):
+            sl = slice(k * G, (k + 1) * G)
+            theta[sl], ok[sl], m, _ = _run_lmfit(group, starts[k], deadline)
+            msg[sl] = m
+        screen = None
+    engines = ["batched"] * len(rows)
+    bad = np.flatnonzero(~ok[:G] & (np.array(msg[:G]) != TIME_LIMIT))
+    if bad.size:   # the defaults' run of a subject the batched engine did not converge
+        th, o, m, _ = _run_lmfit(group.take(bad), theta0[bad], deadline)
+        theta[bad], ok[bad] = th, o
+        for k, i in enumerate(bad):
+            msg[i] = f"{m[k]} (lmfit after batched: {msg[i]})"
+            engines[i] = "lmfit"
+    for k in range(n):
+        sl = slice(k * G, (k + 1) * G)
+        book.add_all(str(k), theta[sl], ok[sl], msg[sl], engines[sl])
+    if screen is None:
+        return None
+    sl = slice(n * G, None)
+    return theta[sl], ok[sl], msg[sl], _screen_free(group, screen, theta[sl])
+
+
+def _converge_best(group, book, deadline):
+    """lmfit from a subject's best run when that run did not converge."""
+    for g in range(group.G):
+        b = book.best(g)
+        if b is None or book.runs[g][b][3] or book.runs[g][b][4] == TIME_LIMIT:
+            continue
+        single = group.take(np.array([g]))
+        th, o, m, _ = _run_lmfit(single, book.runs[g][b][1][None], deadline)
+        book.add_all("lmfit from the best", th, o, m, ["lmfit"], np.array([g]))
 
 
 class _Runs:
@@ -266,12 +339,16 @@ def _run_screen(group, screen, deadline):
     sub = group.take(screen.rows)
     theta, ok, msg, _ = levenberg_marquardt(sub, screen.theta0, lower=screen.lower,
                                             upper=screen.upper, deadline=deadline)
+    return theta, ok, msg, _screen_free(group, screen, theta)
+
+
+def _screen_free(group, screen, theta):
+    """False for a screen fit that ended on its interval's edge inside the model's bounds."""
     cols = switch_parameters(group)
     tol = 1e-7 * np.maximum(1.0, np.abs(theta))
     edge = (((theta - screen.lower) <= tol) & (screen.lower > group.lower)) | \
         (((screen.upper - theta) <= tol) & (screen.upper < group.upper))
-    free = ~np.any(edge[:, cols], axis=1)
-    return theta, ok, msg, free
+    return ~np.any(edge[:, cols], axis=1)
 
 
 def _screen_starts(book, screen, result):

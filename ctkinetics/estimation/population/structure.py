@@ -16,6 +16,7 @@ from ctkinetics.estimation.likelihood import (
     weighted_residuals,
 )
 from ctkinetics.estimation.population.data import PopData
+from ctkinetics.estimation.predictor import ModelPredictor
 from ctkinetics.estimation.population.omega import resolve_omega
 from ctkinetics.estimation.population.spec import (
     COVARIATE_EFFECTS, PopulationSpec, SigmaSpec, ThetaSpec,
@@ -87,6 +88,7 @@ class PopModel:
         self.model_cols = [(t.name, j) for j, t in enumerate(spec.thetas) if t.role == "model"]
         self.scale_cols = {t.name: j for j, t in enumerate(spec.thetas) if t.role == "scale"}
         self.kinds = sorted({a.kind for a in data.analytes})
+        self.predictor = ModelPredictor(model, self.kinds)
         sig_names = [s.name for s in spec.sigmas]
         self.sigma_cols = [[sig_names.index(f"{nm}_{a.analyte}") for nm in error.sigma_names]
                            for a in data.analytes]
@@ -148,8 +150,7 @@ class PopModel:
         reps = rows // self.n
         cov = {c: np.tile(v, reps) for c, v in self.data.model_covariates.items()}
         with np.errstate(all="ignore"):
-            out = self.model.predict(params, self.data.times, covariates=cov or None,
-                                     observables=self.kinds)
+            out = self.predictor.predict(params, self.data.times, cov)
         preds = []
         for a in self.data.analytes:
             full = np.reshape(np.asarray(out[a.kind], float), (reps, self.n, -1))
