@@ -54,6 +54,13 @@ def _is_text_column(series) -> bool:
                 or pd.api.types.is_datetime64_any_dtype(series))
 
 
+def _is_string_dtype(series) -> bool:
+    """A pandas string column (``str``/``string`` dtype), not an object column."""
+    import pandas as pd
+
+    return isinstance(series.dtype, pd.StringDtype)
+
+
 def neutralise_frame(df):
     """A copy of ``df`` whose text cells and column names are spreadsheet-safe."""
     import pandas as pd
@@ -63,7 +70,10 @@ def neutralise_frame(df):
         s = df.iloc[:, j]
         if not _is_text_column(s) or not len(s):
             continue
-        is_str = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        if _is_string_dtype(s):  # every non-missing cell is a str: no per-cell check
+            is_str = s.notna().to_numpy(bool)
+        else:
+            is_str = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
         if not is_str.any():
             continue
         text = s[is_str].astype(str)
@@ -86,7 +96,8 @@ def write_csv(df, path_or_buffer, *, header: bool = True) -> None:
     frame = neutralise_frame(pd.DataFrame(df))
     # a carriage return inside a cell is only safe quoted; with "\n" line ends the csv module
     # does not quote it by itself, so such a table has every text cell quoted
-    cr = any(frame[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
+    cr = any((frame[c].str.contains("\r", regex=False, na=False) if _is_string_dtype(frame[c])
+              else frame[c].map(lambda v: isinstance(v, str) and "\r" in v)).any()
              for c in frame.columns if _is_text_column(frame[c]))
     kw = dict(index=False, header=header, lineterminator="\n",
               quoting=csv.QUOTE_NONNUMERIC if cr else csv.QUOTE_MINIMAL)
