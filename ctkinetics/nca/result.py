@@ -46,10 +46,13 @@ def exclusion_table(samples: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
                       source_row=pd.NA))
     samples = samples.assign(record="sample", parameter="", start=np.nan, end=np.nan)
     if values.empty:
-        return samples[EXCLUSION_COLUMNS].reset_index(drop=True)
-    if samples.empty:
-        return values[EXCLUSION_COLUMNS].reset_index(drop=True)
-    return pd.concat([samples[EXCLUSION_COLUMNS], values[EXCLUSION_COLUMNS]], ignore_index=True)
+        out = samples[EXCLUSION_COLUMNS].reset_index(drop=True)
+    elif samples.empty:
+        out = values[EXCLUSION_COLUMNS].reset_index(drop=True)
+    else:
+        out = pd.concat([samples[EXCLUSION_COLUMNS], values[EXCLUSION_COLUMNS]], ignore_index=True)
+    # one type per column whatever the mix of records (a nullable flag and row number)
+    return out.astype({"blq": "boolean", "source_row": "Int64"})
 
 
 def _iso_duration(x: float, unit: str) -> str:
