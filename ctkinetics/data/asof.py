@@ -93,7 +93,7 @@ def cut_as_of(dataset, day) -> "Dataset":  # noqa: F821 (the Dataset of ctkineti
     if decisions is not None:
         for r in decisions.loc[decisions["day"] > day].itertuples(index=False):
             audit_rows.append(_audit(src.get("decisions.csv", "decisions.csv"), r.subject, math.nan,
-                                     f"committee {r.action} on study day {r.day:g}", "day"))
+                                     f"committee record ({r.action}) of study day {r.day:g}", "day"))
         decisions = decisions.loc[decisions["day"] <= day].reset_index(drop=True)
     removed = set(subjects["subject"].astype(str)) - keep
     return dataclasses.replace(
@@ -124,47 +124,59 @@ def _ladder_as_of(study, decisions, day):
 def _cut_samples(obs: pd.DataFrame, inf: dict, keep: set, day: float, audit_rows: list, note=True) -> pd.DataFrame:
     subj = obs["subject"].astype(str)
     study_day = subj.map(inf).astype(float) + obs["time"].astype(float)
-    kept = subj.isin(keep)
-    late = kept & (study_day > day)
-    for r, sd in zip(obs.loc[late].itertuples(index=False), study_day[late]):
-        audit_rows.append(dict(zip(AUDIT_COLUMNS, (
-            getattr(r, "source_file", ""), getattr(r, "source_row", None), "time", r.subject, r.time, r.analyte,
-            "excluded", f"{AFTER}: {'sampled' if note else 'missing sample planned'} on study day {sd:g}"))))
+    kept = subj.isin(keep).to_numpy()
+    late = kept & (study_day > day).to_numpy()
+    if late.any():
+        what = "sampled" if note else "missing sample planned"
+        o = obs.loc[late]
+        audit_rows.append(pd.DataFrame({
+            "file": o["source_file"].astype(str).to_numpy() if "source_file" in o else "",
+            "row": o["source_row"].to_numpy() if "source_row" in o else None, "column": "time",
+            "subject": o["subject"].to_numpy(), "time": o["time"].to_numpy(), "analyte": o["analyte"].to_numpy(),
+            "action": "excluded",
+            "reason": [f"{AFTER}: {what} on study day {d:g}" for d in study_day[late].tolist()]},
+            columns=list(AUDIT_COLUMNS)))
     return obs.loc[kept & ~late].reset_index(drop=True)
 
 
 def _cut_safety(s: pd.DataFrame, window: float, day: float, file: str, audit_rows: list) -> pd.DataFrame:
-    s = s.copy()
-    elapsed = day - s["infusion_day"].astype(float)
-    dday = s["dlt_day"].astype(float)
-    we = s["window_end_day"].astype(float)
+    """The safety rows as known on ``day`` (module doc); one audit row per outcome left out."""
+    col = {c: s[c].to_numpy(dtype=float).copy() for c in
+           ("infusion_day", "dlt", "dlt_day", "window_end_day", "evaluable", "last_followup_day",
+            "crs_grade", "crs_day", "icans_grade", "icans_day")}
+    reason = s["window_end_reason"].to_numpy(dtype=object).copy()
+    subjects = s["subject"].to_numpy()
+    t0, dday, we = col["infusion_day"], col["dlt_day"], col["window_end_day"]
+    elapsed = day - t0
     with np.errstate(invalid="ignore"):
-        dlt_late = (s["dlt"] == 1) & (dday > elapsed)
-        ended = (we <= elapsed) | (elapsed >= window)
-        zero_early = (s["dlt"] == 0) & ~ended
+        dlt_late = (col["dlt"] == 1) & (dday > elapsed)
+        zero_early = (col["dlt"] == 0) & ~((we <= elapsed) | (elapsed >= window))
         end_late = we > elapsed
-    for mask, what in ((dlt_late, "DLT with onset on study day {d:g}"),
-                       (zero_early, "no DLT, known when the window ends (study day {d:g})"),
-                       (end_late, "window ended on study day {d:g}")):
-        for i in np.flatnonzero(mask.to_numpy()):
-            t0 = s["infusion_day"].iat[i]
-            d = t0 + (dday.iat[i] if mask is dlt_late else we.iat[i] if mask is end_late
-                      else (we.iat[i] if not math.isnan(we.iat[i]) else window))
-            audit_rows.append(_audit(file, s["subject"].iat[i], math.nan, what.format(d=d), "dlt"))
-    s.loc[dlt_late | zero_early, ["dlt", "dlt_day"]] = np.nan
-    s.loc[end_late, ["window_end_day"]] = np.nan
-    s.loc[end_late, "window_end_reason"] = ""
-    s.loc[end_late & ~s["evaluable"].isna(), "evaluable"] = np.nan
-    lf = s["last_followup_day"].astype(float)
-    s["last_followup_day"] = np.where(np.isnan(lf), lf, np.minimum(lf, elapsed))
-    for c in ("crs", "icans"):
-        late = s[f"{c}_day"].astype(float) > elapsed
-        for i in np.flatnonzero(late.to_numpy()):
-            audit_rows.append(_audit(file, s["subject"].iat[i], math.nan,
-                                     f"{c.upper()} grade {s[f'{c}_grade'].iat[i]:g} with onset on study day "
-                                     f"{s['infusion_day'].iat[i] + s[f'{c}_day'].iat[i]:g}", f"{c}_grade"))
-        s.loc[late, [f"{c}_grade", f"{c}_day"]] = np.nan
-    return s
+        known_at = {"dlt": t0 + dday, "zero": t0 + np.where(np.isnan(we), window, we), "end": t0 + we}
+        late_grades = {c: col[f"{c}_day"] > elapsed for c in ("crs", "icans")}
+    for mask, key, what, column in (
+            (dlt_late, "dlt", "DLT with onset on study day {d:g}", "dlt"),
+            (zero_early, "zero", "no DLT, known when the window ends (study day {d:g})", "dlt"),
+            (end_late, "end", "window ended on study day {d:g}", "window_end_day")):
+        audit_rows += [_audit(file, subjects[i], math.nan, what.format(d=known_at[key][i]), column)
+                       for i in np.flatnonzero(mask)]
+    for c, late in late_grades.items():
+        audit_rows += [_audit(file, subjects[i], math.nan, f"{c.upper()} grade {col[f'{c}_grade'][i]:g} with onset on "
+                              f"study day {t0[i] + col[f'{c}_day'][i]:g}", f"{c}_grade") for i in np.flatnonzero(late)]
+        col[f"{c}_grade"][late] = np.nan
+        col[f"{c}_day"][late] = np.nan
+    col["dlt"][dlt_late | zero_early] = np.nan
+    col["dlt_day"][dlt_late | zero_early] = np.nan
+    col["window_end_day"][end_late] = np.nan
+    reason[end_late] = ""
+    col["evaluable"][end_late] = np.nan
+    lf = col["last_followup_day"]
+    col["last_followup_day"] = np.where(np.isnan(lf), lf, np.minimum(lf, elapsed))
+    out = s.copy()
+    for c, v in col.items():
+        out[c] = v
+    out["window_end_reason"] = reason
+    return out
 
 
 def _grade_warnings(s: pd.DataFrame) -> list:
@@ -184,5 +196,10 @@ def _cut_audit(audit: pd.DataFrame, inf: dict, keep: set, day: float, rows: list
     study_day = subj.map(inf).astype(float) + time
     earlier_cut = audit["reason"].astype(str).str.startswith(AFTER)  # cutting twice changes nothing
     keep_row = ((known | audit["subject"].isna()) & ~(study_day > day)) | earlier_cut
-    out = pd.concat([audit.loc[keep_row], pd.DataFrame(rows, columns=list(AUDIT_COLUMNS))], ignore_index=True)
-    return out.astype({"file": str}) if len(out) else out
+    parts = [audit.loc[keep_row]] + [r if isinstance(r, pd.DataFrame) else pd.DataFrame([r], columns=list(AUDIT_COLUMNS))
+                                     for r in rows]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return audit.iloc[:0]
+    out = pd.concat(parts, ignore_index=True)
+    return out.astype({"file": str})

@@ -19,6 +19,7 @@ de-escalation count is capped at the elimination count (an eliminated dose is al
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -281,27 +282,8 @@ class BoinDesign:
         n_max = int(n.max()) if n.size else 0
         cached = self._elim
         if not cached or len(cached[0]) <= n_max:
-            from scipy.stats import beta
-
-            size = max(n_max + 1, 64)
-            nn = np.arange(size)
-            ng = nn[:, None]
-            y = nn[None, :]
-            # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y), on the whole (n, y) grid at once
-            with np.errstate(invalid="ignore"):
-                post = beta.sf(self.target, y + 1, np.maximum(ng - y, 0) + 1)
-
-            def first_above(cut):
-                hit = (post > cut) & (y <= ng) & (ng >= 3)
-                return np.where(hit.any(axis=1), hit.argmax(axis=1), nn + 1)
-
-            elim = first_above(self.cutoff_eli)
-            stop_lowest = first_above(self.cutoff_eli - self.offset)
-            esc = np.floor(self.lambda_e * nn + _TOL).astype(int)
-            deesc = np.minimum(np.floor(self.lambda_d * nn + _TOL).astype(int) + 1, elim)
-            for a in (esc, deesc, elim, stop_lowest):
-                a.setflags(write=False)
-            cached = (esc, deesc, elim, stop_lowest)
+            size = 64 * (1 + n_max // 64)
+            cached = _count_tables(self.target, self.lambda_e, self.lambda_d, self.cutoff_eli, self.offset, size)
             object.__setattr__(self, "_elim", cached)
         return cached
 
@@ -312,6 +294,32 @@ class BoinDesign:
         y = np.asarray(y, dtype=float)
         n = np.asarray(n, dtype=float)
         return beta.sf(self.target, y + 1, n - y + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _count_tables(target: float, lam_e: float, lam_d: float, cutoff: float, offset: float, size: int) -> tuple:
+    """Escalation, de-escalation, elimination and extra-safe counts for n = 0 .. size − 1 (one
+    computation per design, shared by every BoinDesign instance with the same settings)."""
+    from scipy.stats import beta
+
+    nn = np.arange(size)
+    ng = nn[:, None]
+    y = nn[None, :]
+    # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y), on the whole (n, y) grid at once
+    with np.errstate(invalid="ignore"):
+        post = beta.sf(target, y + 1, np.maximum(ng - y, 0) + 1)
+
+    def first_above(cut):
+        hit = (post > cut) & (y <= ng) & (ng >= 3)
+        return np.where(hit.any(axis=1), hit.argmax(axis=1), nn + 1)
+
+    elim = first_above(cutoff)
+    stop_lowest = first_above(cutoff - offset)
+    esc = np.floor(lam_e * nn + _TOL).astype(int)
+    deesc = np.minimum(np.floor(lam_d * nn + _TOL).astype(int) + 1, elim)
+    for a in (esc, deesc, elim, stop_lowest):
+        a.setflags(write=False)
+    return esc, deesc, elim, stop_lowest
 
 
 @dataclass(frozen=True)

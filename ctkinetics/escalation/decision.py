@@ -202,7 +202,8 @@ def _context(state, design, counts, level, nxt, rule_id, p_hat, closed_note) -> 
                 r=n - c, min_completers=design.min_completers, min_pending_followup=design.min_pending_followup,
                 min_followup=float(counts.min_followup[level]) if c else math.nan,
                 elim_count=int(design.eliminate_min(n)),
-                elim_consequence=" and stop the trial" if level == 0 else " and all higher doses")
+                elim_consequence=" and stop the trial" if level == 0 else " and all higher doses",
+                awaiting=int(counts.c_awaiting[level]) if counts.c_awaiting is not None else 0)
 
 
 def _level_data(state, design, counts, sit, elim, closed, held, level) -> dict:

@@ -21,7 +21,7 @@ COLUMNS = ["group", "dose_level", "dose", "n", "cap", "places_left", "first_infu
 def expansion_table(dataset) -> pd.DataFrame:
     """One row per expansion group (empty when nobody is in the expansion phase)."""
     s = dataset.safety
-    if s is None:
+    if s is None or not (s["phase"] == "expansion").any():
         return pd.DataFrame(columns=COLUMNS)
     subjects = dataset.subjects
     s = s.assign(group=expansion_group(s, subjects).to_numpy())

@@ -49,6 +49,7 @@ class Situation:
     c_partial: np.ndarray | None = None  # counted with partial follow-up (never hold accrual)
     closed_from: int | None = None  # first level closed by the committee (None: none)
     gate_held: np.ndarray | None = None  # bool per level: the sentinel's safety gate is held
+    c_awaiting: np.ndarray | None = None  # of c: awaiting the committee's confirmation (no expansion)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class StepArrays:
 
 def decide_arrays(design: BoinDesign, n_levels: int, level, n_all, y_all, c_all, stft_all,
                   previous_elimination, *, as_of=None, min_followup_all=None, c_partial_all=None,
-                  closed_from=None, sentinel=None, gate_held=None) -> StepArrays:
+                  closed_from=None, sentinel=None, gate_held=None, c_awaiting_all=None) -> StepArrays:
     """The decision in m situations given per-level counts (arrays (m, D)) as of a day.
 
     ``level`` (m,) is the current level (that of the most recent escalation infusion);
@@ -93,7 +94,8 @@ def decide_arrays(design: BoinDesign, n_levels: int, level, n_all, y_all, c_all,
     Σ u/T over pending and partial, ``c_partial_all`` counted with partial follow-up,
     ``min_followup_all`` the smallest pending follow-up (inf when none),
     ``previous_elimination`` (m,) the elimination persisted so far (``n_levels`` if none),
-    ``closed_from`` (m,) the committee's closure (``n_levels`` if none). With ``as_of`` (m,)
+    ``closed_from`` (m,) the committee's closure (``n_levels`` if none), ``c_awaiting_all`` the
+    pending participants awaiting the committee's confirmation. With ``as_of`` (m,)
     and ``sentinel`` (m, D) (infusion day of each level's sentinel, NaN none) the earliest next
     infusion day is computed; ``gate_held`` (m, D) marks levels whose sentinel safety gate is
     held for the committee.
@@ -108,7 +110,7 @@ def decide_arrays(design: BoinDesign, n_levels: int, level, n_all, y_all, c_all,
     rule, nxt, p_hat = next_step(design, n_levels, level, n_all[ii, level], y_all[ii, level],
                                  c_all[ii, level], stft_all[ii, level], elim, n_all.sum(axis=1),
                                  min_followup=pick(min_followup_all), c_partial=pick(c_partial_all),
-                                 closed_from=closed_from)
+                                 closed_from=closed_from, c_awaiting=pick(c_awaiting_all))
     action = action_of(rule)
     stopped, held = action == STOP, suspends(rule)
     j = np.clip(nxt, 0, n_levels - 1)
@@ -125,11 +127,12 @@ def decide_arrays(design: BoinDesign, n_levels: int, level, n_all, y_all, c_all,
 
 
 def current_level(state: EscalationState, design: BoinDesign, as_of_day: float) -> int:
-    """Level of the most recent escalation-phase infusion by ``as_of_day`` (ties: last listed)."""
+    """Level of the most recent escalation-phase infusion by ``as_of_day`` (ties: last listed);
+    the level it was planned at when a dose shortfall counts the participant elsewhere."""
     best, best_day = None, -math.inf
     for p in state.participants:
         if p.phase == "escalation" and p.infusion_day <= as_of_day and p.infusion_day >= best_day:
-            best, best_day = p.level, p.infusion_day
+            best, best_day = (p.planned_level if p.planned_level >= 0 else p.level), p.infusion_day
     if best is None:
         return min(design.start_level, len(state.levels) - 1)
     return best
@@ -146,7 +149,7 @@ def situation_from_counts(state: EscalationState, design: BoinDesign, as_of_day:
     return Situation(float(as_of_day), current_level(state, design, as_of_day), counts.n, counts.y,
                      counts.c, counts.stft, counts.min_followup,
                      np.asarray(sentinel_days(state, as_of_day), dtype=float), prev,
-                     counts.c_partial, closed, held)
+                     counts.c_partial, closed, held, counts.c_awaiting)
 
 
 def situation(state: EscalationState, design: BoinDesign, as_of_day: float) -> Situation:
@@ -167,7 +170,7 @@ def decide_situations(design: BoinDesign, n_levels: int, situations) -> list:
         as_of=[s.as_of for s in situations], min_followup_all=stack("min_followup", np.inf),
         c_partial_all=stack("c_partial"), sentinel=stack("sentinel", np.nan),
         closed_from=[n_levels if s.closed_from is None else s.closed_from for s in situations],
-        gate_held=stack("gate_held", False))
+        gate_held=stack("gate_held", False), c_awaiting_all=stack("c_awaiting"))
     out = []
     for i, s in enumerate(situations):
         r = int(arr.rule[i])

@@ -70,29 +70,41 @@ class EscalationReview:
                 "sentinel_gate": d.protocol.sentinel.describe(),
                 "dose_shortfall": d.protocol.shortfall.describe()}
 
+    def protocol_dict(self) -> dict:
+        """What the protocol adds to the decision: the MTD now, warnings, the committee, the
+        expansion groups and the RD (summary.json takes these beside the decision)."""
+        from ctkinetics.jsonable import jsonable, records
+
+        return jsonable({
+            "mtd": self.mtd.to_dict(), "warnings": list(self.warnings),
+            "expansion_groups": records(self.expansion), "committee": records(self.committee),
+            "recommended_dose": None if self.recommendation is None else self.recommendation.to_dict(),
+        })
+
     def to_dict(self) -> dict:
-        """JSON-ready (``ctk escalate --json`` and the report's ``summary.json``)."""
+        """JSON-ready (``ctk escalate --json``)."""
         from ctkinetics.jsonable import jsonable, records
 
         out = self.decision.to_dict()
+        out.update(self.protocol_dict())
         out.update({
-            "design": self.design_dict(), "mtd": self.mtd.to_dict(), "warnings": list(self.warnings),
+            "design": self.design_dict(),
             "dose_paths": (None if self.paths is None else
                            {"assumptions": self.paths.assumptions, "paths": self.paths.lines(),
                             "table": records(self.paths.to_frame())}),
-            "expansion_groups": records(self.expansion), "committee": records(self.committee),
             "no_expansion_check": records(self.no_expansion),
-            "recommended_dose": None if self.recommendation is None else self.recommendation.to_dict(),
         })
         return jsonable(out)
 
 
-def review_escalation(dataset, as_of: float | None = None, *, paths: int = 2,
+def review_escalation(dataset, as_of: float | None = None, *, paths: int = 2, cut: bool = True,
                       **design_overrides) -> EscalationReview:
     """The escalation review of ``dataset`` as of study day ``as_of`` (default: the latest day
-    of the data). ``paths``: cohorts in the dose-transition pathways (0: none).
-    ``design_overrides`` replace settings of the study's design (e.g. ``tite=False``)."""
-    cut = dataset.as_of(as_of) if as_of is not None else dataset
+    of the data). ``paths``: cohorts in the dose-transition pathways (0: none). ``cut`` False:
+    the dataset is already :meth:`~ctkinetics.data.Dataset.as_of` that day (the report cuts
+    once for all its sections). ``design_overrides`` replace settings of the study's design
+    (e.g. ``tite=False``)."""
+    cut = dataset.as_of(as_of) if as_of is not None and cut else dataset
     design = design_of(cut.study, **design_overrides)
     audit: list = []
     state = state_from_dataset(cut, audit)

@@ -41,7 +41,9 @@ Order (names as in the table):
     open dose above.
 14. ``stay_completers`` / ``hold_completers`` / ``hold_followup``: the optional CAR-T guards
     (``min_completers``: stay while fewer are treated, wait while fewer have complete data;
-    ``min_pending_followup``: wait while a pending participant has less follow-up).
+    ``min_pending_followup``: wait while a pending participant has less follow-up);
+    ``hold_committee``: a participant at the current level whose window ended for "no obvious
+    expansion" awaits the committee's confirmation: no escalation before it.
 15. ``escalate``        p̂ ≤ λe.
 16. ``stay_lowest_tite`` / ``deesc_tite``: p̂ > λd (only reachable with pending data).
 17. ``stay_between``    λe < p̂ ≤ λd (the catch-all last rule).
@@ -167,6 +169,10 @@ RULE_TABLE = (
          _ESC_TEXT + ", but a pending participant at {level} has only {min_followup:g} day(s) "
          "of follow-up (guard: at least {min_pending_followup:g} before escalating): wait.",
          lambda f: f.esc & f.short, suspends=True),
+    Rule(22, "hold_committee", STAY, 0,
+         _ESC_TEXT + ", but {awaiting} participant(s) at {level} await the committee's confirmation of "
+         "'no obvious expansion' (decisions.csv confirm_no_expansion): wait for the committee.",
+         lambda f: f.esc & (f.awaiting > 0), suspends=True),
     Rule(8, "escalate", ESCALATE, 1, _ESC_TEXT + ": escalate to {next_level}.",
          lambda f: f.esc),
     Rule(12, "stay_lowest_tite", STAY, 0,
@@ -262,7 +268,7 @@ def eliminated_from(design: BoinDesign, n_all, y_all, previous=None):
 
 
 def _facts(design, n_levels, level, n, y, c, stft, elim_from, n_total, min_followup, c_partial,
-           closed_from):
+           closed_from, c_awaiting):
     """Everything the rule conditions read, computed once for the m situations."""
     level = np.asarray(level, dtype=int)
     n = np.asarray(n, dtype=int)
@@ -298,11 +304,12 @@ def _facts(design, n_levels, level, n, y, c, stft, elim_from, n_total, min_follo
         elim_from=elim_from, closed_from=closed_from, barrier=barrier, p_hat=p_hat,
         lowest=lowest, top=top, full_cohort=n % cs == 0, deesc_obs=deesc_obs,
         could_eliminate=(c > 0) & (y + 1 >= design.eliminate_min(n)), esc=esc, deesc=deesc,
-        short=short, early_stop=early)
+        short=short, early_stop=early,
+        awaiting=np.zeros(level.shape, dtype=int) if c_awaiting is None else np.asarray(c_awaiting, dtype=int))
 
 
 def next_step(design: BoinDesign, n_levels: int, level, n, y, c, stft, elim_from, n_total,
-              min_followup=None, c_partial=None, closed_from=None):
+              min_followup=None, c_partial=None, closed_from=None, c_awaiting=None):
     """Apply the rules to m situations at once (the first rule that applies fires).
 
     Parameters
@@ -328,6 +335,9 @@ def next_step(design: BoinDesign, n_levels: int, level, n, y, c, stft, elim_from
         (enter p̂ as pending, never hold accrual). Default none.
     closed_from : array (m,) of int, optional
         First level closed by the committee (``n_levels`` if none).
+    c_awaiting : array (m,) of int, optional
+        Pending participants (in ``c``) whose window ended for "no obvious expansion" and who
+        await the committee's confirmation. Default none.
 
     Returns
     -------
@@ -339,7 +349,7 @@ def next_step(design: BoinDesign, n_levels: int, level, n, y, c, stft, elim_from
         TITE estimate at the current level (y/n with nothing pending).
     """
     f = _facts(design, n_levels, level, n, y, c, stft, elim_from, n_total, min_followup, c_partial,
-               closed_from)
+               closed_from, c_awaiting)
     # Walking the conditions from the last to the first with np.where leaves the first true
     # one (cheaper than stacking them).
     first = np.full(f.level.shape, len(RULE_TABLE) - 1, dtype=np.intp)

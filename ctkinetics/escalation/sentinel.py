@@ -54,13 +54,15 @@ def sentinel_risk(as_of, infusion_day, gate: SentinelGate, within_days: float, *
 
 
 def sentinels(state, as_of_day: float) -> list:
-    """The sentinel (first escalation participant infused by ``as_of_day``) of each level, or None."""
+    """The sentinel (first escalation participant infused by ``as_of_day``) of each level, or None
+    (a dose group is the participants planned at the level, whatever a shortfall counts)."""
     out = [None] * len(state.levels)
     for p in state.participants:
         if p.phase == "escalation" and p.infusion_day <= as_of_day:
-            s = out[p.level]
+            j = p.planned_level if p.planned_level >= 0 else p.level
+            s = out[j]
             if s is None or p.infusion_day < s.infusion_day:
-                out[p.level] = p
+                out[j] = p
     return out
 
 

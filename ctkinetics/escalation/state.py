@@ -176,6 +176,7 @@ class LevelCounts:
     min_followup: np.ndarray | None = None  # smallest u (days) among pending; inf when none
     c_partial: np.ndarray | None = None
     n_not_evaluable: np.ndarray | None = None
+    c_awaiting: np.ndarray | None = None  # of c: awaiting the committee's confirmation
 
 
 def classify(as_of, infusion_day, window: float, *, dlt, dlt_day=None, last_followup=None,
@@ -273,6 +274,7 @@ class CountArrays:
     min_followup: np.ndarray
     n_not_evaluable: np.ndarray
     n_expansion: np.ndarray
+    c_awaiting: np.ndarray
 
 
 def count_levels(status, u, level, window: float, n_levels: int) -> CountArrays:
@@ -291,7 +293,7 @@ def count_levels(status, u, level, window: float, n_levels: int) -> CountArrays:
     stft = (onehot * frac[:, :, None]).sum(axis=1)
     min_u = np.where(onehot & open_[:, :, None], u[:, :, None], np.inf).min(axis=1, initial=np.inf)
     return CountArrays(n, count(status == DLT), count(open_), count(partial), stft, min_u,
-                       count(status == NOT_EVALUABLE), count(status == EXPANSION))
+                       count(status == NOT_EVALUABLE), count(status == EXPANSION), count(status == AWAITING))
 
 
 def participant_arrays(participants) -> dict:
@@ -329,7 +331,7 @@ def level_counts(state: EscalationState, as_of: float, window: float,
     if not ps:
         z = np.zeros(k, dtype=int)
         return LevelCounts(z, z.copy(), z.copy(), np.zeros(k), z.copy(), (), np.full(k, np.inf),
-                           z.copy(), z.copy())
+                           z.copy(), z.copy(), z.copy())
     arrays = participant_arrays(ps)
     status, u = classify(float(as_of), arrays.pop("infusion_day"), window,
                          evaluability=evaluability, **arrays)
@@ -345,7 +347,7 @@ def level_counts(state: EscalationState, as_of: float, window: float,
                                           float(p.infusion_day + p.dlt_day) if s == DLT else math.nan,
                                           _reason_text(p, s)))
     return LevelCounts(cnt.n[0], cnt.y[0], cnt.c[0], cnt.stft[0], cnt.n_expansion[0], tuple(statuses),
-                       cnt.min_followup[0], cnt.c_partial[0], cnt.n_not_evaluable[0])
+                       cnt.min_followup[0], cnt.c_partial[0], cnt.n_not_evaluable[0], cnt.c_awaiting[0])
 
 
 def participant_status(p: Participant, as_of: float, window: float,

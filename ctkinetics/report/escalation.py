@@ -26,7 +26,7 @@ def escalation_part(dataset, settings) -> dict:
     if dataset.safety is None:
         return dict(escalation=None, decision=None, design=None, boundaries=None, mtd=None,
                     escalation_error="no safety data (safety.csv): no escalation decision")
-    rev = review_escalation(dataset, settings.as_of, paths=PATH_COHORTS, tite=settings.tite)
+    rev = review_escalation(dataset, settings.as_of, paths=PATH_COHORTS, cut=False, tite=settings.tite)
     d = rev.design
     n_cohorts = max(1, -(-d.max_subjects // d.cohort_size))
     table_ = boundaries(d.target, d.phi1, d.phi2, d.cohort_size, n_cohorts, d.cutoff_eli, every_n=True,
@@ -254,7 +254,7 @@ def escalation_summary(rv) -> dict:
     if rev is None:
         return {"decision": rv.decision.to_dict(), "escalation_error": None,
                 "mtd": {"level": rv.mtd.mtd_level, "reason": rv.mtd.reason} if rv.mtd is not None else None}
-    d = rev.to_dict()
+    d = rev.protocol_dict()
     return {"decision": rv.decision.to_dict(), "escalation_error": None, "mtd": d["mtd"],
             "escalation_warnings": d["warnings"], "recommended_dose": d["recommended_dose"],
             "committee": d["committee"], "expansion_groups": d["expansion_groups"]}

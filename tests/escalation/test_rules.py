@@ -14,12 +14,13 @@ D = BoinDesign(0.3, max_subjects=30)
 
 
 def fire(design=D, *, level, n, y, c=0, stft=0.0, n_total=None, elim=3, n_levels=3,
-         min_followup=None, c_partial=None, closed=None):
+         min_followup=None, c_partial=None, closed=None, c_awaiting=None):
     rule, nxt, p_hat = R.next_step(design, n_levels, [level], [n], [y], [c], [stft], [elim],
                                    [n if n_total is None else n_total],
                                    min_followup=None if min_followup is None else [min_followup],
                                    c_partial=None if c_partial is None else [c_partial],
-                                   closed_from=None if closed is None else [closed])
+                                   closed_from=None if closed is None else [closed],
+                                   c_awaiting=None if c_awaiting is None else [c_awaiting])
     return R.RULES[int(rule[0])].name, int(nxt[0]), float(p_hat[0])
 
 
@@ -69,6 +70,9 @@ CASES = {
     # guard: every pending followed >= 7 d; one has 4 d: wait
     "hold_followup": (dict(design=BoinDesign(0.3, max_subjects=30, min_pending_followup=7), level=0,
                            n=3, y=0, c=1, stft=4 / 28, min_followup=4.0), 0),
+    # 2 complete + 1 whose window ended for "no expansion" (pending until the committee confirms):
+    # p-hat tiny, but no escalation before the committee
+    "hold_committee": (dict(level=0, n=3, y=0, c=1, stft=0.5, c_awaiting=1), 0),
     # 0/3 <= 0 (escalate at n = 3)
     "escalate": (dict(level=0, n=3, y=0), 1),
     # lowest, 2/6 with 3 pending (c/n = 0.5, not above): p-hat by hand 0.895 > lambda_d; nothing lower
@@ -152,6 +156,6 @@ def test_table_is_well_formed_and_old_names_stay_importable():
     assert (R.STOP_LOWEST, R.COHORT, R.ESC, R.HOLD_ELIM) == tuple(
         R.RULE[n].code for n in ("stop_lowest", "cohort", "escalate", "hold_elimination"))
     assert R.SUSPENDING == {R.RULE[n].code for n in ("suspend", "hold_elimination", "hold_completers",
-                                                     "hold_followup")}
+                                                     "hold_followup", "hold_committee")}
     with pytest.raises(KeyError, match="known"):
         R.rule_named("escalat")
