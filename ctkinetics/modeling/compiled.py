@@ -32,6 +32,19 @@ _LOCK = threading.Lock()
 DENSE_ABOVE = 2000
 
 
+def _radau():
+    """The integrator module, imported quietly: numba compiles it on first use in a machine
+    (about half a minute once; cached afterwards) and calls its first-class function
+    arguments 'experimental'."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*First-class function type.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        from ctkinetics.modeling import radau
+    return radau
+
+
 def cache_dir() -> Path:
     """Folder of the generated kernel modules (see the module docstring)."""
     env = os.environ.get("CTK_CACHE_DIR")
@@ -63,6 +76,7 @@ def _load_module(source: str):
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
         os.replace(tmp, path)  # atomic: concurrent processes see a whole file
+    _radau()
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -76,7 +90,7 @@ class Solution:
 
     ``values``: (rows, n_outputs) — the states then the observables (``names``);
     ``sens``: (rows, n_outputs, q) derivatives with respect to ``wrt`` or None;
-    ``status``: (N,) solver status per subject (0 ok; see ``radau.STATUS_TEXT``);
+    ``status``: (N,) solver status per subject (0 ok; see :mod:`ctkinetics.modeling.status`);
     ``steps``: (N, 3) per subject: steps (accepted and rejected), steps rejected by the
     error test, Newton failures.
     """
@@ -87,6 +101,39 @@ class Solution:
     steps: np.ndarray
     names: tuple
     wrt: tuple
+
+
+def default_threads() -> int:
+    """Threads the engine uses for a large stack: ``$CTK_THREADS``, else the cores this
+    process may use (a Dask worker process or a test sets ``CTK_THREADS=1``)."""
+    env = os.environ.get("CTK_THREADS")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            pass
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
+#: Subjects per thread below which a stack is solved on the calling thread.
+MIN_PER_THREAD = 32
+
+
+def _in_threads(run, N, threads):
+    """run(i0, i1) over slices of the N subjects, on up to ``threads`` threads."""
+    k = min(threads or default_threads(), N // MIN_PER_THREAD)
+    if k <= 1:
+        run(0, N)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    cuts = [N * i // k for i in range(k + 1)]
+    with ThreadPoolExecutor(k) as pool:
+        for f in [pool.submit(run, a, b) for a, b in zip(cuts, cuts[1:])]:
+            f.result()
 
 
 class CompiledModel:
@@ -118,7 +165,8 @@ class CompiledModel:
         return np.ascontiguousarray(np.column_stack(cols)) if cols else np.zeros((n, 0))
 
     def solve(self, pc, times, offsets, wrt=None, sens=False, rtol=None, atol=None,
-              max_steps=100_000, errcon=False, dense_above=DENSE_ABOVE) -> Solution:
+              max_steps=100_000, errcon=False, dense_above=DENSE_ABOVE,
+              threads=None) -> Solution:
         """Integrate N subjects.
 
         Parameters
@@ -139,12 +187,15 @@ class CompiledModel:
             A subject with more output times than this (a plotting grid) is solved with
             dense output (interpolation error of the order of the tolerance) instead of
             landing on every time (the accuracy of a step end).
+        threads : int, optional
+            Threads for a large stack (default :func:`default_threads`); the compiled
+            solver releases the GIL, so slices of the stack run in parallel.
         errcon : bool
             Include the sensitivities in the error test (CVODES' ``errconS``; off by
             default, as in CVODES: the sensitivities are then the exact derivatives of the
             computed solution, which is what an optimiser needs).
         """
-        from ctkinetics.modeling import radau
+        radau = _radau()
 
         k = self.kernels
         pc = np.ascontiguousarray(pc, dtype=float)
@@ -159,19 +210,26 @@ class CompiledModel:
         sarr = np.empty((M, nout, index.size)) if sens else np.empty((0, nout, 0))
         status = np.zeros(N, dtype=np.int64)
         steps = np.zeros((N, 3), dtype=np.int64)
-        radau.solve_batch(k.rhs, k.jac, k.rhs_p, k.init, k.init_p, k.switches, k.switches_p,
-                          k.outputs, k.outputs_y, k.outputs_p, self.n_states, self.n_phases,
-                          pc, times, offsets, index, bool(sens), bool(errcon),
-                          float(rtol if rtol is not None else self.model.rtol),
-                          float(atol if atol is not None else self.model.atol),
-                          int(max_steps), int(dense_above), out, sarr, status, steps)
+        rtol = float(rtol if rtol is not None else self.model.rtol)
+        atol = float(atol if atol is not None else self.model.atol)
+
+        def run(i0, i1):
+            o0, o1 = offsets[i0], offsets[i1]
+            radau.solve_batch(k.rhs, k.jac, k.rhs_p, k.init, k.init_p, k.switches,
+                              k.switches_p, k.outputs, k.outputs_y, k.outputs_p,
+                              self.n_states, self.n_phases, pc[i0:i1], times[o0:o1],
+                              offsets[i0:i1 + 1] - o0, index, bool(sens), bool(errcon), rtol,
+                              atol, int(max_steps), int(dense_above), out[o0:o1],
+                              sarr[o0:o1] if sens else sarr, status[i0:i1], steps[i0:i1])
+
+        _in_threads(run, N, threads)
         return Solution(out, sarr if sens else None, status, steps, self.output_names,
                         tuple(names) if sens else ())
 
 
     def solve_closed(self, pc, times, offsets, wrt=None, sens=False) -> Solution:
         """The closed-form outputs (and derivatives) laid out as :meth:`solve`."""
-        from ctkinetics.modeling import radau
+        radau = _radau()
 
         if not self.model.has_closed_form:
             raise ValueError(f"model {self.model.name} has no closed form")

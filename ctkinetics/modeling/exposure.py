@@ -201,9 +201,9 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     bad = status != 0
     for key, v in values.items():
         v[bad] = np.nan
-    from ctkinetics.modeling.radau import STATUS_TEXT
+    from ctkinetics.modeling.status import message
 
-    messages = [STATUS_TEXT.get(int(c), f"solver status {int(c)}") for c in status]
+    messages = [message(c) for c in status]
     return Exposure(values, flags, status, messages, model.time_unit or "day", (a, b),
                     {k: float(v) for k, v in thresholds.items()})
 

@@ -41,6 +41,8 @@ import math
 import numpy as np
 from numba import boolean, float64, int64, njit, types
 
+from ctkinetics.modeling.status import NOT_FINITE, OK, STEP_TOO_SMALL, STATUS_TEXT, TOO_MANY_STEPS  # noqa: F401
+
 # ---- kernel signatures ---------------------------------------------------------------
 V1 = float64[::1]
 M2 = float64[:, ::1]
@@ -62,18 +64,6 @@ MAT_T = types.FunctionType(MAT_SIG)
 OUT_T = types.FunctionType(OUT_SIG)
 OUTD_T = types.FunctionType(OUTD_SIG)
 CLOSED_T = types.FunctionType(CLOSED_SIG)
-
-# ---- status codes ----------------------------------------------------------------------
-OK = 0
-TOO_MANY_STEPS = 1
-STEP_TOO_SMALL = 2
-NOT_FINITE = 3
-STATUS_TEXT = {
-    OK: "ok",
-    TOO_MANY_STEPS: "ODE solver stopped: too many steps (stiff or chattering right-hand side)",
-    STEP_TOO_SMALL: "ODE solver stopped: step size too small (singularity or blow-up)",
-    NOT_FINITE: "ODE solver stopped: a state or its derivative is not finite (blow-up)",
-}
 
 # ---- Radau IIA (s = 3) coefficients ----------------------------------------------------
 _S6 = 6.0 ** 0.5
@@ -614,20 +604,11 @@ SOLVE_SIG = types.void(
 )
 
 
-@njit(SOLVE_SIG, cache=True)
-def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
-                n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                dense_above, OUT, SENS, status, nsteps):
-    """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
-    times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
-    (states then observables) to ``OUT`` rows in the same order as ``times``, their
-    derivatives with respect to the parameters ``wrt`` to ``SENS`` (if ``sens``), a status
-    code and per subject the number of steps, of steps rejected by the error test and of
-    Newton failures (``nsteps`` columns).
-
-    A subject with at most ``dense_above`` times is solved landing exactly on each of them
-    (the accuracy of a step end); one with more (a plotting grid) by dense output inside
-    the steps the tolerance asks for (interpolation error of the order of the tolerance)."""
+@njit(cache=True)
+def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
+                 n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                 dense_above, OUT, SENS, status, nsteps, i0, i1):
+    """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
     N = PC.shape[0]
     npar_all = PC.shape[1]
     q = wrt.shape[0]
@@ -652,7 +633,7 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
     yi = np.empty(n)
     Si = np.zeros((n, max(q, 1)))
     polyS = np.zeros((3, n, max(q, 1)))
-    for i in range(N):
+    for i in range(i0, i1):
         pc = PC[i]
         lo = offsets[i]
         hi = offsets[i + 1]
@@ -750,6 +731,28 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
         nsteps[i, 0] = int(state[3])
         nsteps[i, 1] = int(state[5])
         nsteps[i, 2] = int(state[6])
+
+
+@njit(SOLVE_SIG, cache=True, nogil=True)
+def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
+                n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                dense_above, OUT, SENS, status, nsteps):
+    """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
+    times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
+    (states then observables) to ``OUT`` rows in the same order as ``times``, their
+    derivatives with respect to the parameters ``wrt`` to ``SENS`` (if ``sens``), a status
+    code and per subject the number of steps, of steps rejected by the error test and of
+    Newton failures (``nsteps`` columns).
+
+    A subject with at most ``dense_above`` times is solved landing exactly on each of them
+    (the accuracy of a step end); one with more (a plotting grid) by dense output inside
+    the steps the tolerance asks for (interpolation error of the order of the tolerance).
+    It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
+    on several threads."""
+    _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp, n,
+                 nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                 dense_above, OUT, SENS, status, nsteps, 0, PC.shape[0])
+
 
 
 @njit(types.void(CLOSED_T, int64, M2, V1, int64[::1], int64[::1], boolean, M2,

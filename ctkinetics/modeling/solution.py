@@ -56,9 +56,9 @@ class ModelSolution:
     @property
     def messages(self) -> list:
         """One message per subject ('ok' or why the solver stopped)."""
-        from ctkinetics.modeling.radau import STATUS_TEXT
+        from ctkinetics.modeling.status import message
 
-        return [STATUS_TEXT.get(int(c), f"solver status {int(c)}") for c in self.status]
+        return [message(c) for c in self.status]
 
 
 def _env_matrix(cm, env, n):
