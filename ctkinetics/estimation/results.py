@@ -1,7 +1,7 @@
 """Results of individual fits: immutable, tidy, and naming the BLQ method and error model."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 
 import numpy as np
@@ -95,6 +95,14 @@ class SubjectFit:
     failed: bool = False
     ofv_second: float = np.nan
 
+    def __eq__(self, other):
+        if not isinstance(other, SubjectFit):
+            return NotImplemented
+        return all(same(getattr(self, f.name), getattr(other, f.name))
+                   for f in fields(SubjectFit))
+
+    __hash__ = None
+
     @cached_property
     def parameters(self) -> pd.DataFrame:
         return _frame(self.param_columns, PARAMETER_COLUMNS)
@@ -150,6 +158,35 @@ class SubjectFit:
                 "ofv_second": self.ofv_second}
 
 
+def same(a, b) -> bool:
+    """Value equality of result fields: NaN equals NaN, arrays and tables compare by value
+    (not dtype), so a result read back from its CSVs equals the one written."""
+    if isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+        if not (isinstance(a, pd.DataFrame) and isinstance(b, pd.DataFrame)):
+            return False
+        if list(map(str, a.columns)) != list(map(str, b.columns)) or len(a) != len(b):
+            return False
+        return all(same(a.iloc[:, j].to_numpy(), b.iloc[:, j].to_numpy())
+                   for j in range(a.shape[1]))
+    if isinstance(a, dict) or isinstance(b, dict):
+        return (isinstance(a, dict) and isinstance(b, dict) and set(a) == set(b)
+                and all(same(a[k], b[k]) for k in a))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same(u, v) for u, v in zip(a, b))
+    if isinstance(a, (np.ndarray, list, tuple)) or isinstance(b, (np.ndarray, list, tuple)):
+        if a is None or b is None:
+            return False
+        x, y = np.asarray(a), np.asarray(b)
+        if x.shape != y.shape:
+            return False
+        if x.dtype.kind in "fiub" and y.dtype.kind in "fiub":
+            return bool(np.array_equal(x.astype(float), y.astype(float), equal_nan=True))
+        return all(same(u, v) for u, v in zip(x.ravel().tolist(), y.ravel().tolist()))
+    if isinstance(a, (float, np.floating)) and isinstance(b, (float, np.floating)):
+        return bool(a == b or (np.isnan(a) and np.isnan(b)))
+    return bool(a == b)
+
+
 def _frame(cols, columns):
     if not cols:
         return pd.DataFrame(columns=columns)
@@ -199,6 +236,19 @@ class FitResult:
             if f.subject == str(subject):
                 return f
         raise KeyError(subject)
+
+    def tables(self) -> dict:
+        """File name -> table, as ``ctk fit`` writes them (:mod:`.results_io`)."""
+        from ctkinetics.estimation.results_io import fit_tables
+
+        return fit_tables(self)
+
+    @classmethod
+    def read(cls, folder) -> "FitResult":
+        """The result a ``ctk fit`` output folder holds (:func:`.results_io.read_fit`)."""
+        from ctkinetics.estimation.results_io import read_fit
+
+        return read_fit(folder)
 
     def to_frame(self) -> pd.DataFrame:
         """All parameter rows: subject, parameter, estimate, se, rse_pct, ci_low, ci_high,

@@ -26,20 +26,28 @@ def two_stage_summary(result, by_dose_level: bool = True) -> pd.DataFrame:
 
     Per dose level (or overall) and parameter: n, geometric mean, geometric CV %, and the
     arithmetic mean, SD, median, min and max (for parameters that can be ≤ 0 only those).
-    Failed fits are left out and counted in ``n_failed``.
+    Failed fits are left out and counted in ``n_failed``; estimates flagged
+    ``not_estimable`` (at a bound, no finite SE or an interval wider than 10⁶-fold) are left
+    out and counted in ``n_not_estimable``: a bound is not a measurement, and one such value
+    makes a geometric CV of 10¹⁰ %.
     """
     table = result.to_frame()
     ok = {f.subject for f in result.fits if f.success}
     levels = result.dose_levels if by_dose_level else {}
     rows = []
-    table = table.assign(dose_level=table["subject"].map(lambda s: levels.get(s, "") or "all"))
+    table = table.assign(dose_level=table["subject"].map(lambda s: levels.get(s, "") or "all"),
+                         not_estimable=table["flags"].fillna("").astype(str)
+                         .str.contains("not_estimable", regex=False))
     for (level, param), d in table.groupby(["dose_level", "parameter"], sort=False):
-        good = d[d["subject"].isin(ok)]["estimate"].to_numpy(float)
-        good = good[np.isfinite(good)]
+        fitted = d[d["subject"].isin(ok)]
+        usable = fitted[~fitted["not_estimable"]]["estimate"].to_numpy(float)
+        good = usable[np.isfinite(usable)]
         n, gm, cv = geometric_stats(good)
         rows.append({
             "dose_level": level, "parameter": param, "n": int(good.size),
-            "n_failed": int(len(d) - good.size), "geo_mean": gm, "geo_cv_pct": cv,
+            "n_failed": int(len(d) - len(fitted)),
+            "n_not_estimable": int(fitted["not_estimable"].sum()),
+            "geo_mean": gm, "geo_cv_pct": cv,
             "mean": float(good.mean()) if good.size else np.nan,
             "sd": float(good.std(ddof=1)) if good.size > 1 else np.nan,
             "median": float(np.median(good)) if good.size else np.nan,

@@ -1,11 +1,13 @@
 """ctk fit STUDY --model NAME --out DIR: individual maximum-likelihood kinetic fits.
 
 Writes DIR/parameters.csv (subject, parameter, estimate, se, rse_pct, ci_low, ci_high, unit,
-flags, ...), DIR/fits.csv (subject, model, blq_method, success, n_obs, n_blq, ofv, aic, bic,
-n_starts_at_best, message, ...), DIR/predictions.csv (subject, analyte, time, observed, blq,
-ipred, iwres, p_blq, status, reason), DIR/derived.csv (model-based Cmax, Tmax, AUC0-28 and
-the model's derived quantities), DIR/summary.csv (two-stage summary per dose level) and
-DIR/excluded.csv (every sample left out of the likelihood, with its reason).
+flags, ...), DIR/fits.csv (subject, model, blq_method, success, failed, n_obs, n_blq, ofv,
+aic, bic, n_starts_at_best, ofv_second, flags, message, ...), DIR/predictions.csv (subject,
+analyte, time, observed, blq, ipred, iwres, p_blq, status, reason, flags), DIR/derived.csv
+(model-based Cmax, Tmax, AUC0-28 and the model's derived quantities), DIR/summary.csv
+(two-stage summary per dose level), DIR/excluded.csv (every sample left out of the
+likelihood, with its reason), DIR/covariance.csv, DIR/starts.csv and DIR/fit.json, from which
+``FitResult.read(DIR)`` gives back the result (:mod:`ctkinetics.estimation.results_io`).
 """
 from __future__ import annotations
 
@@ -64,6 +66,7 @@ def run(args) -> int:
     from ctkinetics.cli.commands._output import command_line, finish
     from ctkinetics.errors import SettingsError
     from ctkinetics.estimation import fit
+    from ctkinetics.estimation.results_io import write_fit
     from ctkinetics.outputs import OutputFolder
 
     if args.starts < 1 or args.jobs < 1:
@@ -83,11 +86,8 @@ def run(args) -> int:
     out = Path(args.out)
     failures = [f"{f.subject}: {f.message}" for f in res.fits if not f.success]
     with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
-        for name, table in (("parameters.csv", res.to_frame()), ("fits.csv", res.fits_frame()),
-                            ("predictions.csv", res.predictions_frame()),
-                            ("derived.csv", res.derived_frame()), ("summary.csv", res.summary()),
-                            ("excluded.csv", res.excluded_frame())):
-            folder.write_csv(name, table)
+        # the tables and fit.json, as FitResult.read(out) reads them back
+        write_fit(res, folder, study=str(args.study))
         folder.commit(failures=failures)
     print("\n".join(summary_lines(res, ci)) + f"\n-> {out}")
     return finish(args, failures, "fit(s) failed or did not converge (see fits.csv)")

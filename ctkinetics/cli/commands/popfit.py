@@ -4,8 +4,10 @@ Writes DIR/theta.csv (typical values, covariate effects and residual SDs with SE
 95 % CI), DIR/omega.csv (Ω entries with SE, CV %, correlation, η-shrinkage),
 DIR/individual.csv (EBEs: subject, parameter, eta, individual and typical value),
 DIR/predictions.csv (PRED, IPRED, IWRES, CWRES, P(BLQ) per sample, with exclusion
-reasons) and DIR/fit.json (method, −2LL, AIC, BIC, convergence diagnostics, flags,
-settings). Progress goes to stderr. The summary names every flag of the fit and why.
+reasons), DIR/covariance.csv, DIR/history.csv and DIR/fit.json (method, −2LL, AIC, BIC,
+convergence diagnostics, flags, settings, every parameter, the estimated vector), from which
+``PopulationResult.read(DIR)`` gives back the result. Progress goes to stderr. The summary
+names every flag of the fit and why.
 """
 from __future__ import annotations
 
@@ -79,11 +81,11 @@ def flag_lines(res) -> list[str]:
 
 
 def run(args) -> int:
-    import json
     from pathlib import Path
 
     from ctkinetics.cli.commands._output import command_line, finish
     from ctkinetics.estimation.population import fit_population
+    from ctkinetics.estimation.results_io import write_population
     from ctkinetics.outputs import OutputFolder
 
     # checked before anything is read or fitted
@@ -102,17 +104,12 @@ def run(args) -> int:
                          progress=progress)
     out = Path(args.out)
     params = res.to_frame()
-    summary = res.summary()
-    summary["study"] = str(args.study)
     failures = ([f"population fit ({res.method}): {res.failure}"] if res.failed else
                 [f"population fit ({res.method}): not converged: {res.message}"]
                 if not res.converged else [])
     with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
-        folder.write_csv("theta.csv", params[params["kind"] != "omega"])
-        folder.write_csv("omega.csv", res.omega)
-        folder.write_csv("individual.csv", res.individual)
-        folder.write_csv("predictions.csv", res.predictions)
-        folder.write_text("fit.json", json.dumps(summary, indent=2, default=str))
+        # the tables and fit.json, as PopulationResult.read(out) reads them back
+        write_population(res, folder, study=str(args.study))
         folder.commit(failures=failures)
     flags = list(res.diagnostics.get("flags", ()))
     if res.failed:
@@ -131,5 +128,6 @@ def run(args) -> int:
         print(params[["parameter", "estimate", "se", "rse_pct", "cv_pct",
                       "shrinkage_pct"]].to_string(index=False,
                                                   float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {out}/theta.csv, omega.csv, individual.csv, predictions.csv, fit.json")
+    print(f"wrote {out}/theta.csv, omega.csv, individual.csv, predictions.csv, covariance.csv, "
+          "history.csv, fit.json")
     return finish(args, failures, "failure(s)")

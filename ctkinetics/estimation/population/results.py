@@ -1,7 +1,7 @@
 """The result of a population fit: immutable, tidy tables with ``to_frame()``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -86,6 +86,31 @@ class PopulationResult:
     x: np.ndarray = field(default=None, repr=False, compare=False)
     failed: bool = False
     failure: str = ""
+
+    def __eq__(self, other):
+        from ctkinetics.estimation.results import same
+
+        if not isinstance(other, PopulationResult):
+            return NotImplemented
+        skip = {"spec", "x"}
+        return (all(same(getattr(self, f.name), getattr(other, f.name))
+                    for f in fields(PopulationResult) if f.name not in skip)
+                and self.spec == other.spec and same(self.x, other.x))
+
+    __hash__ = None
+
+    def tables(self) -> dict:
+        """File name -> table, as ``ctk popfit`` writes them (:mod:`..results_io`)."""
+        from ctkinetics.estimation.results_io import population_tables
+
+        return population_tables(self)
+
+    @classmethod
+    def read(cls, folder) -> "PopulationResult":
+        """The result a ``ctk popfit`` output folder holds."""
+        from ctkinetics.estimation.results_io import read_population
+
+        return read_population(folder)
 
     def to_frame(self) -> pd.DataFrame:
         """The parameter table (a copy)."""
