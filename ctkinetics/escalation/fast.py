@@ -162,15 +162,21 @@ def decide_situations(design: BoinDesign, n_levels: int, situations) -> list:
     """The decision for each situation: one vectorised call of the rules. Returns Steps."""
     if not situations:
         return []
-    stack = lambda attr, fill=0: np.stack([  # noqa: E731
-        np.full(n_levels, fill) if getattr(s, attr) is None else getattr(s, attr) for s in situations])
+
+    def stack(attr, fill=0, optional=False):
+        values = [getattr(s, attr) for s in situations]
+        if optional and all(v is None for v in values):
+            return None  # the common case of the simulators: nothing to stack
+        return np.stack([np.full(n_levels, fill) if v is None else v for v in values])
+
+    closed = [s.closed_from for s in situations]
     arr = decide_arrays(
         design, n_levels, [s.level for s in situations], stack("n"), stack("y"), stack("c"),
         stack("stft"), [s.previous_elimination for s in situations],
         as_of=[s.as_of for s in situations], min_followup_all=stack("min_followup", np.inf),
-        c_partial_all=stack("c_partial"), sentinel=stack("sentinel", np.nan),
-        closed_from=[n_levels if s.closed_from is None else s.closed_from for s in situations],
-        gate_held=stack("gate_held", False), c_awaiting_all=stack("c_awaiting"))
+        c_partial_all=stack("c_partial", optional=True), sentinel=stack("sentinel", np.nan),
+        closed_from=None if all(c is None for c in closed) else [n_levels if c is None else c for c in closed],
+        gate_held=stack("gate_held", False, optional=True), c_awaiting_all=stack("c_awaiting", optional=True))
     out = []
     for i, s in enumerate(situations):
         r = int(arr.rule[i])

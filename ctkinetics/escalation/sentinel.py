@@ -77,7 +77,10 @@ def gate_holds(state, design, as_of_day: float) -> tuple:
     within = design.stagger_days if gate.within_days is None else gate.within_days
     k = len(state.levels)
     held, notes = np.zeros(k, dtype=bool), [""] * k
-    found = [(j, s) for j, s in enumerate(sentinels(state, as_of_day)) if s is not None]
+    # only sentinels with an event at or above the thresholds can hold (checked in Python first:
+    # most states have none, and this runs for every decision)
+    found = [(j, s) for j, s in enumerate(sentinels(state, as_of_day)) if s is not None and (
+        (gate.hold_on_dlt and s.dlt == 1) or s.crs_grade >= gate.crs_grade or s.icans_grade >= gate.icans_grade)]
     if not gate.enabled or within <= 0 or not found:
         return held, notes
     col = lambda name: [float(getattr(s, name)) for _, s in found]  # noqa: E731
