@@ -8,7 +8,7 @@ and/or columns) and an :class:`~ctkinetics.trialsim.aggregate.Accumulator` of ex
 sums; curves never leave the worker. Batches are consumed in index order, so ``trials.csv``
 and the summary are identical whatever the executor, the number of workers or the batch size.
 
-Executors (:mod:`ctkinetics.trialsim.executors`): :class:`SerialExecutor` (this process),
+Executors (:mod:`ctkinetics.executors`, re-exported by :mod:`ctkinetics.trialsim.executors`): :class:`SerialExecutor` (this process),
 :class:`LocalDaskExecutor` (default; a local cluster started for the run),
 :class:`DaskExecutor` (an existing cluster).
 """
@@ -165,7 +165,7 @@ def simulate_trials(spec, n_trials: int, seed: int, executor=None, *, progress=F
     acc = Accumulator(len(spec.rules), len(spec.design.levels))
     parts = [] if keep_trials else None
     bar = _Progress(n_trials, enabled=progress)
-    with _trials_file(trials_path) as out, executor.connect() as session:
+    with _cluster_errors(), _trials_file(trials_path) as out, executor.connect() as session:
         size = executor.batch_size or default_batch_size(n_trials, session.n_workers)
         tasks = [(s, min(s + size, n_trials), out is not None, keep_trials) for s in range(0, n_trials, size)]
 
@@ -184,6 +184,21 @@ def simulate_trials(spec, n_trials: int, seed: int, executor=None, *, progress=F
 
         trials = pd.concat(parts, ignore_index=True)
     return build_result(spec, n_trials, seed, acc, trials)
+
+
+@contextmanager
+def _cluster_errors():
+    """A cluster failure of the (layer-0) executors raised as trial-sim's ClusterError (a
+    SimulationError, which ``ctk trial-sim`` reports in one line)."""
+    from ctkinetics.executors import ClusterError as ExecutorClusterError
+    from ctkinetics.trialsim.failures import ClusterError
+
+    try:
+        yield
+    except ExecutorClusterError as exc:
+        if isinstance(exc, ClusterError):
+            raise
+        raise ClusterError(str(exc)) from None
 
 
 @contextmanager

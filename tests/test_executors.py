@@ -1,0 +1,61 @@
+"""ctkinetics.executors (layer 0): tasks consumed in task order on every executor; the module
+imports nothing above ctkinetics.errors; trial-sim's names are the same objects."""
+import ast
+import doctest
+from pathlib import Path
+
+import pytest
+
+import ctkinetics.executors as ex
+
+
+def test_layer_zero_imports_only_errors():
+    tree = ast.parse(Path(ex.__file__).read_text(encoding="utf-8"))
+    mods = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+    mods += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert {m for m in mods if m.startswith("ctkinetics")} == {"ctkinetics.errors"}
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(ex).failed == 0
+
+
+def test_trialsim_re_exports_the_same_executors():
+    from ctkinetics import trialsim
+    from ctkinetics.trialsim import executors as tex
+
+    for name in ("SerialExecutor", "LocalDaskExecutor", "DaskExecutor"):
+        assert getattr(trialsim, name) is getattr(ex, name) is getattr(tex, name)
+    # trial-sim's ClusterError is still a SimulationError and also the executors' one
+    assert issubclass(trialsim.ClusterError, trialsim.SimulationError)
+    assert issubclass(trialsim.ClusterError, ex.ClusterError)
+
+
+def _square_after(k, delay):
+    import time
+
+    time.sleep(delay)
+    return k * k
+
+
+def test_local_dask_hands_results_back_in_task_order():
+    pytest.importorskip("distributed")
+    # the first task is the slowest: a worker finishes later tasks first, yet results are
+    # consumed 0, 1, 2, ... as with the serial executor
+    tasks = [(k, 0.6 if k == 0 else 0.0) for k in range(6)]
+    got, want = [], []
+    with ex.SerialExecutor().connect() as s:
+        s.run(_square_after, (), tasks, want.append)
+    with ex.LocalDaskExecutor(workers=2).connect() as s:
+        assert s.n_workers == 2
+        s.run(_square_after, (), tasks, got.append)
+    assert got == want == [0, 1, 4, 9, 16, 25]
+
+
+def test_options_are_checked():
+    from ctkinetics.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="batch_size"):
+        ex.SerialExecutor(batch_size=0)
+    with pytest.raises(SettingsError, match="address or a client"):
+        ex.DaskExecutor()
