@@ -143,7 +143,8 @@ def _fit_flags(ok, uncertainty, params, kinks, ofv, second, preds) -> list:
                                and second - ofv <= FLAGS["second_optimum"].limit),
         "exact_fit": bool(np.any(preds["flags"] == "exact_fit")),
     }
-    return [f for f in FLAGS if out.get(f)]
+    order = list(FLAGS)
+    return sorted((f for f, on in out.items() if on), key=order.index)  # unregistered: error
 
 
 def switch_at_sample(model, specs, est, subj):

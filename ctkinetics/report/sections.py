@@ -13,15 +13,13 @@ import pandas as pd
 from ctkinetics import plots
 from ctkinetics.plots.exposure import metric_label
 from ctkinetics import formatting as F
+from ctkinetics.estimation.flags import FLAGS
 from ctkinetics.report.html import collapsible, esc, fmt, table
+from ctkinetics.report.escalation import decision_box, safety_section  # noqa: F401 (their home)
 
-FLAG_MEANINGS = {
-    "not_converged": "the optimiser did not converge: estimates unusable",
-    "non_identifiable": "singular information matrix: some parameters are not determined by the data",
-    "at_bound": "an estimate sits on a bound of its parameter",
-    "rse>50%": "a parameter's relative standard error is above 50 %",
-    "corr>0.95": "two estimates correlate beyond 0.95 (the data cannot separate them)",
-}
+# the flag registry's meanings (one definition per flag: ctkinetics.estimation.flags)
+FLAG_MEANINGS = {f.id: f"{f.meaning} (raised when {f.threshold})" for f in FLAGS.values()
+                 if set(f.scopes) & {"subject", "parameter", "sample"}}
 NCA_KEYS = ("CMAX", "TMAX", "AUCINT", "AUCLST", "LAMZHL", "TLST")
 
 
@@ -37,34 +35,58 @@ def _reason_counts(df: pd.DataFrame, by=("reason",)) -> pd.DataFrame:
     return df.groupby(list(by), sort=True).size().rename("records").reset_index()
 
 
+def _with_samples(rv, analytes, quantified: bool) -> list:
+    """Participants (by dose, as the figures order them) with post-infusion samples of any
+    of ``analytes`` (quantified ones only when asked); B cells keep their baseline."""
+    from ctkinetics.plots.profiles import post_infusion
+
+    present = set()
+    for a in analytes:
+        kind = getattr(rv.dataset.study.analytes.get(a), "kind", "")
+        d = post_infusion(rv.dataset, a, baseline=(kind == "bcell"))
+        present |= set(d.loc[~d["blq"], "subject"].astype(str) if quantified else d["subject"].astype(str))
+    order = rv.dataset.subjects.sort_values("dose", kind="stable")["subject"].astype(str)
+    return [s for s in order if s in present]
+
+
+class _Subset:
+    """The dataset seen by a figure of some participants: their observations only, found in
+    one grouping pass (each figure filtering the whole table would be quadratic)."""
+
+    def __init__(self, dataset):
+        self.full, self.study, self.subjects = dataset, dataset.study, dataset.subjects
+        obs = dataset.observations
+        self._rows = obs.groupby(obs["subject"].astype(str), sort=False).indices
+
+    def of(self, subjects):
+        import numpy as np
+        from types import SimpleNamespace
+
+        idx = [self._rows[s] for s in subjects if s in self._rows]
+        rows = np.sort(np.concatenate(idx)) if idx else np.array([], dtype=int)
+        return SimpleNamespace(observations=self.full.observations.iloc[rows], study=self.study,
+                               subjects=self.subjects)
+
+
+def _paged_panels(fig, rv, subjects, make, name, what) -> str:
+    """A one-panel-per-participant figure; beyond :data:`figures.PER_PAGE` participants one
+    figure per page of them (drawn when its page is shown)."""
+    from ctkinetics.report.figures import PER_PAGE
+
+    if len(subjects) <= PER_PAGE:
+        return fig(make(rv.dataset, None), name)
+    subset = _Subset(rv.dataset)
+    pages = [subjects[i:i + PER_PAGE] for i in range(0, len(subjects), PER_PAGE)]
+    cells = fig.many([lambda p=p: make(subset.of(p), p) for p in pages],
+                     [f"{name}:page{k + 1}" for k in range(len(pages))])
+    labels = [f"{p[0]} – {p[-1]}" for p in pages]
+    return fig.paged(cells, labels, what, per_page=1)
+
+
 # --------------------------------------------------------------------------------------
 def summary_box(rv) -> str:
     """The top of the page: the design's recommendation and the state of the fits."""
     return decision_box(rv, anchor=True) + fit_status_box(rv) + population_status_box(rv)
-
-
-def decision_box(rv, anchor: bool = False) -> str:
-    parts = []
-    d = rv.decision
-    if d is not None:
-        nxt = ""
-        if d.next_level is not None:
-            nxt = f"<br>Next participant: dose level <b>{esc(d.next_level)}</b>"
-            if d.earliest_next_infusion_day is not None:
-                nxt += f", not before study day <b>{fmt(d.earliest_next_infusion_day)}</b>"
-        if d.suspended:
-            nxt += "<br><b>Accrual suspended</b>"
-            if d.suspension_lifts_by_day is not None:
-                nxt += f" until about study day {fmt(d.suspension_lifts_by_day)} if no further DLT"
-        parts.append(
-            f"<div class='box decision'{' id=recommendation' if anchor else ''}>Design recommendation as of study day "
-            f"{fmt(d.as_of_day)} (current dose level {esc(d.current_level)}):"
-            f"<div class='big'>{esc(d.decision)}</div>Rule: {esc(d.rule)}{nxt}"
-            f"<br><span class='note'>{esc(d.stagger_note)}</span></div>")
-    else:
-        parts.append(f"<div class='box warn'{' id=recommendation' if anchor else ''}>"
-                     f"{esc(rv.escalation_error)}</div>")
-    return "".join(parts)
 
 
 def fit_status_box(rv) -> str:
@@ -187,7 +209,10 @@ def expansion_section(rv, fig) -> str:
         dp = rv.nca.dose_proportionality()
         dp = dp[dp["analyte"] == a] if "analyte" in dp.columns else dp
         out.append(collapsible("Dose proportionality (power model, 90 % CI of the slope b)", table(dp)))
-        out.append(fig(plots.lambda_z(rv.nca, rv.dataset, a), f"lambda_z:{a}"))
+        out.append(_paged_panels(
+            fig, rv, _with_samples(rv, [a], quantified=True),
+            lambda ds, subs, a=a: plots.lambda_z(rv.nca, ds, a, subjects=subs),
+            f"lambda_z:{a}", f"participants' λz panels ({esc(a)})"))
     ex = rv.nca.exclusions
     out.append("<h3>Samples left out of the NCA</h3>")
     out.append(table(_reason_counts(ex, ("analyte", "reason")), text_columns=("analyte", "reason")))
@@ -246,18 +271,23 @@ def fits_section(rv, fig) -> str:
                "within the model's bounds). Flagged fits are drawn dashed in orange.</p>")
     by_subject = {x.subject: x for x in f.fits}
     order = rv.dataset.subjects.sort_values("dose", kind="stable")["subject"].astype(str)
-    cells = []
+    makers, names, labels = [], [], []
+    # one pass over the curves and samples (a mask per participant is quadratic in participants)
+    curves = dict(tuple(rv.curves.groupby(["subject", "analyte"], sort=False))) \
+        if len(rv.curves) else {}
+    subset = _Subset(rv.dataset)
     for a in f.analytes:
         for s in order:
             sf = by_subject.get(s)
             if sf is None:
                 continue
-            c = rv.curves[(rv.curves["subject"] == s) & (rv.curves["analyte"] == a)] \
-                if len(rv.curves) else None
-            cells.append(fig(plots.individual_profile(
-                rv.dataset, s, a, c, curve_label=f"{esc(f.model)} fit", fit_flags=sf.flags,
-                fit_failed=not sf.success, height=340), f"individual_profile:{s}:{a}"))
-    out.append("<div class='grid'>" + "".join(cells) + "</div>")
+            c = curves.get((s, a), rv.curves.iloc[:0]) if len(rv.curves) else None
+            makers.append(lambda s=s, a=a, c=c, sf=sf: plots.individual_profile(
+                subset.of([s]), s, a, c, curve_label=f"{esc(f.model)} fit", fit_flags=sf.flags,
+                fit_failed=not sf.success, height=340))
+            names.append(f"individual_profile:{s}:{a}")
+            labels.append(f"{s} · {a}")
+    out.append(fig.paged(fig.many(makers, names), labels, "individual profiles"))
     ex = f.excluded_frame()
     out.append("<h3>Samples left out of the fits</h3>")
     out.append(table(_reason_counts(ex, ("analyte", "reason")), text_columns=("analyte", "reason")))
@@ -310,8 +340,11 @@ def bcell_section(rv, fig) -> str:
     if rv.bcell_analyte is None or rv.car_analyte is None:
         out.append("<p class='note'>No B-cell analyte (kind <code>bcell</code>) in this study.</p>")
     else:
-        out.append(fig(plots.cart_vs_bcells(rv.dataset, rv.car_analyte, rv.bcell_analyte, rv.aplasia),
-                       "cart_vs_bcells"))
+        out.append(_paged_panels(
+            fig, rv, _with_samples(rv, [rv.car_analyte, rv.bcell_analyte], quantified=False),
+            lambda ds, subs: plots.cart_vs_bcells(ds, rv.car_analyte, rv.bcell_analyte,
+                                                  rv.aplasia, subjects=subs),
+            "cart_vs_bcells", "participants' CAR-T and B-cell panels"))
         unit = rv.dataset.study.analytes[rv.bcell_analyte].unit
         out.append(table(rv.aplasia, labels={"baseline": _with_unit("baseline (last pre-infusion)", unit),
                                              "nadir": _with_unit("nadir", unit),
@@ -322,48 +355,6 @@ def bcell_section(rv, fig) -> str:
         out.append("<p class='note'>Aplasia starts at the first B-cell sample below the LLOQ after "
                    "infusion; B cells are back at the next quantified sample. The true days lie "
                    "between sampling days.</p>")
-    return "<section>" + "".join(out) + "</section>"
-
-
-def safety_section(rv, fig) -> str:
-    out = ["<h2 id='safety'>5. Safety and the escalation recommendation</h2>"]
-    d = rv.decision
-    if d is None:
-        out.append(f"<div class='box warn'>{esc(rv.escalation_error)}</div>")
-        return "<section>" + "".join(out) + "</section>"
-    des = rv.design
-    out.append(decision_box(rv))
-    out.append(f"<p class='note'>{'TITE-BOIN' if des.tite else 'BOIN'}: target {des.target:g}, "
-               f"λe = {des.lambda_e:.4f}, λd = {des.lambda_d:.4f}, elimination if "
-               f"Pr(p &gt; {des.target:g} | data) &gt; {des.cutoff_eli:g}; DLT window "
-               f"{des.dlt_window_days:g} days, stagger {des.stagger_days:g} days.</p>")
-    out.append(fig(plots.swimmer(d, dlt_window_days=des.dlt_window_days), "swimmer"))
-    out.append(fig(plots.boin_chart(rv.boundaries, d), "boin_chart"))
-    out.append("<h3>By dose level</h3>")
-    out.append(table(d.levels, ["level", "dose", "n", "dlt", "pending", "complete", "n_expansion",
-                                "stft", "p_hat", "escalate_if_le", "deescalate_if_ge",
-                                "eliminate_if_ge", "eliminated", "current", "stagger_ok_from_day"],
-                     labels={"p_hat": "p̂ (TITE)", "stft": "STFT",
-                             "escalate_if_le": "escalate if DLT ≤",
-                             "deescalate_if_ge": "de-escalate if DLT ≥",
-                             "eliminate_if_ge": "eliminate if DLT ≥",
-                             "stagger_ok_from_day": "others from day"},
-                     text_columns=("level",)))
-    saf = rv.dataset.safety
-    parts = d.participants.merge(saf[["subject", "crs_grade", "icans_grade"]].astype({"subject": str}),
-                                 on="subject", how="left")
-    out.append("<h3>Participants</h3>")
-    out.append(table(parts, row_class=lambda r: "fail" if r["status"] == "dlt" else "",
-                     labels={"followup_days": "days in window", "window_end_day": "window ends day",
-                             "dlt_day": "DLT day"},
-                     text_columns=("subject", "level", "phase", "status")))
-    if rv.mtd is not None:
-        out.append("<h3>MTD estimate from the complete DLT windows so far</h3>"
-                   f"<p>{esc(rv.mtd.reason)}</p>")
-        prob = dict.fromkeys(("estimate_raw", "estimate", "ci_low", "ci_high"), "probability")
-        out.append(table(rv.mtd.to_frame(), text_columns=("level",), formats=prob))
-    for a in rv.car_analytes[:1]:
-        out.append(fig(plots.exposure_vs_toxicity(rv.nca, saf, a), f"exposure_vs_toxicity:{a}"))
     return "<section>" + "".join(out) + "</section>"
 
 
@@ -386,13 +377,8 @@ def provenance_section(rv, files: pd.DataFrame, versions: dict, generated_at: st
 
 
 # --------------------------------------------------------------------------------------
-POPULATION_FLAG_MEANINGS = {
-    "not_converged": "the estimation did not converge: estimates unusable",
-    "covariance_failed": "the covariance step failed: some standard errors are missing",
-    "at_bound": "an estimate sits on a bound of its parameter",
-    "rse>50%": "a parameter's relative standard error is above 50 %",
-    "ebe_not_converged": "the empirical Bayes estimates of some participants did not converge",
-}
+POPULATION_FLAG_MEANINGS = {f.id: f"{f.meaning} (raised when {f.threshold})"
+                            for f in FLAGS.values() if "population" in f.scopes}
 
 
 def population_status_box(rv) -> str:
