@@ -18,8 +18,8 @@ Optional parts, off by default (the default report is unchanged): a population f
 from ctkinetics.report.review import Review, build_review
 from ctkinetics.report.settings import ReportSettings, load_settings, settings_from_mapping
 from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
-from ctkinetics.report.write import ReportFiles, render_html, write_report
+from ctkinetics.report.write import ReportFiles, ReportOutput, read_report, render_html, write_report
 
 __all__ = ["ReportSettings", "load_settings", "settings_from_mapping", "Review", "build_review",
-           "write_report", "render_html", "ReportFiles", "geometric_mean_profile",
+           "write_report", "read_report", "render_html", "ReportFiles", "ReportOutput", "geometric_mean_profile",
            "bcell_aplasia", "data_counts"]

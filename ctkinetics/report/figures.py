@@ -225,9 +225,10 @@ class Figures:
                 _MAKERS = []
         return [self._html(d, n) for d, n in zip(done, names)]
 
-    def paged(self, cells: list, labels: list, what: str, per_page: int = PER_PAGE) -> str:
+    def paged(self, cells: list, labels: list, what: str, per_page: int | None = None) -> str:
         """Figure cells (HTML from :meth:`__call__`) in a grid, paged beyond ``per_page``:
         a selector names each page by its first and last label; only the page shown is drawn."""
+        per_page = per_page or PER_PAGE
         if len(cells) <= per_page:
             return "<div class='grid'>" + "".join(cells) + "</div>"
         self._groups += 1

@@ -43,6 +43,7 @@ class Review:
     boundaries: object = None
     escalation_error: str = ""
     mtd: object = None
+    escalation: object = None  # ctkinetics.escalation.EscalationReview (the one home of decision and MTD)
     population: object = None
     population_error: str = ""
     vpc: object = None
@@ -59,6 +60,27 @@ class Review:
     @property
     def population_requested(self) -> bool:
         return self.settings.population_method is not None
+
+    @property
+    def failures(self) -> list:
+        """What failed, one line each (failed fits, a fit or population fit that could not
+        run, a VPC that failed); the CLI exits 3 when there are any and the manifest lists
+        them. Flags are not failures: a flagged fit is a result to read with caution."""
+        out = []
+        if self.fit is None and self.fit_error:
+            out.append(f"model fits ({self.settings.model}): {self.fit_error}")
+        elif self.fit is not None:
+            out += [f"fit {f.subject}: {f.message}" for f in self.fit.fits if not f.success]
+        if self.population_requested:
+            p = self.population
+            if p is None:
+                out.append(f"population fit: {self.population_error}")
+            else:
+                if not p.converged:
+                    out.append(f"population fit: not converged: {p.message}")
+                if self.population_error:
+                    out.append(f"population fit: {self.population_error}")
+        return out
 
 
 def _pick(dataset, wanted, kinds, what):
@@ -93,7 +115,6 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     """
     import time
 
-    from ctkinetics.escalation import boundaries, decide_study, select_mtd
     from ctkinetics.estimation import fit
     from ctkinetics.modeling import load_model
     from ctkinetics.nca import NCAOptions, nca
@@ -103,6 +124,8 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
 
     settings = settings or ReportSettings()
     say = progress or (lambda msg: None)
+    if settings.as_of is not None:  # a true replay: every section is built from the data known that day
+        dataset = dataset.as_of(settings.as_of)
     timings = []
     clock = [time.perf_counter()]
 
@@ -158,19 +181,9 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
         aplasia = bcell_aplasia(dataset, bcell_analyte)
 
     step("escalation decision")
-    decision = design = table = mtd = None
-    esc_error = ""
-    if dataset.safety is None:
-        esc_error = "no safety data (safety.csv): no escalation decision"
-    else:
-        decision, _, design = decide_study(dataset, settings.as_of, tite=settings.tite)
-        n_cohorts = max(1, -(-design.max_subjects // design.cohort_size))
-        table = boundaries(design.target, design.phi1, design.phi2, design.cohort_size,
-                           n_cohorts, design.cutoff_eli, every_n=True)
-        lv = decision.levels
-        # complete windows only: a pending participant is not yet a 'no DLT'
-        mtd = select_mtd(design, lv["complete"].to_numpy(int), lv["dlt"].to_numpy(int),
-                         list(lv["level"]), decision.eliminated_from)
+    from ctkinetics.report.escalation import escalation_part
+
+    esc = escalation_part(dataset, settings)
     population = vpc_result = None
     population_error = ""
     if settings.population_method is not None:
@@ -191,8 +204,7 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
                   car_analyte=car_analyte, bcell_analyte=bcell_analyte, counts=counts,
                   nca=nca_result, model=model, fit=fit_result, fit_error=fit_error,
                   curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
-                  decision=decision, design=design, boundaries=table,
-                  escalation_error=esc_error, mtd=mtd, population=population,
+                  **esc, population=population,
                   population_error=population_error, vpc=vpc_result, trial_sim=trial_sim,
                   timings=tuple(timings))
 

@@ -1,21 +1,57 @@
-"""Writing a review: ``report.html`` (self-contained), the CSV tables and ``summary.json``.
+"""Writing a review: ``report.html`` (self-contained), the CSV tables, ``summary.json`` and
+``manifest.json``; and reading a written report back (:func:`read_report`).
 
-Same review → same bytes, apart from the timestamp (one ``<span class='ctk-generated'>`` in the
-HTML and ``generated_at`` in summary.json).
+The folder is written atomically through :class:`ctkinetics.outputs.OutputFolder` (complete or
+not there; the manifest last); every CSV is spreadsheet-safe; the HTML is streamed section by
+section with progress. Same review → same bytes, apart from the timestamp (one
+``<span class='ctk-generated'>`` in the HTML, ``generated_at`` in summary.json, ``created`` in
+the manifest).
 """
 from __future__ import annotations
 
+import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ctkinetics.jsonable import jsonable
+from ctkinetics.outputs import OutputFolder
 from ctkinetics.report import sections
+from ctkinetics.report.escalation import escalation_summary, escalation_tables
 from ctkinetics.report.dictionary import build_dictionary, with_units
-from ctkinetics.report.html import Figures, esc, page, plotly_js
+from ctkinetics.report.figures import Figures
+from ctkinetics.report.html import CSS, esc, plotly_js
 from ctkinetics.report.provenance import input_files, timestamp, versions
+
+#: Added to the page's style sheet: paged figure groups (a hidden page stays hidden in a grid).
+PAGE_CSS = "[hidden]{display:none!important}select.ctk-pager{font-size:13px}"
+
+
+@dataclass(frozen=True)
+class ReportOutput:
+    """A written report as data: ``summary.json`` and every CSV table exactly as written
+    (text columns as strings, '' for missing text; see :mod:`ctkinetics.outputs.tables`),
+    with the manifest's status and failures. :func:`read_report` reads one back; two are
+    equal when their summaries, status, failures and tables are."""
+
+    summary: dict
+    tables: dict = field(default_factory=dict)
+    status: str = "complete"
+    failures: tuple = ()
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, ReportOutput):
+            return NotImplemented
+        if (self.summary, self.status, tuple(self.failures)) != \
+                (other.summary, other.status, tuple(other.failures)):
+            return False
+        if self.tables.keys() != other.tables.keys():
+            return False
+        return all(self.tables[k].equals(other.tables[k])
+                   and list(self.tables[k].dtypes) == list(other.tables[k].dtypes)
+                   for k in self.tables)
 
 
 @dataclass(frozen=True)
@@ -26,6 +62,7 @@ class ReportFiles:
     summary: Path
     tables: tuple
     figures: tuple  # figure names, in page order
+    output: ReportOutput | None = None
 
     def __iter__(self):
         return iter((self.html, self.summary, *self.tables))
@@ -47,12 +84,7 @@ def _tables(rv) -> dict:
                   "fitted_curves.csv": rv.curves})
     if rv.aplasia is not None:
         t["bcell_aplasia.csv"] = rv.aplasia
-    if rv.decision is not None:
-        t.update({"escalation_levels.csv": rv.decision.levels,
-                  "escalation_participants.csv": rv.decision.participants,
-                  "boin_boundaries.csv": rv.boundaries.to_frame()})
-        if rv.mtd is not None:
-            t["mtd.csv"] = rv.mtd.to_frame()
+    t.update(escalation_tables(rv))  # decision, MTD now, pathways, committee, RD (report/escalation.py)
     if rv.population is not None:
         p = rv.population
         pars = p.to_frame()
@@ -102,9 +134,7 @@ def _summary(rv, files, vers, generated_at, command) -> dict:
         "participants": len(rv.dataset.subjects),
         "samples": len(rv.dataset.observations),
         "records_audited": len(rv.dataset.audit),
-        "decision": rv.decision.to_dict() if rv.decision is not None else None,
-        "escalation_error": rv.escalation_error or None,
-        "mtd": ({"level": rv.mtd.mtd_level, "reason": rv.mtd.reason} if rv.mtd is not None else None),
+        **escalation_summary(rv),  # decision, MTD now with its basis, warnings, RD (report/escalation.py)
         "fits": ({"model": rv.fit.model, "blq_method": rv.fit.blq_method,
                   "error_model": rv.fit.error_model, "n": len(rv.fit.fits),
                   "failed": [f.subject for f in rv.fit.fits if not f.success],
@@ -121,69 +151,137 @@ def _summary(rv, files, vers, generated_at, command) -> dict:
     })
 
 
-def render_html(rv, files, vers, generated_at, command=None, tables=None) -> tuple[str, tuple]:
-    """The page and the names of its figures (``tables``: :func:`_tables` of ``rv``, for the
-    data dictionary; computed when not given)."""
+def _parts(rv, files, vers, generated_at, command, tables, fig) -> list:
+    """(anchor, navigation label, section builder) in page order."""
+    parts = [("recommendation", "Recommendation", lambda: sections.summary_box(rv)),
+             ("data", "Data", lambda: sections.data_section(rv, fig)),
+             ("expansion", "Expansion / NCA", lambda: sections.expansion_section(rv, fig)),
+             ("fits", "Model fits", lambda: sections.fits_section(rv, fig))]
+    if rv.population_requested:
+        parts.append(("population", "Population fit", lambda: sections.population_section(rv, fig)))
+    parts += [("bcells", "B cells", lambda: sections.bcell_section(rv, fig)),
+              ("safety", "Safety & escalation", lambda: sections.safety_section(rv, fig))]
+    if rv.trial_sim is not None:
+        parts.append(("trials", "Virtual trials", lambda: sections.trial_sim_section(rv, fig)))
+    parts.append(("provenance", "Provenance",
+                  lambda: sections.provenance_section(rv, files, vers, generated_at, command)))
+    parts.append(("dictionary", "Data dictionary",
+                  lambda: sections.dictionary_section(tables["data_dictionary.csv"])))
+    return parts
+
+
+def stream_html(fh, rv, files, vers, generated_at, command=None, tables=None,
+                progress=None) -> tuple:
+    """Write the self-contained page to the text file ``fh`` section by section (each is
+    written, then dropped); ``progress(str)`` is told each section. The figure names, in order.
+    """
+    say = progress or (lambda msg: None)
     tables = tables if tables is not None else _tables(rv)
     fig = Figures()
-    body = [sections.summary_box(rv),
-            sections.data_section(rv, fig), sections.expansion_section(rv, fig),
-            sections.fits_section(rv, fig)]
-    nav = [("recommendation", "Recommendation"), ("data", "Data"), ("expansion", "Expansion / NCA"),
-           ("fits", "Model fits")]
-    if rv.population_requested:
-        body.append(sections.population_section(rv, fig))
-        nav.append(("population", "Population fit"))
-    body += [sections.bcell_section(rv, fig), sections.safety_section(rv, fig)]
-    nav += [("bcells", "B cells"), ("safety", "Safety & escalation")]
-    if rv.trial_sim is not None:
-        body.append(sections.trial_sim_section(rv, fig))
-        nav.append(("trials", "Virtual trials"))
-    body.append(sections.provenance_section(rv, files, vers, generated_at, command))
-    nav.append(("provenance", "Provenance"))
-    body.append(sections.dictionary_section(tables["data_dictionary.csv"]))
-    nav.append(("dictionary", "Data dictionary"))
+    parts = _parts(rv, files, vers, generated_at, command, tables, fig)
+    links = "".join(f"<a href='#{a}'>{esc(t)}</a>" for a, t, _ in parts)
     d = rv.decision
     sub = (f"Cohort review · {len(rv.dataset.subjects)} participants"
            + (f" · data as of study day {d.as_of_day:g}" if d is not None else "")
            + f" · ctkinetics {esc(vers['ctkinetics'])}")
-    title = f"{esc(rv.dataset.study.name)}"
-    return page(title, sub, nav, "".join(body), plotly_js()), tuple(fig.names)
+    title = esc(rv.dataset.study.name)
+    fh.write("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+             f"<title>{title}</title><style>{CSS}{PAGE_CSS}</style>"
+             f"<script>{plotly_js()}</script></head><body>"
+             f"<header><h1>{title}</h1><div class='sub'>{sub}</div></header>"
+             f"<nav>{links}</nav><main>")
+    for k, (_, label, build) in enumerate(parts, start=1):
+        say(f"  report.html {k}/{len(parts)}: {label} "
+            f"({fig.count} figures so far)")
+        fh.write(build())
+    fh.write("</main>" + fig.renderer() + "</body></html>\n")
+    return tuple(fig.names)
+
+
+def render_html(rv, files, vers, generated_at, command=None, tables=None) -> tuple[str, tuple]:
+    """The page as one string and the names of its figures (``tables``: :func:`_tables` of
+    ``rv``, for the data dictionary; computed when not given)."""
+    buf = io.StringIO()
+    names = stream_html(buf, rv, files, vers, generated_at, command, tables)
+    return buf.getvalue(), names
+
+
+def report_inputs(rv) -> list:
+    """What a report reads (its output may not be or hold any of it)."""
+    out = list(rv.dataset.sources)
+    if rv.trial_sim is not None:
+        out.append(rv.trial_sim.folder)
+    return out
 
 
 def write_report(rv, out, *, root=None, command: str | None = None,
-                 generated_at: str | None = None) -> ReportFiles:
-    """Write ``out/report.html``, the CSV tables and ``out/summary.json``.
+                 generated_at: str | None = None, progress=None) -> ReportFiles:
+    """Write ``out/report.html``, the CSV tables, ``out/summary.json`` and ``manifest.json``.
 
     Parameters
     ----------
     rv : Review
-    out : path
-        Output folder (created).
+    out : path or OutputFolder
+        Output folder (created; a previous report there is replaced whole, atomically). The
+        CLI passes an :class:`~ctkinetics.outputs.OutputFolder` it checked before computing.
     root : path, optional
         The study folder or file; input files are named relative to it in the provenance.
     command : str, optional
-        The command line, recorded in the provenance.
+        The command line, recorded in the provenance and the manifest.
     generated_at : str, optional
         Timestamp; default now (or ``SOURCE_DATE_EPOCH``).
+    progress : callable(str), optional
+        Told each step of the writing.
+
+    Returns
+    -------
+    ReportFiles
+        Paths in the final folder, the figure names and the :class:`ReportOutput` written
+        (what :func:`read_report` gives back).
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = out if isinstance(out, OutputFolder) else OutputFolder(
+        out, inputs=report_inputs(rv), command=command)
+    command = command if command is not None else folder.command
+    say = progress or (lambda msg: None)
     generated_at = generated_at or timestamp()
     files = _all_files(rv, input_files(rv.dataset.sources, root))
     vers = versions()
-    written = []
     tables = _tables(rv)
-    for name, df in tables.items():
-        p = out / name
-        pd.DataFrame(df).to_csv(p, index=False, lineterminator="\n")
-        written.append(p)
-    files.to_csv(out / "input_files.csv", index=False, lineterminator="\n")
-    written.append(out / "input_files.csv")
-    text, names = render_html(rv, files, vers, generated_at, command, tables)
-    html_path = out / "report.html"
-    html_path.write_text(text, encoding="utf-8")
-    summary_path = out / "summary.json"
-    summary_path.write_text(json.dumps(_summary(rv, files, vers, generated_at, command), indent=2,
-                                       ensure_ascii=False) + "\n", encoding="utf-8")
-    return ReportFiles(html_path, summary_path, tuple(written), names)
+    tables["input_files.csv"] = files
+    with folder:
+        say(f"writing {len(tables)} CSV tables")
+        for name, df in tables.items():
+            folder.write_csv(name, df)
+        with folder.open_text("report.html") as fh:
+            names = stream_html(fh, rv, files, vers, generated_at, command, tables, say)
+        summary = _summary(rv, files, vers, generated_at, command)
+        folder.write_text("summary.json", json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+        manifest = folder.commit(failures=rv.failures, created=generated_at)
+    from ctkinetics.outputs.tables import as_written
+
+    target = Path(folder.shown)
+    output = ReportOutput(summary=json.loads(json.dumps(summary)),
+                          tables={n: as_written(df) for n, df in tables.items()},
+                          status=manifest.status, failures=manifest.failures)
+    return ReportFiles(target / "report.html", target / "summary.json",
+                       tuple(target / n for n in tables), names, output)
+
+
+def read_report(folder) -> ReportOutput:
+    """A report folder read back (after checking it against its manifest).
+
+    Raises :class:`~ctkinetics.errors.OutputError` when the folder is not a complete report
+    (no manifest, or files that differ from it).
+    """
+    from ctkinetics.errors import OutputError
+    from ctkinetics.outputs import read_manifest, read_table, verify
+
+    folder = Path(folder)
+    problems = verify(folder)
+    if problems:
+        raise OutputError(f"{folder} is not a complete report: " + "; ".join(problems[:5]))
+    m = read_manifest(folder)
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    tables = {name: read_table(folder, name, m) for name in m.tables}
+    return ReportOutput(summary=summary, tables=tables, status=m.status, failures=m.failures)

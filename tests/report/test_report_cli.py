@@ -22,8 +22,11 @@ def test_sample_report_files_and_offline_html():
                  "fit_parameters.csv", "escalation_levels.csv", "audit.csv", "input_files.csv"):
         assert (out / name).stat().st_size > 0, name
     html = (out / "report.html").read_text(encoding="utf-8")
-    # plotly.js embedded exactly once, nothing fetched from the network
-    assert html.count("Plotly.newPlot(") >= 9
+    # plotly.js embedded exactly once, nothing fetched from the network; each figure's JSON
+    # beside its div, the house template written once and one renderer drawing them all
+    n = len(re.findall(r"<div class='ctk-figure[^']*' id='ctk-fig-(\d+)'", html))
+    assert n >= 9 and html.count("<script type='application/json' id='ctk-fig-") == n
+    assert html.count("id='ctk-templates'") == 1 and html.count("Plotly.newPlot(") == 1
     assert len(re.findall(r"\*\s*plotly\.js v\d", html)) == 1
     assert not re.search(r"<script[^>]+src=", html)
     assert "cdn.plot.ly" not in html.replace("\\/", "/").split("</head>")[-1]
@@ -74,9 +77,15 @@ def test_ids_from_input_files_are_escaped_and_reruns_are_identical(tmp_path):
         if name == "report.html":
             assert len(STAMP.findall(a)) == 1
             a, b = STAMP.sub("", a), STAMP.sub("", b)
-        if name == "summary.json":
+        if name in ("summary.json", "manifest.json"):
             ja, jb = json.loads(a), json.loads(b)
-            ja["provenance"].pop("generated_at"), jb["provenance"].pop("generated_at")
+            for j in (ja, jb):
+                j.pop("created", None)
+                if "provenance" in j:
+                    j["provenance"].pop("generated_at")
+                for f in j.get("files", ()):
+                    if f["name"] in ("report.html", "summary.json"):
+                        f.pop("sha256"), f.pop("bytes")   # they hold the timestamp
             a, b = json.dumps(ja), json.dumps(jb)
         assert a == b, f"{name} differs between two runs"
 

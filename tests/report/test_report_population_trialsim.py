@@ -279,8 +279,10 @@ def test_malicious_rule_and_spec_names_are_escaped(report):
     # inside figure JSON the legend shows the text as typed: escaped for plotly's HTML
     # subset (&lt;, plots.style.esc), its & written as \u0026 in the JSON
     assert "\\u0026lt;img src=x onerror=alert(1)\\u0026gt;" in html
+    # the body's only code is the one renderer; every other script element is inert JSON
     body = html.split("</head>", 1)[1]
-    assert body.count("<script>") == body.count("Plotly.newPlot(")
+    assert body.count("<script>") == 1 and body.count("Plotly.newPlot(") == 1
+    assert body.count("<script") - 1 == body.count("<script type='application/json'")
 
 
 def test_load_results_round_trips_the_runner(trial_sim_dir):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 
+from ctkinetics.cli.commands._output import add_allow_failures
 from ctkinetics.cli.commands._study import add_study_argument
 
 NAME = "report"
@@ -37,14 +38,16 @@ def add_arguments(parser) -> None:
                         help="TOML file fixing every option ([report], [fit], [nca], [escalation], "
                              "[band], [population], [trial_sim])")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_allow_failures(parser)
 
 
 def run(args) -> int:
-    import shlex
     import time
 
+    from ctkinetics.cli.commands._output import command_line, finish
     from ctkinetics.cli.commands._study import load_from_args
     from ctkinetics.errors import SettingsError
+    from ctkinetics.outputs import OutputFolder
     from ctkinetics.report import ReportSettings, build_review, load_settings, write_report
 
     t0 = time.perf_counter()
@@ -53,6 +56,9 @@ def run(args) -> int:
         if not args.quiet:
             print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
+    # the output folder is checked before anything is computed
+    folder = OutputFolder(args.out, inputs=[args.study, args.study_toml, args.config,
+                                            args.trial_sim], command=command_line(args))
     settings = load_settings(args.config) if args.config else ReportSettings()
     random_effects = None
     if args.random_effects is not None:
@@ -69,11 +75,9 @@ def run(args) -> int:
     say(f"reading and validating {args.study}")
     dataset = load_from_args(args)
     review = build_review(dataset, settings, progress=say)
-    say("writing report.html, CSV tables and summary.json")
-    command = "ctk report " + " ".join(shlex.quote(a) for a in sys.argv[2:]) \
-        if len(sys.argv) > 1 and sys.argv[1] == "report" else None
-    files = write_report(review, args.out, root=args.study, command=command)
-    say(f"done: {len(files.figures)} figures, {len(files.tables)} tables")
+    say(f"writing {args.out}: CSV tables, report.html, summary.json, manifest.json")
+    files = write_report(review, folder, root=args.study, command=folder.command, progress=say)
+    say(f"complete: {len(files.figures)} figures, {len(files.tables)} tables")
     print(files.html)
     print(files.summary)
-    return 0
+    return finish(args, review.failures, "failure(s), shown at the top of the report")
