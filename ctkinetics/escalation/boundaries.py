@@ -289,25 +289,25 @@ class BoinDesign:
 
     def prob_overdose(self, y, n):
         """Pr(p > φ | y DLTs in n) under a Beta(1, 1) prior."""
-        from scipy.stats import beta
+        from scipy.special import betaincc  # = scipy.stats.beta.sf, without its 1 s import
 
         y = np.asarray(y, dtype=float)
         n = np.asarray(n, dtype=float)
-        return beta.sf(self.target, y + 1, n - y + 1)
+        return betaincc(y + 1, n - y + 1, self.target)
 
 
 @functools.lru_cache(maxsize=64)
 def _count_tables(target: float, lam_e: float, lam_d: float, cutoff: float, offset: float, size: int) -> tuple:
     """Escalation, de-escalation, elimination and extra-safe counts for n = 0 .. size − 1 (one
     computation per design, shared by every BoinDesign instance with the same settings)."""
-    from scipy.stats import beta
+    from scipy.special import betaincc  # = scipy.stats.beta.sf (the same Boost function)
 
     nn = np.arange(size)
     ng = nn[:, None]
     y = nn[None, :]
     # Pr(p > φ | y, n) with p ~ Beta(1 + y, 1 + n − y), on the whole (n, y) grid at once
     with np.errstate(invalid="ignore"):
-        post = beta.sf(target, y + 1, np.maximum(ng - y, 0) + 1)
+        post = betaincc(y + 1, np.maximum(ng - y, 0) + 1, target)
 
     def first_above(cut):
         hit = (post > cut) & (y <= ng) & (ng >= 3)
