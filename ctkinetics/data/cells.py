@@ -106,7 +106,21 @@ def parse_number(cell) -> float | None:
 # Vectorised forms (one pass over a column)
 
 
-_EDGE_SPACE = re.compile(r"(?:^|\n)\s|\s(?:\n|$)")
+def per_unique(values, fn, dtype=object) -> np.ndarray:
+    """``fn`` applied once per distinct value and broadcast back to every cell (IDs, codes,
+    dates and flags repeat a lot: a column of 200,000 cells often has a few hundred values).
+
+    >>> per_unique(["a", "b", "a"], str.upper).tolist()
+    ['A', 'B', 'A']
+    """
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object), use_na_sentinel=False)
+    out = np.empty(len(uniques), dtype=dtype)
+    for k, u in enumerate(uniques):
+        out[k] = fn(u)
+    return out[codes]
+
+
+_EDGE_SPACE = re.compile(r"(?:^|\n)[ \t\r\f\v]|[ \t\r\f\v](?:\n|$)")
 
 
 def _cells(series) -> list[str]:
@@ -192,8 +206,11 @@ def parse_flags(series: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ``stated`` is False for an empty cell (the flag says nothing), so a reader can tell
     ``blq = 0`` (a claim that can contradict a ``<20`` marker) from an empty ``blq`` cell.
     """
-    low = [c.lower() for c in _cells(series)]
-    true = np.fromiter((c in TRUE_FLAGS for c in low), bool, len(low))
-    false = np.fromiter((c in FALSE_FLAGS for c in low), bool, len(low))
-    empty = np.fromiter((c == "" for c in low), bool, len(low))
+    code = per_unique(_cells(series), _flag_code, dtype=np.int8)
+    true, false, empty = code == 1, code == 0, code == 2
     return true, true | false, ~(true | false | empty)
+
+
+def _flag_code(cell: str) -> int:
+    c = cell.lower()
+    return 1 if c in TRUE_FLAGS else 0 if c in FALSE_FLAGS else 2 if c == "" else 3

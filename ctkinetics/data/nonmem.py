@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.data.assemble import Audit, build_dataset, empty_records
-from ctkinetics.data.cells import parse_flags
+from ctkinetics.data.cells import parse_flags, per_unique
 from ctkinetics.data.csvfile import ROW_COL, CsvTable, read_csv_text, regular_file
 from ctkinetics.data.dataset import SUBJECT_COLUMNS, Dataset
 from ctkinetics.data.problems import ProblemCollector
@@ -75,6 +75,12 @@ def id_text(x) -> str:
 
 
 _id_text = id_text  # the former private name
+_ID_NUMBER = re.compile(r"^[+-]?[0-9]*\.?[0-9]+$", re.ASCII)
+
+
+def _id_number(text: str) -> float:
+    """The number NONMEM reads from an ID cell (NaN when it is not a plain number)."""
+    return float(text) if _ID_NUMBER.match(text) else np.nan
 
 
 def read_nonmem(path, study_toml=None, analyte_map=None, time_unit=None, **_) -> Dataset:
@@ -162,9 +168,9 @@ class _Reader:
         return subjects, records
 
     def _subject_ids(self) -> pd.Series:
-        idt = self.f["ID"].map(id_text)
+        idt = pd.Series(per_unique(self.f["ID"], id_text), index=self.f.index)
         self.add(np.flatnonzero((idt == "").to_numpy()), "ID", "expected a subject ID, got an empty cell")
-        num = pd.to_numeric(idt.where(idt.str.fullmatch(r"[+-]?[0-9]*\.?[0-9]+", na=False)), errors="coerce")
+        num = pd.Series(per_unique(idt, _id_number, dtype=float), index=self.f.index)
         key = num.astype(object).where(num.notna(), idt).astype(str)  # what NONMEM compares
         if "USUBJID" in self.f:
             sid = self.f["USUBJID"].astype(str)
@@ -319,9 +325,9 @@ class _Reader:
 
     def _analytes(self, obs: np.ndarray, mdv_true: np.ndarray):
         out_col = "DVID" if "DVID" in self.f else ("CMT" if "CMT" in self.f else None)
-        key = self.col(out_col).map(id_text) if out_col else pd.Series("", index=self.f.index)
+        key = pd.Series(per_unique(self.col(out_col), id_text) if out_col else "", index=self.f.index)
         if self.mapping:
-            analyte = key.map(self.mapping).to_numpy(dtype=object)
+            analyte = per_unique(key, self.mapping.get)
         else:
             only = next(iter(self.study.analytes)) if self.study is not None and len(self.study.analytes) == 1 else None
             analyte = np.full(len(self.f), only, dtype=object)

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.data.assemble import Audit, build_dataset, empty_records
-from ctkinetics.data.cells import BAD_KIND, BLQ_KIND, MISSING_KIND, NUMBER_KIND, parse_numbers, parse_values
+from ctkinetics.data.cells import (BAD_KIND, BLQ_KIND, MISSING_KIND, NUMBER_KIND, parse_numbers, parse_values,
+                                   per_unique)
 from ctkinetics.data.csvfile import ROW_COL, CsvTable, read_csv_text
 from ctkinetics.data.dataset import SUBJECT_COLUMNS, Dataset
 from ctkinetics.data.problems import ProblemCollector
@@ -126,8 +127,7 @@ def _parse_dtc(text: str):
 
 def _parse_each(series: pd.Series, fn) -> pd.Series:
     """``fn`` applied once per distinct value (dates and durations repeat a lot)."""
-    uniq = pd.unique(series.to_numpy())
-    return series.map(dict(zip(uniq, (fn(u) for u in uniq))))
+    return pd.Series(per_unique(series, fn), index=series.index)
 
 
 def read_sdtm(path, study_toml=None, **_) -> Dataset:

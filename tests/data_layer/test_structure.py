@@ -172,3 +172,22 @@ def test_xpt_cut_at_a_record_boundary_is_caught_by_the_record_count(sdtm, capsys
 def test_xpt_that_is_not_transport_at_all(sdtm, capsys):
     (sdtm / "dm.xpt").write_bytes(b"subject,dose\n" * 100)
     _exit2(sdtm, capsys, "dm.xpt", "not a complete SAS transport (XPT) file")
+
+
+def test_plain_and_general_csv_paths_read_the_same_strings(monkeypatch):
+    """Plain files go through pandas' C parser, the others through the csv module (which
+    locates every problem); on the same file both give the same strings and row numbers."""
+    from pathlib import Path
+
+    import ctkinetics.data.csvfile as cf
+
+    sample = Path(__file__).resolve().parents[2] / "data" / "sample"
+    files = sorted(sample.glob("*/*.csv"))
+    assert len(files) >= 4
+    fast = {f: cf.read_csv_text(f, lower_header=False) for f in files}
+    assert any(cf._plain_table(f.read_text(), ",") is not None for f in files)  # the C path is used
+    monkeypatch.setattr(cf, "_plain_table", lambda text, sep: None)
+    for f in files:
+        slow = cf.read_csv_text(f, lower_header=False)
+        assert list(slow.frame.columns) == list(fast[f].frame.columns), f
+        assert slow.frame.astype(str).equals(fast[f].frame.astype(str)), f
