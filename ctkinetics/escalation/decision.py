@@ -105,6 +105,7 @@ class Decision:
     gate_held: bool = False
     gate_note: str = ""
     closed_levels: tuple = ()
+    gate_notes: tuple = ()  # per level: why its stagger gate is held (or was released); "" none
 
     @cached_property
     def levels(self):
@@ -299,4 +300,5 @@ def decide(state: EscalationState, design: BoinDesign, as_of_day: float) -> Deci
         tite=tite, level_data=_level_data(state, design, counts, sit, elim, closed, held, level),
         participant_rows=parts, gate_held=step.gate_held,
         gate_note=gate_notes[nxt] if step.gate_held else "", closed_levels=tuple(state.levels[closed:]),
+        gate_notes=tuple(gate_notes),
     )

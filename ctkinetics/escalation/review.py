@@ -144,9 +144,8 @@ def _participants(decision, state, dataset) -> pd.DataFrame:
 def _warnings(dataset, decision, design, participants, check, committee) -> list:
     T = design.dlt_window_days
     out = [w for w in dataset.warnings if w.startswith(NO_SAFETY_DATA)]
-    held = decision.levels[decision.levels["gate_held"]]
-    out += [f"stagger gate of {lv} held for committee review" + (f": {decision.gate_note}"
-            if decision.gate_held and lv == decision.next_level else "") for lv in held["level"]]
+    held = decision.levels["gate_held"].to_numpy()
+    out += [decision.gate_notes[j] for j in range(len(held)) if held[j]]
     pp = participants
     late = pp[(pp["status"] == "pending") & (decision.as_of_day - pp["infusion_day"] > T)]
     out += [f"'{r.subject}' is still pending {decision.as_of_day - r.infusion_day:g} days after infusion "

@@ -24,7 +24,7 @@ COMMITTEE_MARK = {"committee_decision": "C", "insert_level": "+DL", "retire_leve
 
 def _committee_marks(fig, committee) -> None:
     """Committee entries as dotted vertical lines on the timeline (overrides in red)."""
-    for r in committee.to_dict("records"):
+    for i, r in enumerate(committee.sort_values("day", kind="stable").to_dict("records")):
         what = COMMITTEE_MARK.get(r["action"], r["action"])
         target = r.get("level") or r.get("subject") or ""
         label = f"{what} {target}".strip()
@@ -34,7 +34,9 @@ def _committee_marks(fig, committee) -> None:
         fig.add_vline(x=float(r["day"]), line={"color": DLT_COLOR if override else "#555", "width": 1,
                                                 "dash": "dot"},
                       annotation_text=esc(label + (" (override)" if override else "")),
-                      annotation_position="bottom right", annotation_font={"size": 9})
+                      # alternate top and bottom so entries of neighbouring days stay readable
+                      annotation_position="bottom right" if i % 2 == 0 else "top right",
+                      annotation_font={"size": 9})
 
 
 def swimmer(decision, *, dlt_window_days: float | None = None, height: int | None = None,
@@ -72,6 +74,8 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
     shown = set()
     ticks, labels = [], []
     sentinel = {r.level: r.sentinel_day for r in decision.levels.itertuples(index=False)}
+    gate_held = (dict(zip(decision.levels["level"], decision.levels["gate_held"]))
+                 if "gate_held" in decision.levels.columns else {})
     stagger_to = {r.level: r.stagger_ok_from_day for r in decision.levels.itertuples(index=False)}
     for i, r in enumerate(parts.itertuples(index=False)):
         y = n - i
@@ -110,13 +114,17 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
         if r.phase == "escalation" and finite(sentinel.get(r.level)) and \
                 float(sentinel[r.level]) == t0 and finite(stagger_to.get(r.level)) and \
                 stagger_to[r.level] > t0:
+            held = bool(gate_held.get(r.level, False))
+            key = "held" if held else "stagger"
             fig.add_trace(go.Scatter(
-                x=[t0, stagger_to[r.level]], y=[y - 0.32, y - 0.32], mode="lines",
-                line={"color": "#444", "width": 2, "dash": "dot"}, name="stagger wait (sentinel)",
-                legendgroup="stagger", showlegend="stagger" not in shown,
-                hovertemplate=(f"DL {esc(r.level)}: others from day {stagger_to[r.level]:g}"
-                               "<extra></extra>")))
-            shown.add("stagger")
+                x=[t0, max(stagger_to[r.level], as_of) if held else stagger_to[r.level]], y=[y - 0.32, y - 0.32],
+                mode="lines", line={"color": DLT_COLOR if held else "#444", "width": 2, "dash": "dot"},
+                name="stagger gate held for the committee" if held else "stagger wait (sentinel)",
+                legendgroup=key, showlegend=key not in shown,
+                hovertemplate=(f"DL {esc(r.level)}: " + ("gate held for committee review" if held else
+                                                          f"others from day {stagger_to[r.level]:g}")
+                               + "<extra></extra>")))
+            shown.add(key)
     nxt = decision.earliest_next_infusion_day
     if nxt is not None and finite(nxt) and decision.next_level is not None:
         fig.add_trace(go.Scatter(x=[nxt], y=[0], mode="markers", name="earliest next infusion",
@@ -138,8 +146,9 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
              "Triangle colour: dose level. Dotted: stagger wait after a group's first "
              "participant" + ("; vertical dotted lines: the committee's record." if committee is not None
                               and len(committee) else "."))
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0},
-                      margin={"l": 140, "t": 90, "b": 80})
+    # room above the plot for a legend of two rows under the title
+    fig.update_layout(legend={"orientation": "h", "y": 1.01, "yanchor": "bottom", "x": 0},
+                      margin={"l": 140, "t": 130, "b": 80}, title={"y": 0.985, "yanchor": "top"})
     return fig
 
 
