@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ctkinetics.data.csvfile import ROW_COL, read_csv_text
+from ctkinetics.data.csvfile import ROW_COL
 from ctkinetics.data.problems import ProblemCollector
+from ctkinetics.data.safety import open_table
 
 ACTIONS = ("insert_level", "retire_level", "committee_decision", "release_sentinel_hold",
            "confirm_no_expansion")
@@ -38,12 +39,9 @@ _NEEDS_LEVEL = ("insert_level", "retire_level", "release_sentinel_hold")
 def read_decisions_csv(path, study, subjects: pd.DataFrame | None, pc: ProblemCollector,
                        notes: list | None = None) -> pd.DataFrame | None:
     """``decisions.csv`` (module doc), sorted by day (stable), with ``_row``."""
-    t = read_csv_text(path)
-    if notes is not None:
-        notes += [f"{t.name}: {n}" for n in t.notes]
-    if not t.require(["day", "action"], pc):
+    t = open_table(path, ["day", "action"], DECISION_COLUMNS, pc, notes)
+    if t is None:
         return None
-    t.refuse_unknown(DECISION_COLUMNS, pc)
     f = t.frame
     text = lambda c: (f[c].astype(str).str.strip() if c in f.columns  # noqa: E731
                       else pd.Series([""] * len(f), index=f.index, dtype=object))

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.data.cells import parse_flags
-from ctkinetics.data.csvfile import ROW_COL, read_csv_text
+from ctkinetics.data.csvfile import ROW_COL
 from ctkinetics.data.problems import ProblemCollector
+from ctkinetics.data.safety import open_table
 
 EFFICACY_COLUMNS = ("subject", "day", "endpoint", "value", "response")
 
@@ -28,12 +29,9 @@ EFFICACY_COLUMNS = ("subject", "day", "endpoint", "value", "response")
 def read_efficacy_csv(path, study, subjects: pd.DataFrame | None, pc: ProblemCollector,
                       notes: list | None = None) -> pd.DataFrame | None:
     """``efficacy.csv`` (module doc) with ``_row``."""
-    t = read_csv_text(path)
-    if notes is not None:
-        notes += [f"{t.name}: {n}" for n in t.notes]
-    if not t.require(["subject", "day", "endpoint"], pc):
+    t = open_table(path, ["subject", "day", "endpoint"], EFFICACY_COLUMNS, pc, notes)
+    if t is None:
         return None
-    t.refuse_unknown(EFFICACY_COLUMNS, pc)
     f = t.frame
     n = len(f)
     out = pd.DataFrame({"subject": f["subject"].astype(str).str.strip(),

@@ -75,14 +75,23 @@ def _choice(t, column, pc, choices, default) -> np.ndarray:
     return low.where(low.isin(choices), default).to_numpy(dtype=object)
 
 
-def read_safety_csv(path, pc: ProblemCollector, notes: list | None = None) -> pd.DataFrame | None:
-    """``safety.csv`` (module doc): typed columns in :data:`KNOWN_COLUMNS` order plus ``_row``."""
+def open_table(path, required, known, pc: ProblemCollector, notes: list | None):
+    """A protocol CSV as a :class:`CsvTable` with its notes kept, or None when a required
+    column is missing (reported); unknown columns are reported too."""
     t = read_csv_text(path)
     if notes is not None:
         notes += [f"{t.name}: {n}" for n in t.notes]
-    if not t.require(["subject", "infusion_day"], pc):
+    if not t.require(list(required), pc):
         return None
-    t.refuse_unknown(KNOWN_COLUMNS, pc)
+    t.refuse_unknown(known, pc)
+    return t
+
+
+def read_safety_csv(path, pc: ProblemCollector, notes: list | None = None) -> pd.DataFrame | None:
+    """``safety.csv`` (module doc): typed columns in :data:`KNOWN_COLUMNS` order plus ``_row``."""
+    t = open_table(path, ("subject", "infusion_day"), KNOWN_COLUMNS, pc, notes)
+    if t is None:
+        return None
     f = t.frame
     n = len(f)
     out = pd.DataFrame({"subject": f["subject"].astype(str).str.strip()})

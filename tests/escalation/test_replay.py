@@ -4,7 +4,6 @@ of ctkinetics.data.asof): same decision, MTD, NCA, fits, committee record, RD an
 safety section, and no trace of later data."""
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
