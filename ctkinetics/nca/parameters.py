@@ -125,9 +125,8 @@ def _aucint(auc_type):
     return compute
 
 
-def _entries():
+def _observed_entries():
     q = _with(lambda p: p.quant_reason)
-    lz = _with(_lamz_reason)
     P = NCAParameter
     yield P("CMAX", "Max Conc", "conc", _with(lambda p: p.cmax_reason)(lambda p: p.cmax),
             "highest observed value (after infusion)", winnonlin="Cmax", pknca="cmax")
@@ -144,6 +143,11 @@ def _entries():
     yield P("AUCALL", "AUC All", "auc", q(lambda p: p.aucall),
             "area under the curve to the last sample, BLQ samples after TLST counted as 0",
             winnonlin="AUCall", pknca="aucall")
+
+
+def _lambda_z_entries():
+    lz = _with(_lamz_reason)
+    P = NCAParameter
     yield P("LAMZ", "Lambda z", "inverse_time", lz(lambda p: p.lamz.lamz),
             "terminal rate constant λz: −slope of the ln-linear regression on the terminal samples",
             ("TMAX", "TLST"), winnonlin="Lambda_z", pknca="lambda.z")
@@ -184,6 +188,10 @@ def _entries():
             lz(lambda p: 100.0 * (p.aucifp - p.auclast) / p.aucifp),
             "share of AUCIFP extrapolated beyond TLST: 100·(AUCIFP − AUCLST)/AUCIFP", ("AUCIFP",),
             summary="arithmetic", winnonlin="AUC_%Extrap_pred", pknca="aucpext.pred")
+
+
+def _dose_and_interval_entries():
+    P = NCAParameter
     # dose-normalised and apparent clearance / volume (dose from the subjects table)
     yield P("CMAXD", "Max Conc Norm by Dose", "conc_per_dose",
             _with(_dose_or(lambda p: p.cmax_reason))(lambda p: p.cmax / p.dose),
@@ -208,7 +216,9 @@ def _entries():
 
 
 #: Registry of NCA parameters by name.
-PARAMETERS: dict[str, NCAParameter] = {p.name: p for p in _entries()}
+PARAMETERS: dict[str, NCAParameter] = {
+    p.name: p for group in (_observed_entries, _lambda_z_entries, _dose_and_interval_entries)
+    for p in group()}
 
 #: Parameters computed over (0, inf) by default.
 DEFAULT_PROFILE_PARAMETERS = (
