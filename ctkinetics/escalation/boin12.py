@@ -193,47 +193,83 @@ class Boin12Step:
     desirability: np.ndarray
 
 
-def _first_toxic(toxic) -> int:
-    hit = np.flatnonzero(toxic)
-    return int(hit[0]) if hit.size else len(toxic)
+#: Rules of :func:`next_dose_arrays`, by code (the wording takes n, p, lambda_d, ...).
+RULES12 = (
+    ("stop_max_at_dose", "{n} treated at the current level (max {max_at_dose}): stop"),
+    ("explore", "dose exploration: {n} treated, p_T = {p:.3f} < lambda_d, next level untried"),
+    ("deescalate", "p_T = {p:.3f} >= lambda_d = {lambda_d:.4f}: de-escalate"),
+    ("stay_lowest", "p_T = {p:.3f} >= lambda_d at the lowest admissible level: stay"),
+    ("stop_none_below", "no admissible level at or below the current one: stop"),
+    ("best_of_two", "lambda_e < p_T = {p:.3f} < lambda_d with n >= N* = {n_star}: the more desirable of d-1 and d"),
+    ("best_of_three", "the most desirable admissible level among d-1, d, d+1"),
+    ("stop_none_admissible", "no admissible level among the candidates: stop"),
+)
+
+
+def next_dose_arrays(design: Boin12Design, n, e_only, neither, both, t_only, current) -> tuple:
+    """BOIN12's decision for m situations at once (counts (m, K), ``current`` (m,)): returns
+    ``(next level (m,) with −1 = stop, rule code (m,) into RULES12, admissible (m, K),
+    desirability (m, K))``. The one home of the rule (module doc); :func:`next_dose` and the
+    virtual-trial simulators call it."""
+    n, e_only, neither, both, t_only = (np.atleast_2d(np.asarray(a, dtype=float)) for a in
+                                        (n, e_only, neither, both, t_only))
+    m, k = n.shape
+    d = np.asarray(current, dtype=int).reshape(m)
+    ii, idx = np.arange(m), np.arange(k)[None, :]
+    u = design.utilities
+    des = desirability(design, n, (u[0] * e_only + u[1] * neither + u[2] * both + u[3] * t_only) / 100.0)
+    toxic, futile = admissibility(design, n, both + t_only, e_only + both)
+    first_toxic = np.where(toxic.any(axis=1), toxic.argmax(axis=1), k)
+    open_ = idx < first_toxic[:, None]
+    adm = open_ & ~futile
+    nd = n[ii, d]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(nd > 0, (both + t_only)[ii, d] / np.maximum(nd, 1), 0.0)
+    b = design.boin
+
+    def best(mask):
+        score = np.where(mask & adm, des, -np.inf)
+        top = score.max(axis=1)
+        pick = k - 1 - np.argmax((score == top[:, None])[:, ::-1], axis=1)  # ties: the higher level
+        return np.where(np.isfinite(top), pick, -1)
+
+    up = np.minimum(d + 1, k - 1)
+    explore = ((nd > 0) & (p < b.lambda_d) & (nd >= design.n_explore) & (d + 1 < k)
+               & (n[ii, up] == 0) & open_[ii, up])
+    below = adm & (idx < d[:, None])
+    highest_below = np.where(below.any(axis=1), k - 1 - np.argmax(below[:, ::-1], axis=1), -1)
+    near = np.abs(idx - d[:, None]) <= 1
+    two, three = best(near & (idx <= d[:, None])), best(near)
+    conds = [
+        (np.zeros(m, bool) if design.max_at_dose is None else nd >= design.max_at_dose, 0, np.full(m, -1)),
+        (explore, 1, d + 1),
+        ((nd > 0) & (p >= b.lambda_d) & (highest_below >= 0), 2, highest_below),
+        ((nd > 0) & (p >= b.lambda_d) & adm[ii, d], 3, d),
+        ((nd > 0) & (p >= b.lambda_d), 4, np.full(m, -1)),
+        ((nd >= design.n_star) & (p > b.lambda_e), 5, two),
+    ]
+    nxt, code = three, np.where(three >= 0, 6, 7)
+    for cond, c, target in reversed(conds):  # the first that holds wins
+        nxt = np.where(cond, target, nxt)
+        code = np.where(cond, np.where((c == 5) & (target < 0), 7, c), code)
+    return nxt, code, adm, des
 
 
 def next_dose(design: Boin12Design, counts: Boin12Counts, current: int) -> Boin12Step:
     """The BOIN12 decision for the next cohort from level ``current`` (module doc)."""
-    k = len(counts.n)
-    n = counts.n
-    des = desirability(design, n, quasi_successes(design, counts))
-    toxic, futile = admissibility(design, n, counts.y_t, counts.y_e)
-    open_ = np.arange(k) < _first_toxic(toxic)
-    adm = open_ & ~futile
-    d = int(current)
-    nd = int(n[d])
-    p = counts.y_t[d] / nd if nd else 0.0
+    nxt, code, adm, des = next_dose_arrays(design, counts.n, counts.e_only, counts.neither, counts.both,
+                                           counts.t_only, [current])
+    nd = int(counts.n[current])
     b = design.boin
+    text = RULES12[int(code[0])][1].format(n=nd, p=counts.y_t[current] / nd if nd else 0.0,
+                                           lambda_d=b.lambda_d, n_star=design.n_star,
+                                           max_at_dose=design.max_at_dose)
+    return Boin12Step(int(nxt[0]), text, adm[0], des[0])
 
-    def best(cands, why):
-        cands = [j for j in cands if 0 <= j < k and adm[j]]
-        if not cands:
-            return Boin12Step(-1, "no admissible level among the candidates: stop", adm, des)
-        top = max(des[j] for j in cands)
-        return Boin12Step(max(j for j in cands if des[j] == top), why, adm, des)
 
-    if design.max_at_dose is not None and nd >= design.max_at_dose:
-        return Boin12Step(-1, f"{nd} treated at the current level (max {design.max_at_dose}): stop", adm, des)
-    if nd and p < b.lambda_d and nd >= design.n_explore and d + 1 < k and n[d + 1] == 0 and open_[d + 1]:
-        return Boin12Step(d + 1, f"dose exploration: {nd} treated, p_T = {p:.3f} < lambda_d, next level untried",
-                          adm, des)
-    if nd and p >= b.lambda_d:
-        below = [j for j in range(d) if adm[j]]
-        if below:
-            return Boin12Step(max(below), f"p_T = {p:.3f} >= lambda_d = {b.lambda_d:.4f}: de-escalate", adm, des)
-        if adm[d]:
-            return Boin12Step(d, f"p_T = {p:.3f} >= lambda_d at the lowest admissible level: stay", adm, des)
-        return Boin12Step(-1, "no admissible level at or below the current one: stop", adm, des)
-    if nd >= design.n_star and p > b.lambda_e:
-        return best([d - 1, d], f"lambda_e < p_T = {p:.3f} < lambda_d with n >= N* = {design.n_star}: "
-                                "the more desirable of d-1 and d")
-    return best([d - 1, d, d + 1], "the most desirable admissible level among d-1, d, d+1")
+def _first_toxic(toxic) -> int:
+    hit = np.flatnonzero(toxic)
+    return int(hit[0]) if hit.size else len(toxic)
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,17 @@ def test_rd_on_the_sample_cohort_by_hand():
     assert pt == pytest.approx(1.05 / 6.1, abs=1e-3)
     assert t.loc["2", "utility"] == pytest.approx(100 * pe * (1 - pt) + 40 * (1 - pe) * (1 - pt) + 60 * pe * pt)
     assert t.loc["1", "utility"] == pytest.approx(40.3, abs=0.05)
+
+
+def test_boin12_vectorised_over_many_trials_gives_the_published_decisions():
+    # the 10 states of the worked example as 10 "trials" decided in one call (what a simulator does)
+    from ctkinetics.escalation.boin12 import next_dose_arrays
+
+    import numpy as np
+
+    d = Boin12Design(phi_t=0.35, phi_e=0.25, n_star=6, max_at_dose=12)
+    counts = [Boin12Counts.from_string(" ".join(WORKED[:i]), 5) for i in range(1, len(WORKED) + 1)]
+    stack = lambda a: np.stack([getattr(c, a) for c in counts])  # noqa: E731
+    nxt, code, _, _ = next_dose_arrays(d, stack("n"), stack("e_only"), stack("neither"), stack("both"),
+                                       stack("t_only"), [int(w[0]) - 1 for w in WORKED])
+    assert [x + 1 if x >= 0 else None for x in nxt.tolist()] == WORKED_NEXT
