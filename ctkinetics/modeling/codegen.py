@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ctkinetics.modeling.symbolic import Graph
 
 #: Bump when the generated code changes meaning (part of the on-disk cache key).
-KERNEL_VERSION = 3
+KERNEL_VERSION = 4
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -47,14 +47,22 @@ class ModelGraph:
     outputs: list
     output_names: tuple
     closed: list | None
+    dosing: list | None = None      # per state: the jump at a dose (None: no [dosing])
+    linear: tuple = ()              # linearly interpolated covariates (two slots each)
+    with_time: bool = True          # whether the kernel being emitted knows t
 
     def slot(self, name):
-        if name in ("t", "tau"):
+        if name in ("t", "tau", "amt"):
             return name
         if name in self.params:
             return f"pc[{self.params.index(name)}]"
         if name in self.covariates:
-            return f"pc[{len(self.params) + self.covariates.index(name)}]"
+            i = len(self.params) + self.covariates.index(name)
+            if name in self.linear and self.with_time:
+                # value = intercept + slope·t on the current segment (slots set per segment)
+                j = len(self.params) + len(self.covariates) + self.linear.index(name)
+                return f"(pc[{i}] + pc[{j}] * t)"
+            return f"pc[{i}]"
         if name in self.states:
             return f"y[{self.states.index(name)}]"
         raise KeyError(name)
@@ -81,8 +89,14 @@ def model_graph(model) -> ModelGraph:
             sb = dict(bind)
             sb.update(zip(states, sol))
             closed.append(sol + [g.from_tree(model.observable_exprs[k].tree, sb) for k in kinds])
+    dosing = None
+    if model.dosing:
+        dosing = [g.from_tree(model.dosing[s].tree, bind) if s in model.dosing else g.zero
+                  for s in states]
+    linear = tuple(c.name for c in model.covariate_specs
+                   if c.time_varying and c.interpolation == "linear")
     return ModelGraph(g, tuple(model.param_names), tuple(model.covariates), states, rhs, init,
-                      switch, outputs, states + kinds, closed)
+                      switch, outputs, states + kinds, closed, dosing, linear)
 
 
 # --------------------------------------------------------------------------------------
@@ -149,7 +163,7 @@ def kernel_source(mg: ModelGraph) -> str:
     L = ["import math",
          "from numba import njit",
          "from ctkinetics.modeling.radau import (RHS_SIG, JAC_SIG, VEC_SIG, MAT_SIG, OUT_SIG, OUTD_SIG,",
-         "    CLOSED_SIG)",
+         "    CLOSED_SIG, DOSE_SIG, DOSED_SIG)",
          "from ctkinetics.modeling.kernel_support import (kmin, kmax, ksign, kstep, khill, khill_dx,",
          "    khill_dn, khill_dk, kexprel, kexprel_d)",
          "",
@@ -162,6 +176,15 @@ def kernel_source(mg: ModelGraph) -> str:
         L.extend(_by_phase(header, blocks, fill))
         L.append("")
 
+    def timeless(make):
+        """Blocks of a kernel without ``t`` (initial states, switch times): covariates read
+        their value at t = 0."""
+        mg.with_time = False
+        try:
+            return make()
+        finally:
+            mg.with_time = True
+
     params = [p for p in mg.params]
     kernel("RHS_SIG", "def rhs(ph, t, tau, y, pc, out):",
            [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(fs)]) for fs in mg.rhs])
@@ -173,14 +196,28 @@ def kernel_source(mg: ModelGraph) -> str:
            [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p)) for k, f in enumerate(fs)
                                   for j, p in enumerate(params)])) for fs in mg.rhs],
            fill="out[:, :] = 0.0")
-    kernel("VEC_SIG", "def init(pc, out):", [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.init)])])
+    kernel("VEC_SIG", "def init(pc, out):",
+           timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.init)])]))
     kernel("MAT_SIG", "def init_p(pc, out):",
-           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p)) for k, f in enumerate(mg.init)
-                                  for j, p in enumerate(params)]))], fill="out[:, :] = 0.0")
+           timeless(lambda: [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p))
+                                                   for k, f in enumerate(mg.init)
+                                                   for j, p in enumerate(params)]))]),
+           fill="out[:, :] = 0.0")
     kernel("VEC_SIG", "def switches(pc, out):",
-           [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.switch)])])
+           timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.switch)])]))
     kernel("MAT_SIG", "def switches_p(pc, out):",
-           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p)) for k, f in enumerate(mg.switch)
+           timeless(lambda: [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p))
+                                                   for k, f in enumerate(mg.switch)
+                                                   for j, p in enumerate(params)]))]),
+           fill="out[:, :] = 0.0")
+    jumps = mg.dosing or [g.zero] * len(mg.states)
+    kernel("DOSE_SIG", "def dose(t, pc, amt, y, out):",
+           [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(jumps)])])
+    kernel("DOSED_SIG", "def dose_y(t, pc, amt, y, out):",
+           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, s)) for k, f in enumerate(jumps)
+                                  for j, s in enumerate(mg.states)]))], fill="out[:, :] = 0.0")
+    kernel("DOSED_SIG", "def dose_p(t, pc, amt, y, out):",
+           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p)) for k, f in enumerate(jumps)
                                   for j, p in enumerate(params)]))], fill="out[:, :] = 0.0")
     kernel("OUT_SIG", "def outputs(t, y, pc, out):",
            [emit(mg, [(f"out[{m}]", f) for m, f in enumerate(mg.outputs)])])

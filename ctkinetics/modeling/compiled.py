@@ -84,6 +84,35 @@ def _load_module(source: str):
     return module
 
 
+@dataclass(frozen=True)
+class Events:
+    """Doses and covariate changes of N subjects, sorted by time within each subject.
+
+    ``offsets`` (N + 1,) delimit the subjects' rows; ``times`` (E,) > 0; ``amounts`` (E,)
+    the dose (NaN: no dose at that row); ``slots`` (E, K) new values of the K covariate
+    slots (NaN: unchanged).
+    """
+
+    offsets: np.ndarray
+    times: np.ndarray
+    amounts: np.ndarray
+    slots: np.ndarray
+
+    @staticmethod
+    def none(n, k):
+        return Events(np.zeros(n + 1, dtype=np.int64), np.zeros(0), np.zeros(0),
+                      np.zeros((0, k)))
+
+    def take(self, rows):
+        """The events of the subjects ``rows`` (in that order)."""
+        parts = [np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]
+        idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        counts = [p.size for p in parts]
+        return Events(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+                      self.times[idx], self.amounts[idx],
+                      np.ascontiguousarray(self.slots[idx]))
+
+
 @dataclass
 class Solution:
     """Outputs of a batch solve (rows in the order of the flattened times).
@@ -158,15 +187,24 @@ class CompiledModel:
                     self._kernels = _load_module(self.source)
         return self._kernels
 
-    def pc_matrix(self, params: dict, covariates: dict, n: int) -> np.ndarray:
-        """(n, P + C) parameter-covariate matrix from name -> scalar or (n,) values."""
+    def pc_matrix(self, params: dict, covariates: dict, n: int, slopes: dict | None = None) -> np.ndarray:
+        """(n, P + C + L) matrix: parameters, covariates (values at t = 0; for a linearly
+        interpolated covariate the intercept of its first segment) and the L slopes of the
+        linearly interpolated covariates (``slopes``, default 0)."""
         cols = [np.broadcast_to(np.asarray(params[p], float), (n,)) for p in self.param_names]
         cols += [np.broadcast_to(np.asarray(covariates[c], float), (n,)) for c in self.covariate_names]
+        cols += [np.broadcast_to(np.asarray((slopes or {}).get(c, 0.0), float), (n,))
+                 for c in self.graph.linear]
         return np.ascontiguousarray(np.column_stack(cols)) if cols else np.zeros((n, 0))
+
+    @property
+    def n_slots(self) -> int:
+        """Covariate slots after the parameters (covariates, then linear slopes)."""
+        return len(self.covariate_names) + len(self.graph.linear)
 
     def solve(self, pc, times, offsets, wrt=None, sens=False, rtol=None, atol=None,
               max_steps=100_000, errcon=False, dense_above=DENSE_ABOVE,
-              threads=None) -> Solution:
+              threads=None, events=None) -> Solution:
         """Integrate N subjects.
 
         Parameters
@@ -187,6 +225,8 @@ class CompiledModel:
             A subject with more output times than this (a plotting grid) is solved with
             dense output (interpolation error of the order of the tolerance) instead of
             landing on every time (the accuracy of a step end).
+        events : Events, optional
+            Doses after the first and covariate changes, per subject.
         threads : int, optional
             Threads for a large stack (default :func:`default_threads`); the compiled
             solver releases the GIL, so slices of the stack run in parallel.
@@ -213,14 +253,21 @@ class CompiledModel:
         rtol = float(rtol if rtol is not None else self.model.rtol)
         atol = float(atol if atol is not None else self.model.atol)
 
+        if events is None:
+            events = Events.none(N, self.n_slots)
+
         def run(i0, i1):
             o0, o1 = offsets[i0], offsets[i1]
+            e0, e1 = events.offsets[i0], events.offsets[i1]
             radau.solve_batch(k.rhs, k.jac, k.rhs_p, k.init, k.init_p, k.switches,
-                              k.switches_p, k.outputs, k.outputs_y, k.outputs_p,
-                              self.n_states, self.n_phases, pc[i0:i1], times[o0:o1],
-                              offsets[i0:i1 + 1] - o0, index, bool(sens), bool(errcon), rtol,
-                              atol, int(max_steps), int(dense_above), out[o0:o1],
-                              sarr[o0:o1] if sens else sarr, status[i0:i1], steps[i0:i1])
+                              k.switches_p, k.outputs, k.outputs_y, k.outputs_p, k.dose,
+                              k.dose_y, k.dose_p, self.n_states, self.n_phases, pc[i0:i1],
+                              times[o0:o1], offsets[i0:i1 + 1] - o0, index, bool(sens),
+                              bool(errcon), rtol, atol, int(max_steps), int(dense_above),
+                              events.offsets[i0:i1 + 1] - e0, events.times[e0:e1],
+                              events.amounts[e0:e1], events.slots[e0:e1], out[o0:o1],
+                              sarr[o0:o1] if sens else sarr,
+                              status[i0:i1], steps[i0:i1])
 
         _in_threads(run, N, threads)
         return Solution(out, sarr if sens else None, status, steps, self.output_names,

@@ -61,6 +61,9 @@ class Model:
     observable_exprs: Mapping[str, Expression]
     covariate_specs: tuple = ()
     definitions: tuple = ()
+    #: state -> Expression added to it at each dose after the first (reads ``amt``); empty
+    #: when the model file has no ``[dosing]`` table (one infusion only)
+    dosing: Mapping[str, Expression] = field(default_factory=dict)
     derived_specs: tuple = ()
     doi: str = ""
     population: str = ""
@@ -74,6 +77,7 @@ class Model:
 
     def __post_init__(self):
         object.__setattr__(self, "observable_exprs", MappingProxyType(dict(self.observable_exprs)))
+        object.__setattr__(self, "dosing", MappingProxyType(dict(self.dosing)))
         object.__setattr__(self, "_param_index", MappingProxyType({p.name: p for p in self.parameters}))
 
     # ---- description -------------------------------------------------------------------
@@ -169,7 +173,7 @@ class Model:
             return self._solve(env, n, t, method)
 
     def solve(self, params=None, times=None, covariates=None, observables=None, *,
-              sensitivities=False, wrt=None, method="auto", max_steps=100_000):
+              sensitivities=False, wrt=None, method="auto", max_steps=100_000, doses=None):
         """Observables (and optionally their parameter derivatives) with each subject's
         solver status — the engine behind :meth:`predict` and the fitters.
 
@@ -190,6 +194,12 @@ class Model:
             ``lsoda`` (reference) has no sensitivities and no ragged times.
         max_steps : int
             ODE steps allowed per subject before it is stopped with a status.
+        doses : array (m, 2) or a sequence of n such arrays, optional
+            Doses after the first infusion (the first is the initial state): rows (time since
+            the first infusion, amount); what a dose does to the states is the model file's
+            ``[dosing]`` table. A covariate may be given as a
+            :class:`~ctkinetics.modeling.solution.TimeCourse` (or one per subject) when the
+            model declares it time-varying. Doses or time courses are solved as an ODE.
 
         Returns
         -------
@@ -198,7 +208,7 @@ class Model:
         from ctkinetics.modeling.solution import solve_model
 
         return solve_model(self, params, times, covariates, observables, sensitivities, wrt,
-                           method, max_steps)
+                           method, max_steps, doses)
 
     def sensitivities(self, params=None, times=None, covariates=None, observables=None,
                       wrt=None, method="auto"):
@@ -209,7 +219,8 @@ class Model:
                          method=method)
         return sol.values, sol.derivs
 
-    def predict(self, params=None, times=None, covariates=None, observables=None, method="auto") -> dict:
+    def predict(self, params=None, times=None, covariates=None, observables=None, method="auto",
+                doses=None) -> dict:
         """Predicted observables at ``times``.
 
         Parameters
@@ -225,11 +236,18 @@ class Model:
         method : {'auto', 'closed', 'ode'}
             'auto' uses the closed form when the model declares one, else the ODE.
 
+        doses : optional
+            Doses after the first infusion (see :meth:`solve`); with doses or time-varying
+            covariates (:class:`~ctkinetics.modeling.solution.TimeCourse`) the ODE is solved.
+
         Returns
         -------
         dict kind -> ndarray
             Shape (T,) for scalar inputs, (n, T) when any input is an array of shape (n,).
         """
+        if doses is not None or _has_time_course(covariates):
+            return self.solve(params, times, covariates, observables, doses=doses,
+                              method="ode" if method == "auto" else method).values
         env, n, t = self._prepare(params, times, covariates)
         kinds = list(self.observable_exprs) if observables is None else list(observables)
         for k in kinds:
@@ -290,6 +308,16 @@ class Model:
             states = ode_states(self, env, n or 1, t)
             return {s: v[0] for s, v in states.items()} if n is None else states
         return solvers.closed_form(self.phases, self.state_names, env, t, n)
+
+
+def _has_time_course(covariates) -> bool:
+    from ctkinetics.modeling.solution import TimeCourse
+
+    for v in (covariates or {}).values():
+        if isinstance(v, TimeCourse) or (isinstance(v, (list, tuple)) and v
+                                         and isinstance(v[0], TimeCourse)):
+            return True
+    return False
 
 
 def _value(v, name):

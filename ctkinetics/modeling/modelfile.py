@@ -12,13 +12,14 @@ Layout (see ``models/stein2019.toml`` for a complete example)::
     title = "..."; reference = "..."; population = "..."; time_unit = "day"
     [parameters.Cmax]             # default, lower, upper, unit, scale, description, source, omega2,
                                   # estimate (true/false: estimated by default in fits)
-    [covariates.dose]             # default, unit, description
+    [covariates.dose]             # default, unit, description, time_varying, interpolation
     [definitions]                 # ordered: name = "expression of parameters/covariates"
     [states.E]                    # initial = "expression", unit, description
     [[phases]]                    # name, end = "switch time expression" (not on the last)
     ode = { E = "..." }           # dX/dt for every state
     solution = { E = "..." }      # optional closed form for every state (t, tau)
     [observables]                 # kind = "expression of states"  (qpcr, flow, bcell, conc)
+    [dosing]                      # optional: state = "amount added at each later dose" (amt)
     [derived.R0]                  # expr, unit, description
     [solver]                      # rtol, atol
 """
@@ -40,8 +41,11 @@ _MODEL_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TOP_KEYS = {
     "name", "title", "reference", "doi", "population", "description", "time_unit", "horizon",
     "parameters", "covariates", "definitions", "states", "phases", "observables", "derived",
-    "solver",
+    "solver", "dosing",
 }
+_COVARIATE_KEYS = {"default", "unit", "description", "time_varying", "interpolation"}
+#: The dose amount, the name dosing expressions read (reserved in every model file).
+DOSE_AMOUNT = "amt"
 _PARAM_KEYS = {"default", "lower", "upper", "unit", "scale", "description", "source", "omega2",
                "estimate"}
 MAX_FILE_BYTES = 200_000
@@ -128,7 +132,7 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
     if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not 0 < horizon < 1e6:
         raise src.error("'horizon' must be a positive number (default simulation end time)", "horizon")
 
-    taken: set[str] = set(TIME_NAMES)
+    taken: set[str] = set(TIME_NAMES) | {DOSE_AMOUNT}
 
     def new_symbol(sym, where):
         if not isinstance(sym, str) or not _NAME_RE.match(sym):
@@ -201,7 +205,18 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
         new_symbol(cname, "covariate")
         if not isinstance(spec, dict) or isinstance(spec.get("default"), bool) or not isinstance(spec.get("default"), (int, float)):
             raise src.error(f"covariate '{cname}' needs a numeric 'default'", cname, token=cname)
-        covariates.append(Covariate(cname, float(spec["default"]), str(spec.get("unit", "1")), str(spec.get("description", ""))))
+        extra = set(spec) - _COVARIATE_KEYS
+        if extra:
+            raise src.error(f"covariate '{cname}': unknown key '{sorted(extra)[0]}' (allowed: "
+                            f"{', '.join(sorted(_COVARIATE_KEYS))})", cname, token=sorted(extra)[0])
+        tv = spec.get("time_varying", False)
+        if not isinstance(tv, bool):
+            raise src.error(f"covariate '{cname}': 'time_varying' must be true or false", cname, token=cname)
+        interp = spec.get("interpolation", "step")
+        if interp not in ("step", "linear"):
+            raise src.error(f"covariate '{cname}': interpolation must be 'step' or 'linear'", cname, token=str(interp)[:20])
+        covariates.append(Covariate(cname, float(spec["default"]), str(spec.get("unit", "1")),
+                                    str(spec.get("description", "")), tv, interp))
 
     base = {p.name for p in parameters} | {c.name for c in covariates}
 
@@ -263,6 +278,14 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
             raise src.error(f"observable kind '{kind}' unknown (allowed: {', '.join(OBSERVABLE_KINDS)})", kind, token=kind)
         observables[kind] = expr(text_, base | set(state_names) | {"t"}, kind, "observable")
 
+    # dosing: what a dose after the first (the initial state) adds to the states
+    dosing = {}
+    dose_doc = table("dosing")
+    for sname, text_ in dose_doc.items():
+        if sname not in state_names:
+            raise src.error(f"[dosing]: '{sname}' is not a state", sname, token=str(sname)[:40])
+        dosing[sname] = expr(text_, base | set(state_names) | {DOSE_AMOUNT}, sname, "dosing")
+
     # derived
     derived = []
     for dname, spec in table("derived").items():
@@ -296,6 +319,7 @@ def parse_model_text(text: str, file: str = "<model>") -> dict:
         states=tuple(states),
         phases=tuple(phases),
         observable_exprs=observables,
+        dosing=dosing,
         derived_specs=tuple(derived),
         rtol=float(rtol),
         atol=float(atol),

@@ -14,6 +14,7 @@ from typing import Mapping
 from ctkinetics.modeling.expressions import Expression
 
 SCALES = ("log", "linear")
+INTERPOLATIONS = ("step", "linear")
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,25 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Covariate:
-    """A subject covariate the model reads (e.g. ``dose``), with its default value."""
+    """A subject covariate the model reads (e.g. ``dose``), with its default value.
+
+    ``time_varying`` covariates may change during follow-up (tocilizumab or steroid
+    exposure, lymphocyte counts): ``interpolation`` ``step`` holds each value until the next
+    one (NONMEM's carried-forward reading), ``linear`` interpolates between them. Initial
+    states and switch times read a time-varying covariate's value at t = 0.
+    """
 
     name: str
     default: float
     unit: str = "1"
     description: str = ""
+    time_varying: bool = False
+    interpolation: str = "step"
+
+    def __post_init__(self):
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"covariate {self.name}: interpolation must be one of "
+                             f"{INTERPOLATIONS}, got {self.interpolation!r}")
 
 
 @dataclass(frozen=True)

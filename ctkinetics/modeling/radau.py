@@ -57,6 +57,9 @@ OUT_SIG = types.void(float64, V1, V1, V1)
 OUTD_SIG = types.void(float64, V1, V1, M2)
 #: closed(t, pc, sens, out, dout, work): closed-form outputs and their derivatives at one time
 CLOSED_SIG = types.void(float64, V1, boolean, V1, M2, M2)
+#: dose(t, pc, amt, y, out): the jump of the states at a dose; dose_y / dose_p its derivatives
+DOSE_SIG = types.void(float64, V1, float64, V1, V1)
+DOSED_SIG = types.void(float64, V1, float64, V1, M2)
 RHS_T = types.FunctionType(RHS_SIG)
 JAC_T = types.FunctionType(JAC_SIG)
 VEC_T = types.FunctionType(VEC_SIG)
@@ -64,6 +67,8 @@ MAT_T = types.FunctionType(MAT_SIG)
 OUT_T = types.FunctionType(OUT_SIG)
 OUTD_T = types.FunctionType(OUTD_SIG)
 CLOSED_T = types.FunctionType(CLOSED_SIG)
+DOSE_T = types.FunctionType(DOSE_SIG)
+DOSED_T = types.FunctionType(DOSED_SIG)
 
 # ---- Radau IIA (s = 3) coefficients ----------------------------------------------------
 _S6 = 6.0 ** 0.5
@@ -599,15 +604,17 @@ def _record(outf, outy, outp, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op)
 
 SOLVE_SIG = types.void(
     RHS_T, JAC_T, JAC_T, VEC_T, MAT_T, VEC_T, MAT_T, OUT_T, OUTD_T, OUTD_T,
+    DOSE_T, DOSED_T, DOSED_T,
     int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64, int64,
-    int64, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
+    int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
 )
 
 
 @njit(cache=True)
 def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
-                 n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                 dense_above, OUT, SENS, status, nsteps, i0, i1):
+                 dose, dosey, dosep, n, nph, PC, times, offsets, wrt, sens, errcon, rtol,
+                 atol, max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS,
+                 status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
     N = PC.shape[0]
     npar_all = PC.shape[1]
@@ -633,8 +640,18 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
     yi = np.empty(n)
     Si = np.zeros((n, max(q, 1)))
     polyS = np.zeros((3, n, max(q, 1)))
+    gj = np.empty(n)
+    Gy = np.empty((n, n))
+    Gp = np.empty((n, npar_all))
+    Stmp = np.empty((n, max(q, 1)))
+    pcl = np.empty(npar_all)
+    npar = npar_all - ev_cov.shape[1]
     for i in range(i0, i1):
-        pc = PC[i]
+        for r in range(npar_all):
+            pcl[r] = PC[i, r]
+        pc = pcl
+        ep = ev_off[i]
+        e1 = ev_off[i + 1]
         lo = offsets[i]
         hi = offsets[i + 1]
         T = times[lo:hi]
@@ -686,16 +703,53 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
         state[6] = 0.0
         t_last = T[order[T.shape[0] - 1]] if T.shape[0] else 0.0
         while jp[0] < T.shape[0] and code == OK:
-            # outputs at the current time (the start, a switch, a landing point)
+            # outputs at the current time (the start, a switch, a landing point; before an
+            # event at that time)
             while jp[0] < T.shape[0] and T[order[jp[0]]] <= t:
                 _record(outf, outy, outp, t, y, S, pc, wrt, sens, lo + order[jp[0]], OUT, SENS,
                         o, oy, op)
                 jp[0] += 1
-            if jp[0] >= T.shape[0]:
+            # events at the current time: doses and covariate changes, then a restart
+            changed = False
+            while ep < e1 and ev_t[ep] <= t:
+                amt = ev_amt[ep]
+                if amt == amt:
+                    dose(t, pc, amt, y, gj)
+                    if sens and q > 0:
+                        dosey(t, pc, amt, y, Gy)
+                        dosep(t, pc, amt, y, Gp)
+                        for r in range(n):
+                            for k in range(q):
+                                acc = Gp[r, wrt[k]]
+                                for c in range(n):
+                                    acc += Gy[r, c] * S[c, k]
+                                Stmp[r, k] = acc
+                        for r in range(n):
+                            for k in range(q):
+                                S[r, k] += Stmp[r, k]
+                    for r in range(n):
+                        y[r] += gj[r]
+                for k in range(ev_cov.shape[1]):
+                    v = ev_cov[ep, k]
+                    if v == v:
+                        pc[npar + k] = v
+                changed = True
+                ep += 1
+            if changed:
+                for r in range(n):
+                    if not math.isfinite(y[r]):
+                        code = NOT_FINITE
+                state[0] = 0.0   # new right-hand side or state: new initial step
+                state[1] = 0.0
+                state[2] = 0.0
+                state[4] = 0.0
+            if jp[0] >= T.shape[0] or code != OK:
                 break
-            # the next stop: a switch before the next output time, else that output time
-            # (landing) or, with dense output, the last output time
+            # the next stop: a switch or an event before the next output time, else that
+            # output time (landing) or, with dense output, the last output time
             target = t_last if dense else T[order[jp[0]]]
+            if ep < e1 and ev_t[ep] < target:
+                target = ev_t[ep]
             switching = ph < nph - 1 and st[ph] <= target
             if switching:
                 target = st[ph]
@@ -735,8 +789,9 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
 
 @njit(SOLVE_SIG, cache=True, nogil=True)
 def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
-                n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                dense_above, OUT, SENS, status, nsteps):
+                dose, dosey, dosep, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
+                max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status,
+                nsteps):
     """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
@@ -747,11 +802,18 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
     A subject with at most ``dense_above`` times is solved landing exactly on each of them
     (the accuracy of a step end); one with more (a plotting grid) by dense output inside
     the steps the tolerance asks for (interpolation error of the order of the tolerance).
+
+    Events of subject i are rows ``ev_off[i]:ev_off[i + 1]`` (sorted by time ``ev_t`` > 0):
+    a dose of ``ev_amt`` (NaN: none) adds ``dose(t, pc, amt, y)`` to the states, with the
+    sensitivities S⁺ = S + ∂g/∂y·S + ∂g/∂θ; ``ev_cov`` holds new values of the covariate
+    slots (after the parameters; NaN: unchanged). Outputs at an event time are taken before
+    it (a pre-dose sample); the solver restarts after it.
     It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
     on several threads."""
-    _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp, n,
-                 nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                 dense_above, OUT, SENS, status, nsteps, 0, PC.shape[0])
+    _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp, dose,
+                 dosey, dosep, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
+                 max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status,
+                 nsteps, 0, PC.shape[0])
 
 
 
