@@ -116,7 +116,8 @@ _FLAGS = (
          "sets of estimates (the fits table gives its −2LL difference)",
          "a distinct optimum (estimates differing by > 1 % on the estimation scale) within "
          "3.84 −2LL units (χ²₁ 95 %) of the best",
-         "compare the two solutions (start history) before relying on the estimates", 3.84),
+         "compare the two solutions (start history) before relying on the estimates",
+         3.841458820694124),   # χ²₁(0.95) = scipy.special.chdtri(1, 0.05)
     Flag("exact_fit", "note", ("subject", "sample"),
          "the model passes exactly through some samples (residual 0, as many free parameters "
          "as samples in that phase): they carry no information on the residual error, so the "
@@ -135,6 +136,31 @@ _FLAGS = (
          "population and its ω is poorly informed",
          "η-shrinkage % = 100·(1 − SD(EBE η)/ω) > 30",
          "do not read individual estimates of that parameter as data-driven", 30.0),
+    # uncertainty methods (issue 16: ctkinetics.estimation.bootstrap / sir)
+    Flag("replicates_failed", "warning", ("population",),
+         "more than 10 % of the bootstrap replicates failed or did not converge: the "
+         "intervals rest on the replicates that could be fitted, which may be the easier ones",
+         "% of replicates failed or not converged > 10",
+         "read the failed replicates' messages; simplify the model or fix poorly informed "
+         "parameters", 10.0),
+    Flag("replicates_at_bound", "warning", ("population",),
+         "more than 10 % of the bootstrap replicates put an estimate on a bound (often an ω "
+         "collapsing to 0): the data of some resampled studies do not inform that parameter",
+         "% of replicates with an estimate at a bound > 10",
+         "read the bound parameter's interval with care; consider removing its random effect",
+         10.0),
+    Flag("sir_low_ess", "warning", ("population",),
+         "the importance ratios of SIR are dominated by a few proposals (effective sample "
+         "size below the number resampled): the proposal does not cover the uncertainty "
+         "and the SIR intervals may be too narrow",
+         "effective sample size (Σw)²/Σw² of the last iteration < the number of resamples",
+         "run more SIR iterations or proposals, or inflate the proposal (sir_inflation)"),
+    Flag("sir_dofv_above_chi2", "warning", ("population",),
+         "the dOFV distribution of the SIR resamples lies above the chi-square distribution "
+         "with as many degrees of freedom as estimated parameters: the uncertainty may be "
+         "underestimated (Dosne et al. 2016)",
+         "mean dOFV of the resamples > 1.2 x the number of estimated parameters",
+         "run more SIR iterations; compare with the bootstrap", 1.2),
 )
 
 #: id -> :class:`Flag`.

@@ -323,7 +323,8 @@ class _Runs:
             if b is None:
                 continue
             _, theta[g], ofv[g], ok[g], msg[g], eng[g], _ = runs[b]
-            at_best[g] = sum(1 for r in runs if r[3] and abs(r[2] - ofv[g]) <= SAME_OPTIMUM)
+            at_best[g] = sum(1 for r in runs if r[3] and np.isfinite(r[2])
+                             and abs(r[2] - ofv[g]) <= SAME_OPTIMUM)
             others = [r[2] for r in runs if r[3] and r[6] and r[2] > ofv[g] + SAME_OPTIMUM
                       and np.max(np.abs((r[1] - theta[g])[self.kinetic]), initial=0) > DISTINCT]
             second[g] = min(others) if others else np.nan

@@ -16,6 +16,7 @@ from ctkinetics.estimation.likelihood import EXCLUDED, QUANTIFIED
 from ctkinetics.estimation.objective import Group
 from ctkinetics.estimation.optimize import minimize
 from ctkinetics.estimation.results import PREDICTION_COLUMNS, SubjectFit, empty_parameters
+from ctkinetics.estimation.starts import start_values
 
 
 def failed_fit(subj, layout, opts, message) -> SubjectFit:
@@ -34,13 +35,28 @@ def failure_reason(group, g, opt, diag, opts) -> str:
     """Why subject ``g`` has no usable estimates ('' when it has)."""
     if opt.timed_out is not None and opt.timed_out[g]:
         return f"failed: time limit of {opts['time_limit']:g} s per fit reached"
-    if not (np.all(np.isfinite(opt.theta[g])) and np.isfinite(opt.ofv[g])):
-        return "failed: no start reached finite estimates and a finite objective"
-    for (f, _, _), a in zip(diag, group.subjects[g].analytes):
-        used = a.mode != EXCLUDED
-        if not np.all(np.isfinite(f[g, :len(a.times)][used])):
-            return (f"failed: the model gives a non-finite prediction of {a.analyte} at the "
+    if np.all(np.isfinite(opt.theta[g])):
+        bad = _non_finite(group.subjects[g], [f[g] for f, _, _ in diag])
+        if bad:
+            return (f"failed: the model gives a non-finite prediction of {bad} at the "
                     "estimates (solver failure or a switch time that is not a number)")
+        if np.isfinite(opt.ofv[g]):
+            return ""
+    one = group.take(np.array([g]))
+    bad = _non_finite(group.subjects[g], [f[0] for f in one.predict(start_values(one, 1, 0)[0])])
+    if bad:
+        return (f"failed: the model gives a non-finite prediction of {bad} at the model's "
+                "defaults and at every start (solver failure or a switch time that is not a "
+                "number)")
+    return "failed: no start reached finite estimates and a finite objective"
+
+
+def _non_finite(subj, preds) -> str:
+    """The first analyte with a non-finite prediction of a sample used ('' if none)."""
+    for f, a in zip(preds, subj.analytes):
+        used = a.mode != EXCLUDED
+        if not np.all(np.isfinite(np.asarray(f)[:len(a.times)][used])):
+            return a.analyte
     return ""
 
 

@@ -18,7 +18,7 @@ from ctkinetics.estimation.population.inner import foce_terms
 from ctkinetics.estimation.population.simulate import simulate_study
 from ctkinetics.estimation.population.structure import PopModel, make_spec
 
-from .theoph import dataset as theoph, onecpt_model
+from .theoph import dataset as theoph, onecpt_model, study_folder
 
 
 @dataclass(frozen=True)
@@ -151,18 +151,7 @@ def test_errors():
 
 def test_cli_popfit(tmp_path, capsys):
     """ctk popfit on a tidy study folder written here (Theoph as a study)."""
-    th = pd.read_csv(__import__("pathlib").Path(__file__).parents[1] / "data" / "theoph.csv")
-    study = tmp_path / "theo"
-    study.mkdir()
-    (study / "study.toml").write_text(
-        '[study]\nname = "theoph"\n\n[dose_levels]\n1 = 4.0\n\n'
-        '[analytes.conc]\nunit = "mg/L"\nkind = "conc"\n')
-    first = th.groupby("Subject", sort=False).first().reset_index()
-    pd.DataFrame({"subject": first["Subject"], "dose_level": 1, "dose": first["Dose"],
-                  "wt": first["Wt"]}).to_csv(study / "subjects.csv", index=False)
-    pd.DataFrame({"subject": th["Subject"], "time": th["Time"], "analyte": "conc",
-                  "value": th["conc"], "unit": "mg/L"}).to_csv(study / "observations.csv",
-                                                               index=False)
+    study = study_folder(tmp_path)
     from ctkinetics.cli.main import main
     out = tmp_path / "out"
     model = str(onecpt_model().source_file or "onecpt_oral")
@@ -179,3 +168,22 @@ def test_cli_popfit(tmp_path, capsys):
     assert "FOCEI" in captured.err
     theta = pd.read_csv(out / "theta.csv")
     assert set(theta["parameter"]) >= {"ka", "ke", "CL", "sigma_conc"}
+
+
+def test_ctk_popfit_summary_names_its_flags(tmp_path, capsys):
+    # Theoph with a random effect on ke, which has next to no between-subject variability:
+    # ω²(ke) goes to its bound and the ke EBEs shrink to 0 (the issue's "converged" with ω
+    # 8e-7 and shrinkage 99.4 %) — the summary must say so, by name
+    from ctkinetics.cli.main import main
+
+    model = str(onecpt_model().source_file or "onecpt_oral")
+    code = main(["popfit", str(study_folder(tmp_path)), "--model", model, "--out",
+                 str(tmp_path / "p"), "--random-effects", "ka,ke,CL", "--error", "additive",
+                 "--no-covariance"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert "converged with 2 flag(s)" in out[0], out[0]
+    assert any(x.strip().startswith("at_bound (omega_ke)") for x in out)
+    assert any(x.strip().startswith("shrinkage>30% (omega2_ke 99") for x in out)
+    fit = json.loads((tmp_path / "p" / "fit.json").read_text())
+    assert fit["diagnostics"]["flags"] == ["at_bound", "shrinkage>30%"]

@@ -42,6 +42,23 @@ def dataset(path=DATA, lloq=np.nan):
                            study=SimpleNamespace(name="theoph", analytes=analytes))
 
 
+def study_folder(tmp_path):
+    """Theoph written as a tidy study folder (for the ``ctk popfit`` tests)."""
+    th = pd.read_csv(DATA)
+    study = Path(tmp_path) / "theo"
+    study.mkdir()
+    (study / "study.toml").write_text(
+        '[study]\nname = "theoph"\n\n[dose_levels]\n1 = 4.0\n\n'
+        '[analytes.conc]\nunit = "mg/L"\nkind = "conc"\n')
+    first = th.groupby("Subject", sort=False).first().reset_index()
+    pd.DataFrame({"subject": first["Subject"], "dose_level": 1, "dose": first["Dose"],
+                  "wt": first["Wt"]}).to_csv(study / "subjects.csv", index=False)
+    pd.DataFrame({"subject": th["Subject"], "time": th["Time"], "analyte": "conc",
+                  "value": th["conc"], "unit": "mg/L"}).to_csv(study / "observations.csv",
+                                                               index=False)
+    return study
+
+
 def onecpt_model():
     """The shipped onecpt_oral model when the library has it, else the test copy."""
     if "onecpt_oral" in list_models():

@@ -92,9 +92,14 @@ class PopulationResult:
 
         if not isinstance(other, PopulationResult):
             return NotImplemented
-        skip = {"spec", "x"}
+        skip = {"spec", "x", "diagnostics"}
+
+        def timeless(d):  # how long a run took is not part of its result
+            return {k: v for k, v in d.items() if k != "fit_seconds"}
+
         return (all(same(getattr(self, f.name), getattr(other, f.name))
                     for f in fields(PopulationResult) if f.name not in skip)
+                and same(timeless(self.diagnostics), timeless(other.diagnostics))
                 and self.spec == other.spec and same(self.x, other.x))
 
     __hash__ = None
