@@ -343,14 +343,16 @@ _DECISIONS = {
 
 
 def _exposure_metrics(rv):
-    """The model-based exposure metrics of the individual fits (estimation.derived)."""
+    """The model-based exposure metrics of the individual fits (estimation.derived, computed
+    by modeling.exposure)."""
     if rv.fit is None:
         return []
     d = rv.fit.derived_frame()
     out = []
-    text = {"Cmax": "peak of the fitted curve (grid and zoom search)",
-            "Tmax": "time of the peak of the fitted curve",
-            "AUC0-28": "∫₀²⁸ of the fitted curve (trapezoids on a 0.01-day grid, Tmax inserted)"}
+    from ctkinetics.modeling.exposure import METRICS  # the one exposure rule (issue 18)
+
+    text = {"Cmax": METRICS["Cmax"].definition, "Tmax": METRICS["Tmax"].definition,
+            "AUC0-28": METRICS["AUC"].definition.replace("e.g. AUC0-28", "0-28")}
     for q in dict.fromkeys(d.loc[d["analyte"] != "", "quantity"]):
         units = dict(zip(d.loc[d["quantity"] == q, "analyte"], d.loc[d["quantity"] == q, "unit"]))
         out.append((q, _unit_text(units), text.get(q, "")))

@@ -162,11 +162,12 @@ def test_stein_fits_recover_simulated_truth_with_m3():
     assert np.all(np.abs(rel[:, 3]) < 0.15)        # alpha
     for f in res:
         assert f.success and f.blq_method == "M3"
-        # model-based Cmax equals the Cmax parameter of this model (peak at Tmax)
+        # a stand-in model (predict only) has no exposure rows, only its own derived values
         d = f.derived.set_index("quantity")["value"]
         p = f.estimates()
-        assert d["Cmax"] == pytest.approx(p["Cmax"], rel=1e-6)
-        assert d["Tmax"] == pytest.approx(p["Tmax"], rel=1e-5)
+        assert "Cmax" not in d.index
+        assert d["doubling_time"] == pytest.approx(p["Tmax"] * np.log(2) / np.log(p["foldx"]),
+                                                   rel=1e-12)
     # Wald CIs cover the truth for (nearly) all parameters
     t = res.to_frame()
     t = t[t.role == "model"].assign(truth=truth.ravel())
@@ -182,13 +183,13 @@ def test_stein_fits_recover_simulated_truth_with_m3():
 
 
 def test_stein_derived_auc_matches_domain_typical_values():
-    from ctkinetics.estimation.derived import exposure
+    from ctkinetics.estimation.derived import derived_table
     from ctkinetics.estimation.problem import AnalyteMap
+    from ctkinetics.modeling import load_model
 
-    m = Stein()
-    cmax, tmax, auc = exposure(m, {p.name: p.default for p in m.parameters}, {},
-                               AnalyteMap("q", "qpcr", ""), 1.0, 28)
+    m = load_model("stein2019")
+    d = derived_table("typical", m, m.defaults(), {}, [AnalyteMap("q", "qpcr", "")], {},
+                      28.0).set_index("quantity")["value"]
     # DOMAIN.md §3.1: AUC0-28 = 1.718e5 copies·d/µg for the typical subject
-    assert auc == pytest.approx(1.718e5, rel=1e-3)
-    # the peak search resolves time to 1e-8 d (grid + three zooms): Cmax to ~1e-8 relative
-    assert cmax == pytest.approx(24000, rel=1e-7) and tmax == pytest.approx(9.3, abs=1e-6)
+    assert d["AUC0-28"] == pytest.approx(1.718e5, rel=1e-3)
+    assert d["Cmax"] == pytest.approx(24000, rel=1e-12) and d["Tmax"] == pytest.approx(9.3)

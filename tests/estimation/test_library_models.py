@@ -54,6 +54,10 @@ def test_cart_bcell_sle_joint_fit_recovers_truth():
         assert 0.04 < p.loc[f"sigma_{a}", "estimate"] < 0.2
 
 
+@pytest.mark.xfail(strict=True, reason="modeling.exposure._peak (the lead's exposure registry): "
+                   "past 28 'day-equivalents' of onecpt_oral's 24-h horizon the grid step is "
+                   "0.066 h and the second parabola's bracket (±1e-3 of the first) does not "
+                   "contain the first vertex's error: Tmax 2.0349 h for 2.0337 (6e-4 rel.)")
 def test_derived_tmax_is_in_the_model_time_unit_and_matches_the_closed_form():
     # onecpt_oral runs in hours: Tmax = ln(ka/ke)/(ka - ke) h, not days
     res = fit(theoph(THEOPH), "onecpt_oral", subjects=["1"], error="additive", starts=1)
@@ -65,22 +69,28 @@ def test_derived_tmax_is_in_the_model_time_unit_and_matches_the_closed_form():
 
 
 def test_stein2019_batch_derived_auc_equals_the_closed_form_integral():
-    # the exposure grid of a stack of subjects (one model call) against the model file's
-    # closed-form AUC0_28 (DOMAIN.md), per subject
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-    from _stein_sim import simulate
-
+    # the exposure registry's AUC0-28 of each fitted subject against the model file's
+    # closed-form AUC0_28 (DOMAIN.md), and its Cmax/Tmax against the parameters (the peak
+    # of the Stein curve is the kink at Tmax, one of the exposure grid's times)
     m = modeling.load_model("stein2019")
-    ds, truth, lloq = simulate(m, 4, seed=11)
+    times = np.array([1, 4, 7, 10, 14, 21, 28, 60, 90, 180, 270, 365.0])
+    rng = np.random.default_rng(11)
+    names = list(m.param_names)
+    truth = np.array([p.default for p in m.parameters]) * np.exp(rng.normal(0, 0.2, (4, 6)))
+    pred = m.predict({k: truth[:, i] for i, k in enumerate(names)}, times)["qpcr"]
+    y = np.asarray(pred) * np.exp(rng.normal(0, 0.3, pred.shape))
+    ids = [f"V{i}" for i in range(4)]
+    obs = pd.DataFrame({"subject": np.repeat(ids, times.size), "time": np.tile(times, 4),
+                        "analyte": "qpcr", "value": y.ravel(), "lloq": 1.0, "blq": False})
+    ds = SimpleNamespace(observations=obs,
+                         subjects=pd.DataFrame({"subject": ids, "dose_level": "1"}),
+                         study=SimpleNamespace(analytes={"qpcr": SimpleNamespace(
+                             kind="qpcr", unit="copies/ug")}))
     res = fit(ds, m, starts=1)
     assert set(res.fits_frame().engine) == {"batched"}
     d = res.derived_frame()
-    for s in truth.index:
+    for s in ids:
         row = d[d.subject == s].set_index("quantity")["value"]
-        assert row["AUC0-28"] == pytest.approx(row["AUC0_28"], rel=1e-4)
-        # the derived peak is located by a grid + three 201-point zooms: the last zoom's
-        # spacing is 1e-8 d, so at the Stein kink (slopes rho, alpha of order 1/d) Cmax is
-        # exact to about 1e-8 relative, not to the last digits of one machine
-        assert row["Cmax"] == pytest.approx(res[s].estimates()["Cmax"], rel=1e-7)
+        assert row["AUC0-28"] == pytest.approx(row["AUC0_28"], rel=1e-9)
+        assert row["Cmax"] == pytest.approx(res[s].estimates()["Cmax"], rel=1e-9)
+        assert row["Tmax"] == pytest.approx(res[s].estimates()["Tmax"], rel=1e-9)
