@@ -235,7 +235,9 @@ class MtdEstimate:
         return bool(self.left_out)
 
     def to_frame(self):
-        return self.selection.to_frame()
+        """The selection table with the day and the pending policy on every row (mtd.csv states
+        its basis too)."""
+        return self.selection.to_frame().assign(as_of_day=self.as_of_day, mtd_pending_policy=self.policy)
 
     def to_dict(self) -> dict:
         from ctkinetics.jsonable import jsonable, records
@@ -244,7 +246,7 @@ class MtdEstimate:
                 "policy_text": POLICY_TEXT[self.policy], "basis": self.basis,
                 "as_of_day": jsonable(self.as_of_day), "provisional": self.provisional,
                 "pending_participants": [{"subject": s, "level": lv} for s, lv in self.left_out],
-                "table": records(self.to_frame())}
+                "table": records(self.selection.to_frame())}
 
 
 def estimate_mtd(decision, design: BoinDesign) -> MtdEstimate:

@@ -47,6 +47,9 @@ ESCALATION_COLUMNS = {
     "toxic": ("too toxic", _1, "Pr(p_T > phi_T) > c_T"),
     "futile": ("futile", _1, "Pr(p_E < phi_E) > c_E"),
     "candidate": ("candidate", _1, "admissible, treated and at or below the MTD"),
+    "as_of_day": ("as of day", "day", "study day of the data the estimate uses"),
+    "mtd_pending_policy": ("pending policy", "", "how participants still in their DLT window enter the MTD "
+                                                 "estimate: exclude (complete windows only) or no_dlt"),
 }
 for _i in range(1, 5):
     ESCALATION_COLUMNS.update({
