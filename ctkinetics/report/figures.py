@@ -167,7 +167,7 @@ def _build(i: int) -> tuple:
 
 
 def workers() -> int:
-    """Processes for building many figures: the CPUs this process may use (at most 4)."""
+    """Processes for building figures: the CPUs this process may use (at most 4)."""
     import os
 
     try:
@@ -177,53 +177,97 @@ def workers() -> int:
     return max(1, min(4, n))
 
 
-#: Below this many figures :meth:`Figures.many` builds them in this process.
-PARALLEL_FROM = 40
+#: Fewer pending figures than this are built in this process (a pool costs ~0.1 s).
+PARALLEL_FROM = 8
+
+
+def build_all(makers: list, jobs: int) -> list:
+    """``[_serialised(m()) for m in makers]``, in forked worker processes when worth it."""
+    global _MAKERS
+    if jobs <= 1 or len(makers) < PARALLEL_FROM:
+        return [_serialised(m()) for m in makers]
+    import multiprocessing
+
+    _MAKERS = list(makers)
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            # small chunks first-come: figures differ in cost by 100x (a page of 24 panels vs
+            # one profile); the result order is the submission order
+            return pool.map(_build, range(len(makers)), chunksize=1 if len(makers) < 200 else 4)
+    finally:
+        _MAKERS = []
 
 
 class Figures:
-    """Numbers the figures of one page and writes each as a div and its JSON."""
+    """Numbers the figures of one page and writes each as a div and its JSON.
 
-    def __init__(self, jobs: int | None = None):
+    ``fig(figure_or_maker, name)`` returns the figure's HTML. With ``deferred=True`` a maker
+    (a function of no argument returning the figure) is only registered and a placeholder
+    returned; :meth:`resolve` then builds every registered figure at once (in worker
+    processes, see :func:`build_all`) and puts each in its place. Ids and the shared
+    templates are numbered in page order, so the bytes do not depend on the mode.
+    """
+
+    def __init__(self, jobs: int | None = None, deferred: bool = False):
+        import secrets
+
         self.count = 0
         self.names = []
         self._templates = {}
         self._groups = 0
-        self.jobs = jobs
+        self.jobs = jobs if jobs is not None else workers()
+        self.deferred = deferred
+        self._pending = {}        # figure number -> (maker, name, css class)
+        self._token = f"\x00ctk-figure-{secrets.token_hex(8)}-"   # not forgeable by data
 
-    def _html(self, serialised: tuple, name: str, css_class: str = "") -> str:
+    def _html(self, k: int, serialised: tuple, name: str, css_class: str = "") -> str:
         template, body = serialised
-        self.count += 1
-        fid = f"ctk-fig-{self.count}"
-        self.names.append(name)
+        fid = f"ctk-fig-{k}"
         tid = None if template is None else self._templates.setdefault(template, len(self._templates))
         body += f',"t":{"null" if tid is None else tid}}}'
         return (f"<div class='ctk-figure {css_class}' id='{fid}' data-figure='{esc(name)}'></div>"
                 f"<script type='application/json' id='{fid}-spec'>{body}</script>")
 
     def __call__(self, fig, name: str, *, css_class: str = "") -> str:
-        return self._html(_serialised(fig), name, css_class)
+        self.count += 1
+        self.names.append(name)
+        built = hasattr(fig, "to_plotly_json") or isinstance(fig, dict)
+        if self.deferred:
+            self._pending[self.count] = ((lambda f=fig: f) if built else fig, name, css_class)
+            return f"{self._token}{self.count}\x00"
+        return self._html(self.count, _serialised(fig if built else fig()), name, css_class)
 
     def many(self, makers: list, names: list) -> list:
-        """Build and write many figures (``makers``: functions of no argument returning a
-        figure). From :data:`PARALLEL_FROM` figures on they are built in forked worker
-        processes (plotly's figure objects are slow to build); the page is the same bytes
-        whatever the number of workers."""
-        global _MAKERS
-        jobs = self.jobs if self.jobs is not None else workers()
-        if jobs <= 1 or len(makers) < PARALLEL_FROM:
-            done = [_serialised(m()) for m in makers]
-        else:
-            import multiprocessing
+        """The HTML of many figures (``makers``: functions of no argument returning a figure);
+        built in worker processes when there are enough of them (same bytes either way)."""
+        if self.deferred:
+            return [self(m, n) for m, n in zip(makers, names)]
+        first = self.count + 1
+        self.count += len(makers)
+        self.names += list(names)
+        done = build_all(makers, self.jobs)
+        return [self._html(first + i, d, n) for i, (d, n) in enumerate(zip(done, names))]
 
-            _MAKERS = list(makers)
-            try:
-                ctx = multiprocessing.get_context("fork")
-                with ctx.Pool(jobs) as pool:
-                    done = pool.map(_build, range(len(makers)), chunksize=8)
-            finally:
-                _MAKERS = []
-        return [self._html(d, n) for d, n in zip(done, names)]
+    def resolve(self, texts, progress=None):
+        """Build the registered figures and yield ``texts`` with every placeholder replaced."""
+        import re
+
+        order = sorted(self._pending)
+        if progress:
+            progress(f"building {len(order)} figures"
+                     + (f" in {self.jobs} processes" if self.jobs > 1 and len(order) >= PARALLEL_FROM else ""))
+        done = dict(zip(order, build_all([self._pending[k][0] for k in order], self.jobs)))
+        pattern = re.compile(re.escape(self._token) + r"(\d+)\x00")
+        for text in texts:
+            pos = 0
+            for m in pattern.finditer(text):
+                yield text[pos:m.start()]
+                k = int(m.group(1))
+                _, name, css = self._pending[k]
+                yield self._html(k, done[k], name, css)
+                pos = m.end()
+            yield text[pos:]
+        self._pending = {}
 
     def paged(self, cells: list, labels: list, what: str, per_page: int | None = None) -> str:
         """Figure cells (HTML from :meth:`__call__`) in a grid, paged beyond ``per_page``:

@@ -74,7 +74,7 @@ def _paged_panels(fig, rv, subjects, make, name, what) -> str:
     from ctkinetics.report.figures import PER_PAGE
 
     if len(subjects) <= PER_PAGE:
-        return fig(make(rv.dataset, None), name)
+        return fig(lambda: make(rv.dataset, None), name)
     subset = _Subset(rv.dataset)
     pages = [subjects[i:i + PER_PAGE] for i in range(0, len(subjects), PER_PAGE)]
     cells = fig.many([lambda p=p: make(subset.of(p), p) for p in pages],
@@ -200,8 +200,9 @@ def expansion_section(rv, fig) -> str:
            "CAR-T analytes; B cells are summarised in section 4.</p>"]
     for a in rv.car_analytes:
         out.append(f"<h3>{esc(a)}</h3>")
-        out.append(fig(plots.spaghetti(rv.dataset, a, rv.mean_profiles.get(a)), f"spaghetti:{a}"))
-        out.append(fig(plots.exposure_by_dose(rv.nca, a), f"exposure_by_dose:{a}"))
+        out.append(fig(lambda a=a: plots.spaghetti(rv.dataset, a, rv.mean_profiles.get(a)),
+                       f"spaghetti:{a}"))
+        out.append(fig(lambda a=a: plots.exposure_by_dose(rv.nca, a), f"exposure_by_dose:{a}"))
         out.append(f"<p><b>Per dose level</b> (geometric mean (geometric CV %), "
                    f"Tmax/Tlast median [min, max]):</p>{_nca_summary_table(rv, a)}")
         out.append(collapsible(f"Per participant ({esc(a)})",
@@ -264,7 +265,7 @@ def fits_section(rv, fig) -> str:
                      labels={"geo_mean": "geometric mean", "geo_cv_pct": "geometric CV %"},
                      text_columns=("dose_level", "parameter", "unit")))
     for a in f.analytes:
-        out.append(fig(plots.goodness_of_fit(f, a), f"goodness_of_fit:{a}"))
+        out.append(fig(lambda a=a: plots.goodness_of_fit(f, a), f"goodness_of_fit:{a}"))
     out.append("<h3>Individual profiles with the fitted curve and its 95 % band</h3>"
                "<p class='note'>The band is the spread of the curve from parameter uncertainty "
                f"({rv.settings.band_draws} seeded draws from the estimates' covariance, kept "
@@ -467,7 +468,7 @@ def population_section(rv, fig) -> str:
                    "fraction of samples below the LLOQ, observed and simulated.</p>")
         for a in dict.fromkeys(v.table["analyte"]):
             unit = getattr(rv.dataset.study.analytes.get(a), "unit", "")
-            out.append(fig(vpc_figure(v, a, unit=unit), f"vpc:{a}"))
+            out.append(fig(lambda a=a, unit=unit: vpc_figure(v, a, unit=unit), f"vpc:{a}"))
     ind = p.individual
     out.append(collapsible(f"Individual empirical Bayes estimates ({len(ind)} rows)",
                            table(ind, text_columns=("subject", "parameter"))))
@@ -500,10 +501,10 @@ def trial_sim_section(rv, fig) -> str:
            "(a <code>ctk trial-sim</code> run; see the provenance for its files' SHA-256). "
            "Every rule sees the same virtual participants.</p>",
            "<p>Rules compared: " + ", ".join(f"<code>{esc(x)}</code>" for x in r.rules) + "</p>"]
-    out.append(fig(selection_figure(r), "trial_sim:selection"))
-    out.append(fig(duration_figure(r), "trial_sim:duration"))
+    out.append(fig(lambda: selection_figure(r), "trial_sim:selection"))
+    out.append(fig(lambda: duration_figure(r), "trial_sim:duration"))
     if r.kinetics and len(r.exposure):
-        out.append(fig(expansion_figure(r, unit=trial_unit(rv)), "trial_sim:expansion"))
+        out.append(fig(lambda: expansion_figure(r, unit=trial_unit(rv)), "trial_sim:expansion"))
     s = r.summary
     cols = [c for c in TRIAL_SUMMARY_COLUMNS if c in s.columns]
     out.append("<h3>By rule and dose level</h3><div id='trial-sim-summary'>")

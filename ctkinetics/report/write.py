@@ -171,13 +171,17 @@ def _parts(rv, files, vers, generated_at, command, tables, fig) -> list:
 
 
 def stream_html(fh, rv, files, vers, generated_at, command=None, tables=None,
-                progress=None) -> tuple:
-    """Write the self-contained page to the text file ``fh`` section by section (each is
-    written, then dropped); ``progress(str)`` is told each section. The figure names, in order.
+                progress=None, jobs: int | None = None) -> tuple:
+    """Write the self-contained page to the text file ``fh``: the sections are laid out with
+    a placeholder per figure, the figures built together (``jobs`` processes, default the
+    CPUs available; the bytes do not depend on it) and the page streamed with each figure's
+    JSON in its place; ``progress(str)`` is told each step. The figure names, in order.
     """
     say = progress or (lambda msg: None)
     tables = tables if tables is not None else _tables(rv)
-    fig = Figures()
+    # the figures are registered while the sections are laid out, then built together (in
+    # worker processes on a multi-core machine) and streamed into their places
+    fig = Figures(jobs=jobs, deferred=True)
     parts = _parts(rv, files, vers, generated_at, command, tables, fig)
     links = "".join(f"<a href='#{a}'>{esc(t)}</a>" for a, t, _ in parts)
     d = rv.decision
@@ -191,19 +195,22 @@ def stream_html(fh, rv, files, vers, generated_at, command=None, tables=None,
              f"<script>{plotly_js()}</script></head><body>"
              f"<header><h1>{title}</h1><div class='sub'>{sub}</div></header>"
              f"<nav>{links}</nav><main>")
+    texts = []
     for k, (_, label, build) in enumerate(parts, start=1):
-        say(f"  report.html {k}/{len(parts)}: {label} "
-            f"({fig.count} figures so far)")
-        fh.write(build())
+        say(f"  report.html {k}/{len(parts)}: {label} ({fig.count} figures so far)")
+        texts.append(build())
+    for chunk in fig.resolve(texts, progress=lambda m: say("  report.html: " + m)):
+        fh.write(chunk)
     fh.write("</main>" + fig.renderer() + "</body></html>\n")
     return tuple(fig.names)
 
 
-def render_html(rv, files, vers, generated_at, command=None, tables=None) -> tuple[str, tuple]:
+def render_html(rv, files, vers, generated_at, command=None, tables=None,
+                jobs: int | None = None) -> tuple[str, tuple]:
     """The page as one string and the names of its figures (``tables``: :func:`_tables` of
     ``rv``, for the data dictionary; computed when not given)."""
     buf = io.StringIO()
-    names = stream_html(buf, rv, files, vers, generated_at, command, tables)
+    names = stream_html(buf, rv, files, vers, generated_at, command, tables, jobs=jobs)
     return buf.getvalue(), names
 
 
