@@ -300,7 +300,7 @@ class OutputFolder:
         failures = tuple(str(f) for f in failures)
         m = mf.Manifest(status=mf.WITH_FAILURES if failures else mf.COMPLETE,
                         files=tuple(files), command=self.command, ctkinetics=__version__,
-                        created=created or _timestamp(), failures=failures,
+                        created=created or timestamp(), failures=failures,
                         tables={k: self.tables[k] for k in sorted(self.tables)})
         import json
 
@@ -341,7 +341,9 @@ class OutputFolder:
         self.tmp = None
 
 
-def _timestamp() -> str:
+def timestamp() -> str:
+    """Now (UTC, ISO 8601, seconds), or ``SOURCE_DATE_EPOCH`` when it is set (the
+    reproducible-builds convention)."""
     from datetime import datetime, timezone
 
     epoch = os.environ.get("SOURCE_DATE_EPOCH")

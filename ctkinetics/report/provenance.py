@@ -5,24 +5,16 @@ The timestamp is the only part that changes between two runs on the same inputs.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import platform
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from ctkinetics.outputs.folder import timestamp  # noqa: F401 (one home: now, or SOURCE_DATE_EPOCH)
+from ctkinetics.outputs.manifest import sha256  # noqa: F401 (one home; report/trialsim uses it)
+
 LIBRARIES = ("numpy", "scipy", "pandas", "lmfit", "plotly")
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def input_files(sources, root=None) -> pd.DataFrame:
@@ -51,11 +43,3 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[lib] = "not installed"
     return out
-
-
-def timestamp() -> str:
-    """Now (UTC, ISO 8601, seconds), or ``SOURCE_DATE_EPOCH`` when it is set."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() \
-        else datetime.now(timezone.utc)
-    return when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
