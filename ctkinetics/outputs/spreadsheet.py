@@ -26,6 +26,7 @@ TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
 # one regex for whole columns: quotes, then a trigger character
 _RISKY = r"^'*[=+\-@\t\r]"
+_RISKY_START = re.compile(_RISKY)
 
 
 def neutralise_cell(text: str) -> str:
@@ -61,6 +62,14 @@ def _is_string_dtype(series) -> bool:
     return isinstance(series.dtype, pd.StringDtype)
 
 
+def _distinct(series) -> list:
+    """The distinct non-missing values of a string column (hashed in C: a table of 18,000
+    rows has a few hundred distinct subjects, parameters and reasons)."""
+    import pandas as pd
+
+    return list(pd.unique(series.dropna().to_numpy(object)))
+
+
 def neutralise_frame(df):
     """A copy of ``df`` whose text cells and column names are spreadsheet-safe."""
     import pandas as pd
@@ -70,10 +79,15 @@ def neutralise_frame(df):
         s = df.iloc[:, j]
         if not _is_text_column(s) or not len(s):
             continue
-        if _is_string_dtype(s):  # every non-missing cell is a str: no per-cell check
-            is_str = s.notna().to_numpy(bool)
-        else:
-            is_str = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
+        if _is_string_dtype(s):  # only str cells: check each distinct value once
+            risky_values = [v for v in _distinct(s) if _RISKY_START.match(v)]
+            if risky_values:
+                mask = s.isin(risky_values).to_numpy(bool)
+                fixed = s.astype(object).to_numpy(copy=True)
+                fixed[mask] = [neutralise_cell(v) for v in fixed[mask]]
+                out.isetitem(j, pd.Series(fixed, index=s.index, dtype=object))
+            continue
+        is_str = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
         if not is_str.any():
             continue
         text = s[is_str].astype(str)
@@ -96,8 +110,8 @@ def write_csv(df, path_or_buffer, *, header: bool = True) -> None:
     frame = neutralise_frame(pd.DataFrame(df))
     # a carriage return inside a cell is only safe quoted; with "\n" line ends the csv module
     # does not quote it by itself, so such a table has every text cell quoted
-    cr = any((frame[c].str.contains("\r", regex=False, na=False) if _is_string_dtype(frame[c])
-              else frame[c].map(lambda v: isinstance(v, str) and "\r" in v)).any()
+    cr = any(any("\r" in v for v in _distinct(frame[c])) if _is_string_dtype(frame[c])
+             else frame[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
              for c in frame.columns if _is_text_column(frame[c]))
     kw = dict(index=False, header=header, lineterminator="\n",
               quoting=csv.QUOTE_NONNUMERIC if cr else csv.QUOTE_MINIMAL)
