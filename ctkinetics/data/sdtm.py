@@ -12,7 +12,11 @@ dose. DM variables other than the standard ones are covariates, named as
 ``[formats.sdtm.covariates]`` says (written by :func:`write_sdtm`, so names longer than 8
 characters or reserved by SDTM survive a round trip), else in lower case.
 
-Contradictions are refused: a USUBJID twice in DM or EX, --STRESN and --STRESC giving
+Every EX record is an infusion: the earliest EXSTDTC of a subject is its first (time 0), the
+others re-infusions (:mod:`ctkinetics.data.doses`); LB and CM records mapped in
+``[formats.sdtm.time_varying]`` are time-varying covariates (:mod:`ctkinetics.data.timevarying`).
+
+Contradictions are refused: a USUBJID twice in DM, --STRESN and --STRESC giving
 different results (or a number and a below-LLOQ marker), a ``<N`` marker and --LLOQ stating
 different LLOQs, a result on a NOT DONE row, and record counts that differ from those
 study.toml records for files ctkinetics wrote (a truncated .xpt).
@@ -45,7 +49,7 @@ DM_NOT_COVARIATES = {"STUDYID", "DOMAIN", "USUBJID", "SUBJID", "RFSTDTC", "RFEND
 _DURATION = re.compile(
     r"^(-)?P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.ASCII)
-DOMAINS = ("dm", "ex", "cp", "pc")
+DOMAINS = ("dm", "ex", "cp", "pc", "lb", "cm")  # lb, cm: time-varying covariates (issue 17)
 
 
 def detect(p: Path) -> bool:
@@ -150,7 +154,7 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
     for t, cols in ((dm, ["USUBJID"]), (ex, ["USUBJID", "EXSTDTC", "EXDOSE"])):
         if t is not None and not t.require(cols, pc):
             tables.pop("dm" if t is dm else "ex")
-    infusion = _infusions(tables["ex"], pc) if "ex" in tables else None
+    infusion, later = _infusions(tables["ex"], pc) if "ex" in tables else (None, None)
     subjects = None
     if "dm" in tables and infusion is not None:
         subjects = _subjects(tables["dm"], infusion, study, opts, pc, paths["ex"].name)
@@ -168,10 +172,18 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
         with pc.collecting():
             safety = read_safety_csv(safety_path, pc, notes)
         sources.append(safety_path)
+    tv = None  # issue 17: time-varying covariates from LB / CM ([formats.sdtm.time_varying])
+    if infusion is not None and ("lb" in tables or "cm" in tables):
+        from ctkinetics.data.timevarying import read_sdtm_time_varying, sdtm_mapping
+
+        tv = read_sdtm_time_varying(folder, tables, sdtm_mapping(opts, toml_path, pc), infusion, pc, notes)
+        sources += [paths[d] for d in ("lb", "cm") if d in tables]
     return build_dataset(study, subjects, rec, safety, audit=Audit(), warnings=notes, sources=sources,
                          columns={"subject": "USUBJID", "dose_level": "ARMCD", "time": "--ELTM", "analyte": "--TESTCD",
-                                  "value": "--STRESN", "unit": "--STRESU", "lloq": "--LLOQ"},
-                         subjects_file=str(paths["dm"]), safety_file=str(safety_path), problems=pc, fmt="sdtm")
+                                  "value": "--STRESN", "unit": "--STRESU", "lloq": "--LLOQ",
+                                  "doses": {"time": "EXSTDTC", "amount": "EXDOSE"}},
+                         subjects_file=str(paths["dm"]), safety_file=str(safety_path), problems=pc, fmt="sdtm",
+                         doses=later, time_varying=tv)
 
 
 def _check_record_counts(tables: dict, counts: dict, toml_path, pc) -> None:
@@ -189,20 +201,28 @@ def _check_record_counts(tables: dict, counts: dict, toml_path, pc) -> None:
                                        f"{dom} = {n}: the file is truncated or was changed after it was written")
 
 
-def _infusions(ex: CsvTable, pc) -> pd.DataFrame:
-    """One infusion per subject from EX: USUBJID -> start (datetime or None), dose."""
+def _infusions(ex: CsvTable, pc) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The first infusion per subject from EX (USUBJID -> start (datetime or None), dose: the
+    earliest EXSTDTC) and the later ones as dose records (issue 17: :mod:`ctkinetics.data.doses`)."""
+    from ctkinetics.data.doses import dose_records
+
     f, rows = ex.frame, ex.rows
     sid = f["USUBJID"]
-    first = dict(zip(sid[::-1], rows[::-1]))
-    for i in np.flatnonzero(sid.duplicated().to_numpy()):
-        pc.add(ex.name, int(rows[i]), "USUBJID", f"subject '{sid.iat[i]}' has more than one EX record (also on row "
-                                                f"{first[sid.iat[i]]}); one infusion is supported")
     start = _parse_each(f["EXSTDTC"], _parse_dtc)
     for i in np.flatnonzero(start.isna().to_numpy()):
         pc.add(ex.name, int(rows[i]), "EXSTDTC", f"expected an ISO 8601 date/time, got '{f['EXSTDTC'].iat[i]}'")
     dose = ex.numbers("EXDOSE", pc, what="the dose in cells", required=True, minimum=0)
-    out = pd.DataFrame({"start": start.to_numpy(), "dose": dose}, index=sid.to_numpy())
-    return out[~out.index.duplicated()]
+    out = pd.DataFrame({"start": pd.to_datetime(start.to_numpy()), "dose": dose, "_row": rows}, index=sid.to_numpy())
+    out = out.iloc[np.lexsort((np.arange(len(out)), out["start"].isna().to_numpy(),
+                               out["start"].to_numpy(dtype="datetime64[ns]").astype("int64")))]
+    first = out[~out.index.duplicated()]
+    rest = out[out.index.duplicated()]
+    t0 = first["start"].reindex(rest.index)
+    later = dose_records(rest.index, ((rest["start"] - t0) / pd.Timedelta(days=1)).to_numpy(dtype=float),
+                         rest["dose"].to_numpy(float), ex.name, rest["_row"].to_numpy())
+    first = first.drop(columns=["_row"])
+    first["start"] = first["start"].astype(object).where(first["start"].notna(), None)
+    return first.loc[list(dict.fromkeys(sid))] if len(first) else first, later
 
 
 def _subjects(dm: CsvTable, infusion: pd.DataFrame, study: Study | None, opts: dict, pc, ex_name) -> pd.DataFrame:
@@ -262,8 +282,8 @@ def _read_findings(t: CsvTable, pfx: str, study: Study, opts: dict, infusion: pd
     col = lambda name: f[v(name)] if v(name) in f else pd.Series("", index=f.index, dtype=object)  # noqa: E731
     testcd = {str(k).upper(): str(x) for k, x in opts.get("testcd", {}).items()}
     by_name = {a.upper(): a for a in study.analytes}
-    code = f[v("TESTCD")].str.strip()
-    analyte = code.str.upper().map(testcd).fillna(code.str.upper().map(by_name))
+    code = f[v("TESTCD")]
+    analyte = pd.Series(per_unique(code, lambda x: testcd.get(x.upper()) or by_name.get(x.upper())), index=f.index)
     for i in np.flatnonzero(analyte.isna().to_numpy()):
         pc.add(t.name, int(rows[i]), v("TESTCD"), f"test code '{code.iat[i]}' maps to no analyte; add "
                                                   f"[formats.sdtm.testcd] {code.iat[i]} = \"ANALYTE\" to study.toml")
@@ -283,12 +303,12 @@ def _finding_times(t, v, col, infusion, pc) -> np.ndarray:
     """Days since the infusion from --ELTM, else --DTC - EXSTDTC, else --DY; NaN (reported)
     when a row has no usable time."""
     rows = t.rows
-    eltm = col("ELTM").str.strip()
+    eltm = col("ELTM")
     time = _parse_each(eltm, parse_duration).to_numpy(dtype=float, na_value=np.nan)
     for i in np.flatnonzero((eltm != "").to_numpy() & np.isnan(time)):
         pc.add(t.name, int(rows[i]), v("ELTM"), f"expected an ISO 8601 duration such as P14D or -P1D, got '{eltm.iat[i]}'")
     todo = (eltm == "").to_numpy()
-    dtc = col("DTC").str.strip()
+    dtc = col("DTC")
     start = pd.to_datetime(infusion["start"].reindex(t.frame["USUBJID"].to_numpy()).to_numpy())
     use_dtc = todo & (dtc != "").to_numpy() & ~pd.isna(start)
     if use_dtc.any():
@@ -315,7 +335,7 @@ def _results(t, v, col, pc):
     stresc = col("STRESC").where(col("STRESC") != "", col("ORRES"))
     kind, cvalue, marker = parse_values(stresc)
     lloq_col = t.numbers(v("LLOQ"), pc, what="an LLOQ") if v("LLOQ") in t.frame else np.full(n, np.nan)
-    not_done = col("STAT").str.upper().str.strip() == "NOT DONE"
+    not_done = pd.Series(per_unique(col("STAT"), lambda x: x.upper() == "NOT DONE", dtype=bool), index=t.frame.index)
     for i in np.flatnonzero(bad_n):
         pc.add(t.name, int(rows[i]), v("STRESN"), f"expected a number, got '{col('STRESN').iat[i]}'")
     has_n = ~np.isnan(stresn)
@@ -399,14 +419,22 @@ def write_sdtm(dataset: Dataset, path, as_csv: bool = False, warnings: list | No
     })
     for c in covs:
         dm[colnames[c]] = subjects[c].to_numpy()
+    inf = dataset.doses  # issue 17: one EX record per infusion, the first at RFSTDTC
     ex = pd.DataFrame({
-        "STUDYID": sid_name, "DOMAIN": "EX", "USUBJID": subjects["subject"].to_numpy(), "EXSEQ": 1.0,
-        "EXTRT": "CAR-T", "EXDOSE": subjects["dose"].astype(float).to_numpy(), "EXDOSU": "cells",
-        "EXSTDTC": dm["RFSTDTC"].to_numpy(),
+        "STUDYID": sid_name, "DOMAIN": "EX", "USUBJID": inf["subject"].to_numpy(),
+        "EXSEQ": (inf.groupby("subject", sort=False).cumcount().to_numpy() + 1).astype(float),
+        "EXTRT": "CAR-T", "EXDOSE": inf["amount"].astype(float).to_numpy(), "EXDOSU": "cells",
+        "EXSTDTC": [_dtc(starts[s] + timedelta(days=float(t))) for s, t in zip(inf["subject"], inf["time"])],
     })
     used: set = set()
     testcd = {a: _testcd(a, used) for a in study.analytes}
     domains = {"DM": dm, "EX": ex}
+    from ctkinetics.data.timevarying import sdtm_domains, sdtm_mapping
+
+    tv_domains, tv_map = sdtm_domains(dataset, starts, sid_name, sdtm_mapping(study.formats.get("sdtm", {}),
+                                                                               "study.toml", ProblemCollector()),
+                                      {c.upper() for c in testcd.values()})
+    domains.update(tv_domains)
     for dom, kinds in (("CP", {"qpcr", "flow", "bcell"}), ("PC", {"conc"})):
         d = _findings(dataset, dom, kinds, testcd, starts, sid_name)
         if d is not None:
@@ -416,7 +444,10 @@ def write_sdtm(dataset: Dataset, path, as_csv: bool = False, warnings: list | No
     files = [folder / "study.toml"]
     files += [_write_domain(d, folder, dom, as_csv) for dom, d in domains.items()]
     formats = {k: dict(x) for k, x in study.formats.items()}
-    sd = {k: x for k, x in formats.get("sdtm", {}).items() if k not in ("testcd", "armcd", "covariates", "records")}
+    sd = {k: x for k, x in formats.get("sdtm", {}).items()
+          if k not in ("testcd", "armcd", "covariates", "records", "time_varying")}
+    if tv_map:
+        sd["time_varying"] = tv_map
     sd.update({"testcd": {x: a for a, x in testcd.items()}, "armcd": {x: lv for lv, x in armcd.items()},
                "records": {dom.lower(): len(d) for dom, d in domains.items()}})
     if covs:
@@ -430,6 +461,11 @@ def write_sdtm(dataset: Dataset, path, as_csv: bool = False, warnings: list | No
 
         files += write_protocol_tables(dataset, folder)  # decisions.csv, efficacy.csv
     return files
+
+
+def _dtc(when: datetime) -> str:
+    """ISO 8601 date/time, with microseconds only when there are any."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f" if when.microsecond else "%Y-%m-%dT%H:%M:%S")
 
 
 def _armcd(level: str) -> str:

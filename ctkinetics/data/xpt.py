@@ -154,9 +154,11 @@ def read_xpt(path) -> pd.DataFrame:
     except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
         raise DataValidationError.at(path, None, None, f"not a readable SAS transport (XPT) file: {exc}") from None
     _check_count(raw, layout, len(df), path)
+    from ctkinetics.data.cells import _cells
+
     for c in df.columns:
         if df[c].dtype == object or pd.api.types.is_string_dtype(df[c]):
-            df[c] = df[c].fillna("").astype(str).str.strip()
+            df[c] = np.array(_cells(df[c]), dtype=object)  # stripped, '' for missing (one pass)
         else:
             df[c] = df[c].astype(float)
     return df.drop(columns=["_PAD"], errors="ignore")
