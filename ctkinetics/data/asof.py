@@ -13,7 +13,8 @@ data. Each participant's ``infusion_day`` (``safety.csv``) maps that participant
   window ended, a window end / reason / committee's evaluable call after D, a CRS or ICANS
   grade whose onset is after D; ``last_followup_day`` is cut at D;
 - efficacy assessments after D; committee decisions after D, and dose levels inserted after D
-  (the ladder as it was).
+  (the ladder as it was);
+- re-infusions given and time-varying covariate records taken after D.
 
 A CRS/ICANS grade without its onset day cannot be placed: it is kept, with a warning.
 """
@@ -95,11 +96,17 @@ def cut_as_of(dataset, day) -> "Dataset":  # noqa: F821 (the Dataset of ctkineti
             audit_rows.append(_audit(src.get("decisions.csv", "decisions.csv"), r.subject, math.nan,
                                      f"committee record ({r.action}) of study day {r.day:g}", "day"))
         decisions = decisions.loc[decisions["day"] <= day].reset_index(drop=True)
+    from ctkinetics.data.doses import cut_doses_as_of  # issue 17: re-infusions, time-varying covariates
+    from ctkinetics.data.timevarying import cut_time_varying_as_of
+
+    doses = cut_doses_as_of(dataset._doses, inf, keep, day, audit_rows, AFTER)
+    time_varying = cut_time_varying_as_of(dataset._time_varying, inf, keep, day, audit_rows, AFTER)
     removed = set(subjects["subject"].astype(str)) - keep
     return dataclasses.replace(
         dataset, study=study,
         _subjects=subjects[subjects["subject"].astype(str).isin(keep)].reset_index(drop=True),
         _observations=obs, _safety=cut_safety, _missing=missing, _efficacy=efficacy, _decisions=decisions,
+        _doses=doses, _time_varying=time_varying,
         _audit=_cut_audit(dataset.audit, inf, keep, day, audit_rows),
         warnings=tuple(w for w in dataset.warnings if not any(f"'{s}'" in w for s in removed))
         + tuple(_grade_warnings(cut_safety)),

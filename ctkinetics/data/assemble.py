@@ -70,6 +70,8 @@ def build_dataset(
     safety_file: str | None = None,
     problems: ProblemCollector | None = None,
     fmt: str = "tidy",
+    doses: pd.DataFrame | None = None,
+    time_varying: pd.DataFrame | None = None,
 ) -> Dataset:
     """Apply the common validation rules and return the immutable :class:`Dataset`.
 
@@ -92,6 +94,13 @@ def build_dataset(
         for sid, row in zip(safety["subject"].tolist(), safety["_row"].tolist()):
             if sid not in known:
                 pc.add(safety_file, row, "subject", f"subject '{sid}' is not in {subjects_file}")
+    dose_table = tv_table = None
+    if subjects is not None:  # issue 17: every infusion and the time-varying covariates
+        from ctkinetics.data.doses import finish_doses
+        from ctkinetics.data.timevarying import finish_time_varying
+
+        dose_table = finish_doses(doses, subjects, subjects_file, pc, columns.get("doses"))
+        tv_table = finish_time_varying(time_varying, subjects, subjects_file, pc, columns.get("time_varying"))
     decisions, efficacy = protocol_tables(study, subjects, rec, safety, subjects_file=subjects_file,
                                           safety_file=safety_file, pc=pc, warnings=warnings, sources=sources)
     if not pc and (study is None or subjects is None or records is None):
@@ -117,7 +126,7 @@ def build_dataset(
     return Dataset(
         study=study, _subjects=subj, _observations=obs, _safety=saf, _audit=audit.frame(),
         warnings=tuple(warnings), sources=tuple(sources), format=fmt, _missing=missing_table,
-        _decisions=decisions, _efficacy=efficacy,
+        _decisions=decisions, _efficacy=efficacy, _doses=dose_table, _time_varying=tv_table,
     )
 
 

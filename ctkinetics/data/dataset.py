@@ -47,6 +47,12 @@ class Dataset:
     missing_samples : pandas.DataFrame
         Planned samples without a result (``subject, time, analyte, source_file, source_row,
         reason``); also listed in ``audit`` as excluded. Writers carry them over.
+    doses : pandas.DataFrame
+        Every infusion (``subject, time, amount, source_file, source_row``): the first at time 0
+        (the subject's ``dose``) and any re-infusion after it (:mod:`ctkinetics.data.doses`).
+    time_varying : pandas.DataFrame
+        Time-varying covariates (``subject, time, covariate, value, source_file, source_row``;
+        a value holds from its time until the next record: :mod:`ctkinetics.data.timevarying`).
     decisions, efficacy : pandas.DataFrame or None
         The committee's dated record (``decisions.csv``: day, action, level, subject, decision,
         rationale) and efficacy outcomes (``efficacy.csv``: subject, day, endpoint, value,
@@ -69,6 +75,8 @@ class Dataset:
     _missing: pd.DataFrame | None = None
     _decisions: pd.DataFrame | None = None
     _efficacy: pd.DataFrame | None = None
+    _doses: pd.DataFrame | None = None          # issue 17 (SCI): every infusion; None = first only
+    _time_varying: pd.DataFrame | None = None   # issue 17 (SCI): None = no time-varying covariate
 
     @property
     def subjects(self) -> pd.DataFrame:
@@ -97,6 +105,40 @@ class Dataset:
     @property
     def efficacy(self) -> pd.DataFrame | None:
         return None if self._efficacy is None else self._efficacy.copy()
+
+    @property
+    def doses(self) -> pd.DataFrame:
+        """Every infusion, the first at time 0 (see :mod:`ctkinetics.data.doses`)."""
+        if self._doses is not None:
+            return self._doses.copy()
+        from ctkinetics.data.doses import finish_doses
+
+        return finish_doses(None, self._subjects, "subjects.csv", None)
+
+    def later_doses(self, subject: str) -> np.ndarray:
+        """Rows ``(time, amount)`` of the re-infusions of ``subject`` (shape (m, 2); m = 0
+        for a single infusion): what ``Model.solve(..., doses=)`` takes."""
+        from ctkinetics.data.doses import later_doses
+
+        return later_doses(self._doses, subject) if self._doses is not None else np.zeros((0, 2))
+
+    @property
+    def time_varying(self) -> pd.DataFrame:
+        """Time-varying covariate records (see :mod:`ctkinetics.data.timevarying`)."""
+        from ctkinetics.data.timevarying import empty_time_varying
+
+        return empty_time_varying() if self._time_varying is None else self._time_varying.copy()
+
+    @property
+    def time_varying_names(self) -> list[str]:
+        tv = self._time_varying
+        return [] if tv is None else list(dict.fromkeys(tv["covariate"]))
+
+    def covariate_course(self, subject: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(times, values) of a time-varying covariate of one participant, sorted by time."""
+        from ctkinetics.data.timevarying import course
+
+        return course(self._time_varying, subject, name)
 
     def as_of(self, day: float) -> "Dataset":
         """The study as it was known on study ``day``: participants infused, samples taken and
@@ -177,7 +219,7 @@ class Dataset:
 
         Compared: the study definition (every field but the format options), subjects and
         covariates (names, values and whether they are numbers or text), observations,
-        missing samples and the safety table. Times (and study days) agree within ``atol_time``
+        missing samples, infusions, time-varying covariates and the safety table. Times (and study days) agree within ``atol_time``
         days (SDTM durations keep microseconds) and a relative 1e-12, other numbers within a
         relative 1e-12 (the writers keep every digit); IDs and text exactly.
         """
@@ -193,6 +235,11 @@ class Dataset:
             diffs.append("one dataset has a safety table, the other none")
         elif self._safety is not None:
             diffs += _table_differences("safety", self._safety, other._safety, ["subject"], atol_time)
+        d = ["subject", "time", "amount"]
+        diffs += _table_differences("doses", self.doses[d], other.doses[d], ["subject", "time"], atol_time)
+        v = ["subject", "time", "covariate", "value"]
+        diffs += _table_differences("time-varying covariates", self.time_varying[v], other.time_varying[v],
+                                    ["subject", "covariate", "time"], atol_time)
         for what, keys in (("decisions", ["day", "action"]), ("efficacy", ["subject", "endpoint", "day"])):
             x, y = getattr(self, "_" + what), getattr(other, "_" + what)
             if (x is None) != (y is None):

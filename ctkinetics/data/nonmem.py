@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.data.assemble import Audit, build_dataset, empty_records
-from ctkinetics.data.cells import parse_flags, per_unique
+from ctkinetics.data.cells import parse_flags, parse_numbers, per_unique
 from ctkinetics.data.csvfile import ROW_COL, CsvTable, read_csv_text, regular_file
 from ctkinetics.data.dataset import SUBJECT_COLUMNS, Dataset
 from ctkinetics.data.problems import ProblemCollector
@@ -38,7 +38,7 @@ from ctkinetics.data.tables import read_safety_csv
 from ctkinetics.errors import DataValidationError
 
 STANDARD = {"ID", "TIME", "DV", "MDV", "EVID", "AMT", "CMT", "DVID", "CENS", "LIMIT", "BLQ", "LLOQ",
-            "USUBJID", "DOSELVL", "RATE", "II", "ADDL", "SS", ROW_COL}
+            "USUBJID", "DOSELVL", "RATE", "II", "ADDL", "SS", "COVREC", ROW_COL}  # COVREC: issue 17
 DATA_FILE = "nonmem.csv"
 TIME_UNITS = {"days": 1.0, "day": 1.0, "d": 1.0, "hours": 1 / 24, "hour": 1 / 24, "h": 1 / 24}
 _FLOAT_INT = re.compile(r"^([+-]?[0-9]+)\.0*$", re.ASCII)
@@ -107,6 +107,7 @@ def read_nonmem(path, study_toml=None, analyte_map=None, time_unit=None, **_) ->
     if t is not None and _header_ok(t, pc, mapping):
         warnings += [f"{data_path}: {n}" for n in t.notes]
         rd = _Reader(t, study, mapping, TIME_UNITS[time_unit], dict(opts.get("covariates", {})), pc, audit, warnings)
+        rd.tv_forced = {str(c).upper() for c in opts.get("time_varying", [])}  # issue 17
         subjects_df, records = rd.read()
     safety_path = folder / "safety.csv"
     safety = None
@@ -115,11 +116,13 @@ def read_nonmem(path, study_toml=None, analyte_map=None, time_unit=None, **_) ->
             safety = read_safety_csv(safety_path, pc, warnings)
     sources = [toml_path, data_path] + ([safety_path] if safety is not None else [])
     out_col = None if t is None else ("DVID" if "DVID" in t.frame else "CMT" if "CMT" in t.frame else None)
+    events = getattr(rd, "events", (None, None, {})) if t is not None and subjects_df is not None else (None, None, {})
     return build_dataset(study, subjects_df, records, safety, audit=audit, warnings=warnings, sources=sources,
                          columns={"subject": "USUBJID" if t is not None and "USUBJID" in t.frame else "ID",
                                   "dose_level": "DOSELVL", "time": "TIME", "analyte": out_col or "DVID", "value": "DV",
-                                  "lloq": "LLOQ"},
-                         subjects_file=str(data_path), safety_file=str(safety_path), problems=pc, fmt="nonmem")
+                                  "lloq": "LLOQ", "doses": {"time": "TIME", "amount": "AMT"}, "time_varying": events[2]},
+                         subjects_file=str(data_path), safety_file=str(safety_path), problems=pc, fmt="nonmem",
+                         doses=events[0], time_varying=events[1])
 
 
 def _header_ok(t: CsvTable, pc: ProblemCollector, mapping: dict) -> bool:
@@ -151,6 +154,7 @@ class _Reader:
         self.pc, self.audit, self.warnings = pc, audit, warnings
         self.rows = t.rows
         self.name = t.name
+        self.tv_forced, self.tv_columns = set(), {}  # issue 17: time-varying covariate columns
 
     def col(self, c, default=""):
         return self.f[c] if c in self.f else pd.Series(default, index=self.f.index, dtype=object)
@@ -165,7 +169,45 @@ class _Reader:
         time_raw = self.t.numbers("TIME", self.pc, what="a time", required=True)
         subjects, t0 = self._subjects(ids, evid, time_raw)
         records = self._samples(ids, evid, time_raw, t0)
+        self.events = self._events(ids, evid, time_raw, t0)  # issue 17: later doses, time-varying covariates
         return subjects, records
+
+    def _events(self, sid, evid, time_raw, t0_info):
+        """(later doses, time-varying covariate records, column of each covariate): every dosing
+        record after a subject's first (ADDL/II expanded; :mod:`ctkinetics.data.doses`) and the
+        columns that vary within a subject (:mod:`ctkinetics.data.timevarying`)."""
+        from ctkinetics.data.doses import dose_records, expand_additional
+        from ctkinetics.data.timevarying import nonmem_time_varying
+
+        t0, d_idx = t0_info
+        s = sid.to_numpy()
+        base = t0.reindex(s).to_numpy(float)
+        days = (time_raw - base) * self.to_days
+        amt = self._amt
+        is_dose = np.isin(evid, [1, 4]) & ~np.isnan(base)
+        is_dose[d_idx.to_numpy()] = False  # the first infusion of each subject
+        self.add(np.flatnonzero(is_dose & (evid == 4)), "EVID",
+                 "EVID 4 (reset and dose) after the first infusion: a reset of the kinetics is not supported; "
+                 "give a re-infusion as EVID 1")
+        later = np.flatnonzero(is_dose & (evid == 1))
+        t, a, r = days[later], amt[later], self.rows[later]
+        if "ADDL" in self.f:
+            addl = self.t.numbers("ADDL", self.pc, what="a number of additional doses")
+            ii = self.t.numbers("II", self.pc, what="a dosing interval") if "II" in self.f else np.full(len(self.f), np.nan)
+            first = d_idx.to_numpy()
+            idx = np.r_[first, later].astype(int)
+            et, ea, er = expand_additional(days[idx], amt[idx], addl[idx], ii[idx], self.rows[idx], self.name, self.pc,
+                                           self.to_days)
+            rows_sid = dict(zip(self.rows[idx], s[idx]))
+            s_extra = np.array([rows_sid[x] for x in er], dtype=object)
+            t, a, r = np.r_[t, et], np.r_[a, ea], np.r_[r, er]
+            s_later = np.r_[s[later], s_extra]
+        else:
+            s_later = s[later]
+        doses = dose_records(s_later, t, a, self.name, r)
+        tv = nonmem_time_varying(self.f, self.tv_columns, sid, evid, time_raw * self.to_days,
+                                 t0 * self.to_days, self.rows, self.name)
+        return doses, tv, {name: col for col, name in self.tv_columns.items()}
 
     def _subject_ids(self) -> pd.Series:
         idt = pd.Series(per_unique(self.f["ID"], id_text), index=self.f.index)
@@ -228,15 +270,13 @@ class _Reader:
         for s in n_doses.index[n_doses.to_numpy() == 0]:
             self.pc.add(self.name, int(self.rows[first[s]]), "EVID",
                         f"subject '{s}' has no dosing record (EVID 1 with AMT): the infusion time is unknown")
-        for s, idx in dose_by:
-            if len(idx) > 1:
-                self.pc.add(self.name, int(self.rows[idx.iat[1]]), "EVID",
-                            f"subject '{s}' has {len(idx)} dosing records; one CAR-T infusion per subject is supported")
+        # dosing records after a subject's first are re-infusions (issue 17: _events)
         d = dose_by.first().reindex(first.index)
         has = d.notna().to_numpy()
         d_idx = d[has].astype(int).to_numpy()
         amt = (self.t.numbers("AMT", self.pc, what="the infused dose in cells (AMT)") if "AMT" in f
                else np.full(len(f), np.nan))
+        self._amt = amt  # issue 17: the later doses read the same cells
         subj = pd.DataFrame({"subject": first.index[has].astype(str), "dose_level": "",
                              "dose": amt[d_idx], ROW_COL: self.rows[first[has].to_numpy()]})
         self._dose_levels(subj, d_idx)
@@ -278,8 +318,14 @@ class _Reader:
                                              "[formats.nonmem.covariates]")
             elif name in subj.columns:
                 self.pc.add(self.name, 1, c, f"two columns would both be read as the covariate '{name}'")
-            elif varying[c]:
-                self.warnings.append(f"{self.name}: column {c} varies within a subject; not kept as a covariate")
+            elif varying[c] or c in self.tv_forced:  # issue 17: a time-varying covariate when numeric
+                text = self.f[c].astype(str).str.strip()
+                _, bad = parse_numbers(text.replace(".", ""))
+                if bad.any():
+                    self.warnings.append(f"{self.name}: column {c} varies within a subject and is not numeric; "
+                                         "not kept as a covariate")
+                else:
+                    self.tv_columns[c] = name
             else:
                 subj[name] = covariate_value_column(firsts[c].astype(str), self.t.decimal_comma)
 
@@ -299,7 +345,9 @@ class _Reader:
         obs = evid == 0
         self.audit.add_frame(pd.DataFrame({
             "file": str(self.t.path), "row": self.rows[evid == 2], "column": "EVID", "subject": sid[evid == 2].to_numpy(),
-            "time": None, "analyte": None, "action": "excluded", "reason": "EVID 2 (other event) row"}))
+            "time": None, "analyte": None, "action": "excluded",
+            "reason": "EVID 2 (other event) row" + ("; its time-varying covariate values are read" if self.tv_columns
+                                                     else "")}))
         analyte, has_key = self._analytes(obs, mdv_true)
         censored = cens == 1
         blq = censored | blq_true
@@ -401,7 +449,8 @@ def write_nonmem(dataset: Dataset, path, warnings: list | None = None) -> list[P
     subjects = dataset.subjects
     ids, with_usubjid = nonmem_ids(subjects["subject"])
     covs = dataset.covariate_names
-    colnames, notes = covariate_columns(covs, STANDARD | {"SUBJECT", "DOSE", "DOSE_LEVEL"})
+    tv_names = dataset.time_varying_names  # issue 17: one column each, written on every row
+    colnames, notes = covariate_columns(covs + tv_names, STANDARD | {"SUBJECT", "DOSE", "DOSE_LEVEL"})
     if warnings is not None:
         warnings += notes
     per = pd.DataFrame({"subject": subjects["subject"].to_numpy(), "ID": ids})
@@ -425,18 +474,29 @@ def write_nonmem(dataset: Dataset, path, warnings: list | None = None) -> list[P
         "_o": np.where(miss["time"].to_numpy(float) < 0, 0, 2), "TIME": miss["time"].map(_fmt).to_numpy(),
         "DV": ".", "MDV": 1, "EVID": 0, "AMT": ".", "DVID": miss["analyte"].map(inv).to_numpy(), "CENS": 0,
         "LLOQ": "."})
-    doses = pd.DataFrame({"subject": subjects["subject"].to_numpy(), "_t": 0.0, "_o": 1, "TIME": "0", "DV": ".",
-                          "MDV": 1, "EVID": 1, "AMT": subjects["dose"].map(_fmt).to_numpy(), "DVID": ".",
+    infusions = dataset.doses  # issue 17: the first infusion and every re-infusion
+    doses = pd.DataFrame({"subject": infusions["subject"].to_numpy(), "_t": infusions["time"].to_numpy(float),
+                          "_o": 1, "TIME": infusions["time"].map(_fmt).to_numpy(), "DV": ".",
+                          "MDV": 1, "EVID": 1, "AMT": infusions["amount"].map(_fmt).to_numpy(), "DVID": ".",
                           "CENS": 0, "LLOQ": "."})
-    rows = pd.concat([doses, events, missing], ignore_index=True).merge(per, on="subject", how="left")
+    rows = pd.concat([doses, events, missing], ignore_index=True)
+    if tv_names:
+        from ctkinetics.data.timevarying import nonmem_columns
+
+        rows, other = nonmem_columns(dataset, rows, colnames)
+        rows = pd.concat([rows, other.assign(_o=-1, TIME=other["_t"].map(_fmt), DV=".", MDV=1, EVID=2, AMT=".",
+                                             DVID=".", CENS=0, LLOQ=".")], ignore_index=True)
+    rows = rows.merge(per, on="subject", how="left")
     rows = rows.sort_values(["_k", "_t", "_o"], kind="stable")
     lead = ["ID"] + (["USUBJID"] if with_usubjid else [])
     cols = lead + ["TIME", "DV", "MDV", "EVID", "AMT", "DVID", "CENS", "LLOQ", "DOSELVL"] + [colnames[c] for c in covs]
+    cols += [colnames[c] for c in tv_names] + (["COVREC"] if tv_names else [])
     rows[cols].to_csv(data_path, index=False)
     formats = {k: dict(v) for k, v in study.formats.items()}
-    nm = {k: v for k, v in formats.get("nonmem", {}).items() if k not in ("cmt", "covariates")}
-    formats["nonmem"] = {**nm, "time_unit": "days", "dvid": dvid, **({"covariates": {colnames[c]: c for c in covs}}
-                                                                       if covs else {})}
+    nm = {k: v for k, v in formats.get("nonmem", {}).items() if k not in ("cmt", "covariates", "time_varying")}
+    formats["nonmem"] = {**nm, "time_unit": "days", "dvid": dvid,
+                         **({"covariates": {colnames[c]: c for c in covs + tv_names}} if covs or tv_names else {}),
+                         **({"time_varying": [colnames[c] for c in tv_names]} if tv_names else {})}
     (folder / "study.toml").write_text(study.with_formats(formats).to_toml(), encoding="utf-8")
     files = [folder / "study.toml", data_path]
     if dataset.safety is not None:

@@ -1,4 +1,6 @@
-"""The canonical study folder: study.toml, subjects.csv, observations.csv, safety.csv."""
+"""The canonical study folder: study.toml, subjects.csv, observations.csv, safety.csv (and the
+optional doses.csv and covariates_tv.csv: :mod:`ctkinetics.data.doses`,
+:mod:`ctkinetics.data.timevarying`)."""
 from __future__ import annotations
 
 import math
@@ -43,11 +45,29 @@ def read_study_folder(folder) -> Dataset:
         with pc.collecting():
             safety = read_safety_csv(safety_path, pc, notes)
     sources = [folder / "study.toml", folder / "subjects.csv", obs_path] + ([safety_path] if safety is not None else [])
+    doses, tv = read_event_files(folder, pc, notes, sources)  # issue 17: doses.csv, covariates_tv.csv
     return build_dataset(
         study, subjects, records, safety, audit=Audit(), warnings=notes, sources=sources,
         columns={}, subjects_file=str(folder / "subjects.csv"),
-        safety_file=str(safety_path), problems=pc, fmt="tidy",
+        safety_file=str(safety_path), problems=pc, fmt="tidy", doses=doses, time_varying=tv,
     )
+
+
+def read_event_files(folder: Path, pc: ProblemCollector, notes: list, sources: list):
+    """The optional ``doses.csv`` and ``covariates_tv.csv`` of a study folder (None when
+    absent); the files read are appended to ``sources``."""
+    from ctkinetics.data.doses import DOSES_FILE, read_doses_csv
+    from ctkinetics.data.timevarying import TV_FILE, read_covariates_tv_csv
+
+    out = []
+    for name, reader in ((DOSES_FILE, read_doses_csv), (TV_FILE, read_covariates_tv_csv)):
+        table = None
+        if (folder / name).exists() or (folder / name).is_symlink():
+            with pc.collecting():
+                table = reader(folder / name, pc, notes)
+            sources.append(folder / name)
+        out.append(table)
+    return tuple(out)
 
 
 def _ignored_columns(study) -> tuple:
@@ -165,6 +185,10 @@ def write_study_folder(dataset: Dataset, folder, warnings: list | None = None) -
             "unit": miss["analyte"].map(unit), "lloq": "", "blq": ""})], ignore_index=True)
     out.to_csv(folder / "observations.csv", index=False)
     files = [folder / "study.toml", folder / "subjects.csv", folder / "observations.csv"]
+    from ctkinetics.data.doses import write_doses_csv
+    from ctkinetics.data.timevarying import write_covariates_tv_csv
+
+    files += write_doses_csv(dataset, folder) + write_covariates_tv_csv(dataset, folder)  # issue 17
     if dataset.safety is not None:
         write_safety_csv(dataset.safety, folder / "safety.csv")
         files.append(folder / "safety.csv")
