@@ -19,11 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
-from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, get_blq_method, get_error_model,
-)
-from ctkinetics.estimation.population.data import build_data
-from ctkinetics.estimation.population.structure import PopModel
+from ctkinetics.estimation.likelihood import CENSORED, EXCLUDED, QUANTIFIED
 
 VPC_COLUMNS = ["analyte", "bin", "time_low", "time_high", "time_mid", "n", "statistic",
                "observed", "sim_low", "sim_median", "sim_high"]
@@ -106,31 +102,17 @@ def vpc(result, dataset, model, n_replicates=200, seed=0, bins=None,
         raise SettingsError("this PopulationResult carries no estimates to simulate from")
     if int(n_replicates) < 2:
         raise SettingsError("a VPC needs at least 2 replicates")
-    err = get_error_model(result.error_model)
-    blqm = get_blq_method(result.blq_method)
-    data = build_data(dataset, model, err, blqm, result.settings.get("analytes"),
-                      result.settings.get("fixed") or None)
-    if list(data.subjects) != list(result.settings.get("subjects", data.subjects)):
-        raise SettingsError("the data set is not the one that was fitted (subjects differ)")
-    pm = PopModel(model, data, result.spec, err)
-    theta, beta, omega, sigma = result.spec.split(result.x)
-    rng = np.random.default_rng(seed)
-    R, n, q = int(n_replicates), data.n, result.spec.q
-    eta = rng.standard_normal((R, n, q)) @ np.linalg.cholesky(omega).T
-    phi = pm.with_eta(pm.phi_pop(theta, beta), eta)
-    preds = pm.predict(phi)
-    sigs = pm.sigmas_of(sigma)
+    # the fit rebuilt on its data and the replicates: one home, shared with NPDE and pcVPC
+    from ctkinetics.estimation.population.predictive import rebuild, simulate
+
+    fitted = rebuild(result, dataset, model)
+    data, R = fitted.data, int(n_replicates)
+    sim = simulate(fitted, R, np.random.default_rng(seed))
     pcts = tuple(float(p) for p in percentiles)
     lo_q, hi_q = 50 - ci / 2, 50 + ci / 2
     rows, obs_rows = [], []
-    for a, f, s in zip(data.analytes, preds, sigs):
+    for a, ysim, sim_blq in zip(data.analytes, sim.y, sim.blq):
         used = a.mode != EXCLUDED
-        sd = err.sd(f, s)
-        eps = rng.standard_normal(f.shape)
-        with np.errstate(all="ignore"):
-            ysim = f * np.exp(sd * eps) if err.log_transform else f + sd * eps
-        lloq = np.where(np.isfinite(a.lloq), a.lloq, -np.inf)
-        sim_blq = ysim < lloq
         obs_blq = a.mode == CENSORED
         obs_val = np.where(a.mode == QUANTIFIED, a.y, np.nan)
         times = np.where(used, a.time, np.nan)
