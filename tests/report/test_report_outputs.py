@@ -267,3 +267,39 @@ def test_dense_curves_are_thinned_within_tolerance():
     assert np.max(np.abs(approx - ys)) <= TOLERANCE * 1.0001
     line = simplify(np.linspace(0, 1, 500), np.linspace(0, 1, 500), TOLERANCE)
     assert list(line) == [0, 499]
+
+
+def test_paged_figures_draw_in_chromium_when_their_page_is_chosen(tmp_path, monkeypatch):
+    """Headless Chromium: on load only the shown pages are drawn; choosing page 2 of the
+    profiles draws its figures and frees page 1's."""
+    import re
+    from pathlib import Path
+
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    from ctkinetics.data import load_study
+    from ctkinetics.report import ReportSettings, build_review, render_html
+    from ctkinetics.report import figures
+    from ctkinetics.report.provenance import input_files
+
+    rv = build_review(load_study(MINI), ReportSettings(fit_starts=1, band_draws=20))
+    monkeypatch.setattr(figures, "PER_PAGE", 1)
+    html, names = render_html(rv, input_files(rv.dataset.sources, MINI), {"ctkinetics": "x"}, "now")
+    choose = ("<script>window.addEventListener('load',function(){setTimeout(function(){"
+              "var all=document.querySelectorAll('select.ctk-pager');for(var i=0;i<all.length;i++){"
+              "var s=all[i];if(s.options[0].text.indexOf('\u00b7')<0)continue;s.value='1';"
+              "s.dispatchEvent(new Event('change'));}},0);});</script></body>")
+    page = tmp_path / "paged.html"
+    page.write_text(html.replace("</body>", choose), encoding="utf-8")
+    out = subprocess.run([str(chromium), "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'ud'}",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=240)
+    divs = re.findall(r'<div class="ctk-figure[^"]*" id="ctk-fig-\d+" data-figure="([^"]*)"'
+                      r'( data-drawn="1")?', out.stdout)
+    drawn = {n for n, d in divs if d}
+    assert len(divs) == len(names)
+    profiles = [n for n in names if n.startswith("individual_profile:")]
+    assert len(profiles) == 2
+    assert profiles[1] in drawn and profiles[0] not in drawn     # page 2 chosen, page 1 freed
+    assert "lambda_z:transgene:page1" in drawn and "lambda_z:transgene:page2" not in drawn
