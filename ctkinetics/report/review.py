@@ -113,12 +113,7 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     -------
     Review
     """
-    import time
-
-    from ctkinetics.estimation import fit
     from ctkinetics.modeling import load_model
-    from ctkinetics.nca import NCAOptions, nca
-    from ctkinetics.nca.intervals import default_intervals
     from ctkinetics.estimation.curves import fitted_curves
     from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
 
@@ -126,17 +121,7 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     say = progress or (lambda msg: None)
     if settings.as_of is not None:  # a true replay: every section is built from the data known that day
         dataset = dataset.as_of(settings.as_of)
-    timings = []
-    clock = [time.perf_counter()]
-
-    def step(name):
-        now = time.perf_counter()
-        if timings:
-            timings[-1] = (timings[-1][0], now - clock[0])
-        clock[0] = now
-        timings.append((name, math.nan))
-        say(name)
-
+    step = _Steps(say)
     step("data: counting samples and BLQ values")
     car_analyte = _pick(dataset, settings.car_analyte, CELL_KINDS, "car_analyte")
     bcell_analyte = _pick(dataset, settings.bcell_analyte, ("bcell",), "bcell_analyte")
@@ -146,31 +131,13 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     counts = data_counts(dataset)
 
     step("NCA of " + (", ".join(car_analytes) or "no analyte"))
-    options = NCAOptions(auc_method=settings.nca_auc_method, blq=settings.nca_blq,
-                         auc_type=settings.nca_auc_type,
-                         lamz_window=settings.nca_lambda_z_window,
-                         cmax_exclude_before=settings.nca_cmax_exclude_before)
-    intervals = default_intervals(options.auc_type, settings.nca_intervals)
-    # CLSTP (predicted Clast) lets the λz figure draw the regression line the NCA fitted
-    intervals.at[0, "parameters"] = tuple(intervals.at[0, "parameters"]) + ("CLSTP",)
-    obs = dataset.observations
-    nca_result = nca(obs[obs["analyte"].isin(car_analytes)], dataset.subjects,
-                     intervals=intervals, options=options)
+    nca_result = _nca(dataset, settings, car_analytes)
     mean_profiles = {a: geometric_mean_profile(dataset, a) for a in car_analytes}
 
     step(f"fits: model {settings.model}, BLQ {settings.fit_blq}, {settings.fit_error} error")
     model = load_model(settings.model)
-    fit_result, fit_error, curves = None, "", pd.DataFrame()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit_result = fit(dataset, model, analytes=settings.fit_analytes, blq=settings.fit_blq,
-                             error=settings.fit_error, starts=settings.fit_starts,
-                             seed=settings.fit_seed)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the report must still show NCA and safety
-        fit_error = f"{type(exc).__name__}: {exc}"
+    fit_result, fit_error = _fits(dataset, model, settings)
+    curves = pd.DataFrame()
     if fit_result is not None:
         step(f"fitted curves with {settings.band_level:.0%} bands")
         curves = fitted_curves(fit_result, dataset, model, level=settings.band_level,
@@ -198,15 +165,70 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
         step(f"virtual trials: reading {settings.trial_sim_results}")
         trial_sim = load_trial_sim(settings.trial_sim_results)
 
-    step("done")
-    timings.pop()
+    timings = step.finish()
     return Review(dataset=dataset, settings=settings, car_analytes=car_analytes,
                   car_analyte=car_analyte, bcell_analyte=bcell_analyte, counts=counts,
                   nca=nca_result, model=model, fit=fit_result, fit_error=fit_error,
                   curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
                   **esc, population=population,
                   population_error=population_error, vpc=vpc_result, trial_sim=trial_sim,
-                  timings=tuple(timings))
+                  timings=timings)
+
+
+class _Steps:
+    """Names each step of the review (told to ``say``) and times it: ``finish()`` gives
+    ``((name, seconds), ...)``."""
+
+    def __init__(self, say):
+        import time
+
+        self.say, self.now, self.timings = say, time.perf_counter, []
+        self.start = self.now()
+
+    def __call__(self, name):
+        t = self.now()
+        if self.timings:
+            self.timings[-1] = (self.timings[-1][0], t - self.start)
+        self.start = t
+        self.timings.append((name, math.nan))
+        self.say(name)
+
+    def finish(self) -> tuple:
+        self("done")
+        return tuple(self.timings[:-1])
+
+
+def _nca(dataset, settings, analytes):
+    """The NCA of the CAR-T analytes with the report's options (CLSTP, the predicted Clast,
+    added so that the λz figure draws the regression line the NCA fitted)."""
+    from ctkinetics.nca import NCAOptions, run_nca
+    from ctkinetics.nca.intervals import default_intervals
+
+    options = NCAOptions(auc_method=settings.nca_auc_method, blq=settings.nca_blq,
+                         auc_type=settings.nca_auc_type,
+                         lamz_window=settings.nca_lambda_z_window,
+                         cmax_exclude_before=settings.nca_cmax_exclude_before)
+    intervals = default_intervals(options.auc_type, settings.nca_intervals)
+    intervals.at[0, "parameters"] = tuple(intervals.at[0, "parameters"]) + ("CLSTP",)
+    obs = dataset.observations
+    return run_nca(obs[obs["analyte"].isin(analytes)], dataset.subjects,
+                   intervals=intervals, options=options)
+
+
+def _fits(dataset, model, settings):
+    """The individual fits, or (None, why) when they cannot run at all (bad settings raise)."""
+    from ctkinetics.estimation import fit
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fit(dataset, model, analytes=settings.fit_analytes, blq=settings.fit_blq,
+                       error=settings.fit_error, starts=settings.fit_starts,
+                       seed=settings.fit_seed), ""
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the report must still show NCA and safety
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def _population(dataset, model, settings, analytes, say):
