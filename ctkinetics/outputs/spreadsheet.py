@@ -87,15 +87,14 @@ def neutralise_frame(df):
                 fixed[mask] = [neutralise_cell(v) for v in fixed[mask]]
                 out.isetitem(j, pd.Series(fixed, index=s.index, dtype=object))
             continue
-        is_str = s.map(lambda v: isinstance(v, str)).to_numpy(bool)
-        if not is_str.any():
-            continue
-        text = s[is_str].astype(str)
-        risky = text.str.contains(_RISKY, regex=True).to_numpy(bool)
+        try:   # an object column of text (and missing values): one vectorised regex
+            risky = s.str.contains(_RISKY, regex=True, na=False).to_numpy(bool)
+        except (AttributeError, TypeError):   # text mixed with numbers: cell by cell
+            risky = s.map(lambda v: isinstance(v, str) and bool(_RISKY_START.match(v))
+                          ).to_numpy(bool)
         if risky.any():
             fixed = s.astype(object).copy()
-            idx = s.index[is_str][risky]
-            fixed.loc[idx] = [neutralise_cell(v) for v in text[risky]]
+            fixed[risky] = [neutralise_cell(v) for v in fixed[risky]]
             out.isetitem(j, fixed)
     out.columns = pd.Index([neutralise_cell(c) if isinstance(c, str) else c for c in df.columns])
     return out

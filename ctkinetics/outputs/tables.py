@@ -54,7 +54,8 @@ def as_written(df):
     for j, (_, kind) in enumerate(schema(out)):
         s = out.iloc[:, j]
         if kind == "str":
-            out.isetitem(j, s.map(_text).astype(str))
+            text = s.fillna("") if str(s.dtype) in ("str", "string") else s.map(_text)
+            out.isetitem(j, text.astype(str))
         elif kind == "float64":
             out.isetitem(j, s.astype("float64"))
     return out
