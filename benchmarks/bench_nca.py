@@ -1,24 +1,40 @@
-"""NCA throughput: 10,000 simulated CAR-T participants × 16 samples (seeded).
+"""NCA speed: the library on 10,000 participants, and `ctk nca` as a command against PKNCA.
 
-Run: python benchmarks/bench_nca.py [n_participants]
+Run: python benchmarks/bench_nca.py [--participants 10000] [--command-participants 1000]
+                                     [--no-r] [--repeats 3]
 
-Goal (issue 4): under 0.2 ms per participant (PKNCA needs about 21 ms per participant on
-this kind of machine). Prints one table; figures are wall-clock and noisy on a shared
-2-core machine. Profiles: Stein-like expansion to a day-7-14 peak and biexponential decline,
-log-normal residual error, an LLOQ of 20 copies/µg (so late samples are often BLQ), one
-pre-infusion structural zero per participant.
+Goals: the NCA itself under 0.2 ms per participant (issue 4); ``ctk nca`` as a command at least
+100x faster than PKNCA on 1,000 participants (issue 15), both timed in this one run on the same
+study: ``ctk nca STUDY --out DIR`` against ``Rscript benchmarks/r/nca_pknca.R STUDY DIR``
+(PKNCA 0.12 doing the same work: lin-up/log-down, the default parameters, AUC0-28 and AUC0-84,
+the three quality exclusions, long results and a summary written as CSV). Wall-clock and CPU
+seconds of each command are printed (a shared 2-core machine: wall-clock depends on the load,
+CPU seconds less so), with the time ctk nca spends in each step, and a check that both
+tools computed the same numbers.
+
+Profiles (seeded): Stein-like expansion to a day-7-14 peak and biexponential decline,
+log-normal residual error, an LLOQ of 20 copies/µg (late samples often BLQ), one
+pre-infusion structural zero per participant, 16 samples each.
 """
 from __future__ import annotations
 
+import argparse
+import os
+import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ctkinetics.nca import nca
+from ctkinetics.nca import run_nca
 
 TIMES = np.array([-1, 1, 4, 7, 10, 14, 21, 28, 35, 42, 56, 84, 112, 168, 252, 365], float)
+R_SCRIPT = Path(__file__).resolve().parent / "r" / "nca_pknca.R"
 
 
 def simulate(n: int, seed: int = 20240601) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,9 +65,55 @@ def simulate(n: int, seed: int = 20240601) -> tuple[pd.DataFrame, pd.DataFrame]:
     return obs, subjects
 
 
-def main(n: int = 10_000) -> None:
+def write_study(folder: Path, n: int) -> None:
+    """The simulated cohort as a tidy study folder (what `ctk nca` and the R script read)."""
     obs, subjects = simulate(n)
-    nca(obs.iloc[: 16 * 20], subjects)  # warm-up (imports, caches)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "study.toml").write_text(
+        '[study]\nname = "bench_nca"\n\n[dose_levels]\nDL1 = 3.0e8\nDL2 = 4.5e8\nDL3 = 6.0e8\n\n'
+        '[design]\ntarget_dlt_rate = 0.30\ndlt_window_days = 28\nstagger_days = 14\n'
+        f'cohort_size = 3\nmax_subjects = {max(n, 12)}\n\n'
+        '[analytes.transgene]\nunit = "copies/ug"\nlloq = 20\nkind = "qpcr"\n')
+    subjects[["subject", "dose_level", "dose"]].to_csv(folder / "subjects.csv", index=False)
+    value = np.where(obs["blq"], "BLQ", np.char.mod("%.6g", obs["value"].fillna(0).to_numpy()))
+    pd.DataFrame({"subject": obs["subject"], "time": obs["time"].map("{:g}".format),
+                  "analyte": "transgene", "value": value, "unit": "copies/ug"}).to_csv(
+        folder / "observations.csv", index=False)
+
+
+def timed(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall s, CPU s of the child, stdout) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, out.stdout
+
+
+STEPS = r"""
+import sys, time
+C = time.process_time
+t = C(); import numpy, pandas; imp = C() - t
+t = C(); from ctkinetics.cli.commands import nca as cmd; from ctkinetics.data import load_study
+import ctkinetics.nca, ctkinetics.outputs; imp2 = C() - t
+t = C(); ds = load_study(sys.argv[1]); load = C() - t
+t = C(); res = ctkinetics.nca.run_nca(ds); nca = C() - t
+t = C(); tabs = [res.results, res.wide(), res.summary(), res.dose_proportionality(), res.exclusions]
+res.quality_overview(); tables = C() - t
+from ctkinetics.outputs.spreadsheet import csv_text
+m = res.options.method_label()
+t = C(); [csv_text(x.assign(method=m)) for x in tabs]; csv = C() - t
+print(imp, imp2, load, nca, tables, csv)
+"""
+
+
+def library_table(n: int) -> pd.DataFrame:
+    obs, subjects = simulate(n)
+    run_nca(obs.iloc[: 16 * 20], subjects)  # warm-up (imports, caches)
     rows = []
     for label, kw in (("lin-up/log-down, auto lambda_z", {}),
                       ("linear, auto lambda_z", {"auc_method": "linear"}),
@@ -59,7 +121,7 @@ def main(n: int = 10_000) -> None:
         best = np.inf
         for _ in range(3):
             t0 = time.perf_counter()
-            res = nca(obs, subjects, **kw)
+            res = run_nca(obs, subjects, **kw)
             best = min(best, time.perf_counter() - t0)
         t0 = time.perf_counter()
         res.summary(), res.dose_proportionality()
@@ -69,9 +131,75 @@ def main(n: int = 10_000) -> None:
                      "ms_per_participant": round(1e3 * best / n, 4),
                      "summary+dose_prop_s": round(t_sum, 3),
                      "goal_<0.2ms": "yes" if 1e3 * best / n < 0.2 else "no"})
-    print(pd.DataFrame(rows).to_string(index=False))
-    print("\nPKNCA reference: ~21 ms per participant (issue 4). Shared 2-core machine: figures are noisy.")
+    return pd.DataFrame(rows)
+
+
+def same_numbers(ctk_dir: Path, r_dir: Path) -> str:
+    """Agreement of ctk nca's and PKNCA's values (CMAX, AUCLST, AUC0-28, λz) and exclusions."""
+    ours = pd.read_csv(ctk_dir / "nca.csv", keep_default_na=False)
+    ours["value"] = pd.to_numeric(ours["value"], errors="coerce")
+    theirs = pd.read_csv(r_dir / "pknca_long.csv")
+    pairs = {"CMAX": ("cmax", np.inf), "AUCLST": ("auclast", np.inf),
+             "AUCINT_LAST": ("aucint.last", 28.0), "LAMZ": ("lambda.z", np.inf)}
+    parts = []
+    for ck, (pk, end) in pairs.items():
+        a = ours[(ours["parameter"] == ck) & (ours["end"] == end)].set_index("subject")["value"]
+        b = theirs[(theirs["PPTESTCD"] == pk) & (theirs["end"] == end)].set_index("subject")["PPORRES"]
+        both = a.index.intersection(b.index)
+        a, b = a.loc[both].to_numpy(float), b.loc[both].to_numpy(float)
+        ok = np.isfinite(a) & np.isfinite(b)
+        same = np.isclose(a[ok], b[ok], rtol=1e-9).mean() if ok.any() else float("nan")
+        parts.append(f"{ck} {100 * same:.1f} % of {ok.sum()} equal")
+    return "; ".join(parts)
+
+
+def command_table(n: int, repeats: int, with_r: bool) -> tuple[pd.DataFrame, str, list]:
+    work = Path(tempfile.mkdtemp(prefix="bench_nca_"))
+    try:
+        study = work / "study"
+        write_study(study, n)
+        ctk = [sys.executable, "-m", "ctkinetics.cli.main", "nca", str(study), "--out"]
+        runs = [timed(ctk + [str(work / f"ctk{i}")]) for i in range(repeats)]
+        wall, cpu = min(r[0] for r in runs), min(r[1] for r in runs)
+        steps = [float(x) for x in timed([sys.executable, "-c", STEPS, str(study)])[2].split()]
+        rows = [{"tool": "ctk nca (best of %d)" % repeats, "participants": n,
+                 "wall_s": round(wall, 2), "cpu_s": round(cpu, 2)}]
+        check = "R not run"
+        if with_r and shutil.which("Rscript"):
+            r_wall, r_cpu, r_out = timed(["Rscript", str(R_SCRIPT), str(study), str(work / "r")])
+            pk = float(r_out.split("pk.nca_seconds")[1].split("cpu")[1].split()[0])
+            rows.append({"tool": "PKNCA via Rscript (once)", "participants": n,
+                         "wall_s": round(r_wall, 1), "cpu_s": round(r_cpu, 1)})
+            rows.append({"tool": "ratio PKNCA / ctk nca", "participants": n,
+                         "wall_s": round(r_wall / wall, 0), "cpu_s": round(r_cpu / cpu, 0)})
+            rows.append({"tool": "pk.nca() alone / run_nca() alone (CPU)", "participants": n,
+                         "wall_s": float("nan"), "cpu_s": round(pk / steps[3], 0)})
+            check = same_numbers(work / "ctk0", work / "r")
+        return pd.DataFrame(rows), check, steps
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--participants", type=int, default=10_000)
+    ap.add_argument("--command-participants", type=int, default=1_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-r", action="store_true", help="skip PKNCA (R takes minutes)")
+    a = ap.parse_args()
+    print(f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("The NCA itself (run_nca in process):")
+    print(library_table(a.participants).to_string(index=False))
+    table, check, steps = command_table(a.command_participants, a.repeats, not a.no_r)
+    print(f"\n`ctk nca` as a command vs PKNCA, {a.command_participants} participants x 16 samples:")
+    print(table.to_string(index=False))
+    names = ("import numpy+pandas", "import ctkinetics", "load_study", "run_nca", "tables",
+             "CSV text (spreadsheet-safe)")
+    print("\nctk nca steps (CPU s, one process): "
+          + ", ".join(f"{k} {v:.3f}" for k, v in zip(names, steps))
+          + "; the rest is interpreter start-up and writing files (atomic folder, fsync)")
+    print(f"Same numbers: {check}")
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    main()
