@@ -8,7 +8,8 @@ plausible BOIN course with the 14-day stagger inside each dose group, then writt
   sle_cohort_sdtm/     the same cohort as CDISC SDTM DM, EX, CP transport files (+ study.toml, safety.csv)
 
 Assumptions (stated, not measured):
-- Kinetics come from the project's own ``cart_bcell_sle`` model: CAR-T expansion driven by
+- Kinetics come from the project's own ``cart_bcell_sle`` model (``GENERATING_MODEL``, with the
+  omega^2 of ``GENERATING_OMEGA``): CAR-T expansion driven by
   the participant's B cells, typical peak around day 9 (SLE), B cells depleted within days
   and reappearing after about 110 ± 32 days (Mackensen et al. 2022). Between-participant
   variability is log-normal with the model file's ω² (0.65 on the circulating
@@ -83,6 +84,11 @@ DECISIONS = [
                                              "with the ICANS management plan reinforced"),
 ]
 EFFICACY_DAYS = (28, 84, 180)
+# The model that generated the kinetics (issue 17): models/cart_bcell_sle.toml's typical values
+# with the between-subject variances (omega^2) the file had when the cohort was made; the file's
+# omega^2 were recalibrated since (issue 17), so they are pinned here to keep the cohort as it was.
+GENERATING_MODEL = "cart_bcell_sle"
+GENERATING_OMEGA = {"fE": 0.65, "kexp": 0.04, "kfade": 0.04, "dM": 0.09, "Bbase": 0.1, "kkill": 0.1}
 STUDY_TOML = """[study]
 name = "CD19/CD20 allogeneic CAR-T in refractory SLE (simulated sample cohort)"
 start_date = "2026-01-05"
@@ -128,9 +134,10 @@ def simulate_truth(subjects: pd.DataFrame, times: np.ndarray) -> dict:
     the model file's own between-subject variances (omega2)."""
     from ctkinetics.modeling import load_model, simulate_population
 
-    model = load_model("cart_bcell_sle")
+    model = load_model(GENERATING_MODEL)
     dose = subjects["dose"].to_numpy(float)
-    pop = simulate_population(model, len(subjects), times=times, seed=SEED, covariates={"dose": dose})
+    pop = simulate_population(model, len(subjects), omega=GENERATING_OMEGA, times=times, seed=SEED,
+                              covariates={"dose": dose})
     params = {name: pop.parameters[name].to_numpy(float) for name in model.param_names}
     return model.predict(params, times, covariates={"dose": dose})
 
