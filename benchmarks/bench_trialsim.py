@@ -115,7 +115,7 @@ def main() -> None:
     r["worker_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rows.append(r)
     for w in [int(x) for x in args.workers.split(",")]:
-        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
                 Client(cl) as client:
             simulate_trials(spec, 200 * w, args.seed + 1, DaskExecutor(client=client, batch_size=100),
                             keep_trials=False)  # warm-up: imports and the model on every worker

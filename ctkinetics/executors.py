@@ -109,7 +109,7 @@ class LocalDaskExecutor(_DaskOptions):
         from distributed import Client, LocalCluster
 
         n = self.workers or os.cpu_count() or 1
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             yield _DaskSession(client, self, f"the local Dask cluster ({n} workers)")
 

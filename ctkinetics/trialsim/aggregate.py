@@ -24,7 +24,6 @@ import numpy as np
 
 from ctkinetics.trialsim.failures import ExposureError
 from ctkinetics.trialsim.guards import masked_median
-from ctkinetics.trialsim.kinetics import sequential_sum
 
 EXPOSURE_METRICS = ("cmax", "auc0_28")
 LOG10_LOW, LOG10_HIGH, LOG10_STEP = -3.0, 12.0, 0.01
@@ -162,6 +161,13 @@ def hist_quantile(hist, q, low=0.0, step=1.0):
     before = cum[i - 1] if i > 0 else 0
     frac = (target - before) / hist[i] if hist[i] else 0.0
     return float(low + (i + frac) * step)
+
+
+def sequential_sum(x):
+    """Sum along the last axis, term by term from the first: the same bits for a row whatever
+    the array's shape and memory layout (numpy's ``sum`` adds pairwise on contiguous rows but
+    in another order on strided ones, so a trial's numbers would depend on its batch)."""
+    return np.cumsum(x, axis=-1)[..., -1] if x.shape[-1] else np.zeros(x.shape[:-1])
 
 
 def _level_summaries(x, level, j):

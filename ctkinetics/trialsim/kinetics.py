@@ -6,33 +6,30 @@ NONMEM / Monolix convention used by :func:`ctkinetics.modeling.simulate_populati
     θ_ij = TV_j(θ) · exp(η_iθ),   η_iθ ~ N(0, ω²_θ),   clipped to θ's [lower, upper]
 
 TV_j is the spec's typical value at level j (or the model default). One η per participant is
-shared by all dose levels, so the participant's exposure at any level the trial might give
-them is computed in one vectorised :meth:`Model.predict` call and the decision of the trial
-only picks the column of the level actually given (common random numbers across rules).
-Models with a ``dose`` covariate get each level's dose in cells.
+shared by all dose levels (common random numbers across levels and rules). Models with a
+``dose`` covariate get each level's dose in cells.
 
-Exposure metrics (registry :data:`METRICS`) are computed from the prediction on a regular grid
-0, h, 2h, …, ``until_day`` (h = ``grid_step_days``, default 0.25 d):
+Exposure comes from the project's one exposure rule, :func:`ctkinetics.modeling.exposure.
+model_exposure` (the numbers fits and the report show), on the spec's observable; trial-sim's
+names for them (:data:`METRICS`, also the summary columns):
 
-- ``cmax``     highest predicted level on the grid (copies/µg for qPCR), over days 0–``until_day``
-- ``tmax``     first grid time of that peak (days)
-- ``auc0_28``  AUC from day 0 to 28 by the NCA layer's lin-up/log-down rule
-  (:func:`ctkinetics.nca.auc.segment_area`), on the same grid
+- ``cmax``     the curve's maximum over days 0–``until_day`` (registry ``Cmax``)
+- ``tmax``     its time (registry ``Tmax``)
+- ``auc0_28``  the exact AUC over days 0–28 (registry ``AUC``, window 0–28)
 
-Steps (each its own function, so one can be swapped without touching the others):
-:func:`individual_parameters` (θ_ij), :func:`predict_curves` (the model / engine call) and
-:func:`exposure_metrics` (the exposure rule). Curves are never kept: only these numbers leave
-this module.
+:func:`pair_exposures` is the one function that calls the model (through the registry) and
+:class:`ExposureTable` computes a batch's pairs on first use. Curves never leave this module.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Callable
 
 import numpy as np
 
-from ctkinetics.nca.auc import AUC_METHODS, segment_area
+from ctkinetics.trialsim.failures import ExposureError
+
+AUC_WINDOW = (0.0, 28.0)
 
 
 @lru_cache(maxsize=16)
@@ -43,41 +40,21 @@ def cached_model(ref: str):
     return load_model(ref)
 
 
-def _cmax(t, c):
-    return c.max(axis=-1)
-
-
-def _tmax(t, c):
-    return t[c.argmax(axis=-1)]
-
-
-def _auc0_28(t, c):
-    keep = t <= 28.0 + 1e-9
-    t, c = t[keep], c[..., keep]
-    c1, c2 = c[..., :-1], c[..., 1:]
-    is_log = AUC_METHODS["lin-up/log-down"].use_log(c1, c2, None)
-    return sequential_sum(segment_area(t[:-1], c1, t[1:], c2, is_log))
-
-
-def sequential_sum(x):
-    """Sum along the last axis, term by term from the first: the same bits for a row whatever
-    the array's shape and memory layout (numpy's ``sum`` adds pairwise on contiguous rows but
-    in another order on strided ones, so a participant's AUC would depend on its batch)."""
-    return np.cumsum(x, axis=-1)[..., -1] if x.shape[-1] else np.zeros(x.shape[:-1])
-
-
 @dataclass(frozen=True)
 class Metric:
+    """A trial-sim exposure metric: its name here, unit relative to the observable ("level",
+    "day" or "level*day"), description, and the registry metric it is."""
+
     name: str
-    unit: str  # relative to the observable: "level", "day" or "level*day"
+    unit: str
     description: str
-    compute: Callable  # (grid times (T,), curves (..., T)) -> (...)
+    registry: str
 
 
 METRICS = {m.name: m for m in (
-    Metric("cmax", "level", "peak of the predicted curve over the grid", _cmax),
-    Metric("tmax", "day", "time of the peak on the grid", _tmax),
-    Metric("auc0_28", "level*day", "AUC day 0-28, lin-up/log-down on the grid", _auc0_28),
+    Metric("cmax", "level", "peak of the model curve (days 0 to until_day)", "Cmax"),
+    Metric("tmax", "day", "time of the peak of the model curve", "Tmax"),
+    Metric("auc0_28", "level*day", "AUC of the model curve, days 0-28 (exact integral)", "AUC"),
 )}
 
 
@@ -95,26 +72,20 @@ class KineticsSpec:
         Typical values by dose level; other parameters keep the model defaults.
     omega2 : tuple of (name, ω²)
         Variances of η (log scale); parameters not listed have no variability.
-    grid_step_days, until_day : float
-        Exposure grid (must reach day 28 for ``auc0_28``).
+    until_day : float
+        End of the peak search (days; at least 28).
     """
 
     model: str
     observable: str
     typical: tuple = ()
     omega2: tuple = ()
-    grid_step_days: float = 0.25
     until_day: float = 28.0
 
     @property
     def variable(self) -> tuple:
         """Names of parameters with between-subject variability, in a fixed order."""
         return tuple(name for name, w in self.omega2 if w > 0)
-
-    def grid(self) -> np.ndarray:
-        n = int(round(self.until_day / self.grid_step_days))
-        t = np.linspace(0.0, n * self.grid_step_days, n + 1)
-        return np.union1d(t, [28.0]) if self.until_day >= 28.0 else t
 
 
 def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, levels) -> tuple:
@@ -139,42 +110,39 @@ def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, lev
     return params, covs
 
 
-def predict_curves(spec: KineticsSpec, model, params: dict, covariates: dict, times: np.ndarray) -> np.ndarray:
-    """The model step: curves (K, T) of ``spec.observable`` for K parameter sets.
-
-    The one place that calls the kinetic engine: swapping the model or the engine (closed form,
-    the compiled ODE engine) changes only this function.
-    """
-    return model.predict(params, times, covariates, observables=[spec.observable])[spec.observable]
-
-
-def exposure_metrics(times: np.ndarray, curves: np.ndarray) -> dict:
-    """Exposure metrics of curves (K, T) on the grid ``times``: dict metric -> (K,).
-
-    The one home of trial-sim's exposure rule (:data:`METRICS`): grid maximum, its time, and
-    AUC0-28 by lin-up/log-down on the grid. To be switched to the project's exposure-metric
-    registry in :mod:`ctkinetics.modeling` when it exists.
-    """
-    return {name: m.compute(times, curves) for name, m in METRICS.items()}
-
-
-def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, chunk: int = 20_000) -> dict:
-    """Exposure metrics of K (participant, dose level) pairs: dict metric -> (K,).
+def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, chunk: int = 5_000) -> dict:
+    """Exposure metrics (:data:`METRICS`) of K (participant, dose level) pairs: dict name -> (K,).
 
     ``eta`` (K, P): each pair's participant's draws (one column per ``spec.variable``, scaled
-    by ω here); ``levels`` (K,). ``chunk`` curves per model call bound the memory of the
-    curves (``chunk × grid`` floats); each pair's numbers depend only on its own inputs.
+    by ω here); ``levels`` (K,). The model is solved through the exposure registry in calls of
+    at most ``chunk`` pairs (memory); each pair's numbers depend only on its own inputs.
+
+    Raises
+    ------
+    ExposureError
+        The model could not be solved for a pair (the solver's message is given).
     """
+    from ctkinetics.modeling.exposure import auc_name, model_exposure
+
     model = cached_model(spec.model)
     levels = np.asarray(levels, dtype=int)
-    t = spec.grid()
-    parts = []
+    if levels.size == 0:
+        return {name: np.zeros(0) for name in METRICS}
+    obs = spec.observable
+    keys = {"cmax": (obs, "Cmax"), "tmax": (obs, "Tmax"), "auc0_28": (obs, auc_name(AUC_WINDOW))}
+    out = {name: np.empty(len(levels)) for name in METRICS}
     for i in range(0, len(levels), chunk):
         params, covs = individual_parameters(spec, model, eta[i:i + chunk], doses, levels[i:i + chunk])
-        parts.append(exposure_metrics(t, predict_curves(spec, model, params, covs, t)))
-    if not parts:
-        return {name: np.zeros(0) for name in METRICS}
-    return {name: np.concatenate([p[name] for p in parts]) for name in METRICS}
+        e = model_exposure(model, params, covs or None, kinds=[obs], t_end=spec.until_day, window=AUC_WINDOW,
+                           metrics=[m.registry for m in METRICS.values()])
+        if np.any(e.status != 0):
+            bad = int(np.flatnonzero(e.status != 0)[0])
+            raise ExposureError(f"model {model.name} could not be solved for a virtual participant "
+                                f"({e.messages[bad]}; parameters "
+                                + ", ".join(f"{k}={v[bad]:.4g}" for k, v in params.items()) + ")")
+        for name in METRICS:
+            out[name][i:i + chunk] = e.values[keys[name]]
+    return out
 
 
 def exposures(spec: KineticsSpec, eta: np.ndarray, doses) -> dict:
@@ -184,8 +152,8 @@ def exposures(spec: KineticsSpec, eta: np.ndarray, doses) -> dict:
     Examples
     --------
     >>> e = exposures(KineticsSpec("stein2019", "qpcr"), np.zeros((1, 0)), [1.0])
-    >>> round(float(e["cmax"][0, 0]))  # typical Cmax 24,000 at 9.3 d; the 0.25-d grid misses the peak
-    23250
+    >>> round(float(e["cmax"][0, 0])), round(float(e["tmax"][0, 0]), 6)  # stein2019's typical values
+    (24000, 9.3)
     """
     n, d = eta.shape[0], len(doses)
     out = pair_exposures(spec, np.repeat(eta, d, axis=0), doses, np.tile(np.arange(d), n))

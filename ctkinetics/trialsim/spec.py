@@ -9,7 +9,7 @@ Layout (``data/sample/trial_sim_seed.toml`` is a complete example)::
     [design.accrual]         per_month (Poisson arrivals)
     [design.manufacturing]   distribution = fixed|uniform|lognormal|gamma + its settings (days)
     [design.expansion]       levels = ["mtd", "4.5e8", ...], size (participants per group)
-    [kinetics]               enabled, model, observable, grid_step_days, until_day
+    [kinetics]               enabled, model, observable, until_day (grid_step_days: deprecated)
     [kinetics.typical]       parameter = [value per dose level]
     [kinetics.omega2]        parameter = ω²  (or omega2 = "model": the model file's ω²)
     [toxicity]               link = fixed|logistic; rates | metric, reference,
@@ -195,7 +195,15 @@ def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | Non
     except InputError as exc:  # unknown name, or a ModelFileError naming its own line
         raise sec.error("model", f"cannot be loaded: {exc}") from None
     observable = sec.string("observable", next(iter(model.observables)), set(model.observables))
-    step = sec.number("grid_step_days", 0.25, 0, 7, strict_min=True)
+    if sec.has("grid_step_days"):  # deprecated: exposure follows the project's one rule now
+        sec.number("grid_step_days", minimum=0, strict_min=True)
+        import warnings
+
+        from ctkinetics.errors import CtkWarning
+
+        warnings.warn(f"trial spec {sec.file}: [kinetics] grid_step_days is no longer used (exposure "
+                      "follows the project's one rule, ctkinetics.modeling.exposure); remove it",
+                      CtkWarning, stacklevel=2)
     until = sec.number("until_day", 28.0, 28.0)
     typical = []
     tsec = sec.section("typical")
@@ -221,7 +229,7 @@ def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | Non
     sec.done()
     if not enabled:
         return None
-    return KineticsSpec(ref, observable, tuple(typical), omega, step, until)
+    return KineticsSpec(ref, observable, tuple(typical), omega, until)
 
 
 def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:

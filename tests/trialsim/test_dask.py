@@ -38,7 +38,7 @@ def test_identical_results_for_any_executor_workers_and_batch_size(spec, tmp_pat
     for b in (1, 7, N):
         files["serial", b] = tmp_path / f"serial_{b}.csv"
         runs["serial", b] = simulate_trials(spec, N, 42, SerialExecutor(batch_size=b), trials_path=files["serial", b])
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         assert len(client.scheduler_info()["workers"]) == 2
         files[2] = tmp_path / "w2.csv"  # 5 uneven batches: the two workers finish them out of order

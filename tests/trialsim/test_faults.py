@@ -57,7 +57,7 @@ def test_run_survives_a_killed_worker(spec, serial, tmp_path, n_workers):
     import pandas as pd
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
             Client(c) as client:
         progress, killed = _kill_one_worker_after_first_batch(client)
         path = tmp_path / "trials.csv"
@@ -71,7 +71,7 @@ def test_run_survives_a_killed_worker(spec, serial, tmp_path, n_workers):
 def test_lost_worker_that_never_comes_back_stops_the_run(spec, tmp_path):
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as c, \
             Client(c) as client:
         for nanny in c.workers.values():
             nanny.auto_restart = False  # as a worker on another machine, gone for good

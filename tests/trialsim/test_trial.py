@@ -56,22 +56,30 @@ def test_guard_that_never_allows_escalation_keeps_everyone_at_start():
 
 
 def test_exposure_metrics_against_stein_closed_form():
+    # The project's exposure rule (modeling.exposure) on the typical stein2019 curve: the peak
+    # is the parameter Cmax at Tmax (DOMAIN.md 3.1: 24,000 at 9.3 d) and AUC0-28 the closed-form
+    # integral 1.718e5 (the model file's derived AUC0_28)
     m = load_model("stein2019")
-    fine = KineticsSpec("stein2019", "qpcr", grid_step_days=0.01)
-    e = exposures(fine, np.zeros((1, 0)), [1.0])
-    # DOMAIN.md 3.1: typical Cmax 24,000 at 9.3 d and AUC0-28 = 1.718e5 (closed-form integral)
-    assert e["cmax"][0, 0] == pytest.approx(24000, rel=2e-3)
-    assert e["auc0_28"][0, 0] == pytest.approx(m.derived()["AUC0_28"], rel=1e-4)
+    e = exposures(KineticsSpec("stein2019", "qpcr"), np.zeros((1, 0)), [1.0])
+    assert e["cmax"][0, 0] == pytest.approx(24000, rel=1e-9)
+    assert e["tmax"][0, 0] == pytest.approx(9.3, abs=1e-9)
+    assert e["auc0_28"][0, 0] == pytest.approx(m.derived()["AUC0_28"], rel=1e-8)
     assert m.derived()["AUC0_28"] == pytest.approx(1.718e5, rel=1e-3)
-    # default grid (0.25 d): the sharp stein peak can fall between grid points; bounded below
-    coarse = exposures(KineticsSpec("stein2019", "qpcr"), np.zeros((1, 0)), [1.0])
-    assert 0.965 * 24000 <= coarse["cmax"][0, 0] <= 24000
-    assert coarse["tmax"][0, 0] == pytest.approx(9.3, abs=0.25)
+
+
+def test_deprecated_grid_step_is_accepted_with_a_warning():
+    from ctkinetics.errors import CtkWarning
+
+    doc = {"design": {"dose_levels": ["a"], "doses": [1.0]}, "toxicity": {"link": "fixed", "rates": [0.1]},
+           "kinetics": {"model": "stein2019", "grid_step_days": 0.25}}
+    with pytest.warns(CtkWarning, match="grid_step_days is no longer used"):
+        spec = parse_spec(doc)
+    assert spec.kinetics.until_day == 28.0
 
 
 def test_typical_values_by_level_and_bsv():
     spec = KineticsSpec("stein2019", "qpcr", typical=(("Cmax", (1000.0, 2000.0)),),
-                        omega2=(("Cmax", 0.65),), grid_step_days=0.05)
+                        omega2=(("Cmax", 0.65),))
     eta = np.random.default_rng(0).standard_normal((4000, 1))
     e = exposures(spec, eta, [1.0, 2.0])
     # Cmax scales with its typical value; ln Cmax has SD sqrt(0.65) across participants
@@ -81,12 +89,11 @@ def test_typical_values_by_level_and_bsv():
 
 
 def test_logistic_link_rate_by_hand():
-    # No variability: every participant has Cmax = the typical value (Tmax 9.3 d lies on the
-    # 0.05-d grid, so the grid maximum is Cmax), so P(DLT) is the logistic at that value:
-    # logit p = logit(0.2) + 1.5 ln(4) -> p = 0.2*4^1.5/(0.8+0.2*4^1.5)
+    # No variability: every participant has Cmax = the typical value, so P(DLT) is the
+    # logistic at that value: logit p = logit(0.2) + 1.5 ln(4) -> p = 0.2*4^1.5/(0.8+0.2*4^1.5)
     doc = {
         "design": {"dose_levels": ["a", "b"], "doses": [1.0, 2.0], "max_participants": 12, "tite": False},
-        "kinetics": {"model": "stein2019", "grid_step_days": 0.05},
+        "kinetics": {"model": "stein2019"},
         "toxicity": {"link": "logistic", "metric": "cmax", "reference": 24000.0, "p_at_reference": 0.2,
                      "slope": 1.5},
     }
