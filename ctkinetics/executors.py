@@ -45,6 +45,11 @@ from dataclasses import dataclass, field
 from ctkinetics.errors import CtkError, SettingsError
 
 
+#: Environment of the worker processes of a :class:`LocalDaskExecutor` (Dask itself sets the
+#: BLAS/OpenMP thread counts to 1): the compiled ODE engine's threads too.
+WORKER_ENVIRONMENT = {"CTK_THREADS": "1"}
+
+
 class ClusterError(CtkError):
     """The Dask cluster failed during a run (lost scheduler, no workers, workers dying)."""
 
@@ -94,7 +99,9 @@ class _DaskOptions:
 
 @dataclass(frozen=True, kw_only=True)
 class LocalDaskExecutor(_DaskOptions):
-    """A local cluster of ``workers`` single-threaded processes (default: one per CPU)."""
+    """A local cluster of ``workers`` single-threaded processes (default: one per CPU), each
+    with :data:`WORKER_ENVIRONMENT` (one engine thread; an existing cluster's workers should
+    set ``CTK_THREADS=1`` themselves)."""
 
     workers: int | None = None
 
@@ -109,8 +116,10 @@ class LocalDaskExecutor(_DaskOptions):
         from distributed import Client, LocalCluster
 
         n = self.workers or os.cpu_count() or 1
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-                Client(cluster) as client:
+        # one thread of computation per worker process: the compiled engine would otherwise
+        # solve a large stack on as many threads as the machine has cores, in every worker
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          env=dict(WORKER_ENVIRONMENT)) as cluster, Client(cluster) as client:
             yield _DaskSession(client, self, f"the local Dask cluster ({n} workers)")
 
 
@@ -259,4 +268,5 @@ def _allowed_failures() -> int:
 EXECUTORS = (SerialExecutor, LocalDaskExecutor, DaskExecutor)
 
 
-__all__ = ["SerialExecutor", "LocalDaskExecutor", "DaskExecutor", "ClusterError", "EXECUTORS"]
+__all__ = ["SerialExecutor", "LocalDaskExecutor", "DaskExecutor", "ClusterError", "EXECUTORS",
+           "WORKER_ENVIRONMENT"]

@@ -59,3 +59,19 @@ def test_options_are_checked():
         ex.SerialExecutor(batch_size=0)
     with pytest.raises(SettingsError, match="address or a client"):
         ex.DaskExecutor()
+
+
+def _threads_env():
+    import os
+
+    from ctkinetics.modeling.compiled import default_threads
+
+    return os.environ.get("CTK_THREADS"), default_threads()
+
+
+def test_local_workers_run_the_engine_on_one_thread():
+    pytest.importorskip("distributed")
+    got = []
+    with ex.LocalDaskExecutor(workers=1).connect() as s:
+        s.run(_threads_env, (), [()], got.append)
+    assert got == [("1", 1)]

@@ -48,8 +48,8 @@ from ctkinetics.jsonable import jsonable
 #: Statuses of a replicate, worst first; ``exclude`` names those left out of the intervals.
 STATUSES = ("failed", "not_converged", "at_bound", "ok")
 DEFAULT_EXCLUDE = ("failed", "not_converged", "at_bound")
-REPLICATE_COLUMNS = ["replicate", "sample", "status", "used", "ofv", "seconds", "subjects",
-                     "at_bound", "message"]
+REPLICATE_COLUMNS = ["replicate", "sample", "status", "used", "ofv", "seconds", "cpu_seconds",
+                     "subjects", "at_bound", "message"]
 ESTIMATE_COLUMNS = ["replicate", "sample", "parameter", "estimate"]
 INTERVAL_COLUMNS = ["parameter", "kind", "estimate", "boot_median", "boot_mean", "boot_se",
                     "bias", "ci_level", "pct_low", "pct_high", "bca_low", "bca_high",
@@ -71,8 +71,8 @@ class BootstrapResult:
     replicates : DataFrame
         One row per bootstrap replicate (``sample`` 'bootstrap') and jackknife fit
         (``sample`` 'jackknife', ``replicate`` the participant left out): status
-        (:data:`STATUSES`), used in the intervals, −2LL, seconds, participants drawn,
-        parameters on a bound, message.
+        (:data:`STATUSES`), used in the intervals, −2LL, wall and CPU seconds of the fit
+        (on its worker), participants drawn, parameters on a bound, message.
     estimates : DataFrame
         Long table: replicate, sample, parameter, estimate (natural scale).
     shares : dict
@@ -149,19 +149,20 @@ def fit_items(data: FitData, model: ModelRef, options: dict, seed: int, items) -
 def _fit_one(sample, model: ModelRef, options: dict) -> dict:
     from ctkinetics.estimation.population import fit_population
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         res = fit_population(sample, model.load(), covariance=False, **options)
     except (SettingsError, ArithmeticError, ValueError, np.linalg.LinAlgError) as exc:
         return dict(status="failed", ofv=np.nan, values={}, at_bound="",
                     message=f"{type(exc).__name__}: {exc}",
-                    seconds=time.perf_counter() - t0)
+                    seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
     at_bound = list(res.diagnostics.get("at_bound", ()))
     status = ("failed" if res.failed else "not_converged" if not res.converged
               else "at_bound" if at_bound else "ok")
     values = {} if res.failed else {k: float(v) for k, v in res.estimates().items()}
     return dict(status=status, ofv=float(res.ofv), values=values, at_bound=";".join(at_bound),
-                message=res.message, seconds=time.perf_counter() - t0)
+                message=res.message, seconds=time.perf_counter() - t0,
+                cpu_seconds=time.process_time() - c0)
 
 
 def fit_options_from(original, options: dict) -> dict:
@@ -366,8 +367,8 @@ def assemble(original, rows, data, settings) -> BootstrapResult:
     exclude = set(settings["exclude"])
     params = original.parameters
     rep = pd.DataFrame([{**{k: r[k] for k in ("replicate", "sample", "status", "ofv",
-                                               "seconds", "subjects", "at_bound",
-                                               "message")},
+                                               "seconds", "cpu_seconds", "subjects",
+                                               "at_bound", "message")},
                          "used": r["status"] not in exclude} for r in rows],
                        columns=REPLICATE_COLUMNS)
     rep["replicate"] = rep["replicate"].astype(str)
