@@ -124,12 +124,12 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
                 y = y * col[m.scale_param][:, None]
             lower = upper = np.full(times.size, np.nan)
             if band:
-                draws = y[1:]
+                drawn = y[1:]
                 # np.nanquantile goes column by column (apply_along_axis): half the report's
                 # curve time; without a NaN np.quantile gives the same numbers at once
-                quantile = np.nanquantile if np.isnan(draws).any() else np.quantile
+                quantile = np.nanquantile if np.isnan(drawn).any() else np.quantile
                 with np.errstate(all="ignore"):
-                    lower, upper = quantile(draws, [alpha, 1.0 - alpha], axis=0)
+                    lower, upper = quantile(drawn, [alpha, 1.0 - alpha], axis=0)
             frames.append(pd.DataFrame({"subject": f.subject, "analyte": m.analyte, "time": times,
                                         "pred": y[0], "lower": lower, "upper": upper}))
     if not frames:
