@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ctkinetics.estimation.events import subject_inputs
+
 CURVE_COLUMNS = ["subject", "analyte", "time", "pred", "lower", "upper"]
 
 
@@ -115,9 +117,10 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
         if f.subject in subj.index:
             row = subj.loc[f.subject]
             covariates = {c: float(row[c]) for c in cov_names if c in row and pd.notna(row[c])}
+        covariates, more = subject_inputs(dataset, model, f.subject, covariates)  # issue 17: re-infusions
         with np.errstate(all="ignore"):
             out = model.predict(params, times, covariates=covariates or None,
-                                observables=sorted({m.kind for m in maps}))
+                                observables=sorted({m.kind for m in maps}), **more)
         for m in maps:
             y = np.reshape(np.asarray(out[m.kind], float), (th.shape[0], -1))
             if m.scale_param:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
+from ctkinetics.estimation.events import attach_events
 from ctkinetics.estimation.likelihood import (
     QUANTIFIED, BLQMethod, ErrorModel, check_compatible, get_blq_method, get_error_model,
 )
@@ -218,6 +219,7 @@ class FitProblem:
             st = table.assign(subject=table["subject"].astype(str))
             rows = dict(zip(st["subject"], st.to_dict(orient="records")))
         data = subjects_data(ids, obs, rows, model, maps, blqm, err)
+        data = attach_events(data, dataset, model)  # issue 17: re-infusions, time-varying covariates
         layout = build_layout(model, maps, err, _pooled(data, maps), fixed_all)
         return cls(model, err, blqm, tuple(chosen), maps, tuple(data), layout, rows)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctkinetics.estimation import events
+
 
 def _expression_switches(model) -> list:
     """Switch-time expressions of the model that are not a bare parameter name."""
@@ -47,9 +49,12 @@ class ModelPredictor:
 
     def predict(self, params, times, covariates=None) -> dict:
         """kind -> array (n, T) (or (T,) for scalar parameters), NaN for parameter sets
-        whose switch time is not a finite number."""
+        whose switch time is not a finite number. ``covariates`` may hold time courses and,
+        under :data:`~ctkinetics.estimation.events.DOSES`, each row's later doses."""
+        covariates, doses = events.split(covariates)
+        more = {} if doses is None else {"doses": doses}
         out = self.model.predict(params, times, covariates=covariates or None,
-                                 observables=self.kinds)
+                                 observables=self.kinds, **more)
         if self.switches:
             bad = self.bad_switch_rows(params, covariates)
             if bad is not None and np.any(bad):
@@ -62,7 +67,7 @@ class ModelPredictor:
         if environment is None:
             return None
         try:
-            env, n = environment(params, covariates or None)
+            env, n = environment(params, events.static(covariates) or None)
             with np.errstate(all="ignore"):
                 values = [np.asarray(e(env), float) for e in self.switches]
         except Exception:  # noqa: BLE001 - the prediction itself reports its own errors
@@ -75,8 +80,14 @@ class ModelPredictor:
     def sensitivities(self, params, times, covariates=None, wrt=None):
         """(values, derivatives) from the model's forward sensitivities: values as
         :meth:`predict`, derivatives kind -> values.shape + (len(wrt),), natural scale."""
-        values, derivs = self.model.sensitivities(params, times, covariates=covariates or None,
-                                                  observables=self.kinds, wrt=wrt)
+        covariates, doses = events.split(covariates)
+        if doses is None:
+            values, derivs = self.model.sensitivities(params, times, covariates=covariates or None,
+                                                      observables=self.kinds, wrt=wrt)
+        else:
+            sol = self.model.solve(params, times, covariates or None, self.kinds, sensitivities=True,
+                                   wrt=wrt, doses=doses)
+            values, derivs = sol.values, sol.derivs
         if self.switches:
             bad = self.bad_switch_rows(params, covariates)
             if bad is not None and np.any(bad):

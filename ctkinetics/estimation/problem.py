@@ -119,6 +119,10 @@ class SubjectData:
     covariates: dict
     analytes: tuple[AnalyteData, ...]
     columns: dict  # RECORD_COLUMNS -> array, every sample of the fitted analytes
+    # issue 17 (SCI): re-infusions (rows time, amount) and time-varying covariates
+    # (name -> TimeCourse), set by estimation/events.attach_events
+    doses: np.ndarray | None = None
+    courses: dict = field(default_factory=dict)
 
     @cached_property
     def records(self) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.likelihood import EXCLUDED, BLQMethod, ErrorModel
+from ctkinetics.estimation.events import StackedEvents
 from ctkinetics.estimation.fitproblem import FitProblem
 
 
@@ -46,6 +47,7 @@ class PopData:
     records: tuple                  # per subject: records DataFrame (status, reason, ...)
     layout: object                  # the individual-fit ParamLayout (bounds, starts, units)
     dose_levels: dict
+    events: object = None           # issue 17: re-infusions, time courses (events.StackedEvents)
 
     @property
     def n(self):
@@ -109,4 +111,5 @@ def lay_out(problem: FitProblem) -> PopData:
             raise SettingsError(f"covariate '{c}' used by model '{model.name}' is missing "
                                 f"for subject(s) {bad[:10]}")
     return PopData(tuple(ids), times, tuple(arrays), model_cov, problem.subject_table(),
-                   tuple(d.records for d in data), layout, problem.dose_levels())
+                   tuple(d.records for d in data), layout, problem.dose_levels(),
+                   StackedEvents(data))

@@ -149,6 +149,8 @@ class PopModel:
         params.update(self.spec.fixed or {})
         reps = rows // self.n
         cov = {c: np.tile(v, reps) for c, v in self.data.model_covariates.items()}
+        if self.data.events is not None:  # issue 17: re-infusions and time-varying covariates
+            cov = self.data.events.extend(cov, reps)
         with np.errstate(all="ignore"):
             out = self.predictor.predict(params, self.data.times, cov)
         preds = []
