@@ -15,9 +15,12 @@ rules) and prints:
    that work (task overhead, transfer, waiting).
 
 Cluster start-up is excluded; each cluster first runs a small warm-up (imports, model load on
-each worker), then the timed run. Batches: the executors' default size.
+each worker, the compiled engine's kernels), then the timed run. Batches: the executors'
+default size. ``--model cart_bcell_sle`` swaps the spec's kinetics for that library model with
+its own typical values and ω² (qPCR observable), e.g. the mechanistic model of issue 12.6.
 
     python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2] [--spec FILE]
+                                        [--model NAME]
 """
 from __future__ import annotations
 
@@ -84,6 +87,18 @@ def breakdown(spec, n_trials, seed, batch):
     return {k: v / n_trials for k, v in spent.items()}, curves[0] / n_trials
 
 
+def with_model(spec, name):
+    """``spec`` with the kinetics of library model ``name``: its typical values and ω²."""
+    import dataclasses
+
+    from ctkinetics.trialsim.kinetics import KineticsSpec, cached_model
+
+    m = cached_model(name)
+    omega = tuple((p.name, float(p.omega2)) for p in m.parameters if p.omega2)
+    kin = KineticsSpec(name, spec.kinetics.observable, (), omega, spec.kinetics.until_day)
+    return dataclasses.replace(spec, kinetics=kin)
+
+
 def main() -> None:
     from distributed import Client, LocalCluster
 
@@ -95,8 +110,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--spec", default=str(SPEC))
+    ap.add_argument("--model", default=None, help="library model for the kinetics (its defaults and omega^2)")
     args = ap.parse_args()
     spec = load_spec(args.spec)
+    if args.model:
+        spec = with_model(spec, args.model)
     tmp = Path(tempfile.mkdtemp())
     rows = []
 
@@ -124,11 +142,11 @@ def main() -> None:
             r["batch"] = default_batch_size(args.trials, w)
         rows.append(r)
 
-    per_trial, curves = breakdown(spec, min(args.trials, 3000), args.seed, 1000)
+    per_trial, curves = breakdown(spec, min(args.trials, 2000), args.seed, 1000)
     cpu_per_trial = sum(per_trial.values())
     base = next((r["wall"] for r in rows if r["workers"] == 1 and r["label"].startswith("dask")), rows[0]["wall"])
-    print(f"virtual trials of {Path(args.spec).name}: {args.trials:,} trials x {len(spec.rules)} rules, "
-          f"seed {args.seed}, {os.cpu_count()} CPUs")
+    print(f"virtual trials of {Path(args.spec).name} (kinetics {spec.kinetics.model if spec.kinetics else 'off'}): "
+          f"{args.trials:,} trials x {len(spec.rules)} rules, seed {args.seed}, {os.cpu_count()} CPUs")
     print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'efficiency':>10} "
           f"{'overhead':>8} {'peak_MB':>7}  {'load avg 1/5/15 min before -> after':<36} {'trials.csv':>12}")
     for r in rows:

@@ -128,3 +128,22 @@ def test_exposures_do_not_depend_on_the_batch():
         single = np.array([pair_exposures(spec, eta[i:i + 1], doses, levels[i:i + 1])[name][0] for i in range(120)])
         assert np.array_equal(single, v), name
         assert np.array_equal(shuffled[name], v[order]), name
+
+
+def test_mechanistic_kinetics_of_the_typical_participant():
+    # cart_bcell_sle through the compiled ODE engine (issue 12.6): with every eta 0 the
+    # participant is the model file's typical subject, documented there as peaking on day ~9
+    # at ~2,700 copies/ug qPCR at 4.5e8 cells; more cells give a higher peak (E(0) = fE*dose/V)
+    spec = KineticsSpec("cart_bcell_sle", "qpcr", omega2=(("fE", 0.6),))
+    e = exposures(spec, np.zeros((1, 1)), [3.0e8, 4.5e8, 6.0e8])
+    assert e["cmax"][0, 1] == pytest.approx(2700, rel=0.1)
+    assert e["tmax"][0, 1] == pytest.approx(9.0, abs=1.0)
+    assert e["cmax"][0, 0] < e["cmax"][0, 1] < e["cmax"][0, 2]
+    doc = {"design": {"dose_levels": ["3.0e8", "4.5e8"], "doses": [3.0e8, 4.5e8], "max_participants": 6},
+           "kinetics": {"model": "cart_bcell_sle", "omega2": "model"},
+           "toxicity": {"link": "logistic", "metric": "cmax", "reference": 2700.0, "p_at_reference": 0.2}}
+    r = simulate_trials(parse_spec(doc), 3, seed=5, executor=SerialExecutor())
+    s = r.summary.set_index("level")
+    per_trial = r.trials.groupby(["trial", "rule"])["n"].sum()
+    assert per_trial.between(3, 6).all()  # at most max_participants; a stop leaves at least a cohort
+    assert s.loc["3.0e8", "cmax_n"] > 0 and np.isfinite(s.loc["3.0e8", "cmax_gmean"])
