@@ -139,3 +139,32 @@ def test_the_re_expansion_after_the_second_infusion_is_reproduced(fits, renderin
     flow = one["analyte"] == "car_flow"
     late = flow & (one["time"] > REDOSE) & (one["time"] < REDOSE + 20) & ~one["blq"]
     assert np.all(pred["flow"][late.to_numpy()] < 0.05 * one.loc[late, "value"].to_numpy())
+
+
+def test_ctk_simulate_takes_reinfusions_and_covariate_courses(tmp_path):
+    """ctk simulate --reinfuse / --covariate: the profiles of Model.predict with those doses and
+    courses, for the population simulate_population draws with the same seed."""
+    from ctkinetics.modeling import simulate_population
+    from ctkinetics.modeling.solution import TimeCourse
+
+    out, par = tmp_path / "sim.csv", tmp_path / "par.csv"
+    assert main(["simulate", "cart_bcell_sle_allo", "--n", "3", "--seed", "4", "--days", "0:180",
+                 "--reinfuse", "120:3e8", "--out", str(out), "--params-out", str(par)]) == 0
+    table = pd.read_csv(out)
+    m = load_model("cart_bcell_sle_allo")
+    pop = simulate_population(m, 3, times=[0.0], seed=4)
+    params = {k: pop.parameters[k].to_numpy(float) for k in m.param_names}
+    want = m.predict(params, np.arange(0.0, 181.0), doses=[[120.0, 3e8]])["flow"]
+    got = table[table["observable"] == "flow"].pivot(index="subject", columns="time", values="value").to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert np.all(got[:, 130] > 10 * got[:, 119])                    # the re-infusion re-expands
+    assert pd.read_csv(par)["fE"].to_numpy() == pytest.approx(params["fE"])
+    # a time-varying covariate: tocilizumab from day 5.7 (0 before: the model's default)
+    assert main(["simulate", "stein2019_comed", "--days", "0:10", "--covariate", "toci=5.7:1", "--out", str(out)]) == 0
+    q = pd.read_csv(out).set_index("time")["value"]
+    ref = load_model("stein2019_comed").predict(None, np.arange(0.0, 11.0), {"toci": TimeCourse([0, 5.7], [0, 1])})["qpcr"]
+    np.testing.assert_allclose(q.to_numpy(), ref, rtol=1e-12)
+    # refused with the option named: a model without [dosing], a covariate the model does not vary
+    assert main(["simulate", "stein2019", "--reinfuse", "60:1e8", "--out", str(out)]) == 2
+    assert main(["simulate", "stein2019_comed", "--covariate", "dose=1:2", "--out", str(out)]) == 2
+    assert main(["simulate", "cart_bcell_sle_allo", "--reinfuse", "sixty:1e8", "--out", str(out)]) == 2

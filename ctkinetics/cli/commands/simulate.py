@@ -16,6 +16,12 @@ def add_arguments(parser):
     parser.add_argument("--dose", type=float, default=None, help="value of the 'dose' covariate (e.g. 4.5e8 cells)")
     parser.add_argument("--out", required=True, metavar="FILE.csv", help="output CSV")
     parser.add_argument("--params-out", default=None, metavar="FILE.csv", help="also write each subject's parameters")
+    # issue 17: re-infusions and time-varying covariates (models with [dosing] / time_varying)
+    parser.add_argument("--reinfuse", action="append", default=[], metavar="DAY:CELLS",
+                        help="a later infusion DAY days after the first (repeatable; needs a model with [dosing])")
+    parser.add_argument("--covariate", action="append", default=[], metavar="NAME=DAY:VALUE[,DAY:VALUE...]",
+                        help="a time-varying covariate's records, value from each DAY on (or linear, as the model "
+                             "declares); before the first record the model's default (repeatable)")
     add_allow_failures(parser)
 
 
@@ -62,7 +68,10 @@ def run(args) -> int:
         if "dose" not in model.covariates:
             raise SettingsError(f"model {model.name} has no 'dose' covariate")
         covariates = {"dose": args.dose}
-    if args.n == 1 and args.seed is None:
+    events = _events(model, args)
+    if events:
+        table, params = _simulate_events(model, args, times, covariates, events)
+    elif args.n == 1 and args.seed is None:
         table = simulate(model, times=times, covariates=covariates)
         table.insert(0, "subject", "typical")
         params = None
@@ -77,6 +86,83 @@ def run(args) -> int:
     return finish(args, failures, "simulated subject(s) with non-finite values (inf or an "
                                   f"empty cell in {args.out}: an overflow, a solver failure or "
                                   "parameters outside the model's range)")
+
+
+def _events(model, args) -> dict:
+    """``{"doses": rows, "courses": {name: TimeCourse}}`` from --reinfuse / --covariate
+    (empty when neither is given); bad text is a SettingsError naming the option."""
+    import math
+
+    import numpy as np
+
+    from ctkinetics.errors import SettingsError
+    from ctkinetics.modeling.solution import TimeCourse
+
+    def pair(text, option):
+        day, sep, value = str(text).partition(":")
+        try:
+            a, b = float(day), float(value)
+        except ValueError:
+            a = b = math.nan
+        if not sep or not (math.isfinite(a) and math.isfinite(b)):
+            raise SettingsError(f"{option} expects DAY:VALUE with two numbers, got {text!r}")
+        return a, b
+
+    out = {}
+    if args.reinfuse:
+        rows = sorted(pair(x, "--reinfuse") for x in args.reinfuse)
+        if not model.dosing:
+            raise SettingsError(f"model {model.name} does not say what a later infusion does (no [dosing] table); "
+                                "use a model with one, e.g. cart_bcell_sle_allo")
+        if any(d <= 0 or a < 0 for d, a in rows):
+            raise SettingsError("--reinfuse needs a day > 0 (after the first infusion) and cells >= 0")
+        out["doses"] = np.array(rows, float)
+    specs = {c.name: c for c in model.covariate_specs}
+    courses = {}
+    for text in args.covariate:
+        name, sep, records = str(text).partition("=")
+        name = name.strip()
+        spec = specs.get(name)
+        if not sep or spec is None or not spec.time_varying:
+            known = [c for c, v in specs.items() if v.time_varying] or ["none"]
+            raise SettingsError(f"--covariate {text!r}: expected NAME=DAY:VALUE,... for a time-varying covariate of "
+                                f"model {model.name} ({', '.join(known)})")
+        recs = sorted(pair(x, "--covariate") for x in records.split(","))
+        t, v = np.array(recs, float).T
+        if t[0] > 0:   # before the first record: the model's default (the data layer's rule)
+            t, v = np.r_[0.0, t], np.r_[spec.default, v]
+        courses[name] = TimeCourse(t, v)
+    if courses:
+        out["courses"] = courses
+    return out
+
+
+def _simulate_events(model, args, times, covariates, events):
+    """Profiles (and parameters) with later doses / time courses: parameters drawn as
+    ``simulate_population`` draws them, the profiles solved with the events."""
+    import numpy as np
+    import pandas as pd
+
+    from ctkinetics.modeling import simulate_population
+    from ctkinetics.modeling.simulation import default_times
+
+    t = default_times(model) if times is None else times
+    if args.n == 1 and args.seed is None:
+        ids, params, table_p = np.array(["typical"]), None, None
+        cov = dict(covariates or {})
+    else:
+        sim = simulate_population(model, args.n, times=[0.0], seed=args.seed, covariates=covariates)
+        table_p = sim.parameters
+        ids = table_p["subject"].to_numpy()
+        params = {k: table_p[k].to_numpy(float) for k in model.param_names}
+        cov = {c: table_p[c].to_numpy(float) for c in model.covariates if c in table_p}
+    cov.update(events.get("courses", {}))
+    more = {"doses": events["doses"]} if "doses" in events else {}
+    pred = model.predict(params, t, cov or None, **more)
+    frames = [pd.DataFrame({"subject": np.repeat(ids, t.size), "time": np.tile(t, ids.size),
+                            "observable": kind, "value": np.reshape(v, (-1,))}) for kind, v in pred.items()]
+    table = pd.concat(frames, ignore_index=True).sort_values(["subject", "observable", "time"], kind="stable")
+    return table.reset_index(drop=True), table_p
 
 
 def _non_finite(table) -> list:
