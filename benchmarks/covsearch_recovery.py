@@ -1,0 +1,130 @@
+"""Covariate search on simulated studies: is a planted dose effect on Cmax found, and a noise
+covariate left out?
+
+Each of ``--studies`` studies has 12 participants, 4 at each of 3 dose levels (3e7, 1e8,
+3e8 cells), sampled as in benchmarks/popfit_recovery.py (days 1 to 365, residual SD 0.56 on
+ln, LLOQ 20 copies/µg, BLQ by M3), stein2019's typical values and ω², and
+Cmax ∝ (dose / 1e8)^``--beta`` (default 1: Cmax proportional to dose; with ω²(Cmax) = 0.65 and
+12 participants the effect is about 4 standard errors from 0); each
+participant also has a noise covariate (log-normal, unrelated to anything). The search
+(``covariate_search``: forward p < 0.05, backward p < 0.01) considers dose and noise on
+``--parameters`` (default Cmax and Tmax: 4 candidate relations). A study is a success when the final model holds
+Cmax~dose and nothing with the noise covariate.
+
+Rows are appended to OUT.csv study by study (relations found, -2LL drop of Cmax~dose, time);
+the table (success rate, how often each relation was kept) goes to OUT.txt; ``--from-csv``
+tabulates an earlier run. Candidate fits of a step run on a local Dask cluster of ``--workers``.
+
+    python benchmarks/covsearch_recovery.py [--studies 50] [--beta 1] [--workers 2]
+        [--out benchmarks/results/covsearch_recovery]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+DOSES = np.array([3e7, 1e8, 3e8])
+COLUMNS = ["study", "relations", "success", "dose_on_cmax", "noise_kept", "dofv_dose_cmax",
+           "p_dose_cmax", "fits", "seconds"]
+
+
+def simulate(seed, beta, n_per_level=4):
+    from popfit_recovery import TIMES
+
+    from ctkinetics.estimation.population.simulate import simulate_study
+    from ctkinetics.modeling import load_model
+
+    m = load_model("stein2019")
+    rng = np.random.default_rng(seed)
+    dose = np.repeat(DOSES, n_per_level)
+    noise = np.exp(rng.normal(0.0, 0.5, dose.size)) * 50
+    ds = simulate_study(m, dose.size, TIMES, lloq=20.0, sigma=0.56, seed=int(rng.integers(1e9)),
+                        covariates={"dose": dose, "noise": noise},
+                        effects={("Cmax", "dose"): (beta, 1e8)})
+    ds.subjects["dose_level"] = np.repeat(["1", "2", "3"], n_per_level)
+    return ds, m
+
+
+def tabulate(d):
+    rel = pd.Series([r for cell in d["relations"].fillna("") for r in str(cell).split(";")
+                     if r]).value_counts()
+    lines = [f"studies: {len(d)}",
+             f"success (Cmax~dose kept, no noise relation): {d['success'].mean():.1%} "
+             f"({int(d['success'].sum())}/{len(d)})",
+             f"Cmax~dose kept: {d['dose_on_cmax'].mean():.1%}; a noise relation kept: "
+             f"{d['noise_kept'].mean():.1%}",
+             f"median dOFV of Cmax~dose when first tested: {d['dofv_dose_cmax'].median():.1f}",
+             f"fits per study: median {d['fits'].median():.0f}; seconds per study: median "
+             f"{d['seconds'].median():.0f}",
+             "relations in the final models:"] + [f"  {k}: {v}" for k, v in rel.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--studies", type=int, default=50)
+    ap.add_argument("--beta", type=float, default=1.0)
+    ap.add_argument("--parameters", default="Cmax,Tmax")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--from-csv", default=None)
+    a = ap.parse_args(argv)
+    if a.from_csv:
+        d = pd.read_csv(a.from_csv, header=None, names=COLUMNS, keep_default_na=False)
+        for c in ("success", "dose_on_cmax", "noise_kept"):
+            d[c] = d[c].astype(str) == "True"
+        print(tabulate(d))
+        return
+    from distributed import Client, LocalCluster
+    from popfit_recovery import INIT
+
+    from ctkinetics.estimation.covsearch import covariate_search
+    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
+
+    rows = []
+    t0 = time.perf_counter()
+    seeds = np.random.default_rng(a.seed).integers(1e9, size=a.studies)
+    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
+            Client(cluster) as client:
+        ex = DaskExecutor(client=client)
+        for s, seed in enumerate(seeds):
+            t1 = time.perf_counter()
+            ds, m = simulate(int(seed), a.beta)
+            try:
+                r = covariate_search(ds, m, parameters=a.parameters, covariates="dose,noise",
+                                     init=INIT, executor=ex, covariance=False)
+            except Exception as exc:  # noqa: BLE001 - a failed study is reported, not fatal
+                print(f"study {s}: {type(exc).__name__}: {exc}", flush=True)
+                continue
+            log = r.log
+            first = log[(log["relation"] == "Cmax~dose:power") & (log["direction"] == "forward")]
+            dose = "Cmax~dose:power" in r.relations
+            noise = any("~noise:" in x for x in r.relations)
+            row = (s, ";".join(r.relations), dose and not noise, dose, noise,
+                   float(first["dofv"].iloc[0]) if len(first) else np.nan,
+                   float(first["p_value"].iloc[0]) if len(first) else np.nan,
+                   int((log["direction"] != "skipped").sum()) + 2,
+                   time.perf_counter() - t1)
+            rows.append(row)
+            if a.out:
+                pd.DataFrame([row]).to_csv(a.out + ".csv", mode="a", header=False, index=False)
+            print(f"study {s + 1}/{a.studies}: {row[1] or '(none)'} ({row[-1]:.0f} s, load "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)
+    d = pd.DataFrame(rows, columns=COLUMNS)
+    text = tabulate(d)
+    print(text)
+    if a.out:
+        with open(a.out + ".txt", "w") as fh:
+            fh.write(f"# covariate search, {a.studies} studies of 12 participants, beta "
+                     f"{a.beta}, candidates dose and noise on {a.parameters}, "
+                     f"{time.perf_counter() - t0:.0f} s wall-clock\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
