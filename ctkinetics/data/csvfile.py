@@ -86,6 +86,20 @@ def suggest(name: str, known) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+def anagram_of(name: str, known) -> str | None:
+    """The known column ``name`` is a typo of: the same letters in another order (LLQO for
+    LLOQ, CPLLQO for CPLLOQ), else None. Names merely close to a known one (RACE, RATE) are
+    not flagged: they are usually real columns.
+
+    >>> anagram_of("LLQO", {"LLOQ", "DV"}), anagram_of("RACE", {"RATE"})
+    ('LLOQ', None)
+    """
+    for k in sorted(known):
+        if len(k) >= 3 and k != name and sorted(k) == sorted(name):
+            return k
+    return None
+
+
 @dataclass
 class CsvTable:
     """A CSV file read as strings. ``frame`` has one column per header cell plus ``_row``."""

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ctkinetics.data.assemble import Audit, build_dataset, empty_records
 from ctkinetics.data.cells import parse_flags, parse_numbers, per_unique
-from ctkinetics.data.csvfile import ROW_COL, CsvTable, read_csv_text, regular_file
+from ctkinetics.data.csvfile import ROW_COL, CsvTable, anagram_of, read_csv_text, regular_file
 from ctkinetics.data.dataset import SUBJECT_COLUMNS, Dataset
 from ctkinetics.data.problems import ProblemCollector
 from ctkinetics.data.study import read_study_toml
@@ -307,7 +307,7 @@ class _Reader:
         firsts = g.first().reindex(subj["subject"])
         for c in cols:
             name = self.cov_names.get(c, c.lower())
-            typo = _misspelt(c) if c not in self.cov_names else None
+            typo = anagram_of(c, STANDARD - {ROW_COL}) if c not in self.cov_names else None
             if typo:
                 self.pc.add(self.name, 1, c, f"unknown column {c} (did you mean {typo}?): it would be read as a "
                                              f"covariate and {typo} ignored; rename it, or name it in study.toml "
@@ -408,15 +408,6 @@ class _Reader:
                    & ~(~np.isnan(lloq) & np.isclose(dv, lloq, rtol=1e-12, atol=0)))
         self.add(np.flatnonzero(odd), "DV",
                  lambda i: f"BLQ is 1 but DV is {dv[i]:g}, neither empty, 0 nor the LLOQ: is the sample quantified?")
-
-
-def _misspelt(column: str) -> str | None:
-    """The standard data item ``column`` is a typo of (its letters in another order: LLQO for
-    LLOQ, EVDI for EVID), else None. Other near names (RACE, RATE) are left alone."""
-    for std in sorted(STANDARD - {ROW_COL}):
-        if len(std) >= 3 and std != column and sorted(std) == sorted(column):
-            return std
-    return None
 
 
 # ---------------------------------------------------------------------------------------------

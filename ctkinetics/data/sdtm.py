@@ -34,7 +34,7 @@ import pandas as pd
 from ctkinetics.data.assemble import Audit, build_dataset, empty_records
 from ctkinetics.data.cells import (BAD_KIND, BLQ_KIND, MISSING_KIND, NUMBER_KIND, parse_numbers, parse_values,
                                    per_unique)
-from ctkinetics.data.csvfile import ROW_COL, CsvTable, read_csv_text
+from ctkinetics.data.csvfile import ROW_COL, CsvTable, anagram_of, read_csv_text
 from ctkinetics.data.dataset import SUBJECT_COLUMNS, Dataset
 from ctkinetics.data.problems import ProblemCollector
 from ctkinetics.data.study import Study, read_study_toml
@@ -277,6 +277,12 @@ def _read_findings(t: CsvTable, pfx: str, study: Study, opts: dict, infusion: pd
     if not {v("ELTM"), v("DTC"), v("DY")} & set(f.columns):
         pc.add(t.name, 1, v("ELTM"), f"expected {v('ELTM')}, {v('DTC')} or {v('DY')} for the sample time")
         ok = False
+    read = {v(x) for x in ("TESTCD", "STRESN", "STRESC", "ORRES", "ORRESU", "STRESU", "LLOQ", "ELTM", "DTC", "DY", "STAT")}
+    for c in t.columns:
+        typo = anagram_of(c, read) if c not in read else None
+        if typo:
+            pc.add(t.name, 1, c, f"unknown variable {c} (did you mean {typo}?): its values would not be read")
+            ok = False
     if not ok:
         return empty_records()
     col = lambda name: f[v(name)] if v(name) in f else pd.Series("", index=f.index, dtype=object)  # noqa: E731

@@ -214,3 +214,9 @@ def test_nonmem_misspelled_data_item_is_refused_not_read_as_a_covariate(nm, caps
 def test_nonmem_race_is_a_covariate_not_a_typo_of_rate(nm):
     (nm / "data.csv").write_text("ID,TIME,DV,EVID,AMT,DVID,RACE\n1,0,.,1,300000000,.,2\n1,1,150,0,.,1,2\n")
     assert load_study(nm, warn=False).covariates_of("1") == {"dose": 3.0e8, "race": 2.0}
+
+
+def test_sdtm_misspelled_variable_is_refused(sd, capsys):
+    text = (sd / "cp.csv").read_text()
+    (sd / "cp.csv").write_text(text.replace("CPLLOQ", "CPLLQO", 1))
+    _fails(sd, capsys, "cp.csv", 1, "CPLLQO", "unknown variable CPLLQO (did you mean CPLLOQ?)")
