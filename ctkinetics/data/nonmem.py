@@ -261,7 +261,7 @@ class _Reader:
         return np.where(amt > 0, 1, 0)
 
     def _subjects(self, sid: pd.Series, evid: np.ndarray, time: np.ndarray):
-        f, study = self.f, self.study
+        f = self.f
         order = pd.Series(np.arange(len(f)))
         first = order.groupby(sid.to_numpy(), sort=False).first()
         dose_rows = order[np.isin(evid, [1, 4])]

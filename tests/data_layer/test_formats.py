@@ -1,8 +1,6 @@
 """Readers and writers: NONMEM and SDTM conventions, and round trips between all formats."""
 import math
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from ctkinetics.data import load_study, write_study
