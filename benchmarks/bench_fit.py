@@ -12,10 +12,18 @@ against R's.
 Part 2 — ``--n`` virtual participants sampled alike (``benchmarks/_stein_sim.py``): the
 batched engine over the stack, lmfit one at a time, and one likelihood / Jacobian evaluation.
 
+Part 3 (``--ode``, issue 12) — the mechanistic ``cart_bcell_sle`` on the sample cohort: fE,
+kexp, kfade, dM, Bbase, kkill (the others at the model defaults) and one SD per analyte
+(qPCR, flow, B cells), 1 start, BLQ M1: ``fit()`` on the compiled engine with exact
+sensitivities against R deSolve ``lsoda`` (R right-hand side, rtol 1e-8) + ``nls.lm`` on the
+same objective (``benchmarks/r/fit_cart_bcell.R``), CPU of the whole cohort, and the
+optimum of every participant. R takes minutes.
+
 The machine is shared (2 cores, other engineers' jobs): figures are noisy; CPU times and the
 best of several runs are the least disturbed ones; both sides are timed in the same run.
 
     python benchmarks/bench_fit.py [--repeat 5] [--n 1000] [--n-lmfit 50] [--skip-r] [--skip-batch]
+                                   [--ode]
 """
 from __future__ import annotations
 
@@ -110,6 +118,50 @@ def cohort(repeat, skip_r):
     print(table.round(4).to_string())
 
 
+ODE_ESTIMATED = ["fE", "kexp", "kfade", "dM", "Bbase", "kkill"]
+
+
+def ode(repeat, skip_r):
+    from ctkinetics.data import load_study
+    from ctkinetics.estimation.fitproblem import FitProblem
+
+    ds = load_study(COHORT)
+    model = load_model("cart_bcell_sle")
+    n = len(ds.subjects)
+    kw = dict(estimate=ODE_ESTIMATED, starts=1, blq="M1", derived=False)
+    fit(ds, model, subjects=list(ds.subjects["subject"][:2]), **kw)   # warm-up: kernels
+    wall, cpu, res = _best(lambda: fit(ds, model, **kw), repeat)
+    rows = [("ctkinetics fit(), compiled engine + sensitivities", wall, cpu)]
+    table = pd.DataFrame({"ofv": res.fits_frame().set_index("subject")["ofv"]})
+    if not skip_r and shutil.which("Rscript"):
+        problem = FitProblem.build(ds, model, estimate=ODE_ESTIMATED, blq="M1")
+        kinds = {m.analyte: m.kind for m in problem.maps}
+        data = [(d.subject, kinds[a.analyte], t, y, d.covariates["dose"])
+                for d in problem.subjects for a in d.analytes
+                for t, y, mo in zip(a.times, a.y, a.mode) if mo == 1]
+        with tempfile.TemporaryDirectory() as tmp:
+            src, out = Path(tmp) / "data.csv", Path(tmp) / "out.csv"
+            pd.DataFrame(data, columns=["subject", "kind", "time", "y", "dose"]).to_csv(
+                src, index=False)
+            subprocess.run(["Rscript", str(HERE / "r" / "fit_cart_bcell.R"), str(src),
+                            str(out)], check=True)
+            r = pd.read_csv(out).set_index("subject")
+        rows.append(("R deSolve lsoda + minpack.lm nls.lm", float(r["seconds"].sum()),
+                     float(r["cpu_seconds"].sum())))
+        table["ofv_R"] = r["ofv"]
+        table["R_iterations"] = r["iterations"]
+    print(f"\nPart 3: cart_bcell_sle, {n} participants, {len(ODE_ESTIMATED)} parameters + 3 SDs, "
+          "1 start, BLQ M1")
+    print(f"{'what':52s} {'wall s':>8s} {'CPU s':>8s}")
+    for label, w, c in rows:
+        print(f"{label:52s} {w:8.2f} {c:8.2f}")
+    if len(rows) > 1:
+        print(f"R / ctkinetics: {rows[1][1] / rows[0][1]:.0f}x wall, "
+              f"{rows[1][2] / rows[0][2]:.0f}x CPU; optimum equal or lower for "
+              f"{int((table['ofv'] <= table['ofv_R'] + 1e-3).sum())}/{n}")
+    print(table.round(3).to_string())
+
+
 def batch(a):
     model = load_model("stein2019")
     ds, truth, lloq = simulate(model, a.n, seed=3)
@@ -163,12 +215,15 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--skip-r", action="store_true")
     ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--ode", action="store_true", help="part 3: cart_bcell_sle against R deSolve")
     a = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (shared machine)")
     cohort(a.repeat, a.skip_r)
     if not a.skip_batch:
         batch(a)
+    if a.ode:
+        ode(max(1, a.repeat // 2), a.skip_r)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # -2LL with proportional error (additive on ln) and BLQ M3, written as pseudo-residuals
 # (quantified: r1 = (ln y - ln f)/s, r2 = sqrt(2 ln s - 2 ln s_min + 1); censored:
 # r = sqrt(-2 ln Phi((ln LLOQ - ln f)/s))), parameters on ln, bounds and start as the model
-# file, sigma start 0.5 in [1e-3, 20]. Called by benchmarks/bench_fit.py:
+# file, sigma start 0.5 in [1e-2, 20]. Called by benchmarks/bench_fit.py:
 #   Rscript fit_stein.R DATA.csv REPEATS OUT.csv
 # DATA.csv: subject, time, y (value or LLOQ), cens (1 = BLQ). Prints nothing; OUT.csv gets
 # per subject: subject, ofv (-2LL, all constants), iterations, seconds per fit (mean of
@@ -13,9 +13,9 @@ d <- read.csv(args[1])
 repeats <- as.integer(args[2])
 nm <- c("Cmax", "Tmax", "foldx", "alpha", "FB", "beta", "sigma")
 start <- log(c(24000, 9.3, 3900, 0.16, 0.0079, 0.0032, 0.5))
-lower <- log(c(1, 0.5, 1.0001, 1e-4, 1e-7, 1e-6, 1e-3))
+lower <- log(c(1, 0.5, 1.0001, 1e-4, 1e-7, 1e-6, 1e-2))
 upper <- log(c(1e8, 90, 1e9, 10, 1, 1, 20))
-floor_ <- 2 * log(1e-3)
+floor_ <- 2 * log(1e-2)
 stein <- function(p, t) {
   Cmax <- p[1]; Tmax <- p[2]; foldx <- p[3]; alpha <- p[4]; FB <- p[5]; beta <- p[6]
   rho <- log(foldx) / Tmax

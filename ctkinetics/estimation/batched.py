@@ -72,6 +72,8 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
     lo = np.broadcast_to(group.lower if lower is None else lower, (G, p))
     hi = np.broadcast_to(group.upper if upper is None else upper, (G, p))
     theta = np.clip(theta, lo, hi)
+    # a model with sensitivities: each trial point's one solve gives its residuals and J
+    exact = bool(getattr(group, "analytic", False) and group.predictor.has_sensitivities)
     r = group.residuals(theta)
     cost = np.einsum("gm,gm->g", r, r)
     lam = np.full(G, _LAMBDA0)
@@ -132,7 +134,11 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
         delta = np.where(np.isfinite(delta), delta, 0.0)
         new = np.clip(th + delta, lo_a, hi_a)
         step = new - th
-        r_new = group.take(act).residuals(new)
+        sub = group.take(act)
+        if exact:   # one sensitivity solve: the trial's residuals and, if accepted, its J
+            r_new, J_new = sub.residuals_and_jacobian(new)
+        else:
+            r_new = sub.residuals(new)
         cost_new = np.einsum("gm,gm->g", r_new, r_new)
         pred = -(2.0 * np.einsum("gp,gp->g", ga, step)
                  + np.einsum("gp,gpq,gq->g", step, Aa, step))
@@ -147,7 +153,13 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
             snorm = np.linalg.norm(step[ok], axis=1)
             tnorm = np.linalg.norm(new[ok], axis=1)
             theta[a], r[a], cost[a] = new[ok], r_new[ok], cost_new[ok]
-            stale[a] = True
+            if exact:
+                J[a] = J_new[ok]
+                g[a] = np.einsum("gmp,gm->gp", J[a], r[a])
+                A[a] = np.einsum("gmp,gmq->gpq", J[a], J[a])
+                n_iter[a] += 1
+            else:
+                stale[a] = True
             lam[a] *= np.maximum(1.0 / 3.0, 1.0 - (2.0 * rho[ok] - 1.0) ** 3)
             nu[a] = 2.0
             fin = ((dec <= ftol * (1.0 + cost_new[ok])) & (rho[ok] > 0.25)) \

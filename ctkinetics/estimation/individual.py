@@ -129,6 +129,7 @@ def fit_problem(problem: FitProblem, starts=4, seed=0, derived=True, jobs=1, bat
     opts = dict(starts=int(starts), seed=int(seed), derived=derived, model_name=model.name,
                 blq=blqm.name, error=err.name, engine=engine, ci=ci,
                 time_limit=None if time_limit is None else float(time_limit))
+    checks = identifiability(model, layout, err, chunks, len(data))
     results = {}
     done = 0
     for chunk_fits in _run_chunks(model, layout, err, chunks, opts, jobs):
@@ -146,7 +147,27 @@ def fit_problem(problem: FitProblem, starts=4, seed=0, derived=True, jobs=1, bat
                     analytes=tuple(problem.analytes),
                     scale_factors=tuple(m.scale_param for m in problem.maps if m.scale_param))
     return FitResult(model.name, blqm.name, err.name, tuple(problem.analytes), fits,
-                     problem.dose_levels(), settings)
+                     problem.dose_levels(), settings, checks)
+
+
+def identifiability(model, layout, err, chunks, n):
+    """The identifiability check at the start values (the model defaults) of every stack,
+    with the cohort summary rows (:mod:`ctkinetics.estimation.identifiability`)."""
+    import pandas as pd
+
+    from ctkinetics.estimation import identifiability as idf
+    from ctkinetics.estimation.starts import start_values
+
+    tables = []
+    for members in chunks:
+        group = Group(model, layout, err, members)
+        try:
+            tables.append(idf.check_group(group, start_values(group, 1, 0)[0]))
+        except Exception:  # noqa: BLE001 - the check never stops a fit
+            continue
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=idf.COLUMNS)
+    return idf.summarise(table, n)
 
 
 #: Largest stack of subjects sampled at their own times: the model is evaluated at the union

@@ -42,6 +42,8 @@ from ctkinetics.errors import SettingsError
 EXCLUDED, QUANTIFIED, CENSORED = 0, 1, 2
 
 _LN_2PI = float(np.log(2.0 * np.pi))
+#: Lower bound of a proportional residual SD (SD of ln y ≈ CV): see ErrorModel.sigma_bounds.
+MIN_CV = 0.01
 _TINY = 1e-300
 
 
@@ -67,6 +69,7 @@ class ErrorModel:
     log_transform: bool
     description: str
     _sd: Callable = None  # (f, sigmas tuple) -> sd on the transformed scale
+    _dsd: Callable = None  # (f, sigmas, sd) -> (∂sd/∂f, [∂sd/∂σ_i])
 
     def transform(self, x):
         """T(x): ln x for log-scale models (non-positive values give a huge negative)."""
@@ -80,6 +83,18 @@ class ErrorModel:
         """Residual SD on the transformed scale for predictions ``f``."""
         return self._sd(np.asarray(f, dtype=float), sigmas)
 
+    def dtransform(self, f):
+        """T'(f): 1/f for log-scale models, 1 otherwise."""
+        f = np.asarray(f, dtype=float)
+        if self.log_transform:
+            with np.errstate(divide="ignore"):
+                return 1.0 / f
+        return np.ones_like(f)
+
+    def sd_derivatives(self, f, sigmas, sd):
+        """(∂sd/∂f, [∂sd/∂σ_i for each SD parameter]) at predictions ``f``."""
+        return self._dsd(np.asarray(f, dtype=float), sigmas, sd)
+
     def sigma_starts(self, y):
         """Starting values of the SDs from the quantified data ``y`` of one analyte."""
         typical = float(np.nanmedian(np.abs(y))) if np.size(y) else 1.0
@@ -89,11 +104,17 @@ class ErrorModel:
         return tuple(starts[n] for n in self.sigma_names)
 
     def sigma_bounds(self, y):
-        """Bounds of the SDs: wide, but finite so that ln(sd²) stays bounded below."""
+        """Bounds of the SDs: wide, but finite so that ln(sd²) stays bounded below.
+
+        A proportional SD (of ln y, ≈ the CV) is at least :data:`MIN_CV` = 0.01: no assay
+        measures within 1 %, so a fit that reaches it interpolates its samples (an analyte
+        with as few quantified samples as parameters) and is flagged ``at_bound`` — with a
+        floor of 0.001 such an SD dragged the other parameters along a ridge for hundreds of
+        iterations (cart_bcell_sle, B cells under M1)."""
         top = float(np.nanmax(np.abs(y))) if np.size(y) else 1.0
         top = top if np.isfinite(top) and top > 0 else 1.0
-        bounds = {"sigma": (1e-3, 20.0) if self.log_transform else (1e-6 * top, 1e2 * top),
-                  "sigma_prop": (1e-3, 20.0), "sigma_add": (1e-6 * top, 1e2 * top)}
+        bounds = {"sigma": (MIN_CV, 20.0) if self.log_transform else (1e-6 * top, 1e2 * top),
+                  "sigma_prop": (MIN_CV, 20.0), "sigma_add": (1e-6 * top, 1e2 * top)}
         return tuple(bounds[n] for n in self.sigma_names)
 
 
@@ -111,16 +132,26 @@ def _sd_single(f, sigmas):
     return np.broadcast_to(_expand(sigmas[0], f), np.shape(f))
 
 
+def _dsd_combined(f, sigmas, sd):
+    s_prop, s_add = _expand(sigmas[0], f), _expand(sigmas[1], f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return s_prop**2 * f / sd, [s_prop * f**2 / sd, s_add / sd]
+
+
+def _dsd_single(f, sigmas, sd):
+    return np.zeros(np.shape(f)), [np.ones(np.shape(f))]
+
+
 ERROR_MODELS: dict[str, ErrorModel] = {
     "proportional": ErrorModel(
         "proportional", ("sigma",), True,
-        "additive on ln (log-normal); sigma is the SD of ln(y)", _sd_single),
+        "additive on ln (log-normal); sigma is the SD of ln(y)", _sd_single, _dsd_single),
     "additive": ErrorModel(
         "additive", ("sigma",), False,
-        "additive normal; sigma in the analyte's unit", _sd_single),
+        "additive normal; sigma in the analyte's unit", _sd_single, _dsd_single),
     "combined": ErrorModel(
         "combined", ("sigma_prop", "sigma_add"), False,
-        "normal with sd = sqrt(sigma_add^2 + (sigma_prop*f)^2)", _sd_combined),
+        "normal with sd = sqrt(sigma_add^2 + (sigma_prop*f)^2)", _sd_combined, _dsd_combined),
 }
 
 
@@ -165,6 +196,33 @@ def residuals_from_z(z, sd, quantified, censored, ln_sd2_floor):
         r1[cens] = np.sqrt(np.maximum(-2.0 * log_ndtr(np.broadcast_to(z, r1.shape)[cens]), 0.0))
     r2 = np.where(quantified, np.sqrt(np.maximum(2.0 * np.log(sd) - ln_sd2_floor + 1.0, 0.0)), 0.0)
     return r1, np.broadcast_to(r2, r1.shape)
+
+
+def residual_derivatives(z, sd, r1, r2, quantified, censored):
+    """(∂r₁/∂z, ∂r₂/∂sd) of the pseudo-residuals of :func:`residuals_from_z`:
+
+    * quantified: r₁ = z → 1; r₂ = sqrt(2 ln sd − c) → 1/(sd·r₂) (0 where r₂ = 0);
+    * censored: r₁ = sqrt(−2 ln Φ(z)) → −φ(z)/(Φ(z)·r₁) (0 where r₁ = 0);
+    * excluded: 0.
+
+    With ∂z/∂θ = −(T'(f)·∂f/∂θ + z·∂sd/∂θ)/sd they give the exact residual Jacobian from the
+    model's sensitivities ∂f/∂θ.
+    """
+    d1 = np.where(quantified, 1.0, 0.0)
+    cens = np.broadcast_to(censored, d1.shape)
+    if cens.any():
+        zc = np.broadcast_to(z, d1.shape)[cens]
+        rc = np.broadcast_to(r1, d1.shape)[cens]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            mills = np.exp(_log_npdf(zc) - log_ndtr(zc))          # φ(z)/Φ(z)
+            d1[cens] = np.where(rc > 0, -mills / rc, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d2 = np.where(quantified & (r2 > 0), 1.0 / (sd * r2), 0.0)
+    return d1, d2
+
+
+def _log_npdf(z):
+    return -0.5 * z * z - 0.5 * _LN_2PI
 
 
 def m2ll_terms(error: ErrorModel, y, f, sd, mode):

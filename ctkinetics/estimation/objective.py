@@ -13,8 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, residuals_from_z, weighted_residuals,
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, residual_derivatives,
+    residuals_from_z, weighted_residuals,
 )
+from ctkinetics.estimation.events import StackedEvents
 from ctkinetics.estimation.predictor import ModelPredictor
 from ctkinetics.estimation.problem import ParamLayout
 
@@ -71,6 +73,8 @@ class Group:
             self.mode.append(mode)
         self.kinds = sorted({m.kind for m in layout.analytes})
         self.predictor = ModelPredictor(model, self.kinds)
+        #: exact Jacobians from the model's sensitivities (False: finite differences)
+        self.analytic = True
         cov_names = sorted(set().union(*[s.covariates for s in self.subjects]))
         # a subject without a covariate value gets the model's default, as when fitted alone
         model_cov = getattr(model, "covariates", None)
@@ -78,6 +82,7 @@ class Group:
         self.covariates = {c: np.array([s.covariates.get(c, defaults.get(c, np.nan))
                                         for s in self.subjects], dtype=float)
                            for c in cov_names}
+        self.events = StackedEvents(self.subjects)  # issue 17: re-infusions, time courses
         specs = layout.specs
         self.lower = np.array([sp.est_bounds[0] for sp in specs])
         self.upper = np.array([sp.est_bounds[1] for sp in specs])
@@ -111,6 +116,7 @@ class Group:
         new.y = [y[rows] for y in self.y]
         new.mode = [m[rows] for m in self.mode]
         new.covariates = {c: v[rows] for c, v in self.covariates.items()}
+        new.events = self.events.take(rows)
         new._terms = {k: tuple(a[rows] for a in v)
                       for k, v in self.__dict__.get("_terms", {}).items()}
         return new
@@ -140,7 +146,7 @@ class Group:
             params = {name: nat[:, i] for name, i in self.model_idx}
             cov = {c: np.tile(v, reps) for c, v in self.covariates.items()}
         params.update(self.layout.fixed)
-        out = self.predictor.predict(params, self.times, cov)
+        out = self.predictor.predict(params, self.times, self.events.extend(cov, reps))
         preds = []
         for m, idx, common in zip(self.layout.analytes, self.idx, self.common):
             full = np.reshape(np.asarray(out[m.kind], dtype=float), (G, -1))
@@ -253,12 +259,87 @@ class Group:
         return [f.reshape(first.size, G, -1)[inverse].reshape(reps * G, -1)
                 for f in pred_sub]
 
-    def jacobian_blocks(self, theta, vary=None, r0=None):
-        """Forward-difference Jacobian of :meth:`residuals` per subject, (G, m, q) for the
-        q varied parameters, from one model call on the perturbed sets of every subject
-        (perturbations of a residual SD need no model call). Step
-        h_j = 1.49e-8·max(1, |θ_j|), taken inwards at an upper bound."""
+    def predict_with_sensitivities(self, theta):
+        """Predictions per analyte (G, w) and their derivatives (G, w, p) with respect to
+        every estimated parameter on the estimation scale (ln for log parameters; 0 for the
+        residual SDs), from the model's forward sensitivities in one call."""
+        nat = self.natural(theta)
+        G, p = nat.shape
+        names = [name for name, _ in self.model_idx]
+        params = {name: nat[:, i] for name, i in self.model_idx}
+        params.update(self.layout.fixed)
+        cov = self.events.extend(dict(self.covariates))
+        values, derivs = self.predictor.sensitivities(params, self.times, cov, wrt=names)
+        chain = np.where(self.is_log, nat, 1.0)                 # ∂p/∂θ for ln parameters
+        cols = [i for _, i in self.model_idx]
+        preds, dpreds = [], []
+        for m, idx in zip(self.layout.analytes, self.idx):
+            v = np.reshape(np.asarray(values[m.kind], float), (G, -1))
+            d = np.reshape(np.asarray(derivs[m.kind], float), (G, v.shape[1], len(names)))
+            f = np.take_along_axis(v, idx, axis=1)
+            df = np.zeros(f.shape + (p,))
+            df[..., cols] = np.take_along_axis(d, idx[..., None], axis=1) * chain[:, None, cols]
+            if m.scale_param:
+                j = self.scale_idx[m.scale_param]
+                s = nat[:, j][:, None]
+                df *= s[..., None]
+                f = f * s
+                df[..., j] = f                                   # ∂(s·g)/∂ln s = s·g
+            preds.append(f)
+            dpreds.append(df)
+        return preds, dpreds
+
+    def residuals_and_jacobian(self, theta, cols=None):
+        """(:meth:`residuals`, exact Jacobian (G, m, len(cols))) from one call of the model's
+        sensitivities (see :meth:`_analytic_jacobian`)."""
         theta = np.atleast_2d(theta)
+        cols = np.arange(theta.shape[1]) if cols is None else cols
+        return self._analytic_jacobian(theta, cols, with_residuals=True)
+
+    def _analytic_jacobian(self, theta, cols, with_residuals=False):
+        """Exact Jacobian of :meth:`residuals`, (G, m, len(cols)), by the chain rule from the
+        sensitivities: ∂z/∂θ = −(T'(f)·∂f/∂θ + z·∂sd/∂θ)/sd, and ∂r/∂z, ∂r/∂sd of
+        :func:`likelihood.residual_derivatives`."""
+        theta = np.atleast_2d(theta)
+        nat = self.natural(theta)
+        preds, dpreds = self.predict_with_sensitivities(theta)
+        blocks, res = [], []
+        for k, (f, df) in enumerate(zip(preds, dpreds)):
+            m = self.layout.analytes[k]
+            ty, quant, cens = self._data_terms(k)
+            sig_idx = self.sigma_idx[m.analyte]
+            sig = tuple(nat[:, i][:, None] for i in sig_idx)
+            with np.errstate(all="ignore"):
+                sd = np.broadcast_to(self.error.sd(f, sig), f.shape)
+                dsd_df, dsd_dsig = self.error.sd_derivatives(f, sig, sd)
+                dsd = dsd_df[..., None] * df
+                for i, dsi in zip(sig_idx, dsd_dsig):
+                    dsd[..., i] += dsi * nat[:, i][:, None]      # ∂σ/∂ln σ = σ
+                z = (ty - self.error.transform(f)) / sd
+                dz = -(self.error.dtransform(f)[..., None] * df + z[..., None] * dsd) / sd[..., None]
+                r1, r2 = residuals_from_z(z, sd, quant, cens, self.ln_sd2_floor[m.analyte])
+                d1, d2 = residual_derivatives(z, sd, r1, r2, quant, cens)
+                blocks += [d1[..., None] * dz, d2[..., None] * dsd]
+            res += [r1, np.broadcast_to(r2, r1.shape)]
+        J = np.concatenate(blocks, axis=1)[..., cols]
+        J = np.where(np.isfinite(J), J, 0.0)
+        if not with_residuals:
+            return J
+        r = np.concatenate(res, axis=1)
+        if not np.all(np.isfinite(r)):
+            r = np.nan_to_num(r, nan=_BIG, posinf=_BIG, neginf=-_BIG)
+        return r, J
+
+    def jacobian_blocks(self, theta, vary=None, r0=None):
+        """Jacobian of :meth:`residuals` per subject, (G, m, q) for the q varied parameters:
+        exact from the model's sensitivities when it has them (:meth:`_analytic_jacobian`),
+        else by forward differences from one model call on the perturbed sets of every
+        subject (perturbations of a residual SD need no model call; step
+        h_j = 1.49e-8·max(1, |θ_j|), taken inwards at an upper bound)."""
+        theta = np.atleast_2d(theta)
+        if self.predictor.has_sensitivities and self.analytic:
+            vary = np.ones(theta.shape[1], bool) if vary is None else np.asarray(vary, bool)
+            return self._analytic_jacobian(theta, np.flatnonzero(vary))
         G, p = theta.shape
         vary = np.ones(p, bool) if vary is None else np.asarray(vary, bool)
         cols = np.flatnonzero(vary)

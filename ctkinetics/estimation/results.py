@@ -215,6 +215,10 @@ class FitResult:
     dose_levels : dict subject -> dose level label ('' when unknown)
     settings : dict
         starts, seed and the other options used.
+    identifiability : DataFrame
+        The check at the start values before fitting (subject, check, parameters, value,
+        advice; subject ``*``: the cohort summary): parameters the samples do not inform,
+        near-collinear pairs, sloppy directions (:mod:`.identifiability`).
     """
 
     model: str
@@ -224,6 +228,15 @@ class FitResult:
     fits: tuple
     dose_levels: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    identifiability: pd.DataFrame = field(default=None, repr=False)
+
+    def __eq__(self, other):
+        if not isinstance(other, FitResult):
+            return NotImplemented
+        return all(same(getattr(self, f.name), getattr(other, f.name))
+                   for f in fields(FitResult))
+
+    __hash__ = None
 
     def __len__(self):
         return len(self.fits)

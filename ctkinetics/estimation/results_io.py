@@ -15,6 +15,7 @@ derived.csv            fit_derived.csv             model-based Cmax, Tmax, AUC0-
 summary.csv            fit_summary.csv             two-stage summary per dose level
 excluded.csv           fit_excluded.csv            samples left out, with the reason
 covariance.csv         —                           covariance of each fit (long)
+identifiability.csv    —                           the check at the start values
 starts.csv             —                           every local optimisation of each fit
 fit.json               summary.json ("fits")       model, methods, analytes, settings
 theta.csv              population_theta.csv        θ, covariate effects, σ
@@ -38,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ctkinetics.estimation.identifiability import COLUMNS as IDENTIFIABILITY_COLUMNS
 from ctkinetics.estimation.results import (
     DERIVED_COLUMNS, FIT_COLUMNS, PARAMETER_COLUMNS, PREDICTION_COLUMNS, FitResult, SubjectFit,
 )
@@ -86,6 +88,8 @@ def fit_tables(result: FitResult) -> dict:
                            else pd.DataFrame(columns=COVARIANCE_COLUMNS)),
         "starts.csv": (pd.concat(starts, ignore_index=True) if starts
                        else pd.DataFrame(columns=START_COLUMNS)),
+        "identifiability.csv": (result.identifiability if result.identifiability is not None
+                                else pd.DataFrame(columns=IDENTIFIABILITY_COLUMNS)),
     }
 
 
@@ -107,7 +111,8 @@ def write_fit(result: FitResult, folder, **extra) -> list:
 def read_fit(folder) -> FitResult:
     """The :class:`FitResult` written by :func:`write_fit` / ``ctk fit``."""
     meta, t = _read(folder, ("parameters.csv", "fits.csv", "predictions.csv", "derived.csv",
-                             "covariance.csv", "starts.csv"), "individual fits")
+                             "covariance.csv", "starts.csv", "identifiability.csv"),
+                    "individual fits")
     by = {name: _by_subject(frame) for name, frame in t.items()}
     fits = tuple(_subject_fit(row, by, s) for s, row in
                  zip(t["fits.csv"]["subject"], t["fits.csv"].to_dict(orient="records")))
@@ -117,7 +122,7 @@ def read_fit(folder) -> FitResult:
             settings[key] = tuple(settings[key])
     return FitResult(meta["model"], meta["blq_method"], meta["error_model"],
                      tuple(meta["analytes"]), fits, dict(meta.get("dose_levels") or {}),
-                     settings)
+                     settings, t["identifiability.csv"])
 
 
 def _by_subject(frame):

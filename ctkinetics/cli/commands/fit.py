@@ -110,6 +110,15 @@ def summary_lines(res, ci) -> list[str]:
     if flagged:
         lines.append("flags (fits.csv, parameters.csv):")
         lines += flag_lines(flagged, detail=_parameter_detail(res))
+    checks = res.identifiability
+    if checks is not None and len(checks):
+        cohort = checks[checks["subject"] == "*"]
+        lines.append(f"identifiability at the start values ({len(cohort)} finding(s), "
+                     "identifiability.csv):")
+        lines += [f"  {c} {p}: {a}" for c, p, a in
+                  zip(cohort["check"], cohort["parameters"], cohort["advice"])][:8]
+        if len(cohort) > 8:
+            lines.append(f"  ... and {len(cohort) - 8} more")
     return lines
 
 
