@@ -31,6 +31,16 @@ def mini_review():
     return build_review(load_study(MINI), ReportSettings(fit_starts=1, band_draws=20))
 
 
+@pytest.fixture(scope="module")
+def other_review(tmp_path_factory):
+    """Another study (the mini study without safety data: no escalation tables)."""
+    from ctkinetics.data import load_study
+    from ctkinetics.report import ReportSettings, build_review
+
+    return build_review(load_study(_no_safety_copy(tmp_path_factory.mktemp("other"))),
+                        ReportSettings(fit_starts=1, band_draws=20))
+
+
 def _no_safety_copy(tmp_path):
     other = tmp_path / "no_safety"
     shutil.copytree(MINI, other)
@@ -57,23 +67,24 @@ def _fast_config(tmp_path):
 
 @pytest.mark.parametrize("kind", ["crash", "enospc"])
 def test_a_fault_at_every_write_of_a_report_never_leaves_a_complete_manifest_over_wrong_files(
-        tmp_path, mini_review, kind):
+        tmp_path, mini_review, other_review, kind, monkeypatch):
     """Study A's report is in the folder; study B's report is written over it with one fault
     at each checkpoint in turn (every chunk of every file, the manifest, the renames). After
     each: the folder verifies against its manifest and is wholly A or wholly B (or absent
     after a crash between two renames, A being put back by the next run)."""
-    from ctkinetics.data import load_study
-    from ctkinetics.report import ReportSettings, build_review, read_report, write_report
+    from ctkinetics.report import read_report, write
+    from ctkinetics.report import write_report
 
-    rv_b = build_review(load_study(_no_safety_copy(tmp_path)),
-                        ReportSettings(fit_starts=1, band_draws=20))
+    # 400 kB instead of plotly.js's 4.8 MB keeps each write fast; still many 64 kB chunks
+    monkeypatch.setattr(write, "plotly_js", lambda: "/* plotly.js stand-in */" + "x" * 400_000)
+    rv_b = other_review
     target, saved = tmp_path / "out", tmp_path / "saved_a"
     a = write_report(mini_review, target, generated_at="A").output
     shutil.copytree(target, saved)
     faults.arm(None)
     b = write_report(rv_b, target, generated_at="B").output
     n = faults.passed()
-    assert n > 30            # report.html alone is written in ~80 chunks of 64 kB
+    assert n > 12            # report.html alone is written in ~8 chunks of 64 kB
 
     def reset():             # study A's complete report again, nothing else beside it
         for p in tmp_path.glob(".out.ctk-*"):
@@ -83,7 +94,7 @@ def test_a_fault_at_every_write_of_a_report_never_leaves_a_complete_manifest_ove
 
     reset()
     try:
-        for k in sorted(random.Random(19).sample(range(1, n - 1), 6)) + [n - 1, n]:
+        for k in sorted(random.Random(19).sample(range(1, n - 1), 5)) + [n - 1, n]:
             faults.arm(kind, k)
             try:
                 write_report(rv_b, target, generated_at="B")
