@@ -102,7 +102,7 @@ class BootstrapResult:
         if used_only:
             r = self.replicates[(self.replicates["sample"] == "bootstrap")
                                 & self.replicates["used"].astype(bool)]
-            wide = wide.loc[wide.index.isin(r["replicate"].astype(int))]
+            wide = wide.loc[wide.index.astype(str).isin(r["replicate"].astype(str))]
         return wide
 
     def tables(self) -> dict:

@@ -109,6 +109,12 @@ class CovariateSearchResult:
     log: pd.DataFrame
     final: object = field(default=None, compare=False, repr=False)
     settings: dict = field(default_factory=dict)
+    final_relations: tuple = field(default=(), compare=False, repr=False)
+
+    def data_for(self, dataset):
+        """``dataset`` with the indicator columns the final model's categorical relations
+        use (what bootstrap, SIR, NPDE of the final model must be given)."""
+        return with_indicators(FitData.of(dataset), self.final_relations)
 
     def to_frame(self) -> pd.DataFrame:
         return self.log.copy()
@@ -349,7 +355,8 @@ def covariate_search(dataset, model, *, parameters=None, covariates=None, relati
                     skipped={c: w for c, w in skipped}, seconds=time.perf_counter() - t0,
                     base_ofv=base["ofv"], final_ofv=final.ofv, model=final.model)
     return CovariateSearchResult([r.name for r in current],
-                                 pd.DataFrame(log, columns=LOG_COLUMNS), final, settings)
+                                 pd.DataFrame(log, columns=LOG_COLUMNS), final, settings,
+                                 tuple(current))
 
 
 def _random_default(data, ref, options):

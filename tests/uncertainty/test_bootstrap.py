@@ -125,3 +125,15 @@ def test_identical_for_any_worker_count_and_reads_back(theoph_fit, tmp_path):
     back = BootstrapResult.read(tmp_path / "b")
     pd.testing.assert_frame_equal(back.intervals, one.intervals, check_dtype=False)
     assert back.shares == one.shares and back.flags == one.flags
+
+
+def test_values_are_the_used_replicates():
+    from ctkinetics.estimation.bootstrap import BootstrapResult
+
+    est = pd.DataFrame({"replicate": ["0", "0", "1", "1", "2", "2"], "sample": "bootstrap",
+                        "parameter": ["a", "b"] * 3, "estimate": [1.0, 2, 3, 4, 5, 6]})
+    rep = pd.DataFrame({"replicate": ["0", "1", "2"], "sample": "bootstrap",
+                        "used": [True, False, True]})
+    b = BootstrapResult(pd.DataFrame({"parameter": ["a", "b"]}), rep, est, {}, [])
+    v = b.values()
+    assert list(v.index) == ["0", "2"] and v.loc["2", "b"] == 6 and len(b.values(False)) == 3

@@ -7,13 +7,17 @@ DIR/predictions.csv (PRED, IPRED, IWRES, CWRES, P(BLQ) per sample, with exclusio
 reasons), DIR/covariance.csv, DIR/history.csv and DIR/fit.json (method, −2LL, AIC, BIC,
 convergence diagnostics, flags, settings, every parameter, the estimated vector), from which
 ``PopulationResult.read(DIR)`` gives back the result. Progress goes to stderr. The summary
-names every flag of the fit and why.
+names every flag of the fit and why. Bootstrap, SIR, NPDE, pcVPC, a stepwise covariate search
+and intervals on model-based exposure add their files to DIR (``--bootstrap N``, ``--sir``,
+``--npde``, ``--pcvpc``, ``--covariate-search``, ``--exposure-ci``; see
+:mod:`ctkinetics.cli.commands._uncertainty`).
 """
 from __future__ import annotations
 
 import sys
 
 from ctkinetics.cli.commands._output import add_allow_failures
+from ctkinetics.cli.commands._uncertainty import add_uncertainty_arguments
 from ctkinetics.cli.commands._study import add_model_fit_arguments, load_from_args
 
 NAME = "popfit"
@@ -36,7 +40,9 @@ def add_arguments(parser) -> None:
                              "(power by default, reference the median); repeatable")
     parser.add_argument("--omega", default="diagonal", choices=OMEGA_CHOICES,
                         help="structure of the random-effect covariance (default diagonal)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the SAEM chains")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the SAEM chains and of the bootstrap, SIR, NPDE and "
+                             "pcVPC draws")
     parser.add_argument("--max-iter", type=int, default=300,
                         help="FOCE-I: L-BFGS-B iterations (default 300)")
     parser.add_argument("--saem-burn", type=int, default=150,
@@ -48,6 +54,7 @@ def add_arguments(parser) -> None:
                              "reported as failed")
     parser.add_argument("--no-covariance", action="store_true",
                         help="skip the covariance step (no SEs)")
+    add_uncertainty_arguments(parser)   # --bootstrap, --sir, --npde, ... (issue 16)
 
 
 def method_from_args(args):
@@ -88,7 +95,10 @@ def run(args) -> int:
     from ctkinetics.estimation.results_io import write_population
     from ctkinetics.outputs import OutputFolder
 
+    from ctkinetics.cli.commands import _uncertainty as unc
+
     # checked before anything is read or fitted
+    unc.check(args)
     folder = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
     dataset = load_from_args(args)
 
@@ -96,12 +106,16 @@ def run(args) -> int:
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    res = fit_population(dataset, args.model, random_effects=args.random_effects,
-                         covariates=args.covariate, method=method_from_args(args),
-                         blq=args.blq, error=args.error, omega=args.omega,
-                         analytes=args.analytes, covariance=not args.no_covariance,
-                         estimate=args.estimate, fixed=args.fix, time_limit=args.time_limit,
-                         progress=progress)
+    fit_kwargs = dict(random_effects=args.random_effects, covariates=args.covariate,
+                      method=method_from_args(args), blq=args.blq, error=args.error,
+                      omega=args.omega, analytes=args.analytes,
+                      covariance=not args.no_covariance, estimate=args.estimate,
+                      fixed=args.fix, time_limit=args.time_limit, progress=progress)
+    search = None
+    if args.covariate_search:   # the fit written is the search's final model
+        res, search = unc.covariate_search(args, dataset, fit_kwargs)
+    else:
+        res = fit_population(dataset, args.model, **fit_kwargs)
     out = Path(args.out)
     params = res.to_frame()
     failures = ([f"population fit ({res.method}): {res.failure}"] if res.failed else
@@ -110,6 +124,8 @@ def run(args) -> int:
     with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
         # the tables and fit.json, as PopulationResult.read(out) reads them back
         write_population(res, folder, study=str(args.study))
+        extra = unc.run_all(args, dataset, res, fit_kwargs, folder, search) \
+            if unc.requested(args) else []
         folder.commit(failures=failures)
     flags = list(res.diagnostics.get("flags", ()))
     if res.failed:
@@ -128,6 +144,10 @@ def run(args) -> int:
         print(params[["parameter", "estimate", "se", "rse_pct", "cv_pct",
                       "shrinkage_pct"]].to_string(index=False,
                                                   float_format=lambda v: f"{v:.4g}"))
+    if extra:
+        print("\n".join(extra))
     print(f"wrote {out}/theta.csv, omega.csv, individual.csv, predictions.csv, covariance.csv, "
-          "history.csv, fit.json")
+          "history.csv, fit.json" + "".join(
+              f", {', '.join(files)}" for key, files in unc.UNCERTAINTY_FILES.items()
+              if getattr(args, key, None)))
     return finish(args, failures, "failure(s)")

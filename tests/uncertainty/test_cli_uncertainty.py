@@ -1,0 +1,59 @@
+"""ctk popfit with the uncertainty options: files written into the fit's folder read back into
+the results, the covariate search's final model is the fit written, bad options exit 2."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ctkinetics.cli.main import main
+
+from population.theoph import study_folder
+
+
+def test_popfit_with_covariate_search_bootstrap_npde_and_exposure_intervals(tmp_path, capsys):
+    from ctkinetics.estimation.bootstrap import BootstrapResult
+    from ctkinetics.estimation.covsearch import CovariateSearchResult
+    from ctkinetics.estimation.exposure_ci import ExposureCI
+    from ctkinetics.estimation.population.npde import NPDEResult
+
+    study, out = study_folder(tmp_path), tmp_path / "out"
+    code = main(["popfit", str(study), "--model", "onecpt_oral", "--random-effects", "ka,CL",
+                 "--error", "additive", "--out", str(out), "--covariate-search",
+                 "--search-parameters", "CL", "--search-covariates", "wt", "--bootstrap", "2",
+                 "--no-bca", "--workers", "0", "--npde", "100", "--exposure-ci", "--draws",
+                 "20", "--seed", "3"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    s = CovariateSearchResult.read(out)
+    fit = json.loads((out / "fit.json").read_text())
+    effects = [e["parameter"] + "~" + e["covariate"] for e in fit["spec"]["effects"]]
+    assert effects == [r.split(":")[0] for r in s.relations]
+    assert "CL~wt:power" in set(s.log["relation"])
+    b = BootstrapResult.read(out)
+    assert b.settings["n_replicates"] == 2 and b.settings["seed"] == 3
+    assert len(b.replicates) == 2 and "bootstrap:" in text
+    n = NPDEResult.read(out)
+    assert len(n.table) == 132 and set(n.tests["statistic"]) == {"npde", "npd"}
+    e = ExposureCI.read(out)
+    assert set(e.participants["metric"]) == {"Cmax", "Tmax", "AUC0-28"}
+    assert "bootstrap replicates" in e.settings["method"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    names = {f["name"] if isinstance(f, dict) else f for f in manifest["files"]}
+    assert {"bootstrap_intervals.csv", "npde.csv", "exposure_ci.csv",
+            "covariate_search.csv"} <= names
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--bootstrap", "1"], "at least 2 replicates"),
+    (["--npde", "20"], "at least 100"),
+    (["--sir", "--sir-samples", "100,100", "--sir-resamples", "50"], "as many of each"),
+    (["--covariate-search", "--covariate", "CL~wt"], "leave out --covariate"),
+])
+def test_bad_uncertainty_options_exit_2(tmp_path, capsys, extra, message):
+    study = study_folder(tmp_path)
+    code = main(["popfit", str(study), "--model", "onecpt_oral", "--out",
+                 str(tmp_path / "o"), *extra])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
