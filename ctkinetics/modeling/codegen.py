@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ctkinetics.modeling.symbolic import Graph
 
 #: Bump when the generated code changes meaning (part of the on-disk cache key).
-KERNEL_VERSION = 4
+KERNEL_VERSION = 5
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -163,7 +163,7 @@ def kernel_source(mg: ModelGraph) -> str:
     L = ["import math",
          "from numba import njit",
          "from ctkinetics.modeling.radau import (RHS_SIG, JAC_SIG, VEC_SIG, MAT_SIG, OUT_SIG, OUTD_SIG,",
-         "    CLOSED_SIG, DOSE_SIG, DOSED_SIG)",
+         "    CLOSED_SIG, DOSE_SIG, DOSED_SIG, KERNEL_SIG)",
          "from ctkinetics.modeling.kernel_support import (kmin, kmax, ksign, kstep, khill, khill_dx,",
          "    khill_dn, khill_dk, kexprel, kexprel_d)",
          "",
@@ -228,6 +228,22 @@ def kernel_source(mg: ModelGraph) -> str:
            [emit(mg, _nonzero(g, [(f"out[{m}, {j}]", g.diff(f, p)) for m, f in enumerate(mg.outputs)
                                   for j, p in enumerate(params)]))], fill="out[:, :] = 0.0")
     L.extend(_closed_kernel(mg))
+    L += ["@njit(KERNEL_SIG, **_O)",
+          "def kernel(op, ph, t, tau, amt, y, pc, o1, o2):",
+          "    if op == 0:", "        rhs(ph, t, tau, y, pc, o1)",
+          "    elif op == 1:", "        jac(ph, t, tau, y, pc, o2)",
+          "    elif op == 2:", "        rhs_p(ph, t, tau, y, pc, o2)",
+          "    elif op == 3:", "        init(pc, o1)",
+          "    elif op == 4:", "        init_p(pc, o2)",
+          "    elif op == 5:", "        switches(pc, o1)",
+          "    elif op == 6:", "        switches_p(pc, o2)",
+          "    elif op == 7:", "        outputs(t, y, pc, o1)",
+          "    elif op == 8:", "        outputs_y(t, y, pc, o2)",
+          "    elif op == 9:", "        outputs_p(t, y, pc, o2)",
+          "    elif op == 10:", "        dose(t, pc, amt, y, o1)",
+          "    elif op == 11:", "        dose_y(t, pc, amt, y, o2)",
+          "    elif op == 12:", "        dose_p(t, pc, amt, y, o2)",
+          ""]
     del n, P
     return "\n".join(L) + "\n"
 

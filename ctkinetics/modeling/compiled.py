@@ -259,9 +259,7 @@ class CompiledModel:
         def run(i0, i1):
             o0, o1 = offsets[i0], offsets[i1]
             e0, e1 = events.offsets[i0], events.offsets[i1]
-            radau.solve_batch(k.rhs, k.jac, k.rhs_p, k.init, k.init_p, k.switches,
-                              k.switches_p, k.outputs, k.outputs_y, k.outputs_p, k.dose,
-                              k.dose_y, k.dose_p, self.n_states, self.n_phases, pc[i0:i1],
+            radau.solve_batch(k.kernel, self.n_states, self.n_phases, pc[i0:i1],
                               times[o0:o1], offsets[i0:i1 + 1] - o0, index, bool(sens),
                               bool(errcon), rtol, atol, int(max_steps), int(dense_above),
                               events.offsets[i0:i1 + 1] - e0, events.times[e0:e1],

@@ -60,6 +60,13 @@ CLOSED_SIG = types.void(float64, V1, boolean, V1, M2, M2)
 #: dose(t, pc, amt, y, out): the jump of the states at a dose; dose_y / dose_p its derivatives
 DOSE_SIG = types.void(float64, V1, float64, V1, V1)
 DOSED_SIG = types.void(float64, V1, float64, V1, M2)
+#: kernel(op, ph, t, tau, amt, y, pc, o1, o2): every kernel of a model behind one function
+#: (one first-class function argument: numba types each such argument at every call from
+#: Python, ~0.1 ms apiece), op as the OP_* codes below; o1 / o2 the vector / matrix output
+KERNEL_SIG = types.void(int64, int64, float64, float64, float64, V1, V1, V1, M2)
+KERNEL_T = types.FunctionType(KERNEL_SIG)
+OP_RHS, OP_JAC, OP_RHS_P, OP_INIT, OP_INIT_P, OP_SWITCHES, OP_SWITCHES_P = range(7)
+OP_OUTPUTS, OP_OUTPUTS_Y, OP_OUTPUTS_P, OP_DOSE, OP_DOSE_Y, OP_DOSE_P = range(7, 13)
 RHS_T = types.FunctionType(RHS_SIG)
 JAC_T = types.FunctionType(JAC_SIG)
 VEC_T = types.FunctionType(VEC_SIG)
@@ -172,6 +179,32 @@ def _rms(v, scale):
     return math.sqrt(s / max(v.shape[0], 1))
 
 
+# ---- kernel calls (kx = (kernel, 1-d dummy, 2-d dummy)) --------------------------------
+@njit(cache=True)
+def _f(kx, ph, t, tau, y, pc, out):
+    kx[0](OP_RHS, ph, t, tau, 0.0, y, pc, out, kx[2])
+
+
+@njit(cache=True)
+def _jac(kx, ph, t, tau, y, pc, out):
+    kx[0](OP_JAC, ph, t, tau, 0.0, y, pc, kx[1], out)
+
+
+@njit(cache=True)
+def _fp(kx, ph, t, tau, y, pc, out):
+    kx[0](OP_RHS_P, ph, t, tau, 0.0, y, pc, kx[1], out)
+
+
+@njit(cache=True)
+def _vec(kx, op, t, amt, y, pc, out):
+    kx[0](op, 0, t, 0.0, amt, y, pc, out, kx[2])
+
+
+@njit(cache=True)
+def _mat(kx, op, t, amt, y, pc, out):
+    kx[0](op, 0, t, 0.0, amt, y, pc, kx[1], out)
+
+
 # ---- workspace ---------------------------------------------------------------------------
 @njit(cache=True)
 def _work(n, npar, q):
@@ -191,7 +224,7 @@ def _work(n, npar, q):
 
 # ---- one subject ----------------------------------------------------------------------
 @njit(cache=True)
-def _initial_step(rhs, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
+def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     n = y.shape[0]
     d0 = 0.0
     d1 = 0.0
@@ -208,7 +241,7 @@ def _initial_step(rhs, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     h0 = min(h0, t_end - t)
     for i in range(n):
         tmp[i] = y[i] + h0 * f0[i]
-    rhs(ph, t + h0, tau + h0, tmp, pc, tmpf)
+    _f(kx, ph, t + h0, tau + h0, tmp, pc, tmpf)
     d2 = 0.0
     for i in range(n):
         sc = atol + abs(y[i]) * rtol
@@ -238,7 +271,7 @@ def _shifted(J, mu_over_h, scale, out):
 
 
 @njit(cache=True)
-def _stage_sensitivities(jac, rhsp, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
+def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
     """S_Z (3n × q) of the step: (I − h [a_ij J(Y_j)]) S_Z = h (A ⊗ I)[J(Y_j) S + ∂f/∂θ(Y_j)],
     with the Jacobians at the converged stages (the exact derivative of the step)."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
@@ -253,8 +286,8 @@ def _stage_sensitivities(jac, rhsp, ph, t, tau, h, y, Z, S, pc, wrt, scale, scal
     for i in range(3):
         for r in range(n):
             ystage[r] = y[r] + Z[i * n + r]
-        jac(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
-        rhsp(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fp[i + 1])
+        _jac(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
+        _fp(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fp[i + 1])
     for i in range(3):
         for j in range(3):
             a = h * A[i, j]
@@ -284,7 +317,7 @@ def _stage_sensitivities(jac, rhsp, ph, t, tau, h, y, Z, S, pc, wrt, scale, scal
 
 
 @njit(cache=True)
-def _sensitivity_error(rhsp, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, scale, work):
+def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, scale, work):
     """Largest RMS error estimate of the sensitivity columns (CVODES errconS), each scaled
     by its parameter's magnitude, with the LU of μ/h·I − J of the step."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
@@ -294,7 +327,7 @@ def _sensitivity_error(rhsp, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, 
     LUr = small[1]
     Fp0 = fp[0]
     errS = f[16, :n]
-    rhsp(ph, t, tau, y, pc, Fp0)
+    _fp(kx, ph, t, tau, y, pc, Fp0)
     worst = 0.0
     for k in range(q):
         pk = wrt[k]
@@ -322,7 +355,7 @@ def _sensitivity_error(rhsp, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, 
 
 
 @njit(cache=True)
-def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
+def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
              atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly. ``state`` carries h, the previous
     error norm and step, the step counter and whether ``poly`` (the last step's collocation
@@ -368,12 +401,12 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
     h_prop = h
     if t_end <= t:
         return OK
-    rhs(ph, t, tau, y, pc, f0)
+    _f(kx, ph, t, tau, y, pc, f0)
     for i in range(n):
         if not math.isfinite(f0[i]):
             return NOT_FINITE
     if h <= 0.0:
-        h = _initial_step(rhs, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf)
+        h = _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf)
         h_prop = h
     rejected = True  # the first step of an interval gets the refined error estimate
     while t < t_end:
@@ -386,7 +419,7 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
             landing = True
         if h < 10.0 * EPS * max(1.0, abs(t)):
             return STEP_TOO_SMALL
-        jac(ph, t, tau, y, pc, J)
+        _jac(kx, ph, t, tau, y, pc, J)
         for r in range(n):
             scale[r] = atol + abs(y[r]) * rtol
         for i in range(3):
@@ -419,7 +452,7 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
             for i in range(3):
                 for r in range(n):
                     ystage[r] = y[r] + Z[i * n + r]
-                rhs(ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fstage)
+                _f(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fstage)
                 for r in range(n):
                     v = fstage[r]
                     if not math.isfinite(v):
@@ -483,7 +516,7 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
         if en > 1.0 and rejected:
             for r in range(n):
                 tmp[r] = y[r] + err[r]
-            rhs(ph, t, tau, tmp, pc, tmpf)
+            _f(kx, ph, t, tau, tmp, pc, tmpf)
             for r in range(n):
                 err[r] = tmpf[r] + ZE[r]
             _lu_solve_scaled(LUr, piv[1], err, scale)
@@ -491,10 +524,9 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
         if not math.isfinite(en):
             en = 1e10
         if sens and q > 0 and en <= 1.0:
-            _stage_sensitivities(jac, rhsp, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3,
-                                 work)
+            _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work)
             if errcon:
-                en = max(en, _sensitivity_error(rhsp, ph, t, tau, h, y, J, S, pc, wrt, pbar,
+                en = max(en, _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar,
                                                 rtol, atol, scale, work))
         state[3] += 1
         safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
@@ -539,7 +571,7 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
             t = t_end
         for r in range(n):
             y[r] = ynew[r]
-        rhs(ph, t, tau, y, pc, f0)
+        _f(kx, ph, t, tau, y, pc, f0)
         for r in range(n):
             if not math.isfinite(f0[r]):
                 return NOT_FINITE
@@ -556,7 +588,7 @@ def _advance(rhs, jac, rhsp, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errco
 def _record_dense(t, h, t_end, y, S, poly, SZ, sens, pc, wrt, rec):
     """Record every output time in (t, min(t + h, t_end)) from the collocation polynomials
     u(x) = y + Σ_k Q_k x^k (x = (time − t)/h) of the states and of the sensitivities."""
-    outf, outy, outp, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS = rec
+    kx, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS = rec
     n = y.shape[0]
     q = wrt.shape[0]
     end = min(t + h, t_end)
@@ -580,19 +612,19 @@ def _record_dense(t, h, t_end, y, S, poly, SZ, sens, pc, wrt, rec):
                 for k in range(q):
                     Si[r, k] = S[r, k] + polyS[0, r, k] * x + polyS[1, r, k] * x * x \
                         + polyS[2, r, k] * x * x * x
-        _record(outf, outy, outp, tt, yi, Si, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
+        _record(kx, tt, yi, Si, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
         jp[0] += 1
 
 
 @njit(cache=True)
-def _record(outf, outy, outp, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op):
-    outf(t, y, pc, o)
+def _record(kx, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op):
+    _vec(kx, OP_OUTPUTS, t, 0.0, y, pc, o)
     nout = o.shape[0]
     for m in range(nout):
         OUT[row, m] = o[m]
     if sens:
-        outy(t, y, pc, oy)
-        outp(t, y, pc, op)
+        _mat(kx, OP_OUTPUTS_Y, t, 0.0, y, pc, oy)
+        _mat(kx, OP_OUTPUTS_P, t, 0.0, y, pc, op)
         n = y.shape[0]
         for m in range(nout):
             for k in range(wrt.shape[0]):
@@ -603,18 +635,14 @@ def _record(outf, outy, outp, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op)
 
 
 SOLVE_SIG = types.void(
-    RHS_T, JAC_T, JAC_T, VEC_T, MAT_T, VEC_T, MAT_T, OUT_T, OUTD_T, OUTD_T,
-    DOSE_T, DOSED_T, DOSED_T,
-    int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64, int64,
-    int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
+    KERNEL_T, int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64,
+    int64, int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
 )
 
 
 @njit(cache=True)
-def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
-                 dose, dosey, dosep, n, nph, PC, times, offsets, wrt, sens, errcon, rtol,
-                 atol, max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS,
-                 status, nsteps, i0, i1):
+def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
     N = PC.shape[0]
     npar_all = PC.shape[1]
@@ -658,21 +686,21 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
         order = np.argsort(T)
         dense = T.shape[0] > dense_above
         jp[0] = 0
-        rec = (outf, outy, outp, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS)
+        rec = (kx, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS)
         for k in range(q):
             v = abs(pc[wrt[k]])
             pbar[k] = v if v > 0.0 and math.isfinite(v) else 1.0
-        init(pc, y)
+        _vec(kx, OP_INIT, 0.0, 0.0, y, pc, y)
         if sens:
-            initp(pc, Y0p)
+            _mat(kx, OP_INIT_P, 0.0, 0.0, y, pc, Y0p)
             for r in range(n):
                 for k in range(q):
                     S[r, k] = Y0p[r, wrt[k]]
         # switch times: cumulative maxima, NaN = never reached
         if nph > 1:
-            switches(pc, sw)
+            _vec(kx, OP_SWITCHES, 0.0, 0.0, y, pc, sw)
             if sens:
-                switchesp(pc, swp)
+                _mat(kx, OP_SWITCHES_P, 0.0, 0.0, y, pc, swp)
             prev = 0.0
             for k in range(nph - 1):
                 v = sw[k]
@@ -706,18 +734,17 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
             # outputs at the current time (the start, a switch, a landing point; before an
             # event at that time)
             while jp[0] < T.shape[0] and T[order[jp[0]]] <= t:
-                _record(outf, outy, outp, t, y, S, pc, wrt, sens, lo + order[jp[0]], OUT, SENS,
-                        o, oy, op)
+                _record(kx, t, y, S, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
                 jp[0] += 1
             # events at the current time: doses and covariate changes, then a restart
             changed = False
             while ep < e1 and ev_t[ep] <= t:
                 amt = ev_amt[ep]
                 if amt == amt:
-                    dose(t, pc, amt, y, gj)
+                    _vec(kx, OP_DOSE, t, amt, y, pc, gj)
                     if sens and q > 0:
-                        dosey(t, pc, amt, y, Gy)
-                        dosep(t, pc, amt, y, Gp)
+                        _mat(kx, OP_DOSE_Y, t, amt, y, pc, Gy)
+                        _mat(kx, OP_DOSE_P, t, amt, y, pc, Gp)
                         for r in range(n):
                             for k in range(q):
                                 acc = Gp[r, wrt[k]]
@@ -753,15 +780,15 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
             switching = ph < nph - 1 and st[ph] <= target
             if switching:
                 target = st[ph]
-            code = _advance(rhs, jac, rhsp, ph, t, t - start, target, y, S, pc, wrt, pbar,
+            code = _advance(kx, ph, t, t - start, target, y, S, pc, wrt, pbar,
                             sens, errcon, rtol, atol, state, poly, work, max_steps, dense, rec)
             if code != OK:
                 break
             t = target
             if switching:
                 if sens and q > 0:
-                    rhs(ph, t, t - start, y, pc, fa)
-                    rhs(ph + 1, t, 0.0, y, pc, fb)
+                    _f(kx, ph, t, t - start, y, pc, fa)
+                    _f(kx, ph + 1, t, 0.0, y, pc, fb)
                     for r in range(n):
                         d = fa[r] - fb[r]
                         for k in range(q):
@@ -788,10 +815,8 @@ def _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, o
 
 
 @njit(SOLVE_SIG, cache=True, nogil=True)
-def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp,
-                dose, dosey, dosep, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
-                max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status,
-                nsteps):
+def solve_batch(kernel, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps):
     """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
@@ -810,10 +835,10 @@ def solve_batch(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, ou
     it (a pre-dose sample); the solver restarts after it.
     It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
     on several threads."""
-    _solve_range(rhs, jac, rhsp, init, initp, switches, switchesp, outf, outy, outp, dose,
-                 dosey, dosep, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
-                 max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status,
-                 nsteps, 0, PC.shape[0])
+    kx = (kernel, np.zeros(1), np.zeros((1, 1)))
+    _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
+                 PC.shape[0])
 
 
 
