@@ -47,10 +47,12 @@ def timed(ds, m, res, n, seed, workers):
     from distributed import Client, LocalCluster
 
     from ctkinetics.estimation.bootstrap import bootstrap
-    from ctkinetics.executors import DaskExecutor
+    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
 
+    # the workers of LocalDaskExecutor (one engine thread each), kept open for the warm-up
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
+            Client(cluster) as client:
         ex = DaskExecutor(client=client)
         bootstrap(ds, m, 2, seed=seed + 10_000, original=res, bca=False, executor=ex)
         before = _load()
