@@ -96,11 +96,13 @@ def cut_as_of(dataset, day) -> "Dataset":  # noqa: F821 (the Dataset of ctkineti
             audit_rows.append(_audit(src.get("decisions.csv", "decisions.csv"), r.subject, math.nan,
                                      f"committee record ({r.action}) of study day {r.day:g}", "day"))
         decisions = decisions.loc[decisions["day"] <= day].reset_index(drop=True)
-    from ctkinetics.data.doses import cut_doses_as_of  # issue 17: re-infusions, time-varying covariates
-    from ctkinetics.data.timevarying import cut_time_varying_as_of
-
-    doses = cut_doses_as_of(dataset._doses, inf, keep, day, audit_rows, AFTER)
-    time_varying = cut_time_varying_as_of(dataset._time_varying, inf, keep, day, audit_rows, AFTER)
+    # issue 17: re-infusions and time-varying covariate records after the day
+    doses = _cut_events(dataset._doses, inf, keep, day, audit_rows,
+                        lambda r, d: f"infusion of {r.amount:g} cells on study day {d:g}")
+    time_varying = _cut_events(dataset._time_varying, inf, keep, day, audit_rows,
+                               lambda r, d: f"covariate {r.covariate} = {r.value:g} recorded on study day {d:g}")
+    if time_varying is not None and not len(time_varying):
+        time_varying = None
     removed = set(subjects["subject"].astype(str)) - keep
     return dataclasses.replace(
         dataset, study=study,
@@ -144,6 +146,22 @@ def _cut_samples(obs: pd.DataFrame, inf: dict, keep: set, day: float, audit_rows
             "reason": [f"{AFTER}: {what} on study day {d:g}" for d in study_day[late].tolist()]},
             columns=list(AUDIT_COLUMNS)))
     return obs.loc[kept & ~late].reset_index(drop=True)
+
+
+def _cut_events(table, inf: dict, keep: set, day: float, audit_rows: list, what):
+    """Rows of a per-subject event table (``subject, time, source_file, source_row``: the doses,
+    the time-varying covariate records) known on ``day``; those after it audited with
+    ``what(row, study_day)`` (issue 17)."""
+    if table is None:
+        return None
+    subj = table["subject"].astype(str)
+    study_day = subj.map(inf).astype(float) + table["time"].astype(float)
+    kept = subj.isin(keep).to_numpy()
+    late = kept & (study_day > day).to_numpy()
+    for r, d in zip(table.loc[late].itertuples(index=False), study_day[late]):
+        audit_rows.append(dict(zip(AUDIT_COLUMNS, (str(r.source_file), int(r.source_row), "time", r.subject,
+                                                   float(r.time), "", "excluded", f"{AFTER}: {what(r, d)}"))))
+    return table.loc[kept & ~late].reset_index(drop=True)
 
 
 def _cut_safety(s: pd.DataFrame, window: float, day: float, file: str, audit_rows: list) -> pd.DataFrame:

@@ -147,23 +147,6 @@ def write_doses_csv(dataset, folder) -> list:
     return [path]
 
 
-def cut_doses_as_of(doses: pd.DataFrame | None, infusion_day: dict, keep: set, day: float,
-                    audit_rows: list, after: str) -> pd.DataFrame | None:
-    """The infusions known on study ``day`` (``data/asof.py``): later infusions given after it
-    are left out, each listed in the audit."""
-    if doses is None:
-        return None
-    subj = doses["subject"].astype(str)
-    study_day = subj.map(infusion_day).astype(float) + doses["time"].astype(float)
-    kept = subj.isin(keep).to_numpy()
-    late = kept & (study_day > day).to_numpy()
-    for r, d in zip(doses.loc[late].itertuples(index=False), study_day[late]):
-        audit_rows.append({"file": str(r.source_file), "row": int(r.source_row), "column": "time", "subject": r.subject,
-                           "time": float(r.time), "analyte": "", "action": "excluded",
-                           "reason": f"{after}: infusion of {r.amount:g} cells on study day {d:g}"})
-    return doses.loc[kept & ~late].reset_index(drop=True)
-
-
 def expand_additional(time, amount, addl, ii, rows, file, pc: ProblemCollector, to_days: float = 1.0):
     """NONMEM ``ADDL``/``II``: a dose record with ``ADDL = k`` and ``II = d`` stands for k more
     doses, every d time units after it. Returns (times, amounts, rows) of the additional doses;

@@ -169,23 +169,6 @@ def write_covariates_tv_csv(dataset, folder) -> list:
     return [path]
 
 
-def cut_time_varying_as_of(tv: pd.DataFrame | None, infusion_day: dict, keep: set, day: float,
-                           audit_rows: list, after: str) -> pd.DataFrame | None:
-    """The records known on study ``day`` (``data/asof.py``), later ones audited."""
-    if tv is None:
-        return None
-    subj = tv["subject"].astype(str)
-    study_day = subj.map(infusion_day).astype(float) + tv["time"].astype(float)
-    kept = subj.isin(keep).to_numpy()
-    late = kept & (study_day > day).to_numpy()
-    for r, d in zip(tv.loc[late].itertuples(index=False), study_day[late]):
-        audit_rows.append({"file": str(r.source_file), "row": int(r.source_row), "column": "time", "subject": r.subject,
-                           "time": float(r.time), "analyte": "", "action": "excluded",
-                           "reason": f"{after}: covariate {r.covariate} = {r.value:g} recorded on study day {d:g}"})
-    out = tv.loc[kept & ~late].reset_index(drop=True)
-    return out if len(out) else None
-
-
 # ---------------------------------------------------------------------------------------------
 # NONMEM
 
@@ -336,7 +319,7 @@ def sdtm_domains(dataset, starts: dict, sid_name: str, mapping: dict, used_codes
     CM in study.toml goes to CM (``CMDOSE`` = value), every other one to LB."""
     from datetime import timedelta
 
-    from ctkinetics.data.sdtm import _testcd, format_duration
+    from ctkinetics.data.sdtm import _dtc, _testcd, format_duration
 
     tv = dataset.time_varying
     if not len(tv):
@@ -356,28 +339,25 @@ def sdtm_domains(dataset, starts: dict, sid_name: str, mapping: dict, used_codes
             out_map[name] = f"LB:{code}"
     order = {s: k for k, s in enumerate(dataset.subject_ids)}
     tv = tv.assign(_k=tv["subject"].map(order)).sort_values(["_k", "time", "covariate"], kind="stable")
-    when = [(starts[s] + timedelta(days=float(t))) for s, t in zip(tv["subject"], tv["time"])]
-    dtc = [w.strftime("%Y-%m-%dT%H:%M:%S.%f") for w in when]
-    domains = {}
+    dtc = np.array([_dtc(starts[s] + timedelta(days=float(t))) for s, t in zip(tv["subject"], tv["time"])],
+                   dtype=object)
     dom_of = tv["covariate"].map(lambda c: spec[c][0]).to_numpy()
-    lb = tv.loc[dom_of == "LB"]
-    if len(lb):
-        k = dom_of == "LB"
-        seq = lb.groupby("subject", sort=False).cumcount().to_numpy() + 1
-        domains["LB"] = pd.DataFrame({
-            "STUDYID": sid_name, "DOMAIN": "LB", "USUBJID": lb["subject"].to_numpy(), "LBSEQ": seq.astype(float),
-            "LBTESTCD": lb["covariate"].map(lambda c: spec[c][1]).to_numpy(), "LBTEST": lb["covariate"].to_numpy(),
-            "LBORRES": lb["value"].map(repr).to_numpy(), "LBSTRESC": lb["value"].map(repr).to_numpy(),
-            "LBSTRESN": lb["value"].to_numpy(float),
-            "LBDTC": np.asarray(dtc, dtype=object)[k],
-            "LBELTM": [format_duration(t, pre_infusion=(t == 0 and np.signbit(t))) for t in lb["time"].to_numpy(float)],
-            "LBTPTREF": "CAR-T INFUSION"})
-    cm = tv.loc[dom_of == "CM"]
-    if len(cm):
-        k = dom_of == "CM"
-        seq = cm.groupby("subject", sort=False).cumcount().to_numpy() + 1
-        domains["CM"] = pd.DataFrame({
-            "STUDYID": sid_name, "DOMAIN": "CM", "USUBJID": cm["subject"].to_numpy(), "CMSEQ": seq.astype(float),
-            "CMTRT": cm["covariate"].map(lambda c: spec[c][1]).to_numpy(), "CMDOSE": cm["value"].to_numpy(float),
-            "CMSTDTC": np.asarray(dtc, dtype=object)[k]})
+    domains = {}
+    for dom in ("LB", "CM"):
+        k = dom_of == dom
+        d = tv.loc[k]
+        if not len(d):
+            continue
+        code = d["covariate"].map(lambda c: spec[c][1]).to_numpy()
+        value = d["value"].to_numpy(float)
+        rows = {"STUDYID": sid_name, "DOMAIN": dom, "USUBJID": d["subject"].to_numpy(),
+                f"{dom}SEQ": (d.groupby("subject", sort=False).cumcount().to_numpy() + 1).astype(float)}
+        if dom == "LB":
+            text = d["value"].map(repr).to_numpy()
+            rows.update({"LBTESTCD": code, "LBTEST": d["covariate"].to_numpy(), "LBORRES": text, "LBSTRESC": text,
+                         "LBSTRESN": value, "LBDTC": dtc[k],
+                         "LBELTM": [format_duration(t) for t in d["time"].to_numpy(float)], "LBTPTREF": "CAR-T INFUSION"})
+        else:
+            rows.update({"CMTRT": code, "CMDOSE": value, "CMSTDTC": dtc[k]})
+        domains[dom] = pd.DataFrame(rows)
     return domains, out_map

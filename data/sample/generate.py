@@ -142,6 +142,17 @@ def simulate_truth(subjects: pd.DataFrame, times: np.ndarray) -> dict:
     return model.predict(params, times, covariates={"dose": dose})
 
 
+def observed(rng, analyte: str, c: float) -> str:
+    """The lab's report of a true level ``c``: proportional error (``ANALYTES``), below the
+    LLOQ as a marker (``<20``, ``<LLOQ``, ``BLQ``; 20 % of them plain ``BLQ``), else 4 digits."""
+    _, _, lloq, sd = ANALYTES[analyte]
+    y = c * np.exp(sd * rng.standard_normal()) if c > 0 else 0.0
+    if y < lloq:
+        marker = {"transgene": f"<{lloq:g}", "car_flow": "<LLOQ", "bcell": "BLQ"}[analyte]
+        return marker if rng.random() < 0.8 else "BLQ"
+    return f"{y:.4g}"
+
+
 def _protocol_columns(subj: pd.DataFrame, safety: pd.DataFrame, followup) -> None:
     """Onset days of CRS/ICANS and how each DLT window ended (see the module doc)."""
     onset = [ONSET.get(sid, (None, None)) for sid in subj["subject"]]
@@ -192,19 +203,13 @@ def main(out: Path = HERE) -> None:
     truth = simulate_truth(subj, np.concatenate([[0.0], times]))
     rows = []
     for i, s in subj.iterrows():
-        for name, (kind, unit, lloq, sd) in ANALYTES.items():
+        for name, (kind, unit, _, _) in ANALYTES.items():
             curve = truth[kind][i]
             baseline = curve[0]
             samples = [(pre_day[i], baseline if kind == "bcell" else 0.0)]
             samples += [(t, c) for t, c in zip(times, curve[1:]) if t <= followup[i]]
             for t, c in samples:
-                y = c * np.exp(sd * rng.standard_normal()) if c > 0 else 0.0
-                if y < lloq:
-                    marker = {"transgene": f"<{lloq:g}", "car_flow": "<LLOQ", "bcell": "BLQ"}[name]
-                    value = marker if rng.random() < 0.8 else "BLQ"
-                else:
-                    value = f"{y:.4g}"
-                rows.append((s.subject, t, name, value, unit))
+                rows.append((s.subject, t, name, observed(rng, name, c), unit))
     obs = pd.DataFrame(rows, columns=["subject", "time", "analyte", "value", "unit"])
     # Two samples the lab could not report (haemolysed, lost): missing, listed in the audit.
     for k in rng.choice(np.flatnonzero((obs["time"] > 0).to_numpy()), 2, replace=False):

@@ -83,16 +83,10 @@ def simulate(subj: pd.DataFrame, followup: np.ndarray, rng) -> tuple[pd.DataFram
         more = {"doses": doses} if doses else {}
         truth = model.predict(p, grid, {"dose": dose[i]}, **more)
         alc = lymph.predict(p, grid, {"dose": dose[i]}, **more)["conc"]
-        for name, (kind, unit, lloq, sd) in base.ANALYTES.items():
+        for name, (kind, unit, _, _) in base.ANALYTES.items():
             curve = truth[kind]
             for t, c in [(pre_day[i], curve[0] if kind == "bcell" else 0.0)] + list(zip(times, curve[1:])):
-                y = c * np.exp(sd * rng.standard_normal()) if c > 0 else 0.0
-                if y < lloq:
-                    marker = {"transgene": f"<{lloq:g}", "car_flow": "<LLOQ", "bcell": "BLQ"}[name]
-                    value = marker if rng.random() < 0.8 else "BLQ"
-                else:
-                    value = f"{y:.4g}"
-                obs.append((s.subject, f"{t:g}", name, value, unit))
+                obs.append((s.subject, f"{t:g}", name, base.observed(rng, name, c), unit))
         for t, a in [(pre_day[i], alc[0])] + list(zip(times, alc[1:])):
             tv.append((s.subject, f"{t:g}", "alc", f"{a * np.exp(0.10 * rng.standard_normal()):.4g}"))
         crs_onset = base.ONSET.get(s.subject, (None, None))[0]

@@ -6,6 +6,7 @@ reads from the tidy folder, a hand-written NONMEM file and a hand-written SDTM f
 expected tables, goes through ``ctk convert`` to every format and back unchanged, and each
 rule refuses bad input naming the file, row and column."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,31 +16,9 @@ from ctkinetics.cli.main import main
 from ctkinetics.data import load_study, write_study
 from ctkinetics.errors import DataValidationError
 
-TOML = """[study]
-name = "Two infusions"
-start_date = "2026-01-05"
-
-[dose_levels]
-1 = 3.0e8
-2 = 4.5e8
-
-[design]
-target_dlt_rate = 0.30
-dlt_window_days = 28
-stagger_days = 14
-cohort_size = 3
-max_subjects = 12
-
-[analytes.transgene]
-unit = "copies/ug"
-lloq = 20
-kind = "qpcr"
-
-[analytes.bcell]
-unit = "cells/uL"
-lloq = 1
-kind = "bcell"
-"""
+MINI = Path(__file__).resolve().parents[1] / "data" / "mini_study"
+#: the mini study's definition (transgene, car_flow; levels 3.0e8, 4.5e8) with B cells added
+TOML = (MINI / "study.toml").read_text() + '\n[analytes.bcell]\nunit = "cells/uL"\nlloq = 1\nkind = "bcell"\n'
 SUBJECTS = """subject,dose_level,dose,lot,ld_regimen
 P1,1,3e8,L001,FluCy
 P2,2,4.5e8,L002,FluCy

@@ -14,36 +14,8 @@ from ctkinetics.data import load_study
 from ctkinetics.estimation import fit
 from ctkinetics.estimation.curves import fitted_curves
 from ctkinetics.modeling import load_model
+from test_doses import TOML   # the mini study's definition with B cells
 
-TOML = """[study]
-name = "Re-infusion"
-start_date = "2026-01-05"
-
-[dose_levels]
-2 = 4.5e8
-
-[design]
-target_dlt_rate = 0.30
-dlt_window_days = 28
-stagger_days = 14
-cohort_size = 3
-max_subjects = 12
-
-[analytes.transgene]
-unit = "copies/ug"
-lloq = 20
-kind = "qpcr"
-
-[analytes.car_flow]
-unit = "cells/uL"
-lloq = 0.5
-kind = "flow"
-
-[analytes.bcell]
-unit = "cells/uL"
-lloq = 1
-kind = "bcell"
-"""
 TIMES = np.array([1, 4, 7, 10, 14, 21, 28, 42, 56, 90, 119, 121, 124, 127, 130, 134, 141, 148, 162, 180.0])
 REDOSE = 120.0
 TRUTH = {"P1": dict(fE=0.010, krej=0.8, kexp=0.5, Bbase=200.0, kkill=30.0, vcn=1.5),
