@@ -41,12 +41,14 @@ def _course(times, values, default):
 def attach_events(data, dataset, model) -> list:
     """``data`` (SubjectData) with each subject's later doses and time courses.
 
+    A model that does not say what a later dose does (no ``[dosing]``) cannot follow a
+    re-infused subject past the re-infusion: those samples are excluded, each with the
+    reason, and the subject is fitted on what came before.
+
     Raises
     ------
     SettingsError
-        A subject has re-infusions but the model does not say what a dose does
-        (no ``[dosing]``), or the data hold a time-varying covariate the model reads as
-        constant.
+        The data hold a time-varying covariate the model reads as constant.
     """
     later = getattr(dataset, "later_doses", None)
     names = list(getattr(dataset, "time_varying_names", []) or [])
@@ -59,18 +61,35 @@ def attach_events(data, dataset, model) -> list:
                             f"'{model.name}' reads them as constant (declare time_varying = true "
                             "in the model file, or give one value per participant in subjects.csv)")
     used = [c for c in names if c in specs]
-    out, redosed = [], []
+    dosing = bool(getattr(model, "dosing", None))
+    out = []
     for d in data:
         doses = later(d.subject)
-        if len(doses):
-            redosed.append(d.subject)
         courses = {c: _course(*dataset.covariate_course(d.subject, c), specs[c].default) for c in used}
+        if len(doses) and not dosing:
+            d, doses = _before_reinfusion(d, float(doses[0, 0]), model.name), doses[:0]
         out.append(dataclasses.replace(d, doses=doses if len(doses) else None, courses=courses))
-    if redosed and not getattr(model, "dosing", None):
-        raise SettingsError(f"subject(s) {redosed[:10]} were infused again, but model '{model.name}' does "
-                            "not say what a later dose does to its states (no [dosing] table); fit a model "
-                            "with one (e.g. cart_bcell_sle_allo) or leave those subjects out")
     return out
+
+
+def _before_reinfusion(d, day: float, model_name: str):
+    """``d`` with its samples after a re-infusion on ``day`` excluded (a sample at the dose
+    time is pre-dose and stays)."""
+    from ctkinetics.estimation.likelihood import EXCLUDED
+
+    columns = {k: np.array(v, copy=True) for k, v in d.columns.items()}
+    parts = []
+    reason = (f"after the re-infusion on day {day:g}: model '{model_name}' does not say what a later "
+              "dose does (no [dosing] table)")
+    for a in d.analytes:
+        late = a.times > day
+        mode = np.where(late, EXCLUDED, a.mode)
+        rows = a.rows[late & (a.mode != EXCLUDED)]
+        columns["status"][rows], columns["reason"][rows], columns["value_used"][rows] = "excluded", reason, np.nan
+        parts.append(dataclasses.replace(a, mode=mode))
+    d = dataclasses.replace(d, analytes=tuple(parts), columns=columns)
+    d.__dict__.pop("records", None)    # rebuilt from the new columns on first use
+    return d
 
 
 def subject_inputs(dataset, model, subject: str, covariates: dict) -> tuple[dict, dict]:

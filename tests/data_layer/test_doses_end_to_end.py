@@ -140,3 +140,34 @@ def test_ctk_simulate_takes_reinfusions_and_covariate_courses(tmp_path):
     assert main(["simulate", "stein2019", "--reinfuse", "60:1e8", "--out", str(out)]) == 2
     assert main(["simulate", "stein2019_comed", "--covariate", "dose=1:2", "--out", str(out)]) == 2
     assert main(["simulate", "cart_bcell_sle_allo", "--reinfuse", "sixty:1e8", "--out", str(out)]) == 2
+
+
+def test_a_model_without_dosing_is_fitted_up_to_the_re_infusion(renderings):
+    """stein2019 cannot say what a second infusion does: the samples after it are excluded, each
+    with the reason, and the participant is fitted on the first course (nothing dropped silently)."""
+    from ctkinetics.errors import SettingsError
+
+    ds = renderings["tidy"]
+    r = fit(ds, "stein2019", analytes="transgene", subjects=["P1"], starts=1, derived=False)
+    f = r["P1"]
+    assert f.success
+    ex = r.excluded_frame()
+    after = ex[ex["reason"].str.startswith("after the re-infusion on day 120")]
+    obs = ds.samples("P1", "transgene")
+    assert sorted(after["time"]) == sorted(obs.loc[obs["time"] > REDOSE, "time"])
+    assert f.n_obs == int(((obs["time"] > 0) & (obs["time"] <= REDOSE)).sum())
+    # a covariate that changes with time in the data but is constant in the model: refused
+    with pytest.raises(SettingsError, match="reads them as constant"):
+        _fit_with_constant_toci(ds)
+
+
+def _fit_with_constant_toci(ds):
+    """cart_bcell_sle_allo with a constant covariate named like the data's time-varying one."""
+    from pathlib import Path
+
+    from ctkinetics.modeling import Model
+    from ctkinetics.modeling.modelfile import parse_model_text
+
+    text = (Path(__file__).resolve().parents[2] / "models" / "cart_bcell_sle_allo.toml").read_text()
+    text = text.replace("[definitions]", '[covariates.toci]\ndefault = 0.0\nunit = "1"\n\n[definitions]', 1)
+    return fit(ds, Model(**parse_model_text(text)), subjects=["P1"], starts=1, derived=False)
