@@ -37,6 +37,7 @@ def run(args) -> int:
         s = ds.safety
         print(f"\nSafety: {len(s)} participant(s), {int((s['dlt'] == 1).sum())} DLT(s), "
               f"{int(s['dlt'].isna().sum())} pending")
+    _print_events(ds)  # issue 17: re-infusions and time-varying covariates
     audit = ds.audit
     print(f"\nAudit: {len(audit)} record(s) excluded, changed or labelled")
     if len(audit):
@@ -50,3 +51,17 @@ def run(args) -> int:
     for w in ds.warnings:
         print(f"  - {w}")
     return 0
+
+
+def _print_events(ds) -> None:
+    """Re-infusions and time-varying covariates, when the study has any (issue 17)."""
+    later = ds.doses[ds.doses["time"] > 0]
+    if len(later):
+        who = ", ".join(f"{r.subject} day {r.time:g} ({r.amount:.3g} cells)" for r in later.itertuples(index=False))
+        print(f"\nRe-infusions: {len(later)} ({who})")
+    tv = ds.time_varying
+    if len(tv):
+        print("\nTime-varying covariates (value from each record's time on):")
+        for name, g in tv.groupby("covariate", sort=False):
+            print(f"  {name:16s} {g['subject'].nunique():4d} participant(s) {len(g):6d} record(s)  "
+                  f"range {g['value'].min():g} - {g['value'].max():g}")
