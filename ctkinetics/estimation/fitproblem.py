@@ -175,7 +175,8 @@ class FitProblem:
 
     @classmethod
     def build(cls, dataset, model, *, analytes=None, subjects=None, blq="M3",
-              error="proportional", estimate=None, fixed=None) -> "FitProblem":
+              error="proportional", estimate=None, fixed=None,
+              prior=None) -> "FitProblem":
         """Resolve the model and methods, select analytes and subjects, label the samples
         and lay out the parameters.
 
@@ -193,6 +194,8 @@ class FitProblem:
             Exactly the model parameters estimated (default: the model file's choice).
         fixed : dict, "A=1,B=2" or list of "NAME=VALUE", optional
             Model parameters held at natural-scale values.
+        prior : "model", a ``ctk popfit`` folder, a PopulationResult or a Prior, optional
+            MAP fits with this prior on the estimated parameters (:mod:`.prior`).
         """
         err = error if isinstance(error, ErrorModel) else get_error_model(error)
         blqm = blq if isinstance(blq, BLQMethod) else get_blq_method(blq)
@@ -221,7 +224,13 @@ class FitProblem:
         data = subjects_data(ids, obs, rows, model, maps, blqm, err)
         data = attach_events(data, dataset, model)  # issue 17: re-infusions, time-varying covariates
         layout = build_layout(model, maps, err, _pooled(data, maps), fixed_all)
-        return cls(model, err, blqm, tuple(chosen), maps, tuple(data), layout, rows)
+        problem = cls(model, err, blqm, tuple(chosen), maps, tuple(data), layout, rows)
+        if prior is not None:
+            from ctkinetics.estimation.prior import resolve_prior
+
+            p = resolve_prior(prior, model, problem.estimated, problem.subject_table())
+            problem = replace(problem, layout=replace(layout, prior=p))
+        return problem
 
     # ----------------------------------------------------------------------------------
     @property
@@ -258,11 +267,17 @@ class FitProblem:
         ids = {k if isinstance(k, str) else k.subject for k in keep}
         return replace(self, subjects=tuple(d for d in self.subjects if d.subject in ids))
 
+    @property
+    def prior(self):
+        """The MAP prior (:class:`.prior.Prior`) or None for maximum likelihood."""
+        return self.layout.prior
+
     def settings(self) -> dict:
         """What a result records of the problem (JSON-ready)."""
         return dict(analytes=list(self.analytes), blq=self.blq.name, error=self.error.name,
                     estimate=self.estimated, fixed=self.fixed,
-                    scale_factors=[m.scale_param for m in self.maps if m.scale_param])
+                    scale_factors=[m.scale_param for m in self.maps if m.scale_param],
+                    prior=self.prior.source if self.prior is not None else None)
 
 
 def _pooled(data, maps) -> dict:

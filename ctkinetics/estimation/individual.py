@@ -30,7 +30,7 @@ from ctkinetics.estimation.subject_result import failed_fit, subject_fit
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
         starts=4, seed=0, fixed=None, profile=None, derived=True, jobs=1, batch_size=1000,
         progress=None, engine="auto", ci="wald-t", estimate=None,
-        time_limit=None) -> FitResult:
+        time_limit=None, prior=None) -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
     Parameters
@@ -92,6 +92,13 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         −2LL: from one start they can end in different local minima of a multimodal
         subject — the starts are the remedy. ``fits_frame()`` names every subject's engine.
 
+    prior : "model", a ``ctk popfit`` output folder or a PopulationResult, optional
+        Maximum a posteriori (MAP) fits — the empirical-Bayes estimates for sparse
+        participants: a log-normal prior on the estimated parameters with the model file's
+        typical values and ω² (``"model"``) or a population fit's θ (with each subject's
+        covariate effects) and Ω; the objective is then −2 ln p(y, φ)
+        (:mod:`ctkinetics.estimation.prior`) and ``FitResult.prior`` reports the prior
+        and the η-shrinkage. Default: maximum likelihood.
     time_limit : float, optional
         Wall-clock limit in seconds per fit (a stack of subjects fitted together shares
         it); a subject still being optimised then is failed with that reason. Default: none.
@@ -107,7 +114,7 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         raise SettingsError(f"starts must be >= 1 (got {starts})")
     ci = unc.resolve_ci(ci, profile)
     problem = FitProblem.build(dataset, model, analytes=analytes, subjects=subjects, blq=blq,
-                               error=error, estimate=estimate, fixed=fixed)
+                               error=error, estimate=estimate, fixed=fixed, prior=prior)
     return fit_problem(problem, starts=starts, seed=seed, derived=derived, jobs=jobs,
                        batch_size=batch_size, progress=progress, engine=engine, ci=ci,
                        time_limit=time_limit)
@@ -146,8 +153,21 @@ def fit_problem(problem: FitProblem, starts=4, seed=0, derived=True, jobs=1, bat
                     time_limit=opts["time_limit"],
                     analytes=tuple(problem.analytes),
                     scale_factors=tuple(m.scale_param for m in problem.maps if m.scale_param))
-    return FitResult(model.name, blqm.name, err.name, tuple(problem.analytes), fits,
-                     problem.dose_levels(), settings, checks)
+    if problem.prior is not None:
+        settings["prior"] = problem.prior.source
+    result = FitResult(model.name, blqm.name, err.name, tuple(problem.analytes), fits,
+                       problem.dose_levels(), settings, checks)
+    if problem.prior is None:
+        return result
+    from dataclasses import replace
+
+    from ctkinetics.estimation.prior import shrinkage
+
+    wide = result.to_frame().pivot(index="subject", columns="parameter",
+                                   values="estimate_transformed")
+    table = problem.prior.table().merge(shrinkage(problem.prior, wide)[
+        ["parameter", "n", "shrinkage_pct"]], on="parameter", how="left")
+    return replace(result, prior=table)
 
 
 def identifiability(model, layout, err, chunks, n):

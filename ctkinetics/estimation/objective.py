@@ -94,11 +94,33 @@ class Group:
         for i, s in enumerate(specs):
             if s.role == "sigma":
                 self.sigma_idx.setdefault(s.analyte, []).append(i)
+        self._set_prior(getattr(layout, "prior", None))
         # floor of ln(sd²): keeps the pseudo-residual of the ln(2π sd²) term real
         self.ln_sd2_floor = {}
         for m in layout.analytes:
             lows = [specs[i].lower for i in self.sigma_idx[m.analyte]]
             self.ln_sd2_floor[m.analyte] = 2.0 * np.log(lows[-1] if len(lows) > 1 else lows[0])
+
+    def _set_prior(self, prior):
+        """MAP fits (:mod:`.prior`): the columns with a prior, each subject's mean, L⁻¹ and
+        ln|2πΩ| — the prior's pseudo-residuals are L⁻¹(φ − μ_i)."""
+        self.prior = prior
+        if prior is None:
+            return
+        names = [s.name for s in self.layout.specs]
+        missing = [n for n in prior.names if n not in names]
+        if missing:
+            raise ValueError(f"prior on parameters not estimated: {missing}")
+        self.prior_cols = np.array([names.index(n) for n in prior.names], int)
+        self.prior_mu = np.array([prior.mean_of(s.subject) for s in self.subjects], float)
+        self.prior_linv = prior.chol_inv
+        self.prior_const = prior.log_det
+
+    def prior_residuals(self, theta):
+        """(rows, k) pseudo-residuals of the prior (rows of theta: copies of the group)."""
+        theta = np.atleast_2d(theta)
+        mu = np.tile(self.prior_mu, (self._reps(theta), 1))
+        return (theta[:, self.prior_cols] - mu) @ self.prior_linv.T
 
     def subgroup(self, g):
         """The group of subject ``g`` alone."""
@@ -117,6 +139,8 @@ class Group:
         new.mode = [m[rows] for m in self.mode]
         new.covariates = {c: v[rows] for c, v in self.covariates.items()}
         new.events = self.events.take(rows)
+        if self.prior is not None:
+            new.prior_mu = self.prior_mu[rows]
         new._terms = {k: tuple(a[rows] for a in v)
                       for k, v in self.__dict__.get("_terms", {}).items()}
         return new
@@ -202,7 +226,11 @@ class Group:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 t = m2ll_from_z(z, sd, jac, quant, cens)
             total += np.where(np.isfinite(t), t, np.inf).sum(axis=2)
-        return total.reshape(rows)
+        total = total.reshape(rows)
+        if self.prior is not None:       # −2 ln p(φ): the MAP objective
+            rp = self.prior_residuals(theta)
+            total = total + np.einsum("rk,rk->r", rp, rp) + self.prior_const
+        return total
 
     def residuals(self, theta, preds=None):
         """Pseudo-residuals (rows of theta, m) with Σ r² = −2·ln L − constant per subject.
@@ -217,6 +245,8 @@ class Group:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 r1, r2 = residuals_from_z(z, sd, quant, cens, self.ln_sd2_floor[m.analyte])
             parts.append(np.concatenate([r1, r2], axis=-1).reshape(rows, 2 * w))
+        if self.prior is not None:
+            parts.append(self.prior_residuals(theta))
         r = np.concatenate(parts, axis=1) if len(parts) > 1 else (
             parts[0] if parts else np.zeros((rows, 0)))
         if not np.all(np.isfinite(r)):
@@ -321,6 +351,11 @@ class Group:
                 d1, d2 = residual_derivatives(z, sd, r1, r2, quant, cens)
                 blocks += [d1[..., None] * dz, d2[..., None] * dsd]
             res += [r1, np.broadcast_to(r2, r1.shape)]
+        if self.prior is not None:
+            jp = np.zeros((theta.shape[0], len(self.prior_cols), theta.shape[1]))
+            jp[:, :, self.prior_cols] = self.prior_linv
+            blocks.append(jp)
+            res.append(self.prior_residuals(theta))
         J = np.concatenate(blocks, axis=1)[..., cols]
         J = np.where(np.isfinite(J), J, 0.0)
         if not with_residuals:

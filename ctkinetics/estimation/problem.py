@@ -84,6 +84,7 @@ class ParamLayout:
     specs: tuple[ParamSpec, ...]
     fixed: dict = field(default_factory=dict)   # model parameter name -> natural value
     analytes: tuple[AnalyteMap, ...] = ()
+    prior: object = None                        # MAP fits: a prior.Prior (None: ML)
 
     @property
     def names(self):

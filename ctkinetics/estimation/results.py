@@ -219,6 +219,9 @@ class FitResult:
         The check at the start values before fitting (subject, check, parameters, value,
         advice; subject ``*``: the cohort summary): parameters the samples do not inform,
         near-collinear pairs, sloppy directions (:mod:`.identifiability`).
+    prior : DataFrame or None
+        MAP fits: parameter, mean (estimation scale), omega2, source, n and η-shrinkage %
+        (:mod:`.prior`); None for maximum-likelihood fits.
     """
 
     model: str
@@ -229,6 +232,7 @@ class FitResult:
     dose_levels: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     identifiability: pd.DataFrame = field(default=None, repr=False)
+    prior: pd.DataFrame = field(default=None, repr=False)
 
     def __eq__(self, other):
         if not isinstance(other, FitResult):

@@ -16,6 +16,7 @@ summary.csv            fit_summary.csv             two-stage summary per dose le
 excluded.csv           fit_excluded.csv            samples left out, with the reason
 covariance.csv         —                           covariance of each fit (long)
 identifiability.csv    —                           the check at the start values
+prior.csv              —                           MAP fits: the prior and η-shrinkage
 starts.csv             —                           every local optimisation of each fit
 fit.json               summary.json ("fits")       model, methods, analytes, settings
 theta.csv              population_theta.csv        θ, covariate effects, σ
@@ -44,6 +45,7 @@ from ctkinetics.estimation.results import (
     DERIVED_COLUMNS, FIT_COLUMNS, PARAMETER_COLUMNS, PREDICTION_COLUMNS, FitResult, SubjectFit,
 )
 from ctkinetics.jsonable import jsonable
+from ctkinetics.outputs import read_table
 
 #: Format of ``fit.json``; a reader refuses a newer one.
 FORMAT = 1
@@ -90,6 +92,7 @@ def fit_tables(result: FitResult) -> dict:
                        else pd.DataFrame(columns=START_COLUMNS)),
         "identifiability.csv": (result.identifiability if result.identifiability is not None
                                 else pd.DataFrame(columns=IDENTIFIABILITY_COLUMNS)),
+        **({"prior.csv": result.prior} if result.prior is not None else {}),
     }
 
 
@@ -120,9 +123,11 @@ def read_fit(folder) -> FitResult:
     for key in ("analytes", "scale_factors"):
         if key in settings and isinstance(settings[key], list):
             settings[key] = tuple(settings[key])
+    prior = read_table(folder, "prior.csv") if (Path(folder) / "prior.csv").exists() \
+        else None
     return FitResult(meta["model"], meta["blq_method"], meta["error_model"],
                      tuple(meta["analytes"]), fits, dict(meta.get("dose_levels") or {}),
-                     settings, t["identifiability.csv"])
+                     settings, t["identifiability.csv"], prior)
 
 
 def _by_subject(frame):

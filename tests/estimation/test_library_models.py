@@ -41,8 +41,9 @@ def test_cart_bcell_sle_joint_fit_recovers_truth():
         subjects=pd.DataFrame({"subject": ["P1"], "dose_level": ["2"], "dose": [4.5e8]}),
         study=SimpleNamespace(analytes={a: SimpleNamespace(kind=k, unit="")
                                         for a, k in kinds.items()}))
-    fixed = {k: v for k, v in d.items() if k not in ("kexp", "dE", "kkill")}
-    res = fit(ds, m, fixed=fixed, starts=1, derived=False)
+    # dE is not estimated by default (estimate = false in the model file): name the three
+    res = fit(ds, m, estimate=["kexp", "dE", "kkill"], starts=1, derived=False)
+    assert set(res.settings["fixed"]) == set(d) - {"kexp", "dE", "kkill"}
     f = res["P1"]
     assert f.success
     p = f.parameters.set_index("parameter")

@@ -86,3 +86,30 @@ def test_ctk_popfit_output_reads_back_into_an_equal_result(tmp_path, capsys):
     a = vpc(back, ds, model, n_replicates=20, seed=2).table
     b = vpc(same, ds, model, n_replicates=20, seed=2).table
     np.testing.assert_array_equal(a["sim_median"].to_numpy(), b["sim_median"].to_numpy())
+
+
+def test_map_fits_with_a_population_prior(tmp_path, capsys):
+    """ctk fit --prior DIR: the prior is the ctk popfit folder's θ and Ω."""
+    from ctkinetics.cli.main import main
+
+    study = study_folder(tmp_path)
+    model = str(onecpt_model().source_file or "onecpt_oral")
+    pop = tmp_path / "pop"
+    assert main(["popfit", str(study), "--model", model, "--out", str(pop), "--random-effects",
+                 "ka,CL", "--error", "additive", "--no-covariance"]) == 0
+    out = tmp_path / "map"
+    assert main(["fit", str(study), "--model", model, "--out", str(out), "--starts", "1",
+                 "--error", "additive", "--prior", str(pop)]) == 0
+    printed = capsys.readouterr().out
+    assert "MAP fits, prior" in printed and "eta-shrinkage ka" in printed
+    from ctkinetics.estimation import FitResult
+
+    res, fitted = FitResult.read(out), PopulationResult.read(pop)
+    theta, _, omega, _ = fitted.spec.split(fitted.x)
+    prior = res.prior.set_index("parameter")
+    assert list(prior.index) == ["ka", "CL"]
+    names = fitted.spec.theta_names
+    np.testing.assert_allclose(prior["mean"], [theta[names.index("ka")],
+                                               theta[names.index("CL")]], rtol=1e-12)
+    np.testing.assert_allclose(prior["omega2"], np.diag(omega), rtol=1e-12)
+    assert res.settings["prior"] == str(pop)

@@ -37,6 +37,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ci", default="wald-t", choices=CI_CHOICES,
                         help="95%% CI method (default wald-t: t(n-p) quantile and n/(n-p) "
                              "small-sample factor as R's nls; wald: 1.96*SE as NONMEM)")
+    parser.add_argument("--prior", default=None, metavar="model|DIR",
+                        help="MAP fits (empirical Bayes for sparse participants): log-normal "
+                             "priors from the model file's typical values and omega2 ('model') "
+                             "or from a ctk popfit output folder (theta, Omega, covariate "
+                             "effects); prior.csv reports the shrinkage")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="wall-clock limit per fit; a participant still being fitted "
                              "then is reported as failed (default: none)")
@@ -82,7 +87,7 @@ def run(args) -> int:
     res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
               error=args.error, starts=args.starts, seed=args.seed, jobs=args.jobs,
               progress=_Progress(), ci=ci, engine=args.engine, estimate=args.estimate,
-              fixed=args.fix, time_limit=args.time_limit)
+              fixed=args.fix, time_limit=args.time_limit, prior=args.prior)
     out = Path(args.out)
     failures = [f"{f.subject}: {f.message}" for f in res.fits if not f.success]
     with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
@@ -110,6 +115,11 @@ def summary_lines(res, ci) -> list[str]:
     if flagged:
         lines.append("flags (fits.csv, parameters.csv):")
         lines += flag_lines(flagged, detail=_parameter_detail(res))
+    if res.prior is not None:
+        sh = ", ".join(f"{p} {v:.0f} %" for p, v in zip(res.prior["parameter"],
+                                                        res.prior["shrinkage_pct"]))
+        lines.append(f"MAP fits, prior {res.settings.get('prior')}: eta-shrinkage {sh} "
+                     "(prior.csv)")
     checks = res.identifiability
     if checks is not None and len(checks):
         cohort = checks[checks["subject"] == "*"]
