@@ -114,10 +114,31 @@ def _env_matrix(cm, env, n):
                         {c: env[c] for c in cm.covariate_names}, n)
 
 
+@dataclass(frozen=True)
+class Ragged:
+    """Each subject's own times, flat: subject i's are ``times[offsets[i]:offsets[i + 1]]``
+    (the layout of ragged results; cheaper than a list of arrays for large stacks)."""
+
+    times: np.ndarray
+    offsets: np.ndarray
+
+    @staticmethod
+    def from_padded(padded):
+        """From an (n, W) array whose unused cells are NaN or inf (each row's used cells
+        first, in any order)."""
+        padded = np.asarray(padded, dtype=float)
+        used = np.isfinite(padded)
+        counts = used.sum(axis=1)
+        return Ragged(padded[used], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+
 def _times(times):
     """(flat times, offsets or None, shared T or None) from shared or per-subject times."""
     if times is None:
         raise SettingsError("solve needs the times at which to predict")
+    if isinstance(times, Ragged):
+        return (np.ascontiguousarray(times.times, dtype=float),
+                np.ascontiguousarray(times.offsets, dtype=np.int64), None)
     if isinstance(times, (list, tuple)) and times and np.ndim(times[0]) == 1:
         parts = [np.asarray(t, dtype=float).ravel() for t in times]
         offsets = np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
