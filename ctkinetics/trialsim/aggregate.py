@@ -5,7 +5,8 @@ table (one row per trial × rule × dose level, vectorised). :class:`Accumulator
 everything the summary needs as integer sums and fixed-bin histograms, so 100,000 trials
 cost the same memory as 100:
 
-- counts per rule and level (selections, participants, DLTs, expansion);
+- counts per rule and level (selections, evaluable participants, DLTs, participants not
+  evaluable (replaced), responders, expansion);
 - the trial durations and suspended days as sums in units of 2^-16 day (the calendar's grid,
   so exact) and 1-day histograms (quantiles to within a day);
 - each participant's exposure on ln scale as count, Σ x and Σ x² with x = ln E in units of
@@ -35,7 +36,8 @@ _SPLIT = 20
 
 TRIAL_COLUMNS = ("trial", "rule", "level", "dose", "selected", "mtd", "n", "dlt", "n_expansion",
                  "dlt_expansion", "cmax_gmean", "cmax_median", "auc0_28_gmean", "auc0_28_median",
-                 "duration_escalation_days", "duration_total_days", "days_suspended", "stop_rule")
+                 "duration_escalation_days", "duration_total_days", "days_suspended", "stop_rule",
+                 "n_not_evaluable", "n_efficacy")
 
 
 def _n_log_bins():
@@ -84,6 +86,8 @@ class Accumulator:
         self.dlt = np.zeros((r, d), dtype=np.int64)
         self.n_exp = np.zeros((r, d), dtype=np.int64)
         self.dlt_exp = np.zeros((r, d), dtype=np.int64)
+        self.n_ne = np.zeros((r, d), dtype=np.int64)
+        self.n_eff = np.zeros((r, d), dtype=np.int64)
         self.duration_sum = np.zeros((r, 2), dtype=object)  # escalation, total; 2^-16 day
         self.suspended_sum = np.zeros(r, dtype=object)
         self.duration_hist = np.zeros((r, 2, DAY_BINS), dtype=np.int64)
@@ -92,7 +96,7 @@ class Accumulator:
         self.expo_sum2 = np.zeros((r, d, m), dtype=object)  # Σ q²
         self.expo_hist = np.zeros((r, d, m, _n_log_bins()), dtype=np.int64)
 
-    _FIELDS = ("trials", "selected", "n", "dlt", "n_exp", "dlt_exp", "duration_sum", "suspended_sum",
+    _FIELDS = ("trials", "selected", "n", "dlt", "n_exp", "dlt_exp", "n_ne", "n_eff", "duration_sum", "suspended_sum",
                "duration_hist", "expo_count", "expo_sum", "expo_sum2", "expo_hist")
 
     def merge(self, other: "Accumulator") -> None:
@@ -109,6 +113,8 @@ class Accumulator:
         self.dlt[ri] += out.dlt.sum(axis=0)
         self.n_exp[ri] += out.n_expansion.sum(axis=0)
         self.dlt_exp[ri] += out.dlt_expansion.sum(axis=0)
+        self.n_ne[ri] += out.n_not_evaluable.sum(axis=0)
+        self.n_eff[ri] += out.n_efficacy.sum(axis=0)
         for k, v in enumerate((out.duration_escalation, out.duration_total)):
             self.duration_sum[ri, k] += int(_fixed(v, DAY_UNIT).sum())
             self.duration_hist[ri, k] += np.bincount(np.clip(v.astype(int), 0, DAY_BINS - 1), minlength=DAY_BINS)
@@ -200,7 +206,8 @@ def trial_columns(spec, sim) -> dict:
         per["selected"][:, ri] = out.selected[:, None] == np.arange(d)
         per["mtd"][:, ri] = labels[np.where(out.selected >= 0, out.selected, d)][:, None]
         for name, v in (("n", out.n), ("dlt", out.dlt), ("n_expansion", out.n_expansion),
-                        ("dlt_expansion", out.dlt_expansion)):
+                        ("dlt_expansion", out.dlt_expansion), ("n_not_evaluable", out.n_not_evaluable),
+                        ("n_efficacy", out.n_efficacy)):
             per[name][:, ri] = v
         for name, v in (("duration_escalation_days", out.duration_escalation),
                         ("duration_total_days", out.duration_total), ("days_suspended", out.days_suspended),

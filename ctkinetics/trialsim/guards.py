@@ -109,14 +109,22 @@ class Guard:
         return tuple(GUARDS[self.kind].event_offsets(dict(self.settings)))
 
 
+#: Dose-finding methods a rule may use: the BOIN / TITE-BOIN rules, or BOIN12 (toxicity and
+#: efficacy, Lin et al. 2020) on complete data.
+METHODS = ("boin", "boin12")
+
+
 @dataclass(frozen=True)
 class RuleSpec:
     """A decision rule to compare: the engine's design (with overrides, including the guards
-    the engine handles) plus the guards that need kinetics."""
+    the engine handles) plus the guards that need kinetics; ``method`` ``boin12`` decides with
+    ``boin12`` (a :class:`ctkinetics.escalation.boin12.Boin12Design`) instead."""
 
     name: str
     design: object  # ctkinetics.escalation.BoinDesign
     guards: tuple = field(default=())
+    method: str = "boin"
+    boin12: object = None
 
     def event_offsets(self) -> tuple:
         """Days after each infusion on which the rule's decision may change without a DLT or a

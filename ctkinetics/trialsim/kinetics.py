@@ -88,12 +88,13 @@ class KineticsSpec:
         return tuple(name for name, w in self.omega2 if w > 0)
 
 
-def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, levels) -> tuple:
+def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, levels, fraction=None) -> tuple:
     """Parameters of K (participant, dose level) pairs.
 
     ``eta`` (K, P) are the participants' standard normal draws, ``levels`` (K,) the levels:
-    θ_k = TV_level(θ) · exp(ω_θ · η_kθ), clipped to θ's bounds. Returns ``(params,
-    covariates)``, dicts name -> ndarray (K,).
+    θ_k = TV_level(θ) · exp(ω_θ · η_kθ), clipped to θ's bounds; a ``dose`` covariate is the
+    level's dose times ``fraction`` (K,; the share of it the product delivered, default 1).
+    Returns ``(params, covariates)``, dicts name -> ndarray (K,).
     """
     levels = np.asarray(levels, dtype=int)
     omega = dict(spec.omega2)
@@ -106,16 +107,21 @@ def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, lev
         params[p.name] = np.ascontiguousarray(np.clip(tv, p.lower, p.upper))
     covs = {}
     if "dose" in model.covariates:
-        covs["dose"] = np.ascontiguousarray(np.asarray(doses, dtype=float)[levels])
+        dose = np.asarray(doses, dtype=float)[levels]
+        covs["dose"] = np.ascontiguousarray(dose if fraction is None else dose * np.asarray(fraction, dtype=float))
     return params, covs
 
 
-def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, chunk: int = 5_000) -> dict:
+def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, fraction=None, peak_by_day=None,
+                   chunk: int = 5_000) -> dict:
     """Exposure metrics (:data:`METRICS`) of K (participant, dose level) pairs: dict name -> (K,).
 
     ``eta`` (K, P): each pair's participant's draws (one column per ``spec.variable``, scaled
-    by ω here); ``levels`` (K,). The model is solved through the exposure registry in calls of
-    at most ``chunk`` pairs (memory); each pair's numbers depend only on its own inputs.
+    by ω here); ``levels`` (K,); ``fraction`` (K,) the share of the level's dose delivered
+    (:func:`individual_parameters`). With ``peak_by_day`` also ``peak_by_day``: the curve's
+    maximum from infusion to that day (the no-expansion criterion). The model is solved through
+    the exposure registry in calls of at most ``chunk`` pairs (memory); each pair's numbers
+    depend only on its own inputs.
 
     Raises
     ------
@@ -126,22 +132,32 @@ def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, chunk: in
 
     model = cached_model(spec.model)
     levels = np.asarray(levels, dtype=int)
+    names = list(METRICS) + ([] if peak_by_day is None else ["peak_by_day"])
     if levels.size == 0:
-        return {name: np.zeros(0) for name in METRICS}
+        return {name: np.zeros(0) for name in names}
     obs = spec.observable
     keys = {"cmax": (obs, "Cmax"), "tmax": (obs, "Tmax"), "auc0_28": (obs, auc_name(AUC_WINDOW))}
-    out = {name: np.empty(len(levels)) for name in METRICS}
+    out = {name: np.empty(len(levels)) for name in names}
     for i in range(0, len(levels), chunk):
-        params, covs = individual_parameters(spec, model, eta[i:i + chunk], doses, levels[i:i + chunk])
-        e = model_exposure(model, params, covs or None, kinds=[obs], t_end=spec.until_day, window=AUC_WINDOW,
-                           metrics=[m.registry for m in METRICS.values()])
-        if np.any(e.status != 0):
-            bad = int(np.flatnonzero(e.status != 0)[0])
-            raise ExposureError(f"model {model.name} could not be solved for a virtual participant "
-                                f"({e.messages[bad]}; parameters "
-                                + ", ".join(f"{k}={v[bad]:.4g}" for k, v in params.items()) + ")")
-        for name in METRICS:
-            out[name][i:i + chunk] = e.values[keys[name]]
+        part = slice(i, i + chunk)
+        params, covs = individual_parameters(spec, model, eta[part], doses, levels[part],
+                                             None if fraction is None else np.asarray(fraction)[part])
+        calls = [(spec.until_day, [m.registry for m in METRICS.values()])]
+        if peak_by_day is not None:
+            calls.append((peak_by_day, ["Cmax"]))
+        for j, (t_end, metrics) in enumerate(calls):
+            e = model_exposure(model, params, covs or None, kinds=[obs], t_end=t_end, window=AUC_WINDOW,
+                               metrics=metrics)
+            if np.any(e.status != 0):
+                bad = int(np.flatnonzero(e.status != 0)[0])
+                raise ExposureError(f"model {model.name} could not be solved for a virtual participant "
+                                    f"({e.messages[bad]}; parameters "
+                                    + ", ".join(f"{k}={v[bad]:.4g}" for k, v in params.items()) + ")")
+            if j == 0:
+                for name in METRICS:
+                    out[name][part] = e.values[keys[name]]
+            else:
+                out["peak_by_day"][part] = e.values[(obs, "Cmax")]
     return out
 
 
@@ -169,10 +185,13 @@ class ExposureTable:
     do not depend on when or with which other pairs they were computed.
     """
 
-    def __init__(self, spec: KineticsSpec, eta: np.ndarray, doses):
+    def __init__(self, spec: KineticsSpec, eta: np.ndarray, doses, fraction=None, peak_by_day=None):
         self.spec, self.eta, self.doses = spec, eta, tuple(doses)  # eta (m, P, n_eta)
         m, p = eta.shape[:2]
-        self.values = {name: np.full((m, p, len(doses)), np.nan) for name in METRICS}
+        self.fraction = np.ones((m, p)) if fraction is None else np.asarray(fraction, dtype=float)
+        self.peak_by_day = peak_by_day
+        names = list(METRICS) + ([] if peak_by_day is None else ["peak_by_day"])
+        self.values = {name: np.full((m, p, len(doses)), np.nan) for name in names}
         self.known = np.zeros((m, p, len(doses)), dtype=bool)
 
     def at(self, rows, slots, levels) -> dict:
@@ -183,7 +202,7 @@ class ExposureTable:
         if need.any():
             key = np.unique(np.ravel_multi_index((rows[need], slots[need], levels[need]), self.known.shape))
             r, s, lv = np.unravel_index(key, self.known.shape)
-            new = pair_exposures(self.spec, self.eta[r, s], self.doses, lv)
+            new = pair_exposures(self.spec, self.eta[r, s], self.doses, lv, self.fraction[r, s], self.peak_by_day)
             for name, v in new.items():
                 self.values[name][r, s, lv] = v
             self.known[r, s, lv] = True

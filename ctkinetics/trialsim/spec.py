@@ -5,17 +5,27 @@ Layout (``data/sample/trial_sim_seed.toml`` is a complete example)::
     name = "seed study"
     [design]                 dose_levels (labels), doses (cells), target, cohort_size,
                              max_participants, dlt_window_days, stagger_days, tite,
-                             start_level (1-based), phi1, phi2, cutoff_eli (optional)
+                             start_level (1-based), phi1, phi2, cutoff_eli, n_earlystop,
+                             extrasafe, offset, bound_mtd, max_replacements (optional)
     [design.accrual]         per_month (Poisson arrivals)
     [design.manufacturing]   distribution = fixed|uniform|lognormal|gamma + its settings (days)
-    [design.expansion]       levels = ["mtd", "4.5e8", ...], size (participants per group)
+    [design.expansion]       levels = ["mtd", "4.5e8", ...], size (participants per group, at
+                             most the protocol's [expansion] max_per_group)
+    [design.dropout], [design.shortfall], [design.no_expansion], [design.committee]
+                             how the trial is conducted (:mod:`ctkinetics.trialsim.conduct`)
+    [protocol.evaluability], [protocol.sentinel], [protocol.no_expansion],
+    [protocol.expansion], [protocol.dose_shortfall], [protocol.efficacy]
+                             the protocol's rules, the same tables as study.toml
+                             (:mod:`ctkinetics.data.protocol`, read by its own reader)
     [kinetics]               enabled, model, observable, until_day (grid_step_days: deprecated)
     [kinetics.typical]       parameter = [value per dose level]
     [kinetics.omega2]        parameter = ω²  (or omega2 = "model": the model file's ω²)
     [toxicity]               link = fixed|logistic; rates | metric, reference,
                              p_at_reference, slope; onset = uniform|peak, onset_lag_days
-    [[rules]]                name, guards = [{kind = ..., ...}], and overrides of tite,
-                             stagger_days, cohort_size
+    [efficacy]               the efficacy outcome model for BOIN12 rules: link = fixed|logistic;
+                             rates | metric, reference, p_at_reference, slope
+    [[rules]]                name, method = boin|boin12, guards = [{kind = ..., ...}], and
+                             overrides of tite, stagger_days, cohort_size
 
 Every value is type- and range-checked; a wrong or unknown key raises
 :class:`~ctkinetics.errors.SettingsError` naming the table and key. TOML is parsed with
@@ -31,10 +41,11 @@ from pathlib import Path
 from ctkinetics.errors import InputError, SettingsError
 from ctkinetics.escalation.boundaries import BoinDesign
 from ctkinetics.trialsim.distributions import DELAYS, Delay
-from ctkinetics.trialsim.guards import GUARDS, Guard, RuleSpec
+from ctkinetics.trialsim.guards import GUARDS, METHODS, Guard, RuleSpec
 from ctkinetics.trialsim.kinetics import METRICS, KineticsSpec
 from ctkinetics.trialsim.settings import _MISSING, Section
-from ctkinetics.trialsim.toxicity import LINKS, ONSETS, ToxicitySpec
+from ctkinetics.trialsim.conduct import Conduct, read_conduct
+from ctkinetics.trialsim.toxicity import LINKS, ONSETS, EfficacySpec, ToxicitySpec
 
 # A rule may change these design settings (not the DLT window: the DLT onsets are drawn once
 # per trial for all rules).
@@ -43,7 +54,8 @@ RULE_OVERRIDES = ("tite", "stagger_days", "cohort_size")
 
 @dataclass(frozen=True)
 class TrialDesign:
-    """Dose levels, the engine's BOIN design, accrual, manufacturing and expansion."""
+    """Dose levels, the engine's BOIN design (with the protocol's rules), accrual,
+    manufacturing, expansion and the conduct of the trial."""
 
     levels: tuple
     doses: tuple
@@ -52,10 +64,20 @@ class TrialDesign:
     manufacturing: Delay = Delay()
     expansion_levels: tuple = ()  # "mtd" or level labels
     expansion_size: int = 0
+    conduct: Conduct = Conduct()
+
+    @property
+    def protocol(self):
+        return self.boin.protocol
 
     @property
     def n_expansion(self) -> int:
         return len(self.expansion_levels) * self.expansion_size
+
+    @property
+    def n_slots(self) -> int:
+        """Escalation participants a trial may enrol: the maximum plus the replacements."""
+        return self.boin.max_subjects + self.conduct.max_replacements
 
 
 @dataclass(frozen=True)
@@ -72,6 +94,7 @@ class TrialSpec:
     toxicity: ToxicitySpec
     rules: tuple
     source: str = ""
+    efficacy: EfficacySpec | None = None
 
     @property
     def n_levels(self) -> int:
@@ -114,12 +137,17 @@ def parse_spec(data: dict, file: str = "<spec>", base_dir=None) -> TrialSpec:
     """Validate a parsed TOML document (a dict) into a :class:`TrialSpec`."""
     top = Section(data, "", file)
     name = top.string("name", "trial simulation")
+    protocol = _protocol(top.section("protocol"))
     design_sec = top.section("design", required=True)
-    design = _design(design_sec)
+    design = _design(design_sec, protocol)
     kin_sec = top.section("kinetics")
     kinetics = _kinetics(kin_sec, design, base_dir) if kin_sec is not None else None
+    if design.conduct.no_expansion_lloq is not None and kinetics is None:
+        raise design_sec.error("no_expansion", "needs kinetics: add an enabled [kinetics] table")
     tox = _toxicity(top.section("toxicity", required=True), design, kinetics)
-    rules = tuple(_rule(s, design, kinetics) for s in top.sections("rules"))
+    eff_sec = top.section("efficacy")
+    efficacy = _efficacy(eff_sec, design, kinetics) if eff_sec is not None else None
+    rules = tuple(_rule(s, design, kinetics, efficacy) for s in top.sections("rules"))
     if not rules:
         rules = (RuleSpec("tite-boin" if design.boin.tite else "boin", design.boin),)
     names = [r.name for r in rules]
@@ -127,7 +155,32 @@ def parse_spec(data: dict, file: str = "<spec>", base_dir=None) -> TrialSpec:
     if dup:
         raise top.error("rules", f"names must be unique; repeated: {', '.join(dup)}")
     top.done()
-    return TrialSpec(name, design, kinetics, tox, rules, file)
+    return TrialSpec(name, design, kinetics, tox, rules, file, efficacy)
+
+
+def _protocol(sec: Section | None):
+    """The ``[protocol]`` tables, read by the protocol's own reader (the one home of their
+    keys, types and ranges); a problem is reported as ``[protocol.<table>] key ...``."""
+    from ctkinetics.data.problems import ProblemCollector
+    from ctkinetics.data.protocol import PROTOCOL_TABLES, Protocol, read_protocol
+
+    if sec is None:
+        return Protocol()
+    doc = {}
+    for key in list(sec.table):
+        if key not in PROTOCOL_TABLES:
+            raise sec.error(key, f"is not a protocol table (known: {', '.join(PROTOCOL_TABLES)})")
+        doc[key] = sec.raw(key)
+    if isinstance(doc.get("efficacy"), dict) and "endpoint" not in doc["efficacy"]:
+        doc["efficacy"] = {**doc["efficacy"], "endpoint": "simulated"}  # the outcome is simulated
+    pc = ProblemCollector()
+    protocol = read_protocol(doc, sec.file, pc)
+    if pc.problems:
+        prob = pc.problems[0]
+        table, _, key = str(prob.column).partition(".")
+        raise SettingsError(f"trial spec {sec.file}: [protocol.{table}] {key or ''} {prob.message}".replace("  ", " "))
+    sec.done()
+    return protocol
 
 
 def _boin(sec: Section, **kw) -> BoinDesign:
@@ -137,7 +190,7 @@ def _boin(sec: Section, **kw) -> BoinDesign:
         raise sec.error(None, f"invalid design: {exc}") from None
 
 
-def _design(sec: Section) -> TrialDesign:
+def _design(sec: Section, protocol) -> TrialDesign:
     levels = sec.strings("dose_levels")
     if len(set(levels)) != len(levels):
         raise sec.error("dose_levels", "must be unique labels")
@@ -155,6 +208,9 @@ def _design(sec: Section) -> TrialDesign:
         dlt_window_days=sec.number("dlt_window_days", 28.0, 0, strict_min=True),
         stagger_days=sec.number("stagger_days", 14.0, 0), tite=sec.boolean("tite", True),
         cutoff_eli=sec.number("cutoff_eli", 0.95, 0, 1, True, True), start_level=start - 1,
+        n_earlystop=sec.integer("n_earlystop", None, minimum=1) if sec.has("n_earlystop") else None,
+        extrasafe=sec.boolean("extrasafe", False), offset=sec.number("offset", 0.05, 0, 0.5, True, True),
+        bound_mtd=sec.boolean("bound_mtd", False), protocol=protocol,
     )
     acc = sec.section("accrual")
     per_month = 2.0
@@ -177,10 +233,15 @@ def _design(sec: Section) -> TrialDesign:
         for lab in exp_levels:
             if lab != "mtd" and lab not in levels:
                 raise esec.error("levels", f"entry {lab!r} is neither 'mtd' nor a dose level ({', '.join(levels)})")
-        exp_size = esec.integer("size", 9, minimum=0)
+        cap = protocol.expansion.max_per_group
+        exp_size = esec.integer("size", min(9, cap), minimum=0)
+        if exp_size > cap:
+            raise esec.error("size", f"is {exp_size}, above the protocol's cap of {cap} participants per "
+                                     "expansion group ([protocol.expansion] max_per_group)")
         esec.done()
+    conduct = read_conduct(sec, boin.max_subjects)
     sec.done()
-    return TrialDesign(levels, doses, boin, per_month, mfg, exp_levels, exp_size)
+    return TrialDesign(levels, doses, boin, per_month, mfg, exp_levels, exp_size, conduct)
 
 
 def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | None:
@@ -252,8 +313,27 @@ def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:
     return ToxicitySpec(**kw)
 
 
-def _rule(sec: Section, design: TrialDesign, kinetics) -> RuleSpec:
+def _efficacy(sec: Section, design: TrialDesign, kinetics) -> EfficacySpec:
+    link = sec.string("link", "fixed", LINKS)
+    kw = {"link": link}
+    if link == "fixed":
+        kw["rates"] = sec.numbers("rates", length=len(design.levels), minimum=0, maximum=1)
+    else:
+        if kinetics is None:
+            raise sec.error("link", f"{link!r} needs kinetics: add an enabled [kinetics] table or use 'fixed'")
+        kw["metric"] = sec.string("metric", "auc0_28", set(METRICS) - {"tmax"})
+        kw["reference"] = sec.number("reference", minimum=0, strict_min=True)
+        kw["p_at_reference"] = sec.number("p_at_reference", 0.3, 0, 1, True, True)
+        kw["slope"] = sec.number("slope", 1.0)
+    sec.done()
+    if design.protocol.efficacy.assessment_day is None:
+        raise sec.error(None, "needs the day the response is known: [protocol.efficacy] assessment_day")
+    return EfficacySpec(**kw)
+
+
+def _rule(sec: Section, design: TrialDesign, kinetics, efficacy=None) -> RuleSpec:
     name = sec.string("name")
+    method = sec.string("method", "boin", set(METHODS))
     over = {}
     for key in RULE_OVERRIDES:
         if sec.has(key):
@@ -298,5 +378,17 @@ def _rule(sec: Section, design: TrialDesign, kinetics) -> RuleSpec:
         boin = dataclasses.replace(design.boin, **over, **engine_options) if over or engine_options else design.boin
     except SettingsError as exc:
         raise sec.error(None, f"invalid design override: {exc}") from None
-    return RuleSpec(name, boin, tuple(guards))
+    boin12 = None
+    if method == "boin12":
+        from ctkinetics.escalation.boin12 import Boin12Design
+
+        if efficacy is None:
+            raise sec.error("method", "boin12 needs an efficacy outcome model: add an [efficacy] table")
+        if guards or engine_options:
+            raise sec.error("guards", "are BOIN options; a boin12 rule takes none")
+        try:
+            boin12 = Boin12Design.from_settings(design.protocol.efficacy, boin.target, boin.cohort_size)
+        except SettingsError as exc:
+            raise sec.error(None, f"invalid BOIN12 settings ([protocol.efficacy]): {exc}") from None
+    return RuleSpec(name, boin, tuple(guards), method, boin12)
 

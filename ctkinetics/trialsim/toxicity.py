@@ -1,4 +1,5 @@
-"""Exposure–toxicity links and the time of a DLT inside the window (registries).
+"""Exposure–outcome links (toxicity and efficacy) and the time of a DLT inside the window
+(registries).
 
 Links (:data:`LINKS`), each giving P(DLT) of (participant, dose level) pairs:
 
@@ -16,6 +17,10 @@ Onsets (:data:`ONSETS`), days after infusion, inside (0, T]:
 
 - ``uniform``  onset = v_i · T with a uniform v_i (Yuan et al. 2018's default)
 - ``peak``     onset = Tmax_ij + lag (cytokine release follows expansion), clipped to [0.5, T]
+
+Efficacy (:class:`EfficacySpec`, for BOIN12 rules) uses the same links: participant i responds
+at level j iff ``w_i < P_ij`` with its own uniform w_i; the response is known
+``assessment_day`` days after infusion (the protocol's ``[efficacy]`` setting).
 """
 from __future__ import annotations
 
@@ -81,6 +86,23 @@ ONSETS = {o.name: o for o in (
     Onset("uniform", False, "uniform over the DLT window", _uniform_onset),
     Onset("peak", True, "at the participant's kinetic peak plus a lag", _peak_onset),
 )}
+
+
+@dataclass(frozen=True)
+class EfficacySpec:
+    """The efficacy outcome model: a link of :data:`LINKS` and its settings (as the toxicity's)."""
+
+    link: str = "fixed"
+    rates: tuple = ()
+    metric: str = "auc0_28"
+    reference: float = 1.0
+    p_at_reference: float = 0.3
+    slope: float = 1.0
+
+
+def response(spec: EfficacySpec, u, expo, levels):
+    """Efficacy responses (K,) of K (participant, level) pairs from their uniforms ``u``."""
+    return np.asarray(u) < LINKS[spec.link].probability(spec, expo, np.asarray(levels, dtype=int))
 
 
 def dlt_outcomes(spec: ToxicitySpec, tox_u, onset_u, expo, levels, window: float):
