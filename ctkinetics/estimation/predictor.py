@@ -52,9 +52,14 @@ class ModelPredictor:
         whose switch time is not a finite number. ``covariates`` may hold time courses and,
         under :data:`~ctkinetics.estimation.events.DOSES`, each row's later doses."""
         covariates, doses = events.split(covariates)
-        more = {} if doses is None else {"doses": doses}
-        out = self.model.predict(params, times, covariates=covariates or None,
-                                 observables=self.kinds, **more)
+
+        def call(p, c, d):
+            more = {} if d is None else {"doses": d}
+            return self.model.predict(p, times, covariates=c or None, observables=self.kinds,
+                                      **more)
+
+        out = _guarded(call, params, covariates, doses, len(np.atleast_1d(times)), None,
+                       self.kinds)
         if self.switches:
             bad = self.bad_switch_rows(params, covariates)
             if bad is not None and np.any(bad):
@@ -81,18 +86,81 @@ class ModelPredictor:
         """(values, derivatives) from the model's forward sensitivities: values as
         :meth:`predict`, derivatives kind -> values.shape + (len(wrt),), natural scale."""
         covariates, doses = events.split(covariates)
-        if doses is None:
-            values, derivs = self.model.sensitivities(params, times, covariates=covariates or None,
-                                                      observables=self.kinds, wrt=wrt)
-        else:
-            sol = self.model.solve(params, times, covariates or None, self.kinds, sensitivities=True,
-                                   wrt=wrt, doses=doses)
-            values, derivs = sol.values, sol.derivs
+
+        def call(p, c, d):
+            if d is None:
+                return self.model.sensitivities(p, times, covariates=c or None,
+                                                observables=self.kinds, wrt=wrt)
+            sol = self.model.solve(p, times, c or None, self.kinds, sensitivities=True,
+                                   wrt=wrt, doses=d)
+            return sol.values, sol.derivs
+
+        q = len(wrt) if wrt is not None else len(self.model.parameters)
+        values, derivs = _guarded(call, params, covariates, doses, len(np.atleast_1d(times)), q,
+                                  self.kinds)
         if self.switches:
             bad = self.bad_switch_rows(params, covariates)
             if bad is not None and np.any(bad):
                 values = {k: _nan_rows(v, bad) for k, v in values.items()}
         return values, derivs
+
+
+#: Errors of a model call that mean "this parameter set cannot be solved" (an integrator
+#: dividing by zero on an exploding solution, an overflow): the set's predictions are NaN.
+SOLVER_ERRORS = (ArithmeticError, np.linalg.LinAlgError)
+
+
+def _guarded(call, params, covariates, doses, T, q, kinds):
+    """``call(params, covariates, doses)`` for a stack of parameter sets; when the model
+    raises a solver error, the stack is split in halves until the sets that fail are alone,
+    and those get NaN predictions (and derivatives) — the rest of the stack is unaffected,
+    and the fit of that subject fails with the reason instead of the whole batch falling back
+    to one subject at a time."""
+    try:
+        return call(params, covariates, doses)
+    except SOLVER_ERRORS:
+        n = _rows(params, covariates)
+        if n is None or n <= 1:
+            return _nan_output(kinds, n is None, T, q)
+        half = n // 2
+        parts = [_guarded(call, *_take((params, covariates, doses), rows, n), T, q, kinds)
+                 for rows in (np.arange(half), np.arange(half, n))]
+        if q is None:
+            return {k: np.concatenate([np.atleast_2d(p[k]) for p in parts]) for k in parts[0]}
+        return tuple({k: np.concatenate([p[i][k] for p in parts]) for k in parts[0][i]}
+                     for i in (0, 1))
+
+
+def _rows(params, covariates):
+    for d in (params, covariates or {}):
+        for v in d.values():
+            if isinstance(v, np.ndarray) and v.ndim == 1:
+                return v.shape[0]
+    return None
+
+
+def _take(items, rows, n):
+    def pick(v):
+        if isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n:
+            return v[rows]
+        if isinstance(v, list) and len(v) == n:
+            return [v[i] for i in rows]
+        return v
+
+    params, covariates, doses = items
+    return ({k: pick(v) for k, v in params.items()},
+            None if covariates is None else {k: pick(v) for k, v in covariates.items()},
+            None if doses is None else pick(doses))
+
+
+def _nan_output(kinds, scalar, T, q):
+    """What a parameter set that cannot be solved predicts: NaN values ((T,) or (1, T))
+    and, with ``q`` sensitivities, NaN derivatives."""
+    shape = (T,) if scalar else (1, T)
+    values = {k: np.full(shape, np.nan) for k in kinds}
+    if q is None:
+        return values
+    return values, {k: np.full(shape + (q,), np.nan) for k in kinds}
 
 
 def _nan_rows(values, bad):
