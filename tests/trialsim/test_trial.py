@@ -147,3 +147,47 @@ def test_mechanistic_kinetics_of_the_typical_participant():
     per_trial = r.trials.groupby(["trial", "rule"])["n"].sum()
     assert per_trial.between(3, 6).all()  # at most max_participants; a stop leaves at least a cohort
     assert s.loc["3.0e8", "cmax_n"] > 0 and np.isfinite(s.loc["3.0e8", "cmax_gmean"])
+
+
+def test_boin12_calendar_by_hand():
+    # No toxicity, every participant responds (outcome known on day 28), everyone ready at
+    # once, cohorts of 3, 14-day stagger, at most 9, start at the lowest of 3 levels, BOIN12
+    # with the published utilities (phi_T = target 0.3, phi_E 0.25): u_bar = 43, benchmark
+    # 71.5. After a complete cohort of 3/3 responders at level a, a is more desirable than the
+    # untried b (Pr(U > 0.715 | Beta(4, 1)) = 1 - 0.715^4 = 0.74 > Pr(Beta(1, 1) > 0.715) =
+    # 0.285), so BOIN12 stays at a (dose exploration needs 9 at a) until 9 are treated there.
+    # Calendar: 0, 14, 14 (stagger), complete on 42 -> 42, 42, 42; complete on 70 -> 70 x 3;
+    # 9 treated: stop; escalation ends when the last outcome is known, 70 + 28 = 98; OBD a.
+    doc = {"design": {"dose_levels": ["a", "b", "c"], "doses": [1.0, 2.0, 3.0], "max_participants": 9,
+                      "accrual": {"per_month": 1e6}, "stagger_days": 14.0},
+           "protocol": {"efficacy": {"assessment_day": 28.0}},
+           "toxicity": {"link": "fixed", "rates": [0.0, 0.0, 0.0]},
+           "efficacy": {"link": "fixed", "rates": [1.0, 1.0, 1.0]},
+           "rules": [{"name": "boin12", "method": "boin12"}]}
+    (out,) = simulate_trials_local(parse_spec(doc), 1, [0]).outcomes
+    given = out.level[0] >= 0
+    assert list(out.level[0, given]) == [0] * 9
+    assert [round(float(d), 3) for d in out.infusion_day[0, given]] == [0, 14, 14, 42, 42, 42, 70, 70, 70]
+    assert out.selected[0] == 0 and out.stop_rule[0] == 2  # stop_max
+    assert out.duration_escalation[0] == pytest.approx(98.0, abs=1e-3)
+    assert list(out.n_efficacy[0]) == [9, 0, 0]
+
+
+def test_sentinel_dlt_holds_the_gate_until_the_committee_review():
+    # Everyone ready at once, every participant has a DLT (rate 1) with onset v*28 (uniform).
+    # The sentinel's DLT on day d <= 14 holds the stagger gate of its dose group until the
+    # committee's review 7 days after it (the protocol's default sentinel gate); the second
+    # participant is infused on max(14, d + 7). Trials whose sentinel DLT comes after day 14
+    # (outside the sentinel gate's window) wait for the time gate only (day 14).
+    from ctkinetics.trialsim.draws import draw_trials, on_grid
+
+    doc = {"design": {"dose_levels": ["a", "b"], "doses": [1.0, 2.0], "accrual": {"per_month": 1e6},
+                      "committee": {"sentinel_review_days": 7.0}},
+           "toxicity": {"link": "fixed", "rates": [1.0, 1.0]}}
+    spec = parse_spec(doc)
+    sim = simulate_trials_local(spec, 4, range(40))
+    d = on_grid(np.maximum(draw_trials(spec, 4, range(40)).onset_u[:, 0], 1e-9) * 28)
+    second = sim.outcomes[0].infusion_day[:, 1]
+    want = np.where(d <= 14, np.maximum(14.0, d + 7.0), 14.0)
+    assert ((d > 7) & (d <= 14)).any() and (d > 14).any()  # both cases occur
+    assert np.allclose(second, want, atol=1e-9)
