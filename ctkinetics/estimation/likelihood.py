@@ -208,7 +208,8 @@ def residual_derivatives(z, sd, r1, r2, quantified, censored):
     With ∂z/∂θ = −(T'(f)·∂f/∂θ + z·∂sd/∂θ)/sd they give the exact residual Jacobian from the
     model's sensitivities ∂f/∂θ.
     """
-    d1 = np.where(quantified, 1.0, 0.0)
+    shape = np.broadcast_shapes(np.shape(z), np.shape(quantified), np.shape(censored))
+    d1 = np.array(np.broadcast_to(np.where(quantified, 1.0, 0.0), shape))
     cens = np.broadcast_to(censored, d1.shape)
     if cens.any():
         zc = np.broadcast_to(z, d1.shape)[cens]
@@ -219,6 +220,25 @@ def residual_derivatives(z, sd, r1, r2, quantified, censored):
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = np.where(quantified & (r2 > 0), 1.0 / (sd * r2), 0.0)
     return d1, d2
+
+
+def pseudo_residual_jacobian(error: ErrorModel, ty, f, df, sd, dsd, quantified, censored,
+                             ln_sd2_floor):
+    """Pseudo-residuals (r₁, r₂) and their derivatives (∂r₁/∂θ, ∂r₂/∂θ), each (..., m, q),
+    from predictions ``f`` (..., m), their derivatives ``df`` (..., m, q), the SD ``sd`` and
+    its derivatives ``dsd`` (..., m, q) (through f and, for the fit's own SD parameters, σ):
+
+        z = (T(y) − T(f))/sd,   ∂z/∂θ = −(T'(f)·∂f/∂θ + z·∂sd/∂θ)/sd,
+
+    chained with :func:`residual_derivatives`. ``ty`` is T(y) (the limit for censored
+    samples). The one home of the exact residual Jacobian (individual and population fits).
+    """
+    with np.errstate(all="ignore"):
+        z = (ty - error.transform(f)) / sd
+        dz = -(error.dtransform(f)[..., None] * df + z[..., None] * dsd) / sd[..., None]
+        r1, r2 = residuals_from_z(z, sd, quantified, censored, ln_sd2_floor)
+        d1, d2 = residual_derivatives(z, sd, r1, r2, quantified, censored)
+        return (r1, np.broadcast_to(r2, r1.shape)), (d1[..., None] * dz, d2[..., None] * dsd)
 
 
 def _log_npdf(z):

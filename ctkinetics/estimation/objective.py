@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, residual_derivatives,
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_from_z, pseudo_residual_jacobian,
     residuals_from_z, weighted_residuals,
 )
 from ctkinetics.estimation.events import StackedEvents
@@ -345,12 +345,10 @@ class Group:
                 dsd = dsd_df[..., None] * df
                 for i, dsi in zip(sig_idx, dsd_dsig):
                     dsd[..., i] += dsi * nat[:, i][:, None]      # ∂σ/∂ln σ = σ
-                z = (ty - self.error.transform(f)) / sd
-                dz = -(self.error.dtransform(f)[..., None] * df + z[..., None] * dsd) / sd[..., None]
-                r1, r2 = residuals_from_z(z, sd, quant, cens, self.ln_sd2_floor[m.analyte])
-                d1, d2 = residual_derivatives(z, sd, r1, r2, quant, cens)
-                blocks += [d1[..., None] * dz, d2[..., None] * dsd]
-            res += [r1, np.broadcast_to(r2, r1.shape)]
+            (r1, r2), (j1, j2) = pseudo_residual_jacobian(
+                self.error, ty, f, df, sd, dsd, quant, cens, self.ln_sd2_floor[m.analyte])
+            blocks += [j1, j2]
+            res += [r1, r2]
         if self.prior is not None:
             jp = np.zeros((theta.shape[0], len(self.prior_cols), theta.shape[1]))
             jp[:, :, self.prior_cols] = self.prior_linv

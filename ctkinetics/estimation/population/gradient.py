@@ -16,7 +16,8 @@ minimises h_i = D_i + (φ − μ_i)ᵀΩ⁻¹(φ − μ_i). Because ∂h_i/∂φ
 where ∂²h/∂φ² is the finite-difference Hessian (2·A_i, Gauss–Newton, where that is not
 positive definite) and ∂h/∂φ = 2 J_iᵀ r_i + 2 Ω⁻¹(φ − μ_i).
 Every term is evaluated at the fixed modes φ̂ — central differences in x and in φ, all in
-one stacked model call — so a gradient costs no inner optimisation at all, and it stays
+one stacked model call (J by central differences of the residuals, or, for a smooth model
+with sensitivities, exact from one sensitivity solve per stacked point) — so a gradient costs no inner optimisation at all, and it stays
 right for modes sitting on a kink of the model (a switch time on a sampling time): there
 the typical values of the random-effect parameters enter only the Gaussian prior at fixed
 φ, whose derivative is exact, whereas a finite difference of F through re-solved modes
@@ -45,6 +46,13 @@ def _stats(pm, phi, preds, sigma, q):
     return d0, r[:, 0], J
 
 
+def _stats_exact(pm, phi, preds, dpreds, sigma):
+    """The same as :func:`_stats` for a smooth model with sensitivities: every stacked φ is
+    a centre; J exact from the sensitivities."""
+    r, J = pm.pseudo_jacobian(sigma, preds, dpreds)
+    return pm.data_m2ll(phi, sigma, preds), r, J
+
+
 def _logdet(J, omega_inv):
     s, ld = np.linalg.slogdet(np.einsum("...mq,...mk->...qk", J, J) + omega_inv)
     return np.where(s > 0, ld, np.inf)
@@ -64,7 +72,8 @@ def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
     ridx = spec.random_index
     theta, beta, omega, sigma = spec.split(x)
     phi_r = pm.phi_pop(theta, beta)[:, ridx] + eta_hat       # fixed individual φ
-    offsets = _points(np.zeros((n, q)))[0][:2 * q + 1]
+    exact = getattr(pm, "exact", False)
+    offsets = np.zeros((1, n, q)) if exact else _points(np.zeros((n, q)))[0][:2 * q + 1]
     xs = [x] + [x + x_step * e for e in np.eye(P)] + [x - x_step * e for e in np.eye(P)]
     parts = [spec.split(xk) for xk in xs]
     fulls = []
@@ -82,8 +91,12 @@ def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
             shifted.append(f)
     centres = [fulls[0]] + [fulls[k] for k in own] + shifted
     phi = np.concatenate([pm.with_eta(c, offsets) for c in centres])
-    preds = pm.predict(phi)
-    d0, r0, J = _stats(pm, phi, preds, sigma, q)
+    if exact:   # one sensitivity solve per centre instead of 2q + 1 predictions
+        preds, dpreds = pm.predict_with_sensitivities(phi)
+        d0, r0, J = _stats_exact(pm, phi, preds, dpreds, sigma)
+    else:
+        preds = pm.predict(phi)
+        d0, r0, J = _stats(pm, phi, preds, sigma, q)
     jpts = offsets.shape[0]
     slot = {0: 0, **{k: i + 1 for i, k in enumerate(own)}}
     om_inv0 = np.linalg.inv(omega)
@@ -94,7 +107,10 @@ def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
         dk, rk, Jk = d0[b], r0[b], J[b]
         if not np.array_equal(sg, sigma):     # residual SD moved: same predictions
             sl = slice(b * jpts, (b + 1) * jpts)
-            dk, rk, Jk = (v[0] for v in _stats(pm, phi[sl], [p[sl] for p in preds], sg, q))
+            stats = (_stats_exact(pm, phi[sl], [p[sl] for p in preds],
+                                  [p[sl] for p in dpreds], sg) if exact else
+                     _stats(pm, phi[sl], [p[sl] for p in preds], sg, q))
+            dk, rk, Jk = (v[0] for v in stats)
         om_inv = np.linalg.inv(om)
         dev = phi_r - pm.phi_pop(th, be)[:, ridx]
         prior = np.einsum("ni,ij,nj->n", dev, om_inv, dev)
@@ -107,7 +123,13 @@ def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
     dl = ((ld_phi[:, 0] - ld_phi[:, 1]) / (2 * phi_step)).T          # (n, q)
     # the full Hessian of h (finite differences of D) where positive definite, else 2·A
     om_inv = om_inv0
-    HD = _derivatives(pm, pm.phi_pop(theta, beta), eta_hat, sigma)[2]
+    if exact:   # central differences of the exact ∂D/∂φ = 2·Jᵀr over the φ-shifted blocks
+        first = 1 + len(own)
+        gD = 2 * np.einsum("bnmq,bnm->bnq", J[first:], r0[first:]).reshape(q, 2, n, q)
+        HD = np.moveaxis((gD[:, 0] - gD[:, 1]) / (2 * phi_step), 0, -1)   # (n, q, q)
+        HD = 0.5 * (HD + np.swapaxes(HD, 1, 2))
+    else:
+        HD = _derivatives(pm, pm.phi_pop(theta, beta), eta_hat, sigma)[2]
     Hh = HD + 2 * om_inv
     pd = np.linalg.eigvalsh(Hh)[:, 0] > 1e-8 * np.abs(np.einsum("nqq->n", Hh))
     Hh = np.where(pd[:, None, None], Hh, 2 * A0)

@@ -64,8 +64,16 @@ def _points(eta, step=_JSTEP):
 def _derivatives(pm, phi_pop, eta, sigma, step=_JSTEP):
     """Pseudo-residual Jacobian (n, M, q) by central differences, residuals (n, M), the
     finite-difference Hessian of −2 ln p(y|η) (n, q, q) and −2 ln p(y|η) itself (n,), from
-    one stacked prediction."""
+    one stacked prediction. A smooth model with sensitivities (``pm.exact``) gives the
+    exact J at η and the Gauss–Newton Hessian 2·JᵀJ from one sensitivity solve instead."""
     n, q = eta.shape
+    if getattr(pm, "exact", False):
+        # the model's sensitivities: exact J at η itself, Gauss–Newton Hessian 2·JᵀJ
+        phi = pm.with_eta(phi_pop, eta)
+        preds, dpreds = pm.predict_with_sensitivities(phi)
+        r, J = pm.pseudo_jacobian(sigma, preds, dpreds)
+        d = pm.data_m2ll(phi, sigma, preds)
+        return J, r, 2.0 * np.einsum("nmq,nmk->nqk", J, J), d
     stack, pairs = _points(eta, step)
     phi = pm.with_eta(phi_pop, stack)
     preds = pm.predict(phi)
@@ -190,7 +198,8 @@ def global_ebe(pm, phi_pop, omega, sigma, eta0=None, tol=1e-7, extra=None,
         return e
     for s0 in (starts if starts is not None else ()):
         e = _best(e, ebe(pm, phi_pop, omega, sigma, s0, tol=tol))
-    cand = _candidates(omega, e.eta)
+    # the modes of a smooth model do not sit on kinks: 16 screening draws, not 128
+    cand = _candidates(omega, e.eta, n_sobol=16 if getattr(pm, "exact", False) else 128)
     if extra is not None and len(extra):
         cand = np.concatenate([cand, np.asarray(extra, float)])
     omega_inv = np.linalg.inv(omega)

@@ -12,8 +12,8 @@ import numpy as np
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.likelihood import (
-    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_terms, pseudo_residuals,
-    weighted_residuals,
+    CENSORED, EXCLUDED, QUANTIFIED, ErrorModel, m2ll_terms, pseudo_residual_jacobian,
+    pseudo_residuals, weighted_residuals,
 )
 from ctkinetics.estimation.population.data import PopData
 from ctkinetics.estimation.predictor import ModelPredictor
@@ -89,6 +89,10 @@ class PopModel:
         self.scale_cols = {t.name: j for j, t in enumerate(spec.thetas) if t.role == "scale"}
         self.kinds = sorted({a.kind for a in data.analytes})
         self.predictor = ModelPredictor(model, self.kinds)
+        # exact η-derivatives from the model's sensitivities for a smooth model; a model
+        # with a switch time keeps the ±1 % secants of .inner (a mode on a kink)
+        self.exact = bool(self.predictor.has_sensitivities
+                          and not (getattr(model, "switch_names", ()) or ()))
         sig_names = [s.name for s in spec.sigmas]
         self.sigma_cols = [[sig_names.index(f"{nm}_{a.analyte}") for nm in error.sigma_names]
                            for a in data.analytes]
@@ -161,6 +165,66 @@ class PopModel:
                 f = f * nat[:, self.scale_cols[a.scale_param]].reshape(reps, self.n, 1)
             preds.append(f.reshape(lead + a.idx.shape))
         return preds
+
+    def predict_with_sensitivities(self, phi):
+        """Predictions per analyte (…, n, m_k) and their derivatives (…, n, m_k, q) with
+        respect to the random-effect parameters φ (estimation scale), from one sensitivity
+        solve of the model (:attr:`exact` models)."""
+        phi = np.asarray(phi, float)
+        lead = phi.shape[:-2]
+        flat = phi.reshape(-1, phi.shape[-1])
+        rows = flat.shape[0]
+        nat = np.where(self.is_log, np.exp(np.clip(flat, -700, 700)), flat)
+        params = {name: nat[:, j] for name, j in self.model_cols}
+        params.update(self.spec.fixed or {})
+        reps = rows // self.n
+        cov = {c: np.tile(v, reps) for c, v in self.data.model_covariates.items()}
+        if self.data.events is not None:
+            cov = self.data.events.extend(cov, reps)
+        thetas = self.spec.thetas
+        wrt = [thetas[j].name for j in self.ridx if thetas[j].role == "model"]
+        with np.errstate(all="ignore"):
+            values, derivs = self.predictor.sensitivities(params, self.data.times, cov,
+                                                          wrt=wrt)
+        preds, dpreds = [], []
+        for a in self.data.analytes:
+            full = np.reshape(np.asarray(values[a.kind], float), (rows, -1))
+            dfull = np.reshape(np.asarray(derivs[a.kind], float), (rows, full.shape[1], -1))
+            idx = np.broadcast_to(a.idx, (reps,) + a.idx.shape).reshape(rows, -1)
+            f = np.take_along_axis(full, idx, axis=1)
+            dsel = np.take_along_axis(dfull, idx[..., None], axis=1)
+            df = np.zeros(f.shape + (len(self.ridx),))
+            scale = (nat[:, self.scale_cols[a.scale_param]][:, None] if a.scale_param
+                     else np.ones((rows, 1)))
+            for k, j in enumerate(self.ridx):
+                t = thetas[j]
+                if t.role == "model":
+                    chain = nat[:, j][:, None] if t.log else 1.0
+                    df[..., k] = dsel[..., wrt.index(t.name)] * chain * scale
+                elif t.name == a.scale_param:          # ∂(s·g)/∂ln s = s·g
+                    df[..., k] = f * scale if t.log else f
+            f = f * scale
+            preds.append(f.reshape(lead + a.idx.shape))
+            dpreds.append(df.reshape(lead + a.idx.shape + (len(self.ridx),)))
+        return preds, dpreds
+
+    def pseudo_jacobian(self, sigma, preds, dpreds):
+        """Pseudo-residuals (…, n, M) as :meth:`pseudo` and their exact Jacobian
+        (…, n, M, q) with respect to the random-effect φ at fixed σ."""
+        rs, js = [], []
+        for a, f, df, s, floor in zip(self.data.analytes, preds, dpreds, self.sigmas_of(sigma),
+                                      self.floors):
+            with np.errstate(all="ignore"):
+                sd = np.broadcast_to(self.error.sd(f, s), f.shape)
+                dsd = self.error.sd_derivatives(f, s, sd)[0][..., None] * df
+                ty = self.error.transform(np.where(a.mode == EXCLUDED, 1.0, a.y))
+            (r1, r2), (j1, j2) = pseudo_residual_jacobian(
+                self.error, ty, f, df, sd, dsd, a.mode == QUANTIFIED, a.mode == CENSORED, floor)
+            rs += [r1, r2]
+            js += [j1, j2]
+        r = np.nan_to_num(np.concatenate(rs, axis=-1), nan=1e6, posinf=1e6, neginf=-1e6)
+        J = np.concatenate(js, axis=-2)
+        return r, np.where(np.isfinite(J), J, 0.0)
 
     # ---- likelihood -----------------------------------------------------------------------
     def data_m2ll(self, phi, sigma, preds=None):
