@@ -34,7 +34,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--method", default="focei", type=str.lower, choices=METHOD_CHOICES,
                         help="estimation method (default focei)")
     parser.add_argument("--random-effects", default=None, metavar="A,B",
-                        help="parameters with a random effect (default: all kinetic ones)")
+                        help="parameters with a random effect (default: those whose omega2 the "
+                             "model file declares, else all kinetic ones)")
     parser.add_argument("--covariate", action="append", default=None, metavar="PARAM~COV",
                         help="covariate effect, e.g. CL~dose or Cmax~bcell0:exponential "
                              "(power by default, reference the median); repeatable")

@@ -43,7 +43,8 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
         ``.observations``, ``.subjects`` (covariate columns) and ``.study.analytes``.
     model : str or Model
     random_effects : list of str or "a,b", optional
-        Parameters with a random effect (default: every kinetic parameter).
+        Parameters with a random effect (default: the estimated ones whose ω² the model file
+        declares, else every kinetic parameter).
     covariates : str, list or dict, optional
         Effects such as ``"CL~dose"`` (power, reference the median) or
         ``"Cmax~bcell0:exponential"``; covariates are columns of ``dataset.subjects``.

@@ -165,14 +165,20 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
 def _numeric_step(pm, x, idx, chains, ridx, lo, hi, max_iter):
     """argmin over x[idx] of the mean over ``chains`` (K, n, q) of Σ_i −2 ln p(y_i | φ_i)."""
     spec = pm.spec
+    cache = {}   # predictions by the entries of x that move them: σ alone does not
 
     def f(z):
         xx = x.copy()
         xx[idx] = z
         theta, beta, _, sigma = spec.split(xx)
-        full = np.repeat(pm.phi_pop(theta, beta)[None], chains.shape[0], axis=0)
-        full[..., ridx] = chains
-        v = float(np.sum(pm.data_m2ll(full, sigma))) / chains.shape[0]
+        key = np.concatenate([theta, beta]).tobytes()
+        if key not in cache:
+            full = np.repeat(pm.phi_pop(theta, beta)[None], chains.shape[0], axis=0)
+            full[..., ridx] = chains
+            cache.clear()
+            cache[key] = (full, pm.predict(full))
+        full, preds = cache[key]
+        v = float(np.sum(pm.data_m2ll(full, sigma, preds))) / chains.shape[0]
         return v if np.isfinite(v) else 1e12
 
     res = minimize(f, x[idx], method="L-BFGS-B", bounds=list(zip(lo[idx], hi[idx])),

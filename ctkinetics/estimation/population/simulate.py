@@ -26,7 +26,7 @@ class SimulatedStudy:
 
 def simulate_study(model, n, times, analyte="transgene", kind=None, unit="", lloq=np.nan,
                    typical=None, omega2=None, sigma=0.5, error="proportional",
-                   covariates=None, effects=None, seed=0) -> SimulatedStudy:
+                   covariates=None, effects=None, seed=0, analytes=None) -> SimulatedStudy:
     """Simulate ``n`` subjects sampled at ``times`` (model time unit).
 
     Parameters
@@ -49,6 +49,10 @@ def simulate_study(model, n, times, analyte="transgene", kind=None, unit="", llo
     effects : dict (parameter, covariate) -> (beta, reference), optional
         Power covariate effects.
     seed : int
+    analytes : dict name -> (kind, unit, lloq, sigma), optional
+        Several assays of the same subjects (e.g. qPCR, flow and B cells of
+        ``cart_bcell_sle``), each with its own LLOQ and residual SD; replaces ``analyte``,
+        ``kind``, ``unit``, ``lloq`` and ``sigma``.
     """
     rng = np.random.default_rng(seed)
     times = np.asarray(times, float)
@@ -65,22 +69,30 @@ def simulate_study(model, n, times, analyte="transgene", kind=None, unit="", llo
                 v = v * (covariates[cov] / ref) ** beta
         params[p.name] = v
     mcov = {c: covariates[c] for c in getattr(model, "covariates", {}) if c in covariates}
-    f = np.reshape(model.predict(params, times, covariates=mcov or None,
-                                 observables=[kind])[kind], (n, -1))
-    eps = rng.standard_normal(f.shape)
-    y = f * np.exp(sigma * eps) if error == "proportional" else f + sigma * eps
-    blq = y < lloq if np.isfinite(lloq) else np.zeros_like(y, bool)
+    assays = analytes or {analyte: (kind, unit, lloq, sigma)}
+    out = model.predict(params, times, covariates=mcov or None,
+                        observables=sorted({a[0] for a in assays.values()}))
     ids = [f"S{i + 1:03d}" for i in range(n)]
-    obs = pd.DataFrame({
-        "subject": np.repeat(ids, times.size), "time": np.tile(times, n), "analyte": analyte,
-        "value": np.where(blq, np.nan, y).ravel(), "unit": unit, "lloq": float(lloq),
-        "blq": blq.ravel(), "pre_infusion": False, "source_file": "simulated",
-        "source_row": np.arange(2, n * times.size + 2)})
+    frames = []
+    for name, (k, u, limit, sd) in assays.items():
+        f = np.reshape(out[k], (n, -1))
+        eps = rng.standard_normal(f.shape)
+        y = f * np.exp(sd * eps) if error == "proportional" else f + sd * eps
+        blq = y < limit if np.isfinite(limit) else np.zeros_like(y, bool)
+        frames.append(pd.DataFrame({
+            "subject": np.repeat(ids, times.size), "time": np.tile(times, n),
+            "analyte": name, "value": np.where(blq, np.nan, y).ravel(), "unit": u,
+            "lloq": float(limit), "blq": blq.ravel()}))
+    obs = pd.concat(frames, ignore_index=True)
+    obs["pre_infusion"] = False
+    obs["source_file"] = "simulated"
+    obs["source_row"] = np.arange(2, len(obs) + 2)
     subjects = pd.DataFrame({"subject": ids, "dose_level": "1",
                              "dose": covariates.get("dose", np.full(n, np.nan))})
     for c, v in covariates.items():
         subjects[c] = v
-    analytes = {analyte: SimpleNamespace(name=analyte, unit=unit, lloq=lloq, kind=kind)}
+    analytes = {name: SimpleNamespace(name=name, unit=u, lloq=limit, kind=k)
+                for name, (k, u, limit, _) in assays.items()}
     truth = pd.DataFrame([{"subject": s, "parameter": k, "value": float(v[i])}
                           for k, v in params.items() for i, s in enumerate(ids)])
     return SimulatedStudy(obs, subjects, SimpleNamespace(name="simulated", analytes=analytes),

@@ -48,8 +48,12 @@ def make_spec(data: PopData, model, random_effects, effects, omega="diagonal", i
         thetas.append(ThetaSpec(s.name, s.role, s.log, float(np.clip(est, lo, hi)), lo, hi,
                                 s.unit))
     names = [t.name for t in thetas]
-    random = list(random_effects) if random_effects is not None else \
-        [t.name for t in thetas if t.role == "model"]
+    model_params = {p.name: p for p in getattr(model, "parameters", ())}
+    kinetic = [t.name for t in thetas if t.role == "model"]
+    # default: the parameters whose between-subject variance the model file declares
+    # (omega2), or every kinetic one when it declares none
+    declared = [n for n in kinetic if getattr(model_params.get(n), "omega2", None)]
+    random = list(random_effects) if random_effects is not None else (declared or kinetic)
     bad = [r for r in random if r not in names]
     if bad:
         raise SettingsError(f"random effect(s) on unknown parameter(s) {bad}; estimated "
@@ -67,7 +71,6 @@ def make_spec(data: PopData, model, random_effects, effects, omega="diagonal", i
                           resolve_omega("block" if omega is True else
                                         "diagonal" if omega is False else omega),
                           dict(data.layout.fixed))
-    model_params = {p.name: p for p in getattr(model, "parameters", ())}
     w2 = []
     for r in random:
         declared = getattr(model_params.get(r), "omega2", None)
