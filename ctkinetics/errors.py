@@ -40,6 +40,39 @@ class Problem:
         return f"{', '.join(where)}: {self.message}"
 
 
+@dataclass(frozen=True)
+class SettingProblem(Problem):
+    """A problem in a settings file (TOML, :mod:`ctkinetics.schema`): ``row`` is the line of
+    the file, ``column`` the dotted key (``design.cohort_size``), ``token`` the offending text
+    of an expression when there is one."""
+
+    token: str | None = None
+
+    @property
+    def line(self) -> int | None:
+        return self.row
+
+    @property
+    def key(self) -> str | None:
+        return self.column
+
+    def __str__(self) -> str:
+        where = [self.file or "<input>"]
+        if self.row is not None:
+            where.append(f"line {self.row}")
+        if self.column is not None:
+            where.append(f"key '{self.column}'")
+        return f"{', '.join(where)}: {self.message}" + (f" (at '{self.token}')" if self.token else "")
+
+
+def _problem_lines(problems, truncated: int, title: str) -> str:
+    lines = [f"{len(problems) + truncated} problem(s) in {title}:"]
+    lines += [f"  - {p}" for p in problems]
+    if truncated:
+        lines.append(f"  ... and {truncated} more")
+    return "\n".join(lines)
+
+
 class DataValidationError(InputError):
     """One or more problems in a data file.
 
@@ -63,14 +96,14 @@ class DataValidationError(InputError):
     def at(cls, file, row, column, message) -> "DataValidationError":
         return cls([Problem(str(file) if file is not None else "", row, column, message)])
 
+    @classmethod
+    def from_problems(cls, problems, truncated: int = 0) -> "DataValidationError":
+        return cls(problems, truncated=truncated)
+
     def _format(self) -> str:
         if len(self.problems) == 1 and not self.truncated:
             return str(self.problems[0])
-        lines = [f"{len(self.problems) + self.truncated} problem(s) in the input data:"]
-        lines += [f"  - {p}" for p in self.problems]
-        if self.truncated:
-            lines.append(f"  ... and {self.truncated} more")
-        return "\n".join(lines)
+        return _problem_lines(self.problems, self.truncated, "the input data")
 
 
 class ModelFileError(InputError):
@@ -80,13 +113,40 @@ class ModelFileError(InputError):
         self.file = str(file) if file is not None else "<model>"
         self.line = line
         self.token = token
+        self.problems = (SettingProblem(self.file, line, None, message, token),)
         where = self.file + (f", line {line}" if line is not None else "")
         tok = f" (at '{token}')" if token else ""
         super().__init__(f"{where}: {message}{tok}")
 
+    @classmethod
+    def from_problems(cls, problems, truncated: int = 0) -> "ModelFileError":
+        """Every problem of a model file at once; ``line`` and ``token`` are the first's."""
+        problems = tuple(problems)
+        first = problems[0]
+        token = getattr(first, "token", None) or (first.column.split(".")[-1] if first.column else None)
+        err = cls(first.file, first.message, first.row, None)
+        err.token, err.problems = token, problems
+        if len(problems) > 1 or truncated:
+            Exception.__init__(err, _problem_lines(problems, truncated, "the model file"))
+        else:
+            Exception.__init__(err, str(first))
+        return err
+
 
 class SettingsError(InputError):
-    """An invalid option or configuration value."""
+    """An invalid option or configuration value (``problems``: those of a settings file,
+    each naming file, line and key, when it came from one)."""
+
+    problems: tuple = ()
+
+    @classmethod
+    def from_problems(cls, problems, truncated: int = 0) -> "SettingsError":
+        problems = tuple(problems)
+        text = (str(problems[0]) if len(problems) == 1 and not truncated
+                else _problem_lines(problems, truncated, problems[0].file or "the settings"))
+        err = cls(text)
+        err.problems = problems
+        return err
 
 
 class OutputError(InputError):

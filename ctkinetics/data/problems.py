@@ -34,18 +34,23 @@ class ProblemCollector:
         self._per_key: dict = {}
 
     def add(self, file, row, column, message) -> None:
-        key = (str(file), column)
+        self.add_problem(Problem(str(file) if file is not None else "", row, column, message))
+
+    def add_problem(self, problem: Problem) -> None:
+        """Add a problem as it is (a settings file's :class:`~ctkinetics.errors.SettingProblem`
+        keeps naming its line and key)."""
+        key = (problem.file, problem.column)
         n = self._per_key.get(key, 0)
         self._per_key[key] = n + 1
         if len(self.problems) >= self.cap or n >= self.per_column:
             self.truncated += 1
             return
-        self.problems.append(Problem(str(file) if file is not None else "", row, column, message))
+        self.problems.append(problem)
 
     def extend(self, error: DataValidationError) -> None:
         """Take over the problems of an error raised by a lower-level reader."""
         for p in error.problems:
-            self.add(p.file, p.row, p.column, p.message)
+            self.add_problem(p)
         self.truncated += error.truncated
 
     @contextmanager

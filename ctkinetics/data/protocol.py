@@ -54,13 +54,6 @@ from dataclasses import dataclass, field
 
 
 
-def suggest(name: str, known) -> str:
-    """' (did you mean 'design'?)' when ``name`` is close to one of ``known``, else ''."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name).lower(), [str(k).lower() for k in known], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
 @dataclass(frozen=True)
 class Design:
     """The dose-escalation design (DOMAIN.md §1, §6): ``[design]`` of ``study.toml``.
@@ -91,64 +84,35 @@ class Design:
 #: ``[design]`` keys a study with safety data must give (checked when safety.csv is read).
 REQUIRED_DESIGN_KEYS = ("target_dlt_rate", "dlt_window_days", "stagger_days", "cohort_size", "max_subjects")
 MTD_PENDING = ("exclude", "no_dlt")
-_DESIGN_TYPES = {
-    "target_dlt_rate": float, "dlt_window_days": float, "stagger_days": float,
-    "cohort_size": int, "max_subjects": int, "phi1": float, "phi2": float,
-    "cutoff_eli": float, "n_earlystop": int, "extrasafe": bool, "offset": float, "bound_mtd": bool,
-    "mtd_pending": str, "min_completers": int, "min_pending_followup": float,
-}
 
 
-def read_design(doc: dict, file: str, pc) -> Design:
-    """``[design]`` of a parsed ``study.toml``; every key checked (problems go to ``pc``)."""
-    design_doc = doc.get("design", {})
-    kw = {}
-    if not isinstance(design_doc, dict):
-        pc.add(file, None, "design", "expected a [design] table")
-        design_doc = {}
-    for k, v in design_doc.items():
-        typ = _DESIGN_TYPES.get(k)
-        if typ is None:
-            pc.add(file, None, f"design.{k}", f"unknown design setting{suggest(k, _DESIGN_TYPES)} "
-                                              f"(known: {', '.join(_DESIGN_TYPES)})")
-        elif typ is bool:
-            if isinstance(v, bool):
-                kw[k] = v
-            else:
-                pc.add(file, None, f"design.{k}", f"expected true or false, got {v!r}")
-        elif typ is str:
-            if v in MTD_PENDING:
-                kw[k] = v
-            else:
-                pc.add(file, None, f"design.{k}", f"expected one of {', '.join(MTD_PENDING)}, got {v!r}")
-        elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or (typ is int and int(v) != v):
-            pc.add(file, None, f"design.{k}", f"expected {'an integer' if typ is int else 'a number'}, got {v!r}")
-        else:
-            kw[k] = typ(v)
-    _check_design_ranges(kw, file, pc)
-    return Design(**kw, given=frozenset(kw))
+def read_design(doc, file: str, pc) -> Design:
+    """``[design]`` of a parsed ``study.toml`` (a mapping or a :class:`~ctkinetics.schema.
+    TomlDocument`), checked by its schema (``study_schema.DesignSection``); problems go to
+    ``pc`` and the keys without problems are kept."""
+    from ctkinetics.data.study_schema import DesignTable
+    from ctkinetics.schema import Problems, as_document, validate
+
+    document = as_document(doc, file)
+    validate(document, DesignTable, Problems(document, sink=pc))
+    return design_from(document.data)
 
 
-def _check_design_ranges(kw: dict, f: str, pc) -> None:
-    t = kw.get("target_dlt_rate", 0.3)
-    if not 0 < t < 1:
-        pc.add(f, None, "design.target_dlt_rate", f"expected a probability in (0, 1), got {t}")
-    for k in ("dlt_window_days", "cohort_size", "max_subjects"):
-        if k in kw and kw[k] <= 0:
-            pc.add(f, None, f"design.{k}", f"expected a positive value, got {kw[k]}")
-    if kw.get("stagger_days", 0) < 0:
-        pc.add(f, None, "design.stagger_days", "expected zero or a positive number of days")
-    for k in ("cutoff_eli", "offset", "phi1", "phi2"):
-        if k in kw and not 0 < kw[k] < 1:
-            pc.add(f, None, f"design.{k}", f"expected a probability in (0, 1), got {kw[k]}")
-    if "offset" in kw and not kw["offset"] < 0.5:
-        pc.add(f, None, "design.offset", f"expected an offset below 0.5 (R BOIN's limit), got {kw['offset']}")
-    if "n_earlystop" in kw and kw["n_earlystop"] < 1:
-        pc.add(f, None, "design.n_earlystop", f"expected a positive number of participants, got {kw['n_earlystop']}")
-    for k in ("min_completers", "min_pending_followup"):
-        if k in kw and kw[k] < 0:
-            pc.add(f, None, f"design.{k}", f"expected zero (off) or a positive value, got {kw[k]}")
+def design_from(doc: dict) -> Design:
+    """The :class:`Design` of a parsed document's ``[design]`` (its keys with problems left
+    out: :func:`ctkinetics.schema.salvage`); ``given`` = the keys written in the file."""
+    from ctkinetics.data.study_schema import DesignSection
+    from ctkinetics.schema import salvage
+
+    raw = doc.get("design")
+    section = salvage(DesignSection, raw) if isinstance(raw, dict) else None
+    values = _plain(section.model_dump(exclude_unset=True)) if section is not None else {}
+    return Design(**values, given=frozenset(values))
+
+
+def _plain(values: dict) -> dict:
+    """A validated section's values as the settings' dataclasses hold them (arrays as tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
 def design_toml_lines(d: Design) -> list[str]:
@@ -312,93 +276,34 @@ def _toml_value(v) -> str:
     return str(v)
 
 
-# table name -> (Protocol attribute, {key: (type check, converter, expected text)})
-def _is_num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _is_prob(v):
-    return _is_num(v) and 0 < v < 1
-
-
-def _is_count(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-_OUTCOME = (lambda v: v in OUTCOMES, str, f"one of {', '.join(OUTCOMES)}")
-_BOOL = (lambda v: isinstance(v, bool), bool, "true or false")
 _ATTR = {"evaluability": "evaluability", "sentinel": "sentinel", "no_expansion": "no_expansion",
          "expansion": "expansion", "dose_shortfall": "shortfall", "efficacy": "efficacy"}
-_SCHEMA = {
-    "evaluability": {**{r: _OUTCOME for r in EARLY_END_REASONS}, "no_expansion_needs_confirmation": _BOOL},
-    "sentinel": {
-        "enabled": _BOOL,
-        "hold_on_dlt": _BOOL,
-        "crs_grade": (lambda v: _is_num(v) and 1 <= v <= 5, float, "a grade 1-5"),
-        "icans_grade": (lambda v: _is_num(v) and 1 <= v <= 5, float, "a grade 1-5"),
-        "within_days": (lambda v: _is_num(v) and v > 0, float, "a positive number of days"),
-    },
-    "no_expansion": {
-        "kinds": (lambda v: isinstance(v, list) and v and all(k in ANALYTE_KINDS_CHECKED for k in v),
-                  tuple, f"a list of analyte kinds from {', '.join(ANALYTE_KINDS_CHECKED)}"),
-        "fold_lloq": (lambda v: _is_num(v) and v > 0, float, "a positive number"),
-        "by_day": (lambda v: _is_num(v) and v > 0, float, "a positive number of days"),
-    },
-    "expansion": {"max_per_group": (_is_count, int, "an integer >= 1")},
-    "dose_shortfall": {
-        "min_fraction": (lambda v: _is_num(v) and 0 < v <= 1, float, "a fraction in (0, 1]"),
-        "rule": (lambda v: v in SHORTFALL_RULES, str, f"one of {', '.join(SHORTFALL_RULES)}"),
-    },
-    "efficacy": {
-        "endpoint": (lambda v: isinstance(v, str) and v.strip() != "", str, "an endpoint name"),
-        "assessment_day": (lambda v: _is_num(v) and v > 0, float, "a positive number of days"),
-        "threshold": (_is_num, float, "a number"),
-        "direction": (lambda v: v in ("ge", "le"), str, "ge or le"),
-        "phi_e": (_is_prob, float, "a probability in (0, 1)"),
-        "phi_t": (_is_prob, float, "a probability in (0, 1)"),
-        "utilities": (lambda v: isinstance(v, list) and len(v) == 4 and all(_is_num(x) for x in v),
-                      lambda v: tuple(float(x) for x in v),
-                      "four numbers [u(E, no DLT), u(neither), u(both), u(DLT, no E)]"),
-        "c_t": (_is_prob, float, "a probability in (0, 1)"),
-        "c_e": (_is_prob, float, "a probability in (0, 1)"),
-        "n_star": (_is_count, int, "an integer >= 1"),
-        "n_explore": (_is_count, int, "an integer >= 1"),
-    },
-}
-PROTOCOL_TABLES = tuple(_SCHEMA)
+#: The protocol's tables (their keys, types and ranges: ``study_schema.ProtocolTables``).
+PROTOCOL_TABLES = tuple(_ATTR)
 
 
-def read_protocol(doc: dict, file: str, pc) -> Protocol:
-    """The protocol settings of a parsed ``study.toml`` (problems go to ``pc``)."""
-    parts, given = {}, set()
-    for table, schema in _SCHEMA.items():
-        entries = doc.get(table)
-        if entries is None:
-            continue
-        given.add(table)
-        if not isinstance(entries, dict):
-            pc.add(file, None, table, f"expected a [{table}] table")
-            continue
-        kwargs = {}
-        for key, value in entries.items():
-            spec = schema.get(key)
-            if spec is None:
-                pc.add(file, None, f"{table}.{key}",
-                       f"unknown setting in [{table}] (known: {', '.join(schema)})")
-                continue
-            ok, conv, expected = spec
-            if not ok(value):
-                pc.add(file, None, f"{table}.{key}", f"expected {expected}, got {value!r}")
-                continue
-            kwargs[key] = conv(value)
+def read_protocol(doc, file: str, pc) -> Protocol:
+    """The protocol settings of a parsed ``study.toml`` (or of a trial spec's ``[protocol]``
+    tables), checked by their schema; problems go to ``pc``, a table with problems keeps the
+    keys that have none."""
+    from ctkinetics.data.study_schema import ProtocolTablesOnly
+    from ctkinetics.schema import Problems, as_document, validate
+
+    document = as_document(doc, file)
+    validate(document, ProtocolTablesOnly, Problems(document, sink=pc))
+    return protocol_from(document.data)
+
+
+def protocol_from(doc: dict) -> Protocol:
+    """The :class:`Protocol` of a parsed document (keys with problems left out)."""
+    from ctkinetics.data.study_schema import ProtocolTables
+    from ctkinetics.schema import salvage
+
+    given = [t for t in PROTOCOL_TABLES if doc.get(t) is not None]
+    tables = salvage(ProtocolTables, {t: doc[t] for t in given}) or ProtocolTables()
+    parts = {}
+    for table in given:
+        section = getattr(tables, table)
         cls = type(getattr(Protocol(), _ATTR[table]))
-        parts[_ATTR[table]] = cls(**kwargs)
-    eff = parts.get("efficacy")
-    if eff is not None:
-        u = eff.utilities
-        if not (u[0] == max(u) and u[3] == min(u)):
-            pc.add(file, None, "efficacy.utilities",
-                   f"u(efficacy, no DLT) must be the largest and u(DLT, no efficacy) the smallest, got {list(u)}")
-        if eff.endpoint is None:
-            pc.add(file, None, "efficacy.endpoint", "the [efficacy] table needs endpoint = \"...\"")
+        parts[_ATTR[table]] = cls(**_plain(section.model_dump(exclude_unset=True))) if section else cls()
     return Protocol(**parts, given=frozenset(given))

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 from ctkinetics.data.problems import ProblemCollector
-from ctkinetics.data.protocol import (PROTOCOL_TABLES, REQUIRED_DESIGN_KEYS, Design,  # noqa: F401 (Design's home)
-                                      Protocol, check_top_level_tables, design_toml_lines,
-                                      read_design, read_protocol)
+from ctkinetics.data.protocol import (REQUIRED_DESIGN_KEYS, Design,  # noqa: F401 (Design's home)
+                                      Protocol, design_from, design_toml_lines, protocol_from)
 from ctkinetics.errors import DataValidationError
 
 ANALYTE_KINDS = ("qpcr", "flow", "bcell", "conc")
@@ -120,94 +118,83 @@ def _key(k) -> str:
     return k if k.replace("_", "").replace("-", "").isalnum() else _q(k)
 
 
-#: Top-level tables of study.toml (a misspelled table is an error, never silently ignored).
-KNOWN_TABLES = ("study", "dose_levels", "design", "analytes", "formats") + PROTOCOL_TABLES
-
-
 def read_study_toml(path, problems: ProblemCollector | None = None) -> Study | None:
-    """Read and validate ``study.toml``; all problems are reported together.
+    """Read and validate ``study.toml`` by its schema (:mod:`ctkinetics.data.study_schema`,
+    through :mod:`ctkinetics.schema`); every problem is reported together, each naming the
+    line and the key (``design.cohort_size``).
 
     With ``problems`` (a collector shared with the data files' readers) problems are added
     there instead of raised, so one run reports the study definition's problems together with
-    those of the data files; the returned study is then a best effort (None when the file
-    cannot be parsed at all).
+    those of the data files; the returned study is then a best effort (the keys with problems
+    left out; None when the file cannot be parsed at all).
     """
-    path = Path(path)
+    from ctkinetics.data.study_schema import StudyFile
+    from ctkinetics.schema import Problems, validate
+
     pc = problems if problems is not None else ProblemCollector()
-    doc = None
-    with pc.collecting():
-        doc = _parse_toml(path)
-    if doc is None:
-        if problems is None:
-            pc.raise_if_any()
-        return None
-    study = _study_from_doc(doc, path, pc)
+    doc = _parse_toml(Path(path), pc)
+    study = None
+    if doc is not None:
+        validate(doc, StudyFile, Problems(doc, sink=pc))
+        study = _study_from(doc.data)
     if problems is None:
         pc.raise_if_any()
     return study
 
 
-def _parse_toml(path: Path) -> dict:
+def _parse_toml(path: Path, pc: ProblemCollector):
+    """The parsed document (None, with the problem in ``pc``, when it cannot be read)."""
     from ctkinetics.data.csvfile import read_input_bytes
+    from ctkinetics.schema import TomlDocument, TomlSyntaxError
 
     if not path.exists():
-        raise DataValidationError.at(path, None, None, "file not found (a study folder needs study.toml)")
-    raw = read_input_bytes(path, "TOML file")
-    try:
-        return tomllib.loads(raw.decode("utf-8-sig"))
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"line (\d+)", str(exc))
-        raise DataValidationError.at(path, int(m.group(1)) if m else None, None, f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise DataValidationError.at(path, None, None, "not UTF-8 text") from None
+        pc.add(path, None, None, "file not found (a study folder needs study.toml)")
+        return None
+    with pc.collecting():
+        raw = read_input_bytes(path, "TOML file")
+        try:
+            return TomlDocument.parse(raw.decode("utf-8-sig"), str(path))
+        except UnicodeDecodeError:
+            raise DataValidationError.at(path, None, None, "not UTF-8 text") from None
+        except TomlSyntaxError as exc:
+            raise DataValidationError(exc.problem) from None
+    return None
 
 
-def _study_from_doc(doc: dict, path: Path, pc: ProblemCollector) -> Study:
-    f = str(path)
-    check_top_level_tables(doc, KNOWN_TABLES, f, pc)
+def _study_from(doc: dict) -> Study:
+    """The study a document declares; keys with problems are left out (a best effort when
+    there are problems), but a declared analyte keeps its name so that the data files are
+    checked against it."""
+    from ctkinetics.data.study_schema import AnalyteSection, Dose, StudySection
+    from ctkinetics.schema import salvage
 
-    study = doc.get("study", {})
-    name = study.get("name") if isinstance(study, dict) else None
-    if not isinstance(name, str) or not name.strip():
-        pc.add(f, None, "study.name", "expected [study] name = \"...\"")
-        name = ""
-    start_date = str(study.get("start_date", "2026-01-01")) if isinstance(study, dict) else "2026-01-01"
-
-    levels = doc.get("dose_levels")
-    dose_levels = {}
-    if not isinstance(levels, dict) or not levels:
-        pc.add(f, None, "dose_levels", "expected a [dose_levels] table, e.g. 1 = 3.0e8")
-    else:
-        for k, v in levels.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                pc.add(f, None, f"dose_levels.{k}", f"expected a positive dose in cells, got {v!r}")
-            else:
-                dose_levels[str(k)] = float(v)
-
-    design = read_design(doc, f, pc)
-
+    study = salvage(StudySection, doc.get("study")) if isinstance(doc.get("study"), dict) else None
+    levels = doc.get("dose_levels") if isinstance(doc.get("dose_levels"), dict) else {}
+    dose_levels = {str(k): v for k, v in levels.items() if _valid(Dose, v)}
     analytes = {}
-    adoc = doc.get("analytes")
-    if not isinstance(adoc, dict) or not adoc:
-        pc.add(f, None, "analytes", "expected at least one [analytes.NAME] table with unit, lloq and kind")
-    else:
-        for aname, a in adoc.items():
-            col = f"analytes.{aname}"
-            if not isinstance(a, dict):
-                pc.add(f, None, col, "expected a table with unit, lloq and kind")
-                continue
-            unit, kind, lloq = a.get("unit"), a.get("kind"), a.get("lloq", float("nan"))
-            if not isinstance(unit, str) or not unit:
-                pc.add(f, None, f"{col}.unit", "expected a unit string, e.g. \"copies/ug\"")
-            if kind not in ANALYTE_KINDS:
-                pc.add(f, None, f"{col}.kind", f"expected one of {', '.join(ANALYTE_KINDS)}, got {kind!r}")
-            if isinstance(lloq, bool) or not isinstance(lloq, (int, float)) or (math.isfinite(lloq) and lloq <= 0):
-                pc.add(f, None, f"{col}.lloq", f"expected a positive number, got {lloq!r}")
-                lloq = float("nan")
-            analytes[str(aname)] = Analyte(str(aname), str(unit), float(lloq), str(kind))
-    formats = doc.get("formats", {})
-    if not isinstance(formats, dict):
-        pc.add(f, None, "formats", "expected [formats.nonmem] / [formats.sdtm] tables")
-        formats = {}
-    protocol = read_protocol(doc, f, pc)
-    return Study.build(name, dose_levels, design, analytes, formats, start_date, protocol)
+    for name, raw in (doc.get("analytes") or {}).items() if isinstance(doc.get("analytes"), dict) else ():
+        a = salvage(AnalyteSection, raw) if isinstance(raw, dict) else None
+        raw = raw if isinstance(raw, dict) else {}
+        lloq = a.lloq if a is not None and a.lloq is not None else math.nan
+        analytes[str(name)] = Analyte(str(name), a.unit if a else str(raw.get("unit", "")), float(lloq),
+                                      a.kind if a else str(raw.get("kind", "")))
+    formats = doc.get("formats") if isinstance(doc.get("formats"), dict) else {}
+    return Study.build(study.name if study else "", dose_levels, design_from(doc), analytes, formats,
+                       (study.start_date if study else None) or "2026-01-01", protocol_from(doc))
+
+
+def _valid(tp, value) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        _adapter(tp).validate_python(value)
+        return True
+    except ValidationError:
+        return False
+
+
+@functools.cache
+def _adapter(tp):
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(tp, config={"strict": True})

@@ -10,7 +10,7 @@ from ctkinetics.errors import DataValidationError
 
 # (kind, file, row, column, words)
 EXPECTED = [
-    ("study definition", "study.toml", None, "analytes.car_flow.kind", "expected one of qpcr, flow, bcell, conc, got 'cells'"),
+    ("study definition", "study.toml", 23, "analytes.car_flow.kind", "expected one of qpcr, flow, bcell, conc, got 'cells'"),
     ("value in subjects", "subjects.csv", 3, "dose", "expected a dose in cells, got 'lots'"),
     ("structure", "observations.csv", 1, "comment", "unknown column 'comment'"),
     ("value in observations", "observations.csv", 4, "time", "expected a time in days since infusion, got 'day7'"),

@@ -87,10 +87,10 @@ CASES = [
      "observations.csv", 2, "value", "below-LLOQ sample of 'transgene' without an LLOQ"),
     ("study.toml bad kind",
      lambda d: (d / "study.toml").write_text((d / "study.toml").read_text().replace('kind = "qpcr"', 'kind = "pcr"')),
-     "study.toml", None, "analytes.transgene.kind", "expected one of qpcr, flow, bcell, conc, got 'pcr'"),
+     "study.toml", 18, "analytes.transgene.kind", "expected one of qpcr, flow, bcell, conc, got 'pcr'"),
     ("study.toml bad target",
      lambda d: (d / "study.toml").write_text((d / "study.toml").read_text().replace("target_dlt_rate = 0.30", "target_dlt_rate = 30")),
-     "study.toml", None, "design.target_dlt_rate", "expected a probability in (0, 1)"),
+     "study.toml", 9, "design.target_dlt_rate", "expected a probability in (0, 1)"),
     ("study.toml not TOML",
      lambda d: (d / "study.toml").write_text("[study\nname = 'x'\n"),
      "study.toml", 1, None, "not valid TOML"),
@@ -123,10 +123,12 @@ def test_cli_exit_code_2_names_file_row_column(mini, case, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert file in err and words in err
+    # a settings file (TOML) is named by line and key, a table by row and column
+    line, key = ("line", "key") if file.endswith(".toml") else ("row", "column")
     if row is not None:
-        assert f"row {row}" in err
+        assert f"{line} {row}" in err
     if column is not None:
-        assert f"column '{column}'" in err
+        assert f"{key} '{column}'" in err
 
 
 def test_cli_in_a_real_process_prints_no_traceback(mini):
