@@ -7,8 +7,8 @@ M3; FOCE-I started away from the truth). For each study and each typical value �
 
 - Wald: ln θ̂ ± 1.96·SE from the covariance step (a study without an SE counts as not
   covering, and is also reported apart: ``se_missing``);
-- bootstrap: the percentile interval of ``--replicates`` case-resampling replicates (PsN's
-  default exclusions: failed, not converged, at a bound);
+- bootstrap: the percentile interval of ``--replicates`` case-resampling replicates (failed
+  and not converged replicates left out, those with an estimate at a bound kept);
 - SIR: the 2.5–97.5 % quantiles of the last resamples of ``--sir-samples`` /
   ``--sir-resamples`` (proposal: the covariance step, or SE 0.3 without one).
 

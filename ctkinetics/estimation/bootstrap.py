@@ -10,7 +10,9 @@ Replicate ``r`` draws from ``SeedSequence(seed, spawn_key=(r,))``: the replicate
 intervals, are identical on any number of Dask workers and in this process.
 
 Intervals (level ``ci``, default 95 %), from the replicates used (by default those that did
-not fail, converged and have no estimate on a bound — PsN's defaults; ``exclude=`` chooses):
+not fail and converged — PsN's ``skip_minimization_terminated``; replicates with an estimate on
+a bound are kept and counted, since dropping them biases an ω whose estimate sits near 0 and
+leaves nothing when the original estimate is on its bound; ``exclude=`` chooses):
 
 - percentile: the α/2 and 1 − α/2 quantiles of the replicate estimates (linear
   interpolation, R's ``quantile(type = 7)``, on the estimation scale: ln for log-scale θ,
@@ -47,7 +49,7 @@ from ctkinetics.jsonable import jsonable
 
 #: Statuses of a replicate, worst first; ``exclude`` names those left out of the intervals.
 STATUSES = ("failed", "not_converged", "at_bound", "ok")
-DEFAULT_EXCLUDE = ("failed", "not_converged", "at_bound")
+DEFAULT_EXCLUDE = ("failed", "not_converged")
 REPLICATE_COLUMNS = ["replicate", "sample", "status", "used", "ofv", "seconds", "cpu_seconds",
                      "subjects", "at_bound", "message"]
 ESTIMATE_COLUMNS = ["replicate", "sample", "parameter", "estimate"]
@@ -308,8 +310,8 @@ def bootstrap(dataset, model, n_replicates=200, seed=0, *, original=None,
     bca : bool
         Also fit the n jackknife samples and give BCa limits.
     exclude : tuple of str
-        Replicate statuses left out of the intervals (default failed, not converged, at a
-        bound — PsN's ``skip_minimization_terminated`` / ``skip_estimate_near_boundary``).
+        Replicate statuses left out of the intervals (default failed and not converged;
+        add ``"at_bound"`` for PsN's ``skip_estimate_near_boundary``).
     progress : callable(str), optional
     **fit_options
         Options of :func:`~ctkinetics.estimation.population.fit_population`

@@ -34,7 +34,7 @@ def vpc_figure(result, analyte=None, log_y=True, title=None, *, unit: str = "", 
     analyte = analyte or (analytes[0] if analytes else "")
     t = table[table["analyte"] == analyte]
     obs = result.observed[result.observed["analyte"] == analyte]
-    unit = f" ({result.time_unit})" if result.time_unit else ""
+    time_unit = f" ({result.time_unit})" if result.time_unit else ""
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28],
                         vertical_spacing=0.06,
                         subplot_titles=(f"{esc(analyte)}: observed and simulated percentiles",
@@ -74,7 +74,7 @@ def vpc_figure(result, analyte=None, log_y=True, title=None, *, unit: str = "", 
     fig.update_yaxes(type="log" if log_y else "linear", row=1, col=1)
     fig.update_yaxes(range=[0, 1], title_text="fraction", row=2, col=1)
     fig.update_yaxes(title_text=f"{esc(analyte)} ({esc(unit)})" if unit else esc(analyte), row=1, col=1)
-    fig.update_xaxes(title_text=f"time{unit}", row=2, col=1)
+    fig.update_xaxes(title_text=f"time{time_unit}", row=2, col=1)
     fig.update_layout(title={"text": title or f"VPC: {esc(result.model)} ({esc(result.method.upper())}, "
                                               f"{result.n_replicates} replicates)", "x": 0.01},
                       template=TEMPLATE, height=height,

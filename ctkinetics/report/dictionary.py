@@ -217,6 +217,12 @@ COLUMNS.update({
 from ctkinetics.report.escalation_columns import ESCALATION_COLUMNS  # noqa: E402
 
 COLUMNS.update({k: v for k, v in ESCALATION_COLUMNS.items() if k not in COLUMNS})
+# ... and the uncertainty tables' (report/uncertainty_columns.py, issue 16)
+from ctkinetics.report.uncertainty_columns import (  # noqa: E402
+    UNCERTAINTY_COLUMNS, UNCERTAINTY_TABLE_COLUMNS,
+)
+
+COLUMNS.update({k: v for k, v in UNCERTAINTY_COLUMNS.items() if k not in COLUMNS})
 
 #: Tables written beside the others (not by the review's table list): their columns.
 OTHER_TABLES = {"input_files.csv": ("file", "bytes", "sha256"),
@@ -233,6 +239,7 @@ TABLE_COLUMNS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("nca_settings.csv", "value"): COLUMNS["value_text"],
     ("population_omega.csv", "estimate"): ("ω²", DIMENSIONLESS, "variance (or covariance) of η, log scale"),
     ("population_omega.csv", "se"): ("SE", DIMENSIONLESS, "standard error of ω²"),
+    **UNCERTAINTY_TABLE_COLUMNS,
 }
 
 #: The kinds of code in the dictionary, in the order the report lists them.
@@ -428,7 +435,7 @@ def _row_units(name, df, rv, au):
         r = rv.nca.results
         key = dict(zip(zip(r["analyte"], r["parameter"]), r["unit"]))
         return [key.get((a, p), "") for a, p in zip(df["analyte"], df["parameter"])]
-    if name == "population_vpc.csv":
+    if name in ("population_vpc.csv", "population_pcvpc.csv"):
         return [DIMENSIONLESS if s == "blq_fraction" else au.get(a, "")
                 for a, s in zip(df["analyte"], df["statistic"])]
     if name == "population_individual.csv" and rv.model is not None:

@@ -49,6 +49,7 @@ class Review:
     vpc: object = None
     trial_sim: object = None
     timings: tuple = ()
+    uncertainty: object = None  # report/uncertainty.py: [uncertainty] parts (issue 16)
 
     @property
     def flagged_fits(self) -> list:
@@ -80,6 +81,8 @@ class Review:
                     out.append(f"population fit: not converged: {p.message}")
                 if self.population_error:
                     out.append(f"population fit: {self.population_error}")
+        if self.uncertainty is not None:
+            out += self.uncertainty.failure_lines()
         return out
 
 
@@ -158,6 +161,11 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
         population, population_error, vpc_result = _population(
             dataset, model, settings, fit_result.analytes if fit_result is not None else None, say)
 
+    from ctkinetics.report.uncertainty import requested, uncertainty_review
+
+    uncertainty = uncertainty_review(dataset, model, settings, fit_result, population, step) \
+        if requested(settings) else None
+
     trial_sim = None
     if settings.trial_sim_results is not None:
         from ctkinetics.report.trialsim import load_trial_sim
@@ -172,7 +180,7 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
                   curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
                   **esc, population=population,
                   population_error=population_error, vpc=vpc_result, trial_sim=trial_sim,
-                  timings=timings)
+                  timings=timings, uncertainty=uncertainty)
 
 
 class _Steps:

@@ -40,6 +40,18 @@ A config file (``ctk report STUDY --config review.toml``) has these tables, all 
     [trial_sim]
     results = "trialsim-out"   # a `ctk trial-sim` output folder (relative to this file)
 
+    [uncertainty]              # optional (issue 16); section 3c
+    exposure_ci = true         # 95 % intervals on the fits' model-based Cmax, Tmax, AUC0-28
+    draws = 500                # parameter draws of those intervals
+    bootstrap = 200            # bootstrap replicates of the population fit (needs [population])
+    sir = true                 # SIR of the population fit (needs [population])
+    sir_samples = [1000, 1000, 1000, 2000, 2000]    # PsN's default schedule
+    sir_resamples = [200, 400, 500, 1000, 1000]
+    npde = 1000                # NPDE with this many simulated replicates (needs [population])
+    pcvpc = 500                # prediction-corrected VPC replicates (needs [population])
+    workers = 2                # local Dask workers for bootstrap/SIR (0: this process)
+    seed = 0
+
 Unknown tables or keys, or values of the wrong type, raise :class:`SettingsError` naming the
 file and the key: a typo must never be silently ignored in a batch.
 """
@@ -84,6 +96,16 @@ class ReportSettings:
     population_vpc_replicates: int = 200
     population_seed: int = 0
     trial_sim_results: str | None = None
+    uncertainty_exposure_ci: bool = False
+    uncertainty_draws: int = 500
+    uncertainty_bootstrap: int = 0
+    uncertainty_sir: bool = False
+    uncertainty_sir_samples: tuple = (1000, 1000, 1000, 2000, 2000)
+    uncertainty_sir_resamples: tuple = (200, 400, 500, 1000, 1000)
+    uncertainty_npde: int = 0
+    uncertainty_pcvpc: int = 0
+    uncertainty_workers: int | None = None
+    uncertainty_seed: int = 0
 
     def __post_init__(self):
         if not 0.5 <= float(self.band_level) < 1.0:
@@ -101,6 +123,32 @@ class ReportSettings:
         if int(self.population_vpc_replicates) < 2:
             raise SettingsError("population vpc_replicates must be at least 2, "
                                 f"got {self.population_vpc_replicates!r}")
+        self._check_uncertainty()
+
+    def _check_uncertainty(self):
+        """The [uncertainty] options (issue 16): counts in range, population parts only
+        with a population fit."""
+        pop = {"bootstrap": self.uncertainty_bootstrap, "sir": self.uncertainty_sir,
+               "npde": self.uncertainty_npde, "pcvpc": self.uncertainty_pcvpc}
+        asked = [k for k, v in pop.items() if v]
+        if asked and self.population_method is None:
+            raise SettingsError(f"[uncertainty] {', '.join(asked)} need a population fit: give "
+                                "[population] method (or ctk report --population focei|saem)")
+        for key, low in (("bootstrap", 2), ("npde", 100), ("pcvpc", 100)):
+            v = int(pop[key])
+            if v and v < low:
+                raise SettingsError(f"[uncertainty] {key} must be 0 (off) or at least {low}, "
+                                    f"got {v}")
+        if int(self.uncertainty_draws) < 20:
+            raise SettingsError(f"[uncertainty] draws must be at least 20, got "
+                                f"{self.uncertainty_draws!r}")
+        s, r = self.uncertainty_sir_samples, self.uncertainty_sir_resamples
+        if len(s) != len(r) or not s or any(m < 2 or m > n for n, m in zip(s, r)):
+            raise SettingsError(f"[uncertainty] sir_samples {list(s)} / sir_resamples "
+                                f"{list(r)}: as many of each, 2 <= resamples <= samples")
+        if self.uncertainty_workers is not None and int(self.uncertainty_workers) < 0:
+            raise SettingsError(f"[uncertainty] workers must be >= 0, got "
+                                f"{self.uncertainty_workers!r}")
 
     def to_dict(self) -> dict:
         """Every setting, JSON-ready (tuples as lists), for provenance."""
@@ -115,6 +163,10 @@ class ReportSettings:
                 del out[k]
         if self.trial_sim_results is None:
             del out["trial_sim_results"]
+        if not (self.uncertainty_exposure_ci or self.uncertainty_bootstrap or self.uncertainty_sir
+                or self.uncertainty_npde or self.uncertainty_pcvpc):
+            for k in [k for k in out if k.startswith("uncertainty_")]:
+                del out[k]
         return out
 
     def with_overrides(self, **values) -> "ReportSettings":
@@ -129,6 +181,14 @@ def _num(v):
 
 def _pair(v):
     return isinstance(v, list) and len(v) == 2 and all(_num(x) for x in v)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_list(v):
+    return isinstance(v, list) and bool(v) and all(_int(x) and x >= 1 for x in v)
 
 
 _SCHEMA = {
@@ -180,6 +240,23 @@ _SCHEMA = {
     "trial_sim": {
         "results": ("trial_sim_results", lambda v: isinstance(v, str) and v != "", str,
                     "the path of a `ctk trial-sim` output folder"),
+    },
+    "uncertainty": {
+        "exposure_ci": ("uncertainty_exposure_ci", lambda v: isinstance(v, bool), bool,
+                        "true or false"),
+        "draws": ("uncertainty_draws", lambda v: _int(v) and v >= 20, int, "an integer >= 20"),
+        "bootstrap": ("uncertainty_bootstrap", lambda v: _int(v) and v >= 0, int,
+                      "an integer (replicates; 0 = off)"),
+        "sir": ("uncertainty_sir", lambda v: isinstance(v, bool), bool, "true or false"),
+        "sir_samples": ("uncertainty_sir_samples", _int_list, tuple, "a list of integers"),
+        "sir_resamples": ("uncertainty_sir_resamples", _int_list, tuple, "a list of integers"),
+        "npde": ("uncertainty_npde", lambda v: _int(v) and v >= 0, int,
+                 "an integer (replicates; 0 = off)"),
+        "pcvpc": ("uncertainty_pcvpc", lambda v: _int(v) and v >= 0, int,
+                  "an integer (replicates; 0 = off)"),
+        "workers": ("uncertainty_workers", lambda v: _int(v) and v >= 0, int,
+                    "an integer >= 0 (0: this process)"),
+        "seed": ("uncertainty_seed", _int, int, "an integer"),
     },
 }
 

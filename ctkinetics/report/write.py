@@ -24,6 +24,8 @@ from ctkinetics.report.dictionary import build_dictionary, with_units
 from ctkinetics.report.figures import Figures
 from ctkinetics.report.html import CSS, esc, plotly_js
 from ctkinetics.report.provenance import input_files, timestamp, versions
+from ctkinetics.report.uncertainty import (uncertainty_section, uncertainty_summary,
+                                           uncertainty_tables)
 
 #: Added to the page's style sheet: paged figure groups (a hidden page stays hidden in a grid).
 PAGE_CSS = "[hidden]{display:none!important}select.ctk-pager{font-size:13px}"
@@ -96,6 +98,7 @@ def _tables(rv) -> dict:
             t["population_vpc.csv"] = rv.vpc.to_frame()
     if rv.trial_sim is not None:
         t["trial_sim_summary.csv"] = rv.trial_sim.result.summary
+    t.update(uncertainty_tables(rv))  # [uncertainty] parts (report/uncertainty.py)
     # every numeric column's unit readable from the CSV itself; the dictionary of them all
     t = {name: with_units(name, df, rv) for name, df in t.items()}
     t["data_dictionary.csv"] = build_dictionary(rv, t)
@@ -145,6 +148,7 @@ def _summary(rv, files, vers, generated_at, command) -> dict:
         **({"population": _population_summary(rv)} if rv.population_requested else {}),
         **({"trial_sim": {"folder": str(rv.trial_sim.folder), **rv.trial_sim.result.to_dict()}}
            if rv.trial_sim is not None else {}),
+        **({"uncertainty": uncertainty_summary(rv)} if rv.uncertainty is not None else {}),
         "settings": rv.settings.to_dict(),
         "provenance": {"versions": vers, "input_files": files.to_dict(orient="records"),
                        "command": command, "generated_at": generated_at},
@@ -159,6 +163,8 @@ def _parts(rv, files, vers, generated_at, command, tables, fig) -> list:
              ("fits", "Model fits", lambda: sections.fits_section(rv, fig))]
     if rv.population_requested:
         parts.append(("population", "Population fit", lambda: sections.population_section(rv, fig)))
+    if rv.uncertainty is not None:
+        parts.append(("uncertainty", "Uncertainty", lambda: uncertainty_section(rv, fig)))
     parts += [("bcells", "B cells", lambda: sections.bcell_section(rv, fig)),
               ("safety", "Safety & escalation", lambda: sections.safety_section(rv, fig))]
     if rv.trial_sim is not None:

@@ -72,7 +72,11 @@ def full_report(tmp_path_factory):
     cfg.write_text('[fit]\nstarts = 1\n[band]\ndraws = 20\n'
                    '[population]\nmethod = "focei"\nrandom_effects = ["Cmax"]\n'
                    'vpc_replicates = 20\n'
-                   f'[trial_sim]\nresults = "{ts.as_posix()}"\n', encoding="utf-8")
+                   f'[trial_sim]\nresults = "{ts.as_posix()}"\n'
+                   # section 3c (issue 16) with small counts: its figures and CSVs checked too
+                   '[uncertainty]\nexposure_ci = true\ndraws = 20\nbootstrap = 2\nsir = true\n'
+                   'sir_samples = [40]\nsir_resamples = [10]\nnpde = 100\npcvpc = 100\n'
+                   'workers = 0\n', encoding="utf-8")
     out = base / "report"
     assert main(["report", str(SAMPLE), "--out", str(out), "--config", str(cfg), "--quiet"]) == 0
     return out
@@ -96,12 +100,14 @@ def measured(full_report, tmp_path_factory):
 @needs_chromium
 def test_every_optional_section_is_in_the_report(measured):
     ids = [s["id"] for s in measured["sections"]]
-    for wanted in ("data", "expansion", "fits", "population", "bcells", "safety", "trials",
-                   "provenance", "dictionary"):
+    for wanted in ("data", "expansion", "fits", "population", "uncertainty", "bcells", "safety",
+                   "trials", "provenance", "dictionary"):
         assert wanted in ids, ids
     names = {f["name"] for f in measured["figures"]}
     for wanted in ("vpc:transgene", "trial_sim:selection", "trial_sim:duration",
-                   "trial_sim:expansion", "cart_vs_bcells", "swimmer", "boin_chart"):
+                   "trial_sim:expansion", "cart_vs_bcells", "swimmer", "boin_chart",
+                   "exposure_ci:transgene:Cmax", "uncertainty:intervals", "uncertainty:sir_dofv",
+                   "uncertainty:npde", "pcvpc:transgene"):
         assert wanted in names, sorted(names)
 
 
@@ -181,7 +187,7 @@ def test_screenshots_of_every_section(full_report, measured, tmp_path):
     for shot, p in procs:
         p.wait(timeout=300)
         assert shot.exists() and shot.stat().st_size > 10_000, shot
-    assert len(procs) == len(measured["sections"]) >= 9
+    assert len(procs) == len(measured["sections"]) >= 10
 
 
 # --------------------------------------------------------------------------------------

@@ -90,3 +90,16 @@ def test_sir_on_theoph_small_schedule(theoph_fit, tmp_path):
     back = SIRResult.read(tmp_path / "s")
     pd.testing.assert_frame_equal(back.intervals, s.intervals, check_dtype=False)
     assert back.flags == s.flags and back.settings["samples"] == [150]
+
+
+def test_sir_flags_use_the_registry():
+    from ctkinetics.estimation.flags import FLAGS
+    from ctkinetics.estimation.sir import sir_flags
+
+    ok = dict(effective_sample_size=900.0, resamples=500, mean_dofv_resamples=6.0, df=6)
+    assert sir_flags(ok) == []
+    assert sir_flags(dict(ok, effective_sample_size=400.0)) == ["sir_low_ess"]
+    high = FLAGS["sir_dofv_above_chi2"].limit * 6 + 0.1
+    assert sir_flags(dict(ok, mean_dofv_resamples=high)) == ["sir_dofv_above_chi2"]
+    assert all(f in FLAGS for f in ("sir_low_ess", "sir_dofv_above_chi2", "replicates_failed",
+                                    "replicates_at_bound"))

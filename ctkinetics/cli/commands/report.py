@@ -1,7 +1,8 @@
 """ctk report STUDY --out DIR: the cohort review report (validate → NCA → fits → escalation).
 
 Optional: ``--population focei|saem [--random-effects a,b]`` adds a population fit with its VPC;
-``--trial-sim DIR`` shows the virtual trials of a ``ctk trial-sim`` run.
+``--trial-sim DIR`` shows the virtual trials of a ``ctk trial-sim`` run; ``--exposure-ci``,
+``--bootstrap N``, ``--sir``, ``--npde``, ``--pcvpc`` add the uncertainty section (3c).
 
 Writes DIR/report.html (one self-contained file: plotly.js embedded once, opens offline),
 the CSV tables and DIR/summary.json. Options come from --config FILE.toml (every option, see
@@ -34,9 +35,23 @@ def add_arguments(parser) -> None:
                              "(default: every kinetic parameter)")
     parser.add_argument("--trial-sim", default=None, metavar="DIR",
                         help="show the virtual trials of a `ctk trial-sim --out DIR` run")
+    unc = parser.add_argument_group("uncertainty (section 3c; [uncertainty] in the config)")
+    unc.add_argument("--exposure-ci", action="store_const", const=True, default=None,
+                     help="95 %% intervals on the fits' model-based Cmax, Tmax, AUC0-28 per "
+                          "participant and dose level")
+    unc.add_argument("--bootstrap", type=int, default=None, metavar="N",
+                     help="bootstrap of the population fit with N replicates (needs --population)")
+    unc.add_argument("--sir", action="store_const", const=True, default=None,
+                     help="SIR of the population fit (needs --population)")
+    unc.add_argument("--npde", type=int, nargs="?", const=1000, default=None, metavar="K",
+                     help="NPDE of the population fit, K replicates (default 1000)")
+    unc.add_argument("--pcvpc", type=int, nargs="?", const=500, default=None, metavar="R",
+                     help="prediction-corrected VPC with the BLQ panel, R replicates (default 500)")
+    unc.add_argument("--workers", type=int, default=None, metavar="W",
+                     help="local Dask workers for the bootstrap and SIR (0: this process)")
     parser.add_argument("--config", default=None, metavar="FILE.toml",
                         help="TOML file fixing every option ([report], [fit], [nca], [escalation], "
-                             "[band], [population], [trial_sim])")
+                             "[band], [population], [trial_sim], [uncertainty])")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     add_allow_failures(parser)
 
@@ -68,7 +83,12 @@ def run(args) -> int:
     settings = settings.with_overrides(model=args.model, as_of=args.as_of,
                                        population_method=args.population,
                                        population_random_effects=random_effects,
-                                       trial_sim_results=args.trial_sim)
+                                       trial_sim_results=args.trial_sim,
+                                       uncertainty_exposure_ci=args.exposure_ci,
+                                       uncertainty_bootstrap=args.bootstrap,
+                                       uncertainty_sir=args.sir, uncertainty_npde=args.npde,
+                                       uncertainty_pcvpc=args.pcvpc,
+                                       uncertainty_workers=args.workers)
     if settings.population_random_effects is not None and settings.population_method is None:
         raise SettingsError("--random-effects belongs to a population fit: give --population "
                             "focei|saem (or [population] method in the config)")

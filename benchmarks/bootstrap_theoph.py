@@ -1,0 +1,131 @@
+"""Bootstrap and SIR intervals of R's Theoph against R-computed references, within
+Monte-Carlo error.
+
+Model: onecpt_oral (= SSfol), random effects on ka and CL, additive error, FOCE-I.
+
+- Bootstrap: ``--replicates`` (default 1,000) case-resampling replicates + the 12 jackknife fits
+  on a local Dask cluster; percentile and BCa 95 % limits against R's (nlme ML + a bootstrap
+  of 1,000 replicates with its own random resamples: tests/data/theoph_bootstrap.R).
+- SIR: PsN's default schedule (1000/200, 1000/400, 1000/500, 2000/1000, 2000/1000) against
+  the quantiles of the same target (exp(−OFV/2), flat prior on the estimation vector) by
+  importance sampling in R with R's own FOCE-I objective (5,000 draws:
+  tests/data/theoph_sir.R).
+
+Monte-Carlo SE of a limit: SD of the quantile over 400 resamples (with replacement) of the
+replicate values (ours and R's separately; for R's importance sampling, ours × sqrt(m/ESS)).
+``z`` = difference / combined SE (the BCa limits use the percentile limits' SE, an
+approximation); |z| < 2 is agreement within Monte-Carlo error.
+
+    python benchmarks/bootstrap_theoph.py [--replicates 1000] [--workers 2] [--seed 1]
+        [--out benchmarks/results/bootstrap_theoph.txt]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+NAMES = {"ka": "ka", "ke": "ke", "CL": "CL", "omega2_ka": "omega2_ka",
+         "omega2_CL": "omega2_CL", "sigma_conc": "sigma"}
+
+
+def mc_se(values, p, rng, n=400):
+    """SD of the p-quantile of ln(values) over resamples of the values."""
+    v = np.log(np.asarray(values, float))
+    v = v[np.isfinite(v)]
+    q = [np.quantile(rng.choice(v, v.size), p) for _ in range(n)]
+    return float(np.std(q, ddof=1))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--replicates", type=int, default=1000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-sir", action="store_true")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from distributed import Client, LocalCluster
+    from population.theoph import dataset, onecpt_model
+
+    from ctkinetics.estimation.bootstrap import bootstrap
+    from ctkinetics.estimation.population import fit_population
+    from ctkinetics.estimation.sir import sir
+    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
+
+    ds, m = dataset(), onecpt_model()
+    opts = dict(random_effects="ka,CL", error="additive")
+    res = fit_population(ds, m, **opts)
+    rng = np.random.default_rng(0)
+    lines = [f"# Theoph, FOCE-I -2LL {res.ofv:.3f}; bootstrap {a.replicates} replicates "
+             f"(seed {a.seed}), SIR PsN schedule"]
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
+            Client(cluster) as client:
+        ex = DaskExecutor(client=client)
+        b = bootstrap(ds, m, a.replicates, seed=a.seed, original=res, executor=ex, **opts)
+        tb = time.perf_counter() - t0
+        print(f"bootstrap done in {tb:.0f} s", flush=True)
+        s = None
+        if not a.skip_sir:
+            s = sir(ds, m, res, seed=a.seed, executor=ex)
+        ts = time.perf_counter() - t0 - tb
+    r_ci = pd.read_csv(DATA / "theoph_bootstrap_r_ci.csv").set_index("parameter")
+    r_rep = pd.read_csv(DATA / "theoph_bootstrap_r_replicates.csv", dtype={"replicate": str})
+    r_rep = r_rep[~r_rep["replicate"].str.startswith("jack") & (r_rep["converged"] == 1)]
+    ours = b.values()
+    bi = b.intervals.set_index("parameter")
+    rows = []
+    for ours_name, r_name in NAMES.items():
+        for lim, p in (("low", 0.025), ("high", 0.975)):
+            mine, theirs = bi.loc[ours_name, f"pct_{lim}"], r_ci.loc[r_name, f"pct_{lim}"]
+            se = np.hypot(mc_se(ours[ours_name], p, rng), mc_se(r_rep[r_name], p, rng))
+            rows.append(dict(method="bootstrap percentile", parameter=ours_name, limit=lim,
+                             ours=mine, r=theirs, ln_diff=np.log(mine / theirs), mc_se_ln=se,
+                             z=np.log(mine / theirs) / se))
+            mine, theirs = bi.loc[ours_name, f"bca_{lim}"], r_ci.loc[r_name, f"bca_{lim}"]
+            rows.append(dict(method="bootstrap BCa", parameter=ours_name, limit=lim, ours=mine,
+                             r=theirs, ln_diff=np.log(mine / theirs), mc_se_ln=se,
+                             z=np.log(mine / theirs) / se))
+    if s is not None:
+        r_sir = pd.read_csv(DATA / "theoph_sir_r_ci.csv").set_index("parameter")
+        est = s.estimates.pivot(index="sample", columns="parameter", values="estimate")
+        si = s.intervals.set_index("parameter")
+        ess = float(r_sir["ess"].iloc[0])
+        for ours_name, r_name in NAMES.items():
+            for lim, p, col in (("low", 0.025, "q025"), ("high", 0.975, "q975")):
+                mine, theirs = si.loc[ours_name, f"sir_{lim}"], r_sir.loc[r_name, col]
+                se1 = mc_se(est[ours_name], p, rng)
+                se = se1 * np.sqrt(1 + len(est) / ess)
+                rows.append(dict(method="SIR vs R importance sampling", parameter=ours_name,
+                                 limit=lim, ours=mine, r=theirs, ln_diff=np.log(mine / theirs),
+                                 mc_se_ln=se, z=np.log(mine / theirs) / se))
+        it = s.iterations.iloc[-1]
+        lines.append(f"# SIR: last ESS {it['effective_sample_size']:.0f}, mean dOFV of the "
+                     f"resamples {it['mean_dofv_resamples']:.2f} (df {int(it['df'])}), flags "
+                     f"{s.flags}; {ts:.0f} s")
+    t = pd.DataFrame(rows)
+    lines.append(f"# bootstrap: {b.shares['n_used']} of {a.replicates} used (failed "
+                 f"{b.shares['failed_pct']:.1f} %, not converged "
+                 f"{b.shares['not_converged_pct']:.1f} %, at a bound "
+                 f"{b.shares['at_bound_pct']:.1f} %); R: {int(r_ci['n_ok'].iloc[0])} of "
+                 f"{int(r_ci['B'].iloc[0])}; {tb:.0f} s on {a.workers} workers")
+    lines.append(t.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    lines.append(f"# |z| < 2 for {int((t['z'].abs() < 2).sum())} of {len(t)} limits; "
+                 f"max |z| {t['z'].abs().max():.2f}")
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
