@@ -352,7 +352,8 @@ class Problems:
 
     def raise_if_any(self, error=SettingsError) -> None:
         if self.problems:
-            raise error.from_problems(self.problems, truncated=self.truncated)
+            in_order = sorted(self.problems, key=lambda p: p.row if p.row is not None else 1 << 30)
+            raise error.from_problems(in_order, truncated=self.truncated)
 
 
 def dotted(loc) -> str:
