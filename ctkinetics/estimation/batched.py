@@ -67,125 +67,148 @@ def levenberg_marquardt(group: Group, theta0, ftol=1e-10, xtol=1e-10, gtol=1e-10
     n_iter : ndarray (G,) int
         Jacobian evaluations per subject.
     """
-    theta = np.array(np.atleast_2d(theta0), dtype=float)
-    G, p = theta.shape
-    lo = np.broadcast_to(group.lower if lower is None else lower, (G, p))
-    hi = np.broadcast_to(group.upper if upper is None else upper, (G, p))
-    theta = np.clip(theta, lo, hi)
-    # a model with sensitivities: each trial point's one solve gives its residuals and J
-    exact = bool(getattr(group, "analytic", False) and group.predictor.has_sensitivities)
-    r = group.residuals(theta)
-    cost = np.einsum("gm,gm->g", r, r)
-    lam = np.full(G, _LAMBDA0)
-    nu = np.full(G, 2.0)
-    done = np.zeros(G, bool)
-    conv = np.zeros(G, bool)
-    msg = ["maximum number of iterations reached"] * G
-    n_iter = np.zeros(G, int)
-    J = np.zeros((G, r.shape[1], p))
-    stale = np.ones(G, bool)            # Jacobian to (re)compute
-    g = np.zeros((G, p))
-    A = np.zeros((G, p, p))
-    eye = np.eye(p)
-    dmax = np.zeros((G, p))             # the scaling D: running maximum of diag(A)
+    st = _State(group, theta0, lower, upper)
     for _ in range(max_iter):
-        act = np.flatnonzero(~done)
+        act = np.flatnonzero(~st.done)
         if act.size == 0:
             break
         if deadline is not None and time.perf_counter() > deadline:
-            for i in act:
-                done[i], msg[i] = True, TIME_LIMIT
+            st.finish(act, TIME_LIMIT, converged=False)
             break
-        need = act[stale[act]]
+        st.update_jacobians(act[st.stale[act]])
+        act = st.drop_small_gradients(act, gtol)
+        if act.size:
+            st.iterate(act, ftol, xtol)
+    st.conv &= np.all(np.isfinite(st.theta), axis=1) & np.isfinite(st.cost)
+    return st.theta, st.conv, st.msg, st.n_iter
+
+
+class _State:
+    """The arrays of a batched Levenberg–Marquardt run, one row per subject (see the module
+    for the iteration)."""
+
+    def __init__(self, group, theta0, lower, upper):
+        theta = np.array(np.atleast_2d(theta0), dtype=float)
+        G, p = theta.shape
+        self.group = group
+        self.lo = np.broadcast_to(group.lower if lower is None else lower, (G, p))
+        self.hi = np.broadcast_to(group.upper if upper is None else upper, (G, p))
+        self.theta = np.clip(theta, self.lo, self.hi)
+        # a model with sensitivities: each trial point's one solve gives its residuals and J
+        self.exact = bool(getattr(group, "analytic", False)
+                          and group.predictor.has_sensitivities)
+        self.r = group.residuals(self.theta)
+        self.cost = np.einsum("gm,gm->g", self.r, self.r)
+        self.lam = np.full(G, _LAMBDA0)
+        self.nu = np.full(G, 2.0)
+        self.done = np.zeros(G, bool)
+        self.conv = np.zeros(G, bool)
+        self.msg = ["maximum number of iterations reached"] * G
+        self.n_iter = np.zeros(G, int)
+        self.J = np.zeros((G, self.r.shape[1], p))
+        self.stale = np.ones(G, bool)            # Jacobian to (re)compute
+        self.g = np.zeros((G, p))
+        self.A = np.zeros((G, p, p))
+        self.eye = np.eye(p)
+        self.dmax = np.zeros((G, p))             # the scaling D: running max of diag(A)
+
+    def finish(self, rows, message, converged=True):
+        for i in rows:
+            self.done[i], self.msg[i] = True, message
+            self.conv[i] = self.conv[i] or converged
+
+    def _set_jacobian(self, rows, J):
+        self.J[rows] = J
+        self.g[rows] = np.einsum("gmp,gm->gp", J, self.r[rows])
+        self.A[rows] = np.einsum("gmp,gmq->gpq", J, J)
+        self.n_iter[rows] += 1
+        self.stale[rows] = False
+
+    def update_jacobians(self, need):
         if need.size:
-            J[need] = group.take(need).jacobian_blocks(theta[need], r0=r[need])
-            g[need] = np.einsum("gmp,gm->gp", J[need], r[need])
-            A[need] = np.einsum("gmp,gmq->gpq", J[need], J[need])
-            n_iter[need] += 1
-            stale[need] = False
-        th, ga, Aa, lo_a, hi_a = theta[act], g[act], A[act], lo[act], hi[act]
-        fixed = ((th <= lo_a) & (ga > 0)) | ((th >= hi_a) & (ga < 0)) | (lo_a >= hi_a)
-        gfree = np.where(fixed, 0.0, ga)
-        gmax = np.max(np.abs(gfree), axis=1)
-        small_g = gmax <= gtol
-        if small_g.any():
-            k = act[small_g]
-            done[k], conv[k] = True, True
-            for i in k:
-                msg[i] = "gradient below gtol"
-        keep = ~small_g
-        act, th, ga, Aa, fixed, gfree = (act[keep], th[keep], ga[keep], Aa[keep], fixed[keep],
-                                         gfree[keep])
-        lo_a, hi_a = lo_a[keep], hi_a[keep]
-        if act.size == 0:
-            continue
-        dmax[act] = np.maximum(dmax[act], np.einsum("gpp->gp", Aa))
-        d = dmax[act]
+            self._set_jacobian(need, self.group.take(need).jacobian_blocks(
+                self.theta[need], r0=self.r[need]))
+
+    def _fixed(self, rows):
+        """Parameters held this step: at a bound with the gradient pushing out, or with
+        equal bounds."""
+        th, ga, lo, hi = self.theta[rows], self.g[rows], self.lo[rows], self.hi[rows]
+        return ((th <= lo) & (ga > 0)) | ((th >= hi) & (ga < 0)) | (lo >= hi)
+
+    def drop_small_gradients(self, act, gtol):
+        gfree = np.where(self._fixed(act), 0.0, self.g[act])
+        small = np.max(np.abs(gfree), axis=1) <= gtol
+        self.finish(act[small], "gradient below gtol")
+        return act[~small]
+
+    def _steps(self, act):
+        """The damped steps δ = −(A + λD)⁻¹g over the free parameters, clipped to bounds."""
+        Aa, fixed = self.A[act], self._fixed(act)
+        gfree = np.where(fixed, 0.0, self.g[act])
+        self.dmax[act] = np.maximum(self.dmax[act], np.einsum("gpp->gp", Aa))
+        d = self.dmax[act]
         d = np.maximum(d, 1e-12 * np.maximum(d.max(axis=1, keepdims=True), 1e-300))
-        M = Aa + (lam[act][:, None] * d)[:, :, None] * eye
+        M = Aa + (self.lam[act][:, None] * d)[:, :, None] * self.eye
         # fixed parameters: identity rows/columns, zero right-hand side → δ = 0
         keepm = (~fixed[:, :, None]) & (~fixed[:, None, :])
-        M = np.where(keepm, M, 0.0) + fixed[:, :, None] * eye
+        M = np.where(keepm, M, 0.0) + fixed[:, :, None] * self.eye
         with np.errstate(all="ignore"):
             try:
                 delta = np.linalg.solve(M, -gfree[:, :, None])[:, :, 0]
             except np.linalg.LinAlgError:
                 delta = np.stack([_lstsq(Mi, -gi) for Mi, gi in zip(M, gfree)])
         delta = np.where(np.isfinite(delta), delta, 0.0)
-        new = np.clip(th + delta, lo_a, hi_a)
+        return np.clip(self.theta[act] + delta, self.lo[act], self.hi[act])
+
+    def iterate(self, act, ftol, xtol):
+        th = self.theta[act]
+        new = self._steps(act)
         step = new - th
-        sub = group.take(act)
-        if exact:   # one sensitivity solve: the trial's residuals and, if accepted, its J
+        sub = self.group.take(act)
+        J_new = None
+        if self.exact:   # one sensitivity solve: the trial's residuals and, if accepted, J
             r_new, J_new = sub.residuals_and_jacobian(new)
         else:
             r_new = sub.residuals(new)
         cost_new = np.einsum("gm,gm->g", r_new, r_new)
-        pred = -(2.0 * np.einsum("gp,gp->g", ga, step)
-                 + np.einsum("gp,gpq,gq->g", step, Aa, step))
-        old = cost[act]
+        pred = -(2.0 * np.einsum("gp,gp->g", self.g[act], step)
+                 + np.einsum("gp,gpq,gq->g", step, self.A[act], step))
+        old = self.cost[act]
         with np.errstate(all="ignore"):
             rho = np.where(pred > 0, (old - cost_new) / pred, -1.0)
         ok = (rho > 1e-4) & np.isfinite(cost_new) & (cost_new < old)
-        # accepted
-        a = act[ok]
-        if a.size:
-            dec = old[ok] - cost_new[ok]
-            snorm = np.linalg.norm(step[ok], axis=1)
-            tnorm = np.linalg.norm(new[ok], axis=1)
-            theta[a], r[a], cost[a] = new[ok], r_new[ok], cost_new[ok]
-            if exact:
-                J[a] = J_new[ok]
-                g[a] = np.einsum("gmp,gm->gp", J[a], r[a])
-                A[a] = np.einsum("gmp,gmq->gpq", J[a], J[a])
-                n_iter[a] += 1
-            else:
-                stale[a] = True
-            lam[a] *= np.maximum(1.0 / 3.0, 1.0 - (2.0 * rho[ok] - 1.0) ** 3)
-            nu[a] = 2.0
-            fin = ((dec <= ftol * (1.0 + cost_new[ok])) & (rho[ok] > 0.25)) \
-                | (snorm <= xtol * (xtol + tnorm))
-            for i in a[fin]:
-                done[i], conv[i] = True, True
-                msg[i] = "relative reduction of the objective below ftol"
-        # rejected: more damping, a shorter step; a step already below xtol means no
-        # shorter step can lower the objective (a minimum, possibly at a kink where Tmax
-        # meets a sampling time): converged, as scipy's least_squares decides
-        b = act[~ok]
-        if b.size:
-            lam[b] *= nu[b]
-            nu[b] *= 2.0
-            snorm = np.linalg.norm(step[~ok], axis=1)
-            tnorm = np.linalg.norm(th[~ok], axis=1)
-            tiny = snorm <= xtol * (xtol + tnorm)
-            for i in b[tiny]:
-                done[i], conv[i] = True, True
-                msg[i] = "step below xtol"
-            stuck = (lam[b] > _LAMBDA_MAX) & ~tiny
-            for i in b[stuck]:
-                done[i] = True
-                msg[i] = "damping diverged"
-    conv &= np.all(np.isfinite(theta), axis=1) & np.isfinite(cost)
-    return theta, conv, msg, n_iter
+        self._accept(act[ok], new[ok], r_new[ok], cost_new[ok], old[ok], step[ok], rho[ok],
+                     None if J_new is None else J_new[ok], ftol, xtol)
+        self._reject(act[~ok], step[~ok], th[~ok], xtol)
+
+    def _accept(self, a, new, r_new, cost_new, old, step, rho, J_new, ftol, xtol):
+        if not a.size:
+            return
+        dec = old - cost_new
+        snorm = np.linalg.norm(step, axis=1)
+        tnorm = np.linalg.norm(new, axis=1)
+        self.theta[a], self.r[a], self.cost[a] = new, r_new, cost_new
+        if J_new is not None:
+            self._set_jacobian(a, J_new)
+        else:
+            self.stale[a] = True
+        self.lam[a] *= np.maximum(1.0 / 3.0, 1.0 - (2.0 * rho - 1.0) ** 3)
+        self.nu[a] = 2.0
+        fin = ((dec <= ftol * (1.0 + cost_new)) & (rho > 0.25)) | (snorm <= xtol * (xtol + tnorm))
+        self.finish(a[fin], "relative reduction of the objective below ftol")
+
+    def _reject(self, b, step, th, xtol):
+        """More damping, a shorter step; a step already below xtol means no shorter step can
+        lower the objective (a minimum, possibly at a kink where Tmax meets a sampling time):
+        converged, as scipy's least_squares decides."""
+        if not b.size:
+            return
+        self.lam[b] *= self.nu[b]
+        self.nu[b] *= 2.0
+        tiny = np.linalg.norm(step, axis=1) <= xtol * (xtol + np.linalg.norm(th, axis=1))
+        self.finish(b[tiny], "step below xtol")
+        stuck = (self.lam[b] > _LAMBDA_MAX) & ~tiny
+        self.finish(b[stuck], "damping diverged", converged=False)
 
 
 def _lstsq(M, b):

@@ -7,7 +7,8 @@ same assay scale factor — :func:`ctkinetics.estimation.problem.analyte_maps`),
 the 2.5th–97.5th percentile at each time. Draws outside the model's declared parameter
 bounds (e.g. a fraction above 1) are discarded: the band is that of the truncated normal. The curve itself is the prediction at θ̂. Draws are
 seeded, so the band is reproducible. No band is drawn when Σ is not available (a failed or
-non-identifiable fit); the curve is still drawn for a converged fit.
+non-identifiable fit, or one with a parameter flagged ``not_estimable``); the curve is still
+drawn for a converged fit.
 
 Plots and the report draw this table; they never compute a band themselves.
 """
@@ -35,6 +36,57 @@ def _maps(model, dataset, fit_result):
     analytes = list(fit_result.analytes)
     kinds, units = analyte_info(dataset, analytes)
     return analyte_maps(model, analytes, kinds, units)
+
+
+def _draws(f, p, theta, draws, seed):
+    """Row 0 the estimate, then ``draws`` draws from N(θ̂, Σ) (estimation scale), and
+    whether there is a band: none without a finite covariance or when a parameter is not
+    estimable (its SE is then meaningless, and so would the band be)."""
+    names = list(p.index)
+    cov = f.covariance.reindex(index=names, columns=names).to_numpy(float) \
+        if not f.covariance.empty else np.full((len(names), len(names)), np.nan)
+    band = bool(np.all(np.isfinite(cov)) and np.all(np.diag(cov) >= 0)
+                and not p["flags"].astype(str).str.contains("not_estimable").any())
+    th = theta[None, :]
+    if band:
+        rng = np.random.default_rng(seed)
+        try:
+            th = rng.multivariate_normal(theta, cov, size=draws, method="eigh")
+        except (np.linalg.LinAlgError, ValueError):
+            band, th = False, theta[None, :]
+    return np.vstack([theta[None, :], th]), band
+
+
+def _inside(th, p, bounds, band):
+    """Draws truncated to the model's parameter space (a fraction above 1 is not a possible
+    curve): (θ rows, natural-scale rows, band still drawn)."""
+    is_log = (p["scale"] == "log").to_numpy()
+    with np.errstate(over="ignore"):
+        nat = np.where(is_log[None, :], np.exp(np.where(is_log[None, :], th, 0.0)), th)
+    inside = np.ones(th.shape[0], bool)
+    for i, n in enumerate(p.index):
+        lo, hi = bounds.get(n, (-np.inf, np.inf))
+        inside &= (nat[:, i] >= lo) & (nat[:, i] <= hi)
+    inside[0] = True
+    return th[inside], nat[inside], band and int(inside.sum()) > 1
+
+
+def _covariates(model, subj, subject) -> dict:
+    if subject not in subj.index:
+        return {}
+    row = subj.loc[subject]
+    return {c: float(row[c]) for c in (getattr(model, "covariates", None) or ())
+            if c in row and pd.notna(row[c])}
+
+
+def _band(drawn, level):
+    """The (1 − level)/2 and (1 + level)/2 quantiles of the drawn curves at each time."""
+    alpha = (1.0 - level) / 2.0
+    # np.nanquantile goes column by column (apply_along_axis): half the report's curve
+    # time; without a NaN np.quantile gives the same numbers at once
+    quantile = np.nanquantile if np.isnan(drawn).any() else np.quantile
+    with np.errstate(all="ignore"):
+        return quantile(drawn, [alpha, 1.0 - alpha], axis=0)
 
 
 def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws: int = 400,
@@ -70,8 +122,6 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
     fixed = dict(fit_result.settings.get("fixed", {}) or {})
     obs = dataset.observations
     subj = dataset.subjects.assign(subject=lambda s: s["subject"].astype(str)).set_index("subject")
-    cov_names = list(getattr(model, "covariates", None) or ())
-    alpha = (1.0 - level) / 2.0
     bounds = {q.name: (-np.inf if q.lower is None else float(q.lower),
                        np.inf if q.upper is None else float(q.upper)) for q in model.parameters}
     frames = []
@@ -79,44 +129,17 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
         if not f.success or f.parameters.empty:
             continue
         p = f.parameters.set_index("parameter")
-        names = list(p.index)
         theta = p["estimate_transformed"].to_numpy(float)
         if not np.all(np.isfinite(theta)):
             continue
-        is_log = (p["scale"] == "log").to_numpy()
         t_end = obs.loc[(obs["subject"].astype(str) == f.subject) & (obs["time"] >= 0), "time"].max()
         times = _grid(max(28.0, float(t_end) if np.isfinite(t_end) else 28.0), points)
-        cov = f.covariance.reindex(index=names, columns=names).to_numpy(float) \
-            if not f.covariance.empty else np.full((len(names), len(names)), np.nan)
-        band = np.all(np.isfinite(cov)) and np.all(np.diag(cov) >= 0)
-        if band:
-            rng = np.random.default_rng(seed + k)
-            try:
-                th = rng.multivariate_normal(theta, cov, size=int(draws), method="eigh")
-            except (np.linalg.LinAlgError, ValueError):
-                band = False
-        if not band:
-            th = theta[None, :]
-        th = np.vstack([theta[None, :], th])           # row 0: the estimate itself
-        with np.errstate(over="ignore"):
-            nat = np.where(is_log[None, :], np.exp(np.where(is_log[None, :], th, 0.0)), th)
-        # a draw outside the model's parameter space (e.g. FB > 1) is not a possible curve:
-        # the draws are truncated to the declared bounds
-        inside = np.ones(th.shape[0], bool)
-        for i, n in enumerate(names):
-            lo, hi = bounds.get(n, (-np.inf, np.inf))
-            inside &= (nat[:, i] >= lo) & (nat[:, i] <= hi)
-        inside[0] = True
-        th, nat = th[inside], nat[inside]
-        band = band and th.shape[0] > 1
-        col = {n: nat[:, i] for i, n in enumerate(names)}
-        role = dict(zip(names, p["role"]))
-        params = {n: col[n] for n in names if role[n] == "model"}
+        th, band = _draws(f, p, theta, int(draws), seed + k)
+        th, nat, band = _inside(th, p, bounds, band)
+        col = {n: nat[:, i] for i, n in enumerate(p.index)}
+        params = {n: col[n] for n, role in zip(p.index, p["role"]) if role == "model"}
         params.update(fixed)
-        covariates = {}
-        if f.subject in subj.index:
-            row = subj.loc[f.subject]
-            covariates = {c: float(row[c]) for c in cov_names if c in row and pd.notna(row[c])}
+        covariates = _covariates(model, subj, f.subject)
         covariates, more = subject_inputs(dataset, model, f.subject, covariates)  # issue 17: re-infusions
         with np.errstate(all="ignore"):
             out = model.predict(params, times, covariates=covariates or None,
@@ -125,14 +148,7 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
             y = np.reshape(np.asarray(out[m.kind], float), (th.shape[0], -1))
             if m.scale_param:
                 y = y * col[m.scale_param][:, None]
-            lower = upper = np.full(times.size, np.nan)
-            if band:
-                drawn = y[1:]
-                # np.nanquantile goes column by column (apply_along_axis): half the report's
-                # curve time; without a NaN np.quantile gives the same numbers at once
-                quantile = np.nanquantile if np.isnan(drawn).any() else np.quantile
-                with np.errstate(all="ignore"):
-                    lower, upper = quantile(drawn, [alpha, 1.0 - alpha], axis=0)
+            lower, upper = _band(y[1:], level) if band else (np.full(times.size, np.nan),) * 2
             frames.append(pd.DataFrame({"subject": f.subject, "analyte": m.analyte, "time": times,
                                         "pred": y[0], "lower": lower, "upper": upper}))
     if not frames:

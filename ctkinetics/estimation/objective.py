@@ -38,12 +38,21 @@ class Group:
         self.model, self.layout, self.error = model, layout, error
         self.subjects = list(subjects)
         self.G = len(self.subjects)
-        first = self.subjects[0]
-        n_an = len(first.analytes)
+        n_an = len(self.subjects[0].analytes)
         if any(len(s.analytes) != n_an for s in self.subjects):
             raise ValueError("subjects of a group must have the same analytes")
-        # the model is evaluated once at the union of the subjects' sampling times; each
-        # subject's samples index into it (padded with excluded samples when ragged)
+        self._stack_samples(n_an)
+        self.kinds = sorted({m.kind for m in layout.analytes})
+        self.predictor = ModelPredictor(model, self.kinds)
+        #: exact Jacobians from the model's sensitivities (False: finite differences)
+        self.analytic = True
+        self._stack_covariates()
+        self._parameter_maps()
+        self._set_prior(getattr(layout, "prior", None))
+
+    def _stack_samples(self, n_an):
+        """The model is evaluated once at the union of the subjects' sampling times; each
+        subject's samples index into it (padded with excluded samples when ragged)."""
         all_t = [a.times for s in self.subjects for a in s.analytes]
         self.times = (np.unique(np.concatenate(all_t).astype(float)) if all_t
                       else np.zeros(0))
@@ -71,19 +80,21 @@ class Group:
             self.idx.append(idx)
             self.y.append(y)
             self.mode.append(mode)
-        self.kinds = sorted({m.kind for m in layout.analytes})
-        self.predictor = ModelPredictor(model, self.kinds)
-        #: exact Jacobians from the model's sensitivities (False: finite differences)
-        self.analytic = True
+
+    def _stack_covariates(self):
+        """Covariate arrays (G,): a subject without a value gets the model's default, as when
+        fitted alone; the re-infusions and time courses of issue 17."""
         cov_names = sorted(set().union(*[s.covariates for s in self.subjects]))
-        # a subject without a covariate value gets the model's default, as when fitted alone
-        model_cov = getattr(model, "covariates", None)
+        model_cov = getattr(self.model, "covariates", None)
         defaults = dict(model_cov) if hasattr(model_cov, "items") else {}
         self.covariates = {c: np.array([s.covariates.get(c, defaults.get(c, np.nan))
                                         for s in self.subjects], dtype=float)
                            for c in cov_names}
         self.events = StackedEvents(self.subjects)  # issue 17: re-infusions, time courses
-        specs = layout.specs
+
+    def _parameter_maps(self):
+        """Bounds, scales and the roles of the estimated parameters' columns."""
+        specs = self.layout.specs
         self.lower = np.array([sp.est_bounds[0] for sp in specs])
         self.upper = np.array([sp.est_bounds[1] for sp in specs])
         self.is_log = np.array([s.log for s in specs], bool)
@@ -94,10 +105,9 @@ class Group:
         for i, s in enumerate(specs):
             if s.role == "sigma":
                 self.sigma_idx.setdefault(s.analyte, []).append(i)
-        self._set_prior(getattr(layout, "prior", None))
         # floor of ln(sd²): keeps the pseudo-residual of the ln(2π sd²) term real
         self.ln_sd2_floor = {}
-        for m in layout.analytes:
+        for m in self.layout.analytes:
             lows = [specs[i].lower for i in self.sigma_idx[m.analyte]]
             self.ln_sd2_floor[m.analyte] = 2.0 * np.log(lows[-1] if len(lows) > 1 else lows[0])
 

@@ -55,10 +55,6 @@ def test_cart_bcell_sle_joint_fit_recovers_truth():
         assert 0.04 < p.loc[f"sigma_{a}", "estimate"] < 0.2
 
 
-@pytest.mark.xfail(strict=True, reason="modeling.exposure._peak (the lead's exposure registry): "
-                   "past 28 'day-equivalents' of onecpt_oral's 24-h horizon the grid step is "
-                   "0.066 h and the second parabola's bracket (±1e-3 of the first) does not "
-                   "contain the first vertex's error: Tmax 2.0349 h for 2.0337 (6e-4 rel.)")
 def test_derived_tmax_is_in_the_model_time_unit_and_matches_the_closed_form():
     # onecpt_oral runs in hours: Tmax = ln(ka/ke)/(ka - ke) h, not days
     res = fit(theoph(THEOPH), "onecpt_oral", subjects=["1"], error="additive", starts=1)

@@ -47,101 +47,25 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
     """Run SAEM from ``x0`` (see module docstring); returns the final vector ``x``."""
     rng = np.random.default_rng(seed)
     spec = pm.spec
-    n, q, p = pm.n, spec.q, spec.p
-    s_t, s_b, s_o, s_s = spec.slices
     x = np.array(x0, float)
     ridx = spec.random_index
-    random_set = set(ridx.tolist())
-    # design per random parameter: intercept + its covariate effects
-    designs, eff_of = [], []
-    for j in ridx:
-        cols = [k for k, c in enumerate(pm.effect_cols) if c == j]
-        eff_of.append(cols)
-        designs.append(np.column_stack([np.ones(n)] + [pm.covariate_matrix[:, k]
-                                                       for k in cols]))
-    # free entries of x updated numerically: θ without η, their β, ln σ
-    num_idx = [j for j in range(p) if j not in random_set]
-    num_idx += [s_b.start + k for k, c in enumerate(pm.effect_cols) if c not in random_set]
-    num_idx += list(range(s_s.start, s_s.stop))
-    num_idx = np.array(num_idx, int)
+    designs, eff_of = _designs(pm)
+    num_idx = _numeric_indices(pm)
     lo, hi = spec.bounds()
-
     theta, beta, omega, sigma = spec.split(x)
     mu = pm.phi_pop(theta, beta)
-    phi = mu[:, ridx].copy()
-
-    def full_phi(mu_, phi_r):
-        out = mu_.copy()
-        out[..., ridx] = phi_r
-        return out
-
-    def loglik(mu_, phi_r, sig):
-        return -0.5 * pm.data_m2ll(full_phi(mu_, phi_r), sig)
-
-    def prior(phi_r, mu_r, om_inv):
-        d = phi_r - mu_r
-        return -0.5 * np.einsum("ni,ij,nj->n", d, om_inv, d)
-
-    ll = loglik(mu, phi, sigma)
-    scale_joint, scale_comp = 1.0, np.full(q, 1.0)
-    acc_stats = {"prior": [], "joint": [], "component": []}
-    S1 = phi.copy()
-    S2 = phi.T @ phi
+    chains = _Chains(pm, rng, mu[:, ridx].copy(), mu, sigma)
+    S1 = chains.phi.copy()
+    S2 = chains.phi.T @ chains.phi
     total = int(burn_in) + int(smoothing)
     history = np.zeros((total, x.size))
     kept = []
     for k in range(1, total + 1):
         gamma = 1.0 if k <= burn_in else 1.0 / (k - burn_in)
-        mu_r = mu[:, ridx]
-        om_inv = np.linalg.inv(omega)
-        L = np.linalg.cholesky(omega)
-        # ---- simulation: MH kernels -------------------------------------------------------
-        for _ in range(2):      # independence sampler from the prior
-            cand = mu_r + rng.standard_normal((n, q)) @ L.T
-            ll_c = loglik(mu, cand, sigma)
-            ok = np.log(rng.random(n)) < ll_c - ll
-            phi[ok], ll[ok] = cand[ok], ll_c[ok]
-            acc_stats["prior"].append(ok.mean())
-        for _ in range(2):      # joint random walk
-            cand = phi + scale_joint * rng.standard_normal((n, q)) @ L.T
-            ll_c = loglik(mu, cand, sigma)
-            ok = np.log(rng.random(n)) < (ll_c + prior(cand, mu_r, om_inv)
-                                          - ll - prior(phi, mu_r, om_inv))
-            phi[ok], ll[ok] = cand[ok], ll_c[ok]
-            scale_joint *= 1 + 0.4 * (ok.mean() - _TARGET)
-            acc_stats["joint"].append(ok.mean())
-        for c in range(q):      # component-wise random walk
-            cand = phi.copy()
-            cand[:, c] += scale_comp[c] * np.sqrt(omega[c, c]) * rng.standard_normal(n)
-            ll_c = loglik(mu, cand, sigma)
-            ok = np.log(rng.random(n)) < (ll_c + prior(cand, mu_r, om_inv)
-                                          - ll - prior(phi, mu_r, om_inv))
-            phi[ok], ll[ok] = cand[ok], ll_c[ok]
-            scale_comp[c] *= 1 + 0.4 * (ok.mean() - _TARGET)
-            acc_stats["component"].append(ok.mean())
-        # ---- stochastic approximation --------------------------------------------------------
-        S1 = S1 + gamma * (phi - S1)
+        phi = chains.step(mu, omega, sigma)                          # simulation
+        S1 = S1 + gamma * (phi - S1)                                 # stochastic approx.
         S2 = S2 + gamma * (phi.T @ phi - S2)
-        # ---- maximisation --------------------------------------------------------------------
-        M = np.zeros((n, q))
-        for c, (j, X) in enumerate(zip(ridx, designs)):
-            coef = np.linalg.lstsq(X, S1[:, c], rcond=None)[0]
-            x[j] = np.clip(coef[0], lo[j], hi[j])
-            for m, kk in enumerate(eff_of[c]):
-                x[s_b.start + kk] = coef[m + 1]
-            M[:, c] = X @ np.concatenate([[x[j]], coef[1:]])
-        new_omega = (S2 - M.T @ S1 - S1.T @ M + M.T @ M) / n
-        new_omega = 0.5 * (new_omega + new_omega.T)
-        new_omega = spec.structure.project(new_omega)
-        if k <= burn_in // 2:
-            new_omega = spec.structure.anneal(new_omega, omega)
-        floor = spec.structure.variance_floor(q)
-        d = np.diag_indices(q)
-        new_omega[d] = np.maximum(new_omega[d], floor)
-        try:
-            x[s_o] = spec.omega_part(new_omega)
-        except np.linalg.LinAlgError:
-            pass
+        _m_step(pm, x, S1, S2, designs, eff_of, omega, anneal=k <= burn_in // 2)
         if k > burn_in:
             kept.append(phi.copy())
         if num_idx.size:
@@ -149,17 +73,120 @@ def fit_saem(pm, x0, burn_in=150, smoothing=100, seed=0, progress=None) -> SaemR
             x[num_idx] = x[num_idx] + gamma * (x_num - x[num_idx])
         theta, beta, omega, sigma = spec.split(x)
         mu = pm.phi_pop(theta, beta)
-        ll = loglik(mu, phi, sigma)
+        chains.reset_likelihood(mu, sigma)
         history[k - 1] = x
         if progress is not None and (k % 25 == 0 or k == total):
             phase = "burn-in" if k <= burn_in else "smoothing"
             progress(f"SAEM iteration {k}/{total} ({phase}): "
-                     f"-2 ln p(y|phi) = {-2 * ll.sum():.3f}")
+                     f"-2 ln p(y|phi) = {-2 * chains.ll.sum():.3f}")
     if num_idx.size and kept:
         x[num_idx] = _numeric_step(pm, x, num_idx, np.stack(kept), ridx, lo, hi, 50)
         history[-1] = x
-    acc = {key: float(np.mean(v[-20:])) if v else np.nan for key, v in acc_stats.items()}
-    return SaemResult(x, history, phi, acc, total)
+    acc = {key: float(np.mean(v[-20:])) if v else np.nan for key, v in chains.acc.items()}
+    return SaemResult(x, history, chains.phi, acc, total)
+
+
+def _designs(pm):
+    """Per random parameter: its design (intercept + its covariate effects) and the indices
+    of those effects."""
+    designs, eff_of = [], []
+    for j in pm.spec.random_index:
+        cols = [k for k, c in enumerate(pm.effect_cols) if c == j]
+        eff_of.append(cols)
+        designs.append(np.column_stack([np.ones(pm.n)] + [pm.covariate_matrix[:, k]
+                                                          for k in cols]))
+    return designs, eff_of
+
+
+def _numeric_indices(pm):
+    """Entries of x updated numerically: θ without η, their β, ln σ."""
+    spec = pm.spec
+    _, s_b, _, s_s = spec.slices
+    random_set = set(spec.random_index.tolist())
+    idx = [j for j in range(spec.p) if j not in random_set]
+    idx += [s_b.start + k for k, c in enumerate(pm.effect_cols) if c not in random_set]
+    idx += list(range(s_s.start, s_s.stop))
+    return np.array(idx, int)
+
+
+class _Chains:
+    """The individual parameters of the random effects, moved by Metropolis–Hastings kernels
+    (module docstring, step 1), with the adaptive scales and acceptance rates."""
+
+    def __init__(self, pm, rng, phi, mu, sigma):
+        self.pm, self.rng, self.phi = pm, rng, phi
+        self.ridx = pm.spec.random_index
+        self.scale_joint, self.scale_comp = 1.0, np.full(pm.spec.q, 1.0)
+        self.acc = {"prior": [], "joint": [], "component": []}
+        self.reset_likelihood(mu, sigma)
+
+    def loglik(self, mu, phi_r, sigma):
+        full = mu.copy()
+        full[..., self.ridx] = phi_r
+        return -0.5 * self.pm.data_m2ll(full, sigma)
+
+    def reset_likelihood(self, mu, sigma):
+        self.ll = self.loglik(mu, self.phi, sigma)
+
+    def _accept(self, cand, ll_c, log_ratio):
+        ok = np.log(self.rng.random(self.pm.n)) < log_ratio
+        self.phi[ok], self.ll[ok] = cand[ok], ll_c[ok]
+        return ok
+
+    def step(self, mu, omega, sigma):
+        n, q, rng = self.pm.n, self.pm.spec.q, self.rng
+        mu_r = mu[:, self.ridx]
+        om_inv = np.linalg.inv(omega)
+        L = np.linalg.cholesky(omega)
+
+        def prior(phi_r):
+            d = phi_r - mu_r
+            return -0.5 * np.einsum("ni,ij,nj->n", d, om_inv, d)
+
+        for _ in range(2):      # independence sampler from the prior
+            cand = mu_r + rng.standard_normal((n, q)) @ L.T
+            ll_c = self.loglik(mu, cand, sigma)
+            self.acc["prior"].append(self._accept(cand, ll_c, ll_c - self.ll).mean())
+        for _ in range(2):      # joint random walk
+            cand = self.phi + self.scale_joint * rng.standard_normal((n, q)) @ L.T
+            ll_c = self.loglik(mu, cand, sigma)
+            ok = self._accept(cand, ll_c, ll_c + prior(cand) - self.ll - prior(self.phi))
+            self.scale_joint *= 1 + 0.4 * (ok.mean() - _TARGET)
+            self.acc["joint"].append(ok.mean())
+        for c in range(q):      # component-wise random walk
+            cand = self.phi.copy()
+            cand[:, c] += self.scale_comp[c] * np.sqrt(omega[c, c]) * rng.standard_normal(n)
+            ll_c = self.loglik(mu, cand, sigma)
+            ok = self._accept(cand, ll_c, ll_c + prior(cand) - self.ll - prior(self.phi))
+            self.scale_comp[c] *= 1 + 0.4 * (ok.mean() - _TARGET)
+            self.acc["component"].append(ok.mean())
+        return self.phi
+
+
+def _m_step(pm, x, S1, S2, designs, eff_of, omega, anneal):
+    """Closed-form M-step (module docstring, step 3), in place on ``x``: typical values and
+    covariate effects of the random-effect parameters, and Ω."""
+    spec = pm.spec
+    n, q = pm.n, spec.q
+    _, s_b, s_o, _ = spec.slices
+    lo, hi = spec.bounds()
+    M = np.zeros((n, q))
+    for c, (j, X) in enumerate(zip(spec.random_index, designs)):
+        coef = np.linalg.lstsq(X, S1[:, c], rcond=None)[0]
+        x[j] = np.clip(coef[0], lo[j], hi[j])
+        for m, kk in enumerate(eff_of[c]):
+            x[s_b.start + kk] = coef[m + 1]
+        M[:, c] = X @ np.concatenate([[x[j]], coef[1:]])
+    new_omega = (S2 - M.T @ S1 - S1.T @ M + M.T @ M) / n
+    new_omega = spec.structure.project(0.5 * (new_omega + new_omega.T))
+    if anneal:
+        new_omega = spec.structure.anneal(new_omega, omega)
+    d = np.diag_indices(q)
+    new_omega[d] = np.maximum(new_omega[d], spec.structure.variance_floor(q))
+    try:
+        x[s_o] = spec.omega_part(new_omega)
+    except np.linalg.LinAlgError:
+        pass
 
 
 def _numeric_step(pm, x, idx, chains, ridx, lo, hi, max_iter):

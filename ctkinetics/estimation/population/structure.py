@@ -32,28 +32,52 @@ def make_spec(data: PopData, model, random_effects, effects, omega="diagonal", i
     parameter to a start ω² (default: the model's declared ω² or 0.2).
     """
     init = dict(init or {})
+    thetas, sigmas = _fixed_effects(data.layout.specs, init)
+    names = [t.name for t in thetas]
+    model_params = {p.name: p for p in getattr(model, "parameters", ())}
+    random = _random_effects(thetas, model_params, random_effects)
+    _check_names(names, random, effects, init, sigmas)
+    spec = PopulationSpec(tuple(thetas), tuple(random), tuple(effects), tuple(sigmas),
+                          resolve_omega("block" if omega is True else
+                                        "diagonal" if omega is False else omega),
+                          dict(data.layout.fixed))
+    w2 = []
+    for r in random:
+        declared = getattr(model_params.get(r), "omega2", None)
+        w2.append(float((omega_init or {}).get(r, declared if declared else 0.2)))
+    x0 = spec.join([t.start for t in thetas], np.zeros(len(effects)), np.diag(w2),
+                   [s.start for s in sigmas])
+    return spec, x0
+
+
+def _fixed_effects(specs, init):
+    """θ (kinetic parameters and assay scales, estimation scale) and σ specs from the fit
+    problem's layout, started at ``init`` or the layout's defaults."""
     thetas, sigmas = [], []
-    for s in data.layout.specs:
+    for s in specs:
+        start = float(init.get(s.name, s.default))
         if s.role == "sigma":
-            start = float(init.get(s.name, s.default))
             sigmas.append(SigmaSpec(s.name, s.analyte, start, s.lower, s.upper, s.unit))
             continue
-        start = float(init.get(s.name, s.default))
         lo, hi = s.est_bounds
-        if not np.isfinite(lo):
-            lo = -1e6
-        if not np.isfinite(hi):
-            hi = 1e6
+        lo, hi = (lo if np.isfinite(lo) else -1e6), (hi if np.isfinite(hi) else 1e6)
         est = float(np.log(start)) if s.log else start
         thetas.append(ThetaSpec(s.name, s.role, s.log, float(np.clip(est, lo, hi)), lo, hi,
                                 s.unit))
-    names = [t.name for t in thetas]
-    model_params = {p.name: p for p in getattr(model, "parameters", ())}
+    return thetas, sigmas
+
+
+def _random_effects(thetas, model_params, random_effects):
+    """The parameters with a random effect: those asked for; by default those whose
+    between-subject variance the model file declares (omega2), else every kinetic one."""
+    if random_effects is not None:
+        return list(random_effects)
     kinetic = [t.name for t in thetas if t.role == "model"]
-    # default: the parameters whose between-subject variance the model file declares
-    # (omega2), or every kinetic one when it declares none
     declared = [n for n in kinetic if getattr(model_params.get(n), "omega2", None)]
-    random = list(random_effects) if random_effects is not None else (declared or kinetic)
+    return declared or kinetic
+
+
+def _check_names(names, random, effects, init, sigmas):
     bad = [r for r in random if r not in names]
     if bad:
         raise SettingsError(f"random effect(s) on unknown parameter(s) {bad}; estimated "
@@ -67,17 +91,6 @@ def make_spec(data: PopData, model, random_effects, effects, omega="diagonal", i
     unknown_init = sorted(set(init) - set(names) - {s.name for s in sigmas})
     if unknown_init:
         raise SettingsError(f"initial value(s) for unknown parameter(s) {unknown_init}")
-    spec = PopulationSpec(tuple(thetas), tuple(random), tuple(effects), tuple(sigmas),
-                          resolve_omega("block" if omega is True else
-                                        "diagonal" if omega is False else omega),
-                          dict(data.layout.fixed))
-    w2 = []
-    for r in random:
-        declared = getattr(model_params.get(r), "omega2", None)
-        w2.append(float((omega_init or {}).get(r, declared if declared else 0.2)))
-    x0 = spec.join([t.start for t in thetas], np.zeros(len(effects)), np.diag(w2),
-                   [s.start for s in sigmas])
-    return spec, x0
 
 
 class PopModel:
