@@ -134,6 +134,12 @@ def _parse_each(series: pd.Series, fn) -> pd.Series:
     return pd.Series(per_unique(series, fn), index=series.index)
 
 
+#: Where each Dataset column comes from in SDTM (for the messages of build_dataset).
+_COLUMNS = {"subject": "USUBJID", "dose_level": "ARMCD", "time": "--ELTM", "analyte": "--TESTCD",
+            "value": "--STRESN", "unit": "--STRESU", "lloq": "--LLOQ",
+            "doses": {"time": "EXSTDTC", "amount": "EXDOSE"}}
+
+
 def read_sdtm(path, study_toml=None, **_) -> Dataset:
     """Read an SDTM folder: dm, ex and cp and/or pc (each .xpt or .csv), study.toml beside."""
     folder = Path(path)
@@ -143,35 +149,16 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
     pc = ProblemCollector()
     study = read_study_toml(toml_path, pc)
     opts = dict(study.formats.get("sdtm", {})) if study is not None else {}
-    paths = {d: _find(folder, d) for d in DOMAINS}
-    for d in ("dm", "ex"):
-        if paths[d] is None:
-            pc.add(folder / f"{d}.xpt", None, None, f"the {d.upper()} domain is missing ({d}.xpt or {d}.csv)")
-    tables = {d: _read_domain(p, pc) for d, p in paths.items() if p is not None}
-    tables = {d: t for d, t in tables.items() if t is not None}
-    _check_record_counts(tables, opts.get("records", {}), toml_path, pc)
-    dm, ex = tables.get("dm"), tables.get("ex")
-    for t, cols in ((dm, ["USUBJID"]), (ex, ["USUBJID", "EXSTDTC", "EXDOSE"])):
-        if t is not None and not t.require(cols, pc):
-            tables.pop("dm" if t is dm else "ex")
+    paths, tables = _read_domains(folder, opts, toml_path, pc)
     infusion, later = _infusions(tables["ex"], pc) if "ex" in tables else (None, None)
     subjects = None
     if "dm" in tables and infusion is not None:
         subjects = _subjects(tables["dm"], infusion, study, opts, pc, paths["ex"].name)
-    records, sources = [], [toml_path] + [paths[d] for d in ("dm", "ex") if paths[d] is not None]
-    for dom in ("cp", "pc"):
-        if dom in tables:
-            sources.append(paths[dom])
-            if infusion is not None and study is not None:
-                records.append(_read_findings(tables[dom], dom.upper(), study, opts, infusion, pc))
-    rec = pd.concat(records, ignore_index=True) if records else (empty_records() if study is not None else None)
-    safety_path = folder / "safety.csv"
+    sources = [toml_path] + [paths[d] for d in ("dm", "ex") if paths[d] is not None]
+    rec = _sample_records(tables, paths, study, opts, infusion, pc, sources)
     notes: list[str] = []
-    safety = None
-    if safety_path.exists():
-        with pc.collecting():
-            safety = read_safety_csv(safety_path, pc, notes)
-        sources.append(safety_path)
+    safety_path = folder / "safety.csv"
+    safety = _safety(safety_path, pc, notes, sources)
     tv = None  # issue 17: time-varying covariates from LB / CM ([formats.sdtm.time_varying])
     if infusion is not None and ("lb" in tables or "cm" in tables):
         from ctkinetics.data.timevarying import read_sdtm_time_varying, sdtm_mapping
@@ -179,11 +166,46 @@ def read_sdtm(path, study_toml=None, **_) -> Dataset:
         tv = read_sdtm_time_varying(folder, tables, sdtm_mapping(opts, toml_path, pc), infusion, pc, notes)
         sources += [paths[d] for d in ("lb", "cm") if d in tables]
     return build_dataset(study, subjects, rec, safety, audit=Audit(), warnings=notes, sources=sources,
-                         columns={"subject": "USUBJID", "dose_level": "ARMCD", "time": "--ELTM", "analyte": "--TESTCD",
-                                  "value": "--STRESN", "unit": "--STRESU", "lloq": "--LLOQ",
-                                  "doses": {"time": "EXSTDTC", "amount": "EXDOSE"}},
-                         subjects_file=str(paths["dm"]), safety_file=str(safety_path), problems=pc, fmt="sdtm",
-                         doses=later, time_varying=tv)
+                         columns=_COLUMNS, subjects_file=str(paths["dm"]), safety_file=str(safety_path),
+                         problems=pc, fmt="sdtm", doses=later, time_varying=tv)
+
+
+def _read_domains(folder: Path, opts: dict, toml_path, pc) -> tuple[dict, dict]:
+    """The domain files found (``paths``) and the tables read (DM and EX dropped when they
+    lack a required variable); record counts checked against study.toml."""
+    paths = {d: _find(folder, d) for d in DOMAINS}
+    for d in ("dm", "ex"):
+        if paths[d] is None:
+            pc.add(folder / f"{d}.xpt", None, None, f"the {d.upper()} domain is missing ({d}.xpt or {d}.csv)")
+    tables = {d: _read_domain(p, pc) for d, p in paths.items() if p is not None}
+    tables = {d: t for d, t in tables.items() if t is not None}
+    _check_record_counts(tables, opts.get("records", {}), toml_path, pc)
+    for d, cols in (("dm", ["USUBJID"]), ("ex", ["USUBJID", "EXSTDTC", "EXDOSE"])):
+        if d in tables and not tables[d].require(cols, pc):
+            tables.pop(d)
+    return paths, tables
+
+
+def _sample_records(tables, paths, study, opts, infusion, pc, sources):
+    """The samples of the CP and PC domains (None when there is no study to read them by)."""
+    records = []
+    for dom in ("cp", "pc"):
+        if dom in tables:
+            sources.append(paths[dom])
+            if infusion is not None and study is not None:
+                records.append(_read_findings(tables[dom], dom.upper(), study, opts, infusion, pc))
+    return pd.concat(records, ignore_index=True) if records else (empty_records() if study is not None else None)
+
+
+def _safety(path: Path, pc, notes: list, sources: list):
+    """safety.csv beside the domains, when there is one."""
+    if not path.exists():
+        return None
+    safety = None
+    with pc.collecting():
+        safety = read_safety_csv(path, pc, notes)
+    sources.append(path)
+    return safety
 
 
 def _check_record_counts(tables: dict, counts: dict, toml_path, pc) -> None:
