@@ -402,7 +402,9 @@ def _auc_gauss(model, params, covariates, kinds, window, sw, n, rates=None):
         V, st = _solve_padded(model, params, covariates, k, nodes)
         status = np.maximum(status, st)
         V = np.where(np.isfinite(nodes), V, 0.0)
-        out[k] = np.sum(V * weights, axis=1)
+        # summed left to right: a subject's AUC has the same bits whatever the padding of
+        # its batch (numpy's pairwise sum splits a row differently as its length changes)
+        out[k] = np.cumsum(V * weights, axis=1)[:, -1] if V.shape[1] else np.zeros(n)
     return out, status
 
 

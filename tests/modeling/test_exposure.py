@@ -80,3 +80,16 @@ def test_every_metric_is_registered_with_a_unit_and_definition():
     frame = model_exposure(m, p).to_frame(["a", "b"], units={"qpcr": "copies/ug"})
     assert set(frame.metric) == {"Cmax", "Tmax", "AUC0-28"}
     assert set(frame.loc[frame.metric == "AUC0-28", "unit"]) == {"copies/ug*day"}
+
+
+def test_a_subjects_metrics_do_not_depend_on_its_batch():
+    # the same subject alone, with others, and shuffled: identical bits (virtual trials
+    # compare exposures computed in different batches)
+    m, p = _stein_population(n=6, seed=8)
+    steep = dict(p)
+    steep["foldx"] = np.where(np.arange(6) == 5, 1e8, p["foldx"])   # pads the others' panels
+    together = model_exposure(m, steep)
+    for i in range(6):
+        alone = model_exposure(m, {k: v[i:i + 1] for k, v in steep.items()})
+        for key, v in together.values.items():
+            assert alone.values[key][0] == v[i], (key, i)
