@@ -177,10 +177,12 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "eta": ("η", DIMENSIONLESS, "random effect (log scale)"),
     "correlation": ("correlation", DIMENSIONLESS, "correlation of the two random effects"),
     "bin": ("bin", DIMENSIONLESS, "VPC time bin"),
-    "mean_participants": ("mean participants", DIMENSIONLESS, "mean participants treated at the level per trial"),
+    "mean_participants": ("mean participants", DIMENSIONLESS, "mean evaluable participants treated at the level per trial"),
     "mean_dlts": ("mean DLTs", DIMENSIONLESS, "mean DLTs at the level per trial"),
     "mean_expansion": ("mean expansion", DIMENSIONLESS, "mean expansion participants at the level"),
     "mean_dlts_expansion": ("mean DLTs in expansion", DIMENSIONLESS, "mean DLTs among expansion participants"),
+    "mean_not_evaluable": ("mean not evaluable", DIMENSIONLESS, "mean escalation participants at the level not evaluable for DLT decisions (replaced)"),
+    "mean_efficacy": ("mean responders", DIMENSIONLESS, "mean evaluable escalation participants at the level with an efficacy response (empty without an efficacy model)"),
 }
 
 

@@ -31,7 +31,9 @@ class TrialSimResult:
         One row per trial × rule × level (None when streamed to a file only).
     summary : pandas.DataFrame
         Per rule and level (plus a level ``none`` row for no MTD): pct_selected,
-        mean_participants, mean_dlts, mean_expansion, mean_dlts_expansion, mean durations
+        mean_participants (evaluable), mean_dlts, mean_expansion, mean_dlts_expansion,
+        mean_not_evaluable (replaced), mean_efficacy (responders; NaN without an efficacy
+        model), mean durations
         (days), and per-participant CK summaries (n, geometric mean, geometric CV %, median,
         5th/95th percentiles of Cmax and AUC0-28; NaN without kinetics).
     durations : pandas.DataFrame
@@ -79,6 +81,8 @@ def build_result(spec, n_trials: int, seed: int, acc: Accumulator, trials=None) 
                    "pct_selected": 100.0 * acc.selected[ri, j] / m,
                    "mean_participants": acc.n[ri, j] / m, "mean_dlts": acc.dlt[ri, j] / m,
                    "mean_expansion": acc.n_exp[ri, j] / m, "mean_dlts_expansion": acc.dlt_exp[ri, j] / m,
+                   "mean_not_evaluable": acc.n_ne[ri, j] / m,
+                   "mean_efficacy": acc.n_eff[ri, j] / m if spec.efficacy is not None else math.nan,
                    **common}
             for mi, metric in enumerate(EXPOSURE_METRICS):
                 cnt, mean, var = acc.ln_moments(ri, j, mi)

@@ -81,7 +81,9 @@ def run(args) -> int:
         print(f"\nctk {args.command}: error: {exc}. The run stopped: {args.out} was not written "
               "(a previous complete run there is left as it was).", file=sys.stderr)
         return 1
-    cols = ["rule", "level", "pct_selected", "mean_participants", "mean_dlts", "mean_expansion"]
+    cols = ["rule", "level", "pct_selected", "mean_participants", "mean_dlts", "mean_not_evaluable", "mean_expansion"]
+    if spec.efficacy is not None:
+        cols.append("mean_efficacy")
     print(result.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     dur = result.durations
     for row in dur.itertuples(index=False):
