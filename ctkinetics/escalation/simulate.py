@@ -178,8 +178,6 @@ def simulate_tite(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
         raise SettingsError(f"accrual per month must be a number, got {accrual_per_month!r}") from None
     if not rate > 0:
         raise SettingsError(f"accrual per month must be positive, got {accrual_per_month!r}")
-    T, S = design.dlt_window_days, design.stagger_days
-    d_count = p.size
     big_n = n_cohorts * design.cohort_size
     if draws is None:
         rng = np.random.default_rng(seed)
@@ -190,98 +188,119 @@ def simulate_tite(design: BoinDesign, true_tox, n_cohorts: int, n_trials: int = 
         arrival = np.cumsum(gaps, axis=1)
     else:
         tox_u, onset_u, arrival = (np.asarray(draws[k], dtype=float) for k in ("tox", "onset", "arrival"))
-
-    inf_t = np.full((n_trials, big_n), np.nan)
-    lev = np.full((n_trials, big_n), -1)
-    dlt = np.zeros((n_trials, big_n), dtype=bool)
-    resolve = np.full((n_trials, big_n), np.inf)  # DLT day, or end of window
-    sentinel = np.full((n_trials, d_count), np.nan)
-    elim = np.full(n_trials, d_count)
-    active = np.ones(n_trials, dtype=bool)
-    t_prev = np.zeros(n_trials)
-    end_time = np.full(n_trials, np.nan)
-    levels_idx = np.arange(d_count)
-
+    calendar = _TiteCalendar(design, p, tox_u, onset_u)
     for k in range(big_n):
-        t = np.maximum(arrival[:, k], t_prev)
-        waiting = active.copy()
+        calendar.enrol(k, np.maximum(arrival[:, k], calendar.t_prev))
+    return calendar.result()
+
+
+class _TiteCalendar:
+    """The state of ``n_trials`` TITE-BOIN trials on one calendar: participant k of every
+    trial is placed (or the trial stops) before participant k + 1 arrives."""
+
+    def __init__(self, design: BoinDesign, p, tox_u, onset_u):
+        n_trials, big_n = tox_u.shape
+        self.design, self.p, self.tox_u, self.onset_u = design, p, tox_u, onset_u
+        self.T, self.S, self.d_count = design.dlt_window_days, design.stagger_days, p.size
+        self.inf_t = np.full((n_trials, big_n), np.nan)
+        self.lev = np.full((n_trials, big_n), -1)
+        self.dlt = np.zeros((n_trials, big_n), dtype=bool)
+        self.resolve = np.full((n_trials, big_n), np.inf)  # DLT day, or end of window
+        self.sentinel = np.full((n_trials, self.d_count), np.nan)
+        self.elim = np.full(n_trials, self.d_count)
+        self.active = np.ones(n_trials, dtype=bool)
+        self.t_prev = np.zeros(n_trials)
+        self.end_time = np.full(n_trials, np.nan)
+        self.levels_idx = np.arange(self.d_count)
+
+    def enrol(self, k: int, t) -> None:
+        """Participant k of every active trial: placed when the rules allow, else the trial
+        waits for its next event (a DLT, a window end, the stagger gate) or stops."""
+        design, d_count = self.design, self.d_count
+        waiting = self.active.copy()
         while waiting.any():
             r = np.nonzero(waiting)[0]
             tr = t[r]
-            if k == 0:
-                cur = np.full(r.size, design.start_level)
-                n_all = np.zeros((r.size, d_count), dtype=int)
-                y_all = n_all.copy()
-                c_all = n_all.copy()
-                stft_all = np.zeros((r.size, d_count))
-                min_u = None
-            else:
-                L = lev[r, :k]
-                inf = inf_t[r, :k]
-                res = resolve[r, :k]
-                known_dlt = dlt[r, :k] & (res <= tr[:, None])
-                pending = res > tr[:, None]
-                u = np.clip(tr[:, None] - inf, 0.0, T)
-                onehot = L[:, :, None] == levels_idx
-                n_all = onehot.sum(axis=1)
-                y_all = (onehot & known_dlt[:, :, None]).sum(axis=1)
-                c_all = (onehot & pending[:, :, None]).sum(axis=1)
-                stft_all = (onehot * (np.where(pending, u, 0.0) / T)[:, :, None]).sum(axis=1)
-                cur = L[:, -1]
-                min_u = None
-                if design.min_pending_followup > 0:  # smallest pending follow-up at the current level
-                    at_cur = pending & (L == cur[:, None])
-                    min_u = np.where(at_cur, u, np.inf).min(axis=1)
-            elim[r] = eliminated_from(design, n_all, y_all, elim[r])
+            cur, n_all, y_all, c_all, stft_all, min_u = self._known(k, r, tr)
+            self.elim[r] = eliminated_from(design, n_all, y_all, self.elim[r])
             ii = np.arange(r.size)
             rule, nxt, _ = next_step(design, d_count, cur, n_all[ii, cur], y_all[ii, cur],
-                                     c_all[ii, cur], stft_all[ii, cur], elim[r], n_all.sum(axis=1),
+                                     c_all[ii, cur], stft_all[ii, cur], self.elim[r], n_all.sum(axis=1),
                                      min_followup=min_u)
             stop = action_of(rule) == STOP
             suspend = suspends(rule)
-            gate = sentinel[r, np.clip(nxt, 0, d_count - 1)] + S
+            gate = self.sentinel[r, np.clip(nxt, 0, d_count - 1)] + self.S
             held = ~stop & ~suspend & (tr < gate - 1e-9)
             place = ~stop & ~suspend & ~held
-            # trials that stop now
-            rs = r[stop]
-            active[rs] = False
-            end_time[rs] = tr[stop]
-            # trials that place participant k now
-            rp, lp, tp = r[place], nxt[place], tr[place]
-            inf_t[rp, k] = tp
-            lev[rp, k] = lp
-            is_dlt = tox_u[rp, k] < p[lp]
-            dlt[rp, k] = is_dlt
-            resolve[rp, k] = np.where(is_dlt, tp + onset_u[rp, k] * T, tp + T)
-            first = np.isnan(sentinel[rp, lp])
-            sentinel[rp[first], lp[first]] = tp[first]
-            t_prev[rp] = tp
-            # the others wait for the next event: a DLT or window end, or the stagger gate
-            wait = suspend | held
+            self.active[r[stop]] = False  # trials that stop now
+            self.end_time[r[stop]] = tr[stop]
+            self._place(k, r[place], nxt[place], tr[place])
+            wait = suspend | held  # the others wait for the next event
             rw = r[wait]
-            nxt_event = np.full(rw.size, np.inf)
-            if k > 0:
-                res = resolve[rw, :k]
-                nxt_event = np.where(res > t[rw][:, None], res, np.inf).min(axis=1)
-                if design.min_pending_followup > 0:  # the day a participant reaches the guard's follow-up
-                    reach = inf_t[rw, :k] + design.min_pending_followup
-                    nxt_event = np.minimum(nxt_event, np.where(reach > t[rw][:, None] + 1e-9, reach, np.inf).min(axis=1))
-            nxt_event = np.where(held[wait], np.minimum(nxt_event, gate[wait]), nxt_event)
-            if np.any(~np.isfinite(nxt_event)):  # pragma: no cover - cannot happen by construction
-                raise RuntimeError("simulated trial waiting for an event that never comes")
-            t[rw] = nxt_event
+            t[rw] = self._next_event(k, rw, t, held[wait], gate[wait])
             waiting[r[stop | place]] = False
 
-    done = np.isnan(end_time)
-    last = np.where(np.isfinite(resolve), resolve, -np.inf).max(axis=1)
-    end_time[done] = last[done]
-    first_inf = inf_t[:, 0]
-    duration = end_time - first_inf
+    def _known(self, k: int, r, tr):
+        """What the rules see at day ``tr`` in trials ``r``: current level, treated, DLTs,
+        pending and their follow-up fraction per level, the smallest pending follow-up."""
+        d_count, T = self.d_count, self.T
+        if k == 0:
+            n_all = np.zeros((r.size, d_count), dtype=int)
+            return (np.full(r.size, self.design.start_level), n_all, n_all.copy(), n_all.copy(),
+                    np.zeros((r.size, d_count)), None)
+        L = self.lev[r, :k]
+        res = self.resolve[r, :k]
+        known_dlt = self.dlt[r, :k] & (res <= tr[:, None])
+        pending = res > tr[:, None]
+        u = np.clip(tr[:, None] - self.inf_t[r, :k], 0.0, T)
+        onehot = L[:, :, None] == self.levels_idx
+        n_all = onehot.sum(axis=1)
+        y_all = (onehot & known_dlt[:, :, None]).sum(axis=1)
+        c_all = (onehot & pending[:, :, None]).sum(axis=1)
+        stft_all = (onehot * (np.where(pending, u, 0.0) / T)[:, :, None]).sum(axis=1)
+        cur = L[:, -1]
+        min_u = None
+        if self.design.min_pending_followup > 0:  # smallest pending follow-up at the current level
+            at_cur = pending & (L == cur[:, None])
+            min_u = np.where(at_cur, u, np.inf).min(axis=1)
+        return cur, n_all, y_all, c_all, stft_all, min_u
 
-    # Final analysis on complete data: every DLT of a treated participant is known.
-    onehot = lev[:, :, None] == levels_idx
-    n = onehot.sum(axis=1)
-    y = (onehot & dlt[:, :, None]).sum(axis=1)
-    elim = eliminated_from(design, n, y, elim)
-    selected = select_mtd_batch(design, n, y, elim)
-    return _summarise(p, selected, n, y, duration)
+    def _place(self, k: int, rp, lp, tp) -> None:
+        """Participant k infused at day ``tp`` on level ``lp`` in trials ``rp``."""
+        self.inf_t[rp, k] = tp
+        self.lev[rp, k] = lp
+        is_dlt = self.tox_u[rp, k] < self.p[lp]
+        self.dlt[rp, k] = is_dlt
+        self.resolve[rp, k] = np.where(is_dlt, tp + self.onset_u[rp, k] * self.T, tp + self.T)
+        first = np.isnan(self.sentinel[rp, lp])
+        self.sentinel[rp[first], lp[first]] = tp[first]
+        self.t_prev[rp] = tp
+
+    def _next_event(self, k: int, rw, t, held, gate):
+        """The day trials ``rw`` (waiting at ``t``) see something new: a DLT or window end, a
+        participant reaching the guard's follow-up, or (when held) the stagger gate."""
+        nxt_event = np.full(rw.size, np.inf)
+        if k > 0:
+            res = self.resolve[rw, :k]
+            nxt_event = np.where(res > t[rw][:, None], res, np.inf).min(axis=1)
+            if self.design.min_pending_followup > 0:  # the day a participant reaches the guard's follow-up
+                reach = self.inf_t[rw, :k] + self.design.min_pending_followup
+                nxt_event = np.minimum(nxt_event, np.where(reach > t[rw][:, None] + 1e-9, reach, np.inf).min(axis=1))
+        nxt_event = np.where(held, np.minimum(nxt_event, gate), nxt_event)
+        if np.any(~np.isfinite(nxt_event)):  # pragma: no cover - cannot happen by construction
+            raise RuntimeError("simulated trial waiting for an event that never comes")
+        return nxt_event
+
+    def result(self) -> OperatingCharacteristics:
+        """The final analysis on complete data (every DLT of a treated participant known)."""
+        end_time = self.end_time.copy()
+        done = np.isnan(end_time)
+        last = np.where(np.isfinite(self.resolve), self.resolve, -np.inf).max(axis=1)
+        end_time[done] = last[done]
+        duration = end_time - self.inf_t[:, 0]
+        onehot = self.lev[:, :, None] == self.levels_idx
+        n = onehot.sum(axis=1)
+        y = (onehot & self.dlt[:, :, None]).sum(axis=1)
+        elim = eliminated_from(self.design, n, y, self.elim)
+        selected = select_mtd_batch(self.design, n, y, elim)
+        return _summarise(self.p, selected, n, y, duration)
