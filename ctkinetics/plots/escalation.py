@@ -66,65 +66,22 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
     title = f"Enrolment and DLT windows as of study day {decision.as_of_day:g}"
     if parts.empty:
         return empty(title, "no participant infused yet")
-    levels = list(decision.levels["level"])
-    colors = dose_colors(levels)
+    colors = dose_colors(list(decision.levels["level"]))
     n = len(parts)
     fig = figure(title, height=height or max(300, 130 + 34 * (n + 1)))
     as_of = float(decision.as_of_day)
-    shown = set()
+    shown = set()  # legend entries already drawn
     ticks, labels = [], []
-    sentinel = {r.level: r.sentinel_day for r in decision.levels.itertuples(index=False)}
-    gate_held = (dict(zip(decision.levels["level"], decision.levels["gate_held"]))
-                 if "gate_held" in decision.levels.columns else {})
-    stagger_to = {r.level: r.stagger_ok_from_day for r in decision.levels.itertuples(index=False)}
+    gates = _stagger_gates(decision.levels)
     for i, r in enumerate(parts.itertuples(index=False)):
         y = n - i
         ticks.append(y)
         labels.append(f"{esc(r.subject)} · DL {esc(r.level)}")
-        color = STATUS_COLORS.get(r.status, GREY)
-        t0, t1 = float(r.infusion_day), float(r.window_end_day)
-        seen = min(t1, as_of)
-        key = r.status
-        fig.add_trace(go.Scatter(
-            x=[t0, seen], y=[y, y], mode="lines", line={"color": color, "width": 12},
-            name=STATUS_TEXT.get(r.status, esc(r.status)), legendgroup=key,
-            showlegend=key not in shown,
-            hovertemplate=(f"{esc(r.subject)} (DL {esc(r.level)}, {esc(r.phase)})<br>infused day "
-                           f"{t0:g}; window to day {t1:g}; {STATUS_TEXT.get(r.status, '')}"
-                           "<extra></extra>")))
-        shown.add(key)
-        if t1 > seen:
-            fig.add_trace(go.Scatter(x=[seen, t1], y=[y, y], mode="lines", showlegend=False,
-                                     line={"color": color, "width": 12}, opacity=0.3,
-                                     hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=[t0], y=[y], mode="markers", showlegend="infusion" not in shown,
-                                 name="infusion", legendgroup="infusion",
-                                 marker={"symbol": "triangle-right", "size": 11,
-                                         "color": colors.get(r.level, "#222"),
-                                         "line": {"color": "#222", "width": 1}},
-                                 hovertemplate=f"{esc(r.subject)} infused day {t0:g}<extra></extra>"))
-        shown.add("infusion")
-        if r.status == "dlt" and finite(r.dlt_day):
-            fig.add_trace(go.Scatter(x=[r.dlt_day], y=[y], mode="markers", name="DLT onset",
-                                     legendgroup="dltx", showlegend="dltx" not in shown,
-                                     marker={"symbol": "x", "size": 14, "color": "#111",
-                                             "line": {"width": 1}},
-                                     hovertemplate=f"{esc(r.subject)}: DLT on day {r.dlt_day:g}<extra></extra>"))
-            shown.add("dltx")
-        if r.phase == "escalation" and finite(sentinel.get(r.level)) and \
-                float(sentinel[r.level]) == t0 and finite(stagger_to.get(r.level)) and \
-                stagger_to[r.level] > t0:
-            held = bool(gate_held.get(r.level, False))
-            key = "held" if held else "stagger"
-            fig.add_trace(go.Scatter(
-                x=[t0, max(stagger_to[r.level], as_of) if held else stagger_to[r.level]], y=[y - 0.32, y - 0.32],
-                mode="lines", line={"color": DLT_COLOR if held else "#444", "width": 2, "dash": "dot"},
-                name="stagger gate held for the committee" if held else "stagger wait (sentinel)",
-                legendgroup=key, showlegend=key not in shown,
-                hovertemplate=(f"DL {esc(r.level)}: " + ("gate held for committee review" if held else
-                                                          f"others from day {stagger_to[r.level]:g}")
-                               + "<extra></extra>")))
-            shown.add(key)
+        _participant(fig, r, y, as_of, colors, shown)
+        sentinel, stagger_to, held = gates.get(r.level, (None, None, False))
+        if r.phase == "escalation" and finite(sentinel) and float(sentinel) == float(r.infusion_day) \
+                and finite(stagger_to) and stagger_to > float(r.infusion_day):
+            _stagger_wait(fig, r, y, as_of, stagger_to, held, shown)
     nxt = decision.earliest_next_infusion_day
     if nxt is not None and finite(nxt) and decision.next_level is not None:
         fig.add_trace(go.Scatter(x=[nxt], y=[0], mode="markers", name="earliest next infusion",
@@ -150,6 +107,63 @@ def swimmer(decision, *, dlt_window_days: float | None = None, height: int | Non
     fig.update_layout(legend={"orientation": "h", "y": 1.01, "yanchor": "bottom", "x": 0},
                       margin={"l": 140, "t": 130, "b": 80}, title={"y": 0.985, "yanchor": "top"})
     return fig
+
+
+def _stagger_gates(levels: pd.DataFrame) -> dict:
+    """level -> (sentinel's infusion day, day the others may be infused, gate held)."""
+    held = levels["gate_held"] if "gate_held" in levels.columns else [False] * len(levels)
+    return {r.level: (r.sentinel_day, r.stagger_ok_from_day, bool(h))
+            for r, h in zip(levels.itertuples(index=False), held)}
+
+
+def _participant(fig, r, y, as_of: float, colors: dict, shown: set) -> None:
+    """A participant's DLT window (solid to the decision day, pale after), infusion and DLT."""
+    color = STATUS_COLORS.get(r.status, GREY)
+    t0, t1 = float(r.infusion_day), float(r.window_end_day)
+    seen = min(t1, as_of)
+    key = r.status
+    fig.add_trace(go.Scatter(
+        x=[t0, seen], y=[y, y], mode="lines", line={"color": color, "width": 12},
+        name=STATUS_TEXT.get(r.status, esc(r.status)), legendgroup=key,
+        showlegend=key not in shown,
+        hovertemplate=(f"{esc(r.subject)} (DL {esc(r.level)}, {esc(r.phase)})<br>infused day "
+                       f"{t0:g}; window to day {t1:g}; {STATUS_TEXT.get(r.status, '')}"
+                       "<extra></extra>")))
+    shown.add(key)
+    if t1 > seen:
+        fig.add_trace(go.Scatter(x=[seen, t1], y=[y, y], mode="lines", showlegend=False,
+                                 line={"color": color, "width": 12}, opacity=0.3,
+                                 hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[t0], y=[y], mode="markers", showlegend="infusion" not in shown,
+                             name="infusion", legendgroup="infusion",
+                             marker={"symbol": "triangle-right", "size": 11,
+                                     "color": colors.get(r.level, "#222"),
+                                     "line": {"color": "#222", "width": 1}},
+                             hovertemplate=f"{esc(r.subject)} infused day {t0:g}<extra></extra>"))
+    shown.add("infusion")
+    if r.status == "dlt" and finite(r.dlt_day):
+        fig.add_trace(go.Scatter(x=[r.dlt_day], y=[y], mode="markers", name="DLT onset",
+                                 legendgroup="dltx", showlegend="dltx" not in shown,
+                                 marker={"symbol": "x", "size": 14, "color": "#111",
+                                         "line": {"width": 1}},
+                                 hovertemplate=f"{esc(r.subject)}: DLT on day {r.dlt_day:g}<extra></extra>"))
+        shown.add("dltx")
+
+
+def _stagger_wait(fig, r, y, as_of: float, stagger_to: float, held: bool, shown: set) -> None:
+    """The dotted stagger wait under a dose group's sentinel (red to the decision day when the
+    gate is held for the committee)."""
+    t0 = float(r.infusion_day)
+    key = "held" if held else "stagger"
+    fig.add_trace(go.Scatter(
+        x=[t0, max(stagger_to, as_of) if held else stagger_to], y=[y - 0.32, y - 0.32],
+        mode="lines", line={"color": DLT_COLOR if held else "#444", "width": 2, "dash": "dot"},
+        name="stagger gate held for the committee" if held else "stagger wait (sentinel)",
+        legendgroup=key, showlegend=key not in shown,
+        hovertemplate=(f"DL {esc(r.level)}: " + ("gate held for committee review" if held else
+                                                  f"others from day {stagger_to:g}")
+                       + "<extra></extra>")))
+    shown.add(key)
 
 
 def boin_chart(boundary_table, decision=None, *, height: int = 420) -> go.Figure:
