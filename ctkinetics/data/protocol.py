@@ -49,7 +49,6 @@ settings::
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 
@@ -130,14 +129,6 @@ def design_toml_lines(d: Design) -> list[str]:
             continue
         lines.append(f"{f.name} = {_toml_value(v)}")
     return lines
-
-
-def check_top_level_tables(doc: dict, known, file: str, pc) -> None:
-    """A misspelled table (``[desing]``) is an error naming it, never silently ignored."""
-    for table in doc:
-        if table not in known:
-            pc.add(file, None, table, f"unknown table [{table}]{suggest(table, known)}: its settings "
-                                      f"would be ignored (known tables: {', '.join(known)})")
 
 
 #: Why a DLT window ended (``safety.csv`` ``window_end_reason``); "" = open or not recorded.

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from ctkinetics.data.problems import ProblemCollector
-from ctkinetics.data.protocol import (REQUIRED_DESIGN_KEYS, Design,  # noqa: F401 (Design's home)
+from ctkinetics.data.protocol import (Design,  # noqa: F401 (Design's home)
                                       Protocol, design_from, design_toml_lines, protocol_from)
 from ctkinetics.errors import DataValidationError
 
