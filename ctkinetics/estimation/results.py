@@ -96,10 +96,7 @@ class SubjectFit:
     ofv_second: float = np.nan
 
     def __eq__(self, other):
-        if not isinstance(other, SubjectFit):
-            return NotImplemented
-        return all(same(getattr(self, f.name), getattr(other, f.name))
-                   for f in fields(SubjectFit))
+        return same_fields(self, other, SubjectFit)
 
     __hash__ = None
 
@@ -187,6 +184,14 @@ def same(a, b) -> bool:
     return bool(a == b)
 
 
+def same_fields(a, b, cls, skip=()):
+    """Equality of two result dataclasses field by field with :func:`same`."""
+    if not isinstance(b, cls):
+        return NotImplemented
+    return all(same(getattr(a, f.name), getattr(b, f.name)) for f in fields(cls)
+               if f.name not in skip)
+
+
 def _frame(cols, columns):
     if not cols:
         return pd.DataFrame(columns=columns)
@@ -235,10 +240,7 @@ class FitResult:
     prior: pd.DataFrame = field(default=None, repr=False)
 
     def __eq__(self, other):
-        if not isinstance(other, FitResult):
-            return NotImplemented
-        return all(same(getattr(self, f.name), getattr(other, f.name))
-                   for f in fields(FitResult))
+        return same_fields(self, other, FitResult)
 
     __hash__ = None
 

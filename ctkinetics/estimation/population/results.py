@@ -1,7 +1,7 @@
 """The result of a population fit: immutable, tidy tables with ``to_frame()``."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -88,19 +88,17 @@ class PopulationResult:
     failure: str = ""
 
     def __eq__(self, other):
-        from ctkinetics.estimation.results import same
+        from ctkinetics.estimation.results import same, same_fields
 
-        if not isinstance(other, PopulationResult):
-            return NotImplemented
-        skip = {"spec", "x", "diagnostics"}
+        base = same_fields(self, other, PopulationResult, skip={"spec", "diagnostics"})
+        if base is NotImplemented or not base:
+            return base
 
         def timeless(d):  # how long a run took is not part of its result
             return {k: v for k, v in d.items() if k != "fit_seconds"}
 
-        return (all(same(getattr(self, f.name), getattr(other, f.name))
-                    for f in fields(PopulationResult) if f.name not in skip)
-                and same(timeless(self.diagnostics), timeless(other.diagnostics))
-                and self.spec == other.spec and same(self.x, other.x))
+        return (same(timeless(self.diagnostics), timeless(other.diagnostics))
+                and self.spec == other.spec)
 
     __hash__ = None
 

@@ -202,7 +202,8 @@ def _numeric_step(pm, x, idx, chains, ridx, lo, hi, max_iter):
         if key not in cache:
             full = np.repeat(pm.phi_pop(theta, beta)[None], chains.shape[0], axis=0)
             full[..., ridx] = chains
-            cache.clear()
+            if len(cache) >= 8:   # a few points: the base and its difference steps
+                cache.pop(next(iter(cache)))
             cache[key] = (full, pm.predict(full))
         full, preds = cache[key]
         v = float(np.sum(pm.data_m2ll(full, sigma, preds))) / chains.shape[0]

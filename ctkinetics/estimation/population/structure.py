@@ -158,19 +158,23 @@ class PopModel:
         return [tuple(sigma[c] for c in cols) for cols in self.sigma_cols]
 
     # ---- predictions ----------------------------------------------------------------------
-    def predict(self, phi):
-        """Predictions per analyte for φ of shape (n, p) or (k, n, p): (…, n, m_k)."""
+    def _model_inputs(self, phi):
+        """(leading shape, natural-scale rows, model parameters, reps, covariates) of a stack
+        of φ (…, n, p) for one model call."""
         phi = np.asarray(phi, float)
-        lead = phi.shape[:-2]
         flat = phi.reshape(-1, phi.shape[-1])
-        rows = flat.shape[0]
         nat = np.where(self.is_log, np.exp(np.clip(flat, -700, 700)), flat)
         params = {name: nat[:, j] for name, j in self.model_cols}
         params.update(self.spec.fixed or {})
-        reps = rows // self.n
+        reps = flat.shape[0] // self.n
         cov = {c: np.tile(v, reps) for c, v in self.data.model_covariates.items()}
         if self.data.events is not None:  # issue 17: re-infusions and time-varying covariates
             cov = self.data.events.extend(cov, reps)
+        return phi.shape[:-2], nat, params, reps, cov
+
+    def predict(self, phi):
+        """Predictions per analyte for φ of shape (n, p) or (k, n, p): (…, n, m_k)."""
+        lead, nat, params, reps, cov = self._model_inputs(phi)
         with np.errstate(all="ignore"):
             out = self.predictor.predict(params, self.data.times, cov)
         preds = []
@@ -186,17 +190,8 @@ class PopModel:
         """Predictions per analyte (…, n, m_k) and their derivatives (…, n, m_k, q) with
         respect to the random-effect parameters φ (estimation scale), from one sensitivity
         solve of the model (:attr:`exact` models)."""
-        phi = np.asarray(phi, float)
-        lead = phi.shape[:-2]
-        flat = phi.reshape(-1, phi.shape[-1])
-        rows = flat.shape[0]
-        nat = np.where(self.is_log, np.exp(np.clip(flat, -700, 700)), flat)
-        params = {name: nat[:, j] for name, j in self.model_cols}
-        params.update(self.spec.fixed or {})
-        reps = rows // self.n
-        cov = {c: np.tile(v, reps) for c, v in self.data.model_covariates.items()}
-        if self.data.events is not None:
-            cov = self.data.events.extend(cov, reps)
+        lead, nat, params, reps, cov = self._model_inputs(phi)
+        rows = nat.shape[0]
         thetas = self.spec.thetas
         wrt = [thetas[j].name for j in self.ridx if thetas[j].role == "model"]
         with np.errstate(all="ignore"):
