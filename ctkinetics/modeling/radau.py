@@ -32,7 +32,9 @@ are chosen for the states and the sensitivities are the exact derivatives of the
 solution.
 
 All arrays are float64; kernels are compiled model functions of the fixed signatures below
-(:mod:`ctkinetics.modeling.compiled` generates them from the model file).
+(:mod:`ctkinetics.modeling.compiled` generates them from the model file). Arithmetic follows
+numpy's error model (a division by zero gives inf or NaN, never an exception): a solution
+that explodes ends as a status, and the rest of the stack is solved.
 """
 from __future__ import annotations
 
@@ -109,7 +111,7 @@ EPS = np.finfo(float).eps
 
 
 # ---- small dense linear algebra (partial pivoting), in place --------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lu_factor(a, piv):
     n = a.shape[0]
     for k in range(n):
@@ -137,7 +139,7 @@ def _lu_factor(a, piv):
                     a[i, j] -= f * a[k, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lu_solve(lu, piv, b):
     n = lu.shape[0]
     for k in range(n):
@@ -158,7 +160,7 @@ def _lu_solve(lu, piv, b):
         b[i] = s / lu[i, i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lu_solve_scaled(lu, piv, b, sc):
     """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc): returns A⁻¹b.
     Equilibration keeps the pivots right when the states differ by tens of decades (an
@@ -170,7 +172,7 @@ def _lu_solve_scaled(lu, piv, b, sc):
         b[i] *= sc[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rms(v, scale):
     s = 0.0
     for i in range(v.shape[0]):
@@ -180,33 +182,33 @@ def _rms(v, scale):
 
 
 # ---- kernel calls (kx = (kernel, 1-d dummy, 2-d dummy)) --------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _f(kx, ph, t, tau, y, pc, out):
     kx[0](OP_RHS, ph, t, tau, 0.0, y, pc, out, kx[2])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _jac(kx, ph, t, tau, y, pc, out):
     kx[0](OP_JAC, ph, t, tau, 0.0, y, pc, kx[1], out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _fp(kx, ph, t, tau, y, pc, out):
     kx[0](OP_RHS_P, ph, t, tau, 0.0, y, pc, kx[1], out)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _vec(kx, op, t, amt, y, pc, out):
     kx[0](op, 0, t, 0.0, amt, y, pc, out, kx[2])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _mat(kx, op, t, amt, y, pc, out):
     kx[0](op, 0, t, 0.0, amt, y, pc, kx[1], out)
 
 
 # ---- workspace ---------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _work(n, npar, q):
     """Arrays reused for every step of every subject of a batch."""
     n3 = 3 * n
@@ -223,7 +225,7 @@ def _work(n, npar, q):
 
 
 # ---- one subject ----------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     n = y.shape[0]
     d0 = 0.0
@@ -260,7 +262,7 @@ def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     return min(h, t_end - t)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _shifted(J, mu_over_h, scale, out):
     """out = μ/h·I − J, equilibrated by the state scales (real or complex μ)."""
     n = J.shape[0]
@@ -270,7 +272,7 @@ def _shifted(J, mu_over_h, scale, out):
         out[r, r] += mu_over_h
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
     """S_Z (3n × q) of the step: (I − h [a_ij J(Y_j)]) S_Z = h (A ⊗ I)[J(Y_j) S + ∂f/∂θ(Y_j)],
     with the Jacobians at the converged stages (the exact derivative of the step)."""
@@ -316,7 +318,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
             SZ[r, k] = col[r]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, scale, work):
     """Largest RMS error estimate of the sensitivity columns (CVODES errconS), each scaled
     by its parameter's magnitude, with the LU of μ/h·I − J of the step."""
@@ -354,7 +356,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
     return worst
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
              atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly. ``state`` carries h, the previous
@@ -584,7 +586,7 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     return OK
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _record_dense(t, h, t_end, y, S, poly, SZ, sens, pc, wrt, rec):
     """Record every output time in (t, min(t + h, t_end)) from the collocation polynomials
     u(x) = y + Σ_k Q_k x^k (x = (time − t)/h) of the states and of the sensitivities."""
@@ -616,7 +618,7 @@ def _record_dense(t, h, t_end, y, S, poly, SZ, sens, pc, wrt, rec):
         jp[0] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _record(kx, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op):
     _vec(kx, OP_OUTPUTS, t, 0.0, y, pc, o)
     nout = o.shape[0]
@@ -640,7 +642,7 @@ SOLVE_SIG = types.void(
 )
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
@@ -814,7 +816,7 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
         nsteps[i, 2] = int(state[6])
 
 
-@njit(SOLVE_SIG, cache=True, nogil=True)
+@njit(SOLVE_SIG, cache=True, nogil=True, error_model="numpy")
 def solve_batch(kernel, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps):
     """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
@@ -843,7 +845,7 @@ def solve_batch(kernel, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, ato
 
 
 @njit(types.void(CLOSED_T, int64, M2, V1, int64[::1], int64[::1], boolean, M2,
-                 float64[:, :, ::1]), cache=True)
+                 float64[:, :, ::1]), cache=True, error_model="numpy")
 def closed_batch(closed, nph, PC, times, offsets, wrt, sens, OUT, SENS):
     """The closed-form outputs (and derivatives with respect to ``wrt``) of N subjects at
     their own times, laid out as :func:`solve_batch`."""

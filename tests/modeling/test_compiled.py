@@ -321,3 +321,15 @@ def test_dense_output_of_a_plotting_grid_equals_landing_within_the_tolerance():
         for j in range(2):
             d, ref = dense.derivs[kind][pick, j], land.derivs[kind][:, j]
             assert _close(d[None], ref[None]) < 1e-4, kind
+
+
+def test_an_exploding_subject_is_a_status_and_the_stack_goes_on():
+    # kexp 20/day with a drive that never fades: the effectors overflow; that subject ends
+    # with a status (no exception out of the compiled solver), the others are solved
+    m = load_model("cart_bcell_sle")
+    p = {"kexp": np.array([20.0, 2.0]), "kfade": np.array([0.001, 0.25]),
+         "B50": np.array([1e-4, 0.05])}
+    sol = m.solve(p, [1.0, 30.0, 365.0], sensitivities=True, wrt=["fE", "kexp"])
+    assert sol.status[0] != 0 and sol.status[1] == 0
+    ok = m.solve({k: v[1] for k, v in p.items()}, [1.0, 30.0, 365.0])
+    np.testing.assert_allclose(sol.values["qpcr"][1], ok.values["qpcr"], rtol=1e-12)
