@@ -44,16 +44,11 @@ def study(seed=2024, n=12):
 def timed(ds, m, res, n, seed, workers):
     """(result, wall seconds, load before, load after) of n replicates on a local cluster
     of ``workers`` processes, started and warmed up (2 replicates of another seed) first."""
-    from distributed import Client, LocalCluster
-
     from ctkinetics.estimation.bootstrap import bootstrap
-    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
+    from ctkinetics.executors import local_cluster
 
     # the workers of LocalDaskExecutor (one engine thread each), kept open for the warm-up
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
-            Client(cluster) as client:
-        ex = DaskExecutor(client=client)
+    with local_cluster(workers=workers) as ex:
         bootstrap(ds, m, 2, seed=seed + 10_000, original=res, bca=False, executor=ex)
         before = _load()
         t0 = time.perf_counter()

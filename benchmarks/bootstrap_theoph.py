@@ -52,13 +52,12 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "tests"))
-    from distributed import Client, LocalCluster
     from population.theoph import dataset, onecpt_model
 
     from ctkinetics.estimation.bootstrap import bootstrap
     from ctkinetics.estimation.population import fit_population
     from ctkinetics.estimation.sir import sir
-    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
+    from ctkinetics.executors import local_cluster
 
     ds, m = dataset(), onecpt_model()
     opts = dict(random_effects="ka,CL", error="additive")
@@ -67,10 +66,7 @@ def main(argv=None):
     lines = [f"# Theoph, FOCE-I -2LL {res.ofv:.3f}; bootstrap {a.replicates} replicates "
              f"(seed {a.seed}), SIR PsN schedule"]
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
-            Client(cluster) as client:
-        ex = DaskExecutor(client=client)
+    with local_cluster(workers=a.workers) as ex:
         b = bootstrap(ds, m, a.replicates, seed=a.seed, original=res, executor=ex, **opts)
         tb = time.perf_counter() - t0
         print(f"bootstrap done in {tb:.0f} s", flush=True)

@@ -80,19 +80,15 @@ def main(argv=None):
             d[c] = d[c].astype(str) == "True"
         print(tabulate(d))
         return
-    from distributed import Client, LocalCluster
     from popfit_recovery import INIT
 
     from ctkinetics.estimation.covsearch import covariate_search
-    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
+    from ctkinetics.executors import local_cluster
 
     rows = []
     t0 = time.perf_counter()
     seeds = np.random.default_rng(a.seed).integers(1e9, size=a.studies)
-    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
-            Client(cluster) as client:
-        ex = DaskExecutor(client=client)
+    with local_cluster(workers=a.workers) as ex:
         for s, seed in enumerate(seeds):
             t1 = time.perf_counter()
             ds, m = simulate(int(seed), a.beta)

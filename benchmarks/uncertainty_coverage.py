@@ -110,17 +110,12 @@ def main(argv=None):
         print(f"# {d['study'].nunique()} studies from {a.from_csv}")
         print(tabulate(d).to_string(float_format=lambda v: f"{v:.3f}"))
         return
-    from distributed import Client, LocalCluster
-
-    from ctkinetics.executors import WORKER_ENVIRONMENT, DaskExecutor
+    from ctkinetics.executors import local_cluster
 
     rng = np.random.default_rng(a.seed)       # the studies of popfit_recovery.py
     rows = []
     t0 = time.perf_counter()
-    with LocalCluster(n_workers=a.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0", env=dict(WORKER_ENVIRONMENT)) as cluster, \
-            Client(cluster) as client:
-        ex = DaskExecutor(client=client)
+    with local_cluster(workers=a.workers) as ex:
         for s in range(a.studies):
             n, seed = int(rng.integers(12, 31)), int(rng.integers(1e9))
             if s < a.first_study:

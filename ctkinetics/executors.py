@@ -111,16 +111,41 @@ class LocalDaskExecutor(_DaskOptions):
 
     @contextmanager
     def connect(self):
-        import os
-
-        from distributed import Client, LocalCluster
-
-        n = self.workers or os.cpu_count() or 1
-        # one thread of computation per worker process: the compiled engine would otherwise
-        # solve a large stack on as many threads as the machine has cores, in every worker
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          env=dict(WORKER_ENVIRONMENT)) as cluster, Client(cluster) as client:
+        n = _n_workers(self.workers)
+        with _local_client(n) as client:
             yield _DaskSession(client, self, f"the local Dask cluster ({n} workers)")
+
+
+def _n_workers(workers) -> int:
+    import os
+
+    return workers or os.cpu_count() or 1
+
+
+@contextmanager
+def _local_client(n: int):
+    """A client of a new local cluster of ``n`` single-threaded worker processes."""
+    from distributed import Client, LocalCluster
+
+    # one thread of computation per worker process: the compiled engine would otherwise
+    # solve a large stack on as many threads as the machine has cores, in every worker
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      env=dict(WORKER_ENVIRONMENT)) as cluster, Client(cluster) as client:
+        yield client
+
+
+@contextmanager
+def local_cluster(workers: int | None = None, **options):
+    """A local cluster kept open for several runs (a benchmark of many studies, a warm-up
+    before a timed run): yields a :class:`DaskExecutor` on it (``options``: its batch size,
+    retries, ...), with the workers of :class:`LocalDaskExecutor`.
+
+    >>> with local_cluster(workers=2) as ex:                      # doctest: +SKIP
+    ...     for study in studies:
+    ...         bootstrap(study, model, 200, executor=ex)
+    """
+    with _local_client(_n_workers(workers)) as client:
+        yield DaskExecutor(client=client, **options)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,4 +294,4 @@ EXECUTORS = (SerialExecutor, LocalDaskExecutor, DaskExecutor)
 
 
 __all__ = ["SerialExecutor", "LocalDaskExecutor", "DaskExecutor", "ClusterError", "EXECUTORS",
-           "WORKER_ENVIRONMENT"]
+           "WORKER_ENVIRONMENT", "local_cluster"]

@@ -72,6 +72,10 @@ def _threads_env():
 def test_local_workers_run_the_engine_on_one_thread():
     pytest.importorskip("distributed")
     got = []
-    with ex.LocalDaskExecutor(workers=1).connect() as s:
-        s.run(_threads_env, (), [()], got.append)
-    assert got == [("1", 1)]
+    # local_cluster: the workers of LocalDaskExecutor, kept open for several runs
+    with ex.local_cluster(workers=1) as executor:
+        assert isinstance(executor, ex.DaskExecutor)
+        for _ in range(2):
+            with executor.connect() as s:
+                s.run(_threads_env, (), [()], got.append)
+    assert got == [("1", 1)] * 2

@@ -41,11 +41,10 @@ import pandas as pd
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.flags import FLAGS
-from ctkinetics.estimation.result_folder import FORMAT, read_tables, write_tables
+from ctkinetics.estimation.result_folder import FolderResult
 from ctkinetics.estimation.resampling import (
     DEFAULT_STRATA, FitData, ModelRef, draw_subjects, replicate_rng, run_tasks,
 )
-from ctkinetics.jsonable import jsonable
 
 #: Statuses of a replicate, worst first; ``exclude`` names those left out of the intervals.
 STATUSES = ("failed", "not_converged", "at_bound", "ok")
@@ -56,11 +55,10 @@ ESTIMATE_COLUMNS = ["replicate", "sample", "parameter", "estimate"]
 INTERVAL_COLUMNS = ["parameter", "kind", "estimate", "boot_median", "boot_mean", "boot_se",
                     "bias", "ci_level", "pct_low", "pct_high", "bca_low", "bca_high",
                     "bca_z0", "bca_acceleration", "n_used", "unit"]
-TABLES = ("bootstrap_intervals.csv", "bootstrap_replicates.csv", "bootstrap_estimates.csv")
 
 
 @dataclass(frozen=True)
-class BootstrapResult:
+class BootstrapResult(FolderResult):
     """A bootstrap of a population fit (see the module).
 
     Attributes
@@ -93,6 +91,10 @@ class BootstrapResult:
     flags: list
     settings: dict = field(default_factory=dict)
 
+    FILES = (("intervals", "bootstrap_intervals.csv"), ("replicates", "bootstrap_replicates.csv"),
+             ("estimates", "bootstrap_estimates.csv"))
+    JSON, KIND, META = "bootstrap.json", "bootstrap", ("shares", "flags", "settings")
+
     def to_frame(self) -> pd.DataFrame:
         return self.intervals.copy()
 
@@ -107,26 +109,6 @@ class BootstrapResult:
             wide = wide.loc[wide.index.astype(str).isin(r["replicate"].astype(str))]
         return wide
 
-    def tables(self) -> dict:
-        """File name -> table, as ``ctk popfit --bootstrap`` writes them."""
-        return dict(zip(TABLES, (self.intervals, self.replicates, self.estimates)))
-
-    def meta(self) -> dict:
-        return jsonable({"format": FORMAT, "kind": "bootstrap", "shares": self.shares,
-                         "flags": list(self.flags), "settings": self.settings})
-
-    def write(self, folder) -> list:
-        """Write the tables and ``bootstrap.json`` into an open
-        :class:`~ctkinetics.outputs.OutputFolder` (or a path: an atomic folder)."""
-        return write_tables(folder, self.tables(), "bootstrap.json", self.meta())
-
-    @classmethod
-    def read(cls, folder) -> "BootstrapResult":
-        """The result a folder written by :meth:`write` holds."""
-        meta, t = read_tables(folder, TABLES, "bootstrap.json", "bootstrap")
-        return cls(t["bootstrap_intervals.csv"], t["bootstrap_replicates.csv"],
-                   t["bootstrap_estimates.csv"], meta["shares"], list(meta["flags"]),
-                   meta["settings"])
 
 
 # --------------------------------------------------------------------------------------

@@ -44,8 +44,7 @@ import pandas as pd
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.resampling import FitData, ModelRef, run_tasks
-from ctkinetics.estimation.result_folder import FORMAT, read_tables, write_tables
-from ctkinetics.jsonable import jsonable
+from ctkinetics.estimation.result_folder import FolderResult
 
 FORMS = ("power", "exponential", "categorical")
 LOG_COLUMNS = ["step", "direction", "relation", "df", "ofv", "base_ofv", "dofv", "p_value",
@@ -87,7 +86,7 @@ def indicator(covariate, level) -> str:
 
 
 @dataclass(frozen=True)
-class CovariateSearchResult:
+class CovariateSearchResult(FolderResult):
     """A stepwise covariate search.
 
     Attributes
@@ -119,25 +118,15 @@ class CovariateSearchResult:
     def to_frame(self) -> pd.DataFrame:
         return self.log.copy()
 
+    FILES = (("log", "covariate_search.csv"),)
+    JSON, KIND, META = "covariate_search.json", "covariate search", ("relations", "settings")
+
     def tables(self) -> dict:
-        out = {"covariate_search.csv": self.log}
+        out = super().tables()
         if self.final is not None and not self.final.failed:
             p = self.final.parameters
             out["covariate_search_final.csv"] = p[p["kind"] != "omega"]
         return out
-
-    def write(self, folder) -> list:
-        meta = jsonable({"format": FORMAT, "kind": "covariate search",
-                         "relations": list(self.relations), "settings": self.settings,
-                         "final_ofv": None if self.final is None else self.final.ofv})
-        return write_tables(folder, self.tables(), "covariate_search.json", meta)
-
-    @classmethod
-    def read(cls, folder) -> "CovariateSearchResult":
-        meta, t = read_tables(folder, ("covariate_search.csv",), "covariate_search.json",
-                              "covariate search")
-        return cls(list(meta["relations"]), t["covariate_search.csv"], None,
-                   meta["settings"])
 
 
 # --------------------------------------------------------------------------------------

@@ -35,18 +35,16 @@ import numpy as np
 import pandas as pd
 
 from ctkinetics.errors import SettingsError
-from ctkinetics.estimation.result_folder import FORMAT, read_tables, write_tables
-from ctkinetics.jsonable import jsonable
+from ctkinetics.estimation.result_folder import FolderResult
 
 PARTICIPANT_COLUMNS = ["subject", "dose_level", "analyte", "metric", "unit", "estimate",
                        "ci_low", "ci_high", "ci_level", "n_draws", "note"]
 LEVEL_COLUMNS = ["dose_level", "analyte", "metric", "unit", "statistic", "n_participants",
                  "estimate", "ci_low", "ci_high", "ci_level", "n_draws", "note"]
-TABLES = ("exposure_ci.csv", "exposure_ci_dose_levels.csv")
 
 
 @dataclass(frozen=True)
-class ExposureCI:
+class ExposureCI(FolderResult):
     """Intervals on model-based exposure (see the module).
 
     Attributes
@@ -65,21 +63,11 @@ class ExposureCI:
     dose_levels: pd.DataFrame
     settings: dict = field(default_factory=dict)
 
+    FILES = (("participants", "exposure_ci.csv"), ("dose_levels", "exposure_ci_dose_levels.csv"))
+    JSON, KIND, META = "exposure_ci.json", "exposure intervals", ("settings",)
+
     def to_frame(self) -> pd.DataFrame:
         return self.participants.copy()
-
-    def tables(self) -> dict:
-        return dict(zip(TABLES, (self.participants, self.dose_levels)))
-
-    def write(self, folder) -> list:
-        meta = jsonable({"format": FORMAT, "kind": "exposure intervals",
-                         "settings": self.settings})
-        return write_tables(folder, self.tables(), "exposure_ci.json", meta)
-
-    @classmethod
-    def read(cls, folder) -> "ExposureCI":
-        meta, t = read_tables(folder, TABLES, "exposure_ci.json", "exposure intervals")
-        return cls(t["exposure_ci.csv"], t["exposure_ci_dose_levels.csv"], meta["settings"])
 
 
 # --------------------------------------------------------------------------------------

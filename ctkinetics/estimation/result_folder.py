@@ -47,4 +47,40 @@ def read_tables(folder, names, json_name: str, kind: str):
     return meta, {n: read_table(folder, n) for n in names}
 
 
-__all__ = ["write_tables", "read_tables", "FORMAT"]
+class FolderResult:
+    """What the uncertainty results share: their tables and metadata written into a folder
+    and read back into an equal result. A subclass (a frozen dataclass) names
+
+    - ``FILES``: (field, file name) of each table,
+    - ``JSON`` and ``KIND``: the metadata file and the kind it records,
+    - ``META``: the fields kept in that file (JSON-ready: dicts, lists, numbers, text).
+    """
+
+    FILES = ()
+    JSON = ""
+    KIND = ""
+    META = ()
+
+    def tables(self) -> dict:
+        """File name -> table, as they are written."""
+        return {name: getattr(self, f) for f, name in self.FILES}
+
+    def meta(self) -> dict:
+        from ctkinetics.jsonable import jsonable
+
+        return jsonable({"format": FORMAT, "kind": self.KIND,
+                         **{k: getattr(self, k) for k in self.META}})
+
+    def write(self, folder) -> list:
+        """Write the tables and the JSON file into an open
+        :class:`~ctkinetics.outputs.OutputFolder` (or a path: a new atomic folder)."""
+        return write_tables(folder, self.tables(), self.JSON, self.meta())
+
+    @classmethod
+    def read(cls, folder):
+        """The result a folder written by :meth:`write` holds."""
+        meta, t = read_tables(folder, [n for _, n in cls.FILES], cls.JSON, cls.KIND)
+        return cls(**{f: t[n] for f, n in cls.FILES}, **{k: meta[k] for k in cls.META})
+
+
+__all__ = ["write_tables", "read_tables", "FORMAT", "FolderResult"]

@@ -265,18 +265,9 @@ def _spec_from(d):
 
 # --------------------------------------------------------------------------------------
 def _write(folder, tables: dict, meta: dict) -> list:
-    from ctkinetics.outputs import OutputFolder
+    from ctkinetics.estimation.result_folder import write_tables
 
-    own = not isinstance(folder, OutputFolder)
-    out = OutputFolder(folder) if own else folder
-    if own:
-        out.start()
-    for name, table in tables.items():
-        out.write_csv(name, table)
-    out.write_text("fit.json", json.dumps(meta, indent=2))
-    if own:
-        out.commit()
-    return [*tables, "fit.json"]
+    return write_tables(folder, tables, "fit.json", meta)
 
 
 def _read(folder, names, kind):

@@ -44,8 +44,7 @@ import pandas as pd
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.flags import FLAGS
 from ctkinetics.estimation.resampling import FitData, ModelRef, replicate_rng, run_tasks
-from ctkinetics.estimation.result_folder import FORMAT, read_tables, write_tables
-from ctkinetics.jsonable import jsonable
+from ctkinetics.estimation.result_folder import FolderResult
 
 #: PsN's default schedule (samples and resamples per iteration).
 DEFAULT_SAMPLES = (1000, 1000, 1000, 2000, 2000)
@@ -59,12 +58,10 @@ ITERATION_COLUMNS = ["iteration", "samples", "resamples", "resampling_ratio",
                      "mean_dofv_resamples", "df", "failed_ofv"]
 DOFV_COLUMNS = ["iteration", "quantile", "dofv_resamples", "dofv_chi2"]
 ESTIMATE_COLUMNS = ["sample", "parameter", "estimate"]
-TABLES = ("sir_intervals.csv", "sir_iterations.csv", "sir_samples.csv", "sir_dofv.csv",
-          "sir_estimates.csv")
 
 
 @dataclass(frozen=True)
-class SIRResult:
+class SIRResult(FolderResult):
     """SIR of a population fit (see the module).
 
     Attributes
@@ -92,25 +89,13 @@ class SIRResult:
     flags: list
     settings: dict = field(default_factory=dict)
 
+    FILES = (("intervals", "sir_intervals.csv"), ("iterations", "sir_iterations.csv"),
+             ("samples", "sir_samples.csv"), ("dofv", "sir_dofv.csv"),
+             ("estimates", "sir_estimates.csv"))
+    JSON, KIND, META = "sir.json", "sir", ("flags", "settings")
+
     def to_frame(self) -> pd.DataFrame:
         return self.intervals.copy()
-
-    def tables(self) -> dict:
-        return dict(zip(TABLES, (self.intervals, self.iterations, self.samples, self.dofv,
-                                 self.estimates)))
-
-    def meta(self) -> dict:
-        return jsonable({"format": FORMAT, "kind": "sir", "flags": list(self.flags),
-                         "settings": self.settings})
-
-    def write(self, folder) -> list:
-        """Write the tables and ``sir.json`` (see :meth:`BootstrapResult.write`)."""
-        return write_tables(folder, self.tables(), "sir.json", self.meta())
-
-    @classmethod
-    def read(cls, folder) -> "SIRResult":
-        meta, t = read_tables(folder, TABLES, "sir.json", "sir")
-        return cls(*(t[n] for n in TABLES), list(meta["flags"]), meta["settings"])
 
 
 # --------------------------------------------------------------------------------------

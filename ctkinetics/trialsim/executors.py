@@ -11,17 +11,9 @@ runs tasks and hands their results back **in task order** (a small reorder buffe
 ``2 × workers`` tasks in flight, so memory stays bounded and the output does not depend on
 which worker finished first.
 
-Faults on Dask:
-
-- a worker that dies (killed, out of memory) loses its tasks; the scheduler gives them to
-  another worker or to the worker the nanny restarts, and the run goes on. A task whose
-  workers died ``distributed.scheduler.allowed-failures`` times (default 3), or a cluster
-  with no worker for ``worker_wait_s`` seconds, ends the run with :class:`ClusterError`;
-- a task that raises is retried ``retries`` times (default 1) before its error ends the run;
-- a lost scheduler ends the run with :class:`ClusterError` naming its address.
-
-Nothing is consumed out of order, so when the run ends early the caller has consumed exactly
-the batches before the failure (and must not present its outputs as complete).
+Faults on Dask (a dead worker, a lost scheduler, a task that raises): see
+:mod:`ctkinetics.executors`. When a run ends early the caller has consumed exactly the batches
+before the failure (and must not present its outputs as complete).
 
 >>> from ctkinetics.trialsim import LocalDaskExecutor, load_spec, simulate_trials
 >>> spec = load_spec("data/sample/trial_sim_seed.toml")

@@ -57,3 +57,20 @@ def test_bad_uncertainty_options_exit_2(tmp_path, capsys, extra, message):
                  str(tmp_path / "o"), *extra])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_fit_with_exposure_intervals(tmp_path, capsys):
+    from ctkinetics.estimation import FitResult
+    from ctkinetics.estimation.exposure_ci import ExposureCI
+
+    study, out = study_folder(tmp_path), tmp_path / "fit"
+    code = main(["fit", str(study), "--model", "onecpt_oral", "--error", "additive", "--out",
+                 str(out), "--starts", "1", "--exposure-ci", "--draws", "40"])
+    assert code in (0, 3), capsys.readouterr().err
+    e = ExposureCI.read(out)
+    d = FitResult.read(out).derived_frame().set_index(["subject", "quantity"])["value"]
+    p = e.participants[e.participants["metric"] == "AUC0-28"]
+    for r in p.itertuples():     # the point estimates are the fit's derived values
+        assert r.estimate == pytest.approx(d[(r.subject, "AUC0-28")], rel=1e-9)
+    assert main(["fit", str(study), "--model", "onecpt_oral", "--out", str(tmp_path / "x"),
+                 "--exposure-ci", "--draws", "5"]) == 2

@@ -21,16 +21,26 @@ from __future__ import annotations
 
 import sys
 
-UNCERTAINTY_FILES = {
-    "covariate_search": ("covariate_search.csv", "covariate_search.json"),
-    "bootstrap": ("bootstrap_intervals.csv", "bootstrap_replicates.csv",
-                  "bootstrap_estimates.csv", "bootstrap.json"),
-    "sir": ("sir_intervals.csv", "sir_iterations.csv", "sir_samples.csv", "sir_dofv.csv",
-            "sir_estimates.csv", "sir.json"),
-    "npde": ("npde.csv", "npde_tests.csv", "npde.json"),
-    "pcvpc": ("pcvpc.csv", "pcvpc_observed.csv"),
-    "exposure_ci": ("exposure_ci.csv", "exposure_ci_dose_levels.csv", "exposure_ci.json"),
-}
+def written_files(args) -> list:
+    """Names of the files the options of ``args`` add to the fit's folder."""
+    from ctkinetics.estimation.bootstrap import BootstrapResult
+    from ctkinetics.estimation.covsearch import CovariateSearchResult
+    from ctkinetics.estimation.exposure_ci import ExposureCI
+    from ctkinetics.estimation.population.npde import NPDEResult
+    from ctkinetics.estimation.sir import SIRResult
+
+    out = []
+    for on, cls in ((args.covariate_search, CovariateSearchResult),
+                    (args.bootstrap, BootstrapResult), (args.sir, SIRResult),
+                    (args.npde, NPDEResult), (args.exposure_ci, ExposureCI)):
+        if on:
+            out += [name for _, name in cls.FILES] + [cls.JSON]
+    if args.pcvpc:
+        out += list(PCVPC_FILES)
+    return out
+
+
+PCVPC_FILES = ("pcvpc.csv", "pcvpc_observed.csv")
 
 
 def _counts(text):
@@ -192,8 +202,8 @@ def run_all(args, dataset, res, fit_kwargs, folder, search=None) -> list:
         from ctkinetics.estimation.population.pcvpc import pcvpc
 
         v = pcvpc(res, dataset, args.model, n_replicates=args.pcvpc, seed=args.seed)
-        folder.write_csv("pcvpc.csv", v.table)
-        folder.write_csv("pcvpc_observed.csv", v.observed)
+        for name, table in zip(PCVPC_FILES, (v.table, v.observed)):
+            folder.write_csv(name, table)
         lines.append(f"pcVPC: {args.pcvpc} replicates, BLQ imputed; pcvpc.csv")
     if args.exposure_ci:
         from ctkinetics.estimation.exposure_ci import exposure_intervals
@@ -215,4 +225,4 @@ def _flags(flags) -> str:
 
 
 __all__ = ["add_uncertainty_arguments", "requested", "check", "executor_from_args",
-           "covariate_search", "run_all", "UNCERTAINTY_FILES"]
+           "covariate_search", "run_all", "written_files"]

@@ -48,6 +48,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
                         help="optimiser (default auto: the batched Levenberg-Marquardt engine "
                              "for stacks of subjects sampled alike, lmfit otherwise)")
+    parser.add_argument("--exposure-ci", action="store_true",
+                        help="95 %% intervals on model-based Cmax, Tmax, AUC0-28 per participant "
+                             "and dose level (draws from each fit's covariance): "
+                             "exposure_ci.csv, exposure_ci_dose_levels.csv, exposure_ci.json")
+    parser.add_argument("--draws", type=int, default=500, metavar="N",
+                        help="--exposure-ci: parameter draws (default 500; seeded by --seed)")
 
 
 class _Progress:
@@ -82,6 +88,10 @@ def run(args) -> int:
     if args.profile:
         print("ctk fit: --profile is deprecated, use --ci profile", file=sys.stderr)
         ci = "profile"
+    if args.exposure_ci and args.draws < 20:
+        from ctkinetics.errors import SettingsError
+
+        raise SettingsError(f"--draws must be at least 20 (got {args.draws})")
     dataset = load_from_args(args)
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
@@ -93,6 +103,11 @@ def run(args) -> int:
     with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
         # the tables and fit.json, as FitResult.read(out) reads them back
         write_fit(res, folder, study=str(args.study))
+        if args.exposure_ci:   # issue 16: intervals on the model-based exposure
+            from ctkinetics.estimation.exposure_ci import exposure_intervals
+
+            exposure_intervals(res, dataset, args.model, n_draws=args.draws,
+                               seed=args.seed).write(folder)
         folder.commit(failures=failures)
     print("\n".join(summary_lines(res, ci)) + f"\n-> {out}")
     return finish(args, failures, "fit(s) failed or did not converge (see fits.csv)")

@@ -148,7 +148,5 @@ def run(args) -> int:
     if extra:
         print("\n".join(extra))
     print(f"wrote {out}/theta.csv, omega.csv, individual.csv, predictions.csv, covariance.csv, "
-          "history.csv, fit.json" + "".join(
-              f", {', '.join(files)}" for key, files in unc.UNCERTAINTY_FILES.items()
-              if getattr(args, key, None)))
+          "history.csv, fit.json" + "".join(f", {name}" for name in unc.written_files(args)))
     return finish(args, failures, "failure(s)")

@@ -34,18 +34,16 @@ import pandas as pd
 
 from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.likelihood import CENSORED, EXCLUDED
-from ctkinetics.estimation.result_folder import FORMAT, read_tables, write_tables
-from ctkinetics.jsonable import jsonable
+from ctkinetics.estimation.result_folder import FolderResult
 
 NPDE_COLUMNS = ["subject", "analyte", "time", "observed", "blq", "lloq", "scale",
                 "y_used", "imputed", "epred", "ploq", "pd", "npd", "npde"]
 TEST_COLUMNS = ["statistic", "n", "mean", "se_mean", "variance", "se_variance", "skewness",
                 "kurtosis", "p_mean", "p_variance", "p_normality", "p_global"]
-TABLES = ("npde.csv", "npde_tests.csv")
 
 
 @dataclass(frozen=True)
-class NPDEResult:
+class NPDEResult(FolderResult):
     """NPDE of a population fit.
 
     Attributes
@@ -65,24 +63,15 @@ class NPDEResult:
     tests: pd.DataFrame
     settings: dict = field(default_factory=dict)
 
+    FILES = (("table", "npde.csv"), ("tests", "npde_tests.csv"))
+    JSON, KIND, META = "npde.json", "npde", ("settings",)
+
     def to_frame(self) -> pd.DataFrame:
         return self.table.copy()
 
     def test(self, statistic="npde") -> dict:
         """The tests of one statistic as a dict."""
         return self.tests.set_index("statistic").loc[statistic].to_dict()
-
-    def tables(self) -> dict:
-        return dict(zip(TABLES, (self.table, self.tests)))
-
-    def write(self, folder) -> list:
-        meta = jsonable({"format": FORMAT, "kind": "npde", "settings": self.settings})
-        return write_tables(folder, self.tables(), "npde.json", meta)
-
-    @classmethod
-    def read(cls, folder) -> "NPDEResult":
-        meta, t = read_tables(folder, TABLES, "npde.json", "npde")
-        return cls(t["npde.csv"], t["npde_tests.csv"], meta["settings"])
 
 
 # --------------------------------------------------------------------------------------
