@@ -4,18 +4,18 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ctkinetics.plots.profiles import analyte_meta, post_infusion
-from ctkinetics.plots.style import TEMPLATE, add_note, empty, esc, finite
+from ctkinetics.plots.spec import Spec, figure_function, grid
+from ctkinetics.plots.style import empty, esc, finite
 
 CAR_COLOR = "#0072B2"
 BCELL_COLOR = "#D55E00"
 
 
+@figure_function
 def cart_vs_bcells(dataset, car_analyte, bcell_analyte, aplasia: pd.DataFrame | None = None, *,
-                   subjects=None, cols: int = 4, panel_height: int = 210) -> go.Figure:
+                   subjects=None, cols: int = 4, panel_height: int = 210) -> Spec:
     """CAR-T (left log axis, blue) and B cells (right log axis, orange) per participant.
 
     Parameters
@@ -28,6 +28,11 @@ def cart_vs_bcells(dataset, car_analyte, bcell_analyte, aplasia: pd.DataFrame | 
         :func:`ctkinetics.report.bcell_aplasia`; the period is shaded.
     subjects : sequence of str, optional
         Default: every participant with samples of either analyte, by dose level.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        (``cart_vs_bcells.spec(...)``: the plain JSON specification.)
 
     Notes
     -----
@@ -59,67 +64,64 @@ def cart_vs_bcells(dataset, car_analyte, bcell_analyte, aplasia: pd.DataFrame | 
                                     (bc_of.get(s, bc.iloc[:0]), BCELL_COLOR, True, bcell_analyte)):
             if not d.empty:
                 _samples(fig, r, c, d, color, sec, name, first=i == 0)
-        fig.update_xaxes(range=[-5, t_max * 1.03], row=r, col=c)
+        fig.axes("x", {"range": [-5, t_max * 1.03]}, row=r, col=c)
         if r == rows:
-            fig.update_xaxes(title_text="Days after infusion", row=r, col=c)
+            fig.axes("x", {"title": {"text": "Days after infusion"}}, row=r, col=c)
     _axes(fig, cols, analyte_meta(dataset, car_analyte)[0], analyte_meta(dataset, bcell_analyte)[0])
-    add_note(fig, "Shaded: B-cell aplasia (B cells below their LLOQ) until return. "
+    fig.note("Shaded: B-cell aplasia (B cells below their LLOQ) until return. "
              "Open markers: below LLOQ, at the LLOQ. B-cell values before day 0 are the baseline.")
     return fig
 
 
-def _panels(dataset, subjects, title, rows, cols, panel_height) -> go.Figure:
+def _panels(dataset, subjects, title, rows, cols, panel_height) -> Spec:
     """One panel per participant (titled with its dose level), each with a secondary y axis."""
     level_of = dict(zip(dataset.subjects["subject"].astype(str),
                         dataset.subjects["dose_level"].astype(str)))
-    fig = make_subplots(rows=rows, cols=cols, specs=[[{"secondary_y": True}] * cols] * rows,
-                        subplot_titles=[f"{esc(s)} (DL {esc(level_of.get(s, '?'))})" for s in subjects],
-                        horizontal_spacing=0.075, vertical_spacing=0.6 / max(rows, 1) / 2.2)
-    fig.update_layout(template=TEMPLATE, height=120 + panel_height * rows,
-                      title={"text": title, "x": 0.01},
-                      legend={"orientation": "h", "yref": "container", "y": 0.995,
-                              "yanchor": "top", "x": 1, "xanchor": "right"})
-    return fig
+    g = grid(rows, cols, secondary_y=True, horizontal_spacing=0.075,
+             vertical_spacing=0.6 / max(rows, 1) / 2.2, titles=True)
+    return Spec(height=120 + panel_height * rows, grid=g,
+                subplot_titles=[f"{esc(s)} (DL {esc(level_of.get(s, '?'))})" for s in subjects],
+                title={"text": title, "x": 0.01},
+                legend={"orientation": "h", "yref": "container", "y": 0.995,
+                        "yanchor": "top", "x": 1, "xanchor": "right"})
 
 
-def _shade(fig, r, c, start, end) -> None:
+def _shade(fig: Spec, r, c, start, end) -> None:
     """The aplasia period as a rectangle in this panel's x data and y domain coordinates
-    (add_vrect does not reach panels that carry a secondary y axis)."""
-    sp = fig.get_subplot(r, c)
-    fig.add_shape(type="rect", x0=start, x1=end, y0=0, y1=1,
-                  xref=sp.xaxis.plotly_name.replace("axis", ""),
-                  yref=sp.yaxis.plotly_name.replace("axis", "") + " domain",
-                  fillcolor=BCELL_COLOR, opacity=0.15, line_width=0, layer="below")
+    (a rectangle spanning the panel's height whatever its two y axes show)."""
+    x, y = fig.grid.ref(r, c)
+    fig.shape({"type": "rect", "x0": float(start), "x1": float(end), "y0": 0, "y1": 1,
+               "xref": x, "yref": f"{y} domain", "fillcolor": BCELL_COLOR, "opacity": 0.15,
+               "line": {"width": 0}, "layer": "below"})
 
 
-def _samples(fig, r, c, d, color, sec, name, first) -> None:
+def _samples(fig: Spec, r, c, d, color, sec, name, first) -> None:
     """One analyte of one participant: a line, quantified markers and open BLQ markers."""
     q, b = d[~d["blq"]], d[d["blq"]]
     # B cells: the line runs through BLQ samples at the LLOQ (aplasia reads as the
     # floor); CAR-T: quantified samples only
     line = d if sec else q
-    fig.add_trace(go.Scatter(x=line["time"], y=line["y"], mode="lines",
-                             line={"color": color, "width": 1.5}, showlegend=False,
-                             hoverinfo="skip"), row=r, col=c, secondary_y=sec)
-    fig.add_trace(go.Scatter(
-        x=q["time"], y=q["y"], mode="markers", marker={"color": color, "size": 5},
-        name=esc(name), legendgroup=esc(name), showlegend=first,
-        hovertemplate=f"{esc(name)} day %{{x}}: %{{y:.3g}}<extra></extra>"),
-        row=r, col=c, secondary_y=sec)
+    fig.add({"x": line["time"].to_numpy(float), "y": line["y"].to_numpy(float), "mode": "lines",
+             "line": {"color": color, "width": 1.5}, "showlegend": False, "hoverinfo": "skip"},
+            r, c, secondary_y=sec)
+    fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
+             "marker": {"color": color, "size": 5}, "name": esc(name), "legendgroup": esc(name),
+             "showlegend": first,
+             "hovertemplate": f"{esc(name)} day %{{x}}: %{{y:.3g}}<extra></extra>"},
+            r, c, secondary_y=sec)
     if len(b):
-        fig.add_trace(go.Scatter(
-            x=b["time"], y=b["y"], mode="markers", showlegend=False,
-            marker={"color": color, "size": 6, "symbol": "circle-open"},
-            hovertemplate=f"{esc(name)} day %{{x}}: BLQ<extra></extra>"),
-            row=r, col=c, secondary_y=sec)
+        fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float), "mode": "markers",
+                 "showlegend": False, "marker": {"color": color, "size": 6, "symbol": "circle-open"},
+                 "hovertemplate": f"{esc(name)} day %{{x}}: BLQ<extra></extra>"},
+                r, c, secondary_y=sec)
 
 
-def _axes(fig, cols, car_unit, b_unit) -> None:
+def _axes(fig: Spec, cols, car_unit, b_unit) -> None:
     """Log axes: CAR-T on the left (blue), B cells on the right (orange)."""
-    fig.update_yaxes(type="log", exponentformat="power", dtick=1, tickfont={"size": 9})
-    fig.update_yaxes(tickfont={"color": CAR_COLOR, "size": 9}, secondary_y=False)
-    fig.update_yaxes(tickfont={"color": BCELL_COLOR, "size": 9}, secondary_y=True, showgrid=False)
-    fig.update_yaxes(title_text=f"{esc(car_unit)}", title_font={"color": CAR_COLOR, "size": 10},
-                     secondary_y=False, col=1)
-    fig.update_yaxes(title_text=f"{esc(b_unit)}", title_font={"color": BCELL_COLOR, "size": 10},
-                     secondary_y=True, col=cols)
+    fig.axes("y", {"type": "log", "exponentformat": "power", "dtick": 1, "tickfont": {"size": 9}})
+    fig.axes("y", {"tickfont": {"color": CAR_COLOR, "size": 9}}, secondary_y=False)
+    fig.axes("y", {"tickfont": {"color": BCELL_COLOR, "size": 9}, "showgrid": False}, secondary_y=True)
+    fig.axes("y", {"title": {"text": f"{esc(car_unit)}", "font": {"color": CAR_COLOR, "size": 10}}},
+             secondary_y=False, col=1)
+    fig.axes("y", {"title": {"text": f"{esc(b_unit)}", "font": {"color": BCELL_COLOR, "size": 10}}},
+             secondary_y=True, col=cols)

@@ -4,17 +4,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ctkinetics.plots.profiles import post_infusion
-from ctkinetics.plots.style import GREY, TEMPLATE, add_note, empty, esc, finite
+from ctkinetics.plots.spec import Spec, figure_function, grid
+from ctkinetics.plots.style import GREY, empty, esc, finite
 
 GOOD_COLOR = "#0072B2"
 FLAG_COLOR = "#D55E00"
 
 
-def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> go.Figure:
+@figure_function
+def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> Spec:
     """Observed vs IPRED, IWRES vs time and IWRES vs IPRED, BLQ samples shown.
 
     Parameters
@@ -24,6 +24,11 @@ def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> go.Figure
         iwres, status) and each fit's success and flags.
     analyte : str, optional
         Default: the first fitted analyte.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        (``goodness_of_fit.spec(...)``: the plain JSON specification.)
 
     Notes
     -----
@@ -39,10 +44,10 @@ def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> go.Figure
         return empty(title, "no fitted predictions (all fits failed?)")
     flagged = {f.subject for f in fit_result.fits if (not f.success) or f.flags}
     p = p.assign(flagged=p["subject"].isin(flagged))
-    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08,
-                        subplot_titles=["Observed vs individual prediction", "IWRES vs time",
-                                        "IWRES vs individual prediction"])
-    fig.update_layout(template=TEMPLATE, height=height, title={"text": title, "x": 0.01})
+    g3 = grid(1, 3, horizontal_spacing=0.08, titles=True)
+    fig = Spec(height=height, grid=g3, title={"text": title, "x": 0.01},
+               subplot_titles=["Observed vs individual prediction", "IWRES vs time",
+                               "IWRES vs individual prediction"])
     censored = p["status"] == "censored"
     for is_flag, color, label in ((False, GOOD_COLOR, "fit without flags"),
                                   (True, FLAG_COLOR, "fit flagged or failed")):
@@ -51,43 +56,44 @@ def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> go.Figure
         if g.empty and gc.empty:
             continue
         text = [f"{esc(s)}, day {t:g}" for s, t in zip(g["subject"], g["time"])]
-        common = {"marker": {"color": color, "size": 6, "opacity": 0.8}, "text": text,
-                  "legendgroup": label}
-        fig.add_trace(go.Scatter(x=g["ipred"], y=g["observed"], mode="markers", name=label,
-                                 hovertemplate="%{text}<br>IPRED %{x:.3g}, obs %{y:.3g}<extra></extra>",
-                                 **common), row=1, col=1)
-        fig.add_trace(go.Scatter(x=g["time"], y=g["iwres"], mode="markers", showlegend=False,
-                                 hovertemplate="%{text}<br>IWRES %{y:.2f}<extra></extra>", **common),
-                      row=1, col=2)
-        fig.add_trace(go.Scatter(x=g["ipred"], y=g["iwres"], mode="markers", showlegend=False,
-                                 hovertemplate="%{text}<br>IWRES %{y:.2f}<extra></extra>", **common),
-                      row=1, col=3)
+        ipred, obs, iwres, time = (g[c].to_numpy(float) for c in ("ipred", "observed", "iwres", "time"))
+
+        def common():
+            return {"marker": {"color": color, "size": 6, "opacity": 0.8}, "text": text,
+                    "legendgroup": label}
+
+        fig.add({"x": ipred, "y": obs, "mode": "markers", "name": label,
+                 "hovertemplate": "%{text}<br>IPRED %{x:.3g}, obs %{y:.3g}<extra></extra>",
+                 **common()}, 1, 1)
+        fig.add({"x": time, "y": iwres, "mode": "markers", "showlegend": False,
+                 "hovertemplate": "%{text}<br>IWRES %{y:.2f}<extra></extra>", **common()}, 1, 2)
+        fig.add({"x": ipred, "y": iwres, "mode": "markers", "showlegend": False,
+                 "hovertemplate": "%{text}<br>IWRES %{y:.2f}<extra></extra>", **common()}, 1, 3)
         if len(gc):
-            fig.add_trace(go.Scatter(
-                x=gc["ipred"], y=gc["lloq"], mode="markers", name=f"BLQ at LLOQ ({label})",
-                legendgroup=label, marker={"color": color, "size": 7, "symbol": "circle-open"},
-                text=[f"{esc(s)}, day {t:g}: BLQ" for s, t in zip(gc["subject"], gc["time"])],
-                hovertemplate="%{text}<br>IPRED %{x:.3g}, LLOQ %{y:.3g}<extra></extra>"),
-                row=1, col=1)
+            fig.add({"x": gc["ipred"].to_numpy(float), "y": gc["lloq"].to_numpy(float),
+                     "mode": "markers", "name": f"BLQ at LLOQ ({label})", "legendgroup": label,
+                     "marker": {"color": color, "size": 7, "symbol": "circle-open"},
+                     "text": [f"{esc(s)}, day {t:g}: BLQ" for s, t in zip(gc["subject"], gc["time"])],
+                     "hovertemplate": "%{text}<br>IPRED %{x:.3g}, LLOQ %{y:.3g}<extra></extra>"}, 1, 1)
     both = np.concatenate([p["ipred"].to_numpy(float), p["observed"].to_numpy(float),
                            p["lloq"].to_numpy(float)])
     both = both[np.isfinite(both) & (both > 0)]
     lo, hi = float(both.min()) / 1.5, float(both.max()) * 1.5
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", showlegend=False,
-                             line={"color": GREY, "dash": "dash", "width": 1}, hoverinfo="skip"),
-                  row=1, col=1)
+    fig.add({"x": [lo, hi], "y": [lo, hi], "mode": "lines", "showlegend": False,
+             "line": {"color": GREY, "dash": "dash", "width": 1}, "hoverinfo": "skip"}, 1, 1)
     for col in (2, 3):
-        fig.add_hline(y=0, line={"color": GREY, "width": 1}, row=1, col=col)
+        fig.hline(0, {"color": GREY, "width": 1}, row=1, col=col)
         for y in (-1.96, 1.96):
-            fig.add_hline(y=y, line={"color": GREY, "width": 1, "dash": "dot"}, row=1, col=col)
-    fig.update_xaxes(type="log", exponentformat="power", title_text="IPRED", row=1, col=1)
-    fig.update_yaxes(type="log", exponentformat="power", title_text="Observed", row=1, col=1)
-    fig.update_xaxes(title_text="Days after infusion", row=1, col=2)
-    fig.update_xaxes(type="log", exponentformat="power", title_text="IPRED", row=1, col=3)
-    fig.update_yaxes(title_text="IWRES", row=1, col=2)
-    fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0.99, "yanchor": "top",
-                              "x": 1, "xanchor": "right", "font": {"size": 10}}, margin={"t": 90})
-    add_note(fig, f"Dotted: IWRES ±1.96. BLQ method {esc(fit_result.blq_method)}, "
+            fig.hline(y, {"color": GREY, "width": 1, "dash": "dot"}, row=1, col=col)
+    log = {"type": "log", "exponentformat": "power"}
+    fig.axes("x", {**log, "title": {"text": "IPRED"}}, row=1, col=1)
+    fig.axes("y", {**log, "title": {"text": "Observed"}}, row=1, col=1)
+    fig.axes("x", {"title": {"text": "Days after infusion"}}, row=1, col=2)
+    fig.axes("x", {**log, "title": {"text": "IPRED"}}, row=1, col=3)
+    fig.axes("y", {"title": {"text": "IWRES"}}, row=1, col=2)
+    fig.update(legend={"orientation": "h", "yref": "container", "y": 0.99, "yanchor": "top",
+                       "x": 1, "xanchor": "right", "font": {"size": 10}}, margin={"t": 90})
+    fig.note(f"Dotted: IWRES ±1.96. BLQ method {esc(fit_result.blq_method)}, "
              f"error model {esc(fit_result.error_model)}.", below=58)
     return fig
 
@@ -115,13 +121,19 @@ def _short_reason(why: str) -> str:
     return "; ".join(p for p in parts if p) or "not estimable"
 
 
+@figure_function
 def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
-             panel_height: int = 200) -> go.Figure:
+             panel_height: int = 200) -> Spec:
     """The NCA terminal phase per participant: quantified samples, the points used and the line.
 
     The line is the result's own regression, ln C = ln CLSTP − λz·(t − TLST), drawn over
     [LAMZLL, LAMZUL] (the NCA must have computed ``CLSTP``, the predicted Clast); the points in
     that window are the ones the λz fit used (quantified samples only).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        (``lambda_z.spec(...)``: the plain JSON specification.)
     """
     d = post_infusion(dataset, analyte)
     d = d[~d["blq"]]
@@ -147,34 +159,31 @@ def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
             titles.append(f"{esc(s)}: no λz<br>{esc(_short_reason(why))}")
         else:
             titles.append(f"{esc(s)}: t½ {v['LAMZHL']:.3g} d, R²adj {v['R2ADJ']:.3f}, n {v['LAMZNPT']:g}")
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.06,
-                        vertical_spacing=0.6 / max(rows, 1) / 2.2)
-    fig.update_layout(template=TEMPLATE, height=120 + panel_height * rows, showlegend=False,
-                      title={"text": title, "x": 0.01})
-    fig.update_annotations(font_size=10)
+    g = grid(rows, cols, horizontal_spacing=0.06, vertical_spacing=0.6 / max(rows, 1) / 2.2,
+             titles=True)
+    fig = Spec(height=120 + panel_height * rows, grid=g, showlegend=False,
+               title={"text": title, "x": 0.01})
+    fig.layout["annotations"] = g.titles(titles, font={"size": 10})
     by_subject = dict(tuple(d.groupby(d["subject"].astype(str), sort=False)))
     for i, s in enumerate(subjects):
         r, c = i // cols + 1, i % cols + 1
         ds = by_subject.get(s, d.iloc[:0])
+        t, y = ds["time"].to_numpy(float), ds["y"].to_numpy(float)
         lz, why, v = info[s]
         used = np.zeros(len(ds), bool)
         if not why and finite(lz) and finite(v["LAMZLL"]):
-            used = (ds["time"] >= v["LAMZLL"] - 1e-9) & (ds["time"] <= v["LAMZUL"] + 1e-9)
-            used = used.to_numpy()
-        fig.add_trace(go.Scatter(x=ds["time"][~used], y=ds["y"][~used], mode="markers",
-                                 marker={"color": "#999", "size": 5}, hoverinfo="x+y"),
-                      row=r, col=c)
-        fig.add_trace(go.Scatter(x=ds["time"][used], y=ds["y"][used], mode="markers",
-                                 marker={"color": FLAG_COLOR, "size": 7}, hoverinfo="x+y"),
-                      row=r, col=c)
+            used = (t >= v["LAMZLL"] - 1e-9) & (t <= v["LAMZUL"] + 1e-9)
+        fig.add({"x": t[~used], "y": y[~used], "mode": "markers",
+                 "marker": {"color": "#999", "size": 5}, "hoverinfo": "x+y"}, r, c)
+        fig.add({"x": t[used], "y": y[used], "mode": "markers",
+                 "marker": {"color": FLAG_COLOR, "size": 7}, "hoverinfo": "x+y"}, r, c)
         if used.any() and finite(v["CLSTP"]):
-            t = np.array([v["LAMZLL"], v["LAMZUL"]])
-            fig.add_trace(go.Scatter(x=t, y=v["CLSTP"] * np.exp(-lz * (t - v["TLST"])),
-                                     mode="lines", line={"color": FLAG_COLOR, "width": 2},
-                                     hoverinfo="skip"), row=r, col=c)
+            tl = np.array([v["LAMZLL"], v["LAMZUL"]])
+            fig.add({"x": tl, "y": v["CLSTP"] * np.exp(-lz * (tl - v["TLST"])), "mode": "lines",
+                     "line": {"color": FLAG_COLOR, "width": 2}, "hoverinfo": "skip"}, r, c)
         if r == rows:
-            fig.update_xaxes(title_text="Days after infusion", row=r, col=c)
-    fig.update_yaxes(type="log", exponentformat="power", dtick=1, tickfont={"size": 9})
-    add_note(fig, "Orange: the points the λz regression used and its line; grey: other "
+            fig.axes("x", {"title": {"text": "Days after infusion"}}, row=r, col=c)
+    fig.axes("y", {"type": "log", "exponentformat": "power", "dtick": 1, "tickfont": {"size": 9}})
+    fig.note("Orange: the points the λz regression used and its line; grey: other "
              "quantified samples. BLQ samples are not used for λz.")
     return fig

@@ -9,12 +9,9 @@ import math
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from ctkinetics.plots.style import (
-    DLT_COLOR, GREY, TEMPLATE, add_note, dose_colors, empty, esc,
-)
+from ctkinetics.plots.spec import Spec, figure_function, grid
+from ctkinetics.plots.style import DLT_COLOR, GREY, dose_colors, empty, esc
 
 #: Default exposure metrics: Cmax over the whole profile and AUC from day 0 to 28.
 DEFAULT_METRICS = (("CMAX", 0.0, math.inf), ("AUCINT_LAST", 0.0, 28.0))
@@ -42,7 +39,21 @@ def _available(nca_result, analyte, metrics):
     return [m for m in metrics if len(metric_values(nca_result, analyte, *m))]
 
 
-def exposure_by_dose(nca_result, analyte, metrics=DEFAULT_METRICS, *, height: int = 400) -> go.Figure:
+def _panels(title: str, metrics, height: int, **layout) -> Spec:
+    """One panel per metric, titled 'Cmax', 'AUC0-28' ... (title at the left, no xanchor)."""
+    g = grid(1, len(metrics), horizontal_spacing=0.12, titles=True)
+    fig = Spec(height=height, grid=g, subplot_titles=[metric_label(*m) for m in metrics],
+               title={"text": title, "x": 0.01}, **layout)
+    return fig
+
+
+def _log_y(fig: Spec, label: str, unit, col: int) -> None:
+    fig.axes("y", {"type": "log", "exponentformat": "power",
+                   "title": {"text": f"{label} ({esc(unit)})"}}, row=1, col=col)
+
+
+@figure_function
+def exposure_by_dose(nca_result, analyte, metrics=DEFAULT_METRICS, *, height: int = 400) -> Spec:
     """Cmax and AUC0-28 (or other metrics) by dose level: box, every participant, geometric mean.
 
     Parameters
@@ -51,6 +62,11 @@ def exposure_by_dose(nca_result, analyte, metrics=DEFAULT_METRICS, *, height: in
     analyte : str
     metrics : sequence of (parameter, start, end)
         Rows of the NCA long table, e.g. ``("AUCINT_LAST", 0, 28)``.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        (``exposure_by_dose.spec(...)``: the plain JSON specification.)
     """
     metrics = _available(nca_result, analyte, metrics)
     title = f"{esc(analyte)}: exposure by dose level"
@@ -59,10 +75,7 @@ def exposure_by_dose(nca_result, analyte, metrics=DEFAULT_METRICS, *, height: in
     levels = list(nca_result.dose_levels) or sorted(set(nca_result.results["dose_level"]))
     colors = dose_colors(levels)
     summ = nca_result.summary()
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[metric_label(*m) for m in metrics],
-                        horizontal_spacing=0.12)
-    fig.update_layout(template=TEMPLATE, height=height, title={"text": title, "x": 0.01},
-                      showlegend=False)
+    fig = _panels(title, metrics, height, showlegend=False)
     for j, (par, start, end) in enumerate(metrics, start=1):
         d = metric_values(nca_result, analyte, par, start, end)
         for lv in levels:
@@ -70,24 +83,21 @@ def exposure_by_dose(nca_result, analyte, metrics=DEFAULT_METRICS, *, height: in
             if v.empty:
                 continue
             x = f"DL {esc(lv)}"
-            fig.add_trace(go.Box(
-                x=[x] * len(v), y=v["value"], name=x, boxpoints="all", jitter=0.3, pointpos=0,
-                marker={"color": colors[lv], "size": 7}, line={"color": colors[lv]},
-                fillcolor="rgba(0,0,0,0)", text=[esc(s) for s in v["subject"]],
-                hovertemplate="%{text}: %{y:.3g}<extra></extra>"), row=1, col=j)
+            fig.add({"type": "box", "x": [x] * len(v), "y": v["value"].to_numpy(float), "name": x,
+                     "boxpoints": "all", "jitter": 0.3, "pointpos": 0,
+                     "marker": {"color": colors[lv], "size": 7}, "line": {"color": colors[lv]},
+                     "fillcolor": "rgba(0,0,0,0)", "text": [esc(s) for s in v["subject"]],
+                     "hovertemplate": "%{text}: %{y:.3g}<extra></extra>"}, 1, j)
             s = summ[(summ["dose_level"] == lv) & (summ["analyte"] == analyte)
                      & (summ["parameter"] == par) & np.isclose(summ["start"], start)
                      & ((summ["end"] == end) | np.isclose(summ["end"], end))]
             if len(s) and np.isfinite(s["geo_mean"].iloc[0]):
-                fig.add_trace(go.Scatter(
-                    x=[x], y=[s["geo_mean"].iloc[0]], mode="markers",
-                    marker={"symbol": "diamond", "size": 13, "color": "#111",
-                            "line": {"color": "white", "width": 1}},
-                    hovertemplate="geometric mean %{y:.3g}<extra></extra>"), row=1, col=j)
-        unit = d["unit"].iloc[0] if len(d) else ""
-        fig.update_yaxes(type="log", exponentformat="power",
-                         title_text=f"{metric_label(par, start, end)} ({esc(unit)})", row=1, col=j)
-    add_note(fig, "Box: median and quartiles; dots: participants; black diamond: geometric mean "
+                fig.add({"x": [x], "y": [float(s["geo_mean"].iloc[0])], "mode": "markers",
+                         "marker": {"symbol": "diamond", "size": 13, "color": "#111",
+                                    "line": {"color": "white", "width": 1}},
+                         "hovertemplate": "geometric mean %{y:.3g}<extra></extra>"}, 1, j)
+        _log_y(fig, metric_label(par, start, end), d["unit"].iloc[0] if len(d) else "", j)
+    fig.note("Box: median and quartiles; dots: participants; black diamond: geometric mean "
              "(NCA summary). Log scale.")
     return fig
 
@@ -102,9 +112,10 @@ def _dlt_status(safety) -> dict:
     return out
 
 
+@figure_function
 def exposure_vs_toxicity(nca_result, safety: pd.DataFrame | None, analyte,
                          metrics=DEFAULT_METRICS, *, grade: str = "crs_grade",
-                         height: int = 400) -> go.Figure:
+                         height: int = 400) -> Spec:
     """Exposure (Cmax, AUC0-28) against the worst CRS grade, DLTs marked.
 
     Parameters
@@ -114,6 +125,11 @@ def exposure_vs_toxicity(nca_result, safety: pd.DataFrame | None, analyte,
         The dataset's safety table (subject, dlt 1/0/NaN, crs_grade, icans_grade, ...).
     grade : str
         Column on the x axis (``crs_grade`` or ``icans_grade``).
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+        (``exposure_vs_toxicity.spec(...)``: the plain JSON specification.)
     """
     metrics = _available(nca_result, analyte, metrics)
     name = {"crs_grade": "CRS", "icans_grade": "ICANS"}.get(grade, grade)
@@ -128,9 +144,7 @@ def exposure_vs_toxicity(nca_result, safety: pd.DataFrame | None, analyte,
     colors = dose_colors(levels)
     # DLT: red ×; pending: an open diamond in the dose level's colour
     styles = {"no DLT": ("circle", None), "DLT": ("x", DLT_COLOR), "pending": ("diamond-open", None)}
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[metric_label(*m) for m in metrics],
-                        horizontal_spacing=0.12)
-    fig.update_layout(template=TEMPLATE, height=height, title={"text": title, "x": 0.01})
+    fig = _panels(title, metrics, height)
     shown = set()
     for j, m in enumerate(metrics, start=1):
         d = metric_values(nca_result, analyte, *m)
@@ -141,23 +155,22 @@ def exposure_vs_toxicity(nca_result, safety: pd.DataFrame | None, analyte,
         for (lv, st), g in d.groupby(["dose_level", "status"], sort=False):
             sym, col = styles.get(st, ("circle", None))
             key = (lv, st)
-            fig.add_trace(go.Scatter(
-                x=g["grade"].astype(float) + offs.get(lv, 0.0), y=g["value"], mode="markers",
-                marker={"symbol": sym, "size": 11 if st == "DLT" else 9,
-                        "color": col or colors.get(lv, GREY),
-                        "line": {"width": 2 if st != "no DLT" else 0,
-                                 "color": colors.get(lv, GREY)}},
-                name=f"DL {esc(lv)} · {st}", legendgroup=f"{lv}{st}", showlegend=key not in shown,
-                text=[f"{esc(s)} (DL {esc(lv)}): {name} {gr:g}, {other.split('_')[0].upper()} "
-                      f"{others.get(str(s), np.nan):g}, {st}"
-                      for s, gr in zip(g["subject"], g["grade"].astype(float))],
-                hovertemplate="%{text}<br>%{y:.3g}<extra></extra>"), row=1, col=j)
+            fig.add({"x": g["grade"].astype(float).to_numpy() + offs.get(lv, 0.0),
+                     "y": g["value"].to_numpy(float), "mode": "markers",
+                     "marker": {"symbol": sym, "size": 11 if st == "DLT" else 9,
+                                "color": col or colors.get(lv, GREY),
+                                "line": {"width": 2 if st != "no DLT" else 0,
+                                         "color": colors.get(lv, GREY)}},
+                     "name": f"DL {esc(lv)} · {st}", "legendgroup": f"{lv}{st}",
+                     "showlegend": key not in shown,
+                     "text": [f"{esc(s)} (DL {esc(lv)}): {name} {gr:g}, "
+                              f"{other.split('_')[0].upper()} {others.get(str(s), np.nan):g}, {st}"
+                              for s, gr in zip(g["subject"], g["grade"].astype(float))],
+                     "hovertemplate": "%{text}<br>%{y:.3g}<extra></extra>"}, 1, j)
             shown.add(key)
-        fig.update_xaxes(title_text=f"Worst {name} grade", tickmode="array",
-                         tickvals=[0, 1, 2, 3, 4], range=[-0.5, 4.5], row=1, col=j)
-        unit = d["unit"].iloc[0] if len(d) else ""
-        fig.update_yaxes(type="log", exponentformat="power",
-                         title_text=f"{metric_label(*m)} ({esc(unit)})", row=1, col=j)
-    add_note(fig, "Colour: dose level. ×: DLT; open diamond: DLT window still open. "
+        fig.axes("x", {"title": {"text": f"Worst {name} grade"}, "tickmode": "array",
+                       "tickvals": [0, 1, 2, 3, 4], "range": [-0.5, 4.5]}, row=1, col=j)
+        _log_y(fig, metric_label(*m), d["unit"].iloc[0] if len(d) else "", j)
+    fig.note("Colour: dose level. ×: DLT; open diamond: DLT window still open. "
              "Points are spread slightly by dose level within a grade.")
     return fig

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from ctkinetics.formatting import dose as fmt_dose
+from ctkinetics.plots.spec import Spec, figure_function, grid
 from ctkinetics.plots.style import (
-    GREY, TEMPLATE, add_note, dose_colors, empty, esc, figure, finite, log_axis, log_range,
-    unit_label,
+    GREY, dose_colors, empty, esc, figure, finite, log_axis, log_range, unit_label,
 )
 
 BLQ_NOTE = ("Open markers: below LLOQ, drawn at the LLOQ. Dashed line: LLOQ. "
@@ -51,15 +49,19 @@ def post_infusion(dataset, analyte, subjects=None, *, baseline: bool = False) ->
     return d[np.isfinite(d["y"]) & (d["y"] > 0)]
 
 
-def _lloq_line(fig, lloq, row=None, col=None):
+def _lloq_line(fig: Spec, lloq, row=None, col=None):
     if finite(lloq) and lloq > 0:
-        kw = {} if row is None else {"row": row, "col": col}
-        fig.add_hline(y=lloq, line={"dash": "dash", "color": GREY, "width": 1}, **kw)
+        fig.hline(float(lloq), {"dash": "dash", "color": GREY, "width": 1}, row=row, col=col)
 
 
+def _arrays(d: pd.DataFrame, *columns) -> list:
+    return [d[c].to_numpy(float) for c in columns]
+
+
+@figure_function
 def individual_profile(dataset, subject, analyte, curve: pd.DataFrame | None = None, *,
                        curve_label: str = "fit", fit_flags=(), fit_failed: bool = False,
-                       height: int = 380) -> go.Figure:
+                       height: int = 380) -> Spec:
     """One participant's profile on a log scale, with the fitted curve and its 95 % band.
 
     Parameters
@@ -81,6 +83,7 @@ def individual_profile(dataset, subject, analyte, curve: pd.DataFrame | None = N
     Returns
     -------
     plotly.graph_objects.Figure
+        (``individual_profile.spec(...)``: the same figure as a plain JSON specification.)
     """
     unit, lloq = analyte_meta(dataset, analyte)
     d = post_infusion(dataset, analyte, [subject])
@@ -90,51 +93,68 @@ def individual_profile(dataset, subject, analyte, curve: pd.DataFrame | None = N
     elif fit_flags:
         status = f" — <span style='color:#D55E00'><b>fit flagged: {esc(', '.join(fit_flags))}</b></span>"
     fig = figure(f"{esc(subject)} · {esc(analyte)}{status}", height=height)
-    extent = list(d["y"]) + [d["lloq_used"].median() if len(d) else lloq]
+    lloq_shown = float(d["lloq_used"].median()) if len(d) else lloq
+    extent = [d["y"].to_numpy(float), np.array([lloq_shown])]
     if curve is not None and len(curve) and not fit_failed:
         color = "#D55E00" if fit_flags else "#0072B2"
         c = curve.sort_values("time")
         c = c[np.isfinite(c["pred"]) & (c["pred"] > 0)]
         if {"lower", "upper"} <= set(c.columns) and np.isfinite(c["lower"]).any():
             b = c[np.isfinite(c["lower"]) & np.isfinite(c["upper"]) & (c["lower"] > 0)]
-            fig.add_trace(go.Scatter(
-                x=np.concatenate([b["time"], b["time"][::-1]]),
-                y=np.concatenate([b["upper"], b["lower"][::-1]]),
-                fill="toself", fillcolor="rgba(0,114,178,0.15)" if not fit_flags
-                else "rgba(213,94,0,0.15)", line={"width": 0}, hoverinfo="skip",
-                name="95 % band (parameter uncertainty)"))
+            t, lo, hi = _arrays(b, "time", "lower", "upper")
+            fig.add({"x": np.concatenate([t, t[::-1]]), "y": np.concatenate([hi, lo[::-1]]),
+                     "fill": "toself", "fillcolor": "rgba(0,114,178,0.15)" if not fit_flags
+                     else "rgba(213,94,0,0.15)", "line": {"width": 0}, "hoverinfo": "skip",
+                     "name": "95 % band (parameter uncertainty)"})
         else:
-            fig.add_annotation(text="no 95 % band: covariance of the estimates not available",
-                               xref="paper", yref="paper", x=0.99, y=0.02, showarrow=False,
-                               xanchor="right", font={"size": 10, "color": "#D55E00"})
-        extent += list(c["pred"])
-        fig.add_trace(go.Scatter(x=c["time"], y=c["pred"], mode="lines", name=curve_label,
-                                 line={"color": color, "width": 2,
-                                       "dash": "dash" if fit_flags else "solid"}))
+            fig.annotate({"text": "no 95 % band: covariance of the estimates not available",
+                          "xref": "paper", "yref": "paper", "x": 0.99, "y": 0.02,
+                          "showarrow": False, "xanchor": "right",
+                          "font": {"size": 10, "color": "#D55E00"}})
+        t, pred = _arrays(c, "time", "pred")
+        extent.append(pred)
+        fig.add({"x": t, "y": pred, "mode": "lines", "name": curve_label,
+                 "line": {"color": color, "width": 2, "dash": "dash" if fit_flags else "solid"}})
     q, b = d[~d["blq"]], d[d["blq"]]
-    fig.add_trace(go.Scatter(x=q["time"], y=q["y"], mode="markers", name="observed",
-                             marker={"color": "#222", "size": 7}))
+    fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
+             "name": "observed", "marker": {"color": "#222", "size": 7}})
     if len(b):
-        fig.add_trace(go.Scatter(x=b["time"], y=b["y"], mode="markers", name="BLQ (at LLOQ)",
-                                 marker={"color": "#222", "size": 7, "symbol": "circle-open",
-                                         "line": {"width": 1.5}}))
+        fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float), "mode": "markers",
+                 "name": "BLQ (at LLOQ)", "marker": {"color": "#222", "size": 7,
+                                                      "symbol": "circle-open", "line": {"width": 1.5}}})
     if d.empty:
-        fig.add_annotation(text="no post-infusion sample", xref="paper", yref="paper", x=0.5,
-                           y=0.5, showarrow=False, font={"color": GREY})
-    _lloq_line(fig, d["lloq_used"].median() if len(d) else lloq)
-    fig.update_xaxes(title_text="Days after infusion")
-    fig.update_yaxes(**log_axis(unit_label(analyte, unit)))
-    rng = log_range(extent)
+        fig.annotate({"text": "no post-infusion sample", "xref": "paper", "yref": "paper",
+                      "x": 0.5, "y": 0.5, "showarrow": False, "font": {"color": GREY}})
+    _lloq_line(fig, lloq_shown)
+    fig.axes("x", {"title": {"text": "Days after infusion"}})
+    fig.axes("y", log_axis(unit_label(analyte, unit)))
+    rng = log_range(np.concatenate(extent))
     if rng:
-        fig.update_yaxes(range=rng)
-    fig.update_layout(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
-                              "font": {"size": 10}}, margin={"t": 80})
-    add_note(fig, BLQ_NOTE)
+        fig.axes("y", {"range": rng})
+    fig.update(legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0,
+                       "font": {"size": 10}}, margin={"t": 80})
+    fig.note(BLQ_NOTE)
     return fig
 
 
+def _gaps(d: pd.DataFrame, key: str, *columns) -> list:
+    """``columns`` of ``d`` (sorted by ``key``) as arrays with a gap (NaN; None for text)
+    between consecutive groups of ``key``: one trace draws every group's line apart."""
+    keys = d[key].to_numpy()
+    cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    out = []
+    for c in columns:
+        v = d[c].to_numpy()
+        if v.dtype.kind == "f":
+            out.append(np.insert(v, cut, np.nan))
+        else:
+            out.append(np.insert(v.astype(object), cut, None))
+    return out
+
+
+@figure_function
 def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
-              dose_levels=None, height: int = 400) -> go.Figure:
+              dose_levels=None, height: int = 400) -> Spec:
     """Every participant's profile, one panel per dose level, with the geometric-mean curve.
 
     Parameters
@@ -146,6 +166,12 @@ def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
         drawn as a thick line per panel, where given.
     dose_levels : sequence of str, optional
         Panel order (default: the study's dose levels, lowest dose first).
+
+    Notes
+    -----
+    The participants of a dose level are one line trace with a gap between participants (and
+    one trace of their markers): thousands of participants stay a handful of traces. Hovering
+    a point names its participant.
     """
     unit, lloq = analyte_meta(dataset, analyte)
     d = post_infusion(dataset, analyte)
@@ -153,60 +179,62 @@ def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
         return empty(f"{esc(analyte)}: all participants", f"no post-infusion {analyte} samples")
     subj = dataset.subjects.assign(subject=lambda s: s["subject"].astype(str))
     level_of = dict(zip(subj["subject"], subj["dose_level"].astype(str)))
-    dose_of = dict(zip(subj["subject"], subj["dose"]))
+    dose_of = dict(zip(subj["dose_level"].astype(str)[::-1], subj["dose"][::-1]))  # first wins
     levels = list(dose_levels or getattr(dataset.study, "dose_levels", {}) or
                   dict.fromkeys(subj["dose_level"].astype(str)))
-    d = d.assign(dose_level=d["subject"].astype(str).map(level_of).fillna(""))
-    levels = [lv for lv in levels if (d["dose_level"] == lv).any()]
+    d = d.assign(subject=d["subject"].astype(str),
+                 dose_level=d["subject"].astype(str).map(level_of).fillna(""))
+    present = set(d["dose_level"])
+    levels = [lv for lv in levels if lv in present]
+    counts = d.groupby("dose_level")["subject"].nunique()
     titles = []
     for lv in levels:
-        dose = next((dose_of[s] for s, v in level_of.items() if v == lv), float("nan"))
-        n = d.loc[d["dose_level"] == lv, "subject"].nunique()
+        dose = dose_of.get(lv, float("nan"))
         titles.append(f"Dose level {esc(lv)}" + (f" ({fmt_dose(dose)} cells)" if finite(dose) else "")
-                      + f", n = {n}")
-    fig = make_subplots(rows=1, cols=len(levels), shared_yaxes=True, shared_xaxes="all",
-                        subplot_titles=titles,
-                        horizontal_spacing=0.03)
-    fig.update_layout(template=TEMPLATE, height=height,
-                      title={"text": f"{esc(analyte)}: every participant by dose level",
-                             "x": 0.01})
+                      + f", n = {int(counts[lv])}")
+    g = grid(1, len(levels), shared_yaxes=True, shared_xaxes="all", horizontal_spacing=0.03,
+             titles=True)
+    fig = Spec({"text": f"{esc(analyte)}: every participant by dose level", "x": 0.01},
+               height=height, grid=g, subplot_titles=titles)
     colors = dose_colors(levels)
+    lloq_shown = float(d["lloq_used"].median()) if len(d) else lloq
+    by_level = {lv: x for lv, x in d.groupby("dose_level", sort=False)}
     for j, lv in enumerate(levels, start=1):
-        dl = d[d["dose_level"] == lv]
-        for s, ds in dl.groupby("subject", sort=True):
-            color = colors[lv]
-            q = ds[~ds["blq"]]
-            fig.add_trace(go.Scatter(
-                x=q["time"], y=q["y"], mode="lines", line={"color": color, "width": 1},
-                opacity=0.55, name=esc(s), legendgroup=esc(s), showlegend=False,
-                hovertemplate=f"{esc(s)}<br>day %{{x}}<br>%{{y:.3g}}<extra></extra>"),
-                row=1, col=j)
-            fig.add_trace(go.Scatter(x=q["time"], y=q["y"], mode="markers", showlegend=False,
-                                     marker={"color": color, "size": 4}, hoverinfo="skip"),
-                          row=1, col=j)
-            b = ds[ds["blq"]]
-            if len(b):
-                fig.add_trace(go.Scatter(
-                    x=b["time"], y=b["y"], mode="markers", showlegend=False,
-                    marker={"color": color, "size": 6, "symbol": "circle-open"},
-                    hovertemplate=f"{esc(s)}<br>day %{{x}}: BLQ<extra></extra>"), row=1, col=j)
+        dl = by_level[lv].sort_values(["subject", "time"], kind="stable")
+        dl = dl.assign(label=[esc(s) for s in dl["subject"]])
+        color = colors[lv]
+        q = dl[~dl["blq"]]
+        x, y, text = _gaps(q, "subject", "time", "y", "label")
+        fig.add({"x": x.astype(float), "y": y.astype(float), "text": text, "mode": "lines",
+                 "line": {"color": color, "width": 1}, "opacity": 0.55, "showlegend": False,
+                 "hovertemplate": "%{text}<br>day %{x}<br>%{y:.3g}<extra></extra>"}, 1, j)
+        fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
+                 "showlegend": False, "marker": {"color": color, "size": 4},
+                 "hoverinfo": "skip"}, 1, j)
+        b = dl[dl["blq"]]
+        if len(b):
+            fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float),
+                     "text": list(b["label"]), "mode": "markers", "showlegend": False,
+                     "marker": {"color": color, "size": 6, "symbol": "circle-open"},
+                     "hovertemplate": "%{text}<br>day %{x}: BLQ<extra></extra>"}, 1, j)
         if mean_profile is not None and len(mean_profile):
             m = mean_profile[(mean_profile["dose_level"].astype(str) == lv)
                              & np.isfinite(mean_profile["geo_mean"])].sort_values("time")
             if len(m):
-                fig.add_trace(go.Scatter(
-                    x=m["time"], y=m["geo_mean"], mode="lines+markers",
-                    line={"color": "#111", "width": 3}, marker={"size": 5},
-                    name="geometric mean", legendgroup="gm", showlegend=(j == 1),
-                    hovertemplate="geometric mean<br>day %{x}<br>%{y:.3g}<extra></extra>"),
-                    row=1, col=j)
-        _lloq_line(fig, d["lloq_used"].median() if len(d) else lloq, row=1, col=j)
-        fig.update_xaxes(title_text="Days after infusion", row=1, col=j)
-    fig.update_yaxes(type="log", exponentformat="power", dtick=1,
-                     range=log_range(list(d["y"]) + list(d["lloq_used"])))
-    fig.update_yaxes(title_text=unit_label(analyte, unit), row=1, col=1)
-    add_note(fig, BLQ_NOTE + " Thick line: geometric mean of quantified samples at each "
+                fig.add({"x": m["time"].to_numpy(float), "y": m["geo_mean"].to_numpy(float),
+                         "mode": "lines+markers", "line": {"color": "#111", "width": 3},
+                         "marker": {"size": 5}, "name": "geometric mean", "legendgroup": "gm",
+                         "showlegend": j == 1,
+                         "hovertemplate": "geometric mean<br>day %{x}<br>%{y:.3g}<extra></extra>"},
+                        1, j)
+        _lloq_line(fig, lloq_shown, row=1, col=j)
+        fig.axes("x", {"title": {"text": "Days after infusion"}}, row=1, col=j)
+    fig.axes("y", {"type": "log", "exponentformat": "power", "dtick": 1,
+                   "range": log_range(np.concatenate([d["y"].to_numpy(float),
+                                                      d["lloq_used"].to_numpy(float)]))})
+    fig.axes("y", {"title": {"text": unit_label(analyte, unit)}}, row=1, col=1)
+    fig.note(BLQ_NOTE + " Thick line: geometric mean of quantified samples at each "
              "sampling day (shown where at least half were quantified).")
-    fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0.99,
-                              "yanchor": "top", "x": 1, "xanchor": "right"})
+    fig.update(legend={"orientation": "h", "yref": "container", "y": 0.99,
+                       "yanchor": "top", "x": 1, "xanchor": "right"})
     return fig

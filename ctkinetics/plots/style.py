@@ -7,11 +7,12 @@ become markup.
 """
 from __future__ import annotations
 
-import copy
 import html
 import math
 
-import plotly.graph_objects as go
+import numpy as np
+
+from ctkinetics.plots.spec import Spec
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
@@ -22,10 +23,11 @@ DLT_COLOR = "#C00000"
 OK_COLOR = "#009E73"
 PENDING_COLOR = "#E69F00"
 
-#: The house style. Applied on top of plotly's default template, as a dict given to
-#: ``update_layout(template=...)`` would be; :data:`TEMPLATE` is that result built once, because
-#: merging the dict into every figure cost ~30 ms a figure (the report writes the template
-#: once per page, whatever the number of figures).
+#: The house style, applied on top of plotly's default template as a dict given to
+#: ``update_layout(template=...)`` would be. The figures of this package refer to that result
+#: built once as plain data (:func:`ctkinetics.plots.spec.house_template`; a page writes it
+#: once); :data:`TEMPLATE` is the same as a plotly object, for figures built with
+#: :mod:`plotly.graph_objects`.
 HOUSE_STYLE = {
     "layout": {
         "font": {"family": "Helvetica, Arial, sans-serif", "size": 12, "color": "#222"},
@@ -41,8 +43,18 @@ HOUSE_STYLE = {
         "hovermode": "closest",
     }
 }
-TEMPLATE = go.Figure().update_layout(template=HOUSE_STYLE).layout.template
-_TEMPLATE_JSON = TEMPLATE.to_plotly_json()
+
+
+def __getattr__(name):
+    # TEMPLATE as a plotly object, built on first use (importing plotly's graph objects and
+    # validating the template cost ~0.5 s, which the report's figures do not need)
+    if name == "TEMPLATE":
+        global TEMPLATE
+        import plotly.graph_objects as go
+
+        TEMPLATE = go.Figure().update_layout(template=HOUSE_STYLE).layout.template
+        return TEMPLATE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def esc(text) -> str:
@@ -55,16 +67,9 @@ def dose_colors(levels) -> dict:
     return {lvl: PALETTE[i % len(PALETTE)] for i, lvl in enumerate(levels)}
 
 
-def figure(title: str, *, height: int = 420, **layout) -> go.Figure:
+def figure(title: str, *, height: int = 420, **layout) -> Spec:
     """An empty figure in the house style (``title`` is trusted text built by the caller)."""
-    fig = go.Figure()
-    # the template is valid (built above): set a copy of it without validating it again
-    # (17 ms -> 1 ms a figure; the same JSON)
-    fig.layout._validate = False
-    fig.layout.template = copy.deepcopy(_TEMPLATE_JSON)
-    fig.layout._validate = True
-    fig.update_layout(title={"text": title, "x": 0.01, "xanchor": "left"}, height=height, **layout)
-    return fig
+    return Spec(title, height=height, **layout)
 
 
 def log_axis(title: str) -> dict:
@@ -83,28 +88,23 @@ def unit_label(name: str, unit: str) -> str:
     return f"{esc(name)} ({esc(unit)})" if unit else esc(name)
 
 
-def add_note(fig: go.Figure, text: str, *, below: int = 48) -> None:
-    """A small note ``below`` pixels under the plot area (under the x-axis title), with room
-    made for it in the bottom margin."""
-    fig.add_annotation(text=text, xref="paper", yref="paper", x=0, y=0, yshift=-below,
-                       showarrow=False, xanchor="left", yanchor="top",
-                       font={"size": 10, "color": GREY}, align="left")
-    fig.update_layout(margin={"b": below + 30})
-
-
 def log_range(values, pad: float = 2.0):
     """[log10 low, log10 high] covering the positive ``values`` (LLOQ included by callers)."""
-    v = [float(x) for x in values if finite(x) and float(x) > 0]
-    if not v:
+    try:
+        v = np.asarray(values, dtype=float).ravel()
+    except (TypeError, ValueError):  # None or text among them
+        v = np.array([float(x) for x in values if finite(x)], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
         return None
-    return [math.log10(min(v) / pad), math.log10(max(v) * pad)]
+    return [math.log10(float(v.min()) / pad), math.log10(float(v.max()) * pad)]
 
 
-def empty(title: str, reason: str, height: int = 220) -> go.Figure:
+def empty(title: str, reason: str, height: int = 220) -> Spec:
     """A figure that says why there is nothing to draw (instead of a blank box)."""
     fig = figure(title, height=height)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.add_annotation(text=esc(reason), xref="paper", yref="paper", x=0.5, y=0.5,
-                       showarrow=False, font={"size": 13, "color": GREY})
+    fig.axes("x", {"visible": False})
+    fig.axes("y", {"visible": False})
+    fig.annotate({"text": esc(reason), "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
+                  "showarrow": False, "font": {"size": 13, "color": GREY}})
     return fig

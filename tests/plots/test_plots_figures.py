@@ -150,13 +150,26 @@ def test_swimmer_draws_windows_dlts_and_stagger():
                           earliest_next_infusion_day=30.0, next_level="1")
     fig = plots.swimmer(dec)
     windows = [d for d in fig.data if d.mode == "lines" and d.line.width == 12]
-    spans = sorted((d.x[0], d.x[1]) for d in windows)
+    spans = sorted(s for d in windows for s in _segments(d.x))
     # P1's window 0-28 (complete); P2's 20-30 solid then 30-48 pale (after the decision day)
     assert spans == [(0.0, 28.0), (20.0, 30.0), (30.0, 48.0)]
     dlt = [d for d in fig.data if d.name == "DLT onset"][0]
     assert list(dlt.x) == [5.0]
     stagger = [d for d in fig.data if d.name == "stagger wait (sentinel)"][0]
-    assert list(stagger.x) == [0.0, 14.0]
+    assert _segments(stagger.x) == [(0.0, 14.0)]
+
+
+def _segments(x):
+    """The (start, end) pairs of a line trace whose segments are separated by None gaps."""
+    out, run = [], []
+    for v in list(x) + [None]:
+        if v is None:
+            if run:
+                out.append((run[0], run[-1]))
+            run = []
+        else:
+            run.append(v)
+    return out
 
 
 def test_gof_shows_blq_at_lloq_and_colours_flagged_fits():
