@@ -52,13 +52,19 @@ A config file (``ctk report STUDY --config review.toml``) has these tables, all 
     workers = 2                # local Dask workers for bootstrap/SIR (0: this process)
     seed = 0
 
-Unknown tables or keys, or values of the wrong type, raise :class:`SettingsError` naming the
-file and the key: a typo must never be silently ignored in a batch.
+Every table is a section of :class:`ReportSettings` (``settings.fit.starts``,
+``settings.uncertainty.bootstrap``); the former flat names (``fit_starts``, ``tite``,
+``trial_sim_results``) still work as keyword arguments and attributes, and ``to_dict()`` keeps
+them for provenance. Types and ranges live in one schema (:mod:`ctkinetics.report.
+settings_schema`, read through :mod:`ctkinetics.schema`): a file's problems are reported all
+at once as a :class:`SettingsError` naming the file, the line and the key, e.g.
+``review.toml, line 7, key 'fit.start': unknown key 'start' in [fit] (did you mean
+'starts'?)``: a typo must never be silently ignored in a batch.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+import dataclasses
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from ctkinetics.errors import SettingsError
@@ -69,238 +75,216 @@ POPULATION_METHODS = ("focei", "saem")
 
 
 @dataclass(frozen=True)
+class FitSettings:
+    """``[fit]``: the individual fits (``analytes`` None: every analyte the model observes)."""
+
+    analytes: tuple | None = None
+    blq: str = "M3"
+    error: str = "proportional"
+    starts: int = 4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NcaSettings:
+    """``[nca]``: the NCA options (None: run_nca's default)."""
+
+    auc_method: str = "lin-up/log-down"
+    blq: str | None = None
+    auc_type: str = "last"
+    intervals: tuple = ((0.0, 28.0), (0.0, 84.0))
+    lambda_z_window: tuple | None = None
+    cmax_exclude_before: float | None = None
+
+
+@dataclass(frozen=True)
+class EscalationSettings:
+    """``[escalation]``."""
+
+    tite: bool = True
+
+
+@dataclass(frozen=True)
+class BandSettings:
+    """``[band]``: the fitted curves' prediction band."""
+
+    level: float = 0.95
+    draws: int = 400
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PopulationSettings:
+    """``[population]`` (``method`` None: no population fit)."""
+
+    method: str | None = None
+    random_effects: tuple | None = None
+    vpc_replicates: int = 200
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrialSimSettings:
+    """``[trial_sim]``: a ``ctk trial-sim`` output folder to show (None: none)."""
+
+    results: str | None = None
+
+
+@dataclass(frozen=True)
+class UncertaintySettings:
+    """``[uncertainty]`` (issue 16; off by default)."""
+
+    exposure_ci: bool = False
+    draws: int = 500
+    bootstrap: int = 0
+    sir: bool = False
+    sir_samples: tuple = (1000, 1000, 1000, 2000, 2000)
+    sir_resamples: tuple = (200, 400, 500, 1000, 1000)
+    npde: int = 0
+    pcvpc: int = 0
+    workers: int | None = None
+    seed: int = 0
+
+    @property
+    def on(self) -> bool:
+        return bool(self.exposure_ci or self.bootstrap or self.sir or self.npde or self.pcvpc)
+
+
+#: The sections of ReportSettings: TOML table -> section class (``[report]`` keys are
+#: ReportSettings' own fields).
+SECTIONS = {"fit": FitSettings, "nca": NcaSettings, "escalation": EscalationSettings, "band": BandSettings,
+            "population": PopulationSettings, "trial_sim": TrialSimSettings, "uncertainty": UncertaintySettings}
+REPORT_KEYS = ("model", "as_of", "car_analyte", "bcell_analyte")
+#: The former flat names (``fit_starts``) -> (section, key); ``tite`` is ``escalation.tite``.
+FLAT = {("tite" if t == "escalation" else f"{t}_{f.name}"): (t, f.name)
+        for t, cls in SECTIONS.items() for f in fields(cls)}
+
+
+@dataclass(frozen=True)
 class ReportSettings:
-    """Options of :func:`ctkinetics.report.build_review` (see the module docstring)."""
+    """Options of :func:`ctkinetics.report.build_review` (see the module docstring): the
+    ``[report]`` keys and one section per table. Checked on construction by the schema."""
 
     model: str = "stein2019"
     as_of: float | None = None
     car_analyte: str | None = None
     bcell_analyte: str | None = None
-    fit_analytes: tuple | None = None
-    fit_blq: str = "M3"
-    fit_error: str = "proportional"
-    fit_starts: int = 4
-    fit_seed: int = 0
-    nca_auc_method: str = "lin-up/log-down"
-    nca_blq: str | None = None
-    nca_auc_type: str = "last"
-    nca_intervals: tuple = ((0.0, 28.0), (0.0, 84.0))
-    nca_lambda_z_window: tuple | None = None
-    nca_cmax_exclude_before: float | None = None
-    tite: bool = True
-    band_level: float = 0.95
-    band_draws: int = 400
-    band_seed: int = 0
-    population_method: str | None = None
-    population_random_effects: tuple | None = None
-    population_vpc_replicates: int = 200
-    population_seed: int = 0
-    trial_sim_results: str | None = None
-    uncertainty_exposure_ci: bool = False
-    uncertainty_draws: int = 500
-    uncertainty_bootstrap: int = 0
-    uncertainty_sir: bool = False
-    uncertainty_sir_samples: tuple = (1000, 1000, 1000, 2000, 2000)
-    uncertainty_sir_resamples: tuple = (200, 400, 500, 1000, 1000)
-    uncertainty_npde: int = 0
-    uncertainty_pcvpc: int = 0
-    uncertainty_workers: int | None = None
-    uncertainty_seed: int = 0
+    fit: FitSettings = FitSettings()
+    nca: NcaSettings = NcaSettings()
+    escalation: EscalationSettings = EscalationSettings()
+    band: BandSettings = BandSettings()
+    population: PopulationSettings = PopulationSettings()
+    trial_sim: TrialSimSettings = TrialSimSettings()
+    uncertainty: UncertaintySettings = UncertaintySettings()
 
-    def __post_init__(self):
-        if not 0.5 <= float(self.band_level) < 1.0:
-            raise SettingsError(f"band level must be in [0.5, 1), got {self.band_level!r}")
-        if int(self.band_draws) < 20:
-            raise SettingsError(f"band draws must be at least 20, got {self.band_draws!r}")
-        if self.as_of is not None and not math.isfinite(float(self.as_of)):
-            raise SettingsError(f"as_of must be a study day, got {self.as_of!r}")
-        for a, b in self.nca_intervals:
-            if not float(b) > float(a):
-                raise SettingsError(f"NCA interval [{a}, {b}] must have its start below its end")
-        if self.population_method is not None and self.population_method not in POPULATION_METHODS:
-            raise SettingsError(f"population method must be one of {', '.join(POPULATION_METHODS)}, "
-                                f"got {self.population_method!r}")
-        if int(self.population_vpc_replicates) < 2:
-            raise SettingsError("population vpc_replicates must be at least 2, "
-                                f"got {self.population_vpc_replicates!r}")
-        self._check_uncertainty()
+    def __init__(self, model="stein2019", as_of=None, car_analyte=None, bcell_analyte=None, *,
+                 fit=None, nca=None, escalation=None, band=None, population=None, trial_sim=None,
+                 uncertainty=None, **flat):
+        given = {"fit": fit, "nca": nca, "escalation": escalation, "band": band, "population": population,
+                 "trial_sim": trial_sim, "uncertainty": uncertainty}
+        sections = {t: given[t] if given[t] is not None else cls() for t, cls in SECTIONS.items()}
+        for name, value in flat.items():
+            if name not in FLAT:
+                raise TypeError(f"ReportSettings got an unknown setting {name!r}")
+            table, key = FLAT[name]
+            sections[table] = replace(sections[table], **{key: value})
+        for name, value in (("model", model), ("as_of", as_of), ("car_analyte", car_analyte),
+                            ("bcell_analyte", bcell_analyte), *sections.items()):
+            object.__setattr__(self, name, value)
+        _check(self)
 
-    def _check_uncertainty(self):
-        """The [uncertainty] options (issue 16): counts in range, population parts only
-        with a population fit."""
-        pop = {"bootstrap": self.uncertainty_bootstrap, "sir": self.uncertainty_sir,
-               "npde": self.uncertainty_npde, "pcvpc": self.uncertainty_pcvpc}
-        asked = [k for k, v in pop.items() if v]
-        if asked and self.population_method is None:
-            raise SettingsError(f"[uncertainty] {', '.join(asked)} need a population fit: give "
-                                "[population] method (or ctk report --population focei|saem)")
-        for key, low in (("bootstrap", 2), ("npde", 100), ("pcvpc", 100)):
-            v = int(pop[key])
-            if v and v < low:
-                raise SettingsError(f"[uncertainty] {key} must be 0 (off) or at least {low}, "
-                                    f"got {v}")
-        if int(self.uncertainty_draws) < 20:
-            raise SettingsError(f"[uncertainty] draws must be at least 20, got "
-                                f"{self.uncertainty_draws!r}")
-        s, r = self.uncertainty_sir_samples, self.uncertainty_sir_resamples
-        if len(s) != len(r) or not s or any(m < 2 or m > n for n, m in zip(s, r)):
-            raise SettingsError(f"[uncertainty] sir_samples {list(s)} / sir_resamples "
-                                f"{list(r)}: as many of each, 2 <= resamples <= samples")
-        if self.uncertainty_workers is not None and int(self.uncertainty_workers) < 0:
-            raise SettingsError(f"[uncertainty] workers must be >= 0, got "
-                                f"{self.uncertainty_workers!r}")
+    def __getattr__(self, name):
+        """The former flat names: ``settings.fit_starts`` is ``settings.fit.starts``."""
+        if name in FLAT:
+            table, key = FLAT[name]
+            return getattr(getattr(self, table), key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def to_mapping(self) -> dict:
+        """The settings as a settings file's tables (None values left out)."""
+        def plain(v):
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+        out = {"report": {k: getattr(self, k) for k in REPORT_KEYS if getattr(self, k) is not None}}
+        for table in SECTIONS:
+            section = getattr(self, table)
+            out[table] = {f.name: plain(getattr(section, f.name)) for f in fields(section)
+                          if getattr(section, f.name) is not None}
+        return out
 
     def to_dict(self) -> dict:
-        """Every setting, JSON-ready (tuples as lists), for provenance."""
+        """Every setting under its flat name, JSON-ready (tuples as lists), for provenance;
+        optional parts leave no trace when off (the default report stays byte-identical)."""
         def plain(v):
-            if isinstance(v, tuple):
-                return [plain(x) for x in v]
-            return v
-        out = {k: plain(v) for k, v in asdict(self).items()}
-        # optional parts leave no trace when off: the default report stays byte-identical
-        if self.population_method is None:
-            for k in [k for k in out if k.startswith("population_")]:
-                del out[k]
-        if self.trial_sim_results is None:
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+        out = {k: getattr(self, k) for k in REPORT_KEYS}
+        for name, (table, key) in FLAT.items():
+            out[name] = plain(getattr(getattr(self, table), key))
+        if self.population.method is None:
+            out = {k: v for k, v in out.items() if not k.startswith("population_")}
+        if self.trial_sim.results is None:
             del out["trial_sim_results"]
-        if not (self.uncertainty_exposure_ci or self.uncertainty_bootstrap or self.uncertainty_sir
-                or self.uncertainty_npde or self.uncertainty_pcvpc):
-            for k in [k for k in out if k.startswith("uncertainty_")]:
-                del out[k]
+        if not self.uncertainty.on:
+            out = {k: v for k, v in out.items() if not k.startswith("uncertainty_")}
         return out
 
     def with_overrides(self, **values) -> "ReportSettings":
-        """A copy with the given (non-None) values, e.g. from the command line."""
-        return replace(self, **{k: v for k, v in values.items() if v is not None})
+        """A copy with the given (non-None) values (flat names), e.g. from the command line."""
+        values = {k: v for k, v in values.items() if v is not None}
+        own = {k: values.pop(k) for k in list(values) if k in REPORT_KEYS}
+        sections = {t: getattr(self, t) for t in SECTIONS}
+        for name, value in values.items():
+            if name not in FLAT:
+                raise TypeError(f"ReportSettings got an unknown setting {name!r}")
+            table, key = FLAT[name]
+            sections[table] = replace(sections[table], **{key: value})
+        return ReportSettings(**{**{k: getattr(self, k) for k in REPORT_KEYS}, **own}, **sections)
 
 
-# TOML table -> key -> (field, type check, converter)
-def _num(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _check(settings: ReportSettings, source: str = "report settings") -> None:
+    """Every value checked by the schema (one home of the types and ranges); all problems
+    raised together."""
+    from ctkinetics.report.settings_schema import ReportFile
+    from ctkinetics.schema import TomlDocument, validate
+
+    validate(TomlDocument(source, settings.to_mapping()), ReportFile)
 
 
-def _pair(v):
-    return isinstance(v, list) and len(v) == 2 and all(_num(x) for x in v)
+def settings_from_mapping(data: dict, source: str = "<config>", document=None) -> ReportSettings:
+    """Settings from a parsed TOML mapping; every key is checked, all problems reported."""
+    from ctkinetics.report.settings_schema import ReportFile
+    from ctkinetics.schema import TomlDocument, validate
+
+    checked = validate(document or TomlDocument(source, data), ReportFile)
+    own = checked.report.model_dump(exclude_unset=True) if checked.report else {}
+    sections = {}
+    for table, cls in SECTIONS.items():
+        section = getattr(checked, table)
+        if section is not None:
+            sections[table] = cls(**{k: _tuples(v) for k, v in section.model_dump(exclude_unset=True).items()})
+    return ReportSettings(**own, **sections)
 
 
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _int_list(v):
-    return isinstance(v, list) and bool(v) and all(_int(x) and x >= 1 for x in v)
-
-
-_SCHEMA = {
-    "report": {
-        "model": ("model", lambda v: isinstance(v, str), str, "a model name or .toml path"),
-        "as_of": ("as_of", _num, float, "a number (study day)"),
-        "car_analyte": ("car_analyte", lambda v: isinstance(v, str), str, "an analyte name"),
-        "bcell_analyte": ("bcell_analyte", lambda v: isinstance(v, str), str, "an analyte name"),
-    },
-    "fit": {
-        "analytes": ("fit_analytes", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                     tuple, "a list of analyte names"),
-        "blq": ("fit_blq", lambda v: isinstance(v, str), str, "M1, M3, M5, M6 or M7"),
-        "error": ("fit_error", lambda v: isinstance(v, str), str, "an error model name"),
-        "starts": ("fit_starts", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                   int, "an integer >= 1"),
-        "seed": ("fit_seed", lambda v: isinstance(v, int) and not isinstance(v, bool), int, "an integer"),
-    },
-    "nca": {
-        "auc_method": ("nca_auc_method", lambda v: isinstance(v, str), str, "an AUC method"),
-        "blq": ("nca_blq", lambda v: isinstance(v, str), str, "a BLQ rule string"),
-        "auc_type": ("nca_auc_type", lambda v: isinstance(v, str), str, "last, all or inf"),
-        "intervals": ("nca_intervals", lambda v: isinstance(v, list) and v and all(_pair(x) for x in v),
-                      lambda v: tuple((float(a), float(b)) for a, b in v),
-                      "a list of [start, end] pairs"),
-        "lambda_z_window": ("nca_lambda_z_window", _pair, lambda v: (float(v[0]), float(v[1])),
-                            "a pair [lo, hi]"),
-        "cmax_exclude_before": ("nca_cmax_exclude_before", _num, float, "a number of days"),
-    },
-    "escalation": {
-        "tite": ("tite", lambda v: isinstance(v, bool), bool, "true or false"),
-    },
-    "band": {
-        "level": ("band_level", _num, float, "a number in [0.5, 1)"),
-        "draws": ("band_draws", lambda v: isinstance(v, int) and not isinstance(v, bool), int, "an integer"),
-        "seed": ("band_seed", lambda v: isinstance(v, int) and not isinstance(v, bool), int, "an integer"),
-    },
-    "population": {
-        "method": ("population_method", lambda v: v in POPULATION_METHODS, str, "focei or saem"),
-        "random_effects": ("population_random_effects",
-                           lambda v: isinstance(v, list) and v and all(isinstance(x, str) for x in v),
-                           tuple, "a list of parameter names"),
-        "vpc_replicates": ("population_vpc_replicates",
-                           lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2,
-                           int, "an integer >= 2"),
-        "seed": ("population_seed", lambda v: isinstance(v, int) and not isinstance(v, bool), int,
-                 "an integer"),
-    },
-    "trial_sim": {
-        "results": ("trial_sim_results", lambda v: isinstance(v, str) and v != "", str,
-                    "the path of a `ctk trial-sim` output folder"),
-    },
-    "uncertainty": {
-        "exposure_ci": ("uncertainty_exposure_ci", lambda v: isinstance(v, bool), bool,
-                        "true or false"),
-        "draws": ("uncertainty_draws", lambda v: _int(v) and v >= 20, int, "an integer >= 20"),
-        "bootstrap": ("uncertainty_bootstrap", lambda v: _int(v) and v >= 0, int,
-                      "an integer (replicates; 0 = off)"),
-        "sir": ("uncertainty_sir", lambda v: isinstance(v, bool), bool, "true or false"),
-        "sir_samples": ("uncertainty_sir_samples", _int_list, tuple, "a list of integers"),
-        "sir_resamples": ("uncertainty_sir_resamples", _int_list, tuple, "a list of integers"),
-        "npde": ("uncertainty_npde", lambda v: _int(v) and v >= 0, int,
-                 "an integer (replicates; 0 = off)"),
-        "pcvpc": ("uncertainty_pcvpc", lambda v: _int(v) and v >= 0, int,
-                  "an integer (replicates; 0 = off)"),
-        "workers": ("uncertainty_workers", lambda v: _int(v) and v >= 0, int,
-                    "an integer >= 0 (0: this process)"),
-        "seed": ("uncertainty_seed", _int, int, "an integer"),
-    },
-}
-
-
-def settings_from_mapping(data: dict, source: str = "<config>") -> ReportSettings:
-    """Settings from a parsed TOML mapping; every key is checked."""
-    values = {}
-    for table, entries in data.items():
-        if table not in _SCHEMA:
-            raise SettingsError(f"{source}: unknown table [{table}]; known: "
-                                f"{', '.join('[' + t + ']' for t in _SCHEMA)}")
-        if not isinstance(entries, dict):
-            raise SettingsError(f"{source}: '{table}' must be a table")
-        for key, value in entries.items():
-            spec = _SCHEMA[table].get(key)
-            if spec is None:
-                raise SettingsError(f"{source}: unknown key '{key}' in [{table}]; known: "
-                                    f"{', '.join(_SCHEMA[table])}")
-            name, ok, conv, expected = spec
-            if not ok(value):
-                raise SettingsError(f"{source}: [{table}] {key} must be {expected}, got {value!r}")
-            values[name] = conv(value)
-    return ReportSettings(**values)
+def _tuples(v):
+    return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
 
 
 def load_settings(path) -> ReportSettings:
     """Settings from a TOML file (see the module docstring)."""
-    import tomllib
+    from ctkinetics.schema import TomlSyntaxError, read_toml
 
     p = Path(path)
     try:
-        text = p.read_bytes()
-    except OSError as exc:
-        raise SettingsError(f"cannot read config file {p}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{p}: not valid TOML: {exc}") from None
-    settings = settings_from_mapping(data, str(p))
-    ts = settings.trial_sim_results
+        doc = read_toml(p, "config file")
+    except TomlSyntaxError as exc:
+        raise SettingsError.from_problems([exc.problem]) from None
+    settings = settings_from_mapping(doc.data, str(p), document=doc)
+    ts = settings.trial_sim.results
     if ts is not None and not Path(ts).is_absolute():
         # a path in a config file means the same folder wherever the command is run from
-        settings = replace(settings, trial_sim_results=str(p.parent / ts))
+        settings = dataclasses.replace(settings, trial_sim=TrialSimSettings(str(p.parent / ts)))
     return settings
 
 
-SETTING_NAMES = tuple(f.name for f in fields(ReportSettings))
+SETTING_NAMES = REPORT_KEYS + tuple(FLAT)

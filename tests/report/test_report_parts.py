@@ -112,7 +112,7 @@ def test_settings_file_fixes_every_option_and_rejects_typos():
         settings_from_mapping({"fit": {"start": 2}}, "review.toml")
     with pytest.raises(SettingsError, match=r"unknown table \[plots\]"):
         settings_from_mapping({"plots": {}})
-    with pytest.raises(SettingsError, match="must be an integer >= 1"):
+    with pytest.raises(SettingsError, match="key 'fit.starts': expected an integer >= 1"):
         settings_from_mapping({"fit": {"starts": "4"}})
     with pytest.raises(SettingsError):
         ReportSettings(band_level=0.2)

@@ -330,7 +330,7 @@ def test_bad_population_config_names_the_key(tmp_path):
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('[population]\nmethod = "laplace"\n')
-    with pytest.raises(SettingsError, match=r"\[population\] method"):
+    with pytest.raises(SettingsError, match=r"line 2, key 'population.method': expected focei or saem"):
         load_settings(cfg)
 
 

@@ -32,5 +32,5 @@ def test_toml_table_read_and_checked():
         settings_from_mapping({"population": {"method": "focei"},
                                "uncertainty": {"sir": True, "sir_samples": [100],
                                                "sir_resamples": [50, 50]}})
-    with pytest.raises(SettingsError, match="must be true or false"):
+    with pytest.raises(SettingsError, match="expected true or false"):
         settings_from_mapping({"uncertainty": {"exposure_ci": 1}})
