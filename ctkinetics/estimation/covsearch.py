@@ -287,55 +287,13 @@ def covariate_search(dataset, model, *, parameters=None, covariates=None, relati
                                if skipped else ""))
     data = with_indicators(data, relations)
     t0 = time.perf_counter()
-
-    def fit_all(models, start):
-        out = []
-        run_tasks(executor, fit_models, (data, ref, _warm(fit_options, start)), models,
-                  out.extend)
-        return out
-
     say(f"covariate search: {len(relations)} candidate relations")
-    base = fit_all([()], None)[0]
+    run = _Steps(data, ref, fit_options, executor, log, say)
+    base = run.fit([()], None)[0]
     if base["status"] == "failed":
         raise SettingsError(f"the base model could not be fitted: {base['message']}")
-    current, cur = (), base
-    step = 0
-    while True:                                  # forward inclusion
-        todo = [r for r in relations if r not in current]
-        if not todo:
-            break
-        step += 1
-        fits = fit_all([current + (r,) for r in todo], cur["estimates"])
-        best = _best_forward(todo, fits, cur["ofv"], p_forward)
-        for r, f in zip(todo, fits):
-            d = cur["ofv"] - f["ofv"]
-            chosen = best is not None and r == todo[best]
-            log.append(_row(step, "forward", r.name, r.df, f["ofv"], cur["ofv"], d,
-                            _p(d, r.df), p_forward, f["status"], chosen,
-                            current + ((r,) if chosen else ()), f["message"]))
-        if best is None:
-            say(f"forward step {step}: nothing significant at p < {p_forward}")
-            break
-        current, cur = current + (todo[best],), fits[best]
-        say(f"forward step {step}: added {todo[best].name} (-2LL {cur['ofv']:.3f})")
-    while current:                               # backward elimination
-        step += 1
-        reduced = [tuple(r for r in current if r != drop) for drop in current]
-        fits = fit_all(reduced, cur["estimates"])
-        rise = [f["ofv"] - cur["ofv"] if f["status"] != "failed" else np.inf for f in fits]
-        pvals = [_p(d, r.df) for d, r in zip(rise, current)]
-        k = int(np.argmax(pvals))
-        remove = pvals[k] >= p_backward and np.isfinite(rise[k])
-        for j, (r, f) in enumerate(zip(current, fits)):
-            chosen = remove and j == k
-            log.append(_row(step, "backward", r.name, r.df, f["ofv"], cur["ofv"], rise[j],
-                            pvals[j], p_backward, f["status"], chosen,
-                            reduced[j] if chosen else current, f["message"]))
-        if not remove:
-            say(f"backward step {step}: every relation significant at p < {p_backward}")
-            break
-        say(f"backward step {step}: removed {current[k].name}")
-        current, cur = reduced[k], fits[k]
+    current, cur = run.forward(relations, base, p_forward)
+    current, cur = run.backward(current, cur, p_backward)
     effects = [e for r in current for e in r.effects()]
     final = fit_population(data, ref.load(), covariates=effects or None,
                            covariance=covariance, **_warm(fit_options, cur["estimates"]))
@@ -346,6 +304,70 @@ def covariate_search(dataset, model, *, parameters=None, covariates=None, relati
     return CovariateSearchResult([r.name for r in current],
                                  pd.DataFrame(log, columns=LOG_COLUMNS), final, settings,
                                  tuple(current))
+
+
+class _Steps:
+    """The forward and backward steps of a search: each fits its candidate models (on the
+    executor, warm-started from the current model) and logs every fit."""
+
+    def __init__(self, data, ref, fit_options, executor, log, say):
+        self.data, self.ref, self.options = data, ref, fit_options
+        self.executor, self.log, self.say = executor, log, say
+        self.step = 0
+
+    def fit(self, models, start) -> list:
+        out = []
+        run_tasks(self.executor, fit_models,
+                  (self.data, self.ref, _warm(self.options, start)), models, out.extend)
+        return out
+
+    def forward(self, relations, cur, p_forward):
+        """Forward inclusion from the base model: (relations kept, their fit)."""
+        current = ()
+        while True:
+            todo = [r for r in relations if r not in current]
+            if not todo:
+                return current, cur
+            self.step += 1
+            fits = self.fit([current + (r,) for r in todo], cur["estimates"])
+            best = _best_forward(todo, fits, cur["ofv"], p_forward)
+            for r, f in zip(todo, fits):
+                d = cur["ofv"] - f["ofv"]
+                chosen = best is not None and r == todo[best]
+                self.log.append(_row(self.step, "forward", r.name, r.df, f["ofv"], cur["ofv"],
+                                     d, _p(d, r.df), p_forward, f["status"], chosen,
+                                     current + ((r,) if chosen else ()), f["message"]))
+            if best is None:
+                self.say(f"forward step {self.step}: nothing significant at p < {p_forward}")
+                return current, cur
+            current, cur = current + (todo[best],), fits[best]
+            self.say(f"forward step {self.step}: added {todo[best].name} "
+                     f"(-2LL {cur['ofv']:.3f})")
+
+    def backward(self, current, cur, p_backward):
+        """Backward elimination while a relation is not significant at ``p_backward``."""
+        while current:
+            self.step += 1
+            reduced = [tuple(r for r in current if r != drop) for drop in current]
+            fits = self.fit(reduced, cur["estimates"])
+            rise = [f["ofv"] - cur["ofv"] if f["status"] != "failed" else np.inf
+                    for f in fits]
+            pvals = [_p(d, r.df) for d, r in zip(rise, current)]
+            k = int(np.argmax(pvals))
+            remove = pvals[k] >= p_backward and np.isfinite(rise[k])
+            for j, (r, f) in enumerate(zip(current, fits)):
+                chosen = remove and j == k
+                self.log.append(_row(self.step, "backward", r.name, r.df, f["ofv"],
+                                     cur["ofv"], rise[j], pvals[j], p_backward, f["status"],
+                                     chosen, reduced[j] if chosen else current,
+                                     f["message"]))
+            if not remove:
+                self.say(f"backward step {self.step}: every relation significant at "
+                         f"p < {p_backward}")
+                break
+            self.say(f"backward step {self.step}: removed {current[k].name}")
+            current, cur = reduced[k], fits[k]
+        return current, cur
 
 
 def _random_default(data, ref, options):

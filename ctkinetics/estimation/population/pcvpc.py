@@ -91,39 +91,11 @@ def pcvpc(result, dataset, model, n_replicates=500, seed=0, bins=None,
     rows, observed = [], []
     for analyte in dict.fromkeys(obs["analyte"]):
         a = obs["analyte"] == analyte
-        times = obs["time"][a]
-        edges = _bins(times, bins)
-        b = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, edges.size - 2)
-        yo, ys, pr = y_obs[a], y_sim[a], pred[a]
-        if prediction_corrected:
-            factor = np.ones(a.sum())
-            for k in range(edges.size - 1):
-                inb = b == k
-                if inb.any():
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        factor[inb] = np.median(pr[inb]) / pr[inb]
-            # where PRED is 0 (before absorption, e.g.) no correction is possible: kept as is
-            factor = np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
-            yo, ys = yo * factor, ys * factor[:, None]
-        observed.append(pd.DataFrame({"analyte": analyte, "time": times, "value": yo,
-                                      "blq": cens[a], "lloq": obs["lloq_natural"][a],
-                                      "bin": b}))
-        for k in range(edges.size - 1):
-            inb = b == k
-            if not inb.any():
-                continue
-            c_o, c_s = cens[a][inb], sim_blq[a][inb].T           # (m,), (R, m)
-            if blq == "impute":
-                o_p = np.nanpercentile(yo[inb], pcts) if np.isfinite(yo[inb]).any() \
-                    else np.full(len(pcts), np.nan)
-                with np.errstate(all="ignore"):
-                    s_p = np.nanpercentile(ys[inb].T, pcts, axis=1)
-            else:
-                o_p = _percentile_stats(yo[inb], c_o, pcts)
-                s_p = _percentile_stats(ys[inb].T, c_s, pcts)
-            stats = {f"p{p:g}": (o_p[i], s_p[i]) for i, p in enumerate(pcts)}
-            stats["blq_fraction"] = (c_o.mean(), c_s.mean(axis=1))
-            rows += _rows(analyte, k, edges, times[inb], stats, ci)
+        r, o = _analyte(analyte, obs["time"][a], y_obs[a], y_sim[a], pred[a], cens[a],
+                        sim_blq[a], obs["lloq_natural"][a], bins, pcts, ci, blq,
+                        prediction_corrected)
+        rows += r
+        observed.append(o)
     table = pd.DataFrame(rows, columns=VPC_COLUMNS)
     return VPCResult(table, pd.concat(observed, ignore_index=True), result.model,
                      result.method, R, pcts, float(ci),
@@ -132,6 +104,44 @@ def pcvpc(result, dataset, model, n_replicates=500, seed=0, bins=None,
                           prediction_corrected=bool(prediction_corrected), blq=blq,
                           correction="pcY = Y * median_bin(PRED) / PRED (lower bound 0)"
                           if prediction_corrected else "none"))
+
+
+def _analyte(analyte, times, yo, ys, pr, cens, sim_blq, lloq, bins, pcts, ci, blq,
+             corrected):
+    """(table rows, observed table) of one analyte: bins, prediction correction, the
+    percentiles and the BLQ fraction per bin."""
+    edges = _bins(times, bins)
+    b = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, edges.size - 2)
+    if corrected:
+        factor = np.ones(times.size)
+        for k in range(edges.size - 1):
+            inb = b == k
+            if inb.any():
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    factor[inb] = np.median(pr[inb]) / pr[inb]
+        # where PRED is 0 (before absorption, e.g.) no correction is possible: kept as is
+        factor = np.where(np.isfinite(factor) & (factor > 0), factor, 1.0)
+        yo, ys = yo * factor, ys * factor[:, None]
+    observed = pd.DataFrame({"analyte": analyte, "time": times, "value": yo, "blq": cens,
+                             "lloq": lloq, "bin": b})
+    rows = []
+    for k in range(edges.size - 1):
+        inb = b == k
+        if not inb.any():
+            continue
+        c_o, c_s = cens[inb], sim_blq[inb].T           # (m,), (R, m)
+        if blq == "impute":
+            o_p = np.nanpercentile(yo[inb], pcts) if np.isfinite(yo[inb]).any() \
+                else np.full(len(pcts), np.nan)
+            with np.errstate(all="ignore"):
+                s_p = np.nanpercentile(ys[inb].T, pcts, axis=1)
+        else:
+            o_p = _percentile_stats(yo[inb], c_o, pcts)
+            s_p = _percentile_stats(ys[inb].T, c_s, pcts)
+        stats = {f"p{p:g}": (o_p[i], s_p[i]) for i, p in enumerate(pcts)}
+        stats["blq_fraction"] = (c_o.mean(), c_s.mean(axis=1))
+        rows += _rows(analyte, k, edges, times[inb], stats, ci)
+    return rows, observed
 
 
 def _pred(fitted, obs):
