@@ -99,9 +99,19 @@ def with_model(spec, name):
     return dataclasses.replace(spec, kinetics=kin)
 
 
+def _cpu_seconds():
+    import resource as r
+
+    u = r.getrusage(r.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime
+
+
 def main() -> None:
+    os.environ.setdefault("CTK_THREADS", "1")  # one engine thread, as in a Dask worker
+
     from distributed import Client, LocalCluster
 
+    from ctkinetics.executors import WORKER_ENVIRONMENT
     from ctkinetics.trialsim import DaskExecutor, SerialExecutor, load_spec, simulate_trials
     from ctkinetics.trialsim.executors import default_batch_size
 
@@ -118,26 +128,34 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     rows = []
 
-    def timed_run(label, workers, executor):
-        path = tmp / f"trials_{label}.csv"
+    def timed_run(label, workers, executor, worker_cpu):
+        path = tmp / f"trials_{label.replace(' ', '_')}.csv"
         load0 = _load()
+        cpu0 = worker_cpu()
         t0 = time.perf_counter()
-        c0 = time.process_time()
+        c0 = _cpu_seconds()
         simulate_trials(spec, args.trials, args.seed, executor, trials_path=path, keep_trials=False)
         wall = time.perf_counter() - t0
-        return dict(label=label, workers=workers, wall=wall, client_cpu=time.process_time() - c0,
-                    load=f"{load0} -> {_load()}", sha=hashlib.sha256(path.read_bytes()).hexdigest()[:12])
+        return dict(label=label, workers=workers, wall=wall, client_cpu=_cpu_seconds() - c0,
+                    worker_cpu=worker_cpu() - cpu0, load=f"{load0} -> {_load()}",
+                    sha=hashlib.sha256(path.read_bytes()).hexdigest()[:12])
 
-    simulate_trials(spec, 50, args.seed, SerialExecutor(), keep_trials=False)  # imports, model load
-    r = timed_run("in-process", 1, SerialExecutor())
+    simulate_trials(spec, 50, args.seed, SerialExecutor(), keep_trials=False)  # imports, model, kernels
+    r = timed_run("in-process", 1, SerialExecutor(), _cpu_seconds)
+    r["worker_cpu"] = r["client_cpu"]
     r["worker_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    r["batch"] = SerialExecutor().batch_size or default_batch_size(args.trials, 1)
     rows.append(r)
     for w in [int(x) for x in args.workers.split(",")]:
-        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
-                Client(cl) as client:
+        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0",
+                          env=dict(WORKER_ENVIRONMENT)) as cluster, Client(cluster) as client:
+            ex = DaskExecutor(client=client)
             simulate_trials(spec, 200 * w, args.seed + 1, DaskExecutor(client=client, batch_size=100),
-                            keep_trials=False)  # warm-up: imports and the model on every worker
-            r = timed_run(f"dask {w} worker{'s' if w > 1 else ''}", w, DaskExecutor(client=client))
+                            keep_trials=False)  # warm-up: imports, the model and its kernels on every worker
+
+            def worker_cpu():
+                return sum(client.run(_cpu_seconds).values())
+            r = timed_run(f"dask {w} worker{'s' if w > 1 else ''}", w, ex, worker_cpu)
             r["worker_mb"] = max(client.run(_worker_peak_mb).values())
             r["batch"] = default_batch_size(args.trials, w)
         rows.append(r)
@@ -148,16 +166,19 @@ def main() -> None:
     print(f"virtual trials of {Path(args.spec).name} (kinetics {spec.kinetics.model if spec.kinetics else 'off'}): "
           f"{args.trials:,} trials x {len(spec.rules)} rules, seed {args.seed}, {os.cpu_count()} CPUs")
     print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'efficiency':>10} "
-          f"{'overhead':>8} {'peak_MB':>7}  {'load avg 1/5/15 min before -> after':<36} {'trials.csv':>12}")
+          f"{'worker_cpu_s':>12} {'trials/cpu_s':>12} {'cpu_share':>9} {'peak_MB':>7}  "
+          f"{'load avg 1/5/15 min before -> after':<36} {'trials.csv':>12}")
     for r in rows:
         rate = args.trials / r["wall"]
         eff = base / r["wall"] / r["workers"] if r["label"].startswith("dask") else float("nan")
-        overhead = 1.0 - cpu_per_trial * args.trials / (r["wall"] * r["workers"])
-        print(f"{r['label']:<16} {r.get('batch', 1000):>5} {r['wall']:>7.2f} {rate:>9.0f} {rate / r['workers']:>10.0f} "
-              f"{eff:>10.2f} {overhead:>8.0%} {r['worker_mb']:>7.0f}  {r['load']:<36} {r['sha']:>12}")
+        share = r["worker_cpu"] / (r["wall"] * r["workers"])
+        print(f"{r['label']:<16} {r['batch']:>5} {r['wall']:>7.2f} {rate:>9.0f} {rate / r['workers']:>10.0f} "
+              f"{eff:>10.2f} {r['worker_cpu']:>12.2f} {args.trials / r['worker_cpu']:>12.0f} {share:>9.0%} "
+              f"{r['worker_mb']:>7.0f}  {r['load']:<36} {r['sha']:>12}")
     print("identical trials.csv for every executor:", len({r["sha"] for r in rows}) == 1)
-    print("overhead: share of the workers' wall time not spent in the batch work timed below "
-          "(task scheduling, transfer, the client's writing, waiting, other programs on the machine)")
+    print("cpu_share: the workers' CPU seconds / (wall x workers): below 100 % the workers waited (for the "
+          "CPU on a loaded machine, for tasks, for the client); trials/cpu_s: trials per CPU second of the "
+          "workers (what one worker does on a core of its own)")
     print(f"\nwhere the time goes (CPU time per trial, in this process; {curves:.1f} model curves per trial):")
     for k, v in sorted(per_trial.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<16} {1e3 * v:7.3f} ms  {100 * v / cpu_per_trial:5.1f} %")
