@@ -270,8 +270,10 @@ def _tuples(v):
     return tuple(_tuples(x) for x in v) if isinstance(v, list) else v
 
 
-def load_settings(path) -> ReportSettings:
-    """Settings from a TOML file (see the module docstring)."""
+def load_settings(path, population_method=None) -> ReportSettings:
+    """Settings from a TOML file (see the module docstring). ``population_method``: the
+    command line's ``--population``, given before the file is checked (a file whose
+    ``[uncertainty]`` asks for a bootstrap relies on it when it has no ``[population]``)."""
     from ctkinetics.schema import TomlSyntaxError, read_toml
 
     p = Path(path)
@@ -279,6 +281,9 @@ def load_settings(path) -> ReportSettings:
         doc = read_toml(p, "config file")
     except TomlSyntaxError as exc:
         raise SettingsError.from_problems([exc.problem]) from None
+    if population_method is not None and isinstance(doc.data.get("population", {}), dict):
+        pop = {**doc.data.get("population", {}), "method": population_method}
+        doc = dataclasses.replace(doc, data={**doc.data, "population": pop})
     settings = settings_from_mapping(doc.data, str(p), document=doc)
     ts = settings.trial_sim.results
     if ts is not None and not Path(ts).is_absolute():

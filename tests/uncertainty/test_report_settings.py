@@ -34,3 +34,18 @@ def test_toml_table_read_and_checked():
                                                "sir_resamples": [50, 50]}})
     with pytest.raises(SettingsError, match="expected true or false"):
         settings_from_mapping({"uncertainty": {"exposure_ci": 1}})
+
+
+def test_config_uncertainty_with_population_from_the_command_line(tmp_path):
+    """A config with [uncertainty] bootstrap but no [population] is refused alone and
+    accepted with ctk report's --population (the error message suggests exactly that)."""
+    from ctkinetics.report.settings import load_settings
+
+    cfg = tmp_path / "u.toml"
+    cfg.write_text("[uncertainty]\nbootstrap = 30\nnpde = 200\n")
+    with pytest.raises(SettingsError, match="u.toml, line 2.*need a population fit"):
+        load_settings(cfg)
+    s = load_settings(cfg, population_method="focei")
+    assert (s.population_method, s.uncertainty_bootstrap, s.uncertainty_npde) == ("focei", 30, 200)
+    cfg.write_text("[population]\nmethod = \"saem\"\n[uncertainty]\nbootstrap = 30\n")
+    assert load_settings(cfg, population_method="focei").population_method == "focei"

@@ -74,7 +74,8 @@ def run(args) -> int:
     # the output folder is checked before anything is computed
     folder = OutputFolder(args.out, inputs=[args.study, args.study_toml, args.config,
                                             args.trial_sim], command=command_line(args))
-    settings = load_settings(args.config) if args.config else ReportSettings()
+    settings = (load_settings(args.config, population_method=args.population)
+                if args.config else ReportSettings())
     random_effects = None
     if args.random_effects is not None:
         random_effects = tuple(x.strip() for x in args.random_effects.split(",") if x.strip())
