@@ -104,8 +104,8 @@ def safety_section(rv, fig) -> str:
     rev, des = _review(rv), rv.design
     out += [decision_box(rv), _design_note(des)]
     committee = rev.committee if rev is not None else None
-    out.append(fig(plots.swimmer(d, dlt_window_days=des.dlt_window_days, committee=committee), "swimmer"))
-    out.append(fig(plots.boin_chart(rv.boundaries, d), "boin_chart"))
+    out.append(fig(plots.swimmer.spec(d, dlt_window_days=des.dlt_window_days, committee=committee), "swimmer"))
+    out.append(fig(plots.boin_chart.spec(rv.boundaries, d), "boin_chart"))
     out.append("<h3>By dose level</h3>")
     out.append(table(d.levels, ["level", "dose", "n", "dlt", "pending", "partial", "complete", "not_evaluable",
                                 "n_expansion", "stft", "p_hat", "escalate_if_le", "deescalate_if_ge",
@@ -130,7 +130,7 @@ def safety_section(rv, fig) -> str:
         out += _review_parts(rv, rev)
     saf = rv.dataset.safety
     for a in rv.car_analytes[:1]:
-        out.append(fig(plots.exposure_vs_toxicity(rv.nca, saf, a), f"exposure_vs_toxicity:{a}"))
+        out.append(fig(plots.exposure_vs_toxicity.spec(rv.nca, saf, a), f"exposure_vs_toxicity:{a}"))
     return "<section>" + "".join(out) + "</section>"
 
 

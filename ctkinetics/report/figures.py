@@ -156,7 +156,24 @@ def _serialised(fig) -> tuple:
     template = layout.pop("template", None)
     data = [_thin(dict(t), layout) for t in spec.get("data", [])]
     body = safe_json({"data": data, "layout": layout})
-    return (safe_json(template) if template is not None else None), body[:-1]
+    return _template_json(template), body[:-1]
+
+
+_HOUSE_JSON: list = []   # the house template's JSON, written once per process
+
+
+def _template_json(template):
+    """The JSON of a figure's template; the house template (the one object every figure of
+    :mod:`ctkinetics.plots` refers to) serialised once, not once per figure."""
+    if template is None:
+        return None
+    from ctkinetics.plots.spec import house_template
+
+    if template is not house_template():
+        return safe_json(template)
+    if not _HOUSE_JSON:
+        _HOUSE_JSON.append(safe_json(template))
+    return _HOUSE_JSON[0]
 
 
 _MAKERS: list = []  # the figures a forked worker builds (inherited, never pickled)

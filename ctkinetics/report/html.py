@@ -1,16 +1,16 @@
-"""HTML building blocks of the report: escaping, tables, figures, the page.
+"""HTML building blocks of the report: escaping, tables, the style sheet, plotly.js.
 
 Safety: every string that comes from input files goes through :func:`esc` (text and
-attributes) or, inside figure JSON, has ``<``, ``>`` and ``&`` written as ``\\u003c`` ...
-so that nothing from the data can close a ``<script>`` or open a tag.
+attributes); figures and their JSON are :mod:`ctkinetics.report.figures`' (which writes
+``<``, ``>`` and ``&`` inside JSON as ``\\u003c`` ...), so that nothing from the data can
+close a ``<script>`` or open a tag.
 
-Determinism: figure ids are numbered in order, JSON keys are sorted, numbers are formatted
-with fixed rules — the same review gives the same bytes (apart from the timestamp).
+Determinism: numbers are formatted with fixed rules — the same review gives the same bytes
+(apart from the timestamp).
 """
 from __future__ import annotations
 
 import html
-import json
 
 import pandas as pd
 
@@ -97,43 +97,6 @@ def table(df: pd.DataFrame, columns=None, *, labels=None, row_class=None, text_c
 def collapsible(summary: str, body: str, open_: bool = False) -> str:
     """``summary`` is trusted (built here) text."""
     return f"<details{' open' if open_ else ''}><summary>{summary}</summary>{body}</details>"
-
-
-def _safe_json(obj) -> str:
-    from plotly.utils import PlotlyJSONEncoder
-
-    text = json.dumps(obj, cls=PlotlyJSONEncoder, sort_keys=True, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-class Figures:
-    """Numbers the figures of one page and turns each into a div and a script."""
-
-    def __init__(self):
-        self.count = 0
-        self.names = []
-
-    def __call__(self, fig, name: str, *, css_class: str = "") -> str:
-        self.count += 1
-        fid = f"ctk-fig-{self.count}"
-        self.names.append(name)
-        spec = fig.to_plotly_json()
-        data = _safe_json(spec.get("data", []))
-        layout = _safe_json(spec.get("layout", {}))
-        config = '{"displayModeBar":false,"responsive":true}'
-        return (f"<div class='ctk-figure {css_class}' id='{fid}' data-figure='{esc(name)}'></div>"
-                f"<script>Plotly.newPlot('{fid}',{data},{layout},{config});</script>")
-
-
-def page(title: str, header_sub: str, nav: list, body: str, plotly_js: str) -> str:
-    """The whole self-contained document (``title`` and ``header_sub`` already escaped)."""
-    links = "".join(f"<a href='#{a}'>{esc(t)}</a>" for a, t in nav)
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{title}</title><style>{CSS}</style>"
-            f"<script>{plotly_js}</script></head><body>"
-            f"<header><h1>{title}</h1><div class='sub'>{header_sub}</div></header>"
-            f"<nav>{links}</nav><main>{body}</main></body></html>\n")
 
 
 def plotly_js() -> str:

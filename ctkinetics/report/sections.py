@@ -200,9 +200,9 @@ def expansion_section(rv, fig) -> str:
            "CAR-T analytes; B cells are summarised in section 4.</p>"]
     for a in rv.car_analytes:
         out.append(f"<h3>{esc(a)}</h3>")
-        out.append(fig(lambda a=a: plots.spaghetti(rv.dataset, a, rv.mean_profiles.get(a)),
+        out.append(fig(lambda a=a: plots.spaghetti.spec(rv.dataset, a, rv.mean_profiles.get(a)),
                        f"spaghetti:{a}"))
-        out.append(fig(lambda a=a: plots.exposure_by_dose(rv.nca, a), f"exposure_by_dose:{a}"))
+        out.append(fig(lambda a=a: plots.exposure_by_dose.spec(rv.nca, a), f"exposure_by_dose:{a}"))
         out.append(f"<p><b>Per dose level</b> (geometric mean (geometric CV %), "
                    f"Tmax/Tlast median [min, max]):</p>{_nca_summary_table(rv, a)}")
         out.append(collapsible(f"Per participant ({esc(a)})",
@@ -212,7 +212,7 @@ def expansion_section(rv, fig) -> str:
         out.append(collapsible("Dose proportionality (power model, 90 % CI of the slope b)", table(dp)))
         out.append(_paged_panels(
             fig, rv, _with_samples(rv, [a], quantified=True),
-            lambda ds, subs, a=a: plots.lambda_z(rv.nca, ds, a, subjects=subs),
+            lambda ds, subs, a=a: plots.lambda_z.spec(rv.nca, ds, a, subjects=subs),
             f"lambda_z:{a}", f"participants' λz panels ({esc(a)})"))
     ex = rv.nca.exclusions
     out.append("<h3>Samples left out of the NCA</h3>")
@@ -265,7 +265,7 @@ def fits_section(rv, fig) -> str:
                      labels={"geo_mean": "geometric mean", "geo_cv_pct": "geometric CV %"},
                      text_columns=("dose_level", "parameter", "unit")))
     for a in f.analytes:
-        out.append(fig(lambda a=a: plots.goodness_of_fit(f, a), f"goodness_of_fit:{a}"))
+        out.append(fig(lambda a=a: plots.goodness_of_fit.spec(f, a), f"goodness_of_fit:{a}"))
     out.append("<h3>Individual profiles with the fitted curve and its 95 % band</h3>"
                "<p class='note'>The band is the spread of the curve from parameter uncertainty "
                f"({rv.settings.band_draws} seeded draws from the estimates' covariance, kept "
@@ -283,7 +283,7 @@ def fits_section(rv, fig) -> str:
             if sf is None:
                 continue
             c = curves.get((s, a), rv.curves.iloc[:0]) if len(rv.curves) else None
-            makers.append(lambda s=s, a=a, c=c, sf=sf: plots.individual_profile(
+            makers.append(lambda s=s, a=a, c=c, sf=sf: plots.individual_profile.spec(
                 subset.of([s]), s, a, c, curve_label=f"{esc(f.model)} fit", fit_flags=sf.flags,
                 fit_failed=not sf.success, height=340))
             names.append(f"individual_profile:{s}:{a}")
@@ -343,7 +343,7 @@ def bcell_section(rv, fig) -> str:
     else:
         out.append(_paged_panels(
             fig, rv, _with_samples(rv, [rv.car_analyte, rv.bcell_analyte], quantified=False),
-            lambda ds, subs: plots.cart_vs_bcells(ds, rv.car_analyte, rv.bcell_analyte,
+            lambda ds, subs: plots.cart_vs_bcells.spec(ds, rv.car_analyte, rv.bcell_analyte,
                                                   rv.aplasia, subjects=subs),
             "cart_vs_bcells", "participants' CAR-T and B-cell panels"))
         unit = rv.dataset.study.analytes[rv.bcell_analyte].unit
@@ -468,7 +468,7 @@ def population_section(rv, fig) -> str:
                    "fraction of samples below the LLOQ, observed and simulated.</p>")
         for a in dict.fromkeys(v.table["analyte"]):
             unit = getattr(rv.dataset.study.analytes.get(a), "unit", "")
-            out.append(fig(lambda a=a, unit=unit: vpc_figure(v, a, unit=unit), f"vpc:{a}"))
+            out.append(fig(lambda a=a, unit=unit: vpc_figure.spec(v, a, unit=unit), f"vpc:{a}"))
     ind = p.individual
     out.append(collapsible(f"Individual empirical Bayes estimates ({len(ind)} rows)",
                            table(ind, text_columns=("subject", "parameter"))))
@@ -501,10 +501,10 @@ def trial_sim_section(rv, fig) -> str:
            "(a <code>ctk trial-sim</code> run; see the provenance for its files' SHA-256). "
            "Every rule sees the same virtual participants.</p>",
            "<p>Rules compared: " + ", ".join(f"<code>{esc(x)}</code>" for x in r.rules) + "</p>"]
-    out.append(fig(lambda: selection_figure(r), "trial_sim:selection"))
-    out.append(fig(lambda: duration_figure(r), "trial_sim:duration"))
+    out.append(fig(lambda: selection_figure.spec(r), "trial_sim:selection"))
+    out.append(fig(lambda: duration_figure.spec(r), "trial_sim:duration"))
     if r.kinetics and len(r.exposure):
-        out.append(fig(lambda: expansion_figure(r, unit=trial_unit(rv)), "trial_sim:expansion"))
+        out.append(fig(lambda: expansion_figure.spec(r, unit=trial_unit(rv)), "trial_sim:expansion"))
     s = r.summary
     cols = [c for c in TRIAL_SUMMARY_COLUMNS if c in s.columns]
     out.append("<h3>By rule and dose level</h3><div id='trial-sim-summary'>")

@@ -194,7 +194,7 @@ def uncertainty_section(rv, fig) -> str:
                                        "note")))
         for metric in ("Cmax", "AUC0-28"):
             for a in dict.fromkeys(e.participants["analyte"]):
-                out.append(fig(lambda m=metric, a=a: exposure_ci_figure(e, m, a),
+                out.append(fig(lambda m=metric, a=a: exposure_ci_figure.spec(e, m, a),
                                f"exposure_ci:{a}:{metric}"))
         out.append(collapsible(f"Every participant's interval ({len(e.participants)} rows)",
                                table(e.participants, ["subject", "dose_level", "analyte",
@@ -203,9 +203,10 @@ def uncertainty_section(rv, fig) -> str:
                                      text_columns=("subject", "dose_level", "analyte",
                                                    "metric", "unit", "note"))))
     if rv.population is not None and (u.bootstrap is not None or u.sir is not None):
-        out.append(_parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure))
+        out.append(_parameter_intervals(rv, u, fig, interval_figure.spec,
+                                        sir_dofv_figure.spec))
     if u.npde is not None:
-        out.append(_npde(u.npde, fig, npde_figure))
+        out.append(_npde(u.npde, fig, npde_figure.spec))
     if u.pcvpc is not None:
         v = u.pcvpc
         out.append("<h3>Prediction-corrected VPC</h3><p class='note'>Observed and simulated "
@@ -217,7 +218,7 @@ def uncertainty_section(rv, fig) -> str:
                    "fraction of samples below the LLOQ, observed and simulated.</p>")
         for a in dict.fromkeys(v.table["analyte"]):
             unit = getattr(rv.dataset.study.analytes.get(a), "unit", "")
-            out.append(fig(lambda a=a, unit=unit: pcvpc_figure(v, a, unit=unit), f"pcvpc:{a}"))
+            out.append(fig(lambda a=a, unit=unit: pcvpc_figure.spec(v, a, unit=unit), f"pcvpc:{a}"))
     return "<section>" + "".join(out) + "</section>"
 
 
