@@ -225,6 +225,10 @@ from ctkinetics.report.uncertainty_columns import (  # noqa: E402
 )
 
 COLUMNS.update({k: v for k, v in UNCERTAINTY_COLUMNS.items() if k not in COLUMNS})
+# ... and the model-vs-observed tables' (report/model_vs_observed.py, issue 12.5)
+from ctkinetics.report.model_vs_observed import COLUMNS as MODEL_VS_OBSERVED_COLUMNS  # noqa: E402
+
+COLUMNS.update({k: v for k, v in MODEL_VS_OBSERVED_COLUMNS.items() if k not in COLUMNS})
 
 #: Tables written beside the others (not by the review's table list): their columns.
 OTHER_TABLES = {"input_files.csv": ("file", "bytes", "sha256"),

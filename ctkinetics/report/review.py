@@ -47,6 +47,10 @@ class Review:
     population: object = None
     population_error: str = ""
     vpc: object = None
+    model_choice: str = ""   # why this model (the "auto" rule, or "as set")
+    fit_note: str = ""       # what the individual fits are (ML, or MAP with which prior)
+    exposure_comparison: pd.DataFrame | None = None   # report/model_vs_observed.py (issue 12.5)
+    aplasia_comparison: pd.DataFrame | None = None
     trial_sim: object = None
     timings: tuple = ()
     uncertainty: object = None  # report/uncertainty.py: [uncertainty] parts (issue 16)
@@ -116,7 +120,6 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     -------
     Review
     """
-    from ctkinetics.modeling import load_model
     from ctkinetics.estimation.curves import fitted_curves
     from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
 
@@ -125,6 +128,7 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     if settings.as_of is not None:  # a true replay: every section is built from the data known that day
         dataset = dataset.as_of(settings.as_of)
     step = _Steps(say)
+    settings, model, model_choice = resolve_settings(settings, dataset)
     step("data: counting samples and BLQ values")
     car_analyte = _pick(dataset, settings.car_analyte, CELL_KINDS, "car_analyte")
     bcell_analyte = _pick(dataset, settings.bcell_analyte, ("bcell",), "bcell_analyte")
@@ -137,9 +141,16 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     nca_result = _nca(dataset, settings, car_analytes)
     mean_profiles = {a: geometric_mean_profile(dataset, a) for a in car_analytes}
 
-    step(f"fits: model {settings.model}, BLQ {settings.fit_blq}, {settings.fit_error} error")
-    model = load_model(settings.model)
-    fit_result, fit_error = _fits(dataset, model, settings)
+    population = vpc_result = None
+    population_error = ""
+    if settings.population_method is not None:  # first: its estimates are the fits' prior
+        step(f"population fit: {settings.population_method.upper()}, model {settings.model}")
+        population, population_error, vpc_result = _population(
+            dataset, model, settings, settings.fit_analytes, say)
+    prior, fit_note = _prior(settings, population)
+    step(f"fits: model {settings.model}, prior {settings.fit_prior}, BLQ {settings.fit_blq}, "
+         f"{settings.fit_error} error")
+    fit_result, fit_error = _fits(dataset, model, settings, prior)
     curves = pd.DataFrame()
     if fit_result is not None:
         step(f"fitted curves with {settings.band_level:.0%} bands")
@@ -149,17 +160,16 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     aplasia = None
     if bcell_analyte is not None:
         aplasia = bcell_aplasia(dataset, bcell_analyte)
+    from ctkinetics.report.model_vs_observed import aplasia_vs_observed, exposure_vs_nca
+
+    step("model-based vs observed exposure")
+    exposure_comparison = exposure_vs_nca(dataset, nca_result, fit_result, car_analytes)
+    aplasia_comparison = aplasia_vs_observed(dataset, aplasia, fit_result, model, bcell_analyte)
 
     step("escalation decision")
     from ctkinetics.report.escalation import escalation_part
 
     esc = escalation_part(dataset, settings)
-    population = vpc_result = None
-    population_error = ""
-    if settings.population_method is not None:
-        step(f"population fit: {settings.population_method.upper()}, model {settings.model}")
-        population, population_error, vpc_result = _population(
-            dataset, model, settings, fit_result.analytes if fit_result is not None else None, say)
 
     from ctkinetics.report.uncertainty import requested, uncertainty_review
 
@@ -180,7 +190,87 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
                   curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
                   **esc, population=population,
                   population_error=population_error, vpc=vpc_result, trial_sim=trial_sim,
-                  timings=timings, uncertainty=uncertainty)
+                  timings=timings, uncertainty=uncertainty, model_choice=model_choice,
+                  fit_note=fit_note, exposure_comparison=exposure_comparison,
+                  aplasia_comparison=aplasia_comparison)
+
+
+def _auto_model(dataset, settings) -> tuple[str, str]:
+    """``[report] model = "auto"``: the mechanistic model when flow or B-cell samples after
+    infusion are there to observe (of the analytes to fit, when ``[fit] analytes`` names
+    them), else the closed form; (model name, why)."""
+    from ctkinetics.report.settings import CLOSED_FORM_MODEL, MECHANISTIC_MODEL
+
+    obs = dataset.observations
+    obs = obs[~obs["pre_infusion"].astype(bool)]
+    wanted = set(settings.fit_analytes) if settings.fit_analytes else None
+    kinds = {a.kind: name for name, a in dataset.study.analytes.items()
+             if name in set(obs["analyte"]) and (wanted is None or name in wanted)}
+    seen = [f"{k} ({kinds[k]})" for k in ("flow", "bcell") if k in kinds]
+    if seen:
+        return MECHANISTIC_MODEL, (f"chosen because the study has {' and '.join(seen)} samples "
+                                   f"after infusion, which {MECHANISTIC_MODEL} observes beside "
+                                   "qPCR ([report] model = \"auto\")")
+    return CLOSED_FORM_MODEL, ("chosen because the study has no flow or B-cell samples after "
+                               "infusion ([report] model = \"auto\")")
+
+
+def resolve_settings(settings: ReportSettings, dataset) -> tuple:
+    """The settings a review of ``dataset`` runs with, every ``auto`` resolved, the model
+    loaded and why it was chosen: (settings, model, model_choice).
+
+    * ``[report] model = "auto"``: :func:`_auto_model`;
+    * ``[population] method = "auto"``: :data:`~ctkinetics.report.settings.
+      AUTO_POPULATION_METHOD` for a model without a closed form (an ODE model, whose
+      individual fits are empirical-Bayes estimates: population first), none otherwise;
+    * ``[fit] prior = "auto"``: ``population`` when there is a population fit, else ``model``
+      for an ODE model and ``none`` (maximum likelihood) for a closed form.
+    """
+    from ctkinetics.modeling import load_model
+    from ctkinetics.report.settings import AUTO_MODEL, AUTO_POPULATION_METHOD
+
+    name, choice = settings.model, "as set"
+    if name == AUTO_MODEL:
+        name, choice = _auto_model(dataset, settings)
+    model = load_model(name)
+    ode = not model.has_closed_form
+    method = settings.population_method
+    if method == "auto":
+        method = AUTO_POPULATION_METHOD if ode else None
+    prior = settings.fit_prior
+    if prior == "auto":
+        prior = "population" if method is not None else ("model" if ode else "none")
+    if prior == "population" and method is None:
+        raise SettingsError('[fit] prior = "population" needs a population fit: give '
+                            "[population] method (or ctk report --population focei|saem)")
+    from ctkinetics.report.settings_schema import NEEDS_POPULATION
+
+    asked = [k for k in NEEDS_POPULATION if getattr(settings.uncertainty, k)]
+    if asked and method is None:
+        raise SettingsError(f"[uncertainty] {', '.join(asked)} need a population fit, and model "
+                            f"{name} gets none by default: give [population] method (or ctk "
+                            "report --population focei|saem)")
+    if settings.population_random_effects is not None and method is None:
+        raise SettingsError("random effects belong to a population fit: give --population "
+                            "focei|saem (or [population] method in the config)")
+    resolved = settings.with_overrides(model=name, population_method=method or "none",
+                                       fit_prior=prior)
+    return resolved, model, choice
+
+
+def _prior(settings, population) -> tuple:
+    """(prior for :func:`ctkinetics.estimation.fit`, what the fits are, in words)."""
+    kind = settings.fit_prior
+    if kind == "none":
+        return None, "maximum-likelihood fits (no prior)."
+    if kind == "population":
+        if population is not None and population.converged and not population.failed:
+            return population, (f"empirical Bayes estimates: MAP fits with the "
+                                f"{population.method.upper()} population fit (θ, Ω) as prior.")
+        why = "failed" if population is None or population.failed else "did not converge"
+        return "model", (f"MAP fits with the model file's typical values and ω² as prior: the "
+                         f"population fit {why}, so it is not used as the prior.")
+    return "model", "MAP fits with the model file's typical values and ω² as prior."
 
 
 class _Steps:
@@ -223,7 +313,7 @@ def _nca(dataset, settings, analytes):
                    intervals=intervals, options=options)
 
 
-def _fits(dataset, model, settings):
+def _fits(dataset, model, settings, prior=None):
     """The individual fits, or (None, why) when they cannot run at all (bad settings raise)."""
     from ctkinetics.estimation import fit
 
@@ -232,7 +322,7 @@ def _fits(dataset, model, settings):
             warnings.simplefilter("ignore")
             return fit(dataset, model, analytes=settings.fit_analytes, blq=settings.fit_blq,
                        error=settings.fit_error, starts=settings.fit_starts,
-                       seed=settings.fit_seed), ""
+                       seed=settings.fit_seed, prior=prior), ""
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - the report must still show NCA and safety
@@ -251,6 +341,7 @@ def _population(dataset, model, settings, analytes, say):
                 list(settings.population_random_effects)
                 if settings.population_random_effects is not None else None),
                 method=settings.population_method, blq=settings.fit_blq,
+                covariance=settings.population.covariance,
                 error=settings.fit_error, analytes=list(analytes) if analytes else None,
                 seed=settings.population_seed, progress=lambda line: say("  " + line))
     except InputError:

@@ -3,13 +3,20 @@
 A config file (``ctk report STUDY --config review.toml``) has these tables, all optional::
 
     [report]
-    model = "stein2019"        # model fitted to each participant
+    model = "auto"             # model fitted to each participant: "auto" (default) is
+                               # cart_bcell_sle when the study has flow or B-cell samples
+                               # after infusion, else stein2019; or a model name / .toml
     as_of = 200                # study day of the escalation decision (default: latest data)
     car_analyte = "transgene"  # analyte of the expansion plots (default: first qpcr/flow/conc)
     bcell_analyte = "bcell"    # B-cell analyte (default: first of kind bcell)
 
     [fit]
     analytes = ["transgene"]   # default: every analyte the model observes
+    prior = "auto"             # individual fits: "none" (maximum likelihood), "model" (MAP,
+                               # the model file's typical values and omega2), "population"
+                               # (MAP with the population fit as prior: the EBEs); "auto":
+                               # population for an ODE model (its model prior if the
+                               # population fit failed), none for a closed form
     blq = "M3"
     error = "proportional"
     starts = 4
@@ -31,8 +38,9 @@ A config file (``ctk report STUDY --config review.toml``) has these tables, all 
     draws = 400
     seed = 0
 
-    [population]               # optional: a population fit beside the individual ones
-    method = "saem"            # focei or saem (absent: no population fit)
+    [population]               # a population fit beside (before) the individual ones
+    method = "auto"            # focei, saem, none; "auto": none (see AUTO_POPULATION_METHOD)
+    covariance = true          # the covariance step (SEs of theta, omega, sigma)
     random_effects = ["Cmax", "foldx"]   # default: every kinetic parameter
     vpc_replicates = 200
     seed = 0                   # SAEM's and the VPC's random numbers
@@ -72,6 +80,21 @@ from ctkinetics.errors import SettingsError
 #: Population estimation methods (``ctkinetics.estimation.population.METHODS``; repeated here so
 #: that reading settings does not import the estimation layer).
 POPULATION_METHODS = ("focei", "saem")
+#: ``[population] method`` values: a method, ``none`` (no population fit) or ``auto``.
+POPULATION_CHOICES = ("auto", "none") + POPULATION_METHODS
+#: ``[fit] prior`` values (see the module docstring).
+PRIORS = ("auto", "none", "model", "population")
+#: ``[report] model = "auto"``: the mechanistic model when the study has flow or B-cell
+#: samples after infusion (it observes qPCR, flow and B cells), else the closed form.
+AUTO_MODEL = "auto"
+MECHANISTIC_MODEL, CLOSED_FORM_MODEL = "cart_bcell_sle", "stein2019"
+#: ``[population] method = "auto"`` for a model without a closed form. None for now: the
+#: population fit of cart_bcell_sle on the 12-participant sample cohort costs 102 s CPU by
+#: FOCE-I (converged) and SAEM 40+30 iterations 26 s CPU without converging (issue 12.5 note,
+#: benchmarks/bench_report.py --population), far over the report's 15 s; the default fits
+#: are then MAP fits with the model file's population (typical values, omega2) as prior.
+#: Set "focei" once a population fit costs a few seconds.
+AUTO_POPULATION_METHOD = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +102,7 @@ class FitSettings:
     """``[fit]``: the individual fits (``analytes`` None: every analyte the model observes)."""
 
     analytes: tuple | None = None
+    prior: str = "auto"
     blq: str = "M3"
     error: str = "proportional"
     starts: int = 4
@@ -115,10 +139,12 @@ class BandSettings:
 
 @dataclass(frozen=True)
 class PopulationSettings:
-    """``[population]`` (``method`` None: no population fit)."""
+    """``[population]`` (``method`` None or ``"none"``: no population fit; ``"auto"``:
+    resolved by the review, :func:`ctkinetics.report.review.resolve_settings`)."""
 
-    method: str | None = None
+    method: str | None = "auto"
     random_effects: tuple | None = None
+    covariance: bool = True
     vpc_replicates: int = 200
     seed: int = 0
 
@@ -165,7 +191,7 @@ class ReportSettings:
     """Options of :func:`ctkinetics.report.build_review` (see the module docstring): the
     ``[report]`` keys and one section per table. Checked on construction by the schema."""
 
-    model: str = "stein2019"
+    model: str = AUTO_MODEL
     as_of: float | None = None
     car_analyte: str | None = None
     bcell_analyte: str | None = None
@@ -177,7 +203,7 @@ class ReportSettings:
     trial_sim: TrialSimSettings = TrialSimSettings()
     uncertainty: UncertaintySettings = UncertaintySettings()
 
-    def __init__(self, model="stein2019", as_of=None, car_analyte=None, bcell_analyte=None, *,
+    def __init__(self, model=AUTO_MODEL, as_of=None, car_analyte=None, bcell_analyte=None, *,
                  fit=None, nca=None, escalation=None, band=None, population=None, trial_sim=None,
                  uncertainty=None, **flat):
         given = {"fit": fit, "nca": nca, "escalation": escalation, "band": band, "population": population,
@@ -188,6 +214,8 @@ class ReportSettings:
                 raise TypeError(f"ReportSettings got an unknown setting {name!r}")
             table, key = FLAT[name]
             sections[table] = replace(sections[table], **{key: value})
+        if sections["population"].method == "none":  # one spelling of "no population fit"
+            sections["population"] = replace(sections["population"], method=None)
         for name, value in (("model", model), ("as_of", as_of), ("car_analyte", car_analyte),
                             ("bcell_analyte", bcell_analyte), *sections.items()):
             object.__setattr__(self, name, value)

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from ctkinetics.report.settings import POPULATION_METHODS
+from ctkinetics.report.settings import POPULATION_CHOICES, PRIORS
 from ctkinetics.schema import KeyProblems, schema_base, types
 
 Schema = schema_base()
@@ -38,6 +38,7 @@ class ReportTable(Schema):
 
 class FitTable(Schema):
     analytes: Annotated[list[Text], Field(description="a list of analyte names")] = None
+    prior: Annotated[Literal[PRIORS], Field(description="auto, none, model or population")] = None
     blq: Annotated[Text, Field(description="M1, M3, M5, M6 or M7")] = None
     error: Annotated[Text, Field(description="an error model name")] = None
     starts: _count(1) = None
@@ -72,7 +73,8 @@ class BandTable(Schema):
 
 
 class PopulationTable(Schema):
-    method: Annotated[Literal[POPULATION_METHODS], Field(description="focei or saem")] = None
+    method: Annotated[Literal[POPULATION_CHOICES], Field(description="auto, none, focei or saem")] = None
+    covariance: Flag = None
     random_effects: Annotated[list[Text], Field(min_length=1, description="a list of parameter names")] = None
     vpc_replicates: _count(2) = None
     seed: AnInteger = None
@@ -128,7 +130,7 @@ class ReportFile(Schema):
     def _population_parts(self):
         u = self.uncertainty
         asked = [k for k in NEEDS_POPULATION if u is not None and getattr(u, k)]
-        if asked and (self.population is None or self.population.method is None):
+        if asked and (self.population is None or self.population.method in (None, "none")):
             raise KeyProblems((("uncertainty", asked[0]),
                                f"[uncertainty] {', '.join(asked)} need a population fit: give "
                                "[population] method (or ctk report --population focei|saem)"))

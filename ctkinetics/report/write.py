@@ -23,6 +23,8 @@ from ctkinetics.report.escalation import escalation_summary, escalation_tables
 from ctkinetics.report.dictionary import build_dictionary, with_units
 from ctkinetics.report.figures import Figures
 from ctkinetics.report.html import CSS, esc, plotly_js
+from ctkinetics.report.model_vs_observed import APLASIA_FILE, EXPOSURE_FILE
+from ctkinetics.report.model_vs_observed import section as model_vs_observed_section
 from ctkinetics.report.provenance import input_files, timestamp, versions
 from ctkinetics.report.uncertainty import (uncertainty_section, uncertainty_summary,
                                            uncertainty_tables)
@@ -86,6 +88,10 @@ def _tables(rv) -> dict:
                   "fitted_curves.csv": rv.curves})
     if rv.aplasia is not None:
         t["bcell_aplasia.csv"] = rv.aplasia
+    if rv.exposure_comparison is not None and rv.fit is not None:  # report/model_vs_observed.py
+        t[EXPOSURE_FILE] = rv.exposure_comparison
+        if rv.aplasia_comparison is not None and len(rv.aplasia_comparison):
+            t[APLASIA_FILE] = rv.aplasia_comparison
     t.update(escalation_tables(rv))  # decision, MTD now, pathways, committee, RD (report/escalation.py)
     if rv.population is not None:
         p = rv.population
@@ -138,11 +144,15 @@ def _summary(rv, files, vers, generated_at, command) -> dict:
         "samples": len(rv.dataset.observations),
         "records_audited": len(rv.dataset.audit),
         **escalation_summary(rv),  # decision, MTD now with its basis, warnings, RD (report/escalation.py)
-        "fits": ({"model": rv.fit.model, "blq_method": rv.fit.blq_method,
+        "fits": ({"model": rv.fit.model, "model_choice": rv.model_choice,
+                  "prior": rv.settings.fit_prior, "fits_are": rv.fit_note,
+                  "blq_method": rv.fit.blq_method,
                   "error_model": rv.fit.error_model, "n": len(rv.fit.fits),
                   "failed": [f.subject for f in rv.fit.fits if not f.success],
                   "flagged": {f.subject: list(f.flags) for f in rv.fit.fits if f.success and f.flags}}
-                 if rv.fit is not None else {"error": rv.fit_error}),
+                 if rv.fit is not None else {"model": rv.settings.model,
+                                             "model_choice": rv.model_choice,
+                                             "error": rv.fit_error}),
         "nca_by_dose_level": nca_key.drop(columns=["display"]).to_dict(orient="records"),
         "nca_choices": rv.nca.options.describe(),
         **({"population": _population_summary(rv)} if rv.population_requested else {}),
@@ -160,7 +170,8 @@ def _parts(rv, files, vers, generated_at, command, tables, fig) -> list:
     parts = [("recommendation", "Recommendation", lambda: sections.summary_box(rv)),
              ("data", "Data", lambda: sections.data_section(rv, fig)),
              ("expansion", "Expansion / NCA", lambda: sections.expansion_section(rv, fig)),
-             ("fits", "Model fits", lambda: sections.fits_section(rv, fig))]
+             ("fits", "Model fits", lambda: sections.fits_section(rv, fig)),
+             ("model-vs-observed", "Model vs observed", lambda: model_vs_observed_section(rv))]
     if rv.population_requested:
         parts.append(("population", "Population fit", lambda: sections.population_section(rv, fig)))
     if rv.uncertainty is not None:

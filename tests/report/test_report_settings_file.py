@@ -33,7 +33,7 @@ def test_every_problem_of_a_config_at_once(tmp_path):
     text = str(info.value)
     assert text.startswith(f"4 problem(s) in {cfg}:")
     assert "did you mean 'starts'?" in text and "expected a number in [0.5, 1), got 0.2" in text
-    assert "expected focei or saem, got 'laplace'" in text and "unknown table [plots]" in text
+    assert "expected auto, none, focei or saem, got 'laplace'" in text and "unknown table [plots]" in text
 
 
 def test_sections_are_nested_and_the_flat_names_still_read(tmp_path):
@@ -48,14 +48,19 @@ def test_sections_are_nested_and_the_flat_names_still_read(tmp_path):
 
 
 def test_the_recorded_settings_keep_their_flat_names():
-    keys = ["model", "as_of", "car_analyte", "bcell_analyte", "fit_analytes", "fit_blq", "fit_error",
-            "fit_starts", "fit_seed", "nca_auc_method", "nca_blq", "nca_auc_type", "nca_intervals",
-            "nca_lambda_z_window", "nca_cmax_exclude_before", "tite", "band_level", "band_draws", "band_seed"]
-    assert list(ReportSettings().to_dict()) == keys
+    keys = ["model", "as_of", "car_analyte", "bcell_analyte", "fit_analytes", "fit_prior", "fit_blq",
+            "fit_error", "fit_starts", "fit_seed", "nca_auc_method", "nca_blq", "nca_auc_type",
+            "nca_intervals", "nca_lambda_z_window", "nca_cmax_exclude_before", "tite", "band_level",
+            "band_draws", "band_seed"]
+    population = ["population_method", "population_random_effects", "population_covariance",
+                  "population_vpc_replicates", "population_seed"]
+    # no population fit: no population settings recorded ("none" is one spelling of None)
+    assert list(ReportSettings(population_method="none").to_dict()) == keys
+    assert ReportSettings(population_method="none").population_method is None
+    # "auto" is recorded until the review resolves it (summary.json records the resolved ones)
+    assert list(ReportSettings().to_dict()) == keys + population
     with_all = ReportSettings(population_method="focei", trial_sim_results="t", uncertainty_exposure_ci=True)
-    assert list(with_all.to_dict())[len(keys):len(keys) + 5] == [
-        "population_method", "population_random_effects", "population_vpc_replicates", "population_seed",
-        "trial_sim_results"]
+    assert list(with_all.to_dict())[len(keys):len(keys) + 6] == population + ["trial_sim_results"]
     assert with_all.to_dict()["uncertainty_draws"] == 500
 
 

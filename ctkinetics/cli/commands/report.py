@@ -1,6 +1,9 @@
 """ctk report STUDY --out DIR: the cohort review report (validate → NCA → fits → escalation).
 
-Optional: ``--population focei|saem [--random-effects a,b]`` adds a population fit with its VPC;
+By default a study with flow or B-cell samples gets the mechanistic model (cart_bcell_sle:
+population fit first, then the participants' empirical Bayes estimates), a qPCR-only study
+stein2019 (``--model``, ``--population``, ``--prior`` change that).
+``--population focei|saem [--random-effects a,b]`` adds a population fit with its VPC;
 ``--trial-sim DIR`` shows the virtual trials of a ``ctk trial-sim`` run; ``--exposure-ci``,
 ``--bootstrap N``, ``--sir``, ``--npde``, ``--pcvpc`` add the uncertainty section (3c).
 
@@ -24,12 +27,22 @@ def add_arguments(parser) -> None:
     add_study_argument(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     parser.add_argument("--model", default=None, metavar="NAME",
-                        help="model fitted to each participant (name or .toml; default stein2019)")
+                        help="model fitted to each participant (name or .toml; default auto: "
+                             "cart_bcell_sle when the study has flow or B-cell samples, else "
+                             "stein2019)")
     parser.add_argument("--as-of", type=float, default=None, metavar="DAY",
                         help="study day of the escalation decision (default: the latest day in the data)")
-    parser.add_argument("--population", default=None, choices=("focei", "saem"), metavar="focei|saem",
-                        help="also fit a population (mixed-effects) model to the fitted analytes, "
-                             "with a VPC (default: individual fits only)")
+    parser.add_argument("--population", default=None, choices=("auto", "none", "focei", "saem"),
+                        metavar="auto|none|focei|saem",
+                        help="population (mixed-effects) fit of the fitted analytes, with a VPC, "
+                             "before the individual fits (default auto: FOCE-I for an ODE model "
+                             "such as cart_bcell_sle, none for stein2019)")
+    parser.add_argument("--prior", default=None, choices=("auto", "none", "model", "population"),
+                        metavar="auto|none|model|population",
+                        help="prior of the individual fits: none (maximum likelihood), model "
+                             "(the model file's omega2), population (the population fit: "
+                             "empirical Bayes estimates); default auto: population when there "
+                             "is a population fit, model for an ODE model without one, else none")
     parser.add_argument("--random-effects", default=None, metavar="A,B",
                         help="parameters with a random effect in the population fit "
                              "(default: every kinetic parameter)")
@@ -83,6 +96,7 @@ def run(args) -> int:
             raise SettingsError("--random-effects needs parameter names, e.g. Cmax,foldx")
     settings = settings.with_overrides(model=args.model, as_of=args.as_of,
                                        population_method=args.population,
+                                       fit_prior=args.prior,
                                        population_random_effects=random_effects,
                                        trial_sim_results=args.trial_sim,
                                        uncertainty_exposure_ci=args.exposure_ci,
