@@ -39,6 +39,8 @@ COLUMNS = {
     "observed_note": ("observed note", "", "why an observed value is missing, or how it is bounded"),
     "fit_status": ("fit status", "", "the participant's fit: converged, not converged or failed"),
     "fit_flags": ("fit flags", "", "flags of the participant's fit (see the flag codes), ';'-separated"),
+    "flagged_parameters": ("flagged estimates", "", "the fit's estimates that carry a flag, as "
+                                                    "'parameter: flags' (e.g. a residual SD at its bound)"),
     "model_note": ("model note", "", "what limits a model value (censored at the horizon, a "
                                      "prediction beyond the last sample, no fit)"),
     "threshold": ("aplasia threshold", "@unit", "B-cell level defining aplasia: the analyte's LLOQ"),
@@ -59,24 +61,42 @@ COLUMNS = {
 EXPOSURE_FILE, APLASIA_FILE = "exposure_model_vs_nca.csv", "aplasia_model_vs_observed.csv"
 EXPOSURE_COLUMNS = ["subject", "dose_level", "analyte", "cmax_observed", "cmax_model",
                     "tmax_observed_day", "tmax_model_day", "auc0_28_observed", "auc0_28_model",
-                    "unit", "auc_unit", "fit_status", "fit_flags", "observed_note"]
+                    "unit", "auc_unit", "fit_status", "fit_flags", "flagged_parameters",
+                    "observed_note"]
 APLASIA_COLUMNS = ["subject", "dose_level", "aplasia_onset_observed_day", "aplasia_onset_model_day",
                    "reconstitution_observed_day", "reconstitution_model_day",
                    "aplasia_observed_days", "aplasia_model_days", "last_sample_day", "threshold",
-                   "unit", "fit_status", "fit_flags", "observed_note", "model_note"]
+                   "unit", "fit_status", "fit_flags", "flagged_parameters", "observed_note",
+                   "model_note"]
 #: NCA codes of the observed columns (AUC over [0, 28]).
 NCA_CODES = {"cmax_observed": ("CMAX", None), "tmax_observed_day": ("TMAX", None),
              "auc0_28_observed": ("AUCINT_LAST", (0.0, 28.0))}
 
 
 def _fit_status(fit_result) -> dict:
-    """subject -> (status, flags) of the individual fits."""
+    """subject -> (status, flags, flagged parameters) of the individual fits; the flagged
+    parameters as ``name: flag, flag`` joined by '; ' (which estimate is at a bound or not
+    estimable: a residual SD at its bound is not a kinetic parameter at its bound)."""
+    if fit_result is None:
+        return {}
+    pars = fit_result.to_frame()
+    pars = pars[pars["flags"].fillna("").astype(str) != ""]
+    which: dict = {}
+    for s, p, fl in zip(pars["subject"].astype(str), pars["parameter"], pars["flags"].astype(str)):
+        which.setdefault(s, []).append(f"{p}: {fl.replace(';', ', ')}")
     out = {}
-    for f in getattr(fit_result, "fits", ()):
+    for f in fit_result.fits:
         status = "failed" if getattr(f, "failed", False) else ("converged" if f.success
                                                                else "not converged")
-        out[f.subject] = (status, ";".join(f.flags))
+        out[f.subject] = (status, ";".join(f.flags), "; ".join(which.get(f.subject, [])))
     return out
+
+
+def _status_columns(status, subjects) -> dict:
+    none = ("no fit", "", "")
+    return {"fit_status": [status.get(s, none)[0] for s in subjects],
+            "fit_flags": [status.get(s, none)[1] for s in subjects],
+            "flagged_parameters": [status.get(s, none)[2] for s in subjects]}
 
 
 def _level_of(dataset) -> dict:
@@ -130,9 +150,7 @@ def exposure_vs_nca(dataset, nca, fit_result, analytes) -> pd.DataFrame:
         w = obs.reindex(subjects).join(mod.reindex(subjects))
         w.insert(0, "subject", subjects)
         w = w.assign(dose_level=[level.get(s, "") for s in subjects], analyte=a, unit=unit,
-                     auc_unit=f"{unit}*day",
-                     fit_status=[status.get(s, ("no fit", ""))[0] for s in subjects],
-                     fit_flags=[status.get(s, ("", ""))[1] for s in subjects],
+                     auc_unit=f"{unit}*day", **_status_columns(status, subjects),
                      observed_note=w["observed_note"].fillna("no NCA"))
         frames.append(w)
     if not frames:
@@ -211,9 +229,7 @@ def aplasia_vs_observed(dataset, aplasia, fit_result, model, analyte) -> pd.Data
         "aplasia_observed_days": (obs["aplasia_end"] - obs["aplasia_start"]).to_numpy(float),
         "last_sample_day": obs["last_sample"].to_numpy(float), "threshold": float(info.lloq),
         "unit": info.unit, "observed_note": obs["status"].astype(str).to_numpy()})
-    w = w.join(mod, on="subject")
-    w["fit_status"] = [status.get(s, ("no fit", ""))[0] for s in w["subject"]]
-    w["fit_flags"] = [status.get(s, ("", ""))[1] for s in w["subject"]]
+    w = w.join(mod, on="subject").assign(**_status_columns(status, list(obs.index)))
     w["model_flag"] = w["model_flag"].fillna("")
     w["model_note"] = [_model_note(r) for _, r in w.iterrows()]
     for c in ("aplasia_onset_model_day", "reconstitution_model_day", "aplasia_model_days"):
@@ -239,7 +255,8 @@ def section(rv) -> str:
     if rv.fit is None:
         out.append("<p class='note'>No individual fits: nothing to compare (see section 3).</p>")
         return "<section>" + "".join(out) + "</section>"
-    out.append(f"<p class='note'>Model <b>{esc(rv.fit.model)}</b>; {esc(rv.fit_note)} "
+    choice = f" ({rv.model_choice})" if rv.model_choice and rv.model_choice != "as set" else ""
+    out.append(f"<p class='note'>Model <b>{esc(rv.fit.model)}</b>{esc(choice)}; {esc(rv.fit_note)} "
                "Observed values are the NCA's (CMAX, TMAX, AUCINT_LAST over days 0–28) and the "
                "B-cell sampling days; model values come from the participant's fitted curve "
                "through the exposure registry (<code>ctkinetics.modeling.exposure</code>: "
@@ -254,7 +271,8 @@ def section(rv) -> str:
         out.append(f"<h3>{esc(a)}: Cmax, Tmax, AUC0-28</h3>")
         out.append(table(d, ["subject", "dose_level", "cmax_observed", "cmax_model",
                              "tmax_observed_day", "tmax_model_day", "auc0_28_observed",
-                             "auc0_28_model", "fit_status", "fit_flags", "observed_note"],
+                             "auc0_28_model", "fit_status", "fit_flags", "flagged_parameters",
+                             "observed_note"],
                          labels={"cmax_observed": _with_unit("Cmax observed", unit),
                                  "cmax_model": _with_unit("Cmax model", unit),
                                  "tmax_observed_day": "Tmax observed (day)",
@@ -262,10 +280,11 @@ def section(rv) -> str:
                                  "auc0_28_observed": _with_unit("AUC0-28 observed", auc),
                                  "auc0_28_model": _with_unit("AUC0-28 model", auc),
                                  "dose_level": "DL", "fit_status": "fit", "fit_flags": "fit flags",
+                                 "flagged_parameters": "flagged estimates",
                                  "observed_note": "NCA note"},
                          row_class=_row_class,
                          text_columns=("subject", "dose_level", "fit_status", "fit_flags",
-                                       "observed_note")))
+                                       "flagged_parameters", "observed_note")))
     ap = rv.aplasia_comparison
     if ap is not None and len(ap):
         lloq = f"{float(ap['threshold'].iloc[0]):g} {ap['unit'].iloc[0]}"
@@ -275,7 +294,7 @@ def section(rv) -> str:
                               "aplasia_onset_model_day", "reconstitution_observed_day",
                               "reconstitution_model_day", "aplasia_observed_days",
                               "aplasia_model_days", "last_sample_day", "fit_status", "fit_flags",
-                              "model_note"],
+                              "flagged_parameters", "model_note"],
                          labels={"aplasia_onset_observed_day": "onset observed (day)",
                                  "aplasia_onset_model_day": "onset model (day)",
                                  "reconstitution_observed_day": "back observed (day)",
@@ -284,10 +303,10 @@ def section(rv) -> str:
                                  "aplasia_model_days": "duration model (days)",
                                  "last_sample_day": "last sample (day)", "dose_level": "DL",
                                  "fit_status": "fit", "fit_flags": "fit flags",
-                                 "model_note": "model note"},
+                                 "flagged_parameters": "flagged estimates", "model_note": "model note"},
                          row_class=_row_class,
                          text_columns=("subject", "dose_level", "fit_status", "fit_flags",
-                                       "model_note")))
+                                       "flagged_parameters", "model_note")))
         out.append("<p class='note'>Observed days are sampling days: the true onset lies between "
                    "the last quantified and the first BLQ sample, the true return between the last "
                    "BLQ and the first quantified one. The fitted curve's days are continuous; "

@@ -228,12 +228,17 @@ def fits_section(rv, fig) -> str:
     title = esc(getattr(m, "title", "") or rv.settings.model)
     ref = esc(getattr(m, "reference", "") or "")
     out.append(f"<p>Model <b>{esc(rv.settings.model)}</b>: {title}"
-               + (f"<br><span class='note'>{ref}</span>" if ref else "") + "</p>")
+               + (f"<br><span class='note'>{ref}</span>" if ref else "")
+               + (f"<br><span class='note'>Model {esc(rv.model_choice)}.</span>"
+                  if rv.model_choice and rv.model_choice != "as set" else "") + "</p>")
     out.append(fit_status_box(rv))
     if rv.fit is None:
         return "<section>" + "".join(out) + "</section>"
     f = rv.fit
-    out.append(f"<p class='note'>Individual maximum-likelihood fits of {esc(', '.join(f.analytes))}; "
+    out.append(f"<p class='note'>Individual fits of {esc(', '.join(f.analytes))}: "
+               f"{esc(rv.fit_note or 'maximum-likelihood fits (no prior).')} "
+               "Model-based exposure beside the observed one: section "
+               "<a href='#model-vs-observed'>3a</a>. "
                f"BLQ method {esc(f.blq_method)}, {esc(f.error_model)} error, "
                f"{esc(f.settings.get('starts'))} starts (seed {esc(f.settings.get('seed'))}). "
                "Orange rows: flagged fits; red rows: failed fits.</p>")
