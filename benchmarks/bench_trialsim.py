@@ -20,7 +20,7 @@ default size. ``--model cart_bcell_sle`` swaps the spec's kinetics for that libr
 its own typical values and ω² (qPCR observable), e.g. the mechanistic model of issue 12.6.
 
     python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2] [--spec FILE]
-                                        [--model NAME]
+                                        [--model NAME] [--rtol R]
 """
 from __future__ import annotations
 
@@ -87,15 +87,18 @@ def breakdown(spec, n_trials, seed, batch):
     return {k: v / n_trials for k, v in spent.items()}, curves[0] / n_trials
 
 
-def with_model(spec, name):
-    """``spec`` with the kinetics of library model ``name``: its typical values and ω²."""
+def with_model(spec, name, rtol=None):
+    """``spec`` with the kinetics of library model ``name``: its typical values and ω² (and
+    the ODE solver's ``rtol``, default the model file's)."""
     import dataclasses
 
     from ctkinetics.trialsim.kinetics import KineticsSpec, cached_model
 
+    if name is None:
+        return dataclasses.replace(spec, kinetics=dataclasses.replace(spec.kinetics, rtol=rtol))
     m = cached_model(name)
     omega = tuple((p.name, float(p.omega2)) for p in m.parameters if p.omega2)
-    kin = KineticsSpec(name, spec.kinetics.observable, (), omega, spec.kinetics.until_day)
+    kin = KineticsSpec(name, spec.kinetics.observable, (), omega, spec.kinetics.until_day, rtol)
     return dataclasses.replace(spec, kinetics=kin)
 
 
@@ -114,6 +117,7 @@ def main() -> None:
     from ctkinetics.executors import WORKER_ENVIRONMENT
     from ctkinetics.trialsim import DaskExecutor, SerialExecutor, load_spec, simulate_trials
     from ctkinetics.trialsim.executors import default_batch_size
+    from ctkinetics.trialsim.kinetics import cached_model
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10000)
@@ -121,10 +125,12 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--spec", default=str(SPEC))
     ap.add_argument("--model", default=None, help="library model for the kinetics (its defaults and omega^2)")
+    ap.add_argument("--rtol", type=float, default=None,
+                    help="ODE solver rtol of the virtual participants (default: the model file's)")
     args = ap.parse_args()
     spec = load_spec(args.spec)
-    if args.model:
-        spec = with_model(spec, args.model)
+    if args.model or args.rtol:
+        spec = with_model(spec, args.model, args.rtol)
     tmp = Path(tempfile.mkdtemp())
     rows = []
 
@@ -163,7 +169,9 @@ def main() -> None:
     per_trial, curves = breakdown(spec, min(args.trials, 2000), args.seed, 1000)
     cpu_per_trial = sum(per_trial.values())
     base = next((r["wall"] for r in rows if r["workers"] == 1 and r["label"].startswith("dask")), rows[0]["wall"])
-    print(f"virtual trials of {Path(args.spec).name} (kinetics {spec.kinetics.model if spec.kinetics else 'off'}): "
+    kin = spec.kinetics
+    print(f"virtual trials of {Path(args.spec).name} (kinetics "
+          f"{f'{kin.model}, rtol {kin.rtol or cached_model(kin.model).rtol:g}' if kin else 'off'}): "
           f"{args.trials:,} trials x {len(spec.rules)} rules, seed {args.seed}, {os.cpu_count()} CPUs")
     print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'efficiency':>10} "
           f"{'worker_cpu_s':>12} {'trials/cpu_s':>12} {'cpu_share':>9} {'peak_MB':>7}  "

@@ -33,11 +33,14 @@ AUC_WINDOW = (0.0, 28.0)
 
 
 @lru_cache(maxsize=16)
-def cached_model(ref: str):
-    """A model loaded once per process (Dask workers load it on their first batch)."""
+def cached_model(ref: str, rtol: float | None = None, atol: float | None = None):
+    """A model loaded once per process (Dask workers load it on their first batch), at the
+    solver tolerances given (None: the model file's)."""
     from ctkinetics.modeling import load_model
 
-    return load_model(ref)
+    if rtol is None and atol is None:
+        return load_model(ref)
+    return cached_model(ref).with_tolerances(rtol, atol)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class KineticsSpec:
         Variances of η (log scale); parameters not listed have no variability.
     until_day : float
         End of the peak search (days; at least 28).
+    rtol, atol : float or None
+        Tolerances of the ODE solver for the virtual participants (None: the model file's
+        ``[solver]`` values, those of fits and the report). Closed-form models ignore them.
     """
 
     model: str
@@ -81,6 +87,8 @@ class KineticsSpec:
     typical: tuple = ()
     omega2: tuple = ()
     until_day: float = 28.0
+    rtol: float | None = None
+    atol: float | None = None
 
     @property
     def variable(self) -> tuple:
@@ -119,18 +127,20 @@ def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, fraction=
     ``eta`` (K, P): each pair's participant's draws (one column per ``spec.variable``, scaled
     by ω here); ``levels`` (K,); ``fraction`` (K,) the share of the level's dose delivered
     (:func:`individual_parameters`). With ``peak_by_day`` also ``peak_by_day``: the curve's
-    maximum from infusion to that day (the no-expansion criterion). The model is solved through
-    the exposure registry in calls of at most ``chunk`` pairs (memory); each pair's numbers
-    depend only on its own inputs.
+    maximum from infusion to that day (the no-expansion criterion): ``cmax`` where the curve
+    peaks by that day (``tmax`` <= ``peak_by_day``: the maximum over days 0–``until_day`` lies
+    inside 0–``peak_by_day``), else a second registry call ending on that day for those pairs
+    only. The model is solved through the exposure registry in calls of at most ``chunk``
+    pairs (memory); each pair's numbers depend only on its own inputs.
 
     Raises
     ------
     ExposureError
         The model could not be solved for a pair (the solver's message is given).
     """
-    from ctkinetics.modeling.exposure import auc_name, model_exposure
+    from ctkinetics.modeling.exposure import auc_name
 
-    model = cached_model(spec.model)
+    model = cached_model(spec.model, spec.rtol, spec.atol)
     levels = np.asarray(levels, dtype=int)
     names = list(METRICS) + ([] if peak_by_day is None else ["peak_by_day"])
     if levels.size == 0:
@@ -142,23 +152,32 @@ def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, fraction=
         part = slice(i, i + chunk)
         params, covs = individual_parameters(spec, model, eta[part], doses, levels[part],
                                              None if fraction is None else np.asarray(fraction)[part])
-        calls = [(spec.until_day, [m.registry for m in METRICS.values()])]
+        e = _registry(model, obs, params, covs, spec.until_day, [m.registry for m in METRICS.values()])
+        for name in METRICS:
+            out[name][part] = e.values[keys[name]]
         if peak_by_day is not None:
-            calls.append((peak_by_day, ["Cmax"]))
-        for j, (t_end, metrics) in enumerate(calls):
-            e = model_exposure(model, params, covs or None, kinds=[obs], t_end=t_end, window=AUC_WINDOW,
-                               metrics=metrics)
-            if np.any(e.status != 0):
-                bad = int(np.flatnonzero(e.status != 0)[0])
-                raise ExposureError(f"model {model.name} could not be solved for a virtual participant "
-                                    f"({e.messages[bad]}; parameters "
-                                    + ", ".join(f"{k}={v[bad]:.4g}" for k, v in params.items()) + ")")
-            if j == 0:
-                for name in METRICS:
-                    out[name][part] = e.values[keys[name]]
-            else:
-                out["peak_by_day"][part] = e.values[(obs, "Cmax")]
+            cmax, tmax = out["cmax"][part], out["tmax"][part]
+            peak = cmax.copy()
+            later = np.flatnonzero(~(tmax <= peak_by_day))  # peaks after the day (or not solved)
+            if later.size:
+                e = _registry(model, obs, {k: v[later] for k, v in params.items()},
+                              {k: v[later] for k, v in covs.items()}, peak_by_day, ["Cmax"])
+                peak[later] = e.values[(obs, "Cmax")]
+            out["peak_by_day"][part] = peak
     return out
+
+
+def _registry(model, obs, params, covs, t_end, metrics):
+    """The exposure registry's ``metrics`` of ``obs`` up to ``t_end``; a failed solve raises."""
+    from ctkinetics.modeling.exposure import model_exposure
+
+    e = model_exposure(model, params, covs or None, kinds=[obs], t_end=t_end, window=AUC_WINDOW, metrics=metrics)
+    if np.any(e.status != 0):
+        bad = int(np.flatnonzero(e.status != 0)[0])
+        raise ExposureError(f"model {model.name} could not be solved for a virtual participant "
+                            f"({e.messages[bad]}; parameters "
+                            + ", ".join(f"{k}={v[bad]:.4g}" for k, v in params.items()) + ")")
+    return e
 
 
 def exposures(spec: KineticsSpec, eta: np.ndarray, doses) -> dict:

@@ -17,7 +17,9 @@ Layout (``data/sample/trial_sim_seed.toml`` is a complete example)::
     [protocol.expansion], [protocol.dose_shortfall], [protocol.efficacy]
                              the protocol's rules, the same tables as study.toml
                              (:mod:`ctkinetics.data.protocol`, read by its own reader)
-    [kinetics]               enabled, model, observable, until_day (grid_step_days: deprecated)
+    [kinetics]               enabled, model, observable, until_day, rtol, atol (the ODE
+                             solver's tolerances; default the model file's) (grid_step_days:
+                             deprecated)
     [kinetics.typical]       parameter = [value per dose level]
     [kinetics.omega2]        parameter = ω²  (or omega2 = "model": the model file's ω²)
     [toxicity]               link = fixed|logistic; rates | metric, reference,
@@ -266,6 +268,9 @@ def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | Non
                       "follows the project's one rule, ctkinetics.modeling.exposure); remove it",
                       CtkWarning, stacklevel=2)
     until = sec.number("until_day", 28.0, 28.0)
+    # solver tolerances of the virtual participants (default: the model file's [solver])
+    rtol = sec.number("rtol", None, 1e-12, 1e-2)
+    atol = sec.number("atol", None, 0.0, 1.0, strict_min=True)
     typical = []
     tsec = sec.section("typical")
     if tsec is not None:
@@ -290,7 +295,7 @@ def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | Non
     sec.done()
     if not enabled:
         return None
-    return KineticsSpec(ref, observable, tuple(typical), omega, until)
+    return KineticsSpec(ref, observable, tuple(typical), omega, until, rtol, atol)
 
 
 def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:

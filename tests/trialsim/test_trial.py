@@ -130,6 +130,45 @@ def test_exposures_do_not_depend_on_the_batch():
         assert np.array_equal(shuffled[name], v[order]), name
 
 
+def test_peak_by_day_against_stein_closed_form():
+    # The no-expansion criterion reads the peak from infusion to by_day (10 here). stein2019
+    # expands as R0 exp(rho t), R0 = Cmax / foldx, rho = ln(foldx) / Tmax, up to Tmax: so the
+    # peak by day 10 is Cmax where Tmax <= 10 (read from the full curve's peak) and
+    # R0 exp(10 rho) = Cmax foldx^(10/Tmax - 1) where Tmax > 10 (the registry run to day 10)
+    from ctkinetics.trialsim.kinetics import individual_parameters, pair_exposures
+
+    spec = KineticsSpec("stein2019", "qpcr", omega2=(("Cmax", 0.65), ("Tmax", 0.38), ("foldx", 2.4)))
+    eta = np.random.default_rng(5).standard_normal((200, 3))
+    levels = np.zeros(200, dtype=int)
+    out = pair_exposures(spec, eta, (1.0,), levels, peak_by_day=10.0)
+    p, _ = individual_parameters(spec, load_model("stein2019"), eta, (1.0,), levels)
+    late = p["Tmax"] > 10.0
+    assert 20 < late.sum() < 180  # both branches are exercised
+    want = np.where(late, p["Cmax"] * p["foldx"] ** (10.0 / p["Tmax"] - 1.0), p["Cmax"])
+    assert np.allclose(out["peak_by_day"], want, rtol=1e-9)
+
+
+def test_solver_tolerances_of_the_virtual_participants():
+    # [kinetics] rtol: the ODE model solved at the spec's tolerance (default the model file's
+    # 1e-6); exposures at rtol 1e-4 agree with the default ones to the solver's accuracy
+    from ctkinetics.errors import SettingsError
+    from ctkinetics.trialsim.kinetics import cached_model
+
+    doc = {"design": {"dose_levels": ["a", "b"], "doses": [3.0e8, 6.0e8]}, "toxicity": {"link": "fixed", "rates": [0.1, 0.2]},
+           "kinetics": {"model": "cart_bcell_sle", "omega2": "model", "rtol": 1e-4}}
+    spec = parse_spec(doc).kinetics
+    assert spec.rtol == 1e-4 and spec.atol is None
+    assert cached_model(spec.model, spec.rtol).rtol == 1e-4 and cached_model(spec.model).rtol == 1e-6
+    eta = np.random.default_rng(2).standard_normal((20, len(spec.variable)))
+    loose = exposures(spec, eta, [3.0e8, 6.0e8])
+    tight = exposures(KineticsSpec(spec.model, spec.observable, (), spec.omega2), eta, [3.0e8, 6.0e8])
+    for name in ("cmax", "auc0_28"):
+        assert np.allclose(loose[name], tight[name], rtol=1e-3), name
+    doc["kinetics"]["rtol"] = 0.5
+    with pytest.raises(SettingsError, match=r"\[kinetics\] rtol must be <= 0.01"):
+        parse_spec(doc)
+
+
 def test_mechanistic_kinetics_of_the_typical_participant():
     # cart_bcell_sle through the compiled ODE engine (issue 12.6): with every eta 0 the
     # participant is the model file's typical subject, documented there as peaking on day ~9
