@@ -3,6 +3,14 @@ ka and CL, additive error — Pinheiro & Bates) and a simulated 100-participant 
 study with BLQ (M3). Prints a table; times are wall-clock on a shared machine (noisy).
 
     python benchmarks/bench_popfit.py [--stein-subjects 100] [--skip-stein]
+    python benchmarks/bench_popfit.py --sle-cohort     # issue 12's commands, wall and CPU
+
+``--sle-cohort`` times the commands of issue 12 on ``data/sample/sle_cohort`` (12
+participants, qPCR + flow + B cells) with ``cart_bcell_sle``: ``ctk fit`` (the model's
+default estimated set; targets <= 30 s and fewer than half flagged non-identifiable) and
+``ctk popfit --method saem`` (target <= 60 s) and ``--method focei``, each in a fresh
+process: wall seconds and the CPU seconds of that process (user + system, from
+``os.wait4``), which on a loaded machine say more than the wall time.
 """
 from __future__ import annotations
 
@@ -17,12 +25,67 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def _timed(cmd):
+    """(wall s, CPU s of the child, exit code, stdout) of a command."""
+    import os
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, proc.returncode, out
+
+
+def sle_cohort():
+    """Issue 12's ctk fit / ctk popfit on the sample SLE cohort (see the module)."""
+    import json
+    import os
+    import tempfile
+
+    import pandas as pd
+
+    study = ROOT / "data" / "sample" / "sle_cohort"
+    ctk = [sys.executable, "-m", "ctkinetics.cli.main"]
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print("| command | wall s | CPU s | exit | result |\n|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fit"
+        wall, cpu, rc, _ = _timed(ctk + ["fit", str(study), "--model", "cart_bcell_sle",
+                                         "--out", str(out), "--allow-failures"])
+        f = pd.read_csv(out / "fits.csv") if (out / "fits.csv").is_file() else None
+        what = "no fits.csv" if f is None else (
+            f"{len(f)} fits, {int(f.success.sum())} converged, "
+            f"{int(f.flags.fillna('').str.contains('non_identifiable').sum())} flagged "
+            f"non_identifiable, -2LL sum {f.ofv.sum():.2f}")
+        print(f"| ctk fit --model cart_bcell_sle | {wall:.1f} | {cpu:.1f} | {rc} | {what} |")
+        for method in ("saem", "focei"):
+            out = Path(tmp) / method
+            wall, cpu, rc, _ = _timed(ctk + ["popfit", str(study), "--model", "cart_bcell_sle",
+                                             "--method", method, "--out", str(out),
+                                             "--allow-failures"])
+            js = out / "fit.json"
+            what = "no fit.json"
+            if js.is_file():
+                d = json.loads(js.read_text())
+                what = (f"-2LL {d.get('ofv', float('nan')):.2f}, converged "
+                        f"{d.get('converged')}, flags "
+                        f"{', '.join((d.get('diagnostics') or {}).get('flags', [])) or '-'}")
+            print(f"| ctk popfit --method {method} | {wall:.1f} | {cpu:.1f} | {rc} | {what} |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--stein-subjects", type=int, default=100)
     ap.add_argument("--skip-stein", action="store_true")
     ap.add_argument("--methods", default="focei,saem")
+    ap.add_argument("--sle-cohort", action="store_true",
+                    help="only issue 12's ctk fit / popfit commands on the sample SLE cohort")
     a = ap.parse_args(argv)
+    if a.sle_cohort:
+        sle_cohort()
+        return
     from ctkinetics.estimation.population import fit_population
     from ctkinetics.estimation.population.simulate import simulate_study
     from ctkinetics.modeling import load_model

@@ -4,9 +4,15 @@
 # file's defaults, one start (the defaults): deSolve lsoda with an R right-hand side
 # (rtol 1e-8) + minpack.lm::nls.lm on pseudo-residuals whose sum of squares is the exact
 # -2 log-likelihood up to a constant (the sigmas estimated jointly, as ctkinetics does).
-# Usage: Rscript fit_sle_desolve.R data.csv out.csv     (data: subject,dose,analyte,time,value)
+# Usage: Rscript fit_sle_desolve.R data.csv out.csv [min_sd]   (data: subject,dose,analyte,time,value)
+# min_sd: lower bound of each residual SD (of ln y), ctkinetics' MIN_CV (0.01) by default and
+# upper bound 20, as ctkinetics' bounds: with one quantified B-cell sample (most participants
+# under M1) Bbase interpolates it, the -2LL falls without limit as its SD -> 0, and an
+# optimiser ends on the floor -- two tools compare only with the same floor (with 0.001 here
+# and 0.01 in ctkinetics, R "won" by n_bcell * ln(100) = 4.6 per such sample).
 suppressMessages({library(deSolve); library(minpack.lm)})
 args <- commandArgs(TRUE)
+min_sd <- if (length(args) >= 3) as.numeric(args[3]) else 0.01
 d <- read.csv(args[1], stringsAsFactors = FALSE)
 fixed <- c(B50 = 0.05, h = 1.0, kEM = 0.05, kEX = 0.05, dE = 0.12, dX = 0.3, kout = 0.02,
            EC50 = 5.0, qpcr_per_cell = 100.0)
@@ -40,7 +46,7 @@ for (s in unique(d$subject)) {
   dose <- ds$dose[1]
   ana <- unique(ds$analyte)
   n_a <- sapply(ana, function(a) sum(ds$analyte == a))
-  floor <- log(1e-6)   # ln sigma^2 floor: keeps the pseudo-residual real
+  floor <- 2 * log(min_sd)   # ln sigma^2 floor: keeps the pseudo-residual real
   resid <- function(x) {
     lp <- x[seq_along(start)]
     ls2 <- x[length(start) + seq_along(ana)]          # ln sigma^2 per analyte
@@ -58,17 +64,20 @@ for (s in unique(d$subject)) {
   tf <- proc.time()
 
   fit <- nls.lm(x0, lower = c(lower, rep(floor + 1e-9, length(ana))),
-                upper = c(upper, rep(log(100), length(ana))), fn = resid,
+                upper = c(upper, rep(2 * log(20), length(ana))), fn = resid,
                 control = nls.lm.control(maxiter = 200))
   dt <- proc.time() - tf
   el <- dt[["elapsed"]]
   cpu <- dt[["user.self"]] + dt[["sys.self"]]
   ssq <- sum(fit$fvec^2)
+  sd_of <- function(a) if (a %in% ana) exp(fit$par[length(start) + match(a, ana)] / 2) else NA
   # back to the exact -2LL: + n ln(2 pi) + 2 sum ln y, and the floor constant
   m2ll <- ssq + sum(n_a) * floor + sum(n_a) * log(2 * pi) + 2 * sum(log(ds$value))
   res <- rbind(res, data.frame(subject = s, m2ll = m2ll, seconds = el, cpu_seconds = cpu,
                                iterations = fit$niter,
-                               t(setNames(exp(fit$par[seq_along(start)]), names(start)))))
+                               t(setNames(exp(fit$par[seq_along(start)]), names(start))),
+                               sigma_transgene = sd_of("transgene"), sigma_car_flow = sd_of("car_flow"),
+                               sigma_bcell = sd_of("bcell")))
 }
 res$total_seconds <- proc.time()[["elapsed"]] - t0
 write.csv(res, args[2], row.names = FALSE)
