@@ -21,7 +21,9 @@ Calendar of a trial (times in study days, continuous):
 3. A participant who is not evaluable (the protocol's evaluability rules) is not counted, so the
    rules keep enrolling until ``max_participants`` are evaluable — replacements — up to the
    slots the spec allows (then accrual stops: :data:`ctkinetics.trialsim.engine.STOP_SLOTS`).
-   Accrual stops at the maximum (escalation then ends when the last outcome is final) or when
+   Accrual stops at the maximum (pending participants counted, as the engine does; one of them
+   whose window then ends early, not evaluable, is replaced: the rules decide again at each
+   event until every outcome is final, and escalation ends when the last one is) or when
    the lowest dose is eliminated / BOIN12 finds no admissible dose (it ends that day). The
    MTD (BOIN's ``select.mtd``, eliminations persisted) or for BOIN12 the optimal biological
    dose is selected on the complete data.
@@ -45,7 +47,7 @@ import numpy as np
 from ctkinetics.escalation.state import NOT_EVALUABLE
 from ctkinetics.trialsim import engine
 from ctkinetics.trialsim.conduct import course
-from ctkinetics.trialsim.engine import STOP_LOWEST, select_mtd_batch
+from ctkinetics.trialsim.engine import STOP_LOWEST, STOP_MAX, select_mtd_batch
 from ctkinetics.trialsim.guards import STAY, WAIT, GuardContext
 
 _EPS = 1e-9
@@ -181,8 +183,12 @@ class _Escalation:
         cur = self.planned[r, k - 1] if k else np.full(r.size, min(d.start_level, self.k_levels - 1))
         dec = self._decide(r, k, tr, cur)
         self.elim[r] = dec.eliminated_from
-        stop, held = dec.stopped, dec.suspended & ~dec.stopped
-        go = ~stop & ~held
+        # the maximum reached while outcomes are pending stops accrual, but a participant whose
+        # window then ends early, not evaluable, is replaced: decide again at the next event
+        # (the engine's count falls below the maximum); stop once every outcome is final
+        reopen = dec.stopped & (dec.rule == STOP_MAX) & (self.final[r, :k] > tr[:, None] + _EPS).any(axis=1)
+        stop, held = dec.stopped & ~reopen, dec.suspended & ~dec.stopped
+        go = ~dec.stopped & ~held
         self._count_suspension(r, tr, held, go)
         level = dec.next_level.copy()
         also = np.full(r.size, np.inf)

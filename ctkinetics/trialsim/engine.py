@@ -28,11 +28,11 @@ import numpy as np
 
 from ctkinetics.escalation.fast import decide_arrays
 from ctkinetics.escalation.mtd import select_mtd_batch
-from ctkinetics.escalation.rules import RULE, STOP_LOWEST
+from ctkinetics.escalation.rules import RULE, STOP_LOWEST, STOP_MAX
 from ctkinetics.escalation.state import DLT, NO_DLT, NOT_EVALUABLE, NOT_INFUSED, PARTIAL, classify, count_levels
 
 __all__ = ["counts", "decide", "decide12", "gate_held", "time_gate", "select_mtd_batch", "select_obd",
-           "STOP_LOWEST", "BOIN12_STOP", "STOP_SLOTS", "Record", "final_status"]
+           "STOP_LOWEST", "STOP_MAX", "BOIN12_STOP", "STOP_SLOTS", "Record", "final_status"]
 
 #: Stop codes the calendar adds to the engine's rule codes: a BOIN12 stop is 100 + its code
 #: in ``ctkinetics.escalation.boin12.RULES12``; −2: no participant left to enrol (the

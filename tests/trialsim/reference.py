@@ -88,7 +88,7 @@ def reference_trial(spec, rule, draws, i):
         offsets.append(design.min_pending_followup)
     A = design.protocol.efficacy.assessment_day
     eff_known = {}
-    finals = []
+    finals, dlt_finals = [], []
 
     def exposure(slot, level, metric):
         return float(draws.exposure(i, slot, level)[metric])
@@ -127,6 +127,9 @@ def reference_trial(spec, rule, draws, i):
                 state = state.with_elimination(dec.eliminated_from)
             stopped, held, escalate, code = dec.decision == "stop", dec.suspended, dec.decision == "escalate", dec.rule_id
             level = levels.index(dec.next_level) if dec.next_level is not None else current
+        if stopped and code == RULE["stop_max"].code and any(f > t + EPS for f in dlt_finals):
+            t = events.after(t)  # a pending participant may still turn out not evaluable: replaced
+            continue
         if stopped:
             stop_rule, t_stop = code, t
             break
@@ -175,6 +178,7 @@ def reference_trial(spec, rule, draws, i):
             state = EscalationState(state.levels, state.participants, state.doses, state.eliminated_from,
                                     state.committee + (CommitteeEvent(release, "release_sentinel_hold", level),))
             events.add(release)
+        dlt_finals.append(float(c.final[0]))
         finals.append(float(c.final[0]) if c.efficacy is None or rule.method != "boin12" else
                       max(float(c.final[0]), t + A))
         for day in (t + onset, t + T, t + c.window_end[0], c.confirm[0]):

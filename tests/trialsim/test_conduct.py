@@ -115,3 +115,33 @@ def test_invalid_protocol_and_conduct_name_the_key(patch, needle):
     with pytest.raises(SettingsError) as err:
         parse_spec(doc)
     assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("replacements", [60, 3])
+def test_withdrawals_are_replaced_until_the_maximum_is_evaluable(replacements):
+    # No DLTs; each participant withdraws during the window with p = 0.25 (not evaluable, by the
+    # protocol's default), independently: the trial enrols until 12 are evaluable (pending ones
+    # counted, a later withdrawal replaced) or its N = 12 + R slots are used. By hand, with F
+    # the withdrawals before the 12th evaluable (negative binomial(12, 0.75)) and S the
+    # evaluable among N (binomial(N, 0.75)): evaluable = min(12, S); withdrawals = F when
+    # F <= R, else N - S. With R = 60: 12 evaluable in every trial, E[withdrawals] = 12 x
+    # 0.25 / 0.75 = 4.
+    from scipy.stats import binom, nbinom
+
+    from ctkinetics.trialsim import SerialExecutor, simulate_trials
+
+    doc = _doc(tite=False, stagger_days=0.0, accrual={"per_month": 3.0}, max_replacements=replacements,
+               dropout={"probability": 0.25, "reason": "withdrawn"})
+    doc["toxicity"]["rates"] = [0.0, 0.0, 0.0]
+    n, slots = 400, 12 + replacements
+    trials = simulate_trials(parse_spec(doc), n, 4, SerialExecutor()).trials
+    per = trials.groupby("trial")[["n", "n_not_evaluable"]].sum()
+    s, f = np.arange(12), np.arange(replacements + 1)
+    evaluable = 12.0 - float(np.sum((12 - s) * binom.pmf(s, slots, 0.75)))
+    withdrawn = float(np.sum(f * nbinom.pmf(f, 12, 0.75)) + np.sum((slots - s) * binom.pmf(s, slots, 0.75)))
+    if replacements == 60:
+        assert (per["n"] == 12).all()
+        assert withdrawn == pytest.approx(4.0, abs=1e-9)
+    sd = np.sqrt(per.var(ddof=1) / n)
+    assert abs(per["n"].mean() - evaluable) < 4.5 * max(sd["n"], 1e-3)
+    assert abs(per["n_not_evaluable"].mean() - withdrawn) < 4.5 * sd["n_not_evaluable"]
