@@ -107,3 +107,48 @@ def test_results_written_by_the_library_read_back_equal(tmp_path):
     pd.testing.assert_frame_equal(got.trials, mem.trials, check_dtype=False)
     pd.testing.assert_frame_equal(got.exposure, mem.exposure, check_dtype=False)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["spec"]["rules"][0]["name"] == mem.rules[0]
+
+
+BLOWUP = '''name = "blowup"
+title = "E' = k E^2, E(0) = 1: infinite at t = 1/k (day 10 at the default k)"
+reference = "test model: a solution that blows up in finite time"
+time_unit = "day"
+horizon = 365
+[parameters.k]
+default = 0.1
+lower = 0.05
+upper = 0.2
+unit = "1/day"
+scale = "log"
+omega2 = 0.01
+source = "test"
+[states.E]
+initial = "1.0"
+unit = "copies/ug"
+[[phases]]
+name = "all"
+ode = { E = "k * E * E" }
+[observables]
+qpcr = "E"
+'''
+
+
+def test_cli_kinetics_that_cannot_be_solved_exit_1_and_write_nothing(tmp_path, capsys):
+    # issue 19.5/19.6: a runtime failure is not a result. E' = k E^2 blows up at t = 1/k <= 20 d
+    # (k within its bounds 0.05-0.2), inside the 28-day peak search for every participant: the
+    # run stops with exit 1 naming the model, the solver's reason and the participant's
+    # parameters, and leaves no output folder
+    (tmp_path / "blowup.toml").write_text(BLOWUP)
+    spec = tmp_path / "s.toml"
+    spec.write_text('[design]\ndose_levels = ["a"]\ndoses = [1.0]\n[kinetics]\nmodel = "blowup.toml"\n'
+                    'omega2 = "model"\n[toxicity]\nlink = "logistic"\nmetric = "cmax"\nreference = 10.0\n'
+                    'p_at_reference = 0.2\n')
+    out = tmp_path / "o"
+    code = main(["trial-sim", str(spec), "--trials", "3", "--seed", "1", "--out", str(out), "--workers", "0",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "model blowup could not be solved for a virtual participant" in err and "parameters k=" in err
+    assert "was not written" in err and "Traceback" not in err
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blowup.toml", "s.toml"]  # no temporary folder
