@@ -56,10 +56,26 @@ for(var m=0;m<fs.length;m++){Plotly.purge(fs[m]);fs[m].removeAttribute('data-dra
 
 
 def safe_json(obj) -> str:
-    """Compact JSON that cannot end a ``<script>`` element (numpy values accepted)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_default,
-                      allow_nan=False)
+    """Compact JSON that cannot end a ``<script>`` element (numpy values accepted; a NaN or
+    infinity written as null, which plotly draws as a gap, as plotly's own encoder does)."""
+    try:
+        text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_default,
+                          allow_nan=False)
+    except ValueError:   # a non-finite float in a plain list or value (rare): null it
+        text = json.dumps(_nulled(obj), sort_keys=True, separators=(",", ":"),
+                          default=_default, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _nulled(v):
+    """``v`` with every non-finite float (Python or numpy scalar) replaced by None."""
+    if isinstance(v, dict):
+        return {k: _nulled(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_nulled(x) for x in v]
+    if isinstance(v, (float, np.floating)) and not np.isfinite(v):
+        return None
+    return v
 
 
 def _default(value):

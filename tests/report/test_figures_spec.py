@@ -157,3 +157,20 @@ def test_the_comparison_sees_what_plotly_changes():
     # a property plotly does not know is refused outright
     with pytest.raises(ValueError):
         plotly_changes({"data": [{"type": "scatter", "colour": "red"}], "layout": {}})
+
+
+def test_non_finite_values_in_plain_lists_are_written_as_gaps():
+    # a NaN or infinity in a plain list (not an array) is null, as plotly's own encoder writes
+    # it (plotly draws null as a gap); the figure still serialises
+    import json
+
+    from plotly.utils import PlotlyJSONEncoder
+
+    from ctkinetics.report.figures import safe_json
+
+    spec = {"data": [{"type": "scatter", "x": [0.0, 1.0, 2.0], "y": [1.0, float("nan"), 3.0],
+                      "error_y": {"array": [np.float64(np.inf), 0.5, 0.5]}}],
+            "layout": {"height": 300}}
+    ours = json.loads(safe_json(spec))
+    assert ours == json.loads(json.dumps(spec, cls=PlotlyJSONEncoder))
+    assert ours["data"][0]["y"] == [1.0, None, 3.0]
