@@ -216,7 +216,8 @@ def _model_note(row) -> str:
 def aplasia_vs_observed(dataset, aplasia, fit_result, model, analyte) -> pd.DataFrame:
     """Per participant with B-cell samples: aplasia onset, reconstitution day and duration,
     observed (sampling days) beside the fitted curve's (columns :data:`APLASIA_COLUMNS`)."""
-    if aplasia is None or analyte is None:
+    if aplasia is None or analyte is None or fit_result is None \
+            or analyte not in set(fit_result.analytes):   # no fitted B-cell curve to compare
         return pd.DataFrame(columns=APLASIA_COLUMNS)
     info = dataset.study.analytes[analyte]
     status = _fit_status(fit_result)

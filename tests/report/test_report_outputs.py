@@ -294,7 +294,8 @@ def test_paged_figures_draw_in_chromium_when_their_page_is_chosen(tmp_path, monk
     from ctkinetics.report import figures
     from ctkinetics.report.provenance import input_files
 
-    rv = build_review(load_study(MINI), ReportSettings(fit_starts=1, band_draws=20))
+    # stein2019 (qPCR only): one profile per participant, 2 pages of 1
+    rv = build_review(load_study(MINI), ReportSettings(model="stein2019", fit_starts=1, band_draws=20))
     monkeypatch.setattr(figures, "PER_PAGE", 1)
     html, names = render_html(rv, input_files(rv.dataset.sources, MINI), {"ctkinetics": "x"}, "now")
     choose = ("<script>window.addEventListener('load',function(){setTimeout(function(){"

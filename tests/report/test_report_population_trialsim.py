@@ -305,8 +305,8 @@ def test_load_results_round_trips_the_runner(trial_sim_dir):
 
 def test_cli_population_and_trial_sim_options(tmp_path, trial_sim_dir):
     out = tmp_path / "r"
-    code = run_cli(MINI, "--out", out, "--quiet", "--population", "focei", "--random-effects", "Cmax",
-                   "--trial-sim", trial_sim_dir)
+    code = run_cli(MINI, "--out", out, "--quiet", "--model", "stein2019", "--population", "focei",
+                   "--random-effects", "Cmax", "--trial-sim", trial_sim_dir)
     assert code == 0
     s = json.loads((out / "summary.json").read_text())
     assert s["population"]["settings"]["random_effects"] == ["Cmax"]
@@ -330,7 +330,7 @@ def test_bad_population_config_names_the_key(tmp_path):
 
     cfg = tmp_path / "c.toml"
     cfg.write_text('[population]\nmethod = "laplace"\n')
-    with pytest.raises(SettingsError, match=r"line 2, key 'population.method': expected focei or saem"):
+    with pytest.raises(SettingsError, match=r"line 2, key 'population.method': expected auto, none, focei or saem"):
         load_settings(cfg)
 
 
