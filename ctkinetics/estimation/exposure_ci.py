@@ -133,7 +133,9 @@ def _summaries(point, draws, subjects, levels, level, n_draws, notes):
                               ci_high=float(q[1]), ci_level=level,
                               n_draws=int(per_draw.size),
                               note=(f"no interval: {len(missing)} of {len(idx)} participants "
-                                    f"without one ({', '.join(missing)})" if missing else "")))
+                                    "without one (" + "; ".join(
+                                        f"{subjects[i]}: {notes[i]}" for i in idx if notes[i])
+                                    + ")" if missing else "")))
     return (pd.DataFrame(rows, columns=PARTICIPANT_COLUMNS),
             pd.DataFrame(lrows, columns=LEVEL_COLUMNS))
 

@@ -96,9 +96,10 @@ def sir_dofv_figure(sir, *, height: int = 380) -> Spec:
 
 
 @figure_function
-def npde_figure(result, *, height: int = 420) -> Spec:
-    """Three panels: npde against time and against the predicted mean (BLQ samples, whose
-    value is imputed, as open markers), and the QQ plot against N(0, 1)."""
+def npde_figure(result, *, time_unit: str = "", height: int = 420) -> Spec:
+    """Three panels: npde against time (``time_unit``: the model's, e.g. day) and against the
+    predicted mean (BLQ samples, whose value is imputed, as open markers), and the QQ plot
+    against N(0, 1)."""
     from scipy.special import ndtri
 
     t = result.table
@@ -129,7 +130,8 @@ def npde_figure(result, *, height: int = 420) -> Spec:
         for y in (-1.96, 0, 1.96):
             fig.hline(y, {"color": "#999", "dash": "dot" if y else "solid"}, row=1, col=col)
     scale = esc(str(t["scale"].iloc[0]) if len(t) else "")
-    fig.axes("x", {"title": {"text": "time"}}, row=1, col=1)
+    fig.axes("x", {"title": {"text": f"time ({esc(time_unit)})" if time_unit else "time"}},
+             row=1, col=1)
     fig.axes("x", {"title": {"text": f"mean of the simulations ({scale})"}}, row=1, col=2)
     fig.axes("x", {"title": {"text": "N(0, 1) quantile"}}, row=1, col=3)
     fig.axes("y", {"title": {"text": "npde"}}, row=1, col=1)

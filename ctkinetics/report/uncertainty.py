@@ -184,7 +184,11 @@ def uncertainty_section(rv, fig) -> str:
                    f"seeded draws (seed {esc(e.settings.get('seed'))}), metrics of the one "
                    "exposure registry (Cmax and Tmax of the fitted curve, exact AUC0-28). Dose "
                    "levels: geometric mean over the participants, its interval from the same "
-                   "draws; none when a participant of the level has no interval.</p>")
+                   "draws. A participant whose individual fit leaves a parameter not "
+                   "estimable (no standard error) has no interval, and then neither has their "
+                   "dose level (the note names who and which parameter); <code>ctk popfit "
+                   "--exposure-ci</code> gives every participant an interval from the "
+                   "population fit.</p>")
         out.append(table(e.dose_levels, ["dose_level", "analyte", "metric", "statistic",
                                          "n_participants", "estimate", "ci_low", "ci_high",
                                          "unit", "note"],
@@ -206,7 +210,7 @@ def uncertainty_section(rv, fig) -> str:
         out.append(_parameter_intervals(rv, u, fig, interval_figure.spec,
                                         sir_dofv_figure.spec))
     if u.npde is not None:
-        out.append(_npde(u.npde, fig, npde_figure.spec))
+        out.append(_npde(u.npde, fig, npde_figure.spec, getattr(rv.model, "time_unit", "")))
     if u.pcvpc is not None:
         v = u.pcvpc
         out.append("<h3>Prediction-corrected VPC</h3><p class='note'>Observed and simulated "
@@ -267,7 +271,7 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
     return "".join(out)
 
 
-def _npde(n, fig, npde_figure) -> str:
+def _npde(n, fig, npde_figure, time_unit="") -> str:
     t = n.tests
     rows = t.assign(statistic=t["statistic"].astype(str))
     out = ["<h3>Normalised prediction distribution errors (NPDE)</h3>",
@@ -283,7 +287,7 @@ def _npde(n, fig, npde_figure) -> str:
                          "p_normality": "p (normality)", "p_global": "p (global)"},
                  row_class=lambda r: "flag" if float(r["p_global"]) < 0.05 else "",
                  text_columns=("statistic",)),
-           fig(lambda: npde_figure(n), "uncertainty:npde")]
+           fig(lambda: npde_figure(n, time_unit=time_unit), "uncertainty:npde")]
     return "".join(out)
 
 
