@@ -56,9 +56,9 @@ def sle_cohort():
                                          "--out", str(out), "--allow-failures"])
         f = pd.read_csv(out / "fits.csv") if (out / "fits.csv").is_file() else None
         what = "no fits.csv" if f is None else (
-            f"{len(f)} fits, {int(f.success.sum())} converged, "
-            f"{int(f.flags.fillna('').str.contains('non_identifiable').sum())} flagged "
-            f"non_identifiable, -2LL sum {f.ofv.sum():.2f}")
+            f"{len(f)} fits, {int(f['success'].sum())} converged, "
+            f"{int(f['flags'].fillna('').str.contains('non_identifiable').sum())} flagged "
+            f"non_identifiable, -2LL sum {f['ofv'].sum():.2f}")
         print(f"| ctk fit --model cart_bcell_sle | {wall:.1f} | {cpu:.1f} | {rc} | {what} |")
         for method in ("saem", "focei"):
             out = Path(tmp) / method
