@@ -282,8 +282,9 @@ def fits_section(rv, fig) -> str:
     curves = dict(tuple(rv.curves.groupby(["subject", "analyte"], sort=False))) \
         if len(rv.curves) else {}
     subset = _Subset(rv.dataset)
-    for a in f.analytes:
-        for s in order:
+    analytes = [a for a in rv.dataset.study.analytes if a in set(f.analytes)]  # study.toml's order
+    for s in order:  # a participant's analytes together (qPCR, flow and B cells of a mechanistic fit)
+        for a in analytes:
             sf = by_subject.get(s)
             if sf is None:
                 continue
