@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 
 from report_helpers import OUTPUT, ROOT, SAMPLE
+from test_figures_spec import Spy, plotly_changes
 from test_report_browser import CATCH, CHROMIUM, FLAGS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning",
@@ -69,7 +70,7 @@ def full_report(tmp_path_factory):
     assert main(["trial-sim", str(ROOT / "data" / "sample" / "trial_sim_seed.toml"), "--trials", "12",
                  "--seed", "1", "--out", str(ts), "--workers", "0", "--quiet"]) == 0
     cfg = base / "review.toml"
-    cfg.write_text('[fit]\nstarts = 1\n[band]\ndraws = 20\n'
+    cfg.write_text('[report]\nmodel = "stein2019"\n[fit]\nstarts = 1\n[band]\ndraws = 20\n'
                    '[population]\nmethod = "focei"\nrandom_effects = ["Cmax"]\n'
                    'vpc_replicates = 20\n'
                    f'[trial_sim]\nresults = "{ts.as_posix()}"\n'
@@ -78,8 +79,23 @@ def full_report(tmp_path_factory):
                    'sir_samples = [40]\nsir_resamples = [10]\nnpde = 100\npcvpc = 100\n'
                    'workers = 0\n', encoding="utf-8")
     out = base / "report"
-    assert main(["report", str(SAMPLE), "--out", str(out), "--config", str(cfg), "--quiet"]) == 0
+    # the figures the report serialises are recorded (built in this process for that), with
+    # any plotly graph object built meanwhile (test_no_graph_object_in_the_full_report)
+    from plotly.basedatatypes import BaseFigure
+
+    with pytest.MonkeyPatch.context() as mp:
+        spy = Spy(mp)
+        built, init = [], BaseFigure.__init__
+        mp.setattr(BaseFigure, "__init__",
+                   lambda self, *a, **k: (built.append(type(self).__name__), init(self, *a, **k))[1])
+        assert main(["report", str(SAMPLE), "--out", str(out), "--config", str(cfg),
+                     "--quiet"]) == 0
+    FIGURES.update(figures=spy.figures, graph_objects=built)
     return out
+
+
+#: What the full report's fixture recorded: the figures serialised, graph objects built.
+FIGURES: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +207,27 @@ def test_screenshots_of_every_section(full_report, measured, tmp_path):
 
 
 # --------------------------------------------------------------------------------------
+def test_no_graph_object_in_the_full_report(full_report):
+    """Every optional section's figures too are written from their plain spec."""
+    assert FIGURES["graph_objects"] == []
+    assert len(FIGURES["figures"]) >= 30
+    assert all(isinstance(f, dict) for f in FIGURES["figures"])
+
+
+def test_plotly_takes_every_figure_of_the_full_report_unchanged(full_report):
+    """Second method for the optional sections' figures (population VPC, uncertainty, virtual
+    trials; the default ones in test_figures_spec.py): plotly's validation accepts each spec
+    and changes nothing in it."""
+    html = (full_report / "report.html").read_text(encoding="utf-8")
+    names = re.findall(r"data-figure='([^']*)'", html)      # page order = the order built
+    assert len(names) == len(FIGURES["figures"])
+    changed = {n: plotly_changes(f)[:5] for n, f in zip(names, FIGURES["figures"])}
+    changed = {n: d for n, d in changed.items() if d}
+    assert not changed, changed
+    kinds = {n.split(":")[0] for n in names}
+    assert {"vpc", "pcvpc", "exposure_ci", "uncertainty", "trial_sim"} <= kinds, kinds
+
+
 def _csvs(folder: Path) -> dict:
     return {p.name: pd.read_csv(p, keep_default_na=True, low_memory=False)
             for p in sorted(folder.glob("*.csv"))}
