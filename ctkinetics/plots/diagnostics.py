@@ -98,11 +98,15 @@ def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> Spec:
     return fig
 
 
-def _values(nca_result, analyte) -> dict:
-    """(subject, parameter) -> (value, exclusion reason) of the whole-profile NCA, looked up
-    in one pass (a mask per participant and parameter was quadratic in participants)."""
+def _values(nca_result, analyte, subjects=None) -> dict:
+    """(subject, parameter) -> (value, exclusion reason) of the whole-profile NCA of
+    ``subjects`` (default all), looked up in one pass (a mask per participant and parameter was
+    quadratic in participants; so was reading every participant's rows for each page)."""
     r = nca_result.results
-    d = r[(r["analyte"] == analyte) & (r["start"] == 0) & np.isinf(r["end"])]
+    keep = (r["analyte"] == analyte) & (r["start"] == 0) & np.isinf(r["end"])
+    if subjects is not None:
+        keep &= r["subject"].astype(str).isin([str(s) for s in subjects])
+    d = r[keep]
     out = {}
     for s, p, v, e in zip(d["subject"], d["parameter"], d["value"], d["exclude"]):
         out.setdefault((s, p), (float(v), str(e)))
@@ -146,7 +150,7 @@ def lambda_z(nca_result, dataset, analyte, *, subjects=None, cols: int = 4,
         return empty(title, f"no quantified {analyte} samples")
     rows = math.ceil(len(subjects) / cols)
     info = {}
-    values = _values(nca_result, analyte)
+    values = _values(nca_result, analyte, subjects)
     for s in subjects:
         lz, why = _value(values, s, "LAMZ")
         vals = {k: _value(values, s, k)[0] for k in

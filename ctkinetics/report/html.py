@@ -83,7 +83,7 @@ def table(df: pd.DataFrame, columns=None, *, labels=None, row_class=None, text_c
                    for c in columns)
     rows = []
     shown = df if max_rows is None else df.head(max_rows)
-    for _, r in shown.iterrows():
+    for r in _rows(shown):
         cls = row_class(r) if row_class else ""
         cells = "".join(f"<td class='{'t' if c in left else ''}'>{esc(fmt(r[c], kinds[c]))}</td>"
                         for c in columns)
@@ -92,6 +92,18 @@ def table(df: pd.DataFrame, columns=None, *, labels=None, row_class=None, text_c
     if max_rows is not None and len(df) > max_rows:
         more = f"<p class='note'>… {len(df) - max_rows} more rows in the CSV file.</p>"
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def _rows(df: pd.DataFrame):
+    """The rows of ``df`` as ``iterrows`` gives them (the same values: one array of the frame's
+    values, a common dtype or objects) but as dicts, without a Series per row (which cost
+    ~0.1 ms a row: seconds for the tables of a study of thousands of participants)."""
+    if not df.columns.is_unique:
+        yield from (r for _, r in df.iterrows())
+        return
+    names = list(df.columns)
+    for values in df.values:
+        yield dict(zip(names, values))
 
 
 def collapsible(summary: str, body: str, open_: bool = False) -> str:

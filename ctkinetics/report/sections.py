@@ -55,7 +55,7 @@ class _Subset:
 
     def __init__(self, dataset):
         self.full, self.study, self.subjects = dataset, dataset.study, dataset.subjects
-        obs = dataset.observations
+        self._obs = obs = dataset.observations   # one copy (the property copies the table)
         self._rows = obs.groupby(obs["subject"].astype(str), sort=False).indices
 
     def of(self, subjects):
@@ -64,7 +64,7 @@ class _Subset:
 
         idx = [self._rows[s] for s in subjects if s in self._rows]
         rows = np.sort(np.concatenate(idx)) if idx else np.array([], dtype=int)
-        return SimpleNamespace(observations=self.full.observations.iloc[rows], study=self.study,
+        return SimpleNamespace(observations=self._obs.iloc[rows], study=self.study,
                                subjects=self.subjects)
 
 
