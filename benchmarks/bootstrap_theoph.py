@@ -22,6 +22,7 @@ approximation); |z| < 2 is agreement within Monte-Carlo error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "tests"))
+    from _cputime import tree_cpu_seconds
     from population.theoph import dataset, onecpt_model
 
     from ctkinetics.estimation.bootstrap import bootstrap
@@ -64,16 +66,16 @@ def main(argv=None):
     res = fit_population(ds, m, **opts)
     rng = np.random.default_rng(0)
     lines = [f"# Theoph, FOCE-I -2LL {res.ofv:.3f}; bootstrap {a.replicates} replicates "
-             f"(seed {a.seed}), SIR PsN schedule"]
-    t0 = time.perf_counter()
+             f"(seed {a.seed}), " + ("SIR skipped" if a.skip_sir else "SIR PsN schedule")]
     with local_cluster(workers=a.workers) as ex:
+        t0, c0 = time.perf_counter(), tree_cpu_seconds()
         b = bootstrap(ds, m, a.replicates, seed=a.seed, original=res, executor=ex, **opts)
-        tb = time.perf_counter() - t0
-        print(f"bootstrap done in {tb:.0f} s", flush=True)
+        tb, cb = time.perf_counter() - t0, tree_cpu_seconds() - c0
+        print(f"bootstrap done in {tb:.0f} s wall, {cb:.0f} s CPU", flush=True)
         s = None
         if not a.skip_sir:
             s = sir(ds, m, res, seed=a.seed, executor=ex)
-        ts = time.perf_counter() - t0 - tb
+        ts, cs = time.perf_counter() - t0 - tb, tree_cpu_seconds() - c0 - cb
     r_ci = pd.read_csv(DATA / "theoph_bootstrap_r_ci.csv").set_index("parameter")
     r_rep = pd.read_csv(DATA / "theoph_bootstrap_r_replicates.csv", dtype={"replicate": str})
     r_rep = r_rep[~r_rep["replicate"].str.startswith("jack") & (r_rep["converged"] == 1)]
@@ -107,13 +109,14 @@ def main(argv=None):
         it = s.iterations.iloc[-1]
         lines.append(f"# SIR: last ESS {it['effective_sample_size']:.0f}, mean dOFV of the "
                      f"resamples {it['mean_dofv_resamples']:.2f} (df {int(it['df'])}), flags "
-                     f"{s.flags}; {ts:.0f} s")
+                     f"{s.flags}; {ts:.0f} s wall, {cs:.0f} s CPU")
     t = pd.DataFrame(rows)
     lines.append(f"# bootstrap: {b.shares['n_used']} of {a.replicates} used (failed "
                  f"{b.shares['failed_pct']:.1f} %, not converged "
                  f"{b.shares['not_converged_pct']:.1f} %, at a bound "
                  f"{b.shares['at_bound_pct']:.1f} %); R: {int(r_ci['n_ok'].iloc[0])} of "
-                 f"{int(r_ci['B'].iloc[0])}; {tb:.0f} s on {a.workers} workers")
+                 f"{int(r_ci['B'].iloc[0])}; {tb:.0f} s wall, {cb:.0f} s CPU on {a.workers} "
+                 f"workers (load {'/'.join(f'{x:.1f}' for x in os.getloadavg())})")
     lines.append(t.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     lines.append(f"# |z| < 2 for {int((t['z'].abs() < 2).sum())} of {len(t)} limits; "
                  f"max |z| {t['z'].abs().max():.2f}")
