@@ -35,12 +35,12 @@ def post_infusion(dataset, analyte, subjects=None, *, baseline: bool = False) ->
     pre-infusion samples are structural zeros and are left out).
     """
     obs = dataset.observations
-    d = obs[(obs["analyte"].astype(str) == str(analyte))]
-    if "pre_infusion" in d and not baseline:
-        d = d[~d["pre_infusion"].astype(bool)]
+    keep = np.array(obs["analyte"].astype(str) == str(analyte), dtype=bool)   # one mask, one take
+    if "pre_infusion" in obs and not baseline:
+        keep &= ~obs["pre_infusion"].astype(bool).to_numpy(bool)
     if subjects is not None:
-        d = d[d["subject"].astype(str).isin([str(s) for s in subjects])]
-    d = d.sort_values(["subject", "time"], kind="stable").copy()
+        keep &= obs["subject"].astype(str).isin([str(s) for s in subjects]).to_numpy(bool)
+    d = obs[keep].sort_values(["subject", "time"], kind="stable")
     _, default_lloq = analyte_meta(dataset, analyte)
     lloq = d["lloq"].astype(float) if "lloq" in d else pd.Series(np.nan, index=d.index)
     d["lloq_used"] = lloq.fillna(default_lloq)
