@@ -203,10 +203,12 @@ def _model_aplasia(fit_result, dataset, model, analyte, lloq) -> pd.DataFrame:
                          names[2]: v[(kind, "aplasia_days")], names[3]: flag}, index=subjects)
 
 
-def _model_note(row) -> str:
+def _model_note(row, reinfused=False) -> str:
     if row["fit_status"] in ("no fit", "failed"):
         return "no fitted curve"
     notes = [str(row["model_flag"])] if str(row.get("model_flag", "") or "") else []
+    if reinfused:  # model_exposure takes no later doses yet: the curve is the first infusion's
+        notes.append("the curve is the first infusion's (later infusions not included)")
     r, last = row["reconstitution_model_day"], row["last_sample_day"]
     if np.isfinite(r) and np.isfinite(last) and r > last:
         notes.append(f"predicted after the last sample (day {last:g})")
@@ -232,7 +234,9 @@ def aplasia_vs_observed(dataset, aplasia, fit_result, model, analyte) -> pd.Data
         "unit": info.unit, "observed_note": obs["status"].astype(str).to_numpy()})
     w = w.join(mod, on="subject").assign(**_status_columns(status, list(obs.index)))
     w["model_flag"] = w["model_flag"].fillna("")
-    w["model_note"] = [_model_note(r) for _, r in w.iterrows()]
+    later = getattr(dataset, "later_doses", None)
+    w["model_note"] = [_model_note(r, later is not None and len(later(r["subject"])) > 0)
+                       for _, r in w.iterrows()]
     for c in ("aplasia_onset_model_day", "reconstitution_model_day", "aplasia_model_days"):
         w[c] = w[c].astype(float)
     return w[APLASIA_COLUMNS]

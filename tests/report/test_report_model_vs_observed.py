@@ -252,3 +252,19 @@ def test_prior_of_the_fits_follows_the_population_fit():
 
     with pytest.raises(SettingsError, match="needs a population fit"):
         resolve_settings(ReportSettings(model="stein2019", fit_prior="population"), load_study(MINI))
+
+
+def test_no_aplasia_comparison_without_a_fitted_b_cell_curve_and_reinfusions_are_named():
+    from ctkinetics.data import load_study
+    from ctkinetics.report.model_vs_observed import APLASIA_COLUMNS, _model_note, aplasia_vs_observed
+    from ctkinetics.report.summaries import bcell_aplasia
+
+    ds = load_study(SAMPLE)
+    stein = SimpleNamespace(analytes=("transgene",), fits=())      # a qPCR-only fit
+    got = aplasia_vs_observed(ds, bcell_aplasia(ds, "bcell"), stein, None, "bcell")
+    assert got.empty and list(got.columns) == APLASIA_COLUMNS
+    row = {"fit_status": "converged", "model_flag": "", "reconstitution_model_day": 50.0,
+           "last_sample_day": 90.0}
+    assert _model_note(row) == ""
+    assert "later infusions not included" in _model_note(row, reinfused=True)
+    assert _model_note({**row, "fit_status": "failed"}) == "no fitted curve"
