@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -49,6 +50,28 @@ def rel_error(got, ref):
     return np.abs(got - ref) / np.maximum(np.abs(ref), floor)
 
 
+def reference(m, p, t):
+    """LSODA at rtol 1e-10 one draw at a time: the reference path stacks subjects in one
+    banded system, so one draw LSODA cannot finish (excess work near a bound) would void the
+    whole stack; here it voids only itself (NaN)."""
+    tight = m.with_tolerances(1e-10, 1e-14)
+    n = len(next(iter(p.values())))
+    out = None
+    for i in range(n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                r = tight.predict({k: v[i:i + 1] for k, v in p.items()}, t, method="lsoda")
+            except Exception:  # noqa: BLE001 - a failed reference is counted, not fatal
+                r = None
+        if out is None and r is not None:
+            out = {k: np.full((n, len(t)), np.nan) for k in r}
+        if r is not None:
+            for k in r:
+                out[k][i] = np.asarray(r[k]).reshape(-1)
+    return out or {}
+
+
 def accuracy(n_draws, n_sens, seed=20261201):
     print(f"\n## Accuracy: compiled engine vs LSODA (rtol 1e-10), {n_draws} draws per model")
     print("| model | draws compared | LSODA failed | engine failed | max rel error | 99th pct | "
@@ -59,7 +82,7 @@ def accuracy(n_draws, n_sens, seed=20261201):
         m = load_model(name)
         t = SCHEDULE * m.horizon / 365.0
         p = draws(m, n_draws, rng)
-        ref = m.with_tolerances(1e-10, 1e-14).predict(p, t, method="lsoda")
+        ref = reference(m, p, t)
         sol = m.solve(p, t)
         ok_ref = np.all([np.all(np.isfinite(v), axis=1) for v in ref.values()], axis=0)
         ok_eng = sol.status == 0
@@ -88,8 +111,9 @@ def accuracy(n_draws, n_sens, seed=20261201):
                         e = np.nanmax(np.abs(d[:, j] - fd) / scale)
                     worst = max(worst, float(e))
             sens_err.append(worst)
+        worst, p99 = (errs.max(), np.quantile(errs, 0.99)) if errs.size else (np.nan, np.nan)
         print(f"| {name} | {both.sum()} | {(~ok_ref).sum()} | {(ok_ref & ~ok_eng).sum()} | "
-              f"{errs.max():.2e} | {np.quantile(errs, 0.99):.2e} | {len(idx)} | "
+              f"{worst:.2e} | {p99:.2e} | {len(idx)} | "
               f"{(max(sens_err) if sens_err else float('nan')):.2e} |")
 
 
@@ -191,10 +215,12 @@ def main():
     ap.add_argument("--sens-draws", type=int, default=50)
     ap.add_argument("--quick", action="store_true", help="100 draws, fewer repeats")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
     a = ap.parse_args()
     if a.quick:
         a.draws, a.sens_draws = 100, 10
-    speed(a.quick)
+    if not a.skip_speed:
+        speed(a.quick)
     if not a.skip_accuracy:
         accuracy(a.draws, a.sens_draws)
 

@@ -30,9 +30,12 @@ def exposure_rows(model, params, covariates, maps, scales, t_end) -> list:
     n = len(np.atleast_1d(t_end))
     kinds = sorted({m.kind for m in maps})
     t_hi = np.maximum(AUC_WINDOW[1], np.asarray(t_end, float))
+    from ctkinetics.estimation.events import split
+
+    covariates, doses = split(covariates)   # later doses travel under events.DOSES
     with np.errstate(all="ignore"):
         e = model_exposure(model, params, covariates or None, kinds=kinds, t_end=t_hi,
-                           window=AUC_WINDOW, metrics=("Cmax", "Tmax", "AUC"))
+                           window=AUC_WINDOW, metrics=("Cmax", "Tmax", "AUC"), doses=doses)
     tu = getattr(model, "time_unit", "") or "day"
     auc = auc_name(AUC_WINDOW)
     rows = []

@@ -291,7 +291,9 @@ def _derived(group, opt):
     params = {s.model_name: nat[:, i] for i, s in enumerate(specs) if s.role == "model"}
     params.update(group.layout.fixed)
     scales = {s.analyte: nat[:, i] for i, s in enumerate(specs) if s.role == "scale"}
-    covs = {c: v[ok] for c, v in group.covariates.items()}
+    # with each subject's later doses and covariate time courses (issue 17): the exposure
+    # follows the course the fit predicted
+    covs = group.events.take(ok).extend({c: v[ok] for c, v in group.covariates.items()})
     t_end = np.array([max([a.times.max() for a in group.subjects[g].analytes if a.times.size]
                           + [0.0]) for g in ok])
     try:

@@ -188,27 +188,22 @@ def kernel_source(mg: ModelGraph) -> str:
     params = [p for p in mg.params]
     kernel("RHS_SIG", "def rhs(ph, t, tau, y, pc, out):",
            [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(fs)]) for fs in mg.rhs])
+    def jacobian(fs, wrt):
+        """Code of out[k, j] = d fs[k] / d wrt[j] (the nonzero entries only)."""
+        return emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, v)) for k, f in enumerate(fs)
+                                     for j, v in enumerate(wrt)]))
+
     kernel("JAC_SIG", "def jac(ph, t, tau, y, pc, out):",
-           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, s)) for k, f in enumerate(fs)
-                                  for j, s in enumerate(mg.states)])) for fs in mg.rhs],
-           fill="out[:, :] = 0.0")
+           [jacobian(fs, mg.states) for fs in mg.rhs], fill="out[:, :] = 0.0")
     kernel("JAC_SIG", "def rhs_p(ph, t, tau, y, pc, out):",
-           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p)) for k, f in enumerate(fs)
-                                  for j, p in enumerate(params)])) for fs in mg.rhs],
-           fill="out[:, :] = 0.0")
+           [jacobian(fs, params) for fs in mg.rhs], fill="out[:, :] = 0.0")
     kernel("VEC_SIG", "def init(pc, out):",
            timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.init)])]))
-    kernel("MAT_SIG", "def init_p(pc, out):",
-           timeless(lambda: [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p))
-                                                   for k, f in enumerate(mg.init)
-                                                   for j, p in enumerate(params)]))]),
+    kernel("MAT_SIG", "def init_p(pc, out):", timeless(lambda: [jacobian(mg.init, params)]),
            fill="out[:, :] = 0.0")
     kernel("VEC_SIG", "def switches(pc, out):",
            timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.switch)])]))
-    kernel("MAT_SIG", "def switches_p(pc, out):",
-           timeless(lambda: [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p))
-                                                   for k, f in enumerate(mg.switch)
-                                                   for j, p in enumerate(params)]))]),
+    kernel("MAT_SIG", "def switches_p(pc, out):", timeless(lambda: [jacobian(mg.switch, params)]),
            fill="out[:, :] = 0.0")
     jumps = mg.dosing or [g.zero] * len(mg.states)
     kernel("DOSE_SIG", "def dose(t, pc, amt, y, out):",

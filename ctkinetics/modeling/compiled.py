@@ -202,6 +202,21 @@ class CompiledModel:
         """Covariate slots after the parameters (covariates, then linear slopes)."""
         return len(self.covariate_names) + len(self.graph.linear)
 
+    def _layout(self, pc, times, offsets, wrt, sens):
+        """The solvers' arrays: contiguous inputs, the parameters differentiated (names and
+        their columns in ``pc``) and the output arrays (values (M, outputs), derivatives
+        (M, outputs, q) or an empty placeholder)."""
+        pc = np.ascontiguousarray(pc, dtype=float)
+        times = np.ascontiguousarray(times, dtype=float)
+        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+        names = self.param_names if wrt is None else tuple(wrt)
+        index = np.array([self.param_names.index(w) for w in names], dtype=np.int64) if sens \
+            else np.zeros(0, dtype=np.int64)
+        nout = len(self.output_names)
+        out = np.empty((times.shape[0], nout))
+        sarr = np.empty((times.shape[0], nout, index.size)) if sens else np.empty((0, nout, 0))
+        return pc, times, offsets, names, index, out, sarr
+
     def solve(self, pc, times, offsets, wrt=None, sens=False, rtol=None, atol=None,
               max_steps=100_000, errcon=False, dense_above=DENSE_ABOVE,
               threads=None, events=None) -> Solution:
@@ -238,16 +253,8 @@ class CompiledModel:
         radau = _radau()
 
         k = self.kernels
-        pc = np.ascontiguousarray(pc, dtype=float)
-        times = np.ascontiguousarray(times, dtype=float)
-        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-        names = self.param_names if wrt is None else tuple(wrt)
-        index = np.array([self.param_names.index(w) for w in names], dtype=np.int64) if sens \
-            else np.zeros(0, dtype=np.int64)
-        N, M = pc.shape[0], times.shape[0]
-        nout = len(self.output_names)
-        out = np.empty((M, nout))
-        sarr = np.empty((M, nout, index.size)) if sens else np.empty((0, nout, 0))
+        pc, times, offsets, names, index, out, sarr = self._layout(pc, times, offsets, wrt, sens)
+        N = pc.shape[0]
         status = np.zeros(N, dtype=np.int64)
         steps = np.zeros((N, 3), dtype=np.int64)
         rtol = float(rtol if rtol is not None else self.model.rtol)
@@ -278,15 +285,7 @@ class CompiledModel:
 
         if not self.model.has_closed_form:
             raise ValueError(f"model {self.model.name} has no closed form")
-        pc = np.ascontiguousarray(pc, dtype=float)
-        times = np.ascontiguousarray(times, dtype=float)
-        offsets = np.ascontiguousarray(offsets, dtype=np.int64)
-        names = self.param_names if wrt is None else tuple(wrt)
-        index = np.array([self.param_names.index(w) for w in names], dtype=np.int64) if sens \
-            else np.zeros(0, dtype=np.int64)
-        M, nout = times.shape[0], len(self.output_names)
-        out = np.empty((M, nout))
-        sarr = np.empty((M, nout, index.size)) if sens else np.empty((0, nout, 0))
+        pc, times, offsets, names, index, out, sarr = self._layout(pc, times, offsets, wrt, sens)
         radau.closed_batch(self.kernels.closed, self.n_phases, pc, times, offsets, index,
                            bool(sens), out, sarr)
         N = pc.shape[0]

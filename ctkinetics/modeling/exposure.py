@@ -106,19 +106,34 @@ def auc_name(window) -> str:
 # --------------------------------------------------------------------------------------
 # Everything below is vectorised over subjects: per-subject times are padded (n, W) arrays
 # (unused cells +inf) solved as one ragged stack; no Python loop runs per subject.
-def _n_subjects(model, params, covariates):
-    _, n = model.environment(params, covariates)
+def _at_zero(model, covariates):
+    """The covariates with each time course replaced by its value at t = 0 (what switch
+    times and the subject count read)."""
+    from ctkinetics.modeling.solution import _split_covariates
+
+    static, varying = _split_covariates(model, covariates)
+    for name, v in varying.items():
+        static[name] = (np.array([c.at_zero(False)[0] for c in v]) if isinstance(v, (list, tuple))
+                        else v.at_zero(False)[0])
+    return static
+
+
+def _n_subjects(model, params, covariates, doses=None):
+    _, n = model.environment(params, _at_zero(model, covariates))
+    if n is None and isinstance(doses, (list, tuple)) and doses and np.ndim(doses[0]) == 2:
+        n = len(doses)
     return n or 1
 
 
 def _switches(model, params, covariates, n):
     from ctkinetics.modeling.solvers import switch_times
 
-    env, _ = model.environment(params, covariates)
+    env, _ = model.environment(params, _at_zero(model, covariates))
     if len(model.phases) < 2:
         return np.zeros((0, n))
     with np.errstate(all="ignore"):
-        return switch_times(model.phases, env, n)
+        sw = switch_times(model.phases, env, n)
+    return np.broadcast_to(sw, (sw.shape[0], n)) if sw.ndim == 2 else sw
 
 
 def _grid(model, t_end):
@@ -131,34 +146,85 @@ def _grid(model, t_end):
     return np.unique(np.concatenate([fine, coarse, [t_end]]))
 
 
-def _solve_padded(model, params, covariates, kind, T, rows=None):
-    """Values (same shape as the padded times ``T``, -inf where unused) of ``kind`` for the
-    subjects ``rows`` (default all), in one ragged solve."""
-    from ctkinetics.modeling.solution import Ragged
+@dataclass(frozen=True)
+class _Subjects:
+    """The n subjects' parameters, covariates (numbers, arrays (n,), or time courses: one
+    shared or a list of n) and later doses (None or a list of n (m, 2) arrays)."""
 
-    sub_p, sub_c = (params, covariates) if rows is None else _subset(params, covariates, rows)
-    r = Ragged.from_padded(T)
-    s = model.solve(sub_p, r, sub_c, [kind])
-    V = np.full(T.shape, -np.inf)
-    V[np.isfinite(T)] = s.values[kind]
-    V[np.isnan(V)] = np.nan
-    return V, np.asarray(s.status)
+    params: object
+    covariates: object
+    doses: object = None
 
+    def subset(self, rows) -> "_Subjects":
+        rows = np.asarray(rows, int)
 
-def _subset(params, covariates, rows):
-    def pick(d):
-        out = {}
-        for k, v in (d or {}).items():
-            arr = np.asarray(v, float) if not isinstance(v, (list, tuple)) else None
-            out[k] = arr[rows] if arr is not None and arr.ndim == 1 and arr.size > 1 else v
+        def pick(d):
+            out = {}
+            for k, v in (d or {}).items():
+                if isinstance(v, (list, tuple)):
+                    out[k] = [v[i] for i in rows]
+                    continue
+                arr = np.asarray(v, float) if not hasattr(v, "times") else None
+                out[k] = arr[rows] if arr is not None and arr.ndim == 1 and arr.size > 1 else v
+            return out
+
+        doses = None if self.doses is None else [self.doses[i] for i in rows]
+        return _Subjects(pick(self.params), pick(self.covariates), doses)
+
+    def solve_padded(self, model, kind, T, rows=None):
+        """Values (same shape as the padded times ``T``, -inf where unused) of ``kind`` for
+        the subjects ``rows`` (default all), in one ragged solve."""
+        from ctkinetics.modeling.solution import Ragged
+
+        sub = self if rows is None else self.subset(rows)
+        r = Ragged.from_padded(T)
+        s = model.solve(sub.params, r, sub.covariates, [kind], doses=sub.doses)
+        V = np.full(T.shape, -np.inf)
+        V[np.isfinite(T)] = s.values[kind]
+        V[np.isnan(V)] = np.nan
+        return V, np.asarray(s.status)
+
+    def breaks(self, n) -> np.ndarray:
+        """(n, K) times where a subject's solution may jump or kink besides the switch times:
+        its later doses and the knots of its covariates' time courses (+inf padding)."""
+        per = [[] for _ in range(n)]
+        if self.doses is not None:
+            for i, d in enumerate(self.doses):
+                if d is not None and len(d):
+                    per[i] += list(np.asarray(d, float).reshape(-1, 2)[:, 0])
+        for v in (self.covariates or {}).values():
+            courses = v if isinstance(v, (list, tuple)) else [v] * n if hasattr(v, "times") else []
+            for i, c in enumerate(courses):
+                if hasattr(c, "times"):
+                    per[i] += list(c.times)
+        K = max((len(b) for b in per), default=0)
+        out = np.full((n, K), np.inf)
+        for i, b in enumerate(per):
+            out[i, :len(b)] = b
         return out
 
-    rows = np.asarray(rows, int)
-    return pick(params), pick(covariates)
+    @property
+    def timed(self) -> bool:
+        from ctkinetics.modeling.model import _has_time_course
+
+        return self.doses is not None or _has_time_course(self.covariates)
+
+
+def _doses_per_subject(doses, n):
+    """None, or a list of n (m, 2) arrays (one array given: the same doses for everyone)."""
+    if doses is None:
+        return None
+    if isinstance(doses, (list, tuple)) and (len(doses) == 0 or np.ndim(doses[0]) == 2
+                                             or doses[0] is None):
+        if len(doses) != n:
+            raise SettingsError(f"doses: {len(doses)} dose tables for {n} subjects")
+        return [None if d is None else np.asarray(d, float).reshape(-1, 2) for d in doses]
+    one = np.asarray(doses, float).reshape(-1, 2)
+    return [one] * n
 
 
 def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=None,
-                   window=(0.0, 28.0), thresholds=None, metrics=None) -> Exposure:
+                   window=(0.0, 28.0), thresholds=None, metrics=None, doses=None) -> Exposure:
     """Exposure metrics of n subjects (parameters/covariates as for ``Model.predict``).
 
     Parameters
@@ -175,6 +241,13 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
         only for these kinds.
     metrics : iterable of str, optional
         Subset of :data:`METRICS` (default all that apply).
+    doses : optional
+        Doses after the first infusion, as :meth:`Model.solve` takes them (one (m, 2) array
+        of (time, amount) rows for every subject, or a list of n); covariates may be time
+        courses (:class:`~ctkinetics.modeling.solution.TimeCourse`). The metrics then follow
+        the whole course: Cmax is the highest peak (after any infusion), aplasia the first
+        stretch below the threshold, and the AUC is integrated piecewise between the doses
+        and the time courses' knots (where the solution jumps or kinks).
     """
     kinds = list(model.observable_exprs) if kinds is None else list(kinds)
     wanted = set(METRICS) if metrics is None else set(metrics)
@@ -182,7 +255,8 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     if unknown:
         raise SettingsError(f"unknown exposure metric(s) {sorted(unknown)}; known: {sorted(METRICS)}")
     thresholds = dict(thresholds or {})
-    n = _n_subjects(model, params, covariates)
+    n = _n_subjects(model, params, covariates, doses)
+    subj = _Subjects(params, covariates, _doses_per_subject(doses, n))
     t_end = np.broadcast_to(np.asarray(model.horizon if t_end is None else t_end, float), (n,))
     if not np.all(np.isfinite(t_end) & (t_end > 0)):
         raise SettingsError("t_end must be finite and > 0")
@@ -193,6 +267,11 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     grid = _grid(model, float(t_end.max()))
     # each subject's grid up to its end time plus its switch times (a peak at a kink)
     T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T], axis=1)
+    if subj.timed:
+        # just before and after each dose / knot: the peak search sees each infusion's rise
+        br = subj.breaks(n)
+        eps = 1e-6 * (model.horizon / 365.0)
+        T = np.concatenate([T, br, br + eps], axis=1)
     T = np.where(np.isfinite(T) & (T <= t_end[:, None] + 1e-12), T, np.inf)
     T = np.sort(T, axis=1)
     status = np.zeros(n, dtype=np.int64)
@@ -202,19 +281,18 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     for kind in kinds:
         if not ({"Cmax", "Tmax"} & wanted or (kind in thresholds and aplasia)):
             continue
-        V, st = _solve_padded(model, params, covariates, kind, T)
+        V, st = subj.solve_padded(model, kind, T)
         status = np.maximum(status, st)
         r = _log_slopes(T, V, a, b)
         rates = r if rates is None else np.maximum(rates, r)
         if {"Cmax", "Tmax"} & wanted:
-            cmax, tmax = _peak(model, params, covariates, kind, T, V, t_end)
+            cmax, tmax = _peak(model, subj, kind, T, V, t_end)
             if "Cmax" in wanted:
                 values[(kind, "Cmax")] = cmax
             if "Tmax" in wanted:
                 values[(kind, "Tmax")] = tmax
         if kind in thresholds and aplasia:
-            onset, recon, fl = _aplasia(model, params, covariates, kind, T, V, t_end,
-                                        float(thresholds[kind]))
+            onset, recon, fl = _aplasia(model, subj, kind, T, V, t_end, float(thresholds[kind]))
             censored = np.isfinite(onset) & ~np.isfinite(recon)
             dur = np.where(censored, t_end - onset, recon - onset)
             never = np.where(np.isfinite(onset), "", "never below the threshold").astype(object)
@@ -224,7 +302,7 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
                     values[(kind, name)] = v
                     flags[(kind, name)] = never if name == "aplasia_onset" else fl
     if "AUC" in wanted:
-        auc, st = _auc(model, params, covariates, kinds, (a, b), sw, n, rates)
+        auc, st = _auc(model, subj, kinds, (a, b), sw, n, rates)
         status = np.maximum(status, st)
         for kind in kinds:
             values[(kind, auc_name((a, b)))] = auc[kind]
@@ -239,7 +317,7 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
 
 
 # --------------------------------------------------------------------------------------
-def _peak(model, params, covariates, kind, T, V, t_end, rounds=5):
+def _peak(model, subj, kind, T, V, t_end, rounds=5):
     """Best grid point, then successive parabolic interpolation inside the bracket of its
     neighbours (each round one new point per subject, one batched solve; a smooth peak to
     ~1e-10 relative in 3-4 rounds; a peak at a switch time is a grid point already)."""
@@ -263,7 +341,7 @@ def _peak(model, params, covariates, kind, T, V, t_end, rounds=5):
         if not todo.any():
             break
         idx = np.flatnonzero(todo)
-        Vc, st = _solve_padded(model, params, covariates, kind, v[idx, None], idx)
+        Vc, st = subj.solve_padded(model, kind, v[idx, None], idx)
         fv = np.where((st == 0) & np.isfinite(Vc[:, 0]), Vc[:, 0], -np.inf)
         vi = v[idx]
         better = fv > cmax[idx]
@@ -304,7 +382,7 @@ def _first(mask):
     return np.where(any_, np.argmax(mask, axis=1), -1)
 
 
-def _aplasia(model, params, covariates, kind, T, V, t_end, thr):
+def _aplasia(model, subj, kind, T, V, t_end, thr):
     """(onset, reconstitution, flags) of the first stretch below ``thr``."""
     n, W = T.shape
     rows = np.arange(n)
@@ -331,7 +409,7 @@ def _aplasia(model, params, covariates, kind, T, V, t_end, thr):
         lo, hi = T[idx, col[idx] - 1], T[idx, col[idx]]
         for _round in range(2):
             pts = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, 17)[None, :]
-            Vc, st = _solve_padded(model, params, covariates, kind, pts, idx)
+            Vc, st = subj.solve_padded(model, kind, pts, idx)
             ok = np.all(np.isfinite(Vc), axis=1) & (st == 0)
             hit = (Vc < thr) if direction == "down" else (Vc >= thr)
             m = np.maximum(_first(hit), 1)
@@ -352,14 +430,16 @@ def _aplasia(model, params, covariates, kind, T, V, t_end, thr):
     return onset, recon, flags
 
 
-def _auc(model, params, covariates, kinds, window, sw, n, rates=None):
+def _auc(model, subj, kinds, window, sw, n, rates=None):
     """kind -> (n,) AUC over the window, and the solver status per subject."""
     a, b = window
-    if model.has_closed_form:
-        return _auc_gauss(model, params, covariates, kinds, window, sw, n, rates)
+    if model.has_closed_form or subj.timed:
+        # piecewise Gauss-Legendre; with doses or time courses split at their times too
+        cuts = sw if not subj.timed else np.concatenate([sw, subj.breaks(n).T], axis=0)
+        return _auc_gauss(model, subj, kinds, window, cuts, n, rates)
     from ctkinetics.modeling.compiled import compiled_quadrature
 
-    out = compiled_quadrature(model, kinds).auc(params, covariates, a, b, n)
+    out = compiled_quadrature(model, kinds).auc(subj.params, subj.covariates, a, b, n)
     st = np.where(np.any([~np.isfinite(v) for v in out.values()], axis=0), 1, 0)
     return out, st
 
@@ -375,7 +455,7 @@ def _panels(rates, width):
     return np.clip(p, 7, 400).astype(int)
 
 
-def _auc_gauss(model, params, covariates, kinds, window, sw, n, rates=None):
+def _auc_gauss(model, subj, kinds, window, sw, n, rates=None):
     """Composite 16-point Gauss-Legendre on panels split at the switch times (where a closed
     form has its kinks); panel widths from each subject's steepest log-slope (``rates``)."""
     a, b = window
@@ -399,7 +479,7 @@ def _auc_gauss(model, params, covariates, kinds, window, sw, n, rates=None):
     out = {}
     status = np.zeros(n, dtype=np.int64)
     for k in kinds:
-        V, st = _solve_padded(model, params, covariates, k, nodes)
+        V, st = subj.solve_padded(model, k, nodes)
         status = np.maximum(status, st)
         V = np.where(np.isfinite(nodes), V, 0.0)
         # summed left to right: a subject's AUC has the same bits whatever the padding of

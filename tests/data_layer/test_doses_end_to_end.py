@@ -171,3 +171,48 @@ def _fit_with_constant_toci(ds):
     text = (Path(__file__).resolve().parents[2] / "models" / "cart_bcell_sle_allo.toml").read_text()
     text = text.replace("[definitions]", '[covariates.toci]\ndefault = 0.0\nunit = "1"\n\n[definitions]', 1)
     return fit(ds, Model(**parse_model_text(text)), subjects=["P1"], starts=1, derived=False)
+
+
+def test_fitted_exposure_follows_the_re_infusion(renderings):
+    """The fits' model-based Cmax/Tmax (derived.csv) are those of the curve the fit predicted,
+    second infusion included: the highest point of a fine grid of that curve (a second
+    method), not the first course's peak alone."""
+    m = load_model("cart_bcell_sle_allo")
+    res = fit(renderings["tidy"], m, estimate=ESTIMATE, starts=2, seed=1)
+    fine = np.linspace(0.0, 180.0, 90001)
+    for s in TRUTH:
+        f = res[s]
+        est = {k: v for k, v in f.estimates().items() if k in m.param_names}
+        curve = m.with_tolerances(1e-10, 1e-16).predict(est, fine, {"dose": 4.5e8},
+                                                        doses=[[REDOSE, 4.5e8]])["flow"].ravel()
+        d = f.derived.set_index(["analyte", "quantity"])["value"]
+        assert d[("car_flow", "Cmax")] == pytest.approx(curve.max(), rel=1e-5)
+        assert d[("car_flow", "Tmax")] == pytest.approx(fine[np.argmax(curve)], abs=0.01)
+
+
+def test_exposure_rows_read_the_doses_the_fit_carries():
+    """exposure_rows (what derived.csv is built from) takes the doses the estimation stack
+    carries under events.DOSES: a re-infusion on day 14 with 10x the first dose raises
+    AUC0-28 (by ~5 %) to Simpson's value on a fine grid of the re-dosed curve (split at the dose)."""
+    from types import SimpleNamespace
+
+    from scipy.integrate import simpson
+
+    from ctkinetics.estimation.derived import exposure_rows
+    from ctkinetics.estimation.events import DOSES
+
+    m = load_model("cart_bcell_sle")
+    p = {k: np.array([v]) for k, v in m.defaults().items()}
+    doses = [np.array([[14.0, 4.5e9]])]
+    maps = [SimpleNamespace(kind="flow", analyte="car_flow", unit="cells/uL")]
+    rows = {q: v[0] for _, q, v, _ in exposure_rows(m, p, {"dose": np.array([4.5e8]), DOSES: doses},
+                                                     maps, {}, np.array([28.0]))}
+    tight = m.with_tolerances(1e-10, 1e-16)
+    t1, t2 = np.linspace(0, 14, 28001), np.linspace(14, 28, 28001)
+    v1 = tight.predict(p, t1, {"dose": 4.5e8}, doses=doses)["flow"].ravel()
+    v2 = tight.predict(p, np.r_[14 + 1e-9, t2[1:]], {"dose": 4.5e8}, doses=doses)["flow"].ravel()
+    ref = simpson(v1, x=t1) + simpson(v2, x=np.r_[14.0, t2[1:]])
+    assert rows["AUC0-28"] == pytest.approx(ref, rel=1e-6)
+    plain = {q: v[0] for _, q, v, _ in exposure_rows(m, p, {"dose": np.array([4.5e8])}, maps, {},
+                                                      np.array([28.0]))}
+    assert rows["AUC0-28"] > 1.02 * plain["AUC0-28"]   # the re-dosed course differs

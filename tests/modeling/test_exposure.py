@@ -93,3 +93,63 @@ def test_a_subjects_metrics_do_not_depend_on_its_batch():
         alone = model_exposure(m, {k: v[i:i + 1] for k, v in steep.items()})
         for key, v in together.values.items():
             assert alone.values[key][0] == v[i], (key, i)
+
+
+def _fine(m, p, t0, t1, doses=None, covariates=None, kind="qpcr", n=40001):
+    """A fine grid's values of one subject (dense output of the same engine at rtol 1e-10)."""
+    t = np.linspace(t0, t1, n)
+    tight = m.with_tolerances(1e-10, 1e-16)
+    return t, tight.predict(p, t, covariates, doses=doses)[kind].ravel()
+
+
+def test_reinfusion_peak_and_auc_follow_the_second_infusion():
+    # cart_bcell_sle re-infused on day 20 with twice the first dose inside the AUC window:
+    # the AUC0-28 is the sum over both courses (Simpson on a 0.0007-day grid of a tight
+    # solve, split at the dose where the curve jumps), Cmax/Tmax the highest point of the
+    # whole course (here still the first peak: the B cells that drive expansion are gone)
+    m = load_model("cart_bcell_sle")
+    p = m.defaults()
+    doses = np.array([[20.0, 9.0e8]])
+    e = model_exposure(m, p, doses=doses, t_end=60.0, thresholds={"bcell": 1.0})
+    from scipy.integrate import simpson
+
+    t1, v1 = _fine(m, p, 0.0, 20.0, doses)
+    t2, v2 = _fine(m, p, 20.0, 28.0, doses)
+    t2, v2 = t2[1:], v2[1:]  # the value at the dose time is pre-dose
+    post = m.with_tolerances(1e-10, 1e-16).predict(p, np.array([20.0 + 1e-9]), doses=doses)["qpcr"].ravel()[0]
+    auc_ref = simpson(v1, x=t1) + simpson(np.r_[post, v2], x=np.r_[20.0, t2])
+    assert e.values[("qpcr", "AUC0-28")][0] == pytest.approx(auc_ref, rel=1e-6)
+    t, v = _fine(m, p, 0.0, 60.0, doses, n=60001)
+    assert e.values[("qpcr", "Cmax")][0] == pytest.approx(v.max(), rel=1e-6)
+    assert e.values[("qpcr", "Tmax")][0] == pytest.approx(t[np.argmax(v)], abs=2e-3)
+    without = model_exposure(m, p, t_end=60.0)
+    assert e.values[("qpcr", "AUC0-28")][0] > 1.005 * without.values[("qpcr", "AUC0-28")][0]
+
+
+def test_doses_after_the_window_leave_the_window_alone_and_per_subject_doses():
+    # a re-infusion on day 40 does not change AUC0-28 or the first course's peak; doses
+    # given per subject (a list) apply to their own subject only
+    m = load_model("cart_bcell_sle")
+    p = {k: np.array([v, v]) for k, v in m.defaults().items()}
+    late = model_exposure(m, p, doses=[np.array([[40.0, 1.0e8]]), np.zeros((0, 2))], t_end=35.0)
+    plain = model_exposure(m, p, t_end=35.0)
+    for key in [("qpcr", "AUC0-28"), ("qpcr", "Cmax"), ("qpcr", "Tmax")]:
+        np.testing.assert_allclose(late.values[key], plain.values[key], rtol=1e-7)
+
+
+def test_time_varying_covariate_course_is_followed():
+    # cart_bcell_sle_dna reads alc (linear time course): qPCR = vcn*1.5e5*(E+M+X)/(alc+W0);
+    # with alc doubling over days 0-28 the AUC0-28 equals Simpson on a fine grid of the same
+    # course, and differs from the constant-alc AUC
+    from ctkinetics.modeling.solution import TimeCourse
+    from scipy.integrate import simpson
+
+    m = load_model("cart_bcell_sle_dna")
+    p = m.defaults()
+    course = TimeCourse([0.0, 28.0], [1000.0, 2000.0])
+    e = model_exposure(m, p, {"alc": course}, t_end=28.0, metrics=["AUC", "Cmax"])
+    t, v = _fine(m, p, 0.0, 28.0, covariates={"alc": course})
+    assert e.values[("qpcr", "AUC0-28")][0] == pytest.approx(simpson(v, x=t), rel=1e-6)
+    assert e.values[("qpcr", "Cmax")][0] == pytest.approx(v.max(), rel=1e-6)
+    const = model_exposure(m, p, {"alc": 1000.0}, t_end=28.0, metrics=["AUC"])
+    assert e.values[("qpcr", "AUC0-28")][0] < 0.95 * const.values[("qpcr", "AUC0-28")][0]
