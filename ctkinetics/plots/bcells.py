@@ -97,20 +97,19 @@ def _shade(fig: Spec, r, c, start, end) -> None:
 
 def _samples(fig: Spec, r, c, d, color, sec, name, first) -> None:
     """One analyte of one participant: a line, quantified markers and open BLQ markers."""
-    q, b = d[~d["blq"]], d[d["blq"]]
+    t, y, blq = d["time"].to_numpy(float), d["y"].to_numpy(float), d["blq"].to_numpy(bool)
     # B cells: the line runs through BLQ samples at the LLOQ (aplasia reads as the
     # floor); CAR-T: quantified samples only
-    line = d if sec else q
-    fig.add({"x": line["time"].to_numpy(float), "y": line["y"].to_numpy(float), "mode": "lines",
+    fig.add({"x": t if sec else t[~blq], "y": y if sec else y[~blq], "mode": "lines",
              "line": {"color": color, "width": 1.5}, "showlegend": False, "hoverinfo": "skip"},
             r, c, secondary_y=sec)
-    fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
+    fig.add({"x": t[~blq], "y": y[~blq], "mode": "markers",
              "marker": {"color": color, "size": 5}, "name": esc(name), "legendgroup": esc(name),
              "showlegend": first,
              "hovertemplate": f"{esc(name)} day %{{x}}: %{{y:.3g}}<extra></extra>"},
             r, c, secondary_y=sec)
-    if len(b):
-        fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float), "mode": "markers",
+    if blq.any():
+        fig.add({"x": t[blq], "y": y[blq], "mode": "markers",
                  "showlegend": False, "marker": {"color": color, "size": 6, "symbol": "circle-open"},
                  "hovertemplate": f"{esc(name)} day %{{x}}: BLQ<extra></extra>"},
                 r, c, secondary_y=sec)

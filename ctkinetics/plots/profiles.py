@@ -115,11 +115,11 @@ def individual_profile(dataset, subject, analyte, curve: pd.DataFrame | None = N
         extent.append(pred)
         fig.add({"x": t, "y": pred, "mode": "lines", "name": curve_label,
                  "line": {"color": color, "width": 2, "dash": "dash" if fit_flags else "solid"}})
-    q, b = d[~d["blq"]], d[d["blq"]]
-    fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
+    t, y, blq = d["time"].to_numpy(float), d["y"].to_numpy(float), d["blq"].to_numpy(bool)
+    fig.add({"x": t[~blq], "y": y[~blq], "mode": "markers",
              "name": "observed", "marker": {"color": "#222", "size": 7}})
-    if len(b):
-        fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float), "mode": "markers",
+    if blq.any():
+        fig.add({"x": t[blq], "y": y[blq], "mode": "markers",
                  "name": "BLQ (at LLOQ)", "marker": {"color": "#222", "size": 7,
                                                       "symbol": "circle-open", "line": {"width": 1.5}}})
     if d.empty:
