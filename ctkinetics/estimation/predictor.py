@@ -11,6 +11,12 @@ otherwise stay in its first phase for ever: 3.2e8 where 4,481 is right).
 The model's forward sensitivities (d observable / d parameter), when the model offers
 ``sensitivities``, come through :meth:`ModelPredictor.sensitivities` too, so the residual
 Jacobians of the fits can use them instead of finite differences.
+
+Parameters read only by the observables (cart_bcell_sle's ``qpcr_per_cell``: qPCR =
+qpcr_per_cell·(E + M + X)) do not change the ODE's states: an ODE model's predictions at
+parameter sets that differ only in those reuse the states of the last few solves (SAEM's
+numeric M-step moves qpcr_per_cell and the residual SDs with the individual parameters held:
+one ODE solve per step instead of one per trial point).
 """
 from __future__ import annotations
 
@@ -46,6 +52,8 @@ class ModelPredictor:
         self.kinds = list(kinds)
         self.switches = _expression_switches(model)
         self.has_sensitivities = callable(getattr(model, "sensitivities", None))
+        self.observation_only = observation_only_parameters(model)
+        self._states = {}     # the last few ODE solves' states, by their state inputs
 
     def predict(self, params, times, covariates=None) -> dict:
         """kind -> array (n, T) (or (T,) for scalar parameters), NaN for parameter sets
@@ -54,6 +62,8 @@ class ModelPredictor:
         covariates, doses = events.split(covariates)
 
         def call(p, c, d):
+            if d is None and self.observation_only and _numeric(c):
+                return self._observe(p, times, c)
             more = {} if d is None else {"doses": d}
             return self.model.predict(p, times, covariates=c or None, observables=self.kinds,
                                       **more)
@@ -64,6 +74,35 @@ class ModelPredictor:
             bad = self.bad_switch_rows(params, covariates)
             if bad is not None and np.any(bad):
                 out = {k: _nan_rows(v, bad) for k, v in out.items()}
+        return out
+
+    def _observe(self, params, times, covariates):
+        """The observables from the states of a recent solve with the same state inputs
+        (every parameter but :attr:`observation_only`, covariates, times), else from a new
+        solve; evaluated as ``Model.predict`` evaluates them."""
+        key = (_key(np.atleast_1d(np.asarray(times, float))),
+               tuple((k, _key(v)) for k, v in sorted(params.items())
+                     if k not in self.observation_only),
+               tuple((k, _key(v)) for k, v in sorted((covariates or {}).items())))
+        states = self._states.get(key)
+        if states is None:
+            states = self.model.predict_states(params, times, covariates or None)
+            if len(self._states) >= _STATE_CACHE:
+                self._states.pop(next(iter(self._states)))
+            self._states[key] = states
+        env, n = self.model.environment(params, covariates or None)
+        t = np.atleast_1d(np.asarray(times, float))
+        if n is None:
+            local, shape = dict(env, t=t), (t.size,)
+        else:
+            local = {k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+            local["t"], shape = t[None, :], (n, t.size)
+        local.update(states)
+        out = {}
+        with np.errstate(all="ignore"):
+            for k in self.kinds:
+                v = np.asarray(self.model.observable_exprs[k](local), dtype=float)
+                out[k] = v if v.shape == shape else np.array(np.broadcast_to(v, shape))
         return out
 
     def bad_switch_rows(self, params, covariates=None):
@@ -103,6 +142,44 @@ class ModelPredictor:
             if bad is not None and np.any(bad):
                 values = {k: _nan_rows(v, bad) for k, v in values.items()}
         return values, derivs
+
+
+#: ODE solves whose states :meth:`ModelPredictor.predict` keeps for reuse.
+_STATE_CACHE = 4
+
+
+def observation_only_parameters(model) -> frozenset:
+    """Parameters of an ODE model read by its observables and by nothing that moves the
+    states (initial values, right-hand sides, switch times, doses, or the definitions those
+    read); empty for a closed-form model or one without that structure."""
+    try:
+        if model.has_closed_form:
+            return frozenset()
+        exprs = [s.initial for s in model.states] + list(model.dosing.values())
+        for ph in model.phases:
+            exprs += list(ph.ode.values()) + [ph.end]
+        defs = dict(model.definitions)
+        needed, todo = set(), [n for e in exprs if e is not None for n in e.names]
+        while todo:
+            name = todo.pop()
+            if name not in needed:
+                needed.add(name)
+                if name in defs:
+                    todo += list(defs[name].names)
+        return frozenset(p.name for p in model.parameters) - needed
+    except (AttributeError, TypeError):   # not a library model: no reuse
+        return frozenset()
+
+
+def _numeric(covariates):
+    """Covariates that are plain numbers or arrays (no time courses)."""
+    return all(isinstance(v, (int, float, np.floating, np.ndarray))
+               for v in (covariates or {}).values())
+
+
+def _key(v):
+    a = np.asarray(v, float)
+    return a.shape, a.tobytes()
 
 
 #: Errors of a model call that mean "this parameter set cannot be solved" (an integrator
