@@ -153,3 +153,14 @@ def test_time_varying_covariate_course_is_followed():
     assert e.values[("qpcr", "Cmax")][0] == pytest.approx(v.max(), rel=1e-6)
     const = model_exposure(m, p, {"alc": 1000.0}, t_end=28.0, metrics=["AUC"])
     assert e.values[("qpcr", "AUC0-28")][0] < 0.95 * const.values[("qpcr", "AUC0-28")][0]
+
+
+def test_peak_in_the_last_grid_step_before_t_end_is_refined():
+    # cart_bcell_sle peaks at ~8.87 d: with t_end = 9 the peak lies in the last half-day
+    # step (8.5, 9.0] of the grid, bracketed by that step alone (no neighbour beyond t_end)
+    m = load_model("cart_bcell_sle")
+    e = model_exposure(m, t_end=9.0, metrics=["Cmax", "Tmax"])
+    t = np.linspace(8.0, 9.0, 100001)
+    c = m.with_tolerances(1e-10, 1e-16).predict(None, t)["qpcr"].ravel()
+    assert e.values[("qpcr", "Cmax")][0] == pytest.approx(c.max(), rel=1e-7)
+    assert e.values[("qpcr", "Tmax")][0] == pytest.approx(t[np.argmax(c)], abs=1e-3)
