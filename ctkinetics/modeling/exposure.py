@@ -269,16 +269,7 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     if not (0 <= a < b < np.inf):
         raise SettingsError(f"AUC window must satisfy 0 <= a < b, got {window}")
     sw = _switches(model, params, covariates, n)               # (n_phases-1, n)
-    grid = _grid(model, float(t_end.max()))
-    # each subject's grid up to its end time plus its switch times (a peak at a kink)
-    T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T], axis=1)
-    if subj.timed:
-        # just before and after each dose / knot: the peak search sees each infusion's rise
-        br = subj.breaks(n)
-        eps = 1e-6 * (model.horizon / 365.0)
-        T = np.concatenate([T, br, br + eps], axis=1)
-    T = np.where(np.isfinite(T) & (T <= t_end[:, None] + 1e-12), T, np.inf)
-    T = np.sort(T, axis=1)
+    T = _subject_grids(model, subj, sw, t_end, n)
     status = np.zeros(n, dtype=np.int64)
     values, flags = {}, {}
     aplasia = {"aplasia_onset", "reconstitution", "aplasia_days"} & wanted
@@ -297,15 +288,10 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
             if "Tmax" in wanted:
                 values[(kind, "Tmax")] = tmax
         if kind in thresholds and aplasia:
-            onset, recon, fl = _aplasia(model, subj, kind, T, V, t_end, float(thresholds[kind]))
-            censored = np.isfinite(onset) & ~np.isfinite(recon)
-            dur = np.where(censored, t_end - onset, recon - onset)
-            never = np.where(np.isfinite(onset), "", "never below the threshold").astype(object)
-            for name, v in (("aplasia_onset", onset), ("reconstitution", recon),
-                            ("aplasia_days", dur)):
+            for name, (v, fl) in _aplasia_metrics(model, subj, kind, T, V, t_end,
+                                                  float(thresholds[kind])).items():
                 if name in wanted:
-                    values[(kind, name)] = v
-                    flags[(kind, name)] = never if name == "aplasia_onset" else fl
+                    values[(kind, name)], flags[(kind, name)] = v, fl
     if "AUC" in wanted:
         auc, st = _auc(model, subj, kinds, (a, b), sw, n, rates)
         status = np.maximum(status, st)
@@ -319,6 +305,30 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     messages = [message(c) for c in status]
     return Exposure(values, flags, status, messages, model.time_unit or "day", (a, b),
                     {k: float(v) for k, v in thresholds.items()})
+
+
+def _subject_grids(model, subj, sw, t_end, n):
+    """(n, W) padded times (+inf unused): the exposure grid up to each subject's end time,
+    its switch times (a peak at a kink) and, with doses or time courses, each of their times
+    and just after (the peak search sees each infusion's rise)."""
+    grid = _grid(model, float(t_end.max()))
+    T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T], axis=1)
+    if subj.timed:
+        br = subj.breaks(n)
+        eps = 1e-6 * (model.horizon / 365.0)
+        T = np.concatenate([T, br, br + eps], axis=1)
+    T = np.where(np.isfinite(T) & (T <= t_end[:, None] + 1e-12), T, np.inf)
+    return np.sort(T, axis=1)
+
+
+def _aplasia_metrics(model, subj, kind, T, V, t_end, thr) -> dict:
+    """name -> (values (n,), flags (n,)) of aplasia onset, reconstitution and duration (a
+    stretch not reconstituted by t_end lasts to t_end, flagged as censored)."""
+    onset, recon, fl = _aplasia(model, subj, kind, T, V, t_end, thr)
+    censored = np.isfinite(onset) & ~np.isfinite(recon)
+    dur = np.where(censored, t_end - onset, recon - onset)
+    never = np.where(np.isfinite(onset), "", "never below the threshold").astype(object)
+    return {"aplasia_onset": (onset, never), "reconstitution": (recon, fl), "aplasia_days": (dur, fl)}
 
 
 # --------------------------------------------------------------------------------------

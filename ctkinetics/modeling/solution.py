@@ -265,6 +265,57 @@ def _events(cm, model, env, n, N, doses, varying):
                                        else np.zeros((0, K)))), slopes
 
 
+def _check_names(model, observables, wrt):
+    """(observables, parameters of the derivatives), each name checked against the model."""
+    kinds = list(model.observable_exprs) if observables is None else list(observables)
+    for k in kinds:
+        if k not in model.observable_exprs:
+            raise SettingsError(f"model {model.name} has no observable '{k}' "
+                                f"(it has: {', '.join(model.observable_exprs)})")
+    names = model.param_names if wrt is None else tuple(wrt)
+    for w in names:
+        model.parameter(w)  # raises for an unknown name
+    return kinds, names
+
+
+def _path(model, method, has_events, sensitivities, ragged) -> str:
+    """'lsoda', 'closed' or 'ode': the solver of a call, or a SettingsError saying why the
+    requested one cannot solve it."""
+    closed = method == "closed" or (method == "auto" and model.has_closed_form and not has_events)
+    if method == "closed" and not model.has_closed_form:
+        raise SettingsError(f"model {model.name} has no closed form")
+    if closed and has_events:
+        raise SettingsError("the closed form holds for one dose and constant covariates; solve "
+                            "doses and time-varying covariates with method 'ode'")
+    if method == "lsoda":
+        if has_events:
+            raise SettingsError("method 'lsoda' (the reference) has no doses or time-varying "
+                                "covariates")
+        if sensitivities or ragged:
+            raise SettingsError("method 'lsoda' (the reference) has no sensitivities and no "
+                                "per-subject times")
+        return "lsoda"
+    return "closed" if closed else "ode"
+
+
+def _unpack(sol, cm, kinds, names, sensitivities, offsets, n, N, T):
+    """dict kind -> values (and derivatives) from the engine's flat arrays: (T,) or (N, T)
+    for shared times, flat for ragged ones."""
+    values, derivs = {}, ({} if sensitivities else None)
+    for k in kinds:
+        j = cm.output_names.index(k)
+        v = sol.values[:, j]
+        d = sol.sens[:, j, :] if sensitivities else None
+        if offsets is None:
+            shape = (T,) if n is None else (N, T)
+            v = v.reshape(shape)
+            d = d.reshape(shape + (len(names),)) if sensitivities else None
+        values[k] = np.ascontiguousarray(v)
+        if sensitivities:
+            derivs[k] = np.ascontiguousarray(d)
+    return values, derivs
+
+
 def solve_model(model, params, times, covariates, observables, sensitivities, wrt, method,
                 max_steps, doses=None) -> ModelSolution:
     from ctkinetics.modeling.compiled import compiled
@@ -276,38 +327,16 @@ def solve_model(model, params, times, covariates, observables, sensitivities, wr
     env, n = model.environment(params, covariates)
     flat, offsets, T = _times(times)
     _check_times(model, flat)
-    kinds = list(model.observable_exprs) if observables is None else list(observables)
-    for k in kinds:
-        if k not in model.observable_exprs:
-            raise SettingsError(f"model {model.name} has no observable '{k}' "
-                                f"(it has: {', '.join(model.observable_exprs)})")
-    names = model.param_names if wrt is None else tuple(wrt)
-    for w in names:
-        model.parameter(w)  # raises for an unknown name
+    kinds, names = _check_names(model, observables, wrt)
     N = n or 1
     if offsets is not None and len(offsets) - 1 != N:
         if n is None:
             N = len(offsets) - 1   # one parameter set, many subjects' times
         else:
             raise SettingsError(f"{len(offsets) - 1} time sequences for {n} subjects")
-    has_events = doses is not None or bool(varying)
-    closed = method == "closed" or (method == "auto" and model.has_closed_form and not has_events)
-    if method == "closed" and not model.has_closed_form:
-        raise SettingsError(f"model {model.name} has no closed form")
-    if closed and has_events:
-        raise SettingsError("the closed form holds for one dose and constant covariates; solve "
-                            "doses and time-varying covariates with method 'ode'")
-    if method == "lsoda":
-        if has_events:
-            raise SettingsError("method 'lsoda' (the reference) has no doses or time-varying "
-                                "covariates")
-        if sensitivities or offsets is not None:
-            raise SettingsError("method 'lsoda' (the reference) has no sensitivities and no "
-                                "per-subject times")
-        values = model.predict(params, flat, covariates, kinds, method="lsoda")
-        return ModelSolution(values, None, (), np.zeros(N, dtype=np.int64))
-    if closed and not sensitivities and offsets is None:
-        values = model.predict(params, flat, covariates, kinds, method="closed")
+    path = _path(model, method, doses is not None or bool(varying), sensitivities, offsets is not None)
+    if path == "lsoda" or (path == "closed" and not sensitivities and offsets is None):
+        values = model.predict(params, flat, covariates, kinds, method=path)
         return ModelSolution(values, None, (), np.zeros(N, dtype=np.int64))
     cm = compiled(model)
     events, slopes = _events(cm, model, env, n, N, doses, varying)
@@ -319,23 +348,12 @@ def solve_model(model, params, times, covariates, observables, sensitivities, wr
     else:
         flat_all, offs = flat, offsets
     with quiet():
-        if closed:
+        if path == "closed":
             sol = cm.solve_closed(pc, flat_all, offs, wrt=names, sens=sensitivities)
         else:
             sol = cm.solve(pc, flat_all, offs, wrt=names, sens=sensitivities,
                            max_steps=max_steps, events=events)
-    idx = [cm.output_names.index(k) for k in kinds]
-    values, derivs = {}, ({} if sensitivities else None)
-    for k, j in zip(kinds, idx):
-        v = sol.values[:, j]
-        d = sol.sens[:, j, :] if sensitivities else None
-        if offsets is None:
-            shape = (T,) if n is None else (N, T)
-            v = v.reshape(shape)
-            d = d.reshape(shape + (len(names),)) if sensitivities else None
-        values[k] = np.ascontiguousarray(v)
-        if sensitivities:
-            derivs[k] = np.ascontiguousarray(d)
+    values, derivs = _unpack(sol, cm, kinds, names, sensitivities, offsets, n, N, T)
     return ModelSolution(values, derivs, tuple(names) if sensitivities else (),
                          sol.status, offs if offsets is not None else None,
-                         None if closed else sol.steps[:, 0])
+                         None if path == "closed" else sol.steps[:, 0])
