@@ -159,7 +159,6 @@ def _nonzero(g, assignments):
 def kernel_source(mg: ModelGraph) -> str:
     """Source of the kernel module of one model."""
     g = mg.graph
-    P, n = len(mg.params), len(mg.states)
     L = ["import math",
          "from numba import njit",
          "from ctkinetics.modeling.radau import (RHS_SIG, JAC_SIG, VEC_SIG, MAT_SIG, OUT_SIG, OUTD_SIG,",
@@ -208,39 +207,35 @@ def kernel_source(mg: ModelGraph) -> str:
     jumps = mg.dosing or [g.zero] * len(mg.states)
     kernel("DOSE_SIG", "def dose(t, pc, amt, y, out):",
            [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(jumps)])])
-    kernel("DOSED_SIG", "def dose_y(t, pc, amt, y, out):",
-           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, s)) for k, f in enumerate(jumps)
-                                  for j, s in enumerate(mg.states)]))], fill="out[:, :] = 0.0")
-    kernel("DOSED_SIG", "def dose_p(t, pc, amt, y, out):",
-           [emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, p)) for k, f in enumerate(jumps)
-                                  for j, p in enumerate(params)]))], fill="out[:, :] = 0.0")
+    kernel("DOSED_SIG", "def dose_y(t, pc, amt, y, out):", [jacobian(jumps, mg.states)],
+           fill="out[:, :] = 0.0")
+    kernel("DOSED_SIG", "def dose_p(t, pc, amt, y, out):", [jacobian(jumps, params)],
+           fill="out[:, :] = 0.0")
     kernel("OUT_SIG", "def outputs(t, y, pc, out):",
            [emit(mg, [(f"out[{m}]", f) for m, f in enumerate(mg.outputs)])])
-    kernel("OUTD_SIG", "def outputs_y(t, y, pc, out):",
-           [emit(mg, _nonzero(g, [(f"out[{m}, {j}]", g.diff(f, s)) for m, f in enumerate(mg.outputs)
-                                  for j, s in enumerate(mg.states)]))], fill="out[:, :] = 0.0")
-    kernel("OUTD_SIG", "def outputs_p(t, y, pc, out):",
-           [emit(mg, _nonzero(g, [(f"out[{m}, {j}]", g.diff(f, p)) for m, f in enumerate(mg.outputs)
-                                  for j, p in enumerate(params)]))], fill="out[:, :] = 0.0")
+    kernel("OUTD_SIG", "def outputs_y(t, y, pc, out):", [jacobian(mg.outputs, mg.states)],
+           fill="out[:, :] = 0.0")
+    kernel("OUTD_SIG", "def outputs_p(t, y, pc, out):", [jacobian(mg.outputs, params)],
+           fill="out[:, :] = 0.0")
     L.extend(_closed_kernel(mg))
-    L += ["@njit(KERNEL_SIG, **_O)",
-          "def kernel(op, ph, t, tau, amt, y, pc, o1, o2):",
-          "    if op == 0:", "        rhs(ph, t, tau, y, pc, o1)",
-          "    elif op == 1:", "        jac(ph, t, tau, y, pc, o2)",
-          "    elif op == 2:", "        rhs_p(ph, t, tau, y, pc, o2)",
-          "    elif op == 3:", "        init(pc, o1)",
-          "    elif op == 4:", "        init_p(pc, o2)",
-          "    elif op == 5:", "        switches(pc, o1)",
-          "    elif op == 6:", "        switches_p(pc, o2)",
-          "    elif op == 7:", "        outputs(t, y, pc, o1)",
-          "    elif op == 8:", "        outputs_y(t, y, pc, o2)",
-          "    elif op == 9:", "        outputs_p(t, y, pc, o2)",
-          "    elif op == 10:", "        dose(t, pc, amt, y, o1)",
-          "    elif op == 11:", "        dose_y(t, pc, amt, y, o2)",
-          "    elif op == 12:", "        dose_p(t, pc, amt, y, o2)",
-          ""]
-    del n, P
+    L += _multiplexer()
     return "\n".join(L) + "\n"
+
+
+#: The kernels behind the one first-class function the integrator calls, by op code.
+_OPS = ("rhs(ph, t, tau, y, pc, o1)", "jac(ph, t, tau, y, pc, o2)", "rhs_p(ph, t, tau, y, pc, o2)",
+        "init(pc, o1)", "init_p(pc, o2)", "switches(pc, o1)", "switches_p(pc, o2)",
+        "outputs(t, y, pc, o1)", "outputs_y(t, y, pc, o2)", "outputs_p(t, y, pc, o2)",
+        "dose(t, pc, amt, y, o1)", "dose_y(t, pc, amt, y, o2)", "dose_p(t, pc, amt, y, o2)")
+
+
+def _multiplexer() -> list[str]:
+    """``kernel(op, ...)``: every kernel of the model behind one function (numba types each
+    function argument at every call from Python: one argument instead of thirteen)."""
+    L = ["@njit(KERNEL_SIG, **_O)", "def kernel(op, ph, t, tau, amt, y, pc, o1, o2):"]
+    for op, call in enumerate(_OPS):
+        L += [f"    {'if' if op == 0 else 'elif'} op == {op}:", f"        {call}"]
+    return L + [""]
 
 
 def _closed_kernel(mg: ModelGraph) -> list[str]:
