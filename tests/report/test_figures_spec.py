@@ -104,9 +104,10 @@ def written(tmp_path_factory):
     """The sample cohort's default report written with graph objects forbidden; the figures
     it serialised, by name."""
     from ctkinetics.data import load_study
-    from ctkinetics.report import build_review, write_report
+    from ctkinetics.report import ReportSettings, build_review, write_report
 
-    rv = build_review(load_study(SAMPLE))
+    # the default report's sections and figures (fewer fit starts and band draws: faster)
+    rv = build_review(load_study(SAMPLE), ReportSettings(fit_starts=1, band_draws=20))
     with pytest.MonkeyPatch.context() as mp:
         spy = Spy(mp)
         forbid_graph_objects(mp)
