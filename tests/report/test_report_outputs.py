@@ -261,8 +261,12 @@ def test_per_participant_figures_are_paged_beyond_the_threshold(tmp_path, monkey
         pages = re.findall(rf"<div class='ctk-page grid' data-group='{group}'( hidden)?>", html)
         assert len(pages) == options.count("<option") and [p == "" for p in pages].count(True) == 1
     order = list(rv.dataset.subjects.sort_values("dose", kind="stable")["subject"])
-    a = rv.fit.analytes[0]
-    assert f"<option value='0'>{order[0]} · {a} – {order[3]} · {a}</option>" in html
+    # a participant's analytes together, in study.toml's order: page 1 holds the first
+    # participant's three panels and the second's first
+    analytes = [x for x in rv.dataset.study.analytes if x in set(rv.fit.analytes)]
+    panels = [(s, x) for s in order for x in analytes]
+    (s0, a0), (s3, a3) = panels[0], panels[3]
+    assert f"<option value='0'>{s0} · {a0} – {s3} · {a3}</option>" in html
 
 
 def test_dense_curves_are_thinned_within_tolerance():
