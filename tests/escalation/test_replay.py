@@ -57,7 +57,10 @@ def truncate_by_hand(src: Path, dst: Path, day: float) -> Path:
 
 
 def _section(rv) -> str:
-    fig = lambda figure, name: f"<div data-fig='{name}'>{len(figure.data)}</div>"  # noqa: E731
+    # a figure is a plain plotly spec (dict) or a plotly Figure; its trace count stands for it
+    def fig(figure, name):
+        data = figure["data"] if isinstance(figure, dict) else figure.data
+        return f"<div data-fig='{name}'>{len(data)}</div>"
     return decision_box(rv, anchor=True) + safety_section(rv, fig)
 
 
