@@ -191,9 +191,10 @@ def _model_aplasia(fit_result, dataset, model, analyte, lloq) -> pd.DataFrame:
     subjects, params, covs = fitted_parameters(fit_result, dataset, model)
     if not subjects:
         return pd.DataFrame(columns=names)
+    covs, doses = _events(dataset, model, subjects, covs)
     with np.errstate(all="ignore"):
         e = model_exposure(model, params, covs or None, kinds=[kind], t_end=float(model.horizon),
-                           thresholds={kind: float(lloq)},
+                           thresholds={kind: float(lloq)}, doses=doses,
                            metrics=("aplasia_onset", "reconstitution", "aplasia_days"))
     v, fl = e.values, e.flags
     flag = [" ".join(x for x in (fl[(kind, "aplasia_days")][i], fl[(kind, "reconstitution")][i],
@@ -203,12 +204,28 @@ def _model_aplasia(fit_result, dataset, model, analyte, lloq) -> pd.DataFrame:
                          names[2]: v[(kind, "aplasia_days")], names[3]: flag}, index=subjects)
 
 
+def _events(dataset, model, subjects, covs) -> tuple:
+    """(covariates with each participant's time courses, later doses or None): the course
+    the fits predicted (estimation.events: doses only for a model that says what a later
+    infusion does)."""
+    from ctkinetics.estimation.events import subject_inputs
+
+    per = [subject_inputs(dataset, model, s, {c: v[i] for c, v in covs.items()})
+           for i, s in enumerate(subjects)]
+    out = dict(covs)
+    for c in {c for cov, _ in per for c, v in cov.items() if hasattr(v, "times")}:
+        out[c] = [cov[c] for cov, _ in per]
+    doses = [kw.get("doses", np.zeros((0, 2))) for _, kw in per]
+    return out, (doses if any(len(d) for d in doses) else None)
+
+
 def _model_note(row, reinfused=False) -> str:
     if row["fit_status"] in ("no fit", "failed"):
         return "no fitted curve"
     notes = [str(row["model_flag"])] if str(row.get("model_flag", "") or "") else []
-    if reinfused:  # model_exposure takes no later doses yet: the curve is the first infusion's
-        notes.append("the curve is the first infusion's (later infusions not included)")
+    if reinfused:  # a model without [dosing] was fitted up to the re-infusion
+        notes.append("the model does not say what a later infusion does: the curve is the "
+                     "first infusion's, fitted up to the re-infusion")
     r, last = row["reconstitution_model_day"], row["last_sample_day"]
     if np.isfinite(r) and np.isfinite(last) and r > last:
         notes.append(f"predicted after the last sample (day {last:g})")
@@ -235,7 +252,8 @@ def aplasia_vs_observed(dataset, aplasia, fit_result, model, analyte) -> pd.Data
     w = w.join(mod, on="subject").assign(**_status_columns(status, list(obs.index)))
     w["model_flag"] = w["model_flag"].fillna("")
     later = getattr(dataset, "later_doses", None)
-    w["model_note"] = [_model_note(r, later is not None and len(later(r["subject"])) > 0)
+    no_dosing = not getattr(model, "dosing", None)
+    w["model_note"] = [_model_note(r, no_dosing and later is not None and len(later(r["subject"])) > 0)
                        for _, r in w.iterrows()]
     for c in ("aplasia_onset_model_day", "reconstitution_model_day", "aplasia_model_days"):
         w[c] = w[c].astype(float)

@@ -266,5 +266,27 @@ def test_no_aplasia_comparison_without_a_fitted_b_cell_curve_and_reinfusions_are
     row = {"fit_status": "converged", "model_flag": "", "reconstitution_model_day": 50.0,
            "last_sample_day": 90.0}
     assert _model_note(row) == ""
-    assert "later infusions not included" in _model_note(row, reinfused=True)
+    assert "the curve is the first infusion's" in _model_note(row, reinfused=True)
     assert _model_note({**row, "fit_status": "failed"}) == "no fitted curve"
+
+
+def test_the_model_aplasia_follows_each_participants_later_infusions():
+    # sle_cohort_allo: SLE-101 and SLE-102 are infused again on day 120 (data/sample/
+    # generate_allogeneic.py); a model with [dosing] gets exactly those doses for those two,
+    # a model without one gets none (it was fitted up to the re-infusion)
+    import numpy as np
+
+    from ctkinetics.data import load_study
+    from ctkinetics.modeling import load_model
+    from ctkinetics.report.model_vs_observed import _events
+
+    ds = load_study(SAMPLE.parent / "sle_cohort_allo")
+    subjects = [str(s) for s in ds.subjects["subject"]]
+    covs = {"dose": ds.subjects["dose"].to_numpy(float)}
+    _, doses = _events(ds, load_model("cart_bcell_sle"), subjects, covs)
+    again = {s: d for s, d in zip(subjects, doses) if len(d)}
+    assert sorted(again) == ["SLE-101", "SLE-102"]
+    for s, d in again.items():
+        np.testing.assert_array_equal(d, ds.later_doses(s))
+        assert d[0, 0] == 120.0
+    assert _events(ds, load_model("stein2019"), subjects, covs)[1] is None
