@@ -13,6 +13,50 @@ GOOD_COLOR = "#0072B2"
 FLAG_COLOR = "#D55E00"
 
 
+def _gof_group(fig, g, gc, color, label) -> None:
+    """The three panels' markers of one group of fits (quantified samples ``g``; censored
+    BLQ samples ``gc`` at their LLOQ in the first panel)."""
+    text = [f"{esc(s)}, day {t:g}" for s, t in zip(g["subject"], g["time"])]
+    ipred, obs, iwres, time = (g[c].to_numpy(float) for c in ("ipred", "observed", "iwres", "time"))
+
+    def common():
+        return {"marker": {"color": color, "size": 6, "opacity": 0.8}, "text": text,
+                "legendgroup": label}
+
+    fig.add({"x": ipred, "y": obs, "mode": "markers", "name": label,
+             "hovertemplate": "%{text}<br>IPRED %{x:.3g}, obs %{y:.3g}<extra></extra>",
+             **common()}, 1, 1)
+    fig.add({"x": time, "y": iwres, "mode": "markers", "showlegend": False,
+             "hovertemplate": "%{text}<br>IWRES %{y:.2f}<extra></extra>", **common()}, 1, 2)
+    fig.add({"x": ipred, "y": iwres, "mode": "markers", "showlegend": False,
+             "hovertemplate": "%{text}<br>IWRES %{y:.2f}<extra></extra>", **common()}, 1, 3)
+    if len(gc):
+        fig.add({"x": gc["ipred"].to_numpy(float), "y": gc["lloq"].to_numpy(float),
+                 "mode": "markers", "name": f"BLQ at LLOQ ({label})", "legendgroup": label,
+                 "marker": {"color": color, "size": 7, "symbol": "circle-open"},
+                 "text": [f"{esc(s)}, day {t:g}: BLQ" for s, t in zip(gc["subject"], gc["time"])],
+                 "hovertemplate": "%{text}<br>IPRED %{x:.3g}, LLOQ %{y:.3g}<extra></extra>"}, 1, 1)
+
+
+def _gof_reference_lines_and_axes(fig, p) -> None:
+    """Identity line, IWRES 0 and ±1.96 lines, and the axes of the three panels."""
+    both = np.concatenate([p["ipred"].to_numpy(float), p["observed"].to_numpy(float),
+                           p["lloq"].to_numpy(float)])
+    both = both[np.isfinite(both) & (both > 0)]
+    lo, hi = float(both.min()) / 1.5, float(both.max()) * 1.5
+    fig.add({"x": [lo, hi], "y": [lo, hi], "mode": "lines", "showlegend": False,
+             "line": {"color": GREY, "dash": "dash", "width": 1}, "hoverinfo": "skip"}, 1, 1)
+    for col in (2, 3):
+        fig.hline(0, {"color": GREY, "width": 1}, row=1, col=col)
+        for y in (-1.96, 1.96):
+            fig.hline(y, {"color": GREY, "width": 1, "dash": "dot"}, row=1, col=col)
+    log = {"type": "log", "exponentformat": "power"}
+    fig.axes("x", {**log, "title": {"text": "IPRED"}}, row=1, col=1)
+    fig.axes("y", {**log, "title": {"text": "Observed"}}, row=1, col=1)
+    fig.axes("x", {"title": {"text": "Days after infusion"}}, row=1, col=2)
+    fig.axes("x", {**log, "title": {"text": "IPRED"}}, row=1, col=3)
+    fig.axes("y", {"title": {"text": "IWRES"}}, row=1, col=2)
+
 @figure_function
 def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> Spec:
     """Observed vs IPRED, IWRES vs time and IWRES vs IPRED, BLQ samples shown.
@@ -55,42 +99,8 @@ def goodness_of_fit(fit_result, analyte=None, *, height: int = 400) -> Spec:
         gc = p[(p["flagged"] == is_flag) & censored]
         if g.empty and gc.empty:
             continue
-        text = [f"{esc(s)}, day {t:g}" for s, t in zip(g["subject"], g["time"])]
-        ipred, obs, iwres, time = (g[c].to_numpy(float) for c in ("ipred", "observed", "iwres", "time"))
-
-        def common():
-            return {"marker": {"color": color, "size": 6, "opacity": 0.8}, "text": text,
-                    "legendgroup": label}
-
-        fig.add({"x": ipred, "y": obs, "mode": "markers", "name": label,
-                 "hovertemplate": "%{text}<br>IPRED %{x:.3g}, obs %{y:.3g}<extra></extra>",
-                 **common()}, 1, 1)
-        fig.add({"x": time, "y": iwres, "mode": "markers", "showlegend": False,
-                 "hovertemplate": "%{text}<br>IWRES %{y:.2f}<extra></extra>", **common()}, 1, 2)
-        fig.add({"x": ipred, "y": iwres, "mode": "markers", "showlegend": False,
-                 "hovertemplate": "%{text}<br>IWRES %{y:.2f}<extra></extra>", **common()}, 1, 3)
-        if len(gc):
-            fig.add({"x": gc["ipred"].to_numpy(float), "y": gc["lloq"].to_numpy(float),
-                     "mode": "markers", "name": f"BLQ at LLOQ ({label})", "legendgroup": label,
-                     "marker": {"color": color, "size": 7, "symbol": "circle-open"},
-                     "text": [f"{esc(s)}, day {t:g}: BLQ" for s, t in zip(gc["subject"], gc["time"])],
-                     "hovertemplate": "%{text}<br>IPRED %{x:.3g}, LLOQ %{y:.3g}<extra></extra>"}, 1, 1)
-    both = np.concatenate([p["ipred"].to_numpy(float), p["observed"].to_numpy(float),
-                           p["lloq"].to_numpy(float)])
-    both = both[np.isfinite(both) & (both > 0)]
-    lo, hi = float(both.min()) / 1.5, float(both.max()) * 1.5
-    fig.add({"x": [lo, hi], "y": [lo, hi], "mode": "lines", "showlegend": False,
-             "line": {"color": GREY, "dash": "dash", "width": 1}, "hoverinfo": "skip"}, 1, 1)
-    for col in (2, 3):
-        fig.hline(0, {"color": GREY, "width": 1}, row=1, col=col)
-        for y in (-1.96, 1.96):
-            fig.hline(y, {"color": GREY, "width": 1, "dash": "dot"}, row=1, col=col)
-    log = {"type": "log", "exponentformat": "power"}
-    fig.axes("x", {**log, "title": {"text": "IPRED"}}, row=1, col=1)
-    fig.axes("y", {**log, "title": {"text": "Observed"}}, row=1, col=1)
-    fig.axes("x", {"title": {"text": "Days after infusion"}}, row=1, col=2)
-    fig.axes("x", {**log, "title": {"text": "IPRED"}}, row=1, col=3)
-    fig.axes("y", {"title": {"text": "IWRES"}}, row=1, col=2)
+        _gof_group(fig, g, gc, color, label)
+    _gof_reference_lines_and_axes(fig, p)
     fig.update(legend={"orientation": "h", "yref": "container", "y": 0.99, "yanchor": "top",
                        "x": 1, "xanchor": "right", "font": {"size": 10}}, margin={"t": 90})
     fig.note(f"Dotted: IWRES ±1.96. BLQ method {esc(fit_result.blq_method)}, "

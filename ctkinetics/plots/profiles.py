@@ -152,6 +152,43 @@ def _gaps(d: pd.DataFrame, key: str, *columns) -> list:
     return out
 
 
+def _level_mean(mean_profile, lv):
+    """The geometric-mean curve of dose level ``lv`` (finite values, by time), or None."""
+    if mean_profile is None or not len(mean_profile):
+        return None
+    m = mean_profile[(mean_profile["dose_level"].astype(str) == lv)
+                     & np.isfinite(mean_profile["geo_mean"])].sort_values("time")
+    return m if len(m) else None
+
+
+def _spaghetti_panel(fig, dl, color, j, mean) -> None:
+    """One dose level's participants (one gapped line trace, quantified markers, open BLQ
+    markers) and its geometric-mean curve in column ``j``."""
+    dl = dl.sort_values(["subject", "time"], kind="stable")
+    dl = dl.assign(label=[esc(s) for s in dl["subject"]])
+    q = dl[~dl["blq"]]
+    x, y, text = _gaps(q, "subject", "time", "y", "label")
+    fig.add({"x": x.astype(float), "y": y.astype(float), "text": text, "mode": "lines",
+             "line": {"color": color, "width": 1}, "opacity": 0.55, "showlegend": False,
+             "hovertemplate": "%{text}<br>day %{x}<br>%{y:.3g}<extra></extra>"}, 1, j)
+    fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
+             "showlegend": False, "marker": {"color": color, "size": 4},
+             "hoverinfo": "skip"}, 1, j)
+    b = dl[dl["blq"]]
+    if len(b):
+        fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float),
+                 "text": list(b["label"]), "mode": "markers", "showlegend": False,
+                 "marker": {"color": color, "size": 6, "symbol": "circle-open"},
+                 "hovertemplate": "%{text}<br>day %{x}: BLQ<extra></extra>"}, 1, j)
+    if mean is not None:
+        fig.add({"x": mean["time"].to_numpy(float), "y": mean["geo_mean"].to_numpy(float),
+                 "mode": "lines+markers", "line": {"color": "#111", "width": 3},
+                 "marker": {"size": 5}, "name": "geometric mean", "legendgroup": "gm",
+                 "showlegend": j == 1,
+                 "hovertemplate": "geometric mean<br>day %{x}<br>%{y:.3g}<extra></extra>"},
+                1, j)
+
+
 @figure_function
 def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
               dose_levels=None, height: int = 400) -> Spec:
@@ -200,33 +237,7 @@ def spaghetti(dataset, analyte, mean_profile: pd.DataFrame | None = None, *,
     lloq_shown = float(d["lloq_used"].median()) if len(d) else lloq
     by_level = {lv: x for lv, x in d.groupby("dose_level", sort=False)}
     for j, lv in enumerate(levels, start=1):
-        dl = by_level[lv].sort_values(["subject", "time"], kind="stable")
-        dl = dl.assign(label=[esc(s) for s in dl["subject"]])
-        color = colors[lv]
-        q = dl[~dl["blq"]]
-        x, y, text = _gaps(q, "subject", "time", "y", "label")
-        fig.add({"x": x.astype(float), "y": y.astype(float), "text": text, "mode": "lines",
-                 "line": {"color": color, "width": 1}, "opacity": 0.55, "showlegend": False,
-                 "hovertemplate": "%{text}<br>day %{x}<br>%{y:.3g}<extra></extra>"}, 1, j)
-        fig.add({"x": q["time"].to_numpy(float), "y": q["y"].to_numpy(float), "mode": "markers",
-                 "showlegend": False, "marker": {"color": color, "size": 4},
-                 "hoverinfo": "skip"}, 1, j)
-        b = dl[dl["blq"]]
-        if len(b):
-            fig.add({"x": b["time"].to_numpy(float), "y": b["y"].to_numpy(float),
-                     "text": list(b["label"]), "mode": "markers", "showlegend": False,
-                     "marker": {"color": color, "size": 6, "symbol": "circle-open"},
-                     "hovertemplate": "%{text}<br>day %{x}: BLQ<extra></extra>"}, 1, j)
-        if mean_profile is not None and len(mean_profile):
-            m = mean_profile[(mean_profile["dose_level"].astype(str) == lv)
-                             & np.isfinite(mean_profile["geo_mean"])].sort_values("time")
-            if len(m):
-                fig.add({"x": m["time"].to_numpy(float), "y": m["geo_mean"].to_numpy(float),
-                         "mode": "lines+markers", "line": {"color": "#111", "width": 3},
-                         "marker": {"size": 5}, "name": "geometric mean", "legendgroup": "gm",
-                         "showlegend": j == 1,
-                         "hovertemplate": "geometric mean<br>day %{x}<br>%{y:.3g}<extra></extra>"},
-                        1, j)
+        _spaghetti_panel(fig, by_level[lv], colors[lv], j, _level_mean(mean_profile, lv))
         _lloq_line(fig, lloq_shown, row=1, col=j)
         fig.axes("x", {"title": {"text": "Days after infusion"}}, row=1, col=j)
     fig.axes("y", {"type": "log", "exponentformat": "power", "dtick": 1,
