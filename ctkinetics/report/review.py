@@ -120,7 +120,6 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     -------
     Review
     """
-    from ctkinetics.estimation.curves import fitted_curves
     from ctkinetics.report.summaries import bcell_aplasia, data_counts, geometric_mean_profile
 
     settings = settings or ReportSettings()
@@ -141,21 +140,8 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     nca_result = _nca(dataset, settings, car_analytes)
     mean_profiles = {a: geometric_mean_profile(dataset, a) for a in car_analytes}
 
-    population = vpc_result = None
-    population_error = ""
-    if settings.population_method is not None:  # first: its estimates are the fits' prior
-        step(f"population fit: {settings.population_method.upper()}, model {settings.model}")
-        population, population_error, vpc_result = _population(
-            dataset, model, settings, settings.fit_analytes, say)
-    prior, fit_note = _prior(settings, population)
-    step(f"fits: model {settings.model}, prior {settings.fit_prior}, BLQ {settings.fit_blq}, "
-         f"{settings.fit_error} error")
-    fit_result, fit_error = _fits(dataset, model, settings, prior)
-    curves = pd.DataFrame()
-    if fit_result is not None:
-        step(f"fitted curves with {settings.band_level:.0%} bands")
-        curves = fitted_curves(fit_result, dataset, model, level=settings.band_level,
-                               draws=settings.band_draws, seed=settings.band_seed)
+    fits = _fit_stage(dataset, model, settings, say, step)
+    population, fit_result = fits["population"], fits["fit"]
 
     aplasia = None
     if bcell_analyte is not None:
@@ -186,13 +172,35 @@ def build_review(dataset, settings: ReportSettings | None = None, progress=None)
     timings = step.finish()
     return Review(dataset=dataset, settings=settings, car_analytes=car_analytes,
                   car_analyte=car_analyte, bcell_analyte=bcell_analyte, counts=counts,
-                  nca=nca_result, model=model, fit=fit_result, fit_error=fit_error,
-                  curves=curves, mean_profiles=mean_profiles, aplasia=aplasia,
-                  **esc, population=population,
-                  population_error=population_error, vpc=vpc_result, trial_sim=trial_sim,
-                  timings=timings, uncertainty=uncertainty, model_choice=model_choice,
-                  fit_note=fit_note, exposure_comparison=exposure_comparison,
+                  nca=nca_result, model=model, mean_profiles=mean_profiles, aplasia=aplasia,
+                  **fits, **esc, trial_sim=trial_sim, timings=timings, uncertainty=uncertainty,
+                  model_choice=model_choice, exposure_comparison=exposure_comparison,
                   aplasia_comparison=aplasia_comparison)
+
+
+def _fit_stage(dataset, model, settings, say, step) -> dict:
+    """The population fit (first: its estimates are the fits' prior), the individual fits
+    and their curves with bands: the Review fields population, population_error, vpc, fit,
+    fit_error, fit_note and curves."""
+    from ctkinetics.estimation.curves import fitted_curves
+
+    population = vpc_result = None
+    population_error = ""
+    if settings.population_method is not None:
+        step(f"population fit: {settings.population_method.upper()}, model {settings.model}")
+        population, population_error, vpc_result = _population(
+            dataset, model, settings, settings.fit_analytes, say)
+    prior, fit_note = _prior(settings, population)
+    step(f"fits: model {settings.model}, prior {settings.fit_prior}, BLQ {settings.fit_blq}, "
+         f"{settings.fit_error} error")
+    fit_result, fit_error = _fits(dataset, model, settings, prior)
+    curves = pd.DataFrame()
+    if fit_result is not None:
+        step(f"fitted curves with {settings.band_level:.0%} bands")
+        curves = fitted_curves(fit_result, dataset, model, level=settings.band_level,
+                               draws=settings.band_draws, seed=settings.band_seed)
+    return dict(population=population, population_error=population_error, vpc=vpc_result,
+                fit=fit_result, fit_error=fit_error, fit_note=fit_note, curves=curves)
 
 
 def _auto_model(dataset, settings) -> tuple[str, str]:
