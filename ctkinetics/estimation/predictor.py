@@ -90,20 +90,8 @@ class ModelPredictor:
             if len(self._states) >= _STATE_CACHE:
                 self._states.pop(next(iter(self._states)))
             self._states[key] = states
-        env, n = self.model.environment(params, covariates or None)
-        t = np.atleast_1d(np.asarray(times, float))
-        if n is None:
-            local, shape = dict(env, t=t), (t.size,)
-        else:
-            local = {k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
-            local["t"], shape = t[None, :], (n, t.size)
-        local.update(states)
-        out = {}
         with np.errstate(all="ignore"):
-            for k in self.kinds:
-                v = np.asarray(self.model.observable_exprs[k](local), dtype=float)
-                out[k] = v if v.shape == shape else np.array(np.broadcast_to(v, shape))
-        return out
+            return self.model.observe(states, params, times, covariates or None, self.kinds)
 
     def bad_switch_rows(self, params, covariates=None):
         """Bool per parameter set: a switch time that is not finite (None: cannot tell)."""

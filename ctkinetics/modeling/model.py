@@ -254,20 +254,28 @@ class Model:
             if k not in self.observable_exprs:
                 raise SettingsError(f"model {self.name} has no observable '{k}' (it has: {', '.join(self.observable_exprs)})")
         with quiet():
-            states = self._solve(env, n, t, method)
-            if n is None:
-                local = dict(env)
-                local["t"] = t
-                shape = (t.size,)
-            else:
-                local = {k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
-                local["t"] = t[None, :]
-                shape = (n, t.size)
-            local.update(states)
-            out = {}
-            for k in kinds:
-                value = np.asarray(self.observable_exprs[k](local), dtype=float)
-                out[k] = value if value.shape == shape else np.array(np.broadcast_to(value, shape))
+            return self._observables(env, n, t, self._solve(env, n, t, method), kinds)
+
+    def observe(self, states, params=None, times=None, covariates=None, observables=None) -> dict:
+        """The observables from states already solved (:meth:`predict_states` of the same
+        times and covariates), evaluated as :meth:`predict` evaluates them: a parameter read
+        only by the observables (an assay's scale) can change without a new solve."""
+        env, n, t = self._prepare(params, times, covariates)
+        kinds = list(self.observable_exprs) if observables is None else list(observables)
+        with quiet():
+            return self._observables(env, n, t, states, kinds)
+
+    def _observables(self, env, n, t, states, kinds) -> dict:
+        if n is None:
+            local, shape = dict(env, t=t), (t.size,)
+        else:
+            local = {k: (v[:, None] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+            local["t"], shape = t[None, :], (n, t.size)
+        local.update(states)
+        out = {}
+        for k in kinds:
+            value = np.asarray(self.observable_exprs[k](local), dtype=float)
+            out[k] = value if value.shape == shape else np.array(np.broadcast_to(value, shape))
         return out
 
     def derived(self, params=None, covariates=None) -> dict:

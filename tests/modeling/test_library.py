@@ -214,3 +214,22 @@ def test_population_dose_per_subject():
     e0 = load_model("cart_bcell_sle").derived({}, {"dose": doses})["E0"]
     flow0 = pop.profiles.query("observable == 'flow'")["value"].to_numpy()
     np.testing.assert_allclose(flow0, e0)
+
+
+def test_observe_from_solved_states_equals_predict():
+    # Model.observe evaluates the observables on states solved once: an assay-only parameter
+    # (qpcr_per_cell) changes the qPCR without a new solve, exactly as predict would give it
+    import numpy as np
+
+    from ctkinetics.modeling import load_model
+
+    m = load_model("cart_bcell_sle")
+    t = np.array([0.0, 3.0, 9.0, 28.0, 90.0])
+    p = {k: np.array([v, 1.5 * v]) for k, v in m.defaults().items()}
+    states = m.predict_states(p, t)
+    q = dict(p, qpcr_per_cell=np.array([40.0, 400.0]))
+    got = m.observe(states, q, t)
+    want = m.predict(q, t)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12)
+    assert got["qpcr"][1, 2] / m.observe(states, p, t)["qpcr"][1, 2] == pytest.approx(400.0 / 150.0)
