@@ -195,8 +195,7 @@ class _Subjects:
         per = [[] for _ in range(n)]
         if self.doses is not None:
             for i, d in enumerate(self.doses):
-                if d is not None and len(d):
-                    per[i] += list(np.asarray(d, float).reshape(-1, 2)[:, 0])
+                per[i] += list(d[:, 0])   # (m, 2) arrays from _dose_lists
         for v in (self.covariates or {}).values():
             courses = v if isinstance(v, (list, tuple)) else [v] * n if hasattr(v, "times") else []
             for i, c in enumerate(courses):
@@ -213,19 +212,6 @@ class _Subjects:
         from ctkinetics.modeling.model import _has_time_course
 
         return self.doses is not None or _has_time_course(self.covariates)
-
-
-def _doses_per_subject(doses, n):
-    """None, or a list of n (m, 2) arrays (one array given: the same doses for everyone)."""
-    if doses is None:
-        return None
-    if isinstance(doses, (list, tuple)) and (len(doses) == 0 or np.ndim(doses[0]) == 2
-                                             or doses[0] is None):
-        if len(doses) != n:
-            raise SettingsError(f"doses: {len(doses)} dose tables for {n} subjects")
-        return [None if d is None else np.asarray(d, float).reshape(-1, 2) for d in doses]
-    one = np.asarray(doses, float).reshape(-1, 2)
-    return [one] * n
 
 
 def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=None,
@@ -261,7 +247,9 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
         raise SettingsError(f"unknown exposure metric(s) {sorted(unknown)}; known: {sorted(METRICS)}")
     thresholds = dict(thresholds or {})
     n = _n_subjects(model, params, covariates, doses)
-    subj = _Subjects(params, covariates, _doses_per_subject(doses, n))
+    from ctkinetics.modeling.solution import _dose_lists
+
+    subj = _Subjects(params, covariates, None if doses is None else _dose_lists(doses, n))
     t_end = np.broadcast_to(np.asarray(model.horizon if t_end is None else t_end, float), (n,))
     if not np.all(np.isfinite(t_end) & (t_end > 0)):
         raise SettingsError("t_end must be finite and > 0")
