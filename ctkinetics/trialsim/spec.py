@@ -298,16 +298,29 @@ def _kinetics(sec: Section, design: TrialDesign, base_dir) -> KineticsSpec | Non
     return KineticsSpec(ref, observable, tuple(typical), omega, until, rtol, atol)
 
 
-def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:
+def _link_terms(sec: Section, design: TrialDesign, metric: str, p_at_reference: float,
+                check=None) -> dict:
+    """The keys of an outcome model's link, one home for [toxicity] and [efficacy]: ``link``
+    (fixed: ``rates`` per dose level; else an exposure ``metric`` (default ``metric``),
+    ``reference``, ``p_at_reference`` (default ``p_at_reference``) and ``slope``).
+    ``check(link)`` runs before the exposure keys are read for a non-fixed link."""
     link = sec.string("link", "fixed", LINKS)
     kw = {"link": link}
     if link == "fixed":
         kw["rates"] = sec.numbers("rates", length=len(design.levels), minimum=0, maximum=1)
-    else:
-        kw["metric"] = sec.string("metric", "cmax", set(METRICS) - {"tmax"})
-        kw["reference"] = sec.number("reference", minimum=0, strict_min=True)
-        kw["p_at_reference"] = sec.number("p_at_reference", 0.2, 0, 1, True, True)
-        kw["slope"] = sec.number("slope", 1.0)
+        return kw
+    if check is not None:
+        check(link)
+    kw["metric"] = sec.string("metric", metric, set(METRICS) - {"tmax"})
+    kw["reference"] = sec.number("reference", minimum=0, strict_min=True)
+    kw["p_at_reference"] = sec.number("p_at_reference", p_at_reference, 0, 1, True, True)
+    kw["slope"] = sec.number("slope", 1.0)
+    return kw
+
+
+def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:
+    kw = _link_terms(sec, design, "cmax", 0.2)
+    link = kw["link"]
     kw["onset"] = sec.string("onset", "uniform", ONSETS)
     kw["onset_lag_days"] = sec.number("onset_lag_days", 0.0)
     if kinetics is None and (LINKS[link].needs_kinetics or ONSETS[kw["onset"]].needs_kinetics):
@@ -319,17 +332,11 @@ def _toxicity(sec: Section, design: TrialDesign, kinetics) -> ToxicitySpec:
 
 
 def _efficacy(sec: Section, design: TrialDesign, kinetics) -> EfficacySpec:
-    link = sec.string("link", "fixed", LINKS)
-    kw = {"link": link}
-    if link == "fixed":
-        kw["rates"] = sec.numbers("rates", length=len(design.levels), minimum=0, maximum=1)
-    else:
+    def needs_kinetics(link):
         if kinetics is None:
             raise sec.error("link", f"{link!r} needs kinetics: add an enabled [kinetics] table or use 'fixed'")
-        kw["metric"] = sec.string("metric", "auc0_28", set(METRICS) - {"tmax"})
-        kw["reference"] = sec.number("reference", minimum=0, strict_min=True)
-        kw["p_at_reference"] = sec.number("p_at_reference", 0.3, 0, 1, True, True)
-        kw["slope"] = sec.number("slope", 1.0)
+
+    kw = _link_terms(sec, design, "auc0_28", 0.3, needs_kinetics)
     sec.done()
     if design.protocol.efficacy.assessment_day is None:
         raise sec.error(None, "needs the day the response is known: [protocol.efficacy] assessment_day")
