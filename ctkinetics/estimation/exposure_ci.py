@@ -206,34 +206,8 @@ def _individual(result, dataset, model, K, rng):
     fits = [f for f in result.fits if f.subject in by]
     subjects = [f.subject for f in fits]
     levels = [result.dose_levels.get(s, "") for s in subjects]
-    table = result.to_frame()
-    n, p = len(fits), len(specs)
-    theta = np.full((n, p), np.nan)
-    notes = [""] * n
-    sims = np.full((K, n, p), np.nan)
-    for i, f in enumerate(fits):
-        t = table[table["subject"] == f.subject].set_index("parameter")
-        theta[i] = [t.loc[s.name, "estimate_transformed"] if s.name in t.index else np.nan
-                    for s in specs]
-        cov = None if f.cov is None else np.asarray(f.cov, float)
-        names = list(f.param_names) if cov is not None else []
-        if f.failed or not np.all(np.isfinite(theta[i])):
-            notes[i] = "no estimates (fit failed)"
-            continue
-        bad = [n for n, fl in zip(t.index, t["flags"].astype(str))
-               if "not_estimable" in fl.split(";")]
-        if bad:     # as the parameter table, which shows no CI for them
-            notes[i] = f"not estimable: {', '.join(bad)}"
-            continue
-        if cov is None or [s.name for s in specs] != names or not np.all(np.isfinite(cov)):
-            notes[i] = "no covariance (parameters not estimable)"
-            continue
-        try:
-            L = np.linalg.cholesky(0.5 * (cov + cov.T))
-        except np.linalg.LinAlgError:
-            notes[i] = "covariance not positive definite"
-            continue
-        sims[:, i] = theta[i] + rng.standard_normal((K, p)) @ L.T
+    theta, sims, notes = _individual_draws(result.to_frame(), fits, specs, K, rng)
+    n, p = theta.shape
     all_theta = np.concatenate([theta[None], sims]).reshape(-1, p)     # (1 + K)·n rows
     nat = np.column_stack([s.from_est(all_theta[:, j]) for j, s in enumerate(specs)])
     params = {s.model_name: nat[:, j] for j, s in enumerate(specs) if s.role == "model"}
@@ -249,6 +223,44 @@ def _individual(result, dataset, model, K, rng):
     draws = {k: v[n:].reshape(K, n) for k, (v, u) in values.items()}
     return point, draws, subjects, levels, notes, \
         "individual estimates drawn from N(estimate, covariance) on the estimation scale"
+
+
+def _individual_draws(table, fits, specs, K, rng):
+    """Estimates (n, p) on the estimation scale, K draws (K, n, p) and a note per fit.
+
+    A fit without usable estimates or covariance keeps NaN draws and says why; the draws
+    of the others come from N(estimate, covariance), in fit order (one generator).
+    """
+    n, p = len(fits), len(specs)
+    theta = np.full((n, p), np.nan)
+    notes = [""] * n
+    sims = np.full((K, n, p), np.nan)
+    for i, f in enumerate(fits):
+        t = table[table["subject"] == f.subject].set_index("parameter")
+        theta[i] = [t.loc[s.name, "estimate_transformed"] if s.name in t.index else np.nan
+                    for s in specs]
+        notes[i], L = _draw_factor(f, t, specs, theta[i])
+        if L is not None:
+            sims[:, i] = theta[i] + rng.standard_normal((K, p)) @ L.T
+    return theta, sims, notes
+
+
+def _draw_factor(fit, table, specs, theta):
+    """(note, Cholesky factor of the fit's covariance or None) for one fit."""
+    cov = None if fit.cov is None else np.asarray(fit.cov, float)
+    names = list(fit.param_names) if cov is not None else []
+    if fit.failed or not np.all(np.isfinite(theta)):
+        return "no estimates (fit failed)", None
+    bad = [n for n, fl in zip(table.index, table["flags"].astype(str))
+           if "not_estimable" in fl.split(";")]
+    if bad:     # as the parameter table, which shows no CI for them
+        return f"not estimable: {', '.join(bad)}", None
+    if cov is None or [s.name for s in specs] != names or not np.all(np.isfinite(cov)):
+        return "no covariance (parameters not estimable)", None
+    try:
+        return "", np.linalg.cholesky(0.5 * (cov + cov.T))
+    except np.linalg.LinAlgError:
+        return "covariance not positive definite", None
 
 
 def _population_vectors(result, source, K, rng):
