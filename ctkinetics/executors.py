@@ -127,10 +127,16 @@ def _local_client(n: int):
     """A client of a new local cluster of ``n`` single-threaded worker processes."""
     from distributed import Client, LocalCluster
 
+    import logging
+
     # one thread of computation per worker process: the compiled engine would otherwise
-    # solve a large stack on as many threads as the machine has cores, in every worker
+    # solve a large stack on as many threads as the machine has cores, in every worker.
+    # Dask's own warnings ("Worker process still alive after ... seconds, killing" at shutdown
+    # under load) are not the user's business: a fault that matters reaches the user as a
+    # ClusterError or a failed task, so only Dask's errors are logged.
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      env=dict(WORKER_ENVIRONMENT)) as cluster, Client(cluster) as client:
+                      env=dict(WORKER_ENVIRONMENT), silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

@@ -79,3 +79,26 @@ def test_local_workers_run_the_engine_on_one_thread():
             with executor.connect() as s:
                 s.run(_threads_env, (), [()], got.append)
     assert got == [("1", 1)] * 2
+
+
+def test_local_cluster_keeps_dask_warnings_off_the_terminal():
+    """Dask's shutdown warnings ("Worker process still alive ... killing") reached the terminal
+    of `ctk report --bootstrap` under load: only Dask's errors are logged while our cluster runs
+    (a process of its own, as `ctk`: Dask's log handler writes to the real stderr)."""
+    pytest.importorskip("distributed")
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "import ctkinetics.executors as ex\n"
+        "log = logging.getLogger('distributed.nanny')\n"
+        "with ex.local_cluster(workers=1):\n"
+        "    log.warning('Worker process still alive, killing')\n"
+        "    log.error('a Dask error still shows')\n"
+        "log.warning('outside the cluster a warning shows')\n")
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120).stderr
+    assert "still alive" not in err
+    assert "a Dask error still shows" in err
+    assert "outside the cluster a warning shows" in err       # the user's setting is restored
