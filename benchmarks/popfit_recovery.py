@@ -13,6 +13,7 @@ SD/√n of the ln individual estimates; its ω² is the variance of those estima
         [--max-minutes 30] [--out benchmarks/results/popfit_recovery]
     python benchmarks/popfit_recovery.py --model cart_bcell_sle --studies 50
         --methods focei,saem,ml,map --out benchmarks/results/popfit_recovery_cart
+        [--start K]     # continue a stopped run at study K (appends to OUT.csv)
 
 cart_bcell_sle: 12–30 participants on the sample cohort's schedule (days 1 … 180) and LLOQs
 (transgene 20 copies/µg, CAR flow 0.5 and B cells 1 cells/µL, BLQ by M3), doses of the three
@@ -114,6 +115,9 @@ def main(argv=None):
     ap.add_argument("--model", default="stein2019", choices=("stein2019", "cart_bcell_sle"))
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--max-minutes", type=float, default=np.inf)
+    ap.add_argument("--start", type=int, default=0,
+                    help="continue an earlier run: skip the first START studies (their random "
+                         "draws are made, so study k is the same study as in a full run)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--from-csv", default=None,
                     help="only tabulate the rows of an earlier run's OUT.csv")
@@ -140,6 +144,11 @@ def main(argv=None):
             print(f"time limit: {s} studies done", flush=True)
             break
         n = int(rng.integers(12, 31))
+        if s < a.start:                  # the draws of a study done by an earlier run
+            if a.model == "cart_bcell_sle":
+                rng.choice(SLE_DOSES, n)
+            rng.integers(1e9)
+            continue
         if a.model == "cart_bcell_sle":
             ds = _cart_study(m, n, rng)
         else:
