@@ -2,7 +2,7 @@
 covariate left out?
 
 Each of ``--studies`` studies has 12 participants, 4 at each of 3 dose levels (3e7, 1e8,
-3e8 cells), sampled as in benchmarks/popfit_recovery.py (days 1 to 365, residual SD 0.56 on
+3e8 cells; ``--per-level 7``: 21, as escalation plus one expansion group of 9), sampled as in benchmarks/popfit_recovery.py (days 1 to 365, residual SD 0.56 on
 ln, LLOQ 20 copies/µg, BLQ by M3), stein2019's typical values and ω², and
 Cmax ∝ (dose / 1e8)^``--beta`` (default 1: Cmax proportional to dose; with ω²(Cmax) = 0.65 and
 12 participants the effect is about 3 standard errors from 0 by the -2LL it is worth: median
@@ -94,6 +94,9 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--first-study", type=int, default=0)
+    ap.add_argument("--per-level", type=int, default=4,
+                    help="participants per dose level (4: the 12 of dose escalation; 7: 21, "
+                         "escalation plus one expansion group of 9)")
     ap.add_argument("--from-csv", default=None)
     a = ap.parse_args(argv)
     if a.from_csv:
@@ -113,7 +116,7 @@ def main(argv=None):
             if s < a.first_study:
                 continue
             t1, c1 = time.perf_counter(), tree_cpu_seconds()
-            ds, m = simulate(int(seed), a.beta)
+            ds, m = simulate(int(seed), a.beta, a.per_level)
             try:
                 r = covariate_search(ds, m, parameters=a.parameters, covariates="dose,noise",
                                      init=INIT, executor=ex, covariance=False)
@@ -150,8 +153,8 @@ def read_rows(path):
 
 def write_table(a, d):
     with open(a.out + ".txt", "w") as fh:
-        fh.write(f"# covariate search, {len(d)} of {a.studies} planned studies of 12 "
-                 f"participants, beta {a.beta}, candidates dose and noise on {a.parameters}, "
+        fh.write(f"# covariate search, {len(d)} of {a.studies} planned studies of "
+                 f"{3 * a.per_level} participants, beta {a.beta}, candidates dose and noise on {a.parameters}, "
                  f"seed {a.seed}\n{tabulate(d)}\n")
 
 
