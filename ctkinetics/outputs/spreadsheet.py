@@ -100,32 +100,46 @@ def neutralise_frame(df):
     return out
 
 
-def write_csv(df, path_or_buffer, *, header: bool = True) -> None:
-    """Write ``df`` (without its index) as spreadsheet-safe CSV, ``\\n`` line ends, UTF-8."""
-    import pandas as pd
-
+def _csv_mode(frame) -> int:
+    """QUOTE_MINIMAL, or QUOTE_NONNUMERIC when a text cell holds a carriage return: such a
+    cell is only safe quoted, and with "\\n" line ends the csv module does not quote it by
+    itself, so such a table has every text cell quoted."""
     import csv
 
-    frame = neutralise_frame(pd.DataFrame(df))
-    # a carriage return inside a cell is only safe quoted; with "\n" line ends the csv module
-    # does not quote it by itself, so such a table has every text cell quoted
     cr = any(any("\r" in v for v in _distinct(frame[c])) if _is_string_dtype(frame[c])
              else frame[c].map(lambda v: isinstance(v, str) and "\r" in v).any()
              for c in frame.columns if _is_text_column(frame[c]))
-    kw = dict(index=False, header=header, lineterminator="\n",
-              quoting=csv.QUOTE_NONNUMERIC if cr else csv.QUOTE_MINIMAL)
-    if not hasattr(path_or_buffer, "write"):
-        kw["encoding"] = "utf-8"
-    frame.to_csv(path_or_buffer, **kw)
+    return csv.QUOTE_NONNUMERIC if cr else csv.QUOTE_MINIMAL
+
+
+def write_csv(df, path_or_buffer, *, header: bool = True) -> None:
+    """Write ``df`` (without its index) as spreadsheet-safe CSV, ``\\n`` line ends, UTF-8."""
+    text = csv_text(df, header=header)
+    if hasattr(path_or_buffer, "write"):
+        path_or_buffer.write(text)
+    else:
+        with open(path_or_buffer, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
 
 
 def csv_text(df, *, header: bool = True) -> str:
-    """``df`` as spreadsheet-safe CSV text."""
-    import io
+    """``df`` (without its index) as spreadsheet-safe CSV text, ``\\n`` line ends.
 
-    buf = io.StringIO()
-    write_csv(df, buf, header=header)
-    return buf.getvalue()
+    The text is what :meth:`pandas.DataFrame.to_csv` writes for the neutralised frame
+    (:func:`neutralise_frame`). The common column types are neutralised and serialised in
+    one pass by :func:`ctkinetics.outputs.csvtext.frame_text` (each distinct text of a
+    column checked, neutralised and quoted once); other tables by pandas itself."""
+    import pandas as pd
+
+    from ctkinetics.outputs.csvtext import frame_text
+
+    frame = pd.DataFrame(df)
+    text = frame_text(frame, header=header, cell=neutralise_cell)
+    if text is None:
+        frame = neutralise_frame(frame)
+        text = frame.to_csv(index=False, header=header, lineterminator="\n",
+                            quoting=_csv_mode(frame))
+    return text
 
 
 def read_csv(path, **kwargs):
