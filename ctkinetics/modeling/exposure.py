@@ -6,13 +6,14 @@ trials all call :func:`model_exposure`, so "AUC0-28" means the same number every
 ==================  ==========================================================================
 ``Cmax``            max C(t) on [0, t_end]: C on a grid (half a day to day 28, two days
                     after, in day-equivalents of the model's horizon) plus every switch time
-                    (a peak at a kink is exact), refined by successive parabolic
-                    interpolation in the bracket of the best point (a smooth peak to ~1e-10)
+                    and 1e-6 day either side (a peak at a kink is exact, not refined),
+                    refined by successive parabolic interpolation in the bracket of the
+                    best point (a smooth peak to ~1e-10)
 ``Tmax``            the time of that maximum
 ``AUC``             ∫ C(t) dt over a window (default 0-28): exact to the solver's tolerance —
                     a quadrature state dQ/dt = C(t) integrated with the ODE, or 16-point
                     Gauss–Legendre panels split at the switch times for a closed form
-                    (panel width from the curve's steepest log-slope: ~1e-11 relative)
+                    (panel width from the curve's steepest log-slope: ~1e-15 relative)
 ``aplasia_onset``   first time C falls below a threshold (B cells below the LLOQ): grid
                     bracket, refined to 1/256 of a grid step, then linear interpolation
 ``reconstitution``  first time after the onset that C is back at or above the threshold
@@ -270,7 +271,7 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
         r = _log_slopes(T, V, a, b)
         rates = r if rates is None else np.maximum(rates, r)
         if {"Cmax", "Tmax"} & wanted:
-            cmax, tmax = _peak(model, subj, kind, T, V, t_end)
+            cmax, tmax = _peak(model, subj, kind, T, V, t_end, sw)
             if "Cmax" in wanted:
                 values[(kind, "Cmax")] = cmax
             if "Tmax" in wanted:
@@ -295,17 +296,23 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
                     {k: float(v) for k, v in thresholds.items()})
 
 
+#: Distance (day-equivalents) of the probes either side of a switch time: a switch time
+#: higher than both is a peak at the kink (its Cmax/Tmax exact, no refinement).
+_KINK_PROBE = 1e-6
+
+
 def _subject_grids(model, subj, sw, t_end, n):
     """(n, W) padded times (+inf unused): the exposure grid up to each subject's end time,
-    its switch times (a peak at a kink) and, with doses or time courses, each of their times
+    its switch times (a peak at a kink) and 1e-6 day either side of them (which tells a peak
+    at the kink from a smooth peak nearby) and, with doses or time courses, each of their times
     and just after (the peak search sees each infusion's rise)."""
     grid = _grid(model, float(t_end.max()))
-    T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T], axis=1)
+    eps = _KINK_PROBE * (model.horizon / 365.0)
+    T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T, sw.T - eps, sw.T + eps], axis=1)
     if subj.timed:
         br = subj.breaks(n)
-        eps = 1e-6 * (model.horizon / 365.0)
         T = np.concatenate([T, br, br + eps], axis=1)
-    T = np.where(np.isfinite(T) & (T <= t_end[:, None] + 1e-12), T, np.inf)
+    T = np.where(np.isfinite(T) & (T >= 0) & (T <= t_end[:, None] + 1e-12), T, np.inf)
     return np.sort(T, axis=1)
 
 
@@ -320,7 +327,7 @@ def _aplasia_metrics(model, subj, kind, T, V, t_end, thr) -> dict:
 
 
 # --------------------------------------------------------------------------------------
-def _peak(model, subj, kind, T, V, t_end, rounds=2, points=6, vertex_rounds=3):
+def _peak(model, subj, kind, T, V, t_end, sw, rounds=2, points=6, vertex_rounds=3):
     """Best grid point, then ``rounds`` of ``points`` evenly spaced times inside the bracket
     of its neighbours (one batched solve per round: each solve integrates from day 0, so
     several points per solve cost a step each, a solve ~100 steps), the bracket shrinking to
@@ -328,7 +335,8 @@ def _peak(model, subj, kind, T, V, t_end, rounds=2, points=6, vertex_rounds=3):
     interpolation (the model at the vertex of the parabola through the best three points).
     A closed-form peak's Tmax to ~1e-7 relative (its Cmax far better) in at most 5 solves;
     a peak in the last grid step before ``t_end`` is bracketed by that step (no neighbour
-    beyond); a peak at a switch time is a grid point already."""
+    beyond); a peak at a switch time is a grid point already, and one that its probes
+    either side show to be a kink (:func:`_kink_peak`) is not refined."""
     n = T.shape[0]
     rows = np.arange(n)
     Vm = np.where(np.isnan(V), -np.inf, V)
@@ -342,7 +350,7 @@ def _peak(model, subj, kind, T, V, t_end, rounds=2, points=6, vertex_rounds=3):
     kl, kr = np.maximum(k - 1, 0), np.minimum(k + 1, np.maximum(last, 0))
     lo, hi = T[rows, kl], T[rows, kr]
     flo, fhi = Vm[rows, kl], Vm[rows, kr]
-    todo = ~none & np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    todo = ~none & np.isfinite(lo) & np.isfinite(hi) & (hi > lo) & ~_kink_peak(model, T, Vm, k, kl, kr, sw)
     frac = np.linspace(0.0, 1.0, points + 2)[1:-1][None, :]
     tri = None                                     # the best point and its neighbours
     for _round in range(rounds):
@@ -367,6 +375,20 @@ def _peak(model, subj, kind, T, V, t_end, rounds=2, points=6, vertex_rounds=3):
     if tri is not None:
         _parabolic_rounds(model, subj, kind, tri, cmax, tmax, vertex_rounds)
     return cmax, tmax
+
+
+def _kink_peak(model, T, Vm, k, kl, kr, sw):
+    """(n,) True where the best grid point ``k`` is a switch time with both neighbours (the
+    probes 1e-6 day either side) lower: the curve rises into the kink and falls after it, a
+    peak at the kink (Stein's at Tmax), exact as it is."""
+    if sw.shape[0] == 0:
+        return np.zeros(T.shape[0], dtype=bool)
+    rows = np.arange(T.shape[0])
+    tk = T[rows, k]
+    near = 2.5 * _KINK_PROBE * (model.horizon / 365.0)
+    at_switch = np.any(sw.T == tk[:, None], axis=1)
+    return (at_switch & (kl < k) & (kr > k) & (tk - T[rows, kl] <= near) & (T[rows, kr] - tk <= near)
+            & (Vm[rows, kl] < Vm[rows, k]) & (Vm[rows, kr] < Vm[rows, k]))
 
 
 def _parabolic_rounds(model, subj, kind, tri, cmax, tmax, rounds):
@@ -476,24 +498,36 @@ def _auc(model, subj, kinds, window, sw, n, rates=None):
 
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
+#: (largest rho * panel width, fewest panels): 16-point Gauss-Legendre integrates exp(rho t)
+#: over a panel to ~2e-15 relative up to rho * width = 20 (against expm1; 5e-14 at 25, 3e-12
+#: at 30). A closed form is a sum of exponentials per phase: 6 leaves a factor 3 for a fast
+#: term that the grid's log-slope hides; a numerical solution (doses, time courses) keeps
+#: the narrower panels of a general smooth curve.
+_GL_PANELS = {"closed": (6.0, 4), "ode": (3.0, 7)}
 
 
-def _panels(rates, width):
-    """Panels per subject: wide enough that 16-point Gauss-Legendre integrates exp(ρ t) to
-    ~1e-11 (ρ·panel <= 3), at least 7 over the window, at most 400."""
+def _panels(rates, width, rule="ode"):
+    """Panels per subject: narrow enough that 16-point Gauss-Legendre integrates exp(ρ t)
+    to ~1e-15 (ρ·panel at most :data:`_GL_PANELS`), at least its fewest, at most 400."""
+    rate_width, fewest = _GL_PANELS[rule]
     with np.errstate(all="ignore"):
-        p = np.ceil(width * np.nan_to_num(rates, nan=0.0, posinf=1e3) / 3.0)
-    return np.clip(p, 7, 400).astype(int)
+        p = np.ceil(width * np.nan_to_num(rates, nan=0.0, posinf=1e3) / rate_width)
+    return np.clip(p, fewest, 400).astype(int)
 
 
 def _auc_gauss(model, subj, kinds, window, sw, n, rates=None):
     """Composite 16-point Gauss-Legendre on panels split at the switch times (where a closed
-    form has its kinks); panel widths from each subject's steepest log-slope (``rates``)."""
+    form has its kinks); panel widths from each subject's steepest log-slope (``rates``).
+    Every kind's curve at every subject's own nodes in one ragged solve (no padding to the
+    widest subject)."""
+    from ctkinetics.modeling.solution import Ragged
+
     a, b = window
     day = model.horizon / 365.0
+    rule = "closed" if model.has_closed_form and not subj.timed else "ode"
     if rates is None:
-        rates = np.full(n, 3.0 / (4.0 * day))        # 4-day panels
-    p = _panels(rates, b - a)
+        rates = np.full(n, _GL_PANELS[rule][0] / (4.0 * day))        # 4-day panels
+    p = _panels(rates, b - a, rule)
     P = int(p.max())
     j = np.arange(P + 1)[None, :]
     base = np.where(j <= p[:, None], a + (b - a) * j / p[:, None], np.inf)
@@ -501,22 +535,21 @@ def _auc_gauss(model, subj, kinds, window, sw, n, rates=None):
     edges = np.sort(np.concatenate([base, cuts], axis=1), axis=1)
     lo, hi = edges[:, :-1], edges[:, 1:]
     used = np.isfinite(hi) & (hi > lo)                                        # (n, P)
-    with np.errstate(invalid="ignore"):
-        half = np.where(used, (hi - lo) / 2, 0.0)
-    nodes = lo[:, :, None] + half[:, :, None] * (_GL_X[None, None, :] + 1)    # (n, P, 16)
-    weights = half[:, :, None] * _GL_W[None, None, :]
-    nodes = np.where(used[:, :, None], nodes, np.inf).reshape(n, -1)
-    weights = np.where(used[:, :, None], weights, 0.0).reshape(n, -1)
+    half = (hi[used] - lo[used]) / 2                                          # (U,) panels
+    nodes = lo[used][:, None] + half[:, None] * (_GL_X[None, :] + 1)          # (U, 16)
+    weights = half[:, None] * _GL_W[None, :]
+    offsets = np.concatenate([[0], np.cumsum(used.sum(axis=1) * _GL_X.size)]).astype(np.int64)
+    s = model.solve(subj.params, Ragged(nodes.ravel(), offsets), subj.covariates, list(kinds),
+                    doses=subj.doses)
     out = {}
-    status = np.zeros(n, dtype=np.int64)
     for k in kinds:
-        V, st = subj.solve_padded(model, k, nodes)
-        status = np.maximum(status, st)
-        V = np.where(np.isfinite(nodes), V, 0.0)
-        # summed left to right: a subject's AUC has the same bits whatever the padding of
-        # its batch (numpy's pairwise sum splits a row differently as its length changes)
-        out[k] = np.cumsum(V * weights, axis=1)[:, -1] if V.shape[1] else np.zeros(n)
-    return out, status
+        # summed left to right, a panel's 16 nodes then a subject's panels (zeros in the
+        # unused cells add nothing): a subject's AUC has the same bits whatever its batch
+        panel = np.cumsum(np.asarray(s.values[k]).reshape(-1, _GL_X.size) * weights, axis=1)[:, -1]
+        per = np.zeros(used.shape)
+        per[used] = panel
+        out[k] = np.cumsum(per, axis=1)[:, -1] if per.shape[1] else np.zeros(n)
+    return out, np.asarray(s.status, dtype=np.int64)
 
 
 def _log_slopes(T, V, a, b):

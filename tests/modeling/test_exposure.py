@@ -164,3 +164,38 @@ def test_peak_in_the_last_grid_step_before_t_end_is_refined():
     c = m.with_tolerances(1e-10, 1e-16).predict(None, t)["qpcr"].ravel()
     assert e.values[("qpcr", "Cmax")][0] == pytest.approx(c.max(), rel=1e-7)
     assert e.values[("qpcr", "Tmax")][0] == pytest.approx(t[np.argmax(c)], abs=1e-3)
+
+
+def test_closed_form_auc_and_kink_peak_on_wide_draws():
+    # Stein subjects drawn with 1.5x the model's IIV SD (steep expansions: up to ~400
+    # Gauss-Legendre panels' worth of log-slope): AUC0-28 against the model file's
+    # closed-form integral to 1e-12 (the 16-point rule's panels are at ~1e-15); the peak is
+    # the kink at Tmax, taken as it is (no refinement), so Cmax/Tmax are the parameters
+    m = load_model("stein2019")
+    rng = np.random.default_rng(3)
+    n = 300
+    p = {q.name: np.clip(q.default * np.exp(1.5 * np.sqrt(q.omega2) * rng.standard_normal(n)),
+                         q.lower, q.upper) for q in m.parameters}
+    e = model_exposure(m, p, t_end=28.0)
+    np.testing.assert_allclose(e.values[("qpcr", "AUC0-28")], m.derived(p)["AUC0_28"], rtol=1e-12)
+    inside = p["Tmax"] <= 28.0
+    assert inside.sum() > 200
+    np.testing.assert_allclose(e.values[("qpcr", "Cmax")][inside], p["Cmax"][inside], rtol=1e-14)
+    np.testing.assert_allclose(e.values[("qpcr", "Tmax")][inside], p["Tmax"][inside], rtol=1e-14)
+
+
+def test_smooth_closed_form_auc_and_peak_against_quad():
+    # onecpt_oral (a difference of exponentials, hours): AUC0-24 against scipy's adaptive
+    # quad of the model curve (epsrel 1e-12) and Tmax against ln(ka/ke)/(ka-ke)
+    from scipy.integrate import quad
+
+    m = load_model("onecpt_oral")
+    p = {"ka": np.array([0.3, 1.5, 8.0]), "ke": np.array([0.05, 0.09, 0.2]), "CL": np.array([2.0, 3.0, 4.0])}
+    e = model_exposure(m, p, {"dose": 4.0}, t_end=24.0, window=(0.0, 24.0))
+    for i in range(3):
+        pi = {k: v[i] for k, v in p.items()}
+        ref = quad(lambda t: m.predict(pi, np.array([t]), {"dose": 4.0})["conc"].ravel()[0],
+                   0.0, 24.0, epsabs=0.0, epsrel=1e-12, limit=200)[0]
+        assert e.values[("conc", "AUC0-24")][i] == pytest.approx(ref, rel=1e-10)
+    tmax = np.log(p["ka"] / p["ke"]) / (p["ka"] - p["ke"])
+    np.testing.assert_allclose(e.values[("conc", "Tmax")], tmax, rtol=1e-6)
