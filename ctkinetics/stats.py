@@ -214,8 +214,10 @@ def grouped_statistics(frame: pd.DataFrame, by, column: str, *,
     by = list(by)
     x = pd.to_numeric(frame[column], errors="coerce").astype(float)
     pos = x.where(x > 0)
-    d = frame[by].assign(_x=x, _ln=np.log(pos), _pos=pos.notna(), _fin=x.notna())
-    g = d.groupby(by, sort=False, dropna=False)
+    codes = group_codes(frame, by)     # one integer key: groups numbered by first appearance
+    d = pd.DataFrame({"_g": codes, "_x": x.to_numpy(), "_ln": np.log(pos.to_numpy()),
+                      "_pos": pos.notna().to_numpy()})
+    g = d.groupby("_g", sort=True)
     out = g["_x"].agg(n="count", mean="mean", sd="std", median="median", min="min", max="max")
     total = g["_x"].size()
     n_pos = g["_pos"].sum()
@@ -232,4 +234,30 @@ def grouped_statistics(frame: pd.DataFrame, by, column: str, *,
     out.loc[n_pos < 1, "geo_mean"] = np.nan
     out["n"] = out["n"].astype(int)
     out["n_missing"] = out["n_missing"].astype(int)
-    return out.reset_index()[by + list(STATISTICS)]
+    keys = frame[by].iloc[first_rows(codes)].reset_index(drop=True)
+    return pd.concat([keys, out.reset_index(drop=True)[list(STATISTICS)]], axis=1)
+
+
+def group_codes(frame: pd.DataFrame, keys) -> np.ndarray:
+    """Group number of each row of ``frame`` for the columns ``keys``, numbered in order of
+    first appearance (``groupby(keys, sort=False, dropna=False).ngroup()``).
+
+    >>> d = pd.DataFrame({"a": ["x", "y", "x", "y"], "b": [1, 1, 1, 2]})
+    >>> group_codes(d, ["a", "b"]).tolist()
+    [0, 1, 0, 2]
+    """
+    codes = np.zeros(len(frame), np.int64)
+    for key in keys:
+        c, uniques = pd.factorize(frame[key], use_na_sentinel=False)
+        codes, _ = pd.factorize(codes * len(uniques) + c)   # renumbered: stays < len(frame)
+    return codes.astype(np.int64, copy=False)
+
+
+def first_rows(codes: np.ndarray) -> np.ndarray:
+    """Position of the first row of each group (codes numbered by first appearance).
+
+    >>> first_rows(np.array([0, 1, 0, 2])).tolist()
+    [0, 1, 3]
+    """
+    _, first = np.unique(codes, return_index=True)
+    return first

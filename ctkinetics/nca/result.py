@@ -11,6 +11,7 @@ from ctkinetics.nca.parameters import PARAMETERS
 from ctkinetics.nca.profiles import EXCLUSION_COLUMNS as SAMPLE_EXCLUSION_COLUMNS
 from ctkinetics.nca.proportionality import dose_proportionality
 from ctkinetics.nca.summary import summarise
+from ctkinetics.stats import first_rows, group_codes
 
 LONG_COLUMNS = ["subject", "dose_level", "analyte", "parameter", "start", "end", "value", "unit",
                 "exclude"]
@@ -24,7 +25,7 @@ def joined(frame: pd.DataFrame, keys: list, column: str, sep: str) -> pd.DataFra
     call per group beyond the join itself (a pandas ``agg(sep.join)`` is 20x slower)."""
     if frame.empty:
         return pd.DataFrame({**{k: frame[k] for k in keys}, column: pd.Series(dtype=object)})
-    codes = frame.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    codes = group_codes(frame, keys)
     order = np.argsort(codes, kind="stable")
     cuts = np.flatnonzero(np.diff(codes[order])) + 1
     out = frame.iloc[order[np.r_[0, cuts]]][keys].reset_index(drop=True)
@@ -53,6 +54,20 @@ def exclusion_table(samples: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
         out = pd.concat([samples[EXCLUSION_COLUMNS], values[EXCLUSION_COLUMNS]], ignore_index=True)
     # one type per column whatever the mix of records (a nullable flag and row number)
     return out.astype({"blq": "boolean", "source_row": "Int64"})
+
+
+def _why(d: pd.DataFrame, row: np.ndarray, column: np.ndarray, names: list) -> np.ndarray:
+    """Per wide row (codes ``row``): which values are missing or excluded and why,
+    ``"LAMZ, LAMZHL: R2ADJ < 0.9 (...) | TMAX: ..."``; '' when none."""
+    text = np.full(int(row.max()) + 1 if len(row) else 0, "", dtype=object)
+    bad = (d["exclude"] != "").to_numpy(bool)
+    if bad.any():
+        frame = pd.DataFrame({"row": row[bad], "exclude": d["exclude"].to_numpy(object)[bad],
+                              "column": np.asarray(names, dtype=object)[column[bad]]})
+        why = joined(frame, ["row", "exclude"], "column", ", ")
+        why = joined(why.assign(t=why["column"] + ": " + why["exclude"]), ["row"], "t", " | ")
+        text[why["row"].to_numpy()] = why["t"].to_numpy(object)
+    return text
 
 
 def _iso_duration(x: float, unit: str) -> str:
@@ -127,14 +142,16 @@ class NCAResult:
 
         cols = ["analyte", "status", "reason", "n", "n_status", "of"]
         d = self.results[self.results["parameter"].isin(dependents("LAMZ"))]
-        of = self.results.groupby("analyte")["subject"].nunique()
+        pairs = first_rows(group_codes(self.results, ["analyte", "subject"]))
+        of = self.results["analyte"].iloc[pairs].value_counts()   # participants per analyte
         finite = np.isfinite(d["value"].to_numpy(float))
         # excluded: any λz-dependent value failing a rule; not estimable: λz itself is missing
         d = d[(d["exclude"] != "") & (finite | (d["parameter"] == "LAMZ").to_numpy())]
         if d.empty:
             return pd.DataFrame(columns=cols)
         status = np.where(np.isfinite(d["value"].to_numpy(float)), "excluded", "not estimable")
-        d = d[["analyte", "exclude", "subject"]].assign(status=status).drop_duplicates()
+        d = d[["analyte", "exclude", "subject"]].assign(status=status)
+        d = d.iloc[first_rows(group_codes(d, list(d.columns)))]     # drop_duplicates()
         n_status = d.groupby(["analyte", "status"])["subject"].nunique()
         texts = d["exclude"].drop_duplicates()
         single = pd.DataFrame({"exclude": texts, "reason": texts.str.split("; ")}).explode("reason")
@@ -158,22 +175,42 @@ class NCAResult:
         if excluded not in ("blank", "keep"):
             raise ValueError(f"excluded must be 'blank' or 'keep', got {excluded!r}")
         d = self.results
-        key = ["parameter", "start", "end"]
-        codes = d.groupby(key, sort=False).ngroup().to_numpy()
-        names = [p if (a == 0 and np.isinf(b)) else f"{p}[{a:g}-{b:g}]"
-                 for p, a, b in d[key].drop_duplicates().itertuples(index=False)]
-        col = np.asarray(names, dtype=object)[codes] if len(d) else np.empty(0, object)
-        d = d.assign(column=col).drop_duplicates(["subject", "analyte", "column"])
-        if excluded == "blank":
-            d = d.assign(value=d["value"].where(d["exclude"] == ""))
         idx = ["subject", "dose_level", "analyte"]
-        w = d.pivot(index=idx, columns="column", values="value")
-        w = w.reindex(columns=list(dict.fromkeys(names)))
-        why = joined(d[d["exclude"] != ""], idx + ["exclude"], "column", ", ")
-        why = joined(why.assign(t=why["column"] + ": " + why["exclude"]), idx, "t", " | ")
-        text = why.set_index(idx)["t"]
-        w["exclude"] = text.reindex(w.index).fillna("").to_numpy() if len(w) else []
-        return w.reset_index().rename_axis(columns=None)
+        if d.empty:
+            return d[idx].reset_index(drop=True).assign(exclude=np.empty(0))
+        column, names = self._wide_columns(d)
+        sa = group_codes(d, ["subject", "analyte"])
+        keep = np.zeros(len(d), bool)     # the first value of each subject, analyte and column
+        keep[first_rows(sa * len(names) + column)] = True
+        d, column = d[keep], column[keep]
+        value = d["value"].to_numpy(float)
+        if excluded == "blank":
+            value = np.where((d["exclude"] == "").to_numpy(bool), value, np.nan)
+        row, _ = pd.factorize(group_codes(d, idx))
+        firsts = first_rows(row)
+        # rows sorted by subject, dose level, analyte (as DataFrame.pivot sorts its index)
+        ranks = [pd.factorize(d[k].to_numpy()[firsts], sort=True)[0] for k in reversed(idx)]
+        order = np.lexsort(ranks)
+        position = np.empty(len(order), np.int64)
+        position[order] = np.arange(len(order))
+        grid = np.full((len(order), len(names)), np.nan)
+        grid[position[row], column] = value
+        w = d[idx].iloc[firsts[order]].reset_index(drop=True)
+        w = pd.concat([w, pd.DataFrame(grid, columns=pd.Index(names, dtype=object))], axis=1)
+        w["exclude"] = _why(d, row, column, names)[order]
+        return w
+
+    @staticmethod
+    def _wide_columns(d: pd.DataFrame):
+        """Each row's wide column (code) and the column names: the parameter, with
+        ``[start-end]`` unless the interval is the whole profile, in order of appearance."""
+        key = ["parameter", "start", "end"]
+        codes = group_codes(d, key)
+        firsts = first_rows(codes)
+        names = [p if (a == 0 and np.isinf(b)) else f"{p}[{a:g}-{b:g}]"
+                 for p, a, b in zip(*(d[k].to_numpy()[firsts] for k in key))]
+        of_key, unique_names = pd.factorize(np.asarray(names, dtype=object))
+        return of_key[codes], list(unique_names)
 
     def to_pp(self, studyid: str = "") -> pd.DataFrame:
         """CDISC SDTM PP view (PPTESTCD codes; PPSTINT/PPENINT as ISO 8601 durations)."""
