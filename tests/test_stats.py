@@ -87,3 +87,25 @@ def test_t_quantile_against_scipy_and_printed_tables():
                         (0.975, 30, 2.042272), (0.995, 5, 4.032143)):
         assert stats.t_quantile(p, df) == pytest.approx(want, abs=5e-7)
     assert np.isnan(stats.t_quantile(0.95, 0)) and np.isnan(stats.t_quantile(1.0, 5))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_group_codes_number_groups_as_pandas_groupby_does(seed):
+    """group_codes against pandas' own grouping (ngroup with sort=False, dropna=False) and
+    first_rows against drop_duplicates, on keys with missing values, 0.0/-0.0 and text."""
+    from ctkinetics.stats import first_rows, group_codes
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    d = pd.DataFrame({
+        "s": pd.array(rng.choice(["a", "b", "c", None], n), dtype="str"),
+        "o": rng.choice(np.array(["x", "y", None], dtype=object), n),
+        "f": rng.choice([0.0, -0.0, 28.0, np.inf, np.nan], n),
+        "i": rng.integers(0, 3, n),
+    })
+    for keys in (["s"], ["f"], ["s", "f"], ["o", "i", "f", "s"]):
+        expected = d.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+        codes = group_codes(d, keys)
+        assert np.array_equal(codes, expected)
+        dedup = d[keys].drop_duplicates()
+        assert np.array_equal(d.index[first_rows(codes)], dedup.index)

@@ -22,17 +22,26 @@ class Format:
     detect: Callable[[Path], bool]
 
 
-def _registry() -> dict[str, Format]:
-    from ctkinetics.data import nonmem, sdtm, tidy
+def _lazy(module: str, name: str) -> Callable:
+    """``ctkinetics.data.<module>.<name>``, imported when first called: reading a study folder
+    does not import the NONMEM and SDTM readers (detection tries the tidy folder first)."""
+    def call(*args, **kwargs):
+        import importlib
 
+        return getattr(importlib.import_module(f"ctkinetics.data.{module}"), name)(*args, **kwargs)
+    call.__name__ = name
+    return call
+
+
+def _registry() -> dict[str, Format]:
     return {
         "tidy": Format("tidy", "study folder: study.toml, subjects.csv, observations.csv[, safety.csv]",
-                       lambda p, **kw: tidy.read_study_folder(p), tidy.write_study_folder,
+                       lambda p, **kw: _lazy("tidy", "read_study_folder")(p), _lazy("tidy", "write_study_folder"),
                        lambda p: p.is_dir() and (p / "observations.csv").exists()),
         "nonmem": Format("nonmem", "NONMEM/nlmixr2/Monolix CSV (ID, TIME, DV, EVID, AMT, CMT|DVID, CENS, ...)",
-                         nonmem.read_nonmem, nonmem.write_nonmem, nonmem.detect),
+                         _lazy("nonmem", "read_nonmem"), _lazy("nonmem", "write_nonmem"), _lazy("nonmem", "detect")),
         "sdtm": Format("sdtm", "CDISC SDTM folder: DM, EX and CP or PC (.xpt or .csv)",
-                       sdtm.read_sdtm, sdtm.write_sdtm, sdtm.detect),
+                       _lazy("sdtm", "read_sdtm"), _lazy("sdtm", "write_sdtm"), _lazy("sdtm", "detect")),
     }
 
 
