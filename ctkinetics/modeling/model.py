@@ -43,6 +43,9 @@ class Model:
     states : tuple of State
     phases : tuple of Phase
     derived_specs : tuple of Derived
+    residual_error : tuple of ResidualError
+        The typical residual error of each observable the file declares
+        (``[residual_error.<kind>]``; empty when it declares none).
 
     Examples
     --------
@@ -73,6 +76,7 @@ class Model:
     rtol: float = 1e-6
     atol: float = 1e-12
     source_file: str = ""
+    residual_error: tuple = ()
     _param_index: Mapping = field(init=False, repr=False)
 
     def __post_init__(self):

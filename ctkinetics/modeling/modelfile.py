@@ -32,7 +32,7 @@ import re
 
 from ctkinetics.errors import ModelFileError, SettingProblem
 from ctkinetics.modeling.expressions import FUNCTIONS, TIME_NAMES, compile_expression
-from ctkinetics.modeling.parts import Covariate, Derived, Parameter, Phase, State
+from ctkinetics.modeling.parts import Covariate, Derived, Parameter, Phase, ResidualError, State
 
 #: Analyte kinds an observable may be declared for (as ``Analyte.kind`` in ctkinetics.data).
 OBSERVABLE_KINDS = ("qpcr", "flow", "bcell", "conc")
@@ -136,6 +136,7 @@ class _Reader:
             rtol=float(spec.solver.rtol or 1e-6) if spec.solver else 1e-6,
             atol=float(spec.solver.atol or 1e-12) if spec.solver else 1e-12,
             source_file=self.file,
+            residual_error=self.residual_error(spec.residual_error or {}, spec.observables),
         )
 
     def parameters(self, table) -> list:
@@ -215,6 +216,19 @@ class _Reader:
             else:
                 out[name] = self.expr(text, allowed, ("dosing", name))
         return out
+
+    def residual_error(self, table, observables) -> tuple:
+        """``[residual_error.<kind>]``: one per observable the model declares."""
+        out = []
+        for kind, r in table.items():
+            if kind not in observables:
+                self.fail(("residual_error", kind), f"[residual_error.{kind}]: '{kind}' is not an "
+                          f"observable of the model (it has {', '.join(observables)})", kind[:40])
+                continue
+            sigmas = {k: float(getattr(r, k)) for k in ("sigma", "sigma_prop", "sigma_add")
+                      if getattr(r, k) is not None}
+            out.append(ResidualError(kind, r.model, sigmas, r.source, r.unit or "", r.description or ""))
+        return tuple(out)
 
     def derived(self, table, base) -> tuple:
         out = []

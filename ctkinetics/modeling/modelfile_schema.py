@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
-from ctkinetics.schema import schema_base, types
+from ctkinetics.schema import KeyProblems, schema_base, types
 
 Schema = schema_base()
 T = types()
@@ -78,6 +78,41 @@ class SolverSection(Schema):
     atol: Annotated[Number, Field(gt=0, lt=1, description="a number in (0, 1)")] = None
 
 
+#: The residual SDs of each error model (names as the fits' ``sigma_<analyte>`` parameters:
+#: :data:`ctkinetics.estimation.likelihood.ERROR_MODELS`, a higher layer; a test keeps the two
+#: in step).
+RESIDUAL_SDS = {"proportional": ("sigma",), "additive": ("sigma",),
+                "combined": ("sigma_prop", "sigma_add")}
+_SD = Annotated[Number, Field(gt=0, description="a residual SD > 0")]
+
+
+class ResidualErrorSection(Schema):
+    """``[residual_error.<observable kind>]``: the typical residual error of an observable
+    (the assay's precision), which MAP fits with ``prior = "model"`` hold fixed."""
+
+    model: Annotated[Literal["proportional", "additive", "combined"],
+                     Field(description="'proportional', 'additive' or 'combined'")]
+    sigma: _SD = None
+    sigma_prop: _SD = None
+    sigma_add: _SD = None
+    unit: Words = None
+    description: Words = None
+    source: Annotated[Text, Field(min_length=1, description="the 'source' of the values "
+                                                           "(publication, or what was assumed)")]
+
+    @model_validator(mode="after")
+    def _sds_of_model(self):
+        need = RESIDUAL_SDS[self.model]
+        bad = [(k, f"the {self.model} error model needs '{k}'") for k in need
+               if getattr(self, k) is None]
+        bad += [(k, f"'{k}' is not an SD of the {self.model} error model (it has "
+                    f"{', '.join(need)})") for k in ("sigma", "sigma_prop", "sigma_add")
+                if k not in need and getattr(self, k) is not None]
+        if bad:
+            raise KeyProblems(*bad)
+        return self
+
+
 class ModelFile(Schema):
     name: Annotated[Text, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$",
                                 description="a lower-case identifier (letters, digits, _)")]
@@ -97,3 +132,4 @@ class ModelFile(Schema):
     dosing: Annotated[dict[str, Expr], Field(description="a table state = expression of amt")] = None
     derived: dict[str, Annotated[DerivedSection, BeforeValidator(_derived)]] = None
     solver: SolverSection = None
+    residual_error: dict[str, ResidualErrorSection] = None

@@ -142,3 +142,33 @@ class Derived:
     expression: Expression
     unit: str = ""
     description: str = ""
+
+
+@dataclass(frozen=True)
+class ResidualError:
+    """The typical residual error of one observable, as a model file declares it
+    (``[residual_error.<kind>]``): the assay's precision, held fixed by MAP fits with the
+    model's prior (:mod:`ctkinetics.estimation.residual`).
+
+    Attributes
+    ----------
+    kind : str
+        The observable (``qpcr``, ``flow``, ``bcell``, ``conc``).
+    model : str
+        Error model: ``proportional`` (``sigma`` = SD of ln y, ~ the CV), ``additive``
+        (``sigma`` in the observable's unit) or ``combined`` (``sigma_prop``, ``sigma_add``).
+    sigmas : mapping
+        SD name -> value, e.g. ``{"sigma": 0.25}``.
+    source : str
+        Where the values come from (a publication, or what was assumed).
+    """
+
+    kind: str
+    model: str
+    sigmas: Mapping[str, float]
+    source: str
+    unit: str = ""
+    description: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "sigmas", MappingProxyType(dict(self.sigmas)))
