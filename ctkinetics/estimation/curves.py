@@ -119,7 +119,10 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
 
         model = load_model(fit_result.model)
     maps = _maps(model, dataset, fit_result)
-    fixed = dict(fit_result.settings.get("fixed", {}) or {})
+    names = set(model.param_names) if hasattr(model, "param_names") else \
+        {q.name for q in model.parameters}
+    # the fixed model parameters (a residual SD held fixed does not enter the curve)
+    fixed = {k: v for k, v in (fit_result.settings.get("fixed", {}) or {}).items() if k in names}
     obs = dataset.observations
     subj = dataset.subjects.assign(subject=lambda s: s["subject"].astype(str)).set_index("subject")
     bounds = {q.name: (-np.inf if q.lower is None else float(q.lower),
@@ -128,7 +131,8 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
     for k, f in enumerate(fit_result.fits):
         if not f.success or f.parameters.empty:
             continue
-        p = f.parameters.set_index("parameter")
+        p = f.parameters
+        p = p[p["ci_method"] != "fixed"].set_index("parameter")   # the estimated ones
         theta = p["estimate_transformed"].to_numpy(float)
         if not np.all(np.isfinite(theta)):
             continue

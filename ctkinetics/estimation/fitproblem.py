@@ -28,6 +28,7 @@ from ctkinetics.estimation.likelihood import (
 from ctkinetics.estimation.problem import (
     AnalyteMap, ParamLayout, SubjectData, analyte_maps, build_layout, subjects_data,
 )
+from ctkinetics.estimation.residual import SigmaChoice, check_user, choose, split_fixed
 
 
 def resolve_model(model):
@@ -172,11 +173,13 @@ class FitProblem:
     subjects: tuple[SubjectData, ...]
     layout: ParamLayout
     subject_rows: dict = field(default_factory=dict, repr=False)
+    #: the residual SDs held fixed and where they come from (:mod:`.residual`)
+    sigma: SigmaChoice = field(default_factory=SigmaChoice)
 
     @classmethod
     def build(cls, dataset, model, *, analytes=None, subjects=None, blq="M3",
               error="proportional", estimate=None, fixed=None,
-              prior=None) -> "FitProblem":
+              prior=None, estimate_sigma=False) -> "FitProblem":
         """Resolve the model and methods, select analytes and subjects, label the samples
         and lay out the parameters.
 
@@ -193,14 +196,20 @@ class FitProblem:
         estimate : list of str or "a,b", optional
             Exactly the model parameters estimated (default: the model file's choice).
         fixed : dict, "A=1,B=2" or list of "NAME=VALUE", optional
-            Model parameters held at natural-scale values.
+            Model parameters and residual SDs (``sigma_<analyte>``) held at natural-scale
+            values.
         prior : "model", a ``ctk popfit`` folder, a PopulationResult or a Prior, optional
-            MAP fits with this prior on the estimated parameters (:mod:`.prior`).
+            MAP fits with this prior on the estimated parameters (:mod:`.prior`); the
+            residual SDs are then held at the population fit's or the model file's
+            (:mod:`.residual`).
+        estimate_sigma : bool
+            With a prior, estimate the residual SDs instead (those in ``fixed`` stay fixed).
         """
         err = error if isinstance(error, ErrorModel) else get_error_model(error)
         blqm = blq if isinstance(blq, BLQMethod) else get_blq_method(blq)
         check_compatible(err, blqm)
         model = resolve_model(model)
+        fixed, user_sigma = split_fixed(parse_fixed(fixed), model)
         fixed_all = resolve_fixed(model, estimate, fixed)
         obs = dataset.observations
         obs = obs.assign(subject=obs["subject"].astype(str), analyte=obs["analyte"].astype(str))
@@ -223,14 +232,17 @@ class FitProblem:
             rows = dict(zip(st["subject"], st.to_dict(orient="records")))
         data = subjects_data(ids, obs, rows, model, maps, blqm, err)
         data = attach_events(data, dataset, model)  # issue 17: re-infusions, time-varying covariates
+        user_sigma = check_user(user_sigma, maps, err, model)
         layout = build_layout(model, maps, err, _pooled(data, maps), fixed_all)
         problem = cls(model, err, blqm, tuple(chosen), maps, tuple(data), layout, rows)
+        p = None
         if prior is not None:
             from ctkinetics.estimation.prior import resolve_prior
 
             p = resolve_prior(prior, model, problem.estimated, problem.subject_table())
-            problem = replace(problem, layout=replace(layout, prior=p))
-        return problem
+        sigma = choose(user_sigma, p, model, maps, err, estimate_sigma)
+        layout = build_layout(model, maps, err, _pooled(data, maps), fixed_all, sigma.values)
+        return replace(problem, layout=replace(layout, prior=p), sigma=sigma)
 
     # ----------------------------------------------------------------------------------
     @property
@@ -240,6 +252,11 @@ class FitProblem:
     @property
     def fixed(self) -> dict:
         return dict(self.layout.fixed)
+
+    @property
+    def fixed_all(self) -> dict:
+        """Everything held fixed: the model parameters, then the residual SDs."""
+        return {**self.layout.fixed, **{s.name: s.default for s in self.layout.fixed_sigmas}}
 
     @property
     def estimated(self) -> list[str]:
@@ -275,7 +292,8 @@ class FitProblem:
     def settings(self) -> dict:
         """What a result records of the problem (JSON-ready)."""
         return dict(analytes=list(self.analytes), blq=self.blq.name, error=self.error.name,
-                    estimate=self.estimated, fixed=self.fixed,
+                    estimate=self.estimated, fixed=self.fixed_all,
+                    sigma_sources=dict(self.sigma.sources), sigma_note=self.sigma.note,
                     scale_factors=[m.scale_param for m in self.maps if m.scale_param],
                     prior=self.prior.source if self.prior is not None else None)
 

@@ -30,7 +30,7 @@ from ctkinetics.estimation.subject_result import failed_fit, subject_fit
 def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportional",
         starts=4, seed=0, fixed=None, profile=None, derived=True, jobs=1, batch_size=1000,
         progress=None, engine="auto", ci="wald-t", estimate=None,
-        time_limit=None, prior=None) -> FitResult:
+        time_limit=None, prior=None, estimate_sigma=False) -> FitResult:
     """Fit the model to each subject by maximum likelihood.
 
     Parameters
@@ -58,7 +58,11 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         (``n_starts_at_best``) and the best distinct other optimum (``ofv_second``).
     seed : int
     fixed : dict, "A=1,B=2" or list of "NAME=VALUE", optional
-        Model parameters held at the given natural-scale values.
+        Model parameters held at the given natural-scale values, and residual SDs by their
+        names in the parameter table (``sigma_<analyte>``; ``sigma_prop_<analyte>``,
+        ``sigma_add_<analyte>`` of the combined model). A fixed SD is a row of the parameter
+        table with ``ci_method`` ``fixed`` and no SE or CI; ``settings["sigma_sources"]``
+        says where each fixed SD came from.
     estimate : list of str or "A,B", optional
         Exactly the model parameters estimated; the others are fixed (at ``fixed`` or the
         model default). Default: those the model file does not declare ``estimate = false``.
@@ -98,7 +102,12 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         typical values and ω² (``"model"``) or a population fit's θ (with each subject's
         covariate effects) and Ω; the objective is then −2 ln p(y, φ)
         (:mod:`ctkinetics.estimation.prior`) and ``FitResult.prior`` reports the prior
-        and the η-shrinkage. Default: maximum likelihood.
+        and the η-shrinkage. Default: maximum likelihood. With a prior the residual SDs
+        are held fixed (POSTHOC): at the population fit's estimates, or at the model file's
+        ``[residual_error]`` when its error model is the fit's (:mod:`.residual`; the others
+        are estimated and ``settings["sigma_note"]`` says why).
+    estimate_sigma : bool
+        With a prior, estimate the residual SDs from each participant's samples instead.
     time_limit : float, optional
         Wall-clock limit in seconds per fit (a stack of subjects fitted together shares
         it); a subject still being optimised then is failed with that reason. Default: none.
@@ -114,7 +123,8 @@ def fit(dataset, model, analytes=None, subjects=None, blq="M3", error="proportio
         raise SettingsError(f"starts must be >= 1 (got {starts})")
     ci = unc.resolve_ci(ci, profile)
     problem = FitProblem.build(dataset, model, analytes=analytes, subjects=subjects, blq=blq,
-                               error=error, estimate=estimate, fixed=fixed, prior=prior)
+                               error=error, estimate=estimate, fixed=fixed, prior=prior,
+                               estimate_sigma=estimate_sigma)
     return fit_problem(problem, starts=starts, seed=seed, derived=derived, jobs=jobs,
                        batch_size=batch_size, progress=progress, engine=engine, ci=ci,
                        time_limit=time_limit)
@@ -148,7 +158,8 @@ def fit_problem(problem: FitProblem, starts=4, seed=0, derived=True, jobs=1, bat
     fits = tuple(results[s] for s in problem.subject_ids)
     profile = False if ci.profiled is None else (True if ci.profiled == () else
                                                  list(ci.profiled))
-    settings = dict(starts=int(starts), seed=int(seed), fixed=problem.fixed,
+    settings = dict(starts=int(starts), seed=int(seed), fixed=problem.fixed_all,
+                    sigma_sources=dict(problem.sigma.sources), sigma_note=problem.sigma.note,
                     estimate=problem.estimated, profile=profile, ci=ci.name, engine=engine,
                     time_limit=opts["time_limit"],
                     analytes=tuple(problem.analytes),

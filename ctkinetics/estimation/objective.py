@@ -101,15 +101,35 @@ class Group:
         self.model_idx = [(s.model_name, i) for i, s in enumerate(specs) if s.role == "model"]
         self.scale_idx = {s.name: i for i, s in enumerate(specs) if s.role == "scale"}
         self.is_sigma = np.array([s.role == "sigma" for s in specs], bool)
-        self.sigma_idx = {}
+        self._sigma_terms(specs)
+
+    def _sigma_terms(self, specs):
+        """Per analyte, its SDs in the error model's order: (column, None) for an estimated
+        one, (None, value) for one held fixed (``layout.fixed_sigmas``); the floor of
+        ln(sd²), and the estimated SDs' columns (``sigma_idx``)."""
+        terms = {}
         for i, s in enumerate(specs):
             if s.role == "sigma":
-                self.sigma_idx.setdefault(s.analyte, []).append(i)
-        # floor of ln(sd²): keeps the pseudo-residual of the ln(2π sd²) term real
-        self.ln_sd2_floor = {}
-        for m in self.layout.analytes:
-            lows = [specs[i].lower for i in self.sigma_idx[m.analyte]]
-            self.ln_sd2_floor[m.analyte] = 2.0 * np.log(lows[-1] if len(lows) > 1 else lows[0])
+                terms.setdefault(s.analyte, []).append((s, i))
+        for s in getattr(self.layout, "fixed_sigmas", ()):
+            terms.setdefault(s.analyte, []).append((s, None))
+        order = list(getattr(self.error, "sigma_names", ()))
+        self.sigma_terms, self.ln_sd2_floor = {}, {}
+        for a, items in terms.items():
+            items.sort(key=lambda t: order.index(t[0].model_name)
+                       if t[0].model_name in order else 0)
+            self.sigma_terms[a] = [(i, s.default if i is None else None) for s, i in items]
+            # floor of ln(sd²): keeps the pseudo-residual of the ln(2π sd²) term real
+            lows = [s.lower for s, _ in items]
+            self.ln_sd2_floor[a] = 2.0 * np.log(lows[-1] if len(lows) > 1 else lows[0])
+        self.sigma_idx = {a: [i for i, _ in t if i is not None]
+                          for a, t in self.sigma_terms.items()}
+
+    def _sigmas(self, nat, analyte) -> list:
+        """The SDs of ``analyte``, each (rows of ``nat``,): estimated or held fixed."""
+        rows = nat.shape[0]
+        return [nat[:, i] if i is not None else np.full(rows, float(v))
+                for i, v in self.sigma_terms[analyte]]
 
     def _set_prior(self, prior):
         """MAP fits (:mod:`.prior`): the columns with a prior, each subject's mean, L⁻¹ and
@@ -195,8 +215,7 @@ class Group:
 
     def _sd(self, nat, k, f):
         a = self.layout.analytes[k].analyte
-        sig = tuple(nat[:, i] for i in self.sigma_idx[a])
-        return self.error.sd(f, sig)
+        return self.error.sd(f, tuple(self._sigmas(nat, a)))
 
     def _pieces(self, theta, preds=None):
         nat = self.natural(theta)
@@ -219,7 +238,7 @@ class Group:
         for k, f in enumerate(preds):
             m = self.layout.analytes[k]
             ty, quant, cens = self._data_terms(k)
-            sig = [nat[:, i] for i in self.sigma_idx[m.analyte]]
+            sig = self._sigmas(nat, m.analyte)
             sd = sig[0][:, None] if len(sig) == 1 else self.error.sd(f, tuple(sig))
             sd = sd.reshape(reps, G, -1)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -347,14 +366,14 @@ class Group:
         for k, (f, df) in enumerate(zip(preds, dpreds)):
             m = self.layout.analytes[k]
             ty, quant, cens = self._data_terms(k)
-            sig_idx = self.sigma_idx[m.analyte]
-            sig = tuple(nat[:, i][:, None] for i in sig_idx)
+            sig = tuple(v[:, None] for v in self._sigmas(nat, m.analyte))
             with np.errstate(all="ignore"):
                 sd = np.broadcast_to(self.error.sd(f, sig), f.shape)
                 dsd_df, dsd_dsig = self.error.sd_derivatives(f, sig, sd)
                 dsd = dsd_df[..., None] * df
-                for i, dsi in zip(sig_idx, dsd_dsig):
-                    dsd[..., i] += dsi * nat[:, i][:, None]      # ∂σ/∂ln σ = σ
+                for (i, _), dsi in zip(self.sigma_terms[m.analyte], dsd_dsig):
+                    if i is not None:                              # a held SD has no column
+                        dsd[..., i] += dsi * nat[:, i][:, None]  # ∂σ/∂ln σ = σ
             (r1, r2), (j1, j2) = pseudo_residual_jacobian(
                 self.error, ty, f, df, sd, dsd, quant, cens, self.ln_sd2_floor[m.analyte])
             blocks += [j1, j2]

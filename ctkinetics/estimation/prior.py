@@ -47,6 +47,12 @@ class Prior:
         Mean for a subject without its own (no covariates in the prior).
     source : str
         ``model`` or the popfit folder.
+    sigma : dict
+        A population fit's residual SD estimates, name (``sigma_bcell``) -> value: the σ a
+        POSTHOC fit holds fixed (:mod:`.residual`); empty for ``model`` (the model file's
+        ``[residual_error]`` is read by :mod:`.residual`).
+    sigma_error : str
+        The error model of those SDs (``proportional``, ...).
     """
 
     names: tuple
@@ -54,6 +60,8 @@ class Prior:
     default: np.ndarray
     mean: dict = field(default_factory=dict)
     source: str = "model"
+    sigma: dict = field(default_factory=dict)
+    sigma_error: str = ""
 
     @property
     def chol_inv(self) -> np.ndarray:
@@ -93,7 +101,7 @@ def from_population(result, subject_table, estimated, source="") -> Prior:
     spec = result.spec
     if spec is None or result.x is None:
         raise SettingsError(f"the population fit {source} carries no estimates to use as prior")
-    theta, beta, omega, _ = spec.split(result.x)
+    theta, beta, omega, sig = spec.split(result.x)
     names = [r for r in spec.random if r in set(estimated)]
     if not names:
         raise SettingsError(f"no random effect of the population fit {source} is on an "
@@ -112,8 +120,9 @@ def from_population(result, subject_table, estimated, source="") -> Prior:
                                                               float(refs.get(eff.name)))
                     mu[names.index(eff.parameter)] += beta[k] * g
             mean[str(row["subject"])] = mu
+    sigma = {sp.name: float(v) for sp, v in zip(spec.sigmas, np.atleast_1d(sig))}
     return Prior(tuple(names), np.asarray(omega)[np.ix_(idx, idx)], default, mean,
-                 source or "population fit")
+                 source or "population fit", sigma, str(getattr(result, "error_model", "")))
 
 
 def resolve_prior(prior, model, estimated, subject_table=None) -> Prior | None:

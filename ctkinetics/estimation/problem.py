@@ -85,6 +85,9 @@ class ParamLayout:
     fixed: dict = field(default_factory=dict)   # model parameter name -> natural value
     analytes: tuple[AnalyteMap, ...] = ()
     prior: object = None                        # MAP fits: a prior.Prior (None: ML)
+    #: residual SDs held fixed (not estimated): ParamSpecs of role ``sigma`` whose
+    #: ``default`` is the value used (:mod:`.residual` says where it came from)
+    fixed_sigmas: tuple[ParamSpec, ...] = ()
 
     @property
     def names(self):
@@ -176,13 +179,17 @@ def analyte_maps(model, analytes, kinds, units) -> tuple[AnalyteMap, ...]:
     return tuple(maps)
 
 
-def build_layout(model, maps, error: ErrorModel, data_by_analyte, fixed=None) -> ParamLayout:
+def build_layout(model, maps, error: ErrorModel, data_by_analyte, fixed=None,
+                 fixed_sigmas=None) -> ParamLayout:
     """Estimated parameters: model (declared scale), per-assay scales, residual SDs.
 
     ``data_by_analyte`` maps analyte -> quantified values pooled over the subjects being
-    fitted; they only set the SD bounds and starts.
+    fitted; they only set the SD bounds and starts. ``fixed_sigmas`` (SD name, e.g.
+    ``sigma_bcell`` -> value) are held at the value instead of estimated.
     """
     fixed = dict(fixed or {})
+    fixed_sigmas = dict(fixed_sigmas or {})
+    held = []
     names = [p.name for p in model.parameters]
     unknown = sorted(set(fixed) - set(names))
     if unknown:
@@ -212,9 +219,15 @@ def build_layout(model, maps, error: ErrorModel, data_by_analyte, fixed=None) ->
                                           error.sigma_bounds(y)):
             unit = "ln units" if (sname == "sigma" and error.log_transform) or \
                 sname == "sigma_prop" else m.unit
-            specs.append(ParamSpec(f"{sname}_{m.analyte}", "sigma", float(start), lo, hi,
-                                   True, unit, analyte=m.analyte, model_name=sname))
-    return ParamLayout(tuple(specs), fixed, tuple(maps))
+            name = f"{sname}_{m.analyte}"
+            if name in fixed_sigmas:   # held: its bounds only keep the SD floor below it
+                v = float(fixed_sigmas[name])
+                held.append(ParamSpec(name, "sigma", v, min(lo, v), max(hi, v), True, unit,
+                                      analyte=m.analyte, model_name=sname))
+                continue
+            specs.append(ParamSpec(name, "sigma", float(start), lo, hi, True, unit,
+                                   analyte=m.analyte, model_name=sname))
+    return ParamLayout(tuple(specs), fixed, tuple(maps), fixed_sigmas=tuple(held))
 
 
 # --------------------------------------------------------------------------------------

@@ -110,7 +110,12 @@ class SubjectFit:
 
     @property
     def param_names(self) -> list:
-        return list(self.param_columns.get("parameter", []))
+        """The estimated parameters, in the order of the covariance (a residual SD held
+        fixed has a row of the parameter table, ``ci_method`` ``fixed``, but is not
+        estimated)."""
+        names = self.param_columns.get("parameter", [])
+        how = self.param_columns.get("ci_method", [""] * len(names))
+        return [n for n, c in zip(names, how) if c != "fixed"]
 
     @cached_property
     def covariance(self) -> pd.DataFrame:

@@ -149,7 +149,8 @@ def _subject_fit(row, by, subject) -> SubjectFit:
     derived = by["derived.csv"].get(subject)
     cov = by["covariance.csv"].get(subject)
     starts = by["starts.csv"].get(subject)
-    names = list(params["parameter"]) if params is not None else []
+    names = [] if params is None else [   # the estimated ones: a fixed SD has no covariance
+        n for n, c in zip(params["parameter"], params["ci_method"]) if c != "fixed"]
     matrix = None
     if cov is not None:
         pos = {n: i for i, n in enumerate(names)}

@@ -26,7 +26,8 @@ def failed_fit(subj, layout, opts, message) -> SubjectFit:
         error_model=opts["error"], success=False, message=message, ofv=np.nan,
         n_obs=subj.n_obs, n_blq=subj.n_blq, n_params=len(layout.specs), aic=np.nan,
         bic=np.nan, n_starts=opts["starts"], n_starts_at_best=0, flags=("failed",),
-        param_columns=empty_parameters(subj.subject, layout.specs, "failed"),
+        param_columns=with_fixed(empty_parameters(subj.subject, layout.specs, "failed"),
+                                 subj.subject, layout),
         pred_columns=prediction_rows(subj, None), engine="", ci_method=opts["ci"].name,
         failed=True)
 
@@ -85,7 +86,8 @@ def subject_fit(group: Group, g, opt, uncertainty, diag, opts, derived=None) -> 
         ofv=ofv, n_obs=n_obs, n_blq=subj.n_blq, n_params=k, aic=ofv + 2 * k,
         bic=ofv + k * np.log(max(n_obs, 1)), n_starts=len(opt.starts[g]),
         n_starts_at_best=int(opt.n_starts_at_best[g]), flags=tuple(flags),
-        param_columns=params, cov=uncertainty[1], pred_columns=preds,
+        param_columns=with_fixed(params, subj.subject, group.layout), cov=uncertainty[1],
+        pred_columns=preds,
         derived_rows=derived if ok else None, start_history=tuple(opt.starts[g]),
         ci_method=opts["ci"].name, ci_df=float(df) if opts["ci"].wald != "wald" else np.inf,
         engine=opt.engine[g] if opt.engine else "lmfit", ofv_second=second)
@@ -140,6 +142,27 @@ def _parameter_columns(group, g, opt, uncertainty, opts, ok):
         "estimate_transformed": np.asarray(theta, float), "se_transformed": se_t,
         "ci_method": ci_method, "role": np.array([s.role for s in specs], dtype=object)}
     return cols, df, kinks
+
+
+def with_fixed(cols, subject, layout) -> dict:
+    """The parameter columns with a row per residual SD held fixed (``layout.fixed_sigmas``):
+    its value, no SE or CI, ``ci_method`` ``fixed``; after the estimated rows, which keep
+    the order of the covariance."""
+    held = getattr(layout, "fixed_sigmas", ())
+    if not held:
+        return cols
+    k = len(held)
+    v = np.array([s.default for s in held], float)
+    nan = np.full(k, np.nan)
+    extra = {"parameter": np.array([s.name for s in held], object), "estimate": v,
+             "unit": np.array([s.unit for s in held], object),
+             "estimate_transformed": np.log(v), "subject": subject, "flags": "",
+             "scale": "log", "ci_method": "fixed", "role": "sigma"}
+    extra = {c: (np.full(k, x, dtype=object) if isinstance(x, str) else x)
+             for c, x in extra.items()}
+    extra.update({c: nan for c in ("se", "rse_pct", "ci_low", "ci_high", "se_transformed")})
+    return {c: np.concatenate([np.asarray(cols[c]), extra[c]]) if c in extra else cols[c]
+            for c in cols}
 
 
 def _fit_flags(ok, uncertainty, params, kinks, ofv, second, preds) -> list:
@@ -208,5 +231,5 @@ def prediction_rows(subj, diag) -> dict:
     return {k: out[k] for k in PREDICTION_COLUMNS}
 
 
-__all__ = ["subject_fit", "failed_fit", "failure_reason", "prediction_rows",
+__all__ = ["subject_fit", "failed_fit", "with_fixed", "failure_reason", "prediction_rows",
            "switch_at_sample", "QUANTIFIED"]

@@ -29,9 +29,11 @@ def two_stage_summary(result, by_dose_level: bool = True) -> pd.DataFrame:
     Failed fits are left out and counted in ``n_failed``; estimates flagged
     ``not_estimable`` (at a bound, no finite SE or an interval wider than 10⁶-fold) are left
     out and counted in ``n_not_estimable``: a bound is not a measurement, and one such value
-    makes a geometric CV of 10¹⁰ %.
+    makes a geometric CV of 10¹⁰ %. A residual SD held fixed (``ci_method`` ``fixed``) is
+    no estimate and has no row.
     """
     table = result.to_frame()
+    table = table[table["ci_method"] != "fixed"]
     ok = {f.subject for f in result.fits if f.success}
     levels = result.dose_levels if by_dose_level else {}
     rows = []

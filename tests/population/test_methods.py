@@ -113,3 +113,21 @@ def test_map_fits_with_a_population_prior(tmp_path, capsys):
                                                theta[names.index("CL")]], rtol=1e-12)
     np.testing.assert_allclose(prior["omega2"], np.diag(omega), rtol=1e-12)
     assert res.settings["prior"] == str(pop)
+    # POSTHOC: every participant's residual SD is exactly the population fit's estimate
+    _, _, _, sigma = fitted.spec.split(fitted.x)
+    pars = res.to_frame()
+    rows = pars[pars["role"] == "sigma"]
+    assert list(rows["parameter"].unique()) == [fitted.spec.sigmas[0].name] == ["sigma_conc"]
+    assert (rows["ci_method"] == "fixed").all() and rows["se"].isna().all()
+    np.testing.assert_array_equal(rows["estimate"].to_numpy(), np.full(len(rows), sigma[0]))
+    assert res.settings["fixed"]["sigma_conc"] == sigma[0]
+    assert str(pop) in res.settings["sigma_sources"]["sigma_conc"]
+    assert "Residual SDs fixed (not estimated) at the population fit" in printed
+    # --estimate-sigma: each participant's own SD again
+    own = tmp_path / "own"
+    assert main(["fit", str(study), "--model", model, "--out", str(own), "--starts", "1",
+                 "--error", "additive", "--prior", str(pop), "--estimate-sigma"]) == 0
+    own_pars = FitResult.read(own).to_frame()
+    own_sigma = own_pars[own_pars["role"] == "sigma"]
+    assert (own_sigma["ci_method"] != "fixed").all() and own_sigma["se"].notna().any()
+    assert own_sigma["estimate"].nunique() > 1

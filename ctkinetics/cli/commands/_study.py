@@ -49,4 +49,6 @@ def add_model_fit_arguments(parser) -> None:
                              "their --fix value or model default (default: the model file's "
                              "choice, parameters declared estimate = false are fixed)")
     parser.add_argument("--fix", action="append", default=None, metavar="NAME=VALUE",
-                        help="hold a model parameter at a value (natural scale); repeatable")
+                        help="hold a model parameter at a value (natural scale); repeatable. "
+                             "ctk fit also holds a residual SD, named as in parameters.csv "
+                             "(e.g. sigma_bcell=0.2)")

@@ -41,7 +41,12 @@ def add_arguments(parser) -> None:
                         help="MAP fits (empirical Bayes for sparse participants): log-normal "
                              "priors from the model file's typical values and omega2 ('model') "
                              "or from a ctk popfit output folder (theta, Omega, covariate "
-                             "effects); prior.csv reports the shrinkage")
+                             "effects); prior.csv reports the shrinkage. The residual SDs are "
+                             "then held at the popfit's estimates or the model file's "
+                             "[residual_error] (POSTHOC; fit.json says which)")
+    parser.add_argument("--estimate-sigma", action="store_true",
+                        help="with --prior: estimate each participant's residual SDs instead "
+                             "of holding them at the prior's")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="wall-clock limit per fit; a participant still being fitted "
                              "then is reported as failed (default: none)")
@@ -97,7 +102,8 @@ def run(args) -> int:
     res = fit(dataset, args.model, analytes=args.analytes, subjects=subjects, blq=args.blq,
               error=args.error, starts=args.starts, seed=args.seed, jobs=args.jobs,
               progress=_Progress(), ci=ci, engine=args.engine, estimate=args.estimate,
-              fixed=args.fix, time_limit=args.time_limit, prior=args.prior)
+              fixed=args.fix, time_limit=args.time_limit, prior=args.prior,
+              estimate_sigma=args.estimate_sigma)
     out = Path(args.out)
     failures = [f"{f.subject}: {f.message}" for f in res.fits if not f.success]
     with folder:  # atomic, spreadsheet-safe CSVs, manifest.json last
@@ -130,6 +136,9 @@ def summary_lines(res, ci) -> list[str]:
     if flagged:
         lines.append("flags (fits.csv, parameters.csv):")
         lines += flag_lines(flagged, detail=_parameter_detail(res))
+    note = res.settings.get("sigma_note", "")
+    if note and note != "residual SDs estimated":
+        lines.append(note[:1].upper() + note[1:] + " (fit.json; 'fixed' in parameters.csv)")
     if res.prior is not None:
         sh = ", ".join(f"{p} {v:.0f} %" for p, v in zip(res.prior["parameter"],
                                                         res.prior["shrinkage_pct"]))

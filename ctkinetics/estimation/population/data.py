@@ -74,6 +74,10 @@ def build_data(dataset, model, error: ErrorModel, blq: BLQMethod, analytes=None,
 def lay_out(problem: FitProblem) -> PopData:
     """The padded arrays of a fit problem's subjects with usable samples (at least 2)."""
     model, maps, layout = problem.model, problem.maps, problem.layout
+    if layout.fixed_sigmas:
+        raise SettingsError(f"a population fit estimates its residual SDs: cannot fix "
+                            f"{', '.join(s.name for s in layout.fixed_sigmas)} (fixing σ is for "
+                            "individual fits, e.g. ctk fit --prior DIR after ctk popfit)")
     data = [d for d in problem.subjects if d.n_obs > 0]
     if len(data) < 2:
         raise SettingsError(f"a population fit needs at least 2 subjects with usable samples "
