@@ -170,7 +170,8 @@ def fitted_parameters(fit_result, dataset, model) -> tuple:
                             aggfunc="first").reindex(usable)
     est = est[np.isfinite(est.to_numpy(float)).all(axis=1)] if len(est.columns) else est
     subjects = [str(s) for s in est.index]
-    fixed = dict(fit_result.settings.get("fixed") or {})
+    names = {q.name for q in model.parameters}   # a residual SD held fixed is no model parameter
+    fixed = {k: v for k, v in (fit_result.settings.get("fixed") or {}).items() if k in names}
     params = {p: est[p].to_numpy(float) for p in est.columns}
     params.update({k: np.full(len(subjects), float(v)) for k, v in fixed.items()})
     subj = dataset.subjects.assign(subject=dataset.subjects["subject"].astype(str)).set_index("subject")

@@ -194,6 +194,9 @@ def _fit_stage(dataset, model, settings, say, step) -> dict:
     step(f"fits: model {settings.model}, prior {settings.fit_prior}, BLQ {settings.fit_blq}, "
          f"{settings.fit_error} error")
     fit_result, fit_error = _fits(dataset, model, settings, prior)
+    sigma_note = (fit_result.settings.get("sigma_note") or "") if fit_result is not None else ""
+    if sigma_note:   # the residual SDs: held at the prior's (POSTHOC) or estimated, and why
+        fit_note = f"{fit_note} {sigma_note[:1].upper()}{sigma_note[1:]}."
     curves = pd.DataFrame()
     if fit_result is not None:
         step(f"fitted curves with {settings.band_level:.0%} bands")

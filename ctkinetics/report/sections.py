@@ -325,6 +325,8 @@ def _estimates_shown(f) -> pd.DataFrame:
           for b, lo, hi in zip(bad, pars["ci_low"], pars["ci_high"])]
     se = [F.NOT_ESTIMABLE if b else fmt(v) for b, v in zip(bad, pars["se"])]
     rse = [F.NOT_ESTIMABLE if b else fmt(v) for b, v in zip(bad, pars["rse_pct"])]
+    held = (pars["ci_method"] == "fixed").to_numpy()   # a residual SD held fixed: not estimated
+    ci, se, rse = ([("fixed" if h else v) for h, v in zip(held, col)] for col in (ci, se, rse))
     return pars.assign(ci=ci, se=se, rse_pct=rse)
 
 

@@ -74,6 +74,32 @@ def test_the_default_fits_cart_bcell_sle_to_all_three_analytes_and_records_why(w
     assert rv.fit.prior is not None
 
 
+def test_the_default_map_fits_hold_sigma_at_the_model_files_assay_precision(written):
+    """POSTHOC: the residual SDs are the model file's [residual_error], not the
+    participant's own (which ran sigma_bcell to its lower bound in 11 of 12 fits), and the
+    report says so in the fit section and the parameter rows."""
+    from ctkinetics.modeling import load_model
+
+    rv, out, files = written
+    declared = {r.kind: r.sigmas["sigma"] for r in load_model("cart_bcell_sle").residual_error}
+    kinds = {a: rv.dataset.study.analytes[a].kind for a in rv.fit.analytes}
+    pars = _read(out, "fit_parameters.csv")
+    sig = pars[pars["role"] == "sigma"]
+    assert len(sig) == 3 * len(rv.fit.fits)
+    assert (sig["ci_method"] == "fixed").all() and sig["se"].isna().all()
+    for name, value in zip(sig["parameter"], sig["estimate"]):
+        assert value == declared[kinds[name.removeprefix("sigma_")]]
+    assert not sig["flags"].astype(str).str.contains("at_bound").any()
+    assert all(v.startswith("model file [residual_error.") for v in
+               rv.fit.settings["sigma_sources"].values())
+    s = json.loads((out / "summary.json").read_text())
+    assert "Residual SDs fixed (not estimated) at the model file's assay precision" in \
+        s["fits"]["fits_are"]
+    fits = files.html.read_text(encoding="utf-8").split("<h2 id='fits'>", 1)[1]
+    assert "Residual SDs fixed (not estimated) at the model file&#x27;s assay precision" in fits
+    assert "sigma_bcell = 0.2" in fits and "not a published assay CV" in fits
+
+
 def test_model_columns_equal_the_exposure_registry_on_the_fitted_parameters(written):
     from ctkinetics.modeling import load_model
     from ctkinetics.modeling.exposure import model_exposure
