@@ -2,6 +2,8 @@
 key in every error), the same SD names as the fits' error models, and what it is for — a MAP
 fit of a sparse participant with σ held at the declared assay precision no longer runs
 sigma_bcell to its bound and recovers the simulated truth."""
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,25 +16,11 @@ from ctkinetics.modeling.modelfile import parse_model_text
 from ctkinetics.modeling.modelfile_schema import RESIDUAL_SDS
 from est_fakes import dataset
 
-HEAD = '''name = "m"
-title = "t"
-reference = "r"
-
-[parameters.k]
-default = 1.0
-lower = 0.5
-upper = 3.0
-source = "s"
-
-[states.A]
-initial = "k"
-
-[[phases]]
-ode = { A = "-k * A" }
-
-[observables]
-qpcr = "A"
-'''
+#: a library model file without a [residual_error] table (it observes qpcr only); the tables
+#: below are appended to it, so their lines are counted from its end
+HEAD = (Path(__file__).resolve().parents[2] / "models" / "stein2019.toml").read_text(
+    encoding="utf-8")
+N = len(HEAD.splitlines())
 
 
 def _problems(text):
@@ -42,14 +30,15 @@ def _problems(text):
 
 
 def test_residual_error_tables_are_validated_with_line_and_key():
-    # lines counted by hand: HEAD has 18 lines, the table starts on line 19
+    # lines counted by hand from the end of HEAD: the blank line is N + 1, the table N + 2
+    assert "[residual_error" not in HEAD and "\n[observables]\nqpcr = " in HEAD
     assert _problems('''
 [residual_error.qpcr]
 model = "proportional"
 sigma = 0.2
 cv = 0.2
 source = "assumed"
-''') == [(23, "residual_error.qpcr.cv", "unknown key 'cv' in [residual_error.qpcr]: its "
+''') == [(N + 5, "residual_error.qpcr.cv", "unknown key 'cv' in [residual_error.qpcr]: its "
           "settings would be ignored (known: model, sigma, sigma_prop, sigma_add, unit, "
           "description, source)")]
     found = _problems('''
@@ -59,8 +48,8 @@ sigma = -0.3
 source = ""
 ''')
     assert [(line, key) for line, key, _ in found] == [
-        (21, "residual_error.qpcr.model"), (22, "residual_error.qpcr.sigma"),
-        (23, "residual_error.qpcr.source")]
+        (N + 3, "residual_error.qpcr.model"), (N + 4, "residual_error.qpcr.sigma"),
+        (N + 5, "residual_error.qpcr.source")]
     assert "expected 'proportional', 'additive' or 'combined', got 'propotional'" in found[0][2]
     assert "expected a residual SD > 0, got -0.3" in found[1][2]
     # the model's own rule: an observable it declares
@@ -70,7 +59,7 @@ model = "proportional"
 sigma = 0.3
 source = "assumed"
 ''')
-    assert found == [(20, "residual_error.flow", "[residual_error.flow]: 'flow' is not an "
+    assert found == [(N + 2, "residual_error.flow", "[residual_error.flow]: 'flow' is not an "
                       "observable of the model (it has qpcr)")]
 
 
@@ -83,14 +72,14 @@ sigma_prop = 0.1
 source = "assumed"
 ''')
     assert [(line, key) for line, key, _ in found] == [
-        (20, "residual_error.qpcr.sigma_add"), (22, "residual_error.qpcr.sigma")]
+        (N + 2, "residual_error.qpcr.sigma_add"), (N + 4, "residual_error.qpcr.sigma")]
     assert found[0][2] == "the combined error model needs 'sigma_add'"
     assert found[1][2] == ("'sigma' is not an SD of the combined error model (it has "
                            "sigma_prop, sigma_add)")
 
 
 def test_the_schema_names_the_fits_residual_sds():
-    assert {k: v for k, v in RESIDUAL_SDS.items()} == \
+    assert dict(RESIDUAL_SDS) == \
         {k: e.sigma_names for k, e in ERROR_MODELS.items()}
 
 
