@@ -5,12 +5,12 @@ Runs a spec (default: the seed design, data/sample/trial_sim_seed.toml — Stein
 logistic DLT link on Cmax, TITE-BOIN with a 14-day stagger, expansion of 9 at the MTD, two
 rules) and prints:
 
-1. one row per executor: wall time, trials/s, trials/s per worker, efficiency
-   (speed-up over 1 worker / workers), peak memory of the largest worker, the load average
+1. one row per executor: wall time, trials/s, trials/s per worker, ratio (speed-up over
+   1 worker), efficiency (ratio / workers), the workers' CPU seconds, peak memory of the largest worker, the load average
    of the machine before and after (the machine may be shared: figures taken under load are
    not the program's), and the SHA-256 of trials.csv (identical for every row);
 2. where the time goes: CPU time per trial of each step of a batch, measured in this
-   process (random draws, kinetic model calls, the rest of the calendar, the per-trial
+   process (random draws, kinetic model calls — the exposure registry — the rest of the calendar, the per-trial
    table, CSV text, summary sums), and per Dask run the share of workers' time not spent in
    that work (task overhead, transfer, waiting).
 
@@ -173,23 +173,28 @@ def main() -> None:
     print(f"virtual trials of {Path(args.spec).name} (kinetics "
           f"{f'{kin.model}, rtol {kin.rtol or cached_model(kin.model).rtol:g}' if kin else 'off'}): "
           f"{args.trials:,} trials x {len(spec.rules)} rules, seed {args.seed}, {os.cpu_count()} CPUs")
-    print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'efficiency':>10} "
-          f"{'worker_cpu_s':>12} {'trials/cpu_s':>12} {'cpu_share':>9} {'peak_MB':>7}  "
+    print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'ratio':>6} "
+          f"{'efficiency':>10} {'worker_cpu_s':>12} {'trials/cpu_s':>12} {'cpu_share':>9} {'peak_MB':>7}  "
           f"{'load avg 1/5/15 min before -> after':<36} {'trials.csv':>12}")
     for r in rows:
         rate = args.trials / r["wall"]
-        eff = base / r["wall"] / r["workers"] if r["label"].startswith("dask") else float("nan")
+        ratio = base / r["wall"] if r["label"].startswith("dask") else float("nan")
         share = r["worker_cpu"] / (r["wall"] * r["workers"])
         print(f"{r['label']:<16} {r['batch']:>5} {r['wall']:>7.2f} {rate:>9.0f} {rate / r['workers']:>10.0f} "
-              f"{eff:>10.2f} {r['worker_cpu']:>12.2f} {args.trials / r['worker_cpu']:>12.0f} {share:>9.0%} "
+              f"{ratio:>6.2f} {ratio / r['workers']:>10.2f} {r['worker_cpu']:>12.2f} "
+              f"{args.trials / r['worker_cpu']:>12.0f} {share:>9.0%} "
               f"{r['worker_mb']:>7.0f}  {r['load']:<36} {r['sha']:>12}")
     print("identical trials.csv for every executor:", len({r["sha"] for r in rows}) == 1)
+    print("ratio: speed-up over the 1-worker Dask run (wall); efficiency: ratio / workers")
     print("cpu_share: the workers' CPU seconds / (wall x workers): below 100 % the workers waited (for the "
           "CPU on a loaded machine, for tasks, for the client); trials/cpu_s: trials per CPU second of the "
           "workers (what one worker does on a core of its own)")
-    print(f"\nwhere the time goes (CPU time per trial, in this process; {curves:.1f} model curves per trial):")
+    print(f"\nwhere the time goes (CPU time per trial, in this process; {curves:.1f} model curves per trial; "
+          f"'kinetics' is the exposure registry, model_exposure):")
     for k, v in sorted(per_trial.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<16} {1e3 * v:7.3f} ms  {100 * v / cpu_per_trial:5.1f} %")
+    if curves:
+        print(f"  exposure per model curve: {1e6 * per_trial.get('kinetics', 0.0) / curves:.1f} us CPU")
     print(f"  {'total':<16} {1e3 * cpu_per_trial:7.3f} ms  -> {1 / cpu_per_trial:,.0f} trials per CPU-second")
 
 

@@ -133,8 +133,11 @@ def test_doses_after_the_window_leave_the_window_alone_and_per_subject_doses():
     p = {k: np.array([v, v]) for k, v in m.defaults().items()}
     late = model_exposure(m, p, doses=[np.array([[40.0, 1.0e8]]), np.zeros((0, 2))], t_end=35.0)
     plain = model_exposure(m, p, t_end=35.0)
-    for key in [("qpcr", "AUC0-28"), ("qpcr", "Cmax"), ("qpcr", "Tmax")]:
+    # (without doses the peak comes from the dense-output search, with them from the
+    # landing refinement: Tmax equal to the two methods' accuracy, ~1e-5 day)
+    for key in [("qpcr", "AUC0-28"), ("qpcr", "Cmax")]:
         np.testing.assert_allclose(late.values[key], plain.values[key], rtol=1e-7)
+    np.testing.assert_allclose(late.values[("qpcr", "Tmax")], plain.values[("qpcr", "Tmax")], atol=1e-4)
 
 
 def test_time_varying_covariate_course_is_followed():
