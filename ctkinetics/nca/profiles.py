@@ -23,6 +23,7 @@ import pandas as pd
 
 from ctkinetics.errors import DataValidationError, Problem
 from ctkinetics.nca.blq import BLQRule, apply_blq_rule
+from ctkinetics.stats import first_rows, group_codes
 
 REQUIRED = ("subject", "time", "value")
 EXCLUSION_COLUMNS = ["subject", "analyte", "time", "value", "blq", "source_file", "source_row", "reason"]
@@ -85,9 +86,9 @@ def build_profiles(obs: pd.DataFrame, blq_rule: BLQRule) -> ProfileSet:
     reason[d["pre_infusion"].to_numpy()] = "pre-infusion sample (structural zero): C(0) = 0 used at infusion"
     reason[(reason == "") & np.isnan(value) & ~blq] = "missing value not flagged BLQ"
 
-    pkeys = pd.MultiIndex.from_arrays([subj, analyte])
-    pid, uniq = pd.factorize(pkeys, sort=False)  # subjects in file order
-    n_prof = len(uniq)
+    pid = group_codes(d, ["subject", "analyte"])  # subjects in file order
+    firsts = first_rows(pid)
+    n_prof = len(firsts)
     keep = reason == ""
     rows = np.flatnonzero(keep)
     rows = rows[np.lexsort((rows, time[rows], pid[rows]))]
@@ -135,8 +136,8 @@ def build_profiles(obs: pd.DataFrame, blq_rule: BLQRule) -> ProfileSet:
     units = pd.Series(d["unit"].to_numpy()).where(d["unit"].to_numpy() != "")
     unit_by_pid = units.groupby(pid).first().reindex(np.arange(n_prof)).fillna("").to_numpy()
     keys = pd.DataFrame({
-        "subject": uniq.get_level_values(0).astype(str),
-        "analyte": uniq.get_level_values(1).astype(str),
+        "subject": pd.Index(subj[firsts]).astype(str),
+        "analyte": pd.Index(analyte[firsts]).astype(str),
         "unit": unit_by_pid,
     })
     ex = np.flatnonzero(reason != "")

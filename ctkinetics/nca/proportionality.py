@@ -49,9 +49,10 @@ def dose_proportionality(long: pd.DataFrame, doses: pd.Series, which, level=0.90
     ``doses`` maps subject -> dose; ``long`` is the long NCA table.
     """
     rows = []
-    d = long[long["exclude"] == ""]
+    usable = (long["exclude"] == "").to_numpy(bool)
+    name, lo, hi = (long[k].to_numpy() for k in ("parameter", "start", "end"))
     for parameter, start, end in which:
-        sel = d[(d["parameter"] == parameter) & (d["start"] == start) & (d["end"] == end)]
+        sel = long[usable & (name == parameter) & (lo == start) & (hi == end)]
         for analyte, grp in sel.groupby("analyte", sort=True):
             fit = power_model(grp["subject"].map(doses).to_numpy(float), grp["value"].to_numpy(float), level)
             rows.append({"analyte": analyte, "parameter": parameter, "start": start, "end": end, **fit})
