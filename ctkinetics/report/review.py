@@ -333,7 +333,8 @@ def _fits(dataset, model, settings, prior=None):
             warnings.simplefilter("ignore")
             return fit(dataset, model, analytes=settings.fit_analytes, blq=settings.fit_blq,
                        error=settings.fit_error, starts=settings.fit_starts,
-                       seed=settings.fit_seed, prior=prior), ""
+                       seed=settings.fit_seed, prior=prior,
+                       estimate_sigma=settings.fit_estimate_sigma), ""
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - the report must still show NCA and safety

@@ -17,6 +17,9 @@ A config file (``ctk report STUDY --config review.toml``) has these tables, all 
                                # (MAP with the population fit as prior: the EBEs); "auto":
                                # population for an ODE model (its model prior if the
                                # population fit failed), none for a closed form
+    estimate_sigma = false     # with a prior: estimate each participant's residual SDs
+                               # instead of holding them at the popfit's or the model file's
+                               # [residual_error] (POSTHOC, the default)
     blq = "M3"
     error = "proportional"
     starts = 4
@@ -107,6 +110,7 @@ class FitSettings:
     error: str = "proportional"
     starts: int = 4
     seed: int = 0
+    estimate_sigma: bool = False
 
 
 @dataclass(frozen=True)

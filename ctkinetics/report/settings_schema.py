@@ -43,6 +43,7 @@ class FitTable(Schema):
     error: Annotated[Text, Field(description="an error model name")] = None
     starts: _count(1) = None
     seed: AnInteger = None
+    estimate_sigma: Flag = None
 
 
 class NcaTable(Schema):

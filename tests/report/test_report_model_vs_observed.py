@@ -100,6 +100,21 @@ def test_the_default_map_fits_hold_sigma_at_the_model_files_assay_precision(writ
     assert "sigma_bcell = 0.2" in fits and "not a published assay CV" in fits
 
 
+def test_fit_estimate_sigma_setting_estimates_each_participants_sds():
+    """[fit] estimate_sigma = true: the report's fits go back to each participant's own SDs."""
+    from ctkinetics.data import load_study
+    from ctkinetics.modeling import load_model
+    from ctkinetics.report import ReportSettings
+    from ctkinetics.report.review import _fits
+
+    settings = ReportSettings(fit_starts=1, fit_estimate_sigma=True)
+    res, error = _fits(load_study(SAMPLE), load_model("cart_bcell_sle"), settings, "model")
+    assert error == "" and res.settings["sigma_sources"] == {}
+    sig = res.to_frame().query("role == 'sigma'")
+    assert len(sig) == 3 * len(res.fits) and (sig["ci_method"] != "fixed").all()
+    assert res.settings["sigma_note"] == "residual SDs estimated (estimate_sigma)"
+
+
 def test_model_columns_equal_the_exposure_registry_on_the_fitted_parameters(written):
     from ctkinetics.modeling import load_model
     from ctkinetics.modeling.exposure import model_exposure

@@ -49,7 +49,7 @@ def test_sections_are_nested_and_the_flat_names_still_read(tmp_path):
 
 def test_the_recorded_settings_keep_their_flat_names():
     keys = ["model", "as_of", "car_analyte", "bcell_analyte", "fit_analytes", "fit_prior", "fit_blq",
-            "fit_error", "fit_starts", "fit_seed", "nca_auc_method", "nca_blq", "nca_auc_type",
+            "fit_error", "fit_starts", "fit_seed", "fit_estimate_sigma", "nca_auc_method", "nca_blq", "nca_auc_type",
             "nca_intervals", "nca_lambda_z_window", "nca_cmax_exclude_before", "tite", "band_level",
             "band_draws", "band_seed"]
     population = ["population_method", "population_random_effects", "population_covariance",
