@@ -132,7 +132,9 @@ def fitted_curves(fit_result, dataset, model=None, *, level: float = 0.95, draws
         if not f.success or f.parameters.empty:
             continue
         p = f.parameters
-        p = p[p["ci_method"] != "fixed"].set_index("parameter")   # the estimated ones
+        if "ci_method" in p.columns:   # the estimated ones (a residual SD may be held fixed)
+            p = p[p["ci_method"] != "fixed"]
+        p = p.set_index("parameter")
         theta = p["estimate_transformed"].to_numpy(float)
         if not np.all(np.isfinite(theta)):
             continue

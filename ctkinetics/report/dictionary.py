@@ -61,7 +61,8 @@ COLUMNS: dict[str, tuple[str, str, str]] = {
     "model": ("model", "", "kinetic model (models/*.toml)"), "engine": ("engine", "", "fitting engine"),
     "blq_method": ("BLQ method", "", "handling of samples below the LLOQ in the likelihood (M1/M3/M5/M6/M7, Beal 2001)"),
     "error_model": ("error model", "", "residual error model"),
-    "ci_method": ("CI method", "", "how the 95 % interval was computed"),
+    "ci_method": ("CI method", "", "how the 95 % interval was computed (wald-t, wald, profile; none: "
+                                   "not estimable; fixed: a residual SD held fixed, not estimated)"),
     "scale": ("scale", "", "scale of estimation (log: the estimate is exp of the estimated value)"),
     "role": ("role", "", "model parameter or residual-error parameter"),
     "description": ("description", "", "what the parameter is"),
