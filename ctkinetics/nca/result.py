@@ -141,26 +141,30 @@ class NCAResult:
         from ctkinetics.nca.parameters import dependents
 
         cols = ["analyte", "status", "reason", "n", "n_status", "of"]
-        d = self.results[self.results["parameter"].isin(dependents("LAMZ"))]
-        pairs = first_rows(group_codes(self.results, ["analyte", "subject"]))
-        of = self.results["analyte"].iloc[pairs].value_counts()   # participants per analyte
-        finite = np.isfinite(d["value"].to_numpy(float))
+        r = self.results
+        pairs = first_rows(group_codes(r, ["analyte", "subject"]))
+        of = r["analyte"].iloc[pairs].value_counts()   # participants per analyte
+        finite = np.isfinite(r["value"].to_numpy(float))
         # excluded: any λz-dependent value failing a rule; not estimable: λz itself is missing
-        d = d[(d["exclude"] != "") & (finite | (d["parameter"] == "LAMZ").to_numpy())]
-        if d.empty:
+        keep = (r["parameter"].isin(dependents("LAMZ")) & (r["exclude"] != "")).to_numpy(bool) & (
+            finite | (r["parameter"] == "LAMZ").to_numpy(bool))
+        if not keep.any():
             return pd.DataFrame(columns=cols)
-        status = np.where(np.isfinite(d["value"].to_numpy(float)), "excluded", "not estimable")
-        d = d[["analyte", "exclude", "subject"]].assign(status=status)
-        d = d.iloc[first_rows(group_codes(d, list(d.columns)))]     # drop_duplicates()
-        n_status = d.groupby(["analyte", "status"])["subject"].nunique()
-        texts = d["exclude"].drop_duplicates()
-        single = pd.DataFrame({"exclude": texts, "reason": texts.str.split("; ")}).explode("reason")
-        d = d.merge(single, on="exclude").drop_duplicates(["analyte", "status", "reason", "subject"])
-        out = d.groupby(["analyte", "status", "reason"]).size().rename("n").reset_index()
-        out["n_status"] = [n_status[(a, st)] for a, st in zip(out["analyte"], out["status"])]
-        out["of"] = out["analyte"].map(of).astype(int)
-        return out.sort_values(["analyte", "status", "n"], ascending=[True, True, False],
-                               kind="stable").reset_index(drop=True)[cols]
+        status = np.where(finite[keep], "excluded", "not estimable").tolist()
+        analytes, texts, subjects = (r[k].to_numpy(object)[keep] for k in ("analyte", "exclude", "subject"))
+        with_status, with_reason = {}, {}     # participants per (analyte, status[, reason])
+        for a, st, text, subject in set(zip(analytes, status, texts, subjects)):
+            with_status.setdefault((a, st), set()).add(subject)
+            for reason in text.split("; ") if isinstance(text, str) else ():
+                with_reason.setdefault((a, st, reason), set()).add(subject)
+        # by analyte and status, most frequent reason first (ties: reasons in text order)
+        keys = sorted(sorted(with_reason), key=lambda k: (k[0], k[1], -len(with_reason[k])))
+        return pd.DataFrame({
+            "analyte": [k[0] for k in keys], "status": [k[1] for k in keys],
+            "reason": [k[2] for k in keys],
+            "n": np.array([len(with_reason[k]) for k in keys], np.int64),
+            "n_status": np.array([len(with_status[k[:2]]) for k in keys], np.int64),
+            "of": np.array([of[k[0]] for k in keys], np.int64)}, columns=cols)
 
     def wide(self, excluded: str = "blank") -> pd.DataFrame:
         """One row per subject and analyte, one column per parameter (and interval).
