@@ -297,7 +297,8 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
         v[bad] = np.nan
     from ctkinetics.modeling.status import message
 
-    messages = [message(c) for c in status]
+    text = {c: message(c) for c in np.unique(status).tolist()}
+    messages = [text[c] for c in status.tolist()]
     return Exposure(values, flags, status, messages, model.time_unit or "day", (a, b),
                     {k: float(v) for k, v in thresholds.items()})
 
@@ -310,11 +311,14 @@ _KINK_PROBE = 1e-6
 def _subject_grids(model, subj, sw, t_end, n, step=0.5):
     """(n, W) padded times (+inf unused): the exposure grid up to each subject's end time,
     its switch times (a peak at a kink) and 1e-6 day either side of them (which tells a peak
-    at the kink from a smooth peak nearby) and, with doses or time courses, each of their times
+    at the kink from a smooth peak nearby), its own end time and 1e-6 day before it (a curve
+    still rising there) and, with doses or time courses, each of their times
     and just after (the peak search sees each infusion's rise)."""
     grid = _grid(model, float(t_end.max()), step)
     eps = _KINK_PROBE * (model.horizon / 365.0)
-    T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T, sw.T - eps, sw.T + eps], axis=1)
+    own_end = np.where(t_end < grid[-1], t_end, np.inf)     # the grid ends at the largest
+    T = np.concatenate([np.broadcast_to(grid, (n, grid.size)), sw.T, sw.T - eps, sw.T + eps,
+                        own_end[:, None], (t_end - eps)[:, None]], axis=1)
     if subj.timed:
         br = subj.breaks(n)
         T = np.concatenate([T, br, br + eps], axis=1)
@@ -465,15 +469,17 @@ def _peak(model, subj, kind, T, V, t_end, sw, rounds=2, points=6, vertex_rounds=
 def _kink_peak(model, T, Vm, k, kl, kr, sw):
     """(n,) True where the best grid point ``k`` is a switch time with both neighbours (the
     probes 1e-6 day either side) lower: the curve rises into the kink and falls after it, a
-    peak at the kink (Stein's at Tmax), exact as it is."""
-    if sw.shape[0] == 0:
-        return np.zeros(T.shape[0], dtype=bool)
+    peak at the kink (Stein's at Tmax), exact as it is; or the end time with the probe just
+    before it lower (still rising at the end: the maximum is the end point)."""
     rows = np.arange(T.shape[0])
-    tk = T[rows, k]
+    tk, vk = T[rows, k], Vm[rows, k]
     near = 2.5 * _KINK_PROBE * (model.horizon / 365.0)
+    rising = (kl < k) & (tk - T[rows, kl] <= near) & (Vm[rows, kl] < vk)
+    at_end = (kr == k) & rising
+    if sw.shape[0] == 0:
+        return at_end
     at_switch = np.any(sw.T == tk[:, None], axis=1)
-    return (at_switch & (kl < k) & (kr > k) & (tk - T[rows, kl] <= near) & (T[rows, kr] - tk <= near)
-            & (Vm[rows, kl] < Vm[rows, k]) & (Vm[rows, kr] < Vm[rows, k]))
+    return at_end | (at_switch & rising & (kr > k) & (T[rows, kr] - tk <= near) & (Vm[rows, kr] < vk))
 
 
 def _parabolic_rounds(model, subj, kind, tri, cmax, tmax, rounds):

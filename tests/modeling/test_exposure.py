@@ -202,3 +202,35 @@ def test_smooth_closed_form_auc_and_peak_against_quad():
         assert e.values[("conc", "AUC0-24")][i] == pytest.approx(ref, rel=1e-10)
     tmax = np.log(p["ka"] / p["ke"]) / (p["ka"] - p["ke"])
     np.testing.assert_allclose(e.values[("conc", "Tmax")], tmax, rtol=1e-6)
+
+
+def test_a_curve_still_rising_at_its_end_time_peaks_there():
+    # Stein peaks at Tmax = 9.3: with each subject's own end time 5, 9.3 and 20 days the
+    # maximum is C(5) at 5 (still rising: the end point, no refinement), the kink, the kink
+    m = load_model("stein2019")
+    p = {k: np.full(3, v) for k, v in m.defaults().items()}
+    e = model_exposure(m, p, t_end=np.array([5.0, 9.3, 20.0]), metrics=["Cmax", "Tmax"])
+    c5 = m.predict(m.defaults(), np.array([5.0]))["qpcr"].ravel()[0]
+    np.testing.assert_allclose(e.values[("qpcr", "Cmax")], [c5, 24000.0, 24000.0], rtol=1e-14)
+    np.testing.assert_allclose(e.values[("qpcr", "Tmax")], [5.0, 9.3, 9.3], rtol=1e-14)
+
+
+def test_ode_peak_of_random_subjects_against_a_tight_fine_grid():
+    # cart_bcell_sle subjects drawn with the model's omega^2: the dense-output peak search
+    # against a solve at rtol 1e-10 on a 0.01-day grid refined to 1e-5 day around its best
+    # point (Cmax to ~1e-10); the registry's Cmax is ~3e-8 (dense output), Tmax ~1e-5 day
+    m = load_model("cart_bcell_sle")
+    rng = np.random.default_rng(5)
+    n = 4
+    p = {q.name: np.clip(q.default * np.exp(np.sqrt(q.omega2 or 0.0) * rng.standard_normal(n)),
+                         q.lower, q.upper) for q in m.parameters}
+    e = model_exposure(m, p, t_end=28.0, metrics=["Cmax", "Tmax"])
+    tight = m.with_tolerances(1e-10, 1e-16)
+    t = np.linspace(0.0, 28.0, 2801)
+    c = tight.predict(p, t)["qpcr"]
+    for i in range(n):
+        k = int(np.argmax(c[i]))
+        tt = np.linspace(t[max(k - 1, 0)], t[min(k + 1, t.size - 1)], 2001)
+        cc = tight.predict({q: v[i] for q, v in p.items()}, tt)["qpcr"].ravel()
+        assert e.values[("qpcr", "Cmax")][i] == pytest.approx(cc.max(), rel=1e-7)
+        assert e.values[("qpcr", "Tmax")][i] == pytest.approx(tt[np.argmax(cc)], abs=2e-4)
