@@ -105,7 +105,8 @@ def from_prior(prior, maps, error) -> tuple[dict, dict, list]:
     for name in sigma_names(maps, error):
         if name in prior.sigma:
             values[name] = float(prior.sigma[name])
-            sources[name] = f"the population fit's estimate ({prior.source})"
+            where = "" if prior.source == "population fit" else f" ({prior.source})"
+            sources[name] = f"the population fit's estimate{where}"
         else:
             notes.append(f"{name} estimated (not in the population fit)")
     return values, sources, notes

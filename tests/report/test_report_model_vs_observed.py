@@ -113,6 +113,15 @@ def test_fit_estimate_sigma_setting_estimates_each_participants_sds():
     sig = res.to_frame().query("role == 'sigma'")
     assert len(sig) == 3 * len(res.fits) and (sig["ci_method"] != "fixed").all()
     assert res.settings["sigma_note"] == "residual SDs estimated (estimate_sigma)"
+    # their own SDs bring the flags back (sigma_bcell at its bound): the box at the top of the
+    # report names every flagged participant
+    from ctkinetics.report.sections import fit_status_box
+
+    flagged = [f.subject for f in res.fits if f.success and f.flags]
+    assert len(flagged) > len(res.fits) // 2
+    box = fit_status_box(SimpleNamespace(fit=res))
+    assert f"{len(flagged)} of {len(res.fits)} fits are flagged" in box
+    assert all(f"<b>{s}</b>" in box for s in flagged)
 
 
 def test_model_columns_equal_the_exposure_registry_on_the_fitted_parameters(written):
