@@ -99,6 +99,9 @@ class Exposure:
             columns=["subject", "kind", "metric", "value", "unit", "flag"])
 
 
+_APLASIA = frozenset({"aplasia_onset", "reconstitution", "aplasia_days"})
+
+
 def auc_name(window) -> str:
     a, b = window
     return f"AUC{a:g}-{b:g}"
@@ -263,29 +266,14 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     T = _subject_grids(model, subj, sw, t_end, n, 0.1 if dense else 0.5)
     status = np.zeros(n, dtype=np.int64)
     values, flags = {}, {}
-    aplasia = {"aplasia_onset", "reconstitution", "aplasia_days"} & wanted
-    rates, auc = None, None
-    on_grid = [k for k in kinds if {"Cmax", "Tmax"} & wanted or (k in thresholds and aplasia)]
+    on_grid = [k for k in kinds if {"Cmax", "Tmax"} & wanted or (k in thresholds and _APLASIA & wanted)]
+    auc = None
     if dense and (on_grid or "AUC" in wanted):
         grid_values, auc, status = _dense_solve(model, subj, kinds, T, (a, b))
     else:    # one solve gives every observable on the grid
         grid_values, status = subj.solve_padded(model, on_grid, T) if on_grid else ({}, status)
-    for kind in on_grid:
-        V = grid_values[kind]
-        r = _log_slopes(T, V, a, b)
-        rates = r if rates is None else np.maximum(rates, r)
-        if {"Cmax", "Tmax"} & wanted:
-            cmax, tmax = (_peak_dense(model, subj, kind, T, V, sw) if dense
-                          else _peak(model, subj, kind, T, V, t_end, sw))
-            if "Cmax" in wanted:
-                values[(kind, "Cmax")] = cmax
-            if "Tmax" in wanted:
-                values[(kind, "Tmax")] = tmax
-        if kind in thresholds and aplasia:
-            for name, (v, fl) in _aplasia_metrics(model, subj, kind, T, V, t_end,
-                                                  float(thresholds[kind])).items():
-                if name in wanted:
-                    values[(kind, name)], flags[(kind, name)] = v, fl
+    rates = _grid_metrics(model, subj, {k: grid_values[k] for k in on_grid}, T, t_end, sw,
+                          (a, b), wanted, thresholds, dense, values, flags)
     if "AUC" in wanted:
         if auc is None:
             auc, st = _auc(model, subj, kinds, (a, b), sw, n, rates)
@@ -301,6 +289,29 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
     messages = [text[c] for c in status.tolist()]
     return Exposure(values, flags, status, messages, model.time_unit or "day", (a, b),
                     {k: float(v) for k, v in thresholds.items()})
+
+
+def _grid_metrics(model, subj, grid_values, T, t_end, sw, window, wanted, thresholds, dense,
+                  values, flags):
+    """Cmax/Tmax and the aplasia metrics of each kind from its values on the grid (stored in
+    ``values``/``flags``); returns the subjects' steepest log-slope in the AUC window over
+    the kinds (the Gauss-Legendre panels' width), None without kinds."""
+    rates = None
+    for kind, V in grid_values.items():
+        r = _log_slopes(T, V, *window)
+        rates = r if rates is None else np.maximum(rates, r)
+        if {"Cmax", "Tmax"} & wanted:
+            cmax, tmax = (_peak_dense(model, subj, kind, T, V, sw) if dense
+                          else _peak(model, subj, kind, T, V, t_end, sw))
+            for name, v in (("Cmax", cmax), ("Tmax", tmax)):
+                if name in wanted:
+                    values[(kind, name)] = v
+        if kind in thresholds and _APLASIA & wanted:
+            for name, (v, fl) in _aplasia_metrics(model, subj, kind, T, V, t_end,
+                                                  float(thresholds[kind])).items():
+                if name in wanted:
+                    values[(kind, name)], flags[(kind, name)] = v, fl
+    return rates
 
 
 #: Distance (day-equivalents) of the probes either side of a switch time: a switch time
