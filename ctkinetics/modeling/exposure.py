@@ -5,15 +5,20 @@ trials all call :func:`model_exposure`, so "AUC0-28" means the same number every
 
 ==================  ==========================================================================
 ``Cmax``            max C(t) on [0, t_end]: C on a grid (half a day to day 28, two days
-                    after, in day-equivalents of the model's horizon) plus every switch time
-                    and 1e-6 day either side (a peak at a kink is exact, not refined),
-                    refined by successive parabolic interpolation in the bracket of the
-                    best point (a smooth peak to ~1e-10)
+                    after, in day-equivalents of the model's horizon; a tenth of a day to
+                    day 28 for an ODE) plus every switch time and 1e-6 day either side, and
+                    the end time and 1e-6 day before it (a peak at a kink or at the end is
+                    exact, not refined); a smooth peak is refined in the bracket of the best
+                    point — closed forms and solves with doses: bracket rounds and
+                    successive parabolic interpolation (~1e-10); an ODE without doses: its
+                    dense output at 201 times in the bracket and the vertex of a parabola
+                    through the best three (~3e-8, Tmax ~1e-5 day)
 ``Tmax``            the time of that maximum
 ``AUC``             ∫ C(t) dt over a window (default 0-28): exact to the solver's tolerance —
-                    a quadrature state dQ/dt = C(t) integrated with the ODE, or 16-point
-                    Gauss–Legendre panels split at the switch times for a closed form
-                    (panel width from the curve's steepest log-slope: ~1e-15 relative)
+                    a quadrature state dQ/dt = C(t) integrated with the ODE (the same solve
+                    as the grid), or 16-point Gauss–Legendre panels split at the switch
+                    times for a closed form and at doses / time-course knots (panel width
+                    from the curve's steepest log-slope: ~1e-15 relative for a closed form)
 ``aplasia_onset``   first time C falls below a threshold (B cells below the LLOQ): grid
                     bracket, refined to 1/256 of a grid step, then linear interpolation
 ``reconstitution``  first time after the onset that C is back at or above the threshold
