@@ -113,6 +113,7 @@ C = time.process_time
 t = C(); import numpy, pandas; imp = C() - t
 t = C(); from ctkinetics.cli.commands import nca as cmd; from ctkinetics.data import load_study
 import ctkinetics.nca, ctkinetics.outputs; imp2 = C() - t
+t = C(); import ctkinetics.data.study_schema; schema = C() - t
 t = C(); ds = load_study(sys.argv[1]); load = C() - t
 t = C(); res = ctkinetics.nca.run_nca(ds); nca = C() - t
 t = C(); tabs = [res.results, res.wide(), res.summary(), res.dose_proportionality(), res.exclusions]
@@ -120,7 +121,7 @@ res.quality_overview(); tables = C() - t
 from ctkinetics.outputs.spreadsheet import csv_text
 m = res.options.method_label()
 t = C(); [csv_text(x.assign(method=m)) for x in tabs]; csv = C() - t
-print(imp, imp2, load, nca, tables, csv)
+print(imp, imp2, schema, load, nca, tables, csv)
 """
 
 
@@ -192,7 +193,7 @@ def command_table(n: int, repeats: int, with_r: bool) -> tuple[pd.DataFrame, str
                 rows.append({"tool": f"ratio PKNCA / ctk nca, {label}", "participants": n,
                              "wall_s": round(r_wall / wall, 0), "cpu_s": round(r_cpu / cpu, 0)})
             rows.append({"tool": "pk.nca() alone / run_nca() alone (CPU)", "participants": n,
-                         "wall_s": float("nan"), "cpu_s": round(pk / steps[3], 0)})
+                         "wall_s": float("nan"), "cpu_s": round(pk / steps[4], 0)})
             check = same_numbers(work / "ctk0", work / "r")
         return pd.DataFrame(rows), check, steps
     finally:
@@ -212,8 +213,8 @@ def main() -> None:
     table, check, steps = command_table(a.command_participants, a.repeats, not a.no_r)
     print(f"\n`ctk nca` as a command vs PKNCA, {a.command_participants} participants x 16 samples:")
     print(table.to_string(index=False))
-    names = ("import numpy+pandas", "import ctkinetics", "load_study", "run_nca", "tables",
-             "CSV text (spreadsheet-safe)")
+    names = ("import numpy+pandas", "import ctkinetics", "import pydantic + study.toml schema",
+             "load_study", "run_nca", "tables", "CSV text (spreadsheet-safe)")
     print("\nctk nca steps (CPU s, one process): "
           + ", ".join(f"{k} {v:.3f}" for k, v in zip(names, steps))
           + "; the rest is interpreter start-up and writing files (atomic folder, fsync)")
