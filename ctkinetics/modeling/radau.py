@@ -356,6 +356,220 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
     return worst
 
 
+#: The step's helpers are inlined by numba (its IR, before LLVM): an ordinary call of a
+#: compiled function costs a reference count per array argument each time (measured: the
+#: helpers as calls made a step ~20 % slower); the step's arrays are cut once per interval
+#: (:func:`_views`) and passed as arguments, not sliced inside the helpers, for the same reason.
+_INLINE = dict(cache=True, error_model="numpy", inline="always")
+
+
+@njit(**_INLINE)
+def _all_finite(v):
+    for i in range(v.shape[0]):
+        if not math.isfinite(v[i]):
+            return False
+    return True
+
+
+@njit(**_INLINE)
+def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3):
+    """The Jacobian at (t, y), the state scales and the LU decompositions of the real
+    (μ_r/h·I − J) and complex (μ_c/h·I − J) Newton matrices, equilibrated by the scales."""
+    n = y.shape[0]
+    _jac(kx, ph, t, tau, y, pc, J)
+    for r in range(n):
+        scale[r] = atol + abs(y[r]) * rtol
+    for i in range(3):
+        for r in range(n):
+            scale3[i * n + r] = scale[r]
+    _shifted(J, MU_REAL / h, scale, LUr)
+    _lu_factor(LUr, piv[1])
+    _shifted(J, MU_COMPLEX / h, scale, LUc)
+    _lu_factor(LUc, piv[0])
+
+
+@njit(**_INLINE)
+def _predict(use_poly, h, h_old, poly, Z, W):
+    """Newton's starting stages Z (and W = T⁻¹Z): the last step's collocation polynomial
+    continued to the new stages, else zero."""
+    n = poly.shape[1]
+    if use_poly:
+        for i in range(3):
+            x = 1.0 + C[i] * h / h_old
+            for r in range(n):
+                Z[i * n + r] = poly[0, r] * (x - 1.0) + poly[1, r] * (x * x - 1.0) \
+                    + poly[2, r] * (x * x * x - 1.0)
+    else:
+        for r in range(3 * n):
+            Z[r] = 0.0
+    for i in range(3):
+        for r in range(n):
+            W[i * n + r] = TI[i, 0] * Z[r] + TI[i, 1] * Z[n + r] + TI[i, 2] * Z[2 * n + r]
+
+
+@njit(**_INLINE)
+def _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage, fstage, scale,
+            scale3, gc, LUr, LUc, piv):
+    """Simplified Newton on the collocation system from the predicted Z and W = T⁻¹Z: per
+    iteration F at the three stages Y_i = y + Z_i, the increment of W from one real and one
+    complex n × n solve, Hairer's (RADAU5) convergence test on the contraction rate.
+    Returns (converged, iterations)."""
+    n = y.shape[0]
+    n_iter = 0
+    dz_old = -1.0
+    rate = -1.0
+    for k in range(NEWTON_MAXITER):
+        n_iter = k + 1
+        ok = True
+        for i in range(3):
+            for r in range(n):
+                ystage[r] = y[r] + Z[i * n + r]
+            _f(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fstage)
+            for r in range(n):
+                vv = fstage[r]
+                if not math.isfinite(vv):
+                    ok = False
+                Fst[i * n + r] = vv
+        if not ok:
+            break
+        mr = MU_REAL / h
+        mc = MU_COMPLEX / h
+        for r in range(n):
+            F1 = Fst[r]
+            F2 = Fst[n + r]
+            F3 = Fst[2 * n + r]
+            dW[r] = TI[0, 0] * F1 + TI[0, 1] * F2 + TI[0, 2] * F3 - mr * W[r]
+            gc[r] = complex(TI[1, 0] * F1 + TI[1, 1] * F2 + TI[1, 2] * F3,
+                            TI[2, 0] * F1 + TI[2, 1] * F2 + TI[2, 2] * F3) \
+                - mc * complex(W[n + r], W[2 * n + r])
+        _lu_solve_scaled(LUr, piv[1], dW[:n], scale)
+        _lu_solve_scaled(LUc, piv[0], gc, scale)
+        for r in range(n):
+            dW[n + r] = gc[r].real
+            dW[2 * n + r] = gc[r].imag
+        dz = _rms(dW, scale3)
+        if not math.isfinite(dz):
+            break
+        if dz_old > 0.0:
+            rate = dz / dz_old
+        if rate >= 0.0 and (rate >= 1.0 or
+                            rate ** (NEWTON_MAXITER - k) / (1.0 - rate) * dz > newton_tol):
+            break
+        for r in range(3 * n):
+            W[r] += dW[r]
+        for i in range(3):
+            for r in range(n):
+                Z[i * n + r] = T[i, 0] * W[r] + T[i, 1] * W[n + r] + T[i, 2] * W[2 * n + r]
+        if dz == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * dz < newton_tol):
+            return True, n_iter
+        dz_old = dz
+    return False, n_iter
+
+
+@njit(**_INLINE)
+def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol):
+    """RMS of Hairer's error estimate err = (μ_r/h·I − J)⁻¹ (f(t, y) + Σ e_i Z_i / h), with
+    ynew = y + Z_3 written beside it."""
+    n = y.shape[0]
+    for r in range(n):
+        ynew[r] = y[r] + Z[2 * n + r]
+    for r in range(n):
+        s = 0.0
+        for i in range(3):
+            s += E[i] * Z[i * n + r]
+        ZE[r] = s / h
+    for r in range(n):
+        err[r] = f0[r] + ZE[r]
+    _lu_solve_scaled(LUr, piv[1], err, scale)
+    for r in range(n):
+        escale[r] = atol + max(abs(y[r]), abs(ynew[r])) * rtol
+    return _rms(err, escale)
+
+
+@njit(cache=True, error_model="numpy")
+def _error_refined(kx, ph, t, tau, y, pc, err, ZE, tmp, tmpf, escale, scale, LUr, piv):
+    """The error estimate refined once through f(t, y + err) (Hairer's RADAU5, on a first
+    or rejected step whose estimate fails)."""
+    n = y.shape[0]
+    for r in range(n):
+        tmp[r] = y[r] + err[r]
+    _f(kx, ph, t, tau, tmp, pc, tmpf)
+    for r in range(n):
+        err[r] = tmpf[r] + ZE[r]
+    _lu_solve_scaled(LUr, piv[1], err, scale)
+    return _rms(err, escale)
+
+
+@njit(**_INLINE)
+def _polynomial(ynew, Z, poly):
+    """The collocation polynomial u(x) = y + Σ_k Q_k x^k of an accepted step (Q = V⁻¹Z: the
+    Newton predictor of the next step and the dense output); False if ynew is not finite."""
+    n = poly.shape[1]
+    if not _all_finite(ynew):
+        return False
+    for kk in range(3):
+        for r in range(n):
+            poly[kk, r] = VINV[kk, 0] * Z[r] + VINV[kk, 1] * Z[n + r] + VINV[kk, 2] * Z[2 * n + r]
+    return True
+
+
+@njit(**_INLINE)
+def _next_step(h, en, err_old, h_old, safety, landing, h_prop):
+    """The predictive (Gustafsson) controller with Hairer's safety factor; a step shortened
+    to land on t_end does not shrink the next one."""
+    if err_old > 0.0 and h_old > 0.0 and en > 0.0:
+        mult = h / h_old * (err_old / en) ** 0.25
+    else:
+        mult = 1.0
+    factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, safety * min(1.0, mult) * en ** -0.25)
+    h_new = h * factor
+    if landing:
+        h_new = max(h_new, h_prop)
+    return h_new
+
+
+@njit(**_INLINE)
+def _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol, atol, en, work):
+    """The stage sensitivities S_Z of a step that passed the error test; with ``errcon`` the
+    error norm grows to include theirs (returned)."""
+    f, mats, small, cplx, cvec, jst, fp, sw, piv = work
+    n = y.shape[0]
+    _stage_sensitivities(kx, ph, t, tau, h, y, f[7, :3 * n], S, pc, wrt, f[3, :n],
+                         f[14, :3 * n], work)
+    if errcon:
+        en = max(en, _sensitivity_error(kx, ph, t, tau, h, y, small[0], S, pc, wrt, pbar,
+                                        rtol, atol, f[3, :n], work))
+    return en
+
+
+@njit(**_INLINE)
+def _add_last_stage(S, SZ):
+    """S_{n+1} = S + S_Z,3 (the sensitivities at the end of an accepted step)."""
+    n = S.shape[0]
+    for k in range(S.shape[1]):
+        for r in range(n):
+            S[r, k] += SZ[2 * n + r, k]
+
+
+@njit(**_INLINE)
+def _save(state, h_prop, err_old, h_old, use_poly):
+    """The step controller's memory for the next interval of the same phase."""
+    state[0] = h_prop
+    state[1] = err_old
+    state[2] = h_old
+    state[4] = 1.0 if use_poly else 0.0
+
+
+@njit(**_INLINE)
+def _views(work, n):
+    """The step's arrays, cut once per interval from the workspace :func:`_work`."""
+    f, mats, small, cplx, cvec, jst, fp, sw, piv = work
+    n3 = 3 * n
+    return (f[0, :n], f[2, :n], f[3, :n], f[4, :n], f[5, :n], f[6, :n], f[7, :n3], f[8, :n3],
+            f[17, :n3], f[10, :n3], f[11, :n], f[12, :n], f[13, :n], f[14, :n3],
+            f[18, :n], small[0], small[1], cplx[0], cvec[0], sw[0], piv)
+
+
 @njit(cache=True, error_model="numpy")
 def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
              atol, state, poly, work, max_steps, dense, rec):
@@ -373,28 +587,9 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     system; the real one also serves the error estimate."""
     n = y.shape[0]
     q = wrt.shape[0]
-    n3 = 3 * n
-    f, mats, small, cplx, cvec, jst, fp, sw, piv = work
-    f0 = f[0, :n]
-    err = f[2, :n]
-    scale = f[3, :n]
-    ynew = f[4, :n]
-    tmp = f[5, :n]
-    tmpf = f[6, :n]
-    Z = f[7, :n3]
-    W = f[8, :n3]
-    dW = f[17, :n3]
-    Fst = f[10, :n3]
-    ZE = f[11, :n]
-    ystage = f[12, :n]
-    fstage = f[13, :n]
-    scale3 = f[14, :n3]
-    escale = f[18, :n]
-    J = small[0]
-    LUr = small[1]
-    LUc = cplx[0]
-    gc = cvec[0]
-    SZ = sw[0]
+    v = _views(work, n)
+    (f0, err, scale, ynew, tmp, tmpf, Z, W, dW, Fst, ZE, ystage, fstage, scale3, escale,
+     J, LUr, LUc, gc, SZ, piv) = v
     newton_tol = max(10.0 * EPS / rtol, min(0.03, rtol ** 0.5))
     h = state[0]
     err_old = state[1]
@@ -404,12 +599,10 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     if t_end <= t:
         return OK
     _f(kx, ph, t, tau, y, pc, f0)
-    for i in range(n):
-        if not math.isfinite(f0[i]):
-            return NOT_FINITE
+    if not _all_finite(f0):
+        return NOT_FINITE
     if h <= 0.0:
-        h = _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf)
-        h_prop = h
+        h_prop = h = _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf)
     rejected = True  # the first step of an interval gets the refined error estimate
     while t < t_end:
         if state[3] >= max_steps:
@@ -421,79 +614,10 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             landing = True
         if h < 10.0 * EPS * max(1.0, abs(t)):
             return STEP_TOO_SMALL
-        _jac(kx, ph, t, tau, y, pc, J)
-        for r in range(n):
-            scale[r] = atol + abs(y[r]) * rtol
-        for i in range(3):
-            for r in range(n):
-                scale3[i * n + r] = scale[r]
-        _shifted(J, MU_REAL / h, scale, LUr)
-        _lu_factor(LUr, piv[1])
-        _shifted(J, MU_COMPLEX / h, scale, LUc)
-        _lu_factor(LUc, piv[0])
-        # predictor: the last step's collocation polynomial, continued
-        if use_poly:
-            for i in range(3):
-                x = 1.0 + C[i] * h / h_old
-                for r in range(n):
-                    Z[i * n + r] = poly[0, r] * (x - 1.0) + poly[1, r] * (x * x - 1.0) \
-                        + poly[2, r] * (x * x * x - 1.0)
-        else:
-            for r in range(n3):
-                Z[r] = 0.0
-        for i in range(3):
-            for r in range(n):
-                W[i * n + r] = TI[i, 0] * Z[r] + TI[i, 1] * Z[n + r] + TI[i, 2] * Z[2 * n + r]
-        converged = False
-        n_iter = 0
-        dz_old = -1.0
-        rate = -1.0
-        for k in range(NEWTON_MAXITER):
-            n_iter = k + 1
-            ok = True
-            for i in range(3):
-                for r in range(n):
-                    ystage[r] = y[r] + Z[i * n + r]
-                _f(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fstage)
-                for r in range(n):
-                    v = fstage[r]
-                    if not math.isfinite(v):
-                        ok = False
-                    Fst[i * n + r] = v
-            if not ok:
-                break
-            mr = MU_REAL / h
-            mc = MU_COMPLEX / h
-            for r in range(n):
-                F1 = Fst[r]
-                F2 = Fst[n + r]
-                F3 = Fst[2 * n + r]
-                dW[r] = TI[0, 0] * F1 + TI[0, 1] * F2 + TI[0, 2] * F3 - mr * W[r]
-                gc[r] = complex(TI[1, 0] * F1 + TI[1, 1] * F2 + TI[1, 2] * F3,
-                                TI[2, 0] * F1 + TI[2, 1] * F2 + TI[2, 2] * F3) \
-                    - mc * complex(W[n + r], W[2 * n + r])
-            _lu_solve_scaled(LUr, piv[1], dW[:n], scale)
-            _lu_solve_scaled(LUc, piv[0], gc, scale)
-            for r in range(n):
-                dW[n + r] = gc[r].real
-                dW[2 * n + r] = gc[r].imag
-            dz = _rms(dW, scale3)
-            if not math.isfinite(dz):
-                break
-            if dz_old > 0.0:
-                rate = dz / dz_old
-            if rate >= 0.0 and (rate >= 1.0 or
-                                rate ** (NEWTON_MAXITER - k) / (1.0 - rate) * dz > newton_tol):
-                break
-            for r in range(n3):
-                W[r] += dW[r]
-            for i in range(3):
-                for r in range(n):
-                    Z[i * n + r] = T[i, 0] * W[r] + T[i, 1] * W[n + r] + T[i, 2] * W[2 * n + r]
-            if dz == 0.0 or (rate >= 0.0 and rate / (1.0 - rate) * dz < newton_tol):
-                converged = True
-                break
-            dz_old = dz
+        _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3)
+        _predict(use_poly, h, h_old, poly, Z, W)
+        converged, n_iter = _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage,
+                                    fstage, scale, scale3, gc, LUr, LUc, piv)
         if not converged:
             h_prop = 0.5 * h
             use_poly = False
@@ -501,35 +625,14 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             state[3] += 1
             state[6] += 1
             continue
-        for r in range(n):
-            ynew[r] = y[r] + Z[2 * n + r]
-        # error estimate (Hairer's RADAU5)
-        for r in range(n):
-            s = 0.0
-            for i in range(3):
-                s += E[i] * Z[i * n + r]
-            ZE[r] = s / h
-        for r in range(n):
-            err[r] = f0[r] + ZE[r]
-        _lu_solve_scaled(LUr, piv[1], err, scale)
-        for r in range(n):
-            escale[r] = atol + max(abs(y[r]), abs(ynew[r])) * rtol
-        en = _rms(err, escale)
+        en = _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol)
         if en > 1.0 and rejected:
-            for r in range(n):
-                tmp[r] = y[r] + err[r]
-            _f(kx, ph, t, tau, tmp, pc, tmpf)
-            for r in range(n):
-                err[r] = tmpf[r] + ZE[r]
-            _lu_solve_scaled(LUr, piv[1], err, scale)
-            en = _rms(err, escale)
+            en = _error_refined(kx, ph, t, tau, y, pc, err, ZE, tmp, tmpf, escale, scale, LUr, piv)
         if not math.isfinite(en):
             en = 1e10
         if sens and q > 0 and en <= 1.0:
-            _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work)
-            if errcon:
-                en = max(en, _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar,
-                                                rtol, atol, scale, work))
+            en = _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol,
+                                     atol, en, work)
         state[3] += 1
         safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
         if en > 1.0:
@@ -538,33 +641,14 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             state[5] += 1
             # the predictor remains valid for a shorter step from the same point
             continue
-        # accept
-        ok = True
-        for r in range(n):
-            if not math.isfinite(ynew[r]):
-                ok = False
-        if not ok:
+        if not _polynomial(ynew, Z, poly):
             return NOT_FINITE
-        # collocation polynomial of this step (Newton predictor of the next, dense output)
-        for kk in range(3):
-            for r in range(n):
-                poly[kk, r] = VINV[kk, 0] * Z[r] + VINV[kk, 1] * Z[n + r] + VINV[kk, 2] * Z[2 * n + r]
-        use_poly = True
         if dense:
             _record_dense(t, h, t_end, y, S, poly, SZ, sens and q > 0, pc, wrt, rec)
         if sens and q > 0:
-            for k in range(q):
-                for r in range(n):
-                    S[r, k] += SZ[2 * n + r, k]
-        if err_old > 0.0 and h_old > 0.0 and en > 0.0:
-            mult = h / h_old * (err_old / en) ** 0.25
-        else:
-            mult = 1.0
-        factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, safety * min(1.0, mult) * en ** -0.25)
-        h_new = h * factor
-        if landing:
-            # a step shortened to land on t_end does not shrink the next one
-            h_new = max(h_new, h_prop)
+            _add_last_stage(S, SZ)
+        use_poly = True
+        h_new = _next_step(h, en, err_old, h_old, safety, landing, h_prop)
         err_old = max(en, 1e-10)
         h_old = h
         t = t + h
@@ -574,15 +658,11 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
         for r in range(n):
             y[r] = ynew[r]
         _f(kx, ph, t, tau, y, pc, f0)
-        for r in range(n):
-            if not math.isfinite(f0[r]):
-                return NOT_FINITE
+        if not _all_finite(f0):
+            return NOT_FINITE
         h_prop = h_new
         rejected = False
-    state[0] = h_prop
-    state[1] = err_old
-    state[2] = h_old
-    state[4] = 1.0 if use_poly else 0.0
+    _save(state, h_prop, err_old, h_old, use_poly)
     return OK
 
 
@@ -636,6 +716,211 @@ def _record(kx, t, y, S, pc, wrt, sens, row, OUT, SENS, o, oy, op):
                 SENS[row, m, k] = s
 
 
+@njit(cache=True, error_model="numpy")
+def _subject_work(n, nph, npar_all, q, nout):
+    """Per-thread arrays of :func:`_solve_range` beside the step workspace :func:`_work`:
+    y, S, ∂y0/∂θ, the switch times (raw, their ∂/∂θ, cumulative, cumulative ∂/∂θ), the
+    rates either side of a switch, the outputs and their derivatives, the step state, the
+    parameter magnitudes, the dense-output cursor and scratch, the dose jump and its
+    derivatives, and the subject's parameter row."""
+    qq = max(q, 1)
+    ns = max(nph - 1, 1)
+    return (np.empty(n), np.zeros((n, qq)), np.empty((n, npar_all)),
+            np.empty(ns), np.empty((ns, npar_all)), np.empty(ns), np.zeros((ns, qq)),
+            np.empty(n), np.empty(n),
+            np.empty(nout), np.empty((nout, n)), np.empty((nout, npar_all)),
+            np.zeros((3, n)), np.zeros(8), np.ones(qq), np.zeros(1, dtype=np.int64),
+            np.empty(n), np.zeros((n, qq)), np.zeros((3, n, qq)),
+            np.empty(n), np.empty((n, n)), np.empty((n, npar_all)), np.empty((n, qq)),
+            np.empty(npar_all))
+
+
+@njit(**_INLINE)
+def _switch_times(kx, nph, wrt, sens, y, pc, sw, swp, st, dst):
+    """The phases' switch times as cumulative maxima (NaN = never reached, +inf) and their
+    derivatives (0 where a switch is not reached or coincides with an earlier one)."""
+    q = wrt.shape[0]
+    _vec(kx, OP_SWITCHES, 0.0, 0.0, y, pc, sw)
+    if sens:
+        _mat(kx, OP_SWITCHES_P, 0.0, 0.0, y, pc, swp)
+    prev = 0.0
+    for k in range(nph - 1):
+        v = sw[k]
+        if v != v:
+            v = np.inf
+        if v > prev:
+            st[k] = v
+            prev = v
+            for j in range(q):
+                dst[k, j] = swp[k, wrt[j]] if (sens and math.isfinite(v) and v > 0.0) else 0.0
+        else:
+            st[k] = prev
+            for j in range(q):
+                dst[k, j] = dst[k - 1, j] if k > 0 else 0.0
+
+
+@njit(**_INLINE)
+def _start_subject(kx, nph, row, wrt, sens, sub):
+    """Parameters, initial states (and sensitivities), parameter magnitudes and switch
+    times of one subject; returns NOT_FINITE if an initial state is not finite."""
+    (y, S, Y0p, sw, swp, st, dst, fa, fb, o, oy, op, poly, state, pbar, jp, yi, Si, polyS,
+     gj, Gy, Gp, Stmp, pc) = sub
+    n = y.shape[0]
+    q = wrt.shape[0]
+    for r in range(pc.shape[0]):
+        pc[r] = row[r]
+    for k in range(q):
+        v = abs(pc[wrt[k]])
+        pbar[k] = v if v > 0.0 and math.isfinite(v) else 1.0
+    _vec(kx, OP_INIT, 0.0, 0.0, y, pc, y)
+    if sens:
+        _mat(kx, OP_INIT_P, 0.0, 0.0, y, pc, Y0p)
+        for r in range(n):
+            for k in range(q):
+                S[r, k] = Y0p[r, wrt[k]]
+    if nph > 1:
+        _switch_times(kx, nph, wrt, sens, y, pc, sw, swp, st, dst)
+    for k in range(7):
+        state[k] = 0.0
+    return OK if _all_finite(y) else NOT_FINITE
+
+
+@njit(**_INLINE)
+def _dose(kx, t, amt, y, S, pc, wrt, sens, sub):
+    """A dose: y⁺ = y + g(t, y), S⁺ = S + ∂g/∂y·S + ∂g/∂θ."""
+    (_y, _S, Y0p, sw, swp, st, dst, fa, fb, o, oy, op, poly, state, pbar, jp, yi, Si, polyS,
+     gj, Gy, Gp, Stmp, _pc) = sub
+    n = y.shape[0]
+    q = wrt.shape[0]
+    _vec(kx, OP_DOSE, t, amt, y, pc, gj)
+    if sens and q > 0:
+        _mat(kx, OP_DOSE_Y, t, amt, y, pc, Gy)
+        _mat(kx, OP_DOSE_P, t, amt, y, pc, Gp)
+        for r in range(n):
+            for k in range(q):
+                acc = Gp[r, wrt[k]]
+                for c in range(n):
+                    acc += Gy[r, c] * S[c, k]
+                Stmp[r, k] = acc
+        for r in range(n):
+            for k in range(q):
+                S[r, k] += Stmp[r, k]
+    for r in range(n):
+        y[r] += gj[r]
+
+
+@njit(**_INLINE)
+def _events(kx, t, ep, e1, ev_t, ev_amt, ev_cov, npar, wrt, sens, sub):
+    """Apply the events at time t (doses, new covariate values) from row ``ep`` on.
+    Returns (next event row, whether any applied)."""
+    y, S, pc = sub[0], sub[1], sub[23]
+    changed = False
+    while ep < e1 and ev_t[ep] <= t:
+        amt = ev_amt[ep]
+        if amt == amt:
+            _dose(kx, t, amt, y, S, pc, wrt, sens, sub)
+        for k in range(ev_cov.shape[1]):
+            v = ev_cov[ep, k]
+            if v == v:
+                pc[npar + k] = v
+        changed = True
+        ep += 1
+    return ep, changed
+
+
+@njit(**_INLINE)
+def _restart(state):
+    """A new right-hand side or state: a new initial step and no Newton predictor."""
+    state[0] = 0.0
+    state[1] = 0.0
+    state[2] = 0.0
+    state[4] = 0.0
+
+
+@njit(**_INLINE)
+def _switch_jump(kx, ph, t, start, y, S, pc, dst, fa, fb):
+    """S⁺ = S⁻ + (f_a − f_b)(τ, y) ∂τ/∂θ at the switch from phase ph to ph + 1."""
+    n = y.shape[0]
+    _f(kx, ph, t, t - start, y, pc, fa)
+    _f(kx, ph + 1, t, 0.0, y, pc, fb)
+    for r in range(n):
+        d = fa[r] - fb[r]
+        for k in range(S.shape[1]):
+            S[r, k] += d * dst[ph, k]
+
+
+@njit(**_INLINE)
+def _nan_rest(T, order, j, lo, sens, OUT, SENS):
+    """NaN outputs (and derivatives) from the j-th output time on (a failed subject)."""
+    while j < T.shape[0]:
+        row = lo + order[j]
+        for m in range(OUT.shape[1]):
+            OUT[row, m] = np.nan
+            if sens:
+                for k in range(SENS.shape[2]):
+                    SENS[row, m, k] = np.nan
+        j += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+                   dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, work, sub):
+    """One subject of :func:`_solve_range`: from t = 0 from stop to stop (output times,
+    events, switch times); returns its status code."""
+    (y, S, Y0p, sw, swp, st, dst, fa, fb, o, oy, op, poly, state, pbar, jp, yi, Si, polyS,
+     gj, Gy, Gp, Stmp, pc) = sub
+    q = wrt.shape[0]
+    npar = PC.shape[1] - ev_cov.shape[1]
+    ep = ev_off[i]
+    e1 = ev_off[i + 1]
+    lo = offsets[i]
+    T = times[lo:offsets[i + 1]]
+    order = np.argsort(T)
+    dense = T.shape[0] > dense_above
+    jp[0] = 0
+    rec = (kx, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS)
+    code = _start_subject(kx, nph, PC[i], wrt, sens, sub)
+    t = 0.0
+    ph = 0
+    start = 0.0
+    t_last = T[order[T.shape[0] - 1]] if T.shape[0] else 0.0
+    while jp[0] < T.shape[0] and code == OK:
+        # outputs at the current time (the start, a switch, a landing point; before an
+        # event at that time)
+        while jp[0] < T.shape[0] and T[order[jp[0]]] <= t:
+            _record(kx, t, y, S, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
+            jp[0] += 1
+        # events at the current time: doses and covariate changes, then a restart
+        ep, changed = _events(kx, t, ep, e1, ev_t, ev_amt, ev_cov, npar, wrt, sens, sub)
+        if changed:
+            if not _all_finite(y):
+                code = NOT_FINITE
+            _restart(state)
+        if jp[0] >= T.shape[0] or code != OK:
+            break
+        # the next stop: a switch or an event before the next output time, else that
+        # output time (landing) or, with dense output, the last output time
+        target = t_last if dense else T[order[jp[0]]]
+        if ep < e1 and ev_t[ep] < target:
+            target = ev_t[ep]
+        switching = ph < nph - 1 and st[ph] <= target
+        if switching:
+            target = st[ph]
+        code = _advance(kx, ph, t, t - start, target, y, S, pc, wrt, pbar,
+                        sens, errcon, rtol, atol, state, poly, work, max_steps, dense, rec)
+        if code != OK:
+            break
+        t = target
+        if switching:
+            if sens and q > 0:
+                _switch_jump(kx, ph, t, start, y, S, pc, dst, fa, fb)
+            start = t
+            ph += 1
+            _restart(state)
+    _nan_rest(T, order, jp[0], lo, sens, OUT, SENS)
+    return code
+
+
 SOLVE_SIG = types.void(
     KERNEL_T, int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64,
     int64, int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
@@ -646,171 +931,14 @@ SOLVE_SIG = types.void(
 def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
-    N = PC.shape[0]
-    npar_all = PC.shape[1]
     q = wrt.shape[0]
-    nout = OUT.shape[1]
-    work = _work(n, npar_all, q)
-    y = np.empty(n)
-    S = np.zeros((n, max(q, 1)))
-    Y0p = np.empty((n, npar_all))
-    sw = np.empty(max(nph - 1, 1))
-    swp = np.empty((max(nph - 1, 1), npar_all))
-    st = np.empty(max(nph - 1, 1))
-    dst = np.zeros((max(nph - 1, 1), max(q, 1)))
-    fa = np.empty(n)
-    fb = np.empty(n)
-    o = np.empty(nout)
-    oy = np.empty((nout, n))
-    op = np.empty((nout, npar_all))
-    poly = np.zeros((3, n))
-    state = np.zeros(8)
-    pbar = np.ones(max(q, 1))
-    jp = np.zeros(1, dtype=np.int64)
-    yi = np.empty(n)
-    Si = np.zeros((n, max(q, 1)))
-    polyS = np.zeros((3, n, max(q, 1)))
-    gj = np.empty(n)
-    Gy = np.empty((n, n))
-    Gp = np.empty((n, npar_all))
-    Stmp = np.empty((n, max(q, 1)))
-    pcl = np.empty(npar_all)
-    npar = npar_all - ev_cov.shape[1]
+    work = _work(n, PC.shape[1], q)
+    sub = _subject_work(n, nph, PC.shape[1], q, OUT.shape[1])
+    state = sub[13]
     for i in range(i0, i1):
-        for r in range(npar_all):
-            pcl[r] = PC[i, r]
-        pc = pcl
-        ep = ev_off[i]
-        e1 = ev_off[i + 1]
-        lo = offsets[i]
-        hi = offsets[i + 1]
-        T = times[lo:hi]
-        order = np.argsort(T)
-        dense = T.shape[0] > dense_above
-        jp[0] = 0
-        rec = (kx, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS)
-        for k in range(q):
-            v = abs(pc[wrt[k]])
-            pbar[k] = v if v > 0.0 and math.isfinite(v) else 1.0
-        _vec(kx, OP_INIT, 0.0, 0.0, y, pc, y)
-        if sens:
-            _mat(kx, OP_INIT_P, 0.0, 0.0, y, pc, Y0p)
-            for r in range(n):
-                for k in range(q):
-                    S[r, k] = Y0p[r, wrt[k]]
-        # switch times: cumulative maxima, NaN = never reached
-        if nph > 1:
-            _vec(kx, OP_SWITCHES, 0.0, 0.0, y, pc, sw)
-            if sens:
-                _mat(kx, OP_SWITCHES_P, 0.0, 0.0, y, pc, swp)
-            prev = 0.0
-            for k in range(nph - 1):
-                v = sw[k]
-                if v != v:
-                    v = np.inf
-                if v > prev:
-                    st[k] = v
-                    prev = v
-                    for j in range(q):
-                        dst[k, j] = swp[k, wrt[j]] if (sens and math.isfinite(v) and v > 0.0) else 0.0
-                else:
-                    st[k] = prev
-                    for j in range(q):
-                        dst[k, j] = dst[k - 1, j] if k > 0 else 0.0
-        code = OK
-        for r in range(n):
-            if not math.isfinite(y[r]):
-                code = NOT_FINITE
-        t = 0.0
-        ph = 0
-        start = 0.0
-        state[0] = 0.0
-        state[1] = 0.0
-        state[2] = 0.0
-        state[3] = 0.0
-        state[4] = 0.0
-        state[5] = 0.0
-        state[6] = 0.0
-        t_last = T[order[T.shape[0] - 1]] if T.shape[0] else 0.0
-        while jp[0] < T.shape[0] and code == OK:
-            # outputs at the current time (the start, a switch, a landing point; before an
-            # event at that time)
-            while jp[0] < T.shape[0] and T[order[jp[0]]] <= t:
-                _record(kx, t, y, S, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
-                jp[0] += 1
-            # events at the current time: doses and covariate changes, then a restart
-            changed = False
-            while ep < e1 and ev_t[ep] <= t:
-                amt = ev_amt[ep]
-                if amt == amt:
-                    _vec(kx, OP_DOSE, t, amt, y, pc, gj)
-                    if sens and q > 0:
-                        _mat(kx, OP_DOSE_Y, t, amt, y, pc, Gy)
-                        _mat(kx, OP_DOSE_P, t, amt, y, pc, Gp)
-                        for r in range(n):
-                            for k in range(q):
-                                acc = Gp[r, wrt[k]]
-                                for c in range(n):
-                                    acc += Gy[r, c] * S[c, k]
-                                Stmp[r, k] = acc
-                        for r in range(n):
-                            for k in range(q):
-                                S[r, k] += Stmp[r, k]
-                    for r in range(n):
-                        y[r] += gj[r]
-                for k in range(ev_cov.shape[1]):
-                    v = ev_cov[ep, k]
-                    if v == v:
-                        pc[npar + k] = v
-                changed = True
-                ep += 1
-            if changed:
-                for r in range(n):
-                    if not math.isfinite(y[r]):
-                        code = NOT_FINITE
-                state[0] = 0.0   # new right-hand side or state: new initial step
-                state[1] = 0.0
-                state[2] = 0.0
-                state[4] = 0.0
-            if jp[0] >= T.shape[0] or code != OK:
-                break
-            # the next stop: a switch or an event before the next output time, else that
-            # output time (landing) or, with dense output, the last output time
-            target = t_last if dense else T[order[jp[0]]]
-            if ep < e1 and ev_t[ep] < target:
-                target = ev_t[ep]
-            switching = ph < nph - 1 and st[ph] <= target
-            if switching:
-                target = st[ph]
-            code = _advance(kx, ph, t, t - start, target, y, S, pc, wrt, pbar,
-                            sens, errcon, rtol, atol, state, poly, work, max_steps, dense, rec)
-            if code != OK:
-                break
-            t = target
-            if switching:
-                if sens and q > 0:
-                    _f(kx, ph, t, t - start, y, pc, fa)
-                    _f(kx, ph + 1, t, 0.0, y, pc, fb)
-                    for r in range(n):
-                        d = fa[r] - fb[r]
-                        for k in range(q):
-                            S[r, k] += d * dst[ph, k]
-                start = t
-                ph += 1
-                state[0] = 0.0   # new right-hand side: new initial step, no predictor
-                state[1] = 0.0
-                state[2] = 0.0
-                state[4] = 0.0
-        j = jp[0]
-        while j < T.shape[0]:
-            row = lo + order[j]
-            for m in range(nout):
-                OUT[row, m] = np.nan
-                if sens:
-                    for k in range(q):
-                        SENS[row, m, k] = np.nan
-            j += 1
-        status[i] = code
+        status[i] = _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol,
+                                   atol, max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov,
+                                   OUT, SENS, work, sub)
         nsteps[i, 0] = int(state[3])
         nsteps[i, 1] = int(state[5])
         nsteps[i, 2] = int(state[6])
