@@ -2,6 +2,8 @@
 library integrators on the same compiled right-hand side.
 
 Run:  python benchmarks/bench_ode.py [--draws 1000] [--quick]
+      python benchmarks/bench_ode.py --fingerprint-save before.npz   (then, after a change:)
+      python benchmarks/bench_ode.py --fingerprint-compare before.npz after.npz
 
 Part 1 (accuracy). For every library model, ``--draws`` parameter sets drawn log-uniformly
 inside each parameter's [lower, upper] (linear parameters uniformly), solved at the 16
@@ -12,6 +14,12 @@ that subject) — relative, with values six decades below the subject's peak com
 absolutely. Draws where LSODA itself fails (the dynamics overflow) are counted and
 skipped. Sensitivities (a subset of draws): the engine's derivative against five-point
 central differences of engine solutions at rtol 1e-12, relative to max(|FD|, 1e-5·value/θ).
+
+Fingerprint (for refactors of the integrator that must not change a bit): values,
+derivatives, steps and status of ``Model.solve(..., sensitivities=True)`` for every library
+model on 50 random draws (ODE path), without sensitivities, ragged times, a dense-output grid,
+errcon, doses (one regimen and per subject), time-varying covariates and a 300-subject stack
+(threads), saved to a .npz; the comparison counts the arrays not ``np.array_equal``.
 
 Part 2 (speed, cart_bcell_sle, 0-365 d, 16 sampling times). Best of repeated runs (the
 machine is shared: the load average is printed): the compiled engine without and with
@@ -131,6 +139,70 @@ def accuracy(n_draws, n_sens, seed=20261201):
               f"{(se.max() if se.size else float('nan')):.2e} | {(se > 1e-4).sum()} |", flush=True)
 
 
+def fingerprint(path, seed=7):
+    """Save the engine's outputs on the fixed cases of the module docstring to ``path``."""
+    from ctkinetics.modeling.solution import TimeCourse
+
+    rng = np.random.default_rng(seed)
+    res = {}
+
+    def put(key, sol):
+        for k, v in sol.values.items():
+            res[f"{key}/v/{k}"] = np.asarray(v)
+        for k, v in (sol.derivs or {}).items():
+            res[f"{key}/d/{k}"] = np.asarray(v)
+        res[f"{key}/status"] = np.asarray(sol.status)
+        res[f"{key}/steps"] = np.asarray(sol.steps)
+
+    time_varying = {"stein2019_comed": {"toci": TimeCourse([0.0, 3.0, 10.0], [0.0, 1.0, 0.0]),
+                                        "steroid": TimeCourse([0.0, 5.5], [0.0, 1.0])},
+                    "cart_bcell_sle_dna": {"alc": TimeCourse([0.0, 7.0, 30.0],
+                                                             [1000.0, 300.0, 1500.0])}}
+    for name in list_models():
+        m = load_model(name)
+        t = SCHEDULE * m.horizon / 365.0
+        p = draws(m, 50, rng)
+        put(f"{name}/stack", m.solve(p, t, sensitivities=True, method="ode"))
+        put(f"{name}/nosens", m.solve(p, t, method="ode"))
+        ragged = [np.sort(rng.uniform(0, m.horizon, rng.integers(1, 20))) for _ in range(50)]
+        put(f"{name}/ragged", m.solve(p, ragged, sensitivities=True, method="ode"))
+        p3 = {k: v[:3] for k, v in p.items()}
+        put(f"{name}/dense", m.solve(p3, np.linspace(0, m.horizon, 2500), sensitivities=True,
+                                     method="ode"))
+        cm = compiled(m)
+        s = cm.solve(cm.pc_matrix(p, dict(m.covariates), 50), np.tile(t, 50),
+                     np.arange(51, dtype=np.int64) * t.size, sens=True, errcon=True)
+        res.update({f"{name}/errcon/v": s.values, f"{name}/errcon/s": s.sens,
+                    f"{name}/errcon/steps": s.steps, f"{name}/errcon/status": s.status})
+        if m.dosing:
+            put(f"{name}/doses", m.solve(p, t, doses=[[60.0, 4.5e8], [120.0, 2e8]],
+                                         sensitivities=True, method="ode"))
+            put(f"{name}/doses_ragged", m.solve(
+                p3, [t, t[:8], t[4:]], sensitivities=True, method="ode",
+                doses=[np.array([[30.0, 1e8]]), np.zeros((0, 2)),
+                       np.array([[5.0, 1e7], [90.0, 3e8]])]))
+        if name in time_varying:
+            put(f"{name}/tv", m.solve(p, t, covariates=time_varying[name], sensitivities=True,
+                                      method="ode"))
+        if name == "cart_bcell_sle":
+            put(f"{name}/big", m.solve(draws(m, 300, rng), t, sensitivities=True, method="ode"))
+    np.savez(path, **res)
+    print(f"{len(res)} arrays saved to {path}")
+
+
+def fingerprint_compare(a_path, b_path):
+    """Print the arrays of two fingerprints that are not bit-identical; return their count."""
+    a, b = np.load(a_path), np.load(b_path)
+    if set(a.files) != set(b.files):
+        print("different cases:", sorted(set(a.files) ^ set(b.files)))
+        return -1
+    bad = [k for k in a.files if not np.array_equal(a[k], b[k], equal_nan=True)]
+    for k in bad:
+        print("differs:", k)
+    print(f"{len(a.files)} arrays compared, {len(bad)} not bit-identical")
+    return len(bad)
+
+
 def best(fn, repeat=7, number=1):
     b = np.inf
     for _ in range(repeat):
@@ -230,7 +302,14 @@ def main():
     ap.add_argument("--quick", action="store_true", help="100 draws, fewer repeats")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--fingerprint-save", metavar="NPZ")
+    ap.add_argument("--fingerprint-compare", nargs=2, metavar=("BEFORE", "AFTER"))
     a = ap.parse_args()
+    if a.fingerprint_save:
+        fingerprint(a.fingerprint_save)
+        return
+    if a.fingerprint_compare:
+        raise SystemExit(1 if fingerprint_compare(*a.fingerprint_compare) else 0)
     if a.quick:
         a.draws, a.sens_draws = 100, 10
     if not a.skip_speed:
