@@ -69,6 +69,24 @@ def _threads_env():
     return os.environ.get("CTK_THREADS"), default_threads()
 
 
+def _malloc_trim():
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_allocate_without_dasks_malloc_trim():
+    """Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 before spawning a worker: glibc then
+    unmaps freed memory at every free above 64 KiB and a batch of virtual trials cost ~40 %
+    more CPU in a worker than in the process (benchmarks/bench_trialsim.py). Our local
+    workers start without it."""
+    pytest.importorskip("distributed")
+    got = []
+    with ex.LocalDaskExecutor(workers=1).connect() as s:
+        s.run(_malloc_trim, (), [()], got.append)
+    assert got == [None]
+
+
 def test_local_workers_run_the_engine_on_one_thread():
     pytest.importorskip("distributed")
     got = []
