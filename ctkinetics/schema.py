@@ -419,8 +419,11 @@ def _remove(data, path) -> bool:
         if not target:
             return False
         node = data
-        for part in target[:-1]:
-            node = node[part]
+        try:
+            for part in target[:-1]:
+                node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False  # already left out with the table that held it
         last = target[-1]
         if (isinstance(node, dict) and last in node) or (isinstance(node, list) and isinstance(last, int)
                                                           and 0 <= last < len(node)):

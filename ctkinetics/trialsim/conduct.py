@@ -60,33 +60,25 @@ class Conduct:
 
 
 def read_conduct(sec, n_max: int) -> Conduct:
-    """The conduct settings from the spec's ``[design]`` section (sub-tables of the module doc)."""
+    """The conduct settings of a spec's validated ``[design]`` table (``sec``: a
+    :class:`ctkinetics.trialsim.spec_schema.DesignTable`, which holds their types, ranges and
+    defaults); ``max_replacements`` defaults to ``n_max`` when participants may be lost."""
     kw = {}
-    d = sec.section("dropout")
-    if d is not None:
-        kw["dropout_probability"] = d.number("probability", 0.0, 0, 1)
-        kw["dropout_reason"] = d.string("reason", "withdrawn", set(DROPOUT_REASONS))
-        d.done()
-    s = sec.section("shortfall")
-    if s is not None:
-        kw["shortfall_probability"] = s.number("probability", 0.0, 0, 1)
-        kw["shortfall_low"] = s.number("low", 0.5, 0, 1, strict_min=True)
-        kw["shortfall_high"] = s.number("high", 0.8, 0, 1, strict_min=True)
-        if kw["shortfall_low"] > kw["shortfall_high"]:
-            raise s.error("low", "must not exceed high")
-        s.done()
-    ne = sec.section("no_expansion")
-    if ne is not None:
-        kw["no_expansion_lloq"] = ne.number("lloq", minimum=0, strict_min=True)
-        ne.done()
-    c = sec.section("committee")
-    if c is not None:
-        kw["sentinel_review_days"] = c.number("sentinel_review_days", 7.0, 0)
-        kw["confirm_days"] = c.number("confirm_days", 7.0, 0)
-        c.done()
+    if sec.dropout is not None:
+        kw["dropout_probability"] = float(sec.dropout.probability)
+        kw["dropout_reason"] = sec.dropout.reason
+    if sec.shortfall is not None:
+        kw["shortfall_probability"] = float(sec.shortfall.probability)
+        kw["shortfall_low"] = float(sec.shortfall.low)
+        kw["shortfall_high"] = float(sec.shortfall.high)
+    if sec.no_expansion is not None:
+        kw["no_expansion_lloq"] = float(sec.no_expansion.lloq)
+    if sec.committee is not None:
+        kw["sentinel_review_days"] = float(sec.committee.sentinel_review_days)
+        kw["confirm_days"] = float(sec.committee.confirm_days)
     may_lose = (kw.get("dropout_probability", 0) > 0 or kw.get("shortfall_probability", 0) > 0
                 or kw.get("no_expansion_lloq") is not None)
-    kw["max_replacements"] = sec.integer("max_replacements", n_max if may_lose else 0, minimum=0)
+    kw["max_replacements"] = sec.max_replacements if sec.max_replacements is not None else (n_max if may_lose else 0)
     return Conduct(**kw)
 
 

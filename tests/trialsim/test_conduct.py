@@ -92,16 +92,16 @@ def test_no_obvious_expansion_from_the_simulated_peak(lloq, flagged):
 
 
 @pytest.mark.parametrize("patch, needle", [
-    ({"protocol": {"sentinel": {"crs_grade": 9}}}, "[protocol.sentinel] crs_grade expected a grade 1-5"),
-    ({"protocol": {"sentinal": {}}}, "[protocol] sentinal is not a protocol table"),
+    ({"protocol": {"sentinel": {"crs_grade": 9}}}, "key 'protocol.sentinel.crs_grade': expected a grade 1-5, got 9"),
+    ({"protocol": {"sentinal": {}}}, "key 'protocol.sentinal': unknown table [protocol.sentinal] (did you mean 'sentinel'?)"),
     ({"protocol": {"expansion": {"max_per_group": 6}}, "design.expansion": {"levels": ["mtd"], "size": 9}},
-     "[design.expansion] size is 9, above the protocol's cap of 6"),
-    ({"design.dropout": {"probability": 0.1, "reason": "abducted"}}, "[design.dropout] reason must be one of"),
-    ({"design.shortfall": {"probability": 0.1, "low": 0.9, "high": 0.5}}, "[design.shortfall] low must not exceed high"),
-    ({"design.no_expansion": {"lloq": 20.0}}, "[design] no_expansion needs kinetics"),
-    ({"rules": [{"name": "r", "method": "boin12"}]}, "[rules[1]] method boin12 needs an efficacy outcome model"),
-    ({"efficacy": {"link": "fixed", "rates": [0.2, 0.3, 0.4]}}, "[efficacy] needs the day the response is known"),
-    ({"rules": [{"name": "r", "method": "crm"}]}, "[rules[1]] method must be one of boin, boin12"),
+     "key 'design.expansion.size': size is 9, above the protocol's cap of 6"),
+    ({"design.dropout": {"probability": 0.1, "reason": "abducted"}}, "key 'design.dropout.reason': expected one of withdrawn, lost_to_followup"),
+    ({"design.shortfall": {"probability": 0.1, "low": 0.9, "high": 0.5}}, "key 'design.shortfall.low': low (0.9) must not exceed high (0.5)"),
+    ({"design.no_expansion": {"lloq": 20.0}}, "key 'design.no_expansion': no_expansion needs kinetics"),
+    ({"rules": [{"name": "r", "method": "boin12"}]}, "key 'rules[1].method': boin12 needs an efficacy outcome model"),
+    ({"efficacy": {"link": "fixed", "rates": [0.2, 0.3, 0.4]}}, "key 'efficacy': an efficacy outcome model needs the day the response is known"),
+    ({"rules": [{"name": "r", "method": "crm"}]}, "key 'rules[1].method': expected one of boin, boin12, got 'crm'"),
 ])
 def test_invalid_protocol_and_conduct_name_the_key(patch, needle):
     import copy

@@ -24,18 +24,20 @@ def with_(path, value):
 
 
 @pytest.mark.parametrize("path,value,needle", [
-    (("design", "cohort_sise"), 3, "[design] has unknown key(s) cohort_sise"),
-    (("design", "cohort_size"), "three", "[design] cohort_size must be an integer"),
-    (("design", "doses"), [2.0, 1.0], "[design] doses must increase"),
-    (("design", "target"), 1.2, "[design] target must be < 1"),
-    (("toxicity", "rates"), [0.1], "[toxicity] rates must give one value per dose level (2)"),
-    (("toxicity",), {"link": "logistic", "reference": 1.0}, "[toxicity] link = 'logistic' needs kinetics"),
-    (("design", "manufacturing"), {"distribution": "weibull"}, "[design.manufacturing] distribution must be one of"),
-    (("design", "expansion"), {"levels": ["zzz"]}, "[design.expansion] levels entry 'zzz'"),
-    (("kinetics",), {"model": "stein2019", "typical": {"Cmaxx": [1.0, 2.0]}}, "[kinetics.typical] Cmaxx is not a parameter"),
-    (("kinetics",), {"model": "no_such_model"}, "[kinetics] model cannot be loaded"),
-    (("rules",), [{"name": "r", "guards": [{"kind": "magic"}]}], "[rules[1].guards[1]] kind must be one of"),
-    (("rules",), [{"name": "r"}, {"name": "r"}], "names must be unique"),
+    (("design", "cohort_sise"), 3, "key 'design.cohort_sise': unknown key 'cohort_sise' in [design] (did you mean 'cohort_size'?)"),
+    (("design", "cohort_size"), "three", "key 'design.cohort_size': expected an integer >= 1, got 'three'"),
+    (("design", "doses"), [2.0, 1.0], "key 'design.doses': doses must increase strictly"),
+    (("design", "target"), 1.2, "key 'design.target': expected a probability in (0, 1), got 1.2"),
+    (("toxicity", "rates"), [0.1], "key 'toxicity.rates': expected one value per dose level (2), got 1"),
+    (("toxicity",), {"link": "logistic", "reference": 1.0}, "key 'toxicity.link': link = 'logistic' needs kinetics"),
+    (("design", "manufacturing"), {"distribution": "weibull"}, "key 'design.manufacturing.distribution': expected one of fixed, uniform, lognormal, gamma"),
+    (("design", "expansion"), {"levels": ["zzz"]}, "key 'design.expansion.levels': entry 'zzz' is neither"),
+    (("kinetics",), {"model": "stein2019", "typical": {"Cmaxx": [1.0, 2.0]}}, "key 'kinetics.typical.Cmaxx': Cmaxx is not a parameter of model stein2019"),
+    (("kinetics",), {"model": "no_such_model"}, "key 'kinetics.model': model 'no_such_model' cannot be loaded"),
+    (("rules",), [{"name": "r", "guards": [{"kind": "magic"}]}], "key 'rules[1].guards[1].kind': expected one of min_median_expansion"),
+    (("rules",), [{"name": "r"}, {"name": "r"}], "key 'rules[2].name': rule names must be unique; repeated: r"),
+    # two missing keys of one table: both named (schema.salvage once failed on the second)
+    (("design",), {}, "key 'design.doses': missing: expected an array of numbers > 0"),
 ])
 def test_invalid_spec_names_the_key(path, value, needle):
     with pytest.raises(SettingsError) as err:
@@ -46,10 +48,63 @@ def test_invalid_spec_names_the_key(path, value, needle):
 def test_invalid_toml_and_missing_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[design\n")
-    with pytest.raises(SettingsError, match="invalid TOML"):
+    with pytest.raises(SettingsError, match=r"bad.toml, line 1: not valid TOML"):
         load_spec(bad)
-    with pytest.raises(SettingsError, match="cannot read"):
+    with pytest.raises(SettingsError, match=r"missing.toml: file not found \(expected a trial spec\)"):
         load_spec(tmp_path / "missing.toml")
+
+
+MANY_PROBLEMS = """\
+name = "eight mistakes"
+[design]
+dose_levels = ["a", "b"]
+doses = [1.0, 2.0]
+cohort_sise = 3
+target = 1.2
+[design.manufacturing]
+distribution = "uniform"
+low_days = 9
+high_days = 5
+[design.expansion]
+levels = ["c"]
+[kinetics]
+observable = "flow"
+[toxicity]
+link = "fixed"
+rates = [0.1]
+[[rules]]
+name = "r"
+[[rules]]
+name = "r"
+guards = [{kind = "min_completers", n = 0}]
+"""
+
+
+def test_every_problem_of_a_spec_is_reported_at_once(tmp_path):
+    # Eight independent mistakes (lines counted by hand in MANY_PROBLEMS): a wrong type or
+    # range, an unknown key, checks between keys of a table and between tables, and a check
+    # against the model file (stein2019 has the one observable qpcr). One SettingsError names
+    # each with the file, its line, the dotted key and what was expected, in file order.
+    path = tmp_path / "spec.toml"
+    path.write_text(MANY_PROBLEMS)
+    with pytest.raises(SettingsError) as err:
+        load_spec(path)
+    expected = [
+        (5, "design.cohort_sise", "unknown key 'cohort_sise' in [design] (did you mean 'cohort_size'?)"),
+        (6, "design.target", "expected a probability in (0, 1), got 1.2"),
+        (9, "design.manufacturing.low_days", "low_days must not exceed high_days"),
+        (12, "design.expansion.levels", "entry 'c' is neither 'mtd' nor a dose level (a, b)"),
+        (14, "kinetics.observable", "expected one of qpcr, got 'flow'"),
+        (17, "toxicity.rates", "expected one value per dose level (2), got 1"),
+        (21, "rules[2].name", "rule names must be unique; repeated: r"),
+        (22, "rules[2].guards[1].n", "expected an integer >= 1, got 0"),
+    ]
+    problems = err.value.problems
+    assert [(p.row, p.column) for p in problems] == [(line, key) for line, key, _ in expected]
+    text = str(err.value)
+    assert text.startswith(f"8 problem(s) in {path}")
+    for line, key, message in expected:
+        assert f"{path}, line {line}, key '{key}': {message}" in text
 
 
 def test_sample_spec_reads():
@@ -83,7 +138,8 @@ def test_cli_bad_spec_exit_2(tmp_path, capsys):
     spec.write_text('[design]\ndose_levels = ["a"]\ndoses = [1.0]\n[toxicity]\nlink = "fixed"\nrates = [2.0]\n')
     code = main(["trial-sim", str(spec), "--trials", "2", "--seed", "1", "--out", str(tmp_path / "o"), "--workers", "0"])
     assert code == 2
-    assert "[toxicity] rates values must be <= 1" in capsys.readouterr().err
+    assert f"{spec}, line 6, key 'toxicity.rates[1]': expected a probability in [0, 1], got 2.0" \
+        in capsys.readouterr().err
 
 
 def test_results_written_by_the_library_read_back_equal(tmp_path):

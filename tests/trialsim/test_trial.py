@@ -165,7 +165,7 @@ def test_solver_tolerances_of_the_virtual_participants():
     for name in ("cmax", "auc0_28"):
         assert np.allclose(loose[name], tight[name], rtol=1e-3), name
     doc["kinetics"]["rtol"] = 0.5
-    with pytest.raises(SettingsError, match=r"\[kinetics\] rtol must be <= 0.01"):
+    with pytest.raises(SettingsError, match=r"key 'kinetics.rtol': expected a relative tolerance in \[1e-12, 0.01\], got 0.5"):
         parse_spec(doc)
 
 
