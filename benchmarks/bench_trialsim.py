@@ -112,9 +112,7 @@ def _cpu_seconds():
 def main() -> None:
     os.environ.setdefault("CTK_THREADS", "1")  # one engine thread, as in a Dask worker
 
-    from distributed import Client, LocalCluster
-
-    from ctkinetics.executors import WORKER_ENVIRONMENT
+    from ctkinetics.executors import local_cluster
     from ctkinetics.trialsim import DaskExecutor, SerialExecutor, load_spec, simulate_trials
     from ctkinetics.trialsim.executors import default_batch_size
     from ctkinetics.trialsim.kinetics import cached_model
@@ -153,9 +151,9 @@ def main() -> None:
     r["batch"] = SerialExecutor().batch_size or default_batch_size(args.trials, 1)
     rows.append(r)
     for w in [int(x) for x in args.workers.split(",")]:
-        with LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          env=dict(WORKER_ENVIRONMENT)) as cluster, Client(cluster) as client:
-            ex = DaskExecutor(client=client)
+        # the project's local cluster (the workers `ctk trial-sim --workers N` starts)
+        with local_cluster(workers=w) as ex:
+            client = ex.client
             simulate_trials(spec, 200 * w, args.seed + 1, DaskExecutor(client=client, batch_size=100),
                             keep_trials=False)  # warm-up: imports, the model and its kernels on every worker
 
