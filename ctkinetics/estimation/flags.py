@@ -161,6 +161,13 @@ _FLAGS = (
          "underestimated (Dosne et al. 2016)",
          "mean dOFV of the resamples > 1.2 x the number of estimated parameters",
          "run more SIR iterations; compare with the bootstrap", 1.2),
+    Flag("sir_negative_dofv", "warning", ("population",),
+         "SIR found parameter vectors with a lower objective than the fit's estimates: the fit "
+         "did not reach the minimum of its objective, and its estimates, Wald and SIR "
+         "intervals are not those of the optimum",
+         "a SIR proposal with dOFV < 0 (any iteration)",
+         "refit from the SIR proposal with the lowest OFV (sir_samples.csv) or with more "
+         "starts, then rerun SIR"),
 )
 
 #: id -> :class:`Flag`.

@@ -53,10 +53,13 @@ class FolderResult:
 
     - ``FILES``: (field, file name) of each table,
     - ``JSON`` and ``KIND``: the metadata file and the kind it records,
-    - ``META``: the fields kept in that file (JSON-ready: dicts, lists, numbers, text).
+    - ``META``: the fields kept in that file (JSON-ready: dicts, lists, numbers, text);
+    - ``OPTIONAL``: fields of tables that folders of earlier versions lack (read as the
+      field's default).
     """
 
     FILES = ()
+    OPTIONAL = ()
     JSON = ""
     KIND = ""
     META = ()
@@ -79,8 +82,10 @@ class FolderResult:
     @classmethod
     def read(cls, folder):
         """The result a folder written by :meth:`write` holds."""
-        meta, t = read_tables(folder, [n for _, n in cls.FILES], cls.JSON, cls.KIND)
-        return cls(**{f: t[n] for f, n in cls.FILES}, **{k: meta[k] for k in cls.META})
+        present = [(f, n) for f, n in cls.FILES
+                   if f not in cls.OPTIONAL or (Path(folder) / n).exists()]
+        meta, t = read_tables(folder, [n for _, n in present], cls.JSON, cls.KIND)
+        return cls(**{f: t[n] for f, n in present}, **{k: meta[k] for k in cls.META})
 
 
 __all__ = ["write_tables", "read_tables", "FORMAT", "FolderResult"]

@@ -6,12 +6,17 @@ The target is the likelihood of the estimated vector x (θ, β, Ω part, ln σ �
 optimiser's scale) with a flat prior, p(x) ∝ exp(−OFV(x)/2), OFV the FOCE-I −2LL with the
 EBEs re-estimated at x. Each iteration k:
 
-1. draws M_k proposal vectors from a multivariate normal centred on the estimates x̂ (iteration
-   1: the covariance step's Cov(x) × ``inflation``; later: the covariance of the previous
-   iteration's resamples), redrawing vectors outside the parameter bounds;
+1. draws M_k proposal vectors, redrawing vectors outside the parameter bounds: iteration 1
+   from a multivariate normal centred on the estimates x̂ with the covariance step's Cov(x) ×
+   ``inflation``; later iterations from a normal fitted to the previous iteration's resamples
+   on a per-parameter Yeo–Johnson scale (PsN's default Box–Cox step; ``transform``), its
+   correlations capped at ±``cap_correlation`` (PsN's 0.8) —
+   :mod:`ctkinetics.estimation.sir_proposal`, which says where this differs from PsN;
 2. computes dOFV = OFV(x) − OFV(x̂) and the importance ratio IR = exp(−dOFV/2) / q(x)
-   (q the proposal density, up to a constant);
-3. resamples m_k of the M_k vectors without replacement, with probabilities ∝ IR.
+   (q the proposal density, up to a constant, including the transformation's Jacobian);
+3. resamples m_k of the M_k vectors without replacement, with probabilities ∝ IR;
+4. counts the proposals with a lower OFV than x̂ (dOFV < 0: the fit is not at the minimum of
+   its objective; flag ``sir_negative_dofv``).
 
 The intervals are the (1 ± ci)/2 quantiles of the last iteration's resamples on the natural
 scale. A covariance step is not needed: without one the first proposal uses SE = ``rse``
@@ -20,6 +25,8 @@ iterations then correct.
 
 Diagnostics (Dosne 2016): per iteration the effective sample size (Σ IR)²/Σ IR² of the
 proposals, the largest normalised IR, the mean dOFV of the proposals and of the resamples,
+the proposal of each iteration (table ``proposals``: centre, transformation and λ per
+parameter),
 and the dOFV quantiles of the resamples against those of χ² with as many degrees of freedom
 as estimated parameters (resamples of a well-specified target lie on or below it); the
 resampling ratio M/m. Flags ``sir_low_ess`` and ``sir_dofv_above_chi2``.
@@ -45,6 +52,7 @@ from ctkinetics.errors import SettingsError
 from ctkinetics.estimation.flags import FLAGS
 from ctkinetics.estimation.resampling import FitData, ModelRef, replicate_rng, run_tasks
 from ctkinetics.estimation.result_folder import FolderResult
+from ctkinetics.estimation.sir_proposal import PROPOSAL_COLUMNS, Proposal
 
 #: PsN's default schedule (samples and resamples per iteration).
 DEFAULT_SAMPLES = (1000, 1000, 1000, 2000, 2000)
@@ -55,7 +63,7 @@ SAMPLE_COLUMNS = ["iteration", "sample", "dofv", "log_importance_ratio", "probab
                   "resampled"]
 ITERATION_COLUMNS = ["iteration", "samples", "resamples", "resampling_ratio",
                      "effective_sample_size", "max_probability", "mean_dofv_proposal",
-                     "mean_dofv_resamples", "df", "failed_ofv"]
+                     "mean_dofv_resamples", "df", "failed_ofv", "negative_dofv", "proposal"]
 DOFV_COLUMNS = ["iteration", "quantile", "dofv_resamples", "dofv_chi2"]
 ESTIMATE_COLUMNS = ["sample", "parameter", "estimate"]
 
@@ -79,6 +87,9 @@ class SIRResult(FolderResult):
         The final resamples, long: sample, parameter, estimate (natural scale).
     flags : list of str
     settings : dict
+    proposals : DataFrame
+        Per iteration and parameter (:data:`~ctkinetics.estimation.sir_proposal.PROPOSAL_COLUMNS`,
+        estimation scale): the proposal's centre, its transformation and λ, its SD.
     """
 
     intervals: pd.DataFrame
@@ -88,10 +99,13 @@ class SIRResult(FolderResult):
     estimates: pd.DataFrame
     flags: list
     settings: dict = field(default_factory=dict)
+    proposals: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=PROPOSAL_COLUMNS))
 
     FILES = (("intervals", "sir_intervals.csv"), ("iterations", "sir_iterations.csv"),
              ("samples", "sir_samples.csv"), ("dofv", "sir_dofv.csv"),
-             ("estimates", "sir_estimates.csv"))
+             ("estimates", "sir_estimates.csv"), ("proposals", "sir_proposals.csv"))
+    OPTIONAL = ("proposals",)     # folders written before 0.1.0's Yeo–Johnson proposals
     JSON, KIND, META = "sir.json", "sir", ("flags", "settings")
 
     def to_frame(self) -> pd.DataFrame:
@@ -130,26 +144,6 @@ def ofv_items(data: FitData, model: ModelRef, original_meta: dict, eta0, xs) -> 
 
 
 # --------------------------------------------------------------------------------------
-def _draw(rng, mean, cov, n, lo, hi, max_rounds=50):
-    """n draws from N(mean, cov) inside [lo, hi] (draws outside are redrawn), and the log
-    density of each under the untruncated proposal (up to a constant)."""
-    L = np.linalg.cholesky(cov)
-    out = np.empty((0, mean.size))
-    for _ in range(max_rounds):
-        z = rng.standard_normal((2 * n, mean.size))
-        x = mean + z @ L.T
-        ok = np.all((x > lo) & (x < hi), axis=1)
-        out = np.concatenate([out, x[ok]])
-        if len(out) >= n:
-            break
-    if len(out) < n:
-        raise SettingsError("SIR: the proposal puts almost no mass inside the parameter "
-                            "bounds; check the covariance step")
-    out = out[:n]
-    sol = np.linalg.solve(L, (out - mean).T)
-    return out, -0.5 * np.sum(sol**2, axis=0)
-
-
 def _resample(rng, log_ir, m):
     """Indices of m draws without replacement, probabilities ∝ exp(log_ir) (Efraimidis &
     Spirakis 2006: the m largest keys u^(1/w), computed as ln(u)/w)."""
@@ -182,8 +176,8 @@ def _proposal_cov(original, rse, inflation):
 
 
 def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_RESAMPLES,
-        seed=0, inflation=1.0, rse=0.3, ci=0.95, executor=None, chunk=50,
-        progress=None) -> SIRResult:
+        seed=0, inflation=1.0, rse=0.3, ci=0.95, transform=True, cap_correlation=0.8,
+        executor=None, chunk=50, progress=None) -> SIRResult:
     """SIR of ``original`` (a PopulationResult of ``dataset`` and ``model``).
 
     Parameters
@@ -202,6 +196,11 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
         SE on the estimation scale of the first proposal when the covariance step failed.
     ci : float
         Interval level.
+    transform : bool
+        Fit the proposals of iterations 2, 3, ... on a per-parameter Yeo–Johnson scale
+        (PsN's default ``-boxcox``); False: plain normal proposals (``-no-boxcox``).
+    cap_correlation : float
+        Largest |correlation| of a proposal (PsN's default 0.8; 1: no cap).
     executor : optional
         Where the OFVs are computed (:mod:`ctkinetics.executors`), ``chunk`` vectors per task.
     progress : callable(str), optional
@@ -232,82 +231,105 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
                               out.extend, batch_size=chunk))
         return np.asarray(out, float)
 
-    run = iterate(evaluate, xhat, ofv0, cov, spec.bounds(), samples, resamples, seed, say)
     names = list(original.parameters["parameter"])
+    run = iterate(evaluate, xhat, ofv0, cov, spec.bounds(), samples, resamples, seed, say,
+                  transform=transform, cap_correlation=cap_correlation, names=names)
     nat = np.array([_natural(spec, v) for v in run["final"]])
     est = pd.DataFrame([(i, p, float(nat[i, j])) for i in range(len(nat))
                         for j, p in enumerate(names)], columns=ESTIMATE_COLUMNS)
     settings = dict(samples=samples, resamples=resamples, seed=int(seed),
                     inflation=float(inflation), rse=float(rse), ci=float(ci), proposal=proposal,
+                    transform="yeo-johnson" if transform else "none",
+                    cap_correlation=float(cap_correlation),
                     ofv=float(ofv0), original_ofv=float(original.ofv), df=int(xhat.size),
                     seconds=time.perf_counter() - t0, workers=info.get("workers"),
                     where=info.get("where"), model=original.model)
-    return SIRResult(_intervals(original.parameters, nat, names, ci), run["iterations"],
-                     run["samples"], run["dofv"], est, sir_flags(run["iterations"].iloc[-1]),
-                     settings)
+    it = run["iterations"]
+    flags = sir_flags(it.iloc[-1], int(it["negative_dofv"].sum()))
+    return SIRResult(_intervals(original.parameters, nat, names, ci), it, run["samples"],
+                     run["dofv"], est, flags, settings, run["proposals"])
 
 
-def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=None) -> dict:
+def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=None, *,
+            transform=True, cap_correlation=0.8, names=None) -> dict:
     """The SIR iterations (see the module) for any objective.
 
     ``evaluate(xs)`` gives the −2LL at each row of ``xs``; ``ofv0`` is its value at ``xhat``;
     ``cov`` the first proposal's covariance; ``bounds`` (lo, hi) of x. Returns ``final``
-    (the last resamples, m × k), and the tables ``iterations``, ``samples``, ``dofv``.
+    (the last resamples, m × k), and the tables ``iterations``, ``samples``, ``dofv`` and
+    ``proposals`` (parameters named by ``names``, default x1, x2, ...).
     """
-    from scipy.special import chdtri
-
     say = say or (lambda s: None)
     lo, hi = bounds
-    df = int(np.asarray(xhat).size)
-    sample_rows, iter_rows, dofv_rows = [], [], []
-    qs = np.linspace(0.05, 0.95, 19)
+    xhat = np.asarray(xhat, float)
+    names = list(names) if names is not None else [f"x{j + 1}" for j in range(xhat.size)]
+    rows = {"samples": [], "iterations": [], "dofv": [], "proposals": []}
+    prop = Proposal.normal(xhat, cov, cap_correlation)
     final = None
     for k, (M, m) in enumerate(zip(samples, resamples), start=1):
         rng = replicate_rng(seed, k)
-        x, logq = _draw(rng, xhat, cov, M, lo, hi)
+        x, logq = prop.draw(rng, M, lo, hi)
         dofv = np.asarray(evaluate(x), float) - ofv0
-        ok = np.isfinite(dofv)
-        log_ir = np.where(ok, -0.5 * dofv - logq, -np.inf)
-        w = np.exp(log_ir - np.max(log_ir[ok])) if ok.any() else np.zeros(M)
-        prob = w / w.sum()
-        chosen = np.zeros(M, bool)
-        chosen[_resample(rng, log_ir, m)] = True
-        ess = float(w.sum() ** 2 / np.sum(w**2))
-        iter_rows.append(dict(
-            iteration=k, samples=M, resamples=m, resampling_ratio=M / m,
-            effective_sample_size=ess, max_probability=float(prob.max()),
-            mean_dofv_proposal=float(np.mean(dofv[ok])),
-            mean_dofv_resamples=float(np.mean(dofv[chosen])), df=df,
-            failed_ofv=int((~ok).sum())))
-        sample_rows.append(pd.DataFrame({"iteration": k, "sample": np.arange(M),
-                                         "dofv": dofv, "log_importance_ratio": log_ir,
-                                         "probability": prob, "resampled": chosen}))
-        dofv_rows.append(pd.DataFrame({"iteration": k, "quantile": qs,
-                                       "dofv_resamples": np.quantile(dofv[chosen], qs),
-                                       "dofv_chi2": chdtri(df, 1.0 - qs)}))
-        say(f"SIR iteration {k}: {M} proposals, {m} resampled, ESS {ess:.0f}, "
-            f"mean dOFV of the resamples {iter_rows[-1]['mean_dofv_resamples']:.2f} "
-            f"(chi-square df {df})")
+        chosen, row = _weigh(rng, dofv, logq, m, rows, k, xhat.size)
+        row["proposal"] = ("covariance step" if k == 1 else
+                           f"{'Yeo-Johnson ' if prop.transformed else ''}normal fitted to "
+                           f"iteration {k - 1}'s resamples")
+        rows["proposals"] += prop.rows(k, names)
         final = x[chosen]
+        rows["iterations"].append(row)
+        say(f"SIR iteration {k}: {M} proposals, {m} resampled, ESS "
+            f"{row['effective_sample_size']:.0f}, mean dOFV of the resamples "
+            f"{row['mean_dofv_resamples']:.2f} (chi-square df {xhat.size})")
         if k < len(samples):
-            cov_new = np.cov(final, rowvar=False)
-            try:
-                np.linalg.cholesky(cov_new)
-                cov = cov_new
-            except np.linalg.LinAlgError:
+            nxt = Proposal.fitted(final, transform, cap_correlation)
+            if nxt is None:
                 say("SIR: the resamples' covariance is singular; the proposal is kept")
-    return {"final": final, "iterations": pd.DataFrame(iter_rows, columns=ITERATION_COLUMNS),
-            "samples": pd.concat(sample_rows, ignore_index=True)[SAMPLE_COLUMNS],
-            "dofv": pd.concat(dofv_rows, ignore_index=True)[DOFV_COLUMNS]}
+            else:
+                prop = nxt
+    return {"final": final,
+            "iterations": pd.DataFrame(rows["iterations"], columns=ITERATION_COLUMNS),
+            "samples": pd.concat(rows["samples"], ignore_index=True)[SAMPLE_COLUMNS],
+            "dofv": pd.concat(rows["dofv"], ignore_index=True)[DOFV_COLUMNS],
+            "proposals": pd.DataFrame(rows["proposals"], columns=PROPOSAL_COLUMNS)}
 
 
-def sir_flags(last: dict) -> list:
-    """Registry flags of the last iteration's diagnostics."""
+def _weigh(rng, dofv, logq, m, rows, k, df):
+    """Importance ratios and the resampling of one iteration: (chosen mask, iteration row);
+    the samples and dOFV-quantile rows are appended to ``rows``."""
+    from scipy.special import chdtri
+
+    M = dofv.size
+    ok = np.isfinite(dofv)
+    log_ir = np.where(ok, -0.5 * dofv - logq, -np.inf)
+    w = np.exp(log_ir - np.max(log_ir[ok])) if ok.any() else np.zeros(M)
+    prob = w / w.sum()
+    chosen = np.zeros(M, bool)
+    chosen[_resample(rng, log_ir, m)] = True
+    qs = np.linspace(0.05, 0.95, 19)
+    rows["samples"].append(pd.DataFrame({"iteration": k, "sample": np.arange(M), "dofv": dofv,
+                                         "log_importance_ratio": log_ir, "probability": prob,
+                                         "resampled": chosen}))
+    rows["dofv"].append(pd.DataFrame({"iteration": k, "quantile": qs,
+                                      "dofv_resamples": np.quantile(dofv[chosen], qs),
+                                      "dofv_chi2": chdtri(df, 1.0 - qs)}))
+    row = dict(iteration=k, samples=M, resamples=m, resampling_ratio=M / m,
+               effective_sample_size=float(w.sum() ** 2 / np.sum(w**2)),
+               max_probability=float(prob.max()), mean_dofv_proposal=float(np.mean(dofv[ok])),
+               mean_dofv_resamples=float(np.mean(dofv[chosen])), df=df,
+               failed_ofv=int((~ok).sum()), negative_dofv=int(np.sum(dofv[ok] < 0)))
+    return chosen, row
+
+
+def sir_flags(last: dict, negative_dofv: int = 0) -> list:
+    """Registry flags of the last iteration's diagnostics and of the number of proposals
+    (any iteration) with dOFV < 0."""
     out = []
     if last["effective_sample_size"] < last["resamples"]:
         out.append("sir_low_ess")
     if last["mean_dofv_resamples"] > FLAGS["sir_dofv_above_chi2"].limit * last["df"]:
         out.append("sir_dofv_above_chi2")
+    if negative_dofv > 0:
+        out.append("sir_negative_dofv")
     return out
 
 

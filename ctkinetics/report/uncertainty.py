@@ -234,8 +234,10 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
            "<p class='note'>Wald: the covariance step's 95 % interval. Bootstrap: "
            "participants resampled with replacement within dose level (and phase), the model "
            "refitted; percentile and BCa limits over the replicates that converged (those "
-           "with an estimate on a bound included and counted below). SIR (Dosne 2016): proposals from the "
-           "covariance step weighted by their likelihood and resampled; no Hessian needed.</p>"]
+           "with an estimate on a bound included and counted below). SIR (Dosne 2016, PsN's schedule): "
+           "proposals from the covariance step, then from normals fitted to each iteration's "
+           "resamples on a per-parameter Yeo–Johnson scale, weighted by their likelihood and "
+           "resampled; no Hessian needed.</p>"]
     rows = p.parameters[["parameter", "kind", "estimate", "ci_low", "ci_high", "unit"]].copy()
     if u.bootstrap is not None:
         b = u.bootstrap.intervals.set_index("parameter")

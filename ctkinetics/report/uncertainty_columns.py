@@ -54,6 +54,11 @@ UNCERTAINTY_COLUMNS = {
                                                               "(χ²: as many as df)"),
     "df": ("df", _1, "estimated parameters (degrees of freedom of the χ² reference)"),
     "failed_ofv": ("failed −2LL", _1, "proposals whose −2LL could not be computed"),
+    "negative_dofv": ("dOFV < 0", _1, "proposals with a lower −2LL than the estimates (the fit "
+                                      "is not at its minimum: flag sir_negative_dofv)"),
+    "proposal": ("proposal", "", "where the iteration's proposals come from: the covariance "
+                                 "step, or a normal fitted to the previous iteration's "
+                                 "resamples (on a per-parameter Yeo–Johnson scale)"),
     "imputed": ("imputed", _1, "BLQ sample whose value was imputed from the predictive "
                                "distribution (yes/no)"),
     "ploq": ("P(BLQ)", _1, "share of the sample's simulations below its LLOQ"),
