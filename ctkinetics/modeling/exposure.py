@@ -17,8 +17,9 @@ trials all call :func:`model_exposure`, so "AUC0-28" means the same number every
 ``AUC``             ∫ C(t) dt over a window (default 0-28): exact to the solver's tolerance —
                     a quadrature state dQ/dt = C(t) integrated with the ODE (the same solve
                     as the grid), or 16-point Gauss–Legendre panels split at the switch
-                    times for a closed form and at doses / time-course knots (panel width
-                    from the curve's steepest log-slope: ~1e-15 relative for a closed form)
+                    times for a closed form (each phase's panel width from its own steepest
+                    log-slope: ~1e-15 relative) and at doses / time-course knots (width from
+                    the curve's steepest log-slope)
 ``aplasia_onset``   first time C falls below a threshold (B cells below the LLOQ): grid
                     bracket, refined to 1/256 of a grid step, then linear interpolation
 ``reconstitution``  first time after the onset that C is back at or above the threshold
@@ -299,11 +300,12 @@ def model_exposure(model, params=None, covariates=None, *, kinds=None, t_end=Non
 def _grid_metrics(model, subj, grid_values, T, t_end, sw, window, wanted, thresholds, dense,
                   values, flags):
     """Cmax/Tmax and the aplasia metrics of each kind from its values on the grid (stored in
-    ``values``/``flags``); returns the subjects' steepest log-slope in the AUC window over
-    the kinds (the Gauss-Legendre panels' width), None without kinds."""
+    ``values``/``flags``); returns the subjects' steepest log-slope over the kinds in each
+    phase of the AUC window ((n, S), :func:`_log_slopes`: the Gauss-Legendre panels' width),
+    None without kinds."""
     rates = None
     for kind, V in grid_values.items():
-        r = _log_slopes(T, V, *window)
+        r = _log_slopes(T, V, *window, cuts=sw)
         rates = r if rates is None else np.maximum(rates, r)
         if {"Cmax", "Tmax"} & wanted:
             cmax, tmax = (_peak_dense(model, subj, kind, T, V, sw) if dense
@@ -594,9 +596,12 @@ def _auc(model, subj, kinds, window, sw, n, rates=None):
     """kind -> (n,) AUC over the window, and the solver status per subject."""
     a, b = window
     if model.has_closed_form or subj.timed:
-        # piecewise Gauss-Legendre; with doses or time courses split at their times too
-        cuts = sw if not subj.timed else np.concatenate([sw, subj.breaks(n).T], axis=0)
-        return _auc_gauss(model, subj, kinds, window, cuts, n, rates)
+        # piecewise Gauss-Legendre; with doses or time courses split at their times too and
+        # panels sized by the steepest log-slope over the whole window
+        if subj.timed:
+            cuts = np.concatenate([sw, subj.breaks(n).T], axis=0)
+            return _auc_gauss(model, subj, kinds, window, cuts, n, None if rates is None else rates.max(axis=1))
+        return _auc_gauss(model, subj, kinds, window, sw, n, rates, by_phase=True)
     from ctkinetics.modeling.compiled import compiled_quadrature
 
     out = compiled_quadrature(model, kinds).auc(subj.params, subj.covariates, a, b, n)
@@ -613,34 +618,78 @@ _GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
 _GL_PANELS = {"closed": (6.0, 4), "ode": (3.0, 7)}
 
 
-def _panels(rates, width, rule="ode"):
-    """Panels per subject: narrow enough that 16-point Gauss-Legendre integrates exp(ρ t)
-    to ~1e-15 (ρ·panel at most :data:`_GL_PANELS`), at least its fewest, at most 400."""
-    rate_width, fewest = _GL_PANELS[rule]
+def _panels(rates, width, rule="ode", fewest=None):
+    """Panels per subject (or per phase): narrow enough that 16-point Gauss-Legendre
+    integrates exp(ρ t) to ~1e-15 (ρ·panel at most :data:`_GL_PANELS`), at least its fewest
+    (or ``fewest``), at most 400."""
+    rate_width, least = _GL_PANELS[rule]
     with np.errstate(all="ignore"):
         p = np.ceil(width * np.nan_to_num(rates, nan=0.0, posinf=1e3) / rate_width)
-    return np.clip(p, fewest, 400).astype(int)
+    return np.clip(p, least if fewest is None else fewest, 400).astype(int)
 
 
-def _auc_gauss(model, subj, kinds, window, sw, n, rates=None):
-    """Composite 16-point Gauss-Legendre on panels split at the switch times (where a closed
-    form has its kinks); panel widths from each subject's steepest log-slope (``rates``).
-    Every kind's curve at every subject's own nodes in one ragged solve (no padding to the
-    widest subject)."""
-    from ctkinetics.modeling.solution import Ragged
-
-    a, b = window
-    day = model.horizon / 365.0
-    rule = "closed" if model.has_closed_form and not subj.timed else "ode"
-    if rates is None:
-        rates = np.full(n, _GL_PANELS[rule][0] / (4.0 * day))        # 4-day panels
+def _uniform_panels(rates, a, b, sw, rule):
+    """(lo, hi) (n, P) of panels: ``p`` equal panels over [a, b] (:func:`_panels` of the
+    subject's steepest log-slope ``rates`` (n,)), each also split at the cuts ``sw`` (K, n)
+    inside the window (doses, time-course knots); unused cells +inf."""
     p = _panels(rates, b - a, rule)
     P = int(p.max())
     j = np.arange(P + 1)[None, :]
     base = np.where(j <= p[:, None], a + (b - a) * j / p[:, None], np.inf)
     cuts = np.where(np.isfinite(sw) & (sw > a) & (sw < b), sw, np.inf).T     # (n, nsw)
     edges = np.sort(np.concatenate([base, cuts], axis=1), axis=1)
-    lo, hi = edges[:, :-1], edges[:, 1:]
+    return edges[:, :-1], edges[:, 1:]
+
+
+def _phase_panels(rates, a, b, sw, rule):
+    """(lo, hi) (n, S·P) of panels phase by phase (unused cells +inf, panels left to right):
+    the window split at the switch times ``sw`` (K, n) inside it into S = K + 1 phases, each
+    cut into equal panels sized by its own steepest log-slope (``rates`` (n, S)). Within a
+    phase a closed form is a sum of exponentials; with positive terms its log is convex, so
+    |d ln C/dt| is largest at an end of the phase, which the grid probes 1e-6 day either
+    side of a switch time see exactly: a phase that starts at a switch time needs no more
+    panels than its slope asks for. The phase starting at the window's start (no probe
+    there: a fast term may hide in the grid's first step) keeps its share of the window's
+    fewest panels (:data:`_GL_PANELS`: panels at most 7 days wide in 0-28), as a one-phase
+    curve does."""
+    n = rates.shape[0]
+    inside = np.where(np.isfinite(sw) & (sw > a) & (sw < b), sw, np.inf).T  # (n, K)
+    ends = np.sort(np.concatenate([np.full((n, 1), a), inside, np.full((n, 1), b)], axis=1), axis=1)
+    ends = np.where(np.isfinite(ends), ends, b)          # phases after b: empty (lo = hi = b)
+    lo_s, hi_s = ends[:, :-1], ends[:, 1:]                # (n, S)
+    width = hi_s - lo_s
+    fewest = np.ones(width.shape)
+    fewest[:, 0] = np.maximum(np.ceil(width[:, 0] * _GL_PANELS[rule][1] / (b - a)), 1)
+    p = np.where(width > 0, _panels(rates, width, rule, fewest=fewest), 0)  # (n, S)
+    P = max(int(p.max()), 1)
+    j = np.arange(P + 1)[None, None, :]
+    pp = np.maximum(p, 1)[:, :, None]
+    edge = np.where(j < pp, lo_s[:, :, None] + width[:, :, None] * j / pp, hi_s[:, :, None])  # (n, S, P+1)
+    used = j[:, :, 1:] <= p[:, :, None]
+    lo = np.where(used, edge[:, :, :-1], np.inf).reshape(n, -1)
+    hi = np.where(used, edge[:, :, 1:], np.inf).reshape(n, -1)
+    return lo, hi
+
+
+def _auc_gauss(model, subj, kinds, window, sw, n, rates=None, by_phase=False):
+    """Composite 16-point Gauss-Legendre on panels split at the switch times (where a closed
+    form has its kinks); panel widths from each subject's steepest log-slope (``rates``: (n,)
+    over the window, or with ``by_phase`` (n, S) per phase between the switch times,
+    :func:`_phase_panels`). Every kind's curve at every subject's own nodes in one ragged
+    solve (no padding to the widest subject)."""
+    from ctkinetics.modeling.solution import Ragged
+
+    a, b = window
+    day = model.horizon / 365.0
+    rule = "closed" if model.has_closed_form and not subj.timed else "ode"
+    if by_phase:
+        if rates is None:
+            rates = np.full((n, sw.shape[0] + 1), _GL_PANELS[rule][0] / (4.0 * day))   # 4-day panels
+        lo, hi = _phase_panels(rates, a, b, sw, rule)
+    else:
+        if rates is None:
+            rates = np.full(n, _GL_PANELS[rule][0] / (4.0 * day))        # 4-day panels
+        lo, hi = _uniform_panels(rates, a, b, sw, rule)
     used = np.isfinite(hi) & (hi > lo)                                        # (n, P)
     half = (hi[used] - lo[used]) / 2                                          # (U,) panels
     nodes = lo[used][:, None] + half[:, None] * (_GL_X[None, :] + 1)          # (U, 16)
@@ -659,8 +708,11 @@ def _auc_gauss(model, subj, kinds, window, sw, n, rates=None):
     return out, np.asarray(s.status, dtype=np.int64)
 
 
-def _log_slopes(T, V, a, b):
-    """Steepest |d ln C/dt| per subject over the grid inside [a, b] (NaN when undefined)."""
+def _log_slopes(T, V, a, b, cuts=None):
+    """Steepest |d ln C/dt| per subject over the grid inside [a, b] (0 when undefined): (n,),
+    or with ``cuts`` (K, n) (switch times) (n, K + 1), one column per phase of the window
+    between the subject's cuts inside it (in time order; columns beyond its phases 0). A
+    grid step belongs to the phase of its left end (the grid holds every switch time)."""
     m = int(np.max(np.sum(T <= b, axis=1))) + 1          # columns that can lie in [a, b]
     T, V = T[:, :m], V[:, :m]
     with np.errstate(all="ignore"):
@@ -668,4 +720,9 @@ def _log_slopes(T, V, a, b):
         dt = np.diff(T, axis=1)
         r = np.abs(np.diff(lv, axis=1)) / dt
         inside = (T[:, :-1] >= a) & (T[:, 1:] <= b) & np.isfinite(r) & (dt > 0)
-        return np.max(np.where(inside, r, 0.0), axis=1)
+        r = np.where(inside, r, 0.0)
+    if cuts is None:
+        return np.max(r, axis=1)
+    c = np.where(np.isfinite(cuts) & (cuts > a) & (cuts < b), cuts, np.inf).T   # (n, K)
+    phase = np.sum(c[:, None, :] <= T[:, :-1, None], axis=2)                   # (n, m-1)
+    return np.stack([np.max(np.where(phase == j, r, 0.0), axis=1) for j in range(c.shape[1] + 1)], axis=1)

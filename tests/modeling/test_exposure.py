@@ -234,3 +234,27 @@ def test_ode_peak_of_random_subjects_against_a_tight_fine_grid():
         cc = tight.predict({q: v[i] for q, v in p.items()}, tt)["qpcr"].ravel()
         assert e.values[("qpcr", "Cmax")][i] == pytest.approx(cc.max(), rel=1e-7)
         assert e.values[("qpcr", "Tmax")][i] == pytest.approx(tt[np.argmax(cc)], abs=2e-4)
+
+
+@pytest.mark.parametrize("name", ["em_firstorder", "stein2019_lag"])
+def test_multiphase_closed_form_auc_against_quad_on_wide_draws(name):
+    # the Gauss-Legendre panels are sized phase by phase (each phase by its own steepest
+    # log-slope); the reference is scipy's adaptive quad of the model curve on each phase
+    # (split at the subject's switch times, epsrel 1e-13), draws with 1.5x the model's IIV SD
+    from scipy.integrate import quad
+
+    from ctkinetics.modeling.exposure import _switches
+
+    m = load_model(name)
+    rng = np.random.default_rng(11)
+    n = 12
+    p = {q.name: np.clip(q.default * np.exp(1.5 * np.sqrt(q.omega2 or 0.0) * rng.standard_normal(n)),
+                         q.lower, q.upper) for q in m.parameters}
+    e = model_exposure(m, p, t_end=28.0, metrics=["AUC"])
+    sw = _switches(m, p, None, n)
+    for i in range(n):
+        pi = {k: v[i] for k, v in p.items()}
+        edges = np.unique(np.clip(np.concatenate([[0.0, 28.0], sw[:, i]]), 0.0, 28.0))
+        ref = sum(quad(lambda t: m.predict(pi, np.array([t]))["qpcr"].ravel()[0], lo, hi,
+                       epsabs=0.0, epsrel=1e-13, limit=200)[0] for lo, hi in zip(edges[:-1], edges[1:]))
+        assert e.values[("qpcr", "AUC0-28")][i] == pytest.approx(ref, rel=1e-12)
