@@ -35,8 +35,9 @@ Calendar of a trial (times in study days, continuous):
 All m trials of a batch advance together, participant slot by slot (as
 :func:`ctkinetics.escalation.simulate_tite` does): for slot k, every trial still waiting to
 infuse it is decided in one call of the rules; the trials that must wait jump to their next
-event and are decided again, until all have infused slot k or stopped. Durations are counted
-from the first infusion.
+event and are decided again, until all have infused slot k or stopped; then what happens to
+slot k's participants (their courses, from one exposure request for the whole batch) is
+recorded. Durations are counted from the first infusion.
 """
 from __future__ import annotations
 
@@ -155,13 +156,19 @@ class _Escalation:
                 self.t = np.maximum(self.t, self.draws.ready[:, k])
             waiting = self.active.copy()
             rounds = 0
+            placed = []
             while waiting.any():
                 rounds += 1
                 if rounds > _MAX_ROUNDS:  # pragma: no cover - a bug, not a user error
                     raise RuntimeError("virtual trial did not finish")
                 r = np.flatnonzero(waiting)
-                done = self._round(r, k)
+                done = self._round(r, k, placed)
                 waiting[r[done]] = False
+            # slot k's infusions, in one exposure request: a trial that placed slot k takes no
+            # further part in slot k's rounds, and the rounds of the others read only their
+            # own rows, so its course is needed only from slot k + 1 on
+            if placed:
+                self._infuse(*(np.concatenate(x) for x in zip(*placed)), k)
 
     def _decide(self, r, k, tr, cur):
         d = self.design
@@ -172,9 +179,10 @@ class _Escalation:
                                    counts, self.elim[r])
         return engine.decide(d, self.k_levels, cur, counts, self.elim[r])
 
-    def _round(self, r, k):
-        """Decide for trials ``r`` about slot k; infuse, stop or move to the next event.
-        Returns the mask (over r) of trials that infused slot k or stopped."""
+    def _round(self, r, k, placed):
+        """Decide for trials ``r`` about slot k; infuse (appended to ``placed`` as (trial rows,
+        levels, days), recorded by :meth:`_infuse` at the end of the slot), stop or move to the
+        next event. Returns the mask (over r) of trials that infused slot k or stopped."""
         d = self.design
         tr = self.t[r]
         inf, lev = self.inf[r, :k], self.lev[r, :k]
@@ -220,7 +228,7 @@ class _Escalation:
         self.stop_rule[rs] = dec_rule[stop]
         self.t_stop[rs] = tr[stop]
         if place.any():
-            self._infuse(r[place], k, level[place], tr[place])
+            placed.append((r[place], level[place], tr[place]))
         wait = ~stop & ~place
         rw = r[wait]
         if rw.size:
@@ -242,7 +250,7 @@ class _Escalation:
         self.suspended[r[end]] += tr[end] - since[end]
         self.susp_since[r[end]] = np.nan
 
-    def _infuse(self, rp, k, lp, tp):
+    def _infuse(self, rp, lp, tp, k):
         T = self.design.dlt_window_days
         c = course(self.draws, rp, k, lp, tp, self.design, self.conduct)
         self.inf[rp, k] = tp
