@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctkinetics.data.protocol import Protocol
+from ctkinetics.data.protocol import Design, Protocol
 from ctkinetics.errors import SettingsError
+
+_DESIGN = Design()
 
 # Counts are compared with a relative slack so that λ·n computed in floating point as
 # 2.9999999999999996 for a mathematical 3 gives the same answer as the exact value.
@@ -130,23 +132,24 @@ class BoinDesign:
     must then agree with it (see :meth:`simulation_cohorts`).
     """
 
-    target: float = 0.30
+    # the defaults of study.toml's [design] (one home: ctkinetics.data.protocol.Design)
+    target: float = _DESIGN.target_dlt_rate
     phi1: float | None = None
     phi2: float | None = None
-    cohort_size: int = 3
+    cohort_size: int = _DESIGN.cohort_size
     max_subjects: int | None = None  # None: 12 (remembered as "not given", see Notes)
-    dlt_window_days: float = 28.0
-    stagger_days: float = 14.0
-    cutoff_eli: float = 0.95
+    dlt_window_days: float = _DESIGN.dlt_window_days
+    stagger_days: float = _DESIGN.stagger_days
+    cutoff_eli: float = _DESIGN.cutoff_eli
     start_level: int = 0
     tite: bool = True
-    min_completers: int = 0
-    min_pending_followup: float = 0.0
-    n_earlystop: int | None = None
-    extrasafe: bool = False
-    offset: float = 0.05
-    bound_mtd: bool = False
-    mtd_pending: str = "exclude"
+    min_completers: int = _DESIGN.min_completers
+    min_pending_followup: float = _DESIGN.min_pending_followup
+    n_earlystop: int | None = _DESIGN.n_earlystop
+    extrasafe: bool = _DESIGN.extrasafe
+    offset: float = _DESIGN.offset
+    bound_mtd: bool = _DESIGN.bound_mtd
+    mtd_pending: str = _DESIGN.mtd_pending
     protocol: Protocol = field(default_factory=Protocol)
     _elim: tuple = field(default=(), init=False, repr=False, compare=False)
     _max_given: bool = field(default=True, init=False, repr=False, compare=False)

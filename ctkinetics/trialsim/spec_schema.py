@@ -12,12 +12,16 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, create_model, model_validator
 
+from ctkinetics.data.protocol import Design
 from ctkinetics.schema import KeyProblems, schema_base, types
 from ctkinetics.trialsim.conduct import DROPOUT_REASONS
 from ctkinetics.trialsim.distributions import DELAYS
 from ctkinetics.trialsim.guards import GUARDS, METHODS
 from ctkinetics.trialsim.kinetics import METRICS
 from ctkinetics.trialsim.toxicity import LINKS, ONSETS
+
+#: study.toml's [design] defaults (one home), also those of a trial spec's [design]
+_DESIGN = Design()
 
 Schema = schema_base()
 T = types()
@@ -111,20 +115,20 @@ class DesignTable(Schema):
 
     dose_levels: Annotated[list[Label], Field(min_length=1, description="an array of dose level labels")]
     doses: PerLevel
-    target: Probability = 0.30
+    target: Probability = _DESIGN.target_dlt_rate
     phi1: Probability = None
     phi2: Probability = None
-    cohort_size: Count = 3
-    max_participants: Count = 12
-    dlt_window_days: Positive = 28.0
-    stagger_days: NonNegative = 14.0
+    cohort_size: Count = _DESIGN.cohort_size
+    max_participants: Count = _DESIGN.max_subjects
+    dlt_window_days: Positive = _DESIGN.dlt_window_days
+    stagger_days: NonNegative = _DESIGN.stagger_days
     tite: Flag = True
-    cutoff_eli: Probability = 0.95
+    cutoff_eli: Probability = _DESIGN.cutoff_eli
     start_level: Annotated[Integer, Field(ge=1, description="a dose level number >= 1")] = 1
-    n_earlystop: Count = None
-    extrasafe: Flag = False
-    offset: Annotated[Number, Field(gt=0, lt=0.5, description="a number in (0, 0.5)")] = 0.05
-    bound_mtd: Flag = False
+    n_earlystop: Count = _DESIGN.n_earlystop
+    extrasafe: Flag = _DESIGN.extrasafe
+    offset: Annotated[Number, Field(gt=0, lt=0.5, description="a number in (0, 0.5)")] = _DESIGN.offset
+    bound_mtd: Flag = _DESIGN.bound_mtd
     max_replacements: Annotated[Integer, Field(ge=0, description="an integer >= 0")] = None
     accrual: Optional[AccrualTable] = None
     manufacturing: Optional[ManufacturingTable] = None
