@@ -2,18 +2,25 @@
 library integrators on the same compiled right-hand side.
 
 Run:  python benchmarks/bench_ode.py [--draws 1000] [--quick]
+      python benchmarks/bench_ode.py --skip-speed --models cart_bcell_sle --failures f.csv --worst 5
       python benchmarks/bench_ode.py --fingerprint-save before.npz   (then, after a change:)
       python benchmarks/bench_ode.py --fingerprint-compare before.npz after.npz
 
 Part 1 (accuracy). For every library model, ``--draws`` parameter sets drawn log-uniformly
 inside each parameter's [lower, upper] (linear parameters uniformly), solved at the 16
 sampling times of a CAR-T schedule scaled to the model's horizon, by the compiled Radau
-engine at the model's default tolerances and by SciPy's LSODA at rtol 1e-10 / atol 1e-14
+engine at the model's default tolerances and by SciPy's LSODA at rtol 1e-10 / atol 1e-22
 (``method="lsoda"``). Error per observable: |engine − LSODA| / max(|LSODA|, 1e-6·peak of
 that subject) — relative, with values six decades below the subject's peak compared
 absolutely. Draws where LSODA itself fails (the dynamics overflow) are counted and
 skipped. Sensitivities (a subset of draws): the engine's derivative against five-point
-central differences of engine solutions at rtol 1e-12, relative to max(|FD|, 1e-5·value/θ).
+central differences (step 1e-3·θ) of engine solutions at rtol 1e-12 / atol 1e-22 (of the
+closed form for a model that has one), relative to max(|FD|, 1e-5·value/θ); where they
+differ by more than 1e-4 the difference is refined over four smaller steps and the best
+converged one kept (:func:`sens_errors` says why: curvature, switch times, rounding).
+``--failures FILE`` writes every failing draw (model, draw index, parameters, observable,
+time, engine, reference, error) and ``--worst K`` prints the K worst; ``--models`` picks
+rows, and :func:`draw_of` gives a draw's parameters to study it alone.
 
 Fingerprint (for refactors of the integrator that must not change a bit): values,
 derivatives, steps and status of ``Model.solve(..., sensitivities=True)`` for every library
@@ -80,7 +87,133 @@ def reference(m, p, t):
     return out or {}
 
 
-def accuracy(n_draws, n_sens, seed=20261201):
+def _fd5(tight, pi, pn, t, steps):
+    """Five-point central differences of ``tight`` solutions w.r.t. ``pn`` at each step of
+    ``steps`` (absolute), all perturbed parameter sets solved in one stack: dict kind ->
+    (len(steps), T). A model with a closed form is differenced in it (what its
+    sensitivities are the symbolic derivatives of; double-precision values instead of an
+    ODE solution's 1e-12 noise, which over a step of 1e-3·θ is 1e-9·value/θ: more than the
+    derivative itself where a parameter no longer acts, e.g. foldx after the peak)."""
+    n = len(steps)
+    q = {k: np.full(4 * n, v) for k, v in pi.items()}
+    for i, h in enumerate(steps):
+        q[pn][4 * i:4 * i + 4] = pi[pn] + np.array([-2, -1, 1, 2]) * h
+    f = tight.predict(q, t, method="closed" if tight.has_closed_form else "ode")
+    out = {}
+    for kind, v in f.items():
+        v = v.reshape(n, 4, -1)
+        out[kind] = ((8 * (v[:, 2] - v[:, 1]) - (v[:, 3] - v[:, 0]))
+                     / (12 * np.asarray(steps)[:, None]))
+    return out
+
+
+#: Tolerances of the solutions differenced: atol far below every value compared (a value
+#: below atol, 1e-16 cells/uL a year on, is noise of that size in the difference quotient)
+FD_TOL = (1e-12, 1e-22)
+
+#: Steps (relative to θ) of the refined central differences, after the first one (1e-3)
+REFINE = 1e-3 * 10.0 ** -np.arange(0.5, 2.01, 0.5)
+
+
+def sens_errors(m, pi, t, tight=None):
+    """Worst relative error of the engine's sensitivities at ``pi`` against five-point
+    central differences of engine solutions at rtol 1e-12: (error, where) with where =
+    (parameter, observable, time, engine derivative, central difference).
+
+    The step is 1e-3·θ; where the engine differs from it by more than 1e-4, the difference
+    is taken again at 10^-0.5, 10^-1, 10^-1.5 and 10^-2 of that step, and the estimate kept
+    is the smaller step of the two consecutive steps that agree best (numdifftools' rule):
+    a step of 1e-3·θ is too large where the solution is strongly curved in θ (ln y
+    changing by ~1 over the stencil when y has grown by hundreds of e-folds) or where a
+    switch time τ(θ) moves across the sampling time inside the stencil (y is not smooth
+    in θ there); too small a step is lost in the solutions' rounding, hence the rule."""
+    s = m.solve(pi, t, sensitivities=True)
+    tight = tight or m.with_tolerances(*FD_TOL)
+    worst, where = 0.0, None
+    for j, pn in enumerate(m.param_names):
+        h = 1e-3 * abs(pi[pn])
+        fd1 = _fd5(tight, pi, pn, t, [h])
+        refined = None
+        for kind, d in s.derivs.items():
+            fd = fd1[kind][0]
+
+            def err(fd):
+                # relative to the derivative, floored as the values are (1e-6 of its
+                # largest magnitude over time): where a state has decayed below the
+                # tolerances (1e-20 cells/uL a year on) neither derivative means anything
+                floor = 1e-6 * np.nanmax(np.abs(fd)) if np.any(np.isfinite(fd)) else 0.0
+                scale = np.maximum(np.maximum(np.abs(fd), floor),
+                                   1e-5 * np.abs(s.values[kind]) / abs(pi[pn]))
+                with np.errstate(all="ignore"):
+                    return np.abs(d[:, j] - fd) / scale
+
+            e = err(fd)
+            if np.nanmax(e, initial=0.0) > 1e-4:
+                if refined is None:
+                    refined = _fd5(tight, pi, pn, t, h * REFINE / 1e-3)
+                seq = np.vstack([fd[None], refined[kind]])          # (5, T), step falling
+                with np.errstate(all="ignore"):
+                    gap = np.abs(np.diff(seq, axis=0))
+                best = np.argmin(np.where(np.isfinite(gap), gap, np.inf), axis=0)
+                fd = np.where(e > 1e-4, seq[best + 1, np.arange(seq.shape[1])], fd)
+                e = err(fd)
+            if np.any(np.isfinite(e)) and np.nanmax(e) > worst:
+                k = int(np.nanargmax(e))
+                worst = float(e[k])
+                where = (pn, kind, float(t[k]), float(d[k, j]), float(fd[k]))
+    return worst, where
+
+
+def model_accuracy(m, p, t, n_sens, sens_draws=None):
+    """One model's accuracy row and its failures (value error > 1e-6, sensitivity > 1e-4).
+
+    Returns (row, failures): row the table's cells; failures dicts with the draw index, the
+    parameters, the observable, time, engine value, reference value and error of each failing
+    draw's worst point. ``sens_draws`` (indices) overrides the first ``n_sens`` compared draws."""
+    ref = reference(m, p, t)
+    sol = m.solve(p, t)
+    ok_ref = np.all([np.all(np.isfinite(v), axis=1) for v in ref.values()], axis=0)
+    ok_eng = sol.status == 0
+    alt = m.with_tolerances(1e-10, 1e-20).solve(p, t)
+    with np.errstate(all="ignore"):
+        gap = np.max([np.max(rel_error(alt.values[k], ref[k]), axis=1) for k in ref], axis=0)
+    ill = ok_ref & ok_eng & (alt.status == 0) & ~(gap <= 1e-7)
+    both = ok_ref & ok_eng & ~ill
+    per = {k: rel_error(sol.values[k], ref[k]) for k in ref}
+    errs = np.max([np.max(per[k][both], axis=1) for k in ref], axis=0)
+    fails = []
+    for i in np.flatnonzero(both):
+        k = max(ref, key=lambda kk: np.max(per[kk][i]))
+        j = int(np.argmax(per[k][i]))
+        if per[k][i, j] > 1e-6:
+            fails.append(dict(kind="value", draw=int(i), observable=k, time=float(t[j]),
+                              engine=float(sol.values[k][i, j]), reference=float(ref[k][i, j]),
+                              error=float(per[k][i, j]), param="",
+                              params={q: float(v[i]) for q, v in p.items()}))
+    # sensitivities on a subset of the compared draws
+    idx = np.flatnonzero(both)[:n_sens] if sens_draws is None else np.asarray(sens_draws)
+    sens_err = []
+    tight = m.with_tolerances(*FD_TOL)
+    for i in idx:
+        pi = {k: float(v[i]) for k, v in p.items()}
+        worst, where = sens_errors(m, pi, t[1:], tight)
+        sens_err.append(worst)
+        if worst > 1e-4:
+            pn, k, tt, d, fd = where
+            fails.append(dict(kind="sens", draw=int(i), observable=k, time=tt, engine=d,
+                              reference=fd, error=worst, param=pn, params=pi))
+    worst, p99 = (errs.max(), np.quantile(errs, 0.99)) if errs.size else (np.nan, np.nan)
+    se = np.asarray(sens_err)
+    row = [both.sum(), (~ok_ref).sum(), (ok_ref & ~ok_eng).sum(), ill.sum(), f"{worst:.2e}",
+           f"{p99:.2e}", (errs > 1e-6).sum(), len(idx),
+           f"{(se.max() if se.size else float('nan')):.2e}", (se > 1e-4).sum()]
+    return row, fails
+
+
+def accuracy(n_draws, n_sens, seed=20261201, models=None, failures=None, worst=0):
+    """The accuracy table. ``models`` restricts the rows (the draws of the others are still
+    drawn, so draw i of a model is the same parameter set whatever is selected);
+    ``failures`` a CSV path for every failing draw; ``worst`` prints the K worst of each kind."""
     print(f"\n## Accuracy: compiled engine (each model's tolerances) vs LSODA (rtol 1e-10, atol 1e-22), "
           f"{n_draws} draws per model")
     print("Draws where the two references (LSODA and this engine, both at rtol 1e-10) disagree by more "
@@ -90,53 +223,55 @@ def accuracy(n_draws, n_sens, seed=20261201):
           "99th pct | > 1e-6 | sens draws | sens max rel error | sens > 1e-4 |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     rng = np.random.default_rng(seed)
+    all_fails = []
     for name in list_models():
         m = load_model(name)
         t = SCHEDULE * m.horizon / 365.0
         p = draws(m, n_draws, rng)
-        ref = reference(m, p, t)
-        sol = m.solve(p, t)
-        ok_ref = np.all([np.all(np.isfinite(v), axis=1) for v in ref.values()], axis=0)
-        ok_eng = sol.status == 0
-        alt = m.with_tolerances(1e-10, 1e-20).solve(p, t)
-        with np.errstate(all="ignore"):
-            gap = np.max([np.max(rel_error(alt.values[k], ref[k]), axis=1) for k in ref], axis=0)
-        ill = ok_ref & ok_eng & (alt.status == 0) & ~(gap <= 1e-7)
-        both = ok_ref & ok_eng & ~ill
-        errs = np.max([np.max(rel_error(sol.values[k][both], ref[k][both]), axis=1)
-                       for k in ref], axis=0)
-        # sensitivities on a subset of the compared draws
-        idx = np.flatnonzero(both)[:n_sens]
-        sens_err = []
-        tight = m.with_tolerances(1e-12, 1e-16)
-        for i in idx:
-            pi = {k: float(v[i]) for k, v in p.items()}
-            s = m.solve(pi, t[1:], sensitivities=True)
-            worst = 0.0
-            for j, pn in enumerate(m.param_names):
-                h = 1e-3 * abs(pi[pn])
-                f = {}
-                for kk in (-2, -1, 1, 2):
-                    q = dict(pi)
-                    q[pn] += kk * h
-                    f[kk] = tight.predict(q, t[1:], method="ode")
-                for kind, d in s.derivs.items():
-                    fd = (8 * (f[1][kind] - f[-1][kind]) - (f[2][kind] - f[-2][kind])) / (12 * h)
-                    # relative to the derivative, floored as the values are (1e-6 of its
-                    # largest magnitude over time): where a state has decayed below the
-                    # tolerances (1e-20 cells/uL a year on) neither derivative means anything
-                    floor = 1e-6 * np.nanmax(np.abs(fd)) if np.any(np.isfinite(fd)) else 0.0
-                    scale = np.maximum(np.maximum(np.abs(fd), floor),
-                                       1e-5 * np.abs(s.values[kind]) / abs(pi[pn]))
-                    with np.errstate(all="ignore"):
-                        e = np.nanmax(np.abs(d[:, j] - fd) / scale)
-                    worst = max(worst, float(e))
-            sens_err.append(worst)
-        worst, p99 = (errs.max(), np.quantile(errs, 0.99)) if errs.size else (np.nan, np.nan)
-        se = np.asarray(sens_err)
-        print(f"| {name} | {both.sum()} | {(~ok_ref).sum()} | {(ok_ref & ~ok_eng).sum()} | {ill.sum()} | "
-              f"{worst:.2e} | {p99:.2e} | {(errs > 1e-6).sum()} | {len(idx)} | "
-              f"{(se.max() if se.size else float('nan')):.2e} | {(se > 1e-4).sum()} |", flush=True)
+        if models and name not in models:
+            continue
+        row, fails = model_accuracy(m, p, t, n_sens)
+        print(f"| {name} | " + " | ".join(str(c) for c in row) + " |", flush=True)
+        all_fails += [dict(model=name, **f) for f in fails]
+    if failures:
+        write_failures(failures, all_fails)
+    for kind in ("value", "sens"):
+        top = sorted((f for f in all_fails if f["kind"] == kind), key=lambda f: -f["error"])[:worst]
+        for f in top:
+            print(f"{f['model']} draw {f['draw']} {kind} {f['param']} {f['observable']} "
+                  f"t={f['time']:g}: engine {f['engine']:.10g} reference {f['reference']:.10g} "
+                  f"error {f['error']:.3g}  {f['params']}")
+
+
+FAILURE_COLUMNS = ["model", "kind", "draw", "param", "observable", "time", "engine", "reference",
+                   "error", "params"]
+
+
+def write_failures(path, fails):
+    """Failing draws, one a row (kind value: engine vs LSODA; kind sens: derivative w.r.t.
+    ``param`` vs central differences), parameters as JSON, numbers to 17 digits."""
+    import csv
+    import json
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(FAILURE_COLUMNS)
+        for f in fails:
+            w.writerow([f["model"], f["kind"], f["draw"], f["param"], f["observable"],
+                        repr(f["time"]), repr(f["engine"]), repr(f["reference"]),
+                        f"{f['error']:.4g}", json.dumps(f["params"])])
+    print(f"{len(fails)} failing draws written to {path}")
+
+
+def draw_of(name, index, n_draws=1000, seed=20261201):
+    """Parameters of draw ``index`` of model ``name`` in an accuracy run of ``n_draws``."""
+    rng = np.random.default_rng(seed)
+    for other in list_models():
+        m = load_model(other)
+        p = draws(m, n_draws, rng)
+        if other == name:
+            return {k: float(v[index]) for k, v in p.items()}
+    raise KeyError(name)
 
 
 def fingerprint(path, seed=7):
@@ -302,6 +437,11 @@ def main():
     ap.add_argument("--quick", action="store_true", help="100 draws, fewer repeats")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--models", help="comma-separated models for the accuracy table (default all)")
+    ap.add_argument("--failures", metavar="CSV", help="write every failing draw of the accuracy "
+                    "table (parameters, observable, time, engine, reference, error)")
+    ap.add_argument("--worst", type=int, default=0, metavar="K",
+                    help="print the K worst value and sensitivity draws")
     ap.add_argument("--fingerprint-save", metavar="NPZ")
     ap.add_argument("--fingerprint-compare", nargs=2, metavar=("BEFORE", "AFTER"))
     a = ap.parse_args()
@@ -315,7 +455,8 @@ def main():
     if not a.skip_speed:
         speed(a.quick)
     if not a.skip_accuracy:
-        accuracy(a.draws, a.sens_draws)
+        accuracy(a.draws, a.sens_draws, models=a.models and a.models.split(","),
+                 failures=a.failures, worst=a.worst)
 
 
 if __name__ == "__main__":
