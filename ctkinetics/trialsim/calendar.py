@@ -214,7 +214,10 @@ class _Escalation:
         lv = np.clip(level, 0, self.k_levels - 1)
         gate = engine.time_gate(d, self.sentinel[r], lv)
         stagger = go & ~blocked & (tr < gate - _EPS)  # False where gate is NaN (no sentinel)
-        hold = go & ~blocked & ~stagger & self._held(r, tr, lv)
+        hold = np.zeros(r.size, dtype=bool)
+        gated = np.flatnonzero(go & ~blocked & ~stagger)   # the trials whose gate may be held
+        if gated.size:
+            hold[gated] = self._held(r[gated], tr[gated], lv[gated])
         release = self.sentinel[r, lv] + self.sent_onset[r, lv] + self.conduct.sentinel_review_days
         also = np.where(stagger, gate, np.where(hold, release, also))
         place = go & ~blocked & ~stagger & ~hold
@@ -238,9 +241,10 @@ class _Escalation:
 
     def _held(self, r, tr, lv):
         """Whether the chosen level's gate is held for the committee (sentinel safety risk)."""
-        held = engine.gate_held(self.design, tr, self.sentinel[r], self.sent_dlt[r], self.sent_onset[r],
+        one = lambda a: a[r, lv][:, None]  # noqa: E731 - the chosen level's sentinel only (q, 1)
+        held = engine.gate_held(self.design, tr, one(self.sentinel), one(self.sent_dlt), one(self.sent_onset),
                                 self.conduct.sentinel_review_days)
-        return held[np.arange(r.size), lv]
+        return held[:, 0]
 
     def _count_suspension(self, r, tr, held, go):
         since = self.susp_since[r]

@@ -121,7 +121,7 @@ def individual_parameters(spec: KineticsSpec, model, eta: np.ndarray, doses, lev
 
 
 def pair_exposures(spec: KineticsSpec, eta: np.ndarray, doses, levels, fraction=None, peak_by_day=None,
-                   chunk: int = 1_000) -> dict:
+                   chunk: int = 2_500) -> dict:
     """Exposure metrics (:data:`METRICS`) of K (participant, dose level) pairs: dict name -> (K,).
 
     ``eta`` (K, P): each pair's participant's draws (one column per ``spec.variable``, scaled
