@@ -164,7 +164,8 @@ def main() -> None:
             r["batch"] = default_batch_size(args.trials, w)
         rows.append(r)
 
-    per_trial, curves = breakdown(spec, min(args.trials, 2000), args.seed, 1000)
+    n_bd = min(args.trials, 5000)  # the breakdown runs in this process at the 1-worker batch size
+    per_trial, curves = breakdown(spec, n_bd, args.seed, default_batch_size(n_bd, 1))
     cpu_per_trial = sum(per_trial.values())
     base = next((r["wall"] for r in rows if r["workers"] == 1 and r["label"].startswith("dask")), rows[0]["wall"])
     kin = spec.kinetics
@@ -187,7 +188,8 @@ def main() -> None:
     print("cpu_share: the workers' CPU seconds / (wall x workers): below 100 % the workers waited (for the "
           "CPU on a loaded machine, for tasks, for the client); trials/cpu_s: trials per CPU second of the "
           "workers (what one worker does on a core of its own)")
-    print(f"\nwhere the time goes (CPU time per trial, in this process; {curves:.1f} model curves per trial; "
+    print(f"\nwhere the time goes (CPU time per trial, in this process, {n_bd:,} trials in batches of "
+          f"{default_batch_size(n_bd, 1):,}; {curves:.1f} model curves per trial; "
           f"'kinetics' is the exposure registry, model_exposure):")
     for k, v in sorted(per_trial.items(), key=lambda kv: -kv[1]):
         print(f"  {k:<16} {1e3 * v:7.3f} ms  {100 * v / cpu_per_trial:5.1f} %")

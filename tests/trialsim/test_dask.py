@@ -74,3 +74,19 @@ def test_deprecated_client_argument_still_works(spec):
     with pytest.warns(DeprecationWarning):
         positional = simulate_trials(spec, 6, 3, "serial")
     _same(positional, new)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("n", [1, 99, 100, 250, 1000, 2000, 5001, 10_000, 12_345, 100_000])
+def test_default_batches_cover_the_trials_evenly_over_the_workers(n, workers):
+    # tasks of at most MAX_BATCH trials, at least MIN_BATCH where there are that many, and
+    # (with MIN_BATCH trials for every worker) the same number of tasks for every worker:
+    # the fewest whole number per worker that keeps tasks within MAX_BATCH
+    from ctkinetics.trialsim.executors import MAX_BATCH, MIN_BATCH, default_batch_size
+
+    size = default_batch_size(n, workers)
+    tasks = -(-n // size)
+    assert MIN_BATCH <= size <= MAX_BATCH or size == n < MIN_BATCH
+    if n >= workers * MIN_BATCH:
+        per_worker = -(-n // (workers * MAX_BATCH))
+        assert tasks == workers * per_worker
