@@ -11,6 +11,12 @@ Model: onecpt_oral (= SSfol), random effects on ka and CL, additive error, FOCE-
   importance sampling in R with R's own FOCE-I objective (5,000 draws:
   tests/data/theoph_sir.R).
 
+- ``--importance N``: the same target by importance sampling with this project's objective
+  (N draws from N(x̂, 1.5² Cov), as R's script does): rows "ours IS vs R IS" tell whether the
+  two objectives agree; rows "SIR vs ours IS" how far SIR's own approximation (a finite number
+  of iterations, resampling without replacement, normal proposals on a Yeo–Johnson scale) is
+  from the exact quantiles of the target it samples.
+
 Monte-Carlo SE of a limit: SD of the quantile over 400 resamples (with replacement) of the
 replicate values (ours and R's separately; for R's importance sampling, ours × sqrt(m/ESS)).
 ``z`` = difference / combined SE (the BCa limits use the percentile limits' SE, an
@@ -44,12 +50,69 @@ def mc_se(values, p, rng, n=400):
     return float(np.std(q, ddof=1))
 
 
+def importance(ds, m, res, n, seed, executor):
+    """(natural-scale draws × parameters as a DataFrame, normalised weights) of importance
+    sampling of exp(−OFV/2) (flat prior on the estimation vector) with N(x̂, 1.5² Cov)."""
+    from ctkinetics.estimation.resampling import FitData, ModelRef, run_tasks
+    from ctkinetics.estimation.sir import _natural, _objective, ofv_items
+
+    xhat, cov = np.asarray(res.x, float), 2.25 * res.covariance.to_numpy(float)
+    x = np.random.default_rng(seed).multivariate_normal(xhat, cov, n)
+    data, ref = FitData.of(ds), ModelRef.of(m)
+    meta = {"result": res, "key": ("importance", seed)}
+    obj = _objective(data, ref, meta)
+    ofv0 = obj(xhat, update=True, explore=True)
+    out = []
+    run_tasks(executor, ofv_items, (data, ref, meta, obj.eta.copy()), list(x), out.extend,
+              batch_size=100)
+    d = x - xhat
+    log_w = -0.5 * (np.asarray(out) - ofv0) + 0.5 * np.einsum(
+        "ni,ij,nj->n", d, np.linalg.inv(cov), d)
+    w = np.exp(log_w - np.max(log_w[np.isfinite(log_w)]))
+    w = np.where(np.isfinite(w), w, 0.0)
+    names = list(res.parameters["parameter"])
+    nat = pd.DataFrame([_natural(res.spec, v) for v in x], columns=names)
+    return nat, w / w.sum()
+
+
+def weighted_quantile(v, w, p):
+    o = np.argsort(v)
+    return float(v[o][np.searchsorted(np.cumsum(w[o]), p)])
+
+
+def importance_rows(imp, sir_est, rng, n=400):
+    """Rows 'ours IS vs R IS' and 'SIR vs ours IS' (MC SE of an IS limit: SD of the quantile
+    over ``n`` weighted resamples of the ESS size)."""
+    nat, w = imp
+    ess = int(1.0 / np.sum(w**2))
+    r_sir = pd.read_csv(DATA / "theoph_sir_r_ci.csv").set_index("parameter")
+    rows = []
+    for ours_name, r_name in NAMES.items():
+        v = nat[ours_name].to_numpy(float)
+        for lim, p, col in (("low", 0.025, "q025"), ("high", 0.975, "q975")):
+            q = weighted_quantile(v, w, p)
+            se_is = float(np.std([np.quantile(np.log(rng.choice(v, ess, p=w)), p)
+                                  for _ in range(n)], ddof=1))
+            r = r_sir.loc[r_name, col]
+            rows.append(dict(method="ours IS vs R IS", parameter=ours_name, limit=lim, ours=q,
+                             r=r, ln_diff=np.log(q / r), mc_se_ln=se_is * np.sqrt(2),
+                             z=np.log(q / r) / (se_is * np.sqrt(2))))
+            mine = float(np.quantile(sir_est[ours_name], p))
+            se = np.hypot(se_is, mc_se(sir_est[ours_name], p, rng))
+            rows.append(dict(method="SIR vs ours IS", parameter=ours_name, limit=lim,
+                             ours=mine, r=q, ln_diff=np.log(mine / q), mc_se_ln=se,
+                             z=np.log(mine / q) / se))
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--replicates", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--skip-sir", action="store_true")
+    ap.add_argument("--importance", type=int, default=0, metavar="N",
+                    help="also sample the SIR target by importance sampling (N draws)")
     ap.add_argument("--skip-bootstrap", action="store_true",
                     help="compare the SIR only (the bootstrap rows are left out)")
     ap.add_argument("--out", default=None)
@@ -81,6 +144,7 @@ def main(argv=None):
         if not a.skip_sir:
             s = sir(ds, m, res, seed=a.seed, executor=ex)
         ts, cs = time.perf_counter() - t0 - tb, tree_cpu_seconds() - c0 - cb
+        imp = importance(ds, m, res, a.importance, a.seed, ex) if a.importance else None
     r_ci = pd.read_csv(DATA / "theoph_bootstrap_r_ci.csv").set_index("parameter")
     r_rep = pd.read_csv(DATA / "theoph_bootstrap_r_replicates.csv", dtype={"replicate": str})
     r_rep = r_rep[~r_rep["replicate"].str.startswith("jack") & (r_rep["converged"] == 1)]
@@ -110,6 +174,8 @@ def main(argv=None):
                 rows.append(dict(method="SIR vs R importance sampling", parameter=ours_name,
                                  limit=lim, ours=mine, r=theirs, ln_diff=np.log(mine / theirs),
                                  mc_se_ln=se, z=np.log(mine / theirs) / se))
+        if imp is not None:
+            rows += importance_rows(imp, est, rng)
         it = s.iterations.iloc[-1]
         lines.append(f"# SIR: last ESS {it['effective_sample_size']:.0f}, mean dOFV of the "
                      f"resamples {it['mean_dofv_resamples']:.2f} (df {int(it['df'])}), flags "
