@@ -713,7 +713,8 @@ def _log_slopes(T, V, a, b, cuts=None):
     or with ``cuts`` (K, n) (switch times) (n, K + 1), one column per phase of the window
     between the subject's cuts inside it (in time order; columns beyond its phases 0). A
     grid step belongs to the phase of its left end (the grid holds every switch time)."""
-    m = int(np.max(np.sum(T <= b, axis=1))) + 1          # columns that can lie in [a, b]
+    within = np.flatnonzero((T <= b).any(axis=0))        # rows sorted: a prefix of the columns
+    m = (int(within[-1]) + 1 if within.size else 0) + 1   # columns that can lie in [a, b]
     T, V = T[:, :m], V[:, :m]
     with np.errstate(all="ignore"):
         lv = np.log(np.abs(V))
