@@ -233,7 +233,8 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
 
     names = list(original.parameters["parameter"])
     run = iterate(evaluate, xhat, ofv0, cov, spec.bounds(), samples, resamples, seed, say,
-                  transform=transform, cap_correlation=cap_correlation, names=names)
+                  transform=transform, cap_correlation=cap_correlation, names=names,
+                  first=proposal)
     nat = np.array([_natural(spec, v) for v in run["final"]])
     est = pd.DataFrame([(i, p, float(nat[i, j])) for i in range(len(nat))
                         for j, p in enumerate(names)], columns=ESTIMATE_COLUMNS)
@@ -251,13 +252,15 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
 
 
 def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=None, *,
-            transform=True, cap_correlation=0.8, names=None) -> dict:
+            transform=True, cap_correlation=0.8, names=None,
+            first="covariance step") -> dict:
     """The SIR iterations (see the module) for any objective.
 
     ``evaluate(xs)`` gives the −2LL at each row of ``xs``; ``ofv0`` is its value at ``xhat``;
     ``cov`` the first proposal's covariance; ``bounds`` (lo, hi) of x. Returns ``final``
     (the last resamples, m × k), and the tables ``iterations``, ``samples``, ``dofv`` and
-    ``proposals`` (parameters named by ``names``, default x1, x2, ...).
+    ``proposals`` (parameters named by ``names``, default x1, x2, ...); ``first`` says where
+    ``cov`` comes from (the iterations table's ``proposal`` of iteration 1).
     """
     say = say or (lambda s: None)
     lo, hi = bounds
@@ -271,7 +274,7 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
         x, logq = prop.draw(rng, M, lo, hi)
         dofv = np.asarray(evaluate(x), float) - ofv0
         chosen, row = _weigh(rng, dofv, logq, m, rows, k, xhat.size)
-        row["proposal"] = ("covariance step" if k == 1 else
+        row["proposal"] = (first if k == 1 else
                            f"{'Yeo-Johnson ' if prop.transformed else ''}normal fitted to "
                            f"iteration {k - 1}'s resamples")
         rows["proposals"] += prop.rows(k, names)

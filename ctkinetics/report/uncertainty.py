@@ -131,6 +131,7 @@ def uncertainty_tables(rv) -> dict:
     if u.sir is not None:
         t["population_sir_intervals.csv"] = u.sir.intervals
         t["population_sir_iterations.csv"] = u.sir.iterations
+        t["population_sir_proposals.csv"] = u.sir.proposals
     if u.npde is not None:
         t["population_npde.csv"] = u.npde.table[NPDE_REPORT_COLUMNS]
         t["population_npde_tests.csv"] = u.npde.tests

@@ -91,6 +91,23 @@ UNCERTAINTY_TABLE_COLUMNS = {
     ("population_sir_intervals.csv", "ci_level"): _LEVEL,
     ("population_sir_iterations.csv", "samples"): ("proposals", _1, "vectors drawn from the "
                                                                      "proposal"),
+    ("population_sir_proposals.csv", "iteration"): ("iteration", _1, "SIR iteration"),
+    ("population_sir_proposals.csv", "parameter"): ("parameter", "", "component of the "
+                                                    "estimation vector (named as the fit's)"),
+    ("population_sir_proposals.csv", "transform"): ("transform", "", "none (iteration 1: the "
+                                                    "covariance step) or yeo-johnson"),
+    ("population_sir_proposals.csv", "mean"): ("centre", _1, "centre of the proposal on the "
+                                               "estimation scale (ln of the value for a "
+                                               "log-scale parameter)"),
+    ("population_sir_proposals.csv", "center"): ("transformation centre", _1, "c of "
+                                                 "u = (x − c)/s: median of the previous "
+                                                 "resamples (estimation scale)"),
+    ("population_sir_proposals.csv", "scale"): ("transformation scale", _1, "s of "
+                                                "u = (x − c)/s: SD of the previous resamples"),
+    ("population_sir_proposals.csv", "lam"): ("λ", _1, "Yeo–Johnson λ (1: no transformation; "
+                                              "0: logarithm of 1 + u)"),
+    ("population_sir_proposals.csv", "sd_transformed"): ("SD", _1, "SD of the proposal on the "
+                                                         "transformed scale"),
     ("population_npde_tests.csv", "statistic"): ("statistic", "", "npde or npd"),
     ("population_npde_tests.csv", "n"): ("n", _1, "observations with a value"),
     ("population_npde_tests.csv", "mean"): ("mean", _1, "mean of the statistic (0 under the "
