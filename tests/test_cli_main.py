@@ -133,3 +133,23 @@ def test_a_failed_fit_makes_the_run_exit_3_and_is_named(tmp_path, capsys, monkey
                                     "non-finite prediction"]
     assert _ctk("fit", MINI, "--model", "stein2019", "--out", out, "--starts", "1",
                 "--engine", "lmfit", "--allow-failures") == 0
+
+
+def test_a_ctk_process_runs_blas_on_one_thread_unless_told_otherwise():
+    import os
+
+    def blas_threads(env_value, numpy_first=False):
+        code = ("import os\n" + ("import numpy\n" if numpy_first else "")
+                + "from ctkinetics.cli.main import _one_blas_thread\n_one_blas_thread()\n"
+                "import numpy\nprint(os.environ.get('OPENBLAS_NUM_THREADS'))")
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if env_value is not None:
+            env["OPENBLAS_NUM_THREADS"] = env_value
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert blas_threads(None) == "1"                        # a ctk process: one thread
+    assert blas_threads("3") == "3"                         # the user's setting is kept
+    assert blas_threads(None, numpy_first=True) == "None"   # a session that loaded numpy

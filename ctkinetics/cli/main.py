@@ -53,7 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_blas_thread() -> None:
+    """A ``ctk`` process runs BLAS on one thread unless its environment says otherwise: its
+    matrices are small (covariance steps, η blocks), OpenBLAS's thread pool costs ~0.1 s of
+    CPU at every start on a busy machine (``ctk nca`` on 1,000 participants: 0.87 -> 0.74 s),
+    and results do not depend on the machine's core count. Local Dask workers inherit it.
+    Only before numpy is loaded (a Python session calling :func:`main` keeps its own)."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv=None) -> int:
+    _one_blas_thread()
     parser = build_parser()
     args = parser.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for manifests
