@@ -156,6 +156,42 @@ def _nonzero(g, assignments):
     return [(t, n) for t, n in assignments if n != g.zero]
 
 
+def _start_shift(mg: ModelGraph, p: int, fs) -> list[str]:
+    """Lines of ``rhs_p`` for phase ``p`` whose right-hand side reads τ = t − start(θ):
+    the sensitivity equations need ∂f/∂θ at fixed t, i.e.
+        ∂f/∂θ|_t = ∂f/∂θ|_τ − ∂f/∂τ · d(start)/dθ,
+    the start being the cumulative maximum of the switch times before it (as the
+    integrator's ``_switch_times``: a switch at or below 0 or never reached moves nothing).
+    Nothing for a phase whose right-hand side does not read τ (every library model)."""
+    g = mg.graph
+    dtau = [(m, g.diff(f, "tau")) for m, f in enumerate(fs)]
+    dtau = [(m, d) for m, d in dtau if d != g.zero]
+    if p == 0 or not dtau:
+        return []
+    L = ["    prev = 0.0", "    src = -1"]
+    mg.with_time = False    # switch times read covariates at t = 0, as switches()
+    try:
+        L += emit(mg, [(f"sw{k}", mg.switch[k]) for k in range(p)])
+        for k in range(p):
+            L += [f"    v = sw{k}", "    if v != v:", "        v = math.inf",
+                  "    if v > prev:", "        prev = v", f"        src = {k}"]
+        mg.with_time = True     # ∂f/∂τ where the right-hand side is evaluated
+        L += emit(mg, [(f"_dt{m}", d) for m, d in dtau])
+        mg.with_time = False
+        for k in range(p):
+            shift = _nonzero(g, [(f"_ds{j}", g.diff(mg.switch[k], q))
+                                 for j, q in enumerate(mg.params)])
+            L.append(f"    if src == {k} and math.isfinite(prev):")
+            body = emit(mg, shift, indent="        ")
+            for target, _ in shift:
+                j = target[3:]
+                body += [f"        out[{m}, {j}] -= _dt{m} * _ds{j}" for m, _ in dtau]
+            L += body or ["        pass"]
+    finally:
+        mg.with_time = True
+    return L
+
+
 def kernel_source(mg: ModelGraph) -> str:
     """Source of the kernel module of one model."""
     g = mg.graph
@@ -195,7 +231,8 @@ def kernel_source(mg: ModelGraph) -> str:
     kernel("JAC_SIG", "def jac(ph, t, tau, y, pc, out):",
            [jacobian(fs, mg.states) for fs in mg.rhs], fill="out[:, :] = 0.0")
     kernel("JAC_SIG", "def rhs_p(ph, t, tau, y, pc, out):",
-           [jacobian(fs, params) for fs in mg.rhs], fill="out[:, :] = 0.0")
+           [jacobian(fs, params) + _start_shift(mg, p, fs) for p, fs in enumerate(mg.rhs)],
+           fill="out[:, :] = 0.0")
     kernel("VEC_SIG", "def init(pc, out):",
            timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.init)])]))
     kernel("MAT_SIG", "def init_p(pc, out):", timeless(lambda: [jacobian(mg.init, params)]),
