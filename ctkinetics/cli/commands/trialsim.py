@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
     where.add_argument("--scheduler", default=None, metavar="ADDR",
                        help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--batch-size", type=int, default=None, metavar="B",
-                        help="trials per task (default: about 4 tasks per worker, 100 to 1000 trials)")
+                        help="trials per task (default: the same number of tasks for every worker, each of "
+                             "100 to 2500 trials, as large as that allows)")
     parser.add_argument("--retries", type=int, default=1, metavar="R",
                         help="times a failed Dask task is retried (default 1; a task whose worker died is "
                              "always given to another worker)")
