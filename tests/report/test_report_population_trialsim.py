@@ -288,8 +288,10 @@ def test_malicious_rule_and_spec_names_are_escaped(report):
 def test_load_results_round_trips_the_runner(trial_sim_dir):
     """The folder the CLI wrote reads back as the result simulate_trials returns in memory."""
     from ctkinetics.trialsim import load_results, load_spec, simulate_trials
+    from ctkinetics.trialsim.executors import SerialExecutor
 
-    mem = simulate_trials(load_spec(trial_sim_dir.parent / "spec.toml"), N_TRIALS, SEED, client="serial")
+    mem = simulate_trials(load_spec(trial_sim_dir.parent / "spec.toml"), N_TRIALS, SEED,
+                          executor=SerialExecutor())
     got = load_results(trial_sim_dir, trials=True)
     assert (got.name, got.levels, got.rules, got.n_trials, got.seed, got.kinetics) == \
         (mem.name, mem.levels, mem.rules, mem.n_trials, mem.seed, mem.kinetics)
