@@ -192,12 +192,8 @@ class _Subjects:
         r = Ragged.from_padded(T)
         kinds = [kind] if isinstance(kind, str) else list(kind)
         s = model.solve(sub.params, r, sub.covariates, kinds, doses=sub.doses)
-        out = {}
-        for k in kinds:
-            V = np.full(T.shape, -np.inf)
-            V[np.isfinite(T)] = s.values[k]
-            V[np.isnan(V)] = np.nan
-            out[k] = V
+        used = np.isfinite(T)
+        out = {k: _padded(T.shape, used, s.values[k]) for k in kinds}
         return (out[kind] if isinstance(kind, str) else out), np.asarray(s.status)
 
     def breaks(self, n) -> np.ndarray:
@@ -361,13 +357,19 @@ def _dense(model, subj, kinds, C):
         s = cm.solve(pc, r.times, r.offsets, dense_above=0)
     used = np.isfinite(C)
     status = np.asarray(s.status, dtype=np.int64)
-    out = {}
-    for k in kinds:
-        V = np.full(C.shape, -np.inf)
-        V[used] = s.values[:, cm.output_names.index(k)]
-        V[status != 0] = np.nan
-        out[k] = V
+    out = {k: _padded(C.shape, used, s.values[:, cm.output_names.index(k)], status != 0)
+           for k in kinds}
     return out, status
+
+
+def _padded(shape, used, flat, failed=None):
+    """Values on padded times: ``flat`` (a ragged solve's values, row by row) in the
+    ``used`` cells, -inf in the padding, the rows ``failed`` (bool (n,)) NaN."""
+    V = np.full(shape, -np.inf)
+    V[used] = flat
+    if failed is not None:
+        V[failed] = np.nan
+    return V
 
 
 def _dense_solve(model, subj, kinds, T, window):
