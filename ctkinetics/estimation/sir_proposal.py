@@ -133,14 +133,15 @@ class Proposal:
         (m × k), on the Yeo–Johnson scale if ``transform``; None if their covariance is
         singular."""
         R = np.asarray(resamples, float)
-        prop = cls.normal(R.mean(axis=0), np.cov(R, rowvar=False), cap)
         c, s = np.median(R, axis=0), R.std(axis=0, ddof=1)
         if transform and np.all(s > 0):
             lam = np.array([fit_lambda((R[:, j] - c[j]) / s[j]) for j in range(R.shape[1])])
-            t = cls(prop.mean, prop.cov, c, s, lam)
-            z = t.forward(R)[0]
-            mean = t.inverse(z.mean(axis=0)[None, :])[0]
+            scale = cls(c, np.eye(c.size), c, s, lam)      # the transformation alone
+            z = scale.forward(R)[0]
+            mean = scale.inverse(z.mean(axis=0)[None, :])[0]
             prop = cls(mean, cap_correlation(np.cov(z, rowvar=False), cap), c, s, lam)
+        else:
+            prop = cls.normal(R.mean(axis=0), np.cov(R, rowvar=False), cap)
         try:
             np.linalg.cholesky(prop.cov)
         except np.linalg.LinAlgError:
