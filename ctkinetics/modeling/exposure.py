@@ -630,6 +630,11 @@ def _panels(rates, width, rule="ode", fewest=None):
     return np.clip(p, least if fewest is None else fewest, 400).astype(int)
 
 
+def _inside(cuts, a, b):
+    """(n, K) the cuts (K, n) strictly inside the window (a, b), +inf for the others."""
+    return np.where(np.isfinite(cuts) & (cuts > a) & (cuts < b), cuts, np.inf).T
+
+
 def _uniform_panels(rates, a, b, sw, rule):
     """(lo, hi) (n, P) of panels: ``p`` equal panels over [a, b] (:func:`_panels` of the
     subject's steepest log-slope ``rates`` (n,)), each also split at the cuts ``sw`` (K, n)
@@ -638,7 +643,7 @@ def _uniform_panels(rates, a, b, sw, rule):
     P = int(p.max())
     j = np.arange(P + 1)[None, :]
     base = np.where(j <= p[:, None], a + (b - a) * j / p[:, None], np.inf)
-    cuts = np.where(np.isfinite(sw) & (sw > a) & (sw < b), sw, np.inf).T     # (n, nsw)
+    cuts = _inside(sw, a, b)                                                 # (n, nsw)
     edges = np.sort(np.concatenate([base, cuts], axis=1), axis=1)
     return edges[:, :-1], edges[:, 1:]
 
@@ -655,7 +660,7 @@ def _phase_panels(rates, a, b, sw, rule):
     fewest panels (:data:`_GL_PANELS`: panels at most 7 days wide in 0-28), as a one-phase
     curve does."""
     n = rates.shape[0]
-    inside = np.where(np.isfinite(sw) & (sw > a) & (sw < b), sw, np.inf).T  # (n, K)
+    inside = _inside(sw, a, b)                                              # (n, K)
     ends = np.sort(np.concatenate([np.full((n, 1), a), inside, np.full((n, 1), b)], axis=1), axis=1)
     ends = np.where(np.isfinite(ends), ends, b)          # phases after b: empty (lo = hi = b)
     lo_s, hi_s = ends[:, :-1], ends[:, 1:]                # (n, S)
@@ -726,6 +731,6 @@ def _log_slopes(T, V, a, b, cuts=None):
         r = np.where(inside, r, 0.0)
     if cuts is None:
         return np.max(r, axis=1)
-    c = np.where(np.isfinite(cuts) & (cuts > a) & (cuts < b), cuts, np.inf).T   # (n, K)
+    c = _inside(cuts, a, b)                                                     # (n, K)
     phase = np.sum(c[:, None, :] <= T[:, :-1, None], axis=2)                   # (n, m-1)
     return np.stack([np.max(np.where(phase == j, r, 0.0), axis=1) for j in range(c.shape[1] + 1)], axis=1)
