@@ -9,7 +9,9 @@ Model: onecpt_oral (= SSfol), random effects on ka and CL, additive error, FOCE-
 - SIR: PsN's default schedule (1000/200, 1000/400, 1000/500, 2000/1000, 2000/1000) against
   the quantiles of the same target (exp(−OFV/2), flat prior on the estimation vector) by
   importance sampling in R with R's own FOCE-I objective (5,000 draws:
-  tests/data/theoph_sir.R).
+  tests/data/theoph_sir.R). Rows "SIR vs R importance sampling": the reported limits (the
+  quantiles of the last iteration's importance-weighted proposals); rows "SIR resamples (PsN)
+  vs R IS": the quantiles of the resamples, PsN's limits.
 
 - ``--importance N``: the same target by importance sampling with this project's objective
   (N draws from N(x̂, 1.5² Cov), as R's script does): rows "ours IS vs R IS" tell whether the
@@ -18,7 +20,9 @@ Model: onecpt_oral (= SSfol), random effects on ka and CL, additive error, FOCE-
   from the exact quantiles of the target it samples.
 
 Monte-Carlo SE of a limit: SD of the quantile over 400 resamples (with replacement) of the
-replicate values (ours and R's separately; for R's importance sampling, ours × sqrt(m/ESS)).
+replicate values (ours and R's separately; for R's importance sampling, ours × sqrt(m/ESS));
+of a weighted limit (SIR's, importance sampling's): SD of the quantile over 400 weighted
+resamples of the effective sample size.
 ``z`` = difference / combined SE (the BCa limits use the percentile limits' SE, an
 approximation); |z| < 2 is agreement within Monte-Carlo error.
 
@@ -80,25 +84,41 @@ def weighted_quantile(v, w, p):
     return float(v[o][np.searchsorted(np.cumsum(w[o]), p)])
 
 
-def importance_rows(imp, sir_est, rng, n=400):
+def mc_se_weighted(v, w, p, rng, n=400):
+    """MC SE of the p-quantile of ln(v) under normalised weights w: SD of the quantile over
+    ``n`` weighted resamples (with replacement) of the effective sample size."""
+    ess = int(1.0 / np.sum(w**2))
+    return float(np.std([np.quantile(np.log(rng.choice(v, ess, p=w)), p) for _ in range(n)],
+                        ddof=1))
+
+
+def sir_weighted(s):
+    """{parameter: (values, normalised weights)} of SIR's last weighted proposals."""
+    out = {}
+    for name, g in s.weighted.groupby("parameter", sort=False):
+        w = g["probability"].to_numpy(float)
+        out[name] = (g["estimate"].to_numpy(float), w / w.sum())
+    return out
+
+
+def importance_rows(imp, sir_res, rng, n=400):
     """Rows 'ours IS vs R IS' and 'SIR vs ours IS' (MC SE of an IS limit: SD of the quantile
     over ``n`` weighted resamples of the ESS size)."""
     nat, w = imp
-    ess = int(1.0 / np.sum(w**2))
     r_sir = pd.read_csv(DATA / "theoph_sir_r_ci.csv").set_index("parameter")
+    si, sw = sir_res.intervals.set_index("parameter"), sir_weighted(sir_res)
     rows = []
     for ours_name, r_name in NAMES.items():
         v = nat[ours_name].to_numpy(float)
         for lim, p, col in (("low", 0.025, "q025"), ("high", 0.975, "q975")):
             q = weighted_quantile(v, w, p)
-            se_is = float(np.std([np.quantile(np.log(rng.choice(v, ess, p=w)), p)
-                                  for _ in range(n)], ddof=1))
+            se_is = mc_se_weighted(v, w, p, rng, n)
             r = r_sir.loc[r_name, col]
             rows.append(dict(method="ours IS vs R IS", parameter=ours_name, limit=lim, ours=q,
                              r=r, ln_diff=np.log(q / r), mc_se_ln=se_is * np.sqrt(2),
                              z=np.log(q / r) / (se_is * np.sqrt(2))))
-            mine = float(np.quantile(sir_est[ours_name], p))
-            se = np.hypot(se_is, mc_se(sir_est[ours_name], p, rng))
+            mine = float(si.loc[ours_name, f"sir_{lim}"])
+            se = np.hypot(se_is, mc_se_weighted(*sw[ours_name], p, rng, n))
             rows.append(dict(method="SIR vs ours IS", parameter=ours_name, limit=lim,
                              ours=mine, r=q, ln_diff=np.log(mine / q), mc_se_ln=se,
                              z=np.log(mine / q) / se))
@@ -166,16 +186,25 @@ def main(argv=None):
         est = s.estimates.pivot(index="sample", columns="parameter", values="estimate")
         si = s.intervals.set_index("parameter")
         ess = float(r_sir["ess"].iloc[0])
+        sw = sir_weighted(s)
+        ess_sir = float(s.iterations["effective_sample_size"].iloc[-1])
         for ours_name, r_name in NAMES.items():
             for lim, p, col in (("low", 0.025, "q025"), ("high", 0.975, "q975")):
+                # the reported limits: quantiles of the last iteration's weighted proposals
+                # (R's MC SE: ours scaled by the ratio of the effective sample sizes)
                 mine, theirs = si.loc[ours_name, f"sir_{lim}"], r_sir.loc[r_name, col]
-                se1 = mc_se(est[ours_name], p, rng)
-                se = se1 * np.sqrt(1 + len(est) / ess)
+                se = mc_se_weighted(*sw[ours_name], p, rng) * np.sqrt(1 + ess_sir / ess)
                 rows.append(dict(method="SIR vs R importance sampling", parameter=ours_name,
                                  limit=lim, ours=mine, r=theirs, ln_diff=np.log(mine / theirs),
                                  mc_se_ln=se, z=np.log(mine / theirs) / se))
+                # PsN's limits: the quantiles of the resamples
+                mine = si.loc[ours_name, f"resample_{lim}"]
+                se = mc_se(est[ours_name], p, rng) * np.sqrt(1 + len(est) / ess)
+                rows.append(dict(method="SIR resamples (PsN) vs R IS", parameter=ours_name,
+                                 limit=lim, ours=mine, r=theirs, ln_diff=np.log(mine / theirs),
+                                 mc_se_ln=se, z=np.log(mine / theirs) / se))
         if imp is not None:
-            rows += importance_rows(imp, est, rng)
+            rows += importance_rows(imp, s, rng)
         it = s.iterations.iloc[-1]
         lines.append(f"# SIR: last ESS {it['effective_sample_size']:.0f}, mean dOFV of the "
                      f"resamples {it['mean_dofv_resamples']:.2f} (df {int(it['df'])}), flags "

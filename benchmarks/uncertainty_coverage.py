@@ -9,8 +9,11 @@ M3; FOCE-I started away from the truth). For each study and each typical value �
   covering, and is also reported apart: ``se_missing``);
 - bootstrap: the percentile interval of ``--replicates`` case-resampling replicates (failed
   and not converged replicates left out, those with an estimate at a bound kept);
-- SIR: the 2.5–97.5 % quantiles of the last resamples of ``--sir-samples`` /
-  ``--sir-resamples`` (proposal: the covariance step, or SE 0.3 without one).
+- SIR: the 2.5–97.5 % limits SIR reports with ``--sir-samples`` / ``--sir-resamples``
+  (proposal: the covariance step, or SE 0.3 without one): the quantiles of the last
+  iteration's importance-weighted proposals (method ``sir``), and PsN's quantiles of its
+  resamples (method ``sir_resamples``; rows written before the weighted limits existed, with
+  method ``sir``, are these: same seeds, same resamples).
 
 Rows (study, n, method, parameter, low, high, covered, ...) are appended to OUT.csv study by
 study, the table to OUT.txt; ``--from-csv`` tabulates an earlier (possibly stopped) run.
@@ -18,7 +21,8 @@ Replicates and SIR objective values run on one local Dask cluster of ``--workers
 
     python benchmarks/uncertainty_coverage.py [--studies 50] [--replicates 100]
         [--sir-samples 1000,1000,1000] [--sir-resamples 200,400,500] [--workers 2]
-        [--max-minutes 600] [--first-study 0] [--out benchmarks/results/uncertainty_coverage]
+        [--max-minutes 600] [--first-study 0] [--methods wald,bootstrap,sir]
+        [--out benchmarks/results/uncertainty_coverage]
 """
 from __future__ import annotations
 
@@ -50,10 +54,8 @@ def tabulate(d: pd.DataFrame) -> pd.DataFrame:
 def one_study(s, n, seed, a, executor):
     from popfit_recovery import INIT, TIMES
 
-    from ctkinetics.estimation.bootstrap import bootstrap
     from ctkinetics.estimation.population import fit_population
     from ctkinetics.estimation.population.simulate import simulate_study
-    from ctkinetics.estimation.sir import sir
     from ctkinetics.modeling import load_model
 
     m = load_model("stein2019")
@@ -62,11 +64,23 @@ def one_study(s, n, seed, a, executor):
     res = fit_population(ds, m, init=INIT)
     t = res.parameters.set_index("parameter")
     rows = []
-    for p in m.param_names:
+    methods = a.methods.split(",")
+    for p in m.param_names if "wald" in methods else ():
         lo, hi = t.loc[p, "ci_low"], t.loc[p, "ci_high"]
         ok = bool(np.isfinite(lo) and np.isfinite(hi))
         rows.append((s, n, "wald", p, truth[p], lo, hi, ok and lo <= truth[p] <= hi, ok,
                      "" if ok else "no SE"))
+    if "bootstrap" in methods:
+        rows += _bootstrap_rows(s, n, seed, a, executor, ds, m, res, truth)
+    if "sir" in methods:
+        rows += _sir_rows(s, n, seed, a, executor, ds, m, res, truth)
+    return rows
+
+
+def _bootstrap_rows(s, n, seed, a, executor, ds, m, res, truth):
+    from ctkinetics.estimation.bootstrap import bootstrap
+
+    rows = []
     b = bootstrap(ds, m, a.replicates, seed=seed, original=res, bca=False, executor=executor)
     bi = b.intervals.set_index("parameter")
     note = (f"used {b.shares['n_used']}/{a.replicates}; failed {b.shares['failed_pct']:.0f} %, "
@@ -77,16 +91,25 @@ def one_study(s, n, seed, a, executor):
         ok = bool(np.isfinite(lo) and np.isfinite(hi))
         rows.append((s, n, "bootstrap", p, truth[p], lo, hi, ok and lo <= truth[p] <= hi, ok,
                      note))
+    return rows
+
+
+def _sir_rows(s, n, seed, a, executor, ds, m, res, truth):
+    from ctkinetics.estimation.sir import sir
+
+    rows = []
     samples = [int(v) for v in a.sir_samples.split(",")]
     resamples = [int(v) for v in a.sir_resamples.split(",")]
     r = sir(ds, m, res, samples=samples, resamples=resamples, seed=seed, executor=executor)
     si = r.intervals.set_index("parameter")
     note = (f"{r.settings['proposal']}; ESS {r.iterations['effective_sample_size'].iloc[-1]:.0f}"
             f"; flags {';'.join(r.flags)}")
-    for p in m.param_names:
-        lo, hi = si.loc[p, "sir_low"], si.loc[p, "sir_high"]
-        ok = bool(np.isfinite(lo) and np.isfinite(hi))
-        rows.append((s, n, "sir", p, truth[p], lo, hi, ok and lo <= truth[p] <= hi, ok, note))
+    for method, col in (("sir", "sir"), ("sir_resamples", "resample")):
+        for p in m.param_names:
+            lo, hi = si.loc[p, f"{col}_low"], si.loc[p, f"{col}_high"]
+            ok = bool(np.isfinite(lo) and np.isfinite(hi))
+            rows.append((s, n, method, p, truth[p], lo, hi, ok and lo <= truth[p] <= hi, ok,
+                         note))
     return rows
 
 
@@ -99,6 +122,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-minutes", type=float, default=np.inf)
+    ap.add_argument("--methods", default="wald,bootstrap,sir",
+                    help="comma-separated subset of wald,bootstrap,sir")
     ap.add_argument("--first-study", type=int, default=0,
                     help="skip the studies before this one (to continue an earlier run's CSV)")
     ap.add_argument("--out", default=None)

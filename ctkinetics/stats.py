@@ -93,6 +93,32 @@ def quantile(values, q):
     return out if np.ndim(q) else float(out)
 
 
+def weighted_quantile(values, weights, q):
+    """Quantile(s) ``q`` of the distribution putting weight ``weights`` on ``values`` (finite
+    values with finite, non-negative weights; NaN when none or all weights are 0).
+
+    The weighted empirical distribution function is interpolated linearly between the
+    sorted values at the plotting positions (W_i − w_i/2)/W (W_i the cumulative weight up to
+    value i, W the total): Hazen's positions (i − 1/2)/n, R type 5, when the weights are
+    equal. Outside the first and last positions the extreme values are returned.
+
+    >>> weighted_quantile([1.0, 2.0, 3.0, 4.0], [1, 1, 1, 1], 0.5)
+    2.5
+    >>> weighted_quantile([1.0, 2.0, 3.0], [1, 1, 2], 0.75)    # positions 1/8, 3/8, 3/4
+    3.0
+    """
+    x, w = np.asarray(values, float), np.asarray(weights, float)
+    ok = np.isfinite(x) & np.isfinite(w) & (w >= 0)
+    x, w = x[ok], w[ok]
+    if x.size == 0 or w.sum() <= 0:
+        return np.full(np.shape(q), np.nan) if np.ndim(q) else float("nan")
+    o = np.argsort(x, kind="stable")
+    x, w = x[o], w[o]
+    pos = (np.cumsum(w) - 0.5 * w) / w.sum()
+    out = np.interp(q, pos, x)
+    return out if np.ndim(q) else float(out)
+
+
 def _t_cdf(t: float, df: int) -> float:
     """Student t CDF for integer ``df`` (Abramowitz & Stegun 26.7.3 and 26.7.4)."""
     theta = math.atan(t / math.sqrt(df))

@@ -109,3 +109,21 @@ def test_group_codes_number_groups_as_pandas_groupby_does(seed):
         assert np.array_equal(codes, expected)
         dedup = d[keys].drop_duplicates()
         assert np.array_equal(d.index[first_rows(codes)], dedup.index)
+
+
+def test_weighted_quantile_against_numpy_hazen_and_by_hand():
+    from ctkinetics.stats import weighted_quantile
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=37)
+    q = [0.0, 0.025, 0.3, 0.5, 0.975, 1.0]
+    # equal weights: Hazen's plotting positions, numpy's method "hazen" (R type 5)
+    np.testing.assert_allclose(weighted_quantile(x, np.full(37, 2.5), q),
+                               np.quantile(x, q, method="hazen"), rtol=1e-12)
+    # by hand: values 1, 2, 3 with weights 1, 1, 2 sit at positions 1/8, 3/8, 3/4
+    assert weighted_quantile([3.0, 1.0, 2.0], [2, 1, 1], 0.5) == pytest.approx(2 + 1 / 3)
+    assert weighted_quantile([3.0, 1.0, 2.0], [2, 1, 1], 0.9) == 3.0
+    # zero, NaN and infinite weights or values are left out; nothing left -> NaN
+    assert weighted_quantile([1.0, 5.0, np.nan, 9.0], [1, 1, 1, 0], 0.5) == pytest.approx(3.0)
+    assert np.isnan(weighted_quantile([1.0, 2.0], [0, 0], 0.5))
+    assert np.all(np.isnan(weighted_quantile([], [], [0.1, 0.9])))

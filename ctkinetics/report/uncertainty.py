@@ -238,7 +238,9 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
            "with an estimate on a bound included and counted below). SIR (Dosne 2016, PsN's schedule): "
            "proposals from the covariance step, then from normals fitted to each iteration's "
            "resamples on a per-parameter Yeo–Johnson scale, weighted by their likelihood and "
-           "resampled; no Hessian needed.</p>"]
+           "resampled; the limits are the quantiles of the last iteration's weighted "
+           "proposals (the distribution the resamples are drawn from; PsN's quantiles of "
+           "the resamples themselves are in the CSV); no Hessian needed.</p>"]
     rows = p.parameters[["parameter", "kind", "estimate", "ci_low", "ci_high", "unit"]].copy()
     if u.bootstrap is not None:
         b = u.bootstrap.intervals.set_index("parameter")

@@ -35,11 +35,20 @@ UNCERTAINTY_COLUMNS = {
     "subjects": ("participants drawn", "", "participants of the resampled study, in order "
                                            "(';'-separated)"),
     "at_bound": ("at a bound", "", "estimates of the replicate on a bound (';'-separated)"),
-    "sir_median": ("SIR median", "@unit", "median of the final SIR resamples"),
-    "sir_se": ("SIR SE", "@unit", "standard deviation of the final SIR resamples"),
-    "sir_low": ("SIR low", "@unit", "lower limit of the SIR interval (quantile of the "
-                                    "resamples)"),
-    "sir_high": ("SIR high", "@unit", "upper limit of the SIR interval"),
+    "sir_median": ("SIR median", "@unit", "median of the SIR target: the last iteration's "
+                                          "proposals weighted by their importance ratios"),
+    "sir_se": ("SIR SE", "@unit", "standard deviation of the last iteration's proposals "
+                                  "weighted by their importance ratios"),
+    "sir_low": ("SIR low", "@unit", "lower limit of the SIR interval: quantile of the last "
+                                    "iteration's proposals weighted by their importance "
+                                    "ratios (the distribution its resamples are drawn from)"),
+    "sir_high": ("SIR high", "@unit", "upper limit of the SIR interval (as SIR low)"),
+    "resample_low": ("resamples low", "@unit", "lower limit of the quantiles of the last "
+                                               "iteration's resamples (PsN's SIR interval; "
+                                               "narrower when the proposal is narrower than "
+                                               "the target)"),
+    "resample_high": ("resamples high", "@unit", "upper limit of the quantiles of the last "
+                                                 "iteration's resamples (PsN's)"),
     "n_resamples": ("resamples", _1, "SIR resamples of the last iteration"),
     "iteration": ("iteration", _1, "SIR iteration"),
     "resamples": ("resamples", _1, "vectors resampled in the iteration"),

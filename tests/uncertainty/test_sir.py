@@ -69,6 +69,31 @@ def test_sir_recovers_a_known_gaussian_target():
         assert run["iterations"]["mean_dofv_resamples"].iloc[-1] == pytest.approx(3, abs=0.4)
 
 
+def test_sir_intervals_are_the_weighted_quantiles_not_the_narrow_resamples():
+    """A N(0, 1) target, one iteration of 2,000 proposals from N(0, 0.7) and 1,000 resampled
+    without replacement (PsN's ratio of its last iterations): the resamples keep part of the
+    proposal's narrowness (95 % half-width 1.96 − 0.175 on average over 40 runs, SD 0.05
+    per run); the importance-weighted quantiles of the proposals, which the intervals report,
+    are the target's (1.96 − 0.002 ± 0.011 over 40 runs, SD 0.07 per run). 10 runs: mean
+    half-width within 3 SE (0.066) of 1.96 for the weighted limits, at least 0.1 short for
+    the resamples'."""
+    from ctkinetics.stats import quantile, weighted_quantile
+
+    m2ll = lambda X: np.sum(X**2, axis=1)  # noqa: E731
+    bounds = (np.full(1, -1e9), np.full(1, 1e9))
+    weighted, resampled = [], []
+    for s in range(10):
+        run = iterate(m2ll, np.zeros(1), 0.0, 0.7 * np.eye(1), bounds, (2000,), (1000,), seed=s)
+        x, p = run["weighted"]
+        assert x.shape == (2000, 1) and p.sum() == pytest.approx(1.0)
+        lo, hi = weighted_quantile(x[:, 0], p, [0.025, 0.975])
+        weighted.append((hi - lo) / 2)
+        lo, hi = quantile(run["final"][:, 0], [0.025, 0.975])
+        resampled.append((hi - lo) / 2)
+    assert abs(np.mean(weighted) - 1.959964) < 0.066
+    assert np.mean(resampled) < 1.959964 - 0.1
+
+
 def test_sir_recovers_a_known_skewed_target():
     """The uncertainty of a variance estimated from n = 12 values (the −2LL n·ln v + S/v, flat
     prior on x = ln ω, v = ω²): v | data ~ inverse gamma (n/2, S/2) exactly, right-skewed on
@@ -77,6 +102,8 @@ def test_sir_recovers_a_known_skewed_target():
     those of the inverse gamma within 3 SE of the runs' mean; plain normal proposals centred on
     the mode (PsN -no-boxcox) left the 97.5 % limit 13 % short (1.02 vs 1.17, 8 SE here)."""
     from scipy import stats
+
+    from ctkinetics.stats import weighted_quantile
 
     n, S = 12, 12 * 0.43
 
@@ -89,11 +116,15 @@ def test_sir_recovers_a_known_skewed_target():
     bounds = (np.full(2, -10.0), np.full(2, 10.0))
     q = [0.025, 0.5, 0.975]
     truth = stats.invgamma(a=n / 2, scale=S / 2).ppf(q)
-    got = np.array([np.quantile(np.exp(2 * iterate(
-        m2ll, xhat, m2ll(xhat[None])[0], cov, bounds, DEFAULT_SAMPLES, DEFAULT_RESAMPLES,
-        seed=s)["final"][:, 0]), q) for s in range(10)])
-    se = got.std(axis=0, ddof=1) / np.sqrt(len(got))
-    assert np.all(np.abs(got.mean(axis=0) - truth) < 3 * se + 1e-3), (got.mean(axis=0), truth)
+    runs = [iterate(m2ll, xhat, m2ll(xhat[None])[0], cov, bounds, DEFAULT_SAMPLES,
+                    DEFAULT_RESAMPLES, seed=s) for s in range(10)]
+    # the resamples, and the weighted last proposals the intervals are computed from
+    resampled = np.array([np.quantile(np.exp(2 * r["final"][:, 0]), q) for r in runs])
+    weighted = np.array([weighted_quantile(np.exp(2 * r["weighted"][0][:, 0]),
+                                           r["weighted"][1], q) for r in runs])
+    for got in (resampled, weighted):
+        se = got.std(axis=0, ddof=1) / np.sqrt(len(got))
+        assert np.all(np.abs(got.mean(axis=0) - truth) < 3 * se + 1e-3), (got.mean(0), truth)
     # the resamples of the independent normal component stay N(0, 1)
     run = iterate(m2ll, xhat, m2ll(xhat[None])[0], cov, bounds, DEFAULT_SAMPLES,
                   DEFAULT_RESAMPLES, seed=99)
@@ -134,6 +165,8 @@ def test_yeo_johnson_transformation():
 
 
 def test_sir_on_theoph_small_schedule(theoph_fit, tmp_path):
+    from ctkinetics.stats import weighted_quantile
+
     ds, m, res = theoph_fit
     s = sir(ds, m, res, samples=(150,), resamples=(60,), seed=2)
     it = s.iterations.iloc[0]
@@ -146,6 +179,11 @@ def test_sir_on_theoph_small_schedule(theoph_fit, tmp_path):
     assert s.samples["resampled"].sum() == 60 and len(s.estimates) == 60 * 6
     t = s.intervals.set_index("parameter")
     assert np.all(t["sir_low"] < t["estimate"]) and np.all(t["estimate"] < t["sir_high"])
+    # PsN's limits: the quantiles of the resamples written to the estimates table
+    e = s.estimates.pivot(index="sample", columns="parameter", values="estimate")
+    for p in t.index:
+        np.testing.assert_allclose([t.loc[p, "resample_low"], t.loc[p, "resample_high"]],
+                                   np.quantile(e[p], [0.025, 0.975]), rtol=1e-12)
     # spread of ln ka, ln CL, ln sigma against R's importance sampling of the same target
     # (60 resamples: SE of an SD about 10 %)
     r = pd.read_csv(DATA / "theoph_sir_r_ci.csv").set_index("parameter")
@@ -157,8 +195,18 @@ def test_sir_on_theoph_small_schedule(theoph_fit, tmp_path):
     pd.testing.assert_frame_equal(back.intervals, s.intervals, check_dtype=False)
     pd.testing.assert_frame_equal(back.proposals, s.proposals, check_dtype=False)
     assert back.flags == s.flags and back.settings["samples"] == [150]
-    # a folder written before the proposals table existed is still read
+    # the intervals are the weighted quantiles of the last proposals written
+    wt = back.weighted
+    assert len(wt) == 150 * 6 and wt.groupby("sample")["probability"].first().sum() == \
+        pytest.approx(1.0)
+    for p in t.index:
+        v = wt[wt["parameter"] == p]
+        np.testing.assert_allclose(
+            weighted_quantile(v["estimate"], v["probability"], [0.025, 0.975]),
+            [t.loc[p, "sir_low"], t.loc[p, "sir_high"]], rtol=1e-9)
+    # a folder written before the proposals and weighted tables existed is still read
     (tmp_path / "s" / "sir_proposals.csv").unlink()
+    (tmp_path / "s" / "sir_weighted.csv").unlink()
     old = SIRResult.read(tmp_path / "s")
     assert old.proposals.empty and len(old.intervals) == len(s.intervals)
 

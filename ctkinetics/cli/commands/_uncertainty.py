@@ -11,7 +11,7 @@ option                     writes
 --bootstrap N              bootstrap_intervals.csv, bootstrap_replicates.csv,
                            bootstrap_estimates.csv, bootstrap.json
 --sir                      sir_intervals.csv, sir_iterations.csv, sir_samples.csv, sir_dofv.csv,
-                           sir_estimates.csv, sir_proposals.csv, sir.json
+                           sir_estimates.csv, sir_proposals.csv, sir_weighted.csv, sir.json
 --npde [K]                 npde.csv, npde_tests.csv, npde.json
 --pcvpc [R]                pcvpc.csv, pcvpc_observed.csv
 --exposure-ci              exposure_ci.csv, exposure_ci_dose_levels.csv, exposure_ci.json
