@@ -5,7 +5,9 @@ excluded, the BLQ method applied, reasons kept): both start from one
 :class:`ctkinetics.estimation.fitproblem.FitProblem`. Predictions are made once for all
 subjects at the union of their sampling times (the model's ``predict`` is vectorised over
 subjects) and each subject's samples are gathered from that grid; padding carries the
-``EXCLUDED`` mode and so adds 0 to every likelihood.
+``EXCLUDED`` mode and so adds 0 to every likelihood. An ODE model is solved for each subject
+at its own grid times only (:class:`~.structure.PopModel`'s ``needed``): each to its own
+last sample.
 """
 from __future__ import annotations
 

@@ -115,6 +115,11 @@ class PopModel:
         self.floors = [2.0 * np.log(spec.sigmas[c[-1] if len(c) > 1 else c[0]].lower)
                        for c in self.sigma_cols]
         self.covariate_matrix, self.effect_cols = self._covariate_design()
+        # the grid times each subject's samples (and padding) read: an ODE model is solved
+        # to each subject's own last sample (ModelPredictor's ``needed``)
+        self.needed = np.zeros((self.n, len(data.times)), bool)
+        for a in data.analytes:
+            np.put_along_axis(self.needed, a.idx, True, axis=1)
 
     # ---- covariates ---------------------------------------------------------------------
     def _covariate_design(self):
@@ -176,7 +181,8 @@ class PopModel:
         """Predictions per analyte for φ of shape (n, p) or (k, n, p): (…, n, m_k)."""
         lead, nat, params, reps, cov = self._model_inputs(phi)
         with np.errstate(all="ignore"):
-            out = self.predictor.predict(params, self.data.times, cov)
+            out = self.predictor.predict(params, self.data.times, cov,
+                                         needed=np.tile(self.needed, (reps, 1)))
         preds = []
         for a in self.data.analytes:
             full = np.reshape(np.asarray(out[a.kind], float), (reps, self.n, -1))
@@ -196,7 +202,8 @@ class PopModel:
         wrt = [thetas[j].name for j in self.ridx if thetas[j].role == "model"]
         with np.errstate(all="ignore"):
             values, derivs = self.predictor.sensitivities(params, self.data.times, cov,
-                                                          wrt=wrt)
+                                                          wrt=wrt,
+                                                          needed=np.tile(self.needed, (reps, 1)))
         preds, dpreds = [], []
         for a in self.data.analytes:
             full = np.reshape(np.asarray(values[a.kind], float), (rows, -1))
