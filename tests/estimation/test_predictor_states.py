@@ -54,3 +54,40 @@ def test_a_new_qpcr_per_cell_reuses_the_states_and_equals_model_predict(monkeypa
     np.testing.assert_allclose(out["flow"], model.predict(moved, TIMES, covariates=cov,
                                                           observables=["flow"])["flow"],
                                rtol=1e-12, atol=0)
+
+
+def test_rows_solved_at_their_needed_times_only_equal_the_shared_grid():
+    """``needed`` (a population fit: each subject to its own last sample) against the
+    model's own shared-grid solve: a row whose times are the grid's up to its last one
+    takes the integrator's same steps (equal to rounding); a row that skips a middle time
+    agrees within the solver's tolerance (rtol 7e-7 in the model file); cells not needed
+    are NaN; values and sensitivities, with and without a new qpcr_per_cell."""
+    model = modeling.load_model("cart_bcell_sle")
+    pred = ModelPredictor(model, KINDS)
+    params = dict(model.defaults(), fE=np.array([0.002, 0.003, 0.004]),
+                  kexp=np.array([1.8, 2.0, 2.2]), qpcr_per_cell=np.array([50.0, 100.0, 400.0]))
+    cov = {"dose": np.array([3e8, 4.5e8, 6e8])}
+    needed = np.ones((3, TIMES.size), bool)
+    needed[1, 4:] = False                  # ends at day 28
+    needed[2, 2] = False                   # misses day 9, then goes on to day 180
+    out = pred.predict(params, TIMES, cov, needed=needed)
+    ref = model.predict(params, TIMES, covariates=cov, observables=KINDS)
+    values, derivs = pred.sensitivities(params, TIMES, cov, wrt=["fE", "kexp"], needed=needed)
+    ref_v, ref_d = model.sensitivities(params, TIMES, covariates=cov, observables=KINDS,
+                                       wrt=["fE", "kexp"])
+    for k in KINDS:
+        for got in (out[k], values[k]):
+            assert np.all(np.isnan(got[~needed]))
+            np.testing.assert_allclose(got[:2][needed[:2]], ref[k][:2][needed[:2]],
+                                       rtol=1e-13, atol=0)
+            np.testing.assert_allclose(got[2][needed[2]], ref[k][2][needed[2]], rtol=1e-5,
+                                       atol=0)
+        np.testing.assert_allclose(derivs[k][:2][needed[:2]], ref_d[k][:2][needed[:2]],
+                                   rtol=1e-13, atol=0)
+        np.testing.assert_allclose(derivs[k][2][needed[2]], ref_d[k][2][needed[2]],
+                                   rtol=1e-4, atol=1e-12 * np.abs(ref_d[k]).max())
+    # the reused states of a new observation-only parameter keep the mask
+    other = dict(params, qpcr_per_cell=np.array([100.0, 100.0, 100.0]))
+    again = pred.predict(other, TIMES, cov, needed=needed)
+    np.testing.assert_allclose(again["qpcr"][needed], (out["qpcr"] * np.array(
+        [2.0, 1.0, 0.25])[:, None])[needed], rtol=1e-12)
