@@ -66,6 +66,10 @@ class FoceObjective:
         # individual parameters φ of the modes accepted so far: screened at every later x
         # so that a basin once found is not lost (keeps F a function of x, not of the path)
         self.library, self.library_size = [], library_size
+        # the last deterministic evaluation (no random starts): an identical call (same x,
+        # warm start, tolerance, search and library) returns it instead of searching again
+        # — the SAEM path evaluates its estimates twice at tol 1e-9 before the Hessian
+        self._last = None
 
     def _extra(self, theta, beta):
         if not self.library:
@@ -74,6 +78,22 @@ class FoceObjective:
         return np.stack(self.library) - mu
 
     def terms(self, x, eta0=None, tol=None, explore=False, search=True):
+        """Per-subject −2·ln L_i at ``x`` and the EBEs (:func:`.inner.foce_terms`), the
+        local searches warm-started at ``eta0`` (default: the last accepted modes)."""
+        x = np.asarray(x, float)
+        key = None
+        if not (explore and self.explore_starts):
+            warm = self.eta if eta0 is None else np.asarray(eta0, float)
+            key = (x.tobytes(), warm.tobytes(), tol or self.tol, bool(search),
+                   len(self.library), self.library[-1].tobytes() if self.library else b"")
+            if self._last is not None and self._last[0] == key:
+                return self._last[1]
+        out = self._terms(x, eta0, tol, explore, search)
+        if key is not None:
+            self._last = (key, out)
+        return out
+
+    def _terms(self, x, eta0, tol, explore, search):
         theta, beta, omega, sigma = self.spec.split(x)
         self.evaluations += 1
         try:
@@ -200,5 +220,5 @@ def hessian(obj: FoceObjective, x, step=2e-2, tol=1e-9):
             cols.append(foce_gradient(obj.pm, xj, e.eta))
         else:
             H[:, j] = (cols[0] - cols[1]) / (2 * step)
-    obj(x, update=True, tol=tol)
+    # obj.terms leaves the warm start alone: obj is still at the modes of x
     return 0.5 * (H + H.T)
