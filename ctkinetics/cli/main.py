@@ -64,8 +64,11 @@ def _one_blas_thread() -> None:
 
 
 def main(argv=None) -> int:
+    from ctkinetics.cli.startup import imports_without_gc
+
     _one_blas_thread()
-    parser = build_parser()
+    with imports_without_gc():   # the command modules (and numpy): see ctkinetics.cli.startup
+        parser = build_parser()
     args = parser.parse_args(argv)
     args._argv = list(sys.argv[1:] if argv is None else argv)  # the command line, for manifests
     if not getattr(args, "_run", None):

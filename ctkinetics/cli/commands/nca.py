@@ -84,10 +84,16 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    import numpy as np
+    from ctkinetics.cli.startup import imports_without_gc
 
-    from ctkinetics.nca import NCAOptions, nca
-    from ctkinetics.nca.intervals import default_intervals, normalise_intervals
+    with imports_without_gc():
+        import numpy as np
+
+        import ctkinetics.data.study_schema  # noqa: F401 - pydantic and the study.toml schema, used by load_from_args
+        from ctkinetics.cli.commands._output import command_line
+        from ctkinetics.nca import NCAOptions, nca
+        from ctkinetics.nca.intervals import default_intervals, normalise_intervals
+        from ctkinetics.outputs import OutputFolder
 
     options = NCAOptions(
         auc_method=args.auc_method,
@@ -101,9 +107,6 @@ def run(args) -> int:
     )
     auc_intervals = [_interval(s) for s in args.interval] if args.interval else [(0.0, 28.0), (0.0, 84.0)]
     intervals = normalise_intervals(default_intervals(options.auc_type, auc_intervals), options.auc_type)
-
-    from ctkinetics.cli.commands._output import command_line
-    from ctkinetics.outputs import OutputFolder
 
     out = OutputFolder(args.out, inputs=[args.study, args.study_toml], command=command_line(args))
     ds = load_from_args(args)
