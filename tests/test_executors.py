@@ -69,22 +69,32 @@ def _threads_env():
     return os.environ.get("CTK_THREADS"), default_threads()
 
 
-def _malloc_trim():
+def _worker_settings():
     import os
 
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    import dask
+
+    return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            {k: dask.config.get(k) for k in ex.QUIET_MONITORING})
 
 
-def test_local_workers_allocate_without_dasks_malloc_trim():
+def test_local_workers_allocate_without_dasks_malloc_trim_and_monitor_quietly():
     """Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 before spawning a worker: glibc then
     unmaps freed memory at every free above 64 KiB and a batch of virtual trials cost ~40 %
     more CPU in a worker than in the process (benchmarks/bench_trialsim.py). Our local
-    workers start without it."""
+    workers start without it, and with Dask's periodic book-keeping slowed down (the
+    profiler off: it is not the default, so the workers got our configuration)."""
     pytest.importorskip("distributed")
+    import dask
+
+    assert dask.config.get("distributed.worker.profile.enabled") is True   # Dask's default
     got = []
     with ex.LocalDaskExecutor(workers=1).connect() as s:
-        s.run(_malloc_trim, (), [()], got.append)
-    assert got == [None]
+        s.run(_worker_settings, (), [()], got.append)
+    assert got == [(None, {"distributed.admin.tick.interval": "1s",
+                           "distributed.admin.system-monitor.interval": "5s",
+                           "distributed.worker.profile.enabled": False})]
+    assert dask.config.get("distributed.worker.profile.enabled") is True   # this process: as it was
 
 
 def test_local_workers_run_the_engine_on_one_thread():
