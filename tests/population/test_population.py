@@ -187,3 +187,33 @@ def test_ctk_popfit_summary_names_its_flags(tmp_path, capsys):
     assert any(x.strip().startswith("shrinkage>30% (omega2_ke 99") for x in out)
     fit = json.loads((tmp_path / "p" / "fit.json").read_text())
     assert fit["diagnostics"]["flags"] == ["at_bound", "shrinkage>30%"]
+
+
+def test_subjects_taken_alone_equal_their_rows_of_the_stack():
+    """PopModel.take (what an EBE iteration predicts once some subjects have stopped):
+    Theoph's subjects 4, 1 and 8 alone predict and score as their rows of all 12, and the
+    EBE search of all 12 at once — where subjects stop at different iterations and only the
+    others are predicted again — ends at each subject's own mode, searched alone."""
+    from ctkinetics.estimation.population.inner import ebe
+
+    err = get_error_model("additive")
+    data = build_data(theoph(), onecpt_model(), err, get_blq_method("M3"))
+    spec, x0 = make_spec(data, onecpt_model(), ["ka", "CL"], ())
+    pm = PopModel(onecpt_model(), data, spec, err)
+    theta, beta, omega, sigma = spec.split(x0)
+    phi_pop = pm.phi_pop(theta, beta)
+    eta = np.random.default_rng(3).normal(0, 0.3, (pm.n, spec.q))
+    rows = np.array([3, 0, 7])
+    sub = pm.take(rows)
+    assert sub.data.subjects == tuple(data.subjects[i] for i in rows)
+    full = pm.predict(pm.with_eta(phi_pop, eta))
+    part = sub.predict(sub.with_eta(phi_pop[rows], eta[rows]))
+    np.testing.assert_allclose(part[0], full[0][rows], rtol=1e-14)
+    np.testing.assert_allclose(sub.data_m2ll(sub.with_eta(phi_pop[rows], eta[rows]), sigma),
+                               pm.data_m2ll(pm.with_eta(phi_pop, eta), sigma)[rows], rtol=1e-14)
+    together = ebe(pm, phi_pop, omega, sigma, eta, tol=1e-10)
+    assert together.converged.all()
+    for i in rows:
+        alone = ebe(pm.take([i]), phi_pop[[i]], omega, sigma, eta[[i]], tol=1e-10)
+        np.testing.assert_allclose(alone.eta[0], together.eta[i], rtol=0, atol=1e-8)
+        assert alone.h[0] == pytest.approx(together.h[i], rel=1e-12)

@@ -11,7 +11,7 @@ last sample.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,19 @@ class PopData:
     @property
     def n_censored(self):
         return int(sum(np.count_nonzero(a.mode == 2) for a in self.analytes))
+
+    def take(self, rows) -> "PopData":
+        """The subjects ``rows`` (indices, in that order) on the same time grid."""
+        rows = np.asarray(rows, int)
+        analytes = tuple(replace(a, idx=a.idx[rows], y=a.y[rows], mode=a.mode[rows],
+                                 time=a.time[rows], lloq=a.lloq[rows], rows=a.rows[rows])
+                         for a in self.analytes)
+        return replace(self, subjects=tuple(self.subjects[i] for i in rows), analytes=analytes,
+                       model_covariates={k: np.asarray(v)[rows]
+                                         for k, v in self.model_covariates.items()},
+                       subject_table=self.subject_table.iloc[rows].reset_index(drop=True),
+                       records=tuple(self.records[i] for i in rows),
+                       events=None if self.events is None else self.events.take(rows))
 
 
 def build_data(dataset, model, error: ErrorModel, blq: BLQMethod, analytes=None,

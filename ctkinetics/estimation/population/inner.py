@@ -94,7 +94,9 @@ def ebe(pm, phi_pop, omega, sigma, eta0=None, max_iter=100, tol=1e-7) -> EBE:
     """Conditional modes of η for all subjects (see module docstring).
 
     The derivatives are computed at each trial point in the same stacked prediction that
-    evaluates it, so an accepted step (the usual case for Newton) costs one model call.
+    evaluates it, so an accepted step (the usual case for Newton) costs one model call, of
+    the subjects still searching only (:meth:`.structure.PopModel.take`: in the covariance
+    step's searches of the sample SLE cohort, 1,488 of 2,736 subject predictions).
     """
     n, q = pm.n, pm.spec.q
     omega_inv = np.linalg.inv(omega)
@@ -106,6 +108,24 @@ def ebe(pm, phi_pop, omega, sigma, eta0=None, max_iter=100, tol=1e-7) -> EBE:
     def evaluate(e):
         J, r, H, d = _derivatives(pm, phi_pop, e, sigma)
         return (J, r, H, d), d + np.einsum("ni,ij,nj->n", e, omega_inv, e)
+
+    def evaluate_active(e, active, der, h):
+        """evaluate(e) for the subjects still searching; the others keep ``der`` and ``h``
+        (their step is 0 and never accepted: predicting them again changed nothing)."""
+        rows = np.flatnonzero(active)
+        if rows.size == n:
+            return evaluate(e)
+        if rows.size == 0:
+            return der, h
+        J, r, H, d = _derivatives(pm.take(rows), phi_pop[rows], e[rows], sigma)
+        new = []
+        for old, part in zip(der, (J, r, H, d)):
+            full = old.copy()
+            full[rows] = part
+            new.append(full)
+        h_new = h.copy()
+        h_new[rows] = d + np.einsum("ni,ij,nj->n", e[rows], omega_inv, e[rows])
+        return tuple(new), h_new
 
     der, h = evaluate(eta)
     bad = ~np.isfinite(h)
@@ -129,7 +149,7 @@ def ebe(pm, phi_pop, omega, sigma, eta0=None, max_iter=100, tol=1e-7) -> EBE:
                                 g[..., None])[..., 0]
         step = np.where(active[:, None], step, 0.0)
         trial = eta + step
-        der_new, h_new = evaluate(trial)
+        der_new, h_new = evaluate_active(trial, active, der, h)
         better = active & np.isfinite(h_new) & (h_new <= h + 1e-12 * np.abs(h))
         small = np.max(np.abs(step), axis=1) < tol
         # a step below tol ends a subject whether or not it lowered h: at the mode the

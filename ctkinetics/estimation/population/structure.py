@@ -8,6 +8,8 @@ predictions and per-subject −2·log-likelihood of the data given the parameter
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ctkinetics.errors import SettingsError
@@ -120,6 +122,19 @@ class PopModel:
         self.needed = np.zeros((self.n, len(data.times)), bool)
         for a in data.analytes:
             np.put_along_axis(self.needed, a.idx, True, axis=1)
+
+    def take(self, rows) -> "PopModel":
+        """The model of the subjects ``rows`` only (same spec, error model, predictor and
+        covariate references): what an EBE iteration predicts once some subjects have
+        converged. Each subject's predictions and likelihood terms are its own, so they
+        equal the full stack's rows."""
+        rows = np.asarray(rows, int)
+        sub = copy.copy(self)
+        sub.data = self.data.take(rows)
+        sub.n = len(rows)
+        sub.needed = self.needed[rows]
+        sub.covariate_matrix = self.covariate_matrix[rows]
+        return sub
 
     # ---- covariates ---------------------------------------------------------------------
     def _covariate_design(self):
