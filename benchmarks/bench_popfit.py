@@ -4,13 +4,18 @@ study with BLQ (M3). Prints a table; times are wall-clock on a shared machine (n
 
     python benchmarks/bench_popfit.py [--stein-subjects 100] [--skip-stein]
     python benchmarks/bench_popfit.py --sle-cohort     # issue 12's commands, wall and CPU
+    python benchmarks/bench_popfit.py --sle-cohort --commands saem --repeats 2
 
 ``--sle-cohort`` times the commands of issue 12 on ``data/sample/sle_cohort`` (12
 participants, qPCR + flow + B cells) with ``cart_bcell_sle``: ``ctk fit`` (the model's
 default estimated set; targets <= 30 s and fewer than half flagged non-identifiable) and
 ``ctk popfit --method saem`` (target <= 60 s) and ``--method focei``, each in a fresh
 process: wall seconds and the CPU seconds of that process (user + system, from
-``os.wait4``), which on a loaded machine say more than the wall time.
+``os.wait4``), which on a loaded machine say more than the wall time. ``--commands``
+picks some of ``fit,saem,focei``; ``--repeats`` runs each that many times. The commands
+run the ``ctkinetics`` that ``python -c 'import ctkinetics'`` finds from here (set
+``PYTHONPATH`` to an exported older tree to time a before/after pair in one session); the
+header names it and its git commit.
 """
 from __future__ import annotations
 
@@ -38,7 +43,19 @@ def _timed(cmd):
     return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, proc.returncode, out
 
 
-def sle_cohort():
+def _tree():
+    """'path (commit)' of the ctkinetics the commands import."""
+    import subprocess
+
+    path = subprocess.run([sys.executable, "-c", "import ctkinetics, os; "
+                           "print(os.path.dirname(os.path.dirname(ctkinetics.__file__)))"],
+                          capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(["git", "-C", path, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip()
+    return f"{path} ({head or 'not a git tree'})"
+
+
+def sle_cohort(commands=("fit", "saem", "focei"), repeats=1):
     """Issue 12's ctk fit / ctk popfit on the sample SLE cohort (see the module)."""
     import json
     import os
@@ -48,31 +65,38 @@ def sle_cohort():
 
     study = ROOT / "data" / "sample" / "sle_cohort"
     ctk = [sys.executable, "-m", "ctkinetics.cli.main"]
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"ctkinetics {_tree()}; load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores")
     print("| command | wall s | CPU s | exit | result |\n|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "fit"
-        wall, cpu, rc, _ = _timed(ctk + ["fit", str(study), "--model", "cart_bcell_sle",
-                                         "--out", str(out), "--allow-failures"])
-        f = pd.read_csv(out / "fits.csv") if (out / "fits.csv").is_file() else None
-        what = "no fits.csv" if f is None else (
-            f"{len(f)} fits, {int(f['success'].sum())} converged, "
-            f"{int(f['flags'].fillna('').str.contains('non_identifiable').sum())} flagged "
-            f"non_identifiable, -2LL sum {f['ofv'].sum():.2f}")
-        print(f"| ctk fit --model cart_bcell_sle | {wall:.1f} | {cpu:.1f} | {rc} | {what} |")
-        for method in ("saem", "focei"):
-            out = Path(tmp) / method
-            wall, cpu, rc, _ = _timed(ctk + ["popfit", str(study), "--model", "cart_bcell_sle",
-                                             "--method", method, "--out", str(out),
-                                             "--allow-failures"])
-            js = out / "fit.json"
-            what = "no fit.json"
-            if js.is_file():
-                d = json.loads(js.read_text())
-                what = (f"-2LL {d.get('ofv', float('nan')):.2f}, converged "
-                        f"{d.get('converged')}, flags "
-                        f"{', '.join((d.get('diagnostics') or {}).get('flags', [])) or '-'}")
-            print(f"| ctk popfit --method {method} | {wall:.1f} | {cpu:.1f} | {rc} | {what} |")
+        for _ in range(int(repeats)):
+            if "fit" in commands:
+                out = Path(tmp) / "fit"
+                wall, cpu, rc, _ = _timed(ctk + ["fit", str(study), "--model", "cart_bcell_sle",
+                                                 "--out", str(out), "--allow-failures"])
+                f = pd.read_csv(out / "fits.csv") if (out / "fits.csv").is_file() else None
+                what = "no fits.csv" if f is None else (
+                    f"{len(f)} fits, {int(f['success'].sum())} converged, "
+                    f"{int(f['flags'].fillna('').str.contains('non_identifiable').sum())} "
+                    f"flagged non_identifiable, -2LL sum {f['ofv'].sum():.2f}")
+                print(f"| ctk fit --model cart_bcell_sle | {wall:.1f} | {cpu:.1f} | {rc} | "
+                      f"{what} |", flush=True)
+            for method in ("saem", "focei"):
+                if method not in commands:
+                    continue
+                out = Path(tmp) / method
+                wall, cpu, rc, _ = _timed(ctk + ["popfit", str(study), "--model",
+                                                 "cart_bcell_sle", "--method", method,
+                                                 "--out", str(out), "--allow-failures"])
+                js = out / "fit.json"
+                what = "no fit.json"
+                if js.is_file():
+                    d = json.loads(js.read_text())
+                    what = (f"-2LL {d.get('ofv', float('nan')):.4f}, converged "
+                            f"{d.get('converged')}, flags "
+                            f"{', '.join((d.get('diagnostics') or {}).get('flags', [])) or '-'}")
+                print(f"| ctk popfit --method {method} | {wall:.1f} | {cpu:.1f} | {rc} | "
+                      f"{what} | load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def main(argv=None):
@@ -82,9 +106,12 @@ def main(argv=None):
     ap.add_argument("--methods", default="focei,saem")
     ap.add_argument("--sle-cohort", action="store_true",
                     help="only issue 12's ctk fit / popfit commands on the sample SLE cohort")
+    ap.add_argument("--commands", default="fit,saem,focei",
+                    help="with --sle-cohort: which of fit,saem,focei to time")
+    ap.add_argument("--repeats", type=int, default=1, help="with --sle-cohort: runs of each")
     a = ap.parse_args(argv)
     if a.sle_cohort:
-        sle_cohort()
+        sle_cohort(tuple(a.commands.split(",")), a.repeats)
         return
     from ctkinetics.estimation.population import fit_population
     from ctkinetics.estimation.population.simulate import simulate_study
