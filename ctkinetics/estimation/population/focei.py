@@ -205,6 +205,12 @@ def hessian(obj: FoceObjective, x, step=2e-2, tol=1e-9):
     x = np.asarray(x, float)
     obj(x, update=True, tol=tol)
     eta_x = obj.eta.copy()
+    pm, spec = obj.pm, obj.spec
+    # the searches at x ± step·e_j start from the modes predicted to first order,
+    # φ̂ ± step·dφ̂/dx_j (implicit function theorem, from the gradient at x): the same
+    # local modes (to the search's tolerance) in fewer Newton iterations
+    slopes = foce_gradient(pm, x, eta_x, mode_slopes=True)[1]
+    phi_x = pm.phi_pop(*spec.split(x)[:2])[:, spec.random_index] + eta_x
     p = x.size
     H = np.zeros((p, p))
     for j in range(p):
@@ -212,8 +218,14 @@ def hessian(obj: FoceObjective, x, step=2e-2, tol=1e-9):
         for sgn in (1.0, -1.0):
             xj = x.copy()
             xj[j] += sgn * step
+            mu_j = pm.phi_pop(*spec.split(xj)[:2])[:, spec.random_index]
+            shift = sgn * step * slopes[:, :, j]
+            # a predicted move beyond 0.1 on the estimation scale is not first-order small:
+            # that subject starts at its mode at x
+            shift[np.max(np.abs(shift), axis=1) > 0.1] = 0.0
+            start = phi_x + shift - mu_j
             # a step of 2e-2 does not move a mode to another basin: local search only
-            t, e = obj.terms(xj, eta_x, tol, search=False)
+            t, e = obj.terms(xj, start, tol, search=False)
             if e is None or not np.all(np.isfinite(t)):
                 H[:, j] = np.nan
                 break

@@ -58,8 +58,9 @@ def _logdet(J, omega_inv):
     return np.where(s > 0, ld, np.inf)
 
 
-def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
-    """dF/dx at ``x`` given the converged modes ``eta_hat`` (n, q) (module docstring).
+def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP, mode_slopes=False):
+    """dF/dx at ``x`` given the converged modes ``eta_hat`` (n, q) (module docstring);
+    with ``mode_slopes`` also dφ̂/dx (n, q, P), the modes' first-order response to x.
 
     Only blocks whose individual parameters differ from the base point are predicted (a
     change of θ or β of a random-effect parameter, or of Ω, leaves φ fixed; σ changes only
@@ -136,7 +137,8 @@ def foce_gradient(pm, x, eta_hat, x_step=_XSTEP, phi_step=_PHISTEP):
     dphi = -np.linalg.solve(Hh, G)                                   # (n, q, P)
     with np.errstate(invalid="ignore"):
         g = dQ.sum(axis=1) + np.einsum("nq,nqp->p", dl, dphi)
-    return np.where(np.isfinite(g), g, 0.0)
+    g = np.where(np.isfinite(g), g, 0.0)
+    return (g, np.where(np.isfinite(dphi), dphi, 0.0)) if mode_slopes else g
 
 
 __all__ = ["foce_gradient"]
