@@ -231,11 +231,16 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
     from ctkinetics.estimation.flags import FLAGS
 
     p = rv.population
+    sched = "PsN's schedule"
+    if u.sir is not None:
+        st = u.sir.settings
+        sched = "proposals/resamples " + ", ".join(
+            f"{n}/{m}" for n, m in zip(st.get("samples", []), st.get("resamples", [])))
     out = ["<h3>Population parameters: Wald, bootstrap and SIR intervals</h3>",
            "<p class='note'>Wald: the covariance step's 95 % interval. Bootstrap: "
            "participants resampled with replacement within dose level (and phase), the model "
            "refitted; percentile and BCa limits over the replicates that converged (those "
-           "with an estimate on a bound included and counted below). SIR (Dosne 2016, PsN's schedule): "
+           f"with an estimate on a bound included and counted below). SIR (Dosne 2016; {esc(sched)}): "
            "proposals from the covariance step, then from normals fitted to each iteration's "
            "resamples on a per-parameter Yeo–Johnson scale, weighted by their likelihood and "
            "resampled; the limits are the quantiles of the last iteration's weighted "

@@ -299,3 +299,15 @@ def test_data_dictionary_covers_every_column_and_code(full_report):
     assert row.at["AUCPEO", "unit"] == "%" and row.at["R2ADJ", "unit"] == "1"
     assert row.at["LAMZ", "unit"] == "1/day"
     assert "at_sample_time" in row.index and "escalate" in row.index and "foldx" in row.index
+
+
+def test_the_sir_note_states_the_schedule_run_and_how_the_limits_are_made(full_report):
+    """The configured schedule (40 proposals, 10 resamples), not PsN's default, is the one
+    named; the SIR limits shown are the weighted proposals' quantiles, PsN's beside in the
+    CSV (issue 16)."""
+    html = (full_report / "report.html").read_text(encoding="utf-8")
+    assert "SIR (Dosne 2016; proposals/resamples 40/10)" in html
+    assert "PsN&#x27;s schedule" not in html and "PsN's schedule" not in html
+    t = pd.read_csv(full_report / "population_sir_intervals.csv")
+    assert {"sir_low", "sir_high", "resample_low", "resample_high"} <= set(t.columns)
+    assert (t["sir_low"] <= t["sir_high"]).all() and (t["resample_low"] <= t["resample_high"]).all()
