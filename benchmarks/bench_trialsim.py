@@ -14,13 +14,15 @@ rules) and prints:
    table, CSV text, summary sums), and per Dask run the share of workers' time not spent in
    that work (task overhead, transfer, waiting).
 
-Cluster start-up is excluded; each cluster first runs a small warm-up (imports, model load on
-each worker, the compiled engine's kernels), then the timed run. Batches: the executors'
-default size. ``--model cart_bcell_sle`` swaps the spec's kinetics for that library model with
+Cluster start-up is excluded; the clusters (1 and 2 workers) are started together, each runs a
+small warm-up (imports, model load on each worker, the compiled engine's kernels), then the
+timed runs alternate: 1 worker, 2 workers, 1 worker, ... (``--repeats``), so that each ratio
+compares two runs taken seconds apart (the machine may be shared) and the spread of the
+ratio over the repeats is printed. Batches: the executors' default size. ``--model cart_bcell_sle`` swaps the spec's kinetics for that library model with
 its own typical values and ω² (qPCR observable), e.g. the mechanistic model of issue 12.6.
 
-    python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2] [--spec FILE]
-                                        [--model NAME] [--rtol R]
+    python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2] [--repeats 3]
+                                        [--spec FILE] [--model NAME] [--rtol R]
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import os
 import resource
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 SPEC = Path(__file__).resolve().parents[1] / "data" / "sample" / "trial_sim_seed.toml"
@@ -121,6 +124,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", default="1,2")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="timed runs per cluster, alternating 1, 2, ... workers (both clusters stay up)")
     ap.add_argument("--spec", default=str(SPEC))
     ap.add_argument("--model", default=None, help="library model for the kinetics (its defaults and omega^2)")
     ap.add_argument("--rtol", type=float, default=None,
@@ -150,41 +155,53 @@ def main() -> None:
     r["worker_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     r["batch"] = SerialExecutor().batch_size or default_batch_size(args.trials, 1)
     rows.append(r)
-    for w in [int(x) for x in args.workers.split(",")]:
-        # the project's local cluster (the workers `ctk trial-sim --workers N` starts)
-        with local_cluster(workers=w) as ex:
-            client = ex.client
-            simulate_trials(spec, 200 * w, args.seed + 1, DaskExecutor(client=client, batch_size=100),
+    counts = [int(x) for x in args.workers.split(",")]
+    with ExitStack() as stack:
+        clusters = {}
+        for w in counts:
+            # the project's local cluster (the workers `ctk trial-sim --workers N` starts)
+            ex = stack.enter_context(local_cluster(workers=w))
+            simulate_trials(spec, 200 * w, args.seed + 1, DaskExecutor(client=ex.client, batch_size=100),
                             keep_trials=False)  # warm-up: imports, the model and its kernels on every worker
+            clusters[w] = ex
+        for rep in range(args.repeats):   # 1, 2, ... workers, 1, 2, ... workers: ratios within a repeat
+            for w in counts:
+                client = clusters[w].client
 
-            def worker_cpu():
-                return sum(client.run(_cpu_seconds).values())
-            r = timed_run(f"dask {w} worker{'s' if w > 1 else ''}", w, ex, worker_cpu)
-            r["worker_mb"] = max(client.run(_worker_peak_mb).values())
-            r["batch"] = default_batch_size(args.trials, w)
-        rows.append(r)
+                def worker_cpu(client=client):
+                    return sum(client.run(_cpu_seconds).values())
+                suffix = f" #{rep + 1}" if args.repeats > 1 else ""
+                r = timed_run(f"dask {w} worker{'s' if w > 1 else ''}{suffix}", w, clusters[w], worker_cpu)
+                r["worker_mb"] = max(client.run(_worker_peak_mb).values())
+                r["batch"] = default_batch_size(args.trials, w)
+                r["repeat"] = rep
+                rows.append(r)
 
     n_bd = min(args.trials, 5000)  # the breakdown runs in this process at the 1-worker batch size
     per_trial, curves = breakdown(spec, n_bd, args.seed, default_batch_size(n_bd, 1))
     cpu_per_trial = sum(per_trial.values())
-    base = next((r["wall"] for r in rows if r["workers"] == 1 and r["label"].startswith("dask")), rows[0]["wall"])
+    one = {r.get("repeat"): r["wall"] for r in rows if r["workers"] == 1 and r["label"].startswith("dask")}
     kin = spec.kinetics
     print(f"virtual trials of {Path(args.spec).name} (kinetics "
           f"{f'{kin.model}, rtol {kin.rtol or cached_model(kin.model).rtol:g}' if kin else 'off'}): "
           f"{args.trials:,} trials x {len(spec.rules)} rules, seed {args.seed}, {os.cpu_count()} CPUs")
-    print(f"{'executor':<16} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'ratio':>6} "
+    print(f"{'executor':<18} {'batch':>5} {'wall_s':>7} {'trials/s':>9} {'per worker':>10} {'ratio':>6} "
           f"{'efficiency':>10} {'worker_cpu_s':>12} {'trials/cpu_s':>12} {'cpu_share':>9} {'peak_MB':>7}  "
           f"{'load avg 1/5/15 min before -> after':<36} {'trials.csv':>12}")
     for r in rows:
         rate = args.trials / r["wall"]
-        ratio = base / r["wall"] if r["label"].startswith("dask") else float("nan")
+        ratio = one.get(r.get("repeat"), rows[0]["wall"]) / r["wall"] if r["label"].startswith("dask") else float("nan")
         share = r["worker_cpu"] / (r["wall"] * r["workers"])
-        print(f"{r['label']:<16} {r['batch']:>5} {r['wall']:>7.2f} {rate:>9.0f} {rate / r['workers']:>10.0f} "
+        print(f"{r['label']:<18} {r['batch']:>5} {r['wall']:>7.2f} {rate:>9.0f} {rate / r['workers']:>10.0f} "
               f"{ratio:>6.2f} {ratio / r['workers']:>10.2f} {r['worker_cpu']:>12.2f} "
               f"{args.trials / r['worker_cpu']:>12.0f} {share:>9.0%} "
               f"{r['worker_mb']:>7.0f}  {r['load']:<36} {r['sha']:>12}")
     print("identical trials.csv for every executor:", len({r["sha"] for r in rows}) == 1)
-    print("ratio: speed-up over the 1-worker Dask run (wall); efficiency: ratio / workers")
+    print("ratio: speed-up over the 1-worker Dask run of the same repeat (wall); efficiency: ratio / workers")
+    for w in counts[1:] if 1 in counts else ():
+        ratios = sorted(one[r["repeat"]] / r["wall"] for r in rows if r["workers"] == w and "repeat" in r)
+        print(f"{w} workers / 1 worker over {len(ratios)} repeat(s): " + ", ".join(f"{x:.2f}" for x in ratios)
+              + f" (median {ratios[len(ratios) // 2]:.2f})")
     print("cpu_share: the workers' CPU seconds / (wall x workers): below 100 % the workers waited (for the "
           "CPU on a loaded machine, for tasks, for the client); trials/cpu_s: trials per CPU second of the "
           "workers (what one worker does on a core of its own)")
