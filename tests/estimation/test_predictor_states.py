@@ -91,3 +91,35 @@ def test_rows_solved_at_their_needed_times_only_equal_the_shared_grid():
     again = pred.predict(other, TIMES, cov, needed=needed)
     np.testing.assert_allclose(again["qpcr"][needed], (out["qpcr"] * np.array(
         [2.0, 1.0, 0.25])[:, None])[needed], rtol=1e-12)
+
+
+def test_rows_solved_before_are_not_solved_again(monkeypatch):
+    """A stack with a ``needed`` mask keeps its states row by row: a later stack mixing
+    rows of two earlier ones (SAEM's chains after accepting some candidates) solves only
+    its new rows, and every row equals the model's own prediction."""
+    model = modeling.load_model("cart_bcell_sle")
+    pred = ModelPredictor(model, KINDS)
+    solved = []
+    original = ModelPredictor._ragged_states
+
+    def counting(self, params, times, covariates, mask):
+        solved.append(mask.shape[0])
+        return original(self, params, times, covariates, mask)
+
+    monkeypatch.setattr(ModelPredictor, "_ragged_states", counting)
+    cov = {"dose": np.array([3e8, 4.5e8, 6e8])}
+    needed = np.ones((3, TIMES.size), bool)
+    needed[2, 4:] = False
+    a = dict(model.defaults(), fE=np.array([0.002, 0.003, 0.004]))
+    b = dict(model.defaults(), fE=np.array([0.005, 0.006, 0.007]))
+    mixed = dict(model.defaults(), fE=np.array([0.005, 0.003, 0.009]),
+                 qpcr_per_cell=np.array([80.0, 90.0, 100.0]))
+    pred.predict(a, TIMES, cov, needed=needed)
+    pred.predict(b, TIMES, cov, needed=needed)
+    assert solved == [3, 3]
+    out = pred.predict(mixed, TIMES, cov, needed=needed)
+    assert solved == [3, 3, 1]              # rows 0 and 1 were solved before; row 2 is new
+    ref = model.predict(mixed, TIMES, covariates=cov, observables=KINDS)
+    for k in KINDS:
+        np.testing.assert_allclose(out[k][needed], ref[k][needed], rtol=1e-13, atol=0)
+        assert np.all(np.isnan(out[k][~needed]))
