@@ -214,7 +214,7 @@ def _work(n, npar, q):
     n3 = 3 * n
     f = np.empty((24, max(n3, 1)))       # row vectors of length 3n (or n)
     mats = np.empty((2, n3, n3))
-    small = np.empty((2, n, n))
+    small = np.empty((3, n, n))
     cplx = np.empty((2, n, n), dtype=np.complex128)
     cvec = np.empty((2, max(n, 1)), dtype=np.complex128)
     jst = np.empty((3, n, n))
@@ -273,6 +273,41 @@ def _shifted(J, mu_over_h, scale, out):
 
 
 @njit(cache=True, error_model="numpy")
+def _lu_solve_many(lu, piv, B, sc):
+    """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc), for every column
+    of B at once (in place: B ← A⁻¹B). Per column the operations of :func:`_lu_solve_scaled`
+    in the same order (the same rounding); the columns run in the innermost loop."""
+    n = lu.shape[0]
+    q = B.shape[1]
+    for r in range(n):
+        for c in range(q):
+            B[r, c] /= sc[r]
+    for k in range(n):
+        p = piv[k]
+        if p != k:
+            for c in range(q):
+                tmp = B[k, c]
+                B[k, c] = B[p, c]
+                B[p, c] = tmp
+    for i in range(n):
+        for j in range(i):
+            l = lu[i, j]
+            for c in range(q):
+                B[i, c] -= l * B[j, c]
+    for i in range(n - 1, -1, -1):
+        for j in range(i + 1, n):
+            u = lu[i, j]
+            for c in range(q):
+                B[i, c] -= u * B[j, c]
+        d = lu[i, i]
+        for c in range(q):
+            B[i, c] /= d
+    for r in range(n):
+        for c in range(q):
+            B[r, c] *= sc[r]
+
+
+@njit(cache=True, error_model="numpy")
 def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
     """S_Z (3n × q) of the step: (I − h [a_ij J(Y_j)]) S_Z = h (A ⊗ I)[J(Y_j) S + ∂f/∂θ(Y_j)],
     with the Jacobians at the converged stages (the exact derivative of the step)."""
@@ -282,40 +317,50 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     q = wrt.shape[0]
     Ms = mats[1]
     SZ = sw[0]
-    G = f[9, :n3]
-    col = f[15, :n3]
+    G = sw[1]
     ystage = f[12, :n]
+    ratio = small[2]
     for i in range(3):
         for r in range(n):
             ystage[r] = y[r] + Z[i * n + r]
         _jac(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
         _fp(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fp[i + 1])
+    for r in range(n):
+        for c in range(n):
+            ratio[r, c] = scale[c] / scale[r]
     for i in range(3):
         for j in range(3):
             a = h * A[i, j]
+            Jj = jst[j]
             for r in range(n):
                 for c in range(n):
-                    Ms[i * n + r, j * n + c] = -a * jst[j][r, c] * scale[c] / scale[r]
+                    Ms[i * n + r, j * n + c] = -a * Jj[r, c] * ratio[r, c]
     for r in range(n3):
         Ms[r, r] += 1.0
     _lu_factor(Ms, piv[2])
-    for k in range(q):
-        pk = wrt[k]
-        for j in range(3):
-            for r in range(n):
-                s = fp[j + 1][r, pk]
-                for c in range(n):
-                    s += jst[j][r, c] * S[c, k]
-                G[j * n + r] = s
-        for i in range(3):
-            for r in range(n):
-                s = 0.0
-                for j in range(3):
-                    s += A[i, j] * G[j * n + r]
-                col[i * n + r] = h * s
-        _lu_solve_scaled(Ms, piv[2], col, scale3)
-        for r in range(n3):
-            SZ[r, k] = col[r]
+    # G_j = J(Y_j) S + ∂f/∂θ(Y_j), then SZ = h (A ⊗ I) G, all q columns together
+    for j in range(3):
+        Jj = jst[j]
+        Pj = fp[j + 1]
+        for r in range(n):
+            row = j * n + r
+            for k in range(q):
+                G[row, k] = Pj[r, wrt[k]]
+            for c in range(n):
+                jrc = Jj[r, c]
+                for k in range(q):
+                    G[row, k] += jrc * S[c, k]
+    for i in range(3):
+        for r in range(n):
+            for k in range(q):
+                SZ[i * n + r, k] = 0.0
+            for j in range(3):
+                aij = A[i, j]
+                for k in range(q):
+                    SZ[i * n + r, k] += aij * G[j * n + r, k]
+            for k in range(q):
+                SZ[i * n + r, k] = h * SZ[i * n + r, k]
+    _lu_solve_many(Ms, piv[2], SZ[:, :q], scale3)
 
 
 @njit(cache=True, error_model="numpy")
