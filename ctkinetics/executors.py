@@ -160,9 +160,17 @@ QUIET_MONITORING = {
 
 
 def _local_config():
-    """Dask's configuration for a local cluster: :data:`QUIET_MONITORING`, and no
-    ``MALLOC_TRIM_THRESHOLD_`` set by the nannies before they spawn a worker
-    (``distributed.nanny.pre-spawn-environ``, 64 KiB by default).
+    """Dask's configuration for a local cluster: :data:`QUIET_MONITORING`, a scheduler that
+    never drops a worker for missed heartbeats (``distributed.scheduler.worker-ttl`` None
+    instead of 5 minutes), and no ``MALLOC_TRIM_THRESHOLD_`` set by the nannies before they
+    spawn a worker (``distributed.nanny.pre-spawn-environ``, 64 KiB by default).
+
+    The scheduler and its workers are processes of this machine and pause together — a
+    laptop's sleep, a job stopped and continued: after a pause of more than 5 minutes Dask's
+    default removed every worker as soon as the scheduler woke up, and each later task failed
+    with "no Dask worker connected" (a 2-hour benchmark stopped for 10 minutes lost its
+    cluster that way). A local worker that dies closes its connection, which the scheduler
+    notices without heartbeats.
 
     glibc then gives freed memory back to the system at every free above 64 KiB (and keeps no
     dynamic mmap threshold), so a worker's many short-lived numpy arrays are mapped and
@@ -178,7 +186,8 @@ def _local_config():
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
-    return dask.config.set({"distributed.nanny.pre-spawn-environ": env, **QUIET_MONITORING})
+    return dask.config.set({"distributed.nanny.pre-spawn-environ": env,
+                            "distributed.scheduler.worker-ttl": None, **QUIET_MONITORING})
 
 
 @contextmanager

@@ -97,6 +97,19 @@ def test_local_workers_allocate_without_dasks_malloc_trim_and_monitor_quietly():
     assert dask.config.get("distributed.worker.profile.enabled") is True   # this process: as it was
 
 
+def test_local_scheduler_does_not_drop_workers_after_a_pause():
+    """Dask drops a worker whose heartbeats stopped for 5 minutes (its default worker-ttl):
+    every process of a local cluster stops together (a laptop's sleep), and on waking the
+    scheduler removed all its workers. Ours has no worker-ttl; this process keeps Dask's."""
+    pytest.importorskip("distributed")
+    import dask
+
+    assert dask.config.get("distributed.scheduler.worker-ttl") == "5 minutes"  # Dask's default
+    with ex._local_client(1) as client:
+        assert client.cluster.scheduler.worker_ttl is None
+    assert dask.config.get("distributed.scheduler.worker-ttl") == "5 minutes"
+
+
 def test_local_workers_run_the_engine_on_one_thread():
     pytest.importorskip("distributed")
     got = []
