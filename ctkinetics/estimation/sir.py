@@ -257,9 +257,9 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
     run = iterate(evaluate, xhat, ofv0, cov, spec.bounds(), samples, resamples, seed, say,
                   transform=transform, cap_correlation=cap_correlation, names=names,
                   first=proposal)
-    nat = np.array([_natural(spec, v) for v in run["final"]])
     last_x, last_p = run["weighted"]
     nat_all = np.array([_natural(spec, v) for v in last_x])
+    nat = nat_all[run["chosen"]]            # the resamples are rows of the last proposals
     est = pd.DataFrame([(i, p, float(nat[i, j])) for i in range(len(nat))
                         for j, p in enumerate(names)], columns=ESTIMATE_COLUMNS)
     weighted = pd.DataFrame({"sample": np.repeat(np.arange(len(nat_all)), len(names)),
@@ -288,7 +288,8 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
     ``evaluate(xs)`` gives the −2LL at each row of ``xs``; ``ofv0`` is its value at ``xhat``;
     ``cov`` the first proposal's covariance; ``bounds`` (lo, hi) of x. Returns ``final``
     (the last resamples, m × k), ``weighted`` (the last iteration's proposals, M × k, and
-    their normalised importance ratios, M), and the tables ``iterations``, ``samples``, ``dofv`` and
+    their normalised importance ratios, M), ``chosen`` (the mask of the resampled proposals:
+    ``final`` is ``weighted[0][chosen]``), and the tables ``iterations``, ``samples``, ``dofv`` and
     ``proposals`` (parameters named by ``names``, default x1, x2, ...); ``first`` says where
     ``cov`` comes from (the iterations table's ``proposal`` of iteration 1).
     """
@@ -319,7 +320,7 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
                 say("SIR: the resamples' covariance is singular; the proposal is kept")
             else:
                 prop = nxt
-    return {"final": final, "weighted": weighted,
+    return {"final": final, "weighted": weighted, "chosen": chosen,
             "iterations": pd.DataFrame(rows["iterations"], columns=ITERATION_COLUMNS),
             "samples": pd.concat(rows["samples"], ignore_index=True)[SAMPLE_COLUMNS],
             "dofv": pd.concat(rows["dofv"], ignore_index=True)[DOFV_COLUMNS],
@@ -376,12 +377,12 @@ def _intervals(params, nat_all, prob, nat, names, level):
     rows = []
     for r in params.itertuples():
         j = names.index(r.parameter)
-        v, w = nat_all[:, j], prob
-        ok = np.isfinite(v) & np.isfinite(w)
-        v, w = v[ok], w[ok]
-        lo, med, hi = weighted_quantile(v, w, [a, 0.5, 1 - a]) if ok.sum() > 1 else [np.nan] * 3
-        mean = float(np.sum(w * v) / w.sum()) if ok.sum() > 1 else np.nan
-        sd = float(np.sqrt(np.sum(w * (v - mean) ** 2) / w.sum())) if ok.sum() > 1 else np.nan
+        ok = np.isfinite(nat_all[:, j]) & np.isfinite(prob)
+        lo = med = hi = sd = np.nan
+        if ok.sum() > 1:
+            v, w = nat_all[ok, j], prob[ok]
+            lo, med, hi = weighted_quantile(v, w, [a, 0.5, 1 - a])
+            sd = float(np.sqrt(np.average((v - np.average(v, weights=w)) ** 2, weights=w)))
         res = nat[:, j]
         res = res[np.isfinite(res)]
         rlo, rhi = quantile(res, [a, 1 - a]) if res.size > 1 else (np.nan, np.nan)
