@@ -79,7 +79,12 @@ def importance(ds, m, res, n, seed, executor):
     return nat, w / w.sum()
 
 
-def weighted_quantile(v, w, p):
+def r_weighted_quantile(v, w, p):
+    """The p-quantile as tests/data/theoph_sir.R computes R's importance-sampling limits
+    (``wq``: the inverse of the weighted step distribution function, R's type 1 with
+    weights), so that 'ours IS vs R IS' compares two samples under one definition. The
+    limits SIR reports are ``ctkinetics.stats.weighted_quantile`` (interpolated, Hazen's
+    positions), which 'SIR vs ours IS' compares within Monte-Carlo error."""
     o = np.argsort(v)
     return float(v[o][np.searchsorted(np.cumsum(w[o]), p)])
 
@@ -111,7 +116,7 @@ def importance_rows(imp, sir_res, rng, n=400):
     for ours_name, r_name in NAMES.items():
         v = nat[ours_name].to_numpy(float)
         for lim, p, col in (("low", 0.025, "q025"), ("high", 0.975, "q975")):
-            q = weighted_quantile(v, w, p)
+            q = r_weighted_quantile(v, w, p)
             se_is = mc_se_weighted(v, w, p, rng, n)
             r = r_sir.loc[r_name, col]
             rows.append(dict(method="ours IS vs R IS", parameter=ours_name, limit=lim, ours=q,
