@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ctkinetics.modeling.symbolic import Graph
 
 #: Bump when the generated code changes meaning (part of the on-disk cache key).
-KERNEL_VERSION = 5
+KERNEL_VERSION = 6
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -156,13 +156,14 @@ def _nonzero(g, assignments):
     return [(t, n) for t, n in assignments if n != g.zero]
 
 
-def _start_shift(mg: ModelGraph, p: int, fs) -> list[str]:
+def _start_shift(mg: ModelGraph, p: int, fs, col0: int = 0) -> list[str]:
     """Lines of ``rhs_p`` for phase ``p`` whose right-hand side reads τ = t − start(θ):
     the sensitivity equations need ∂f/∂θ at fixed t, i.e.
         ∂f/∂θ|_t = ∂f/∂θ|_τ − ∂f/∂τ · d(start)/dθ,
     the start being the cumulative maximum of the switch times before it (as the
     integrator's ``_switch_times``: a switch at or below 0 or never reached moves nothing).
-    Nothing for a phase whose right-hand side does not read τ (every library model)."""
+    Nothing for a phase whose right-hand side does not read τ (every library model).
+    ``col0``: the column of the first parameter in ``out``."""
     g = mg.graph
     dtau = [(m, g.diff(f, "tau")) for m, f in enumerate(fs)]
     dtau = [(m, d) for m, d in dtau if d != g.zero]
@@ -185,7 +186,7 @@ def _start_shift(mg: ModelGraph, p: int, fs) -> list[str]:
             body = emit(mg, shift, indent="        ")
             for target, _ in shift:
                 j = target[3:]
-                body += [f"        out[{m}, {j}] -= _dt{m} * _ds{j}" for m, _ in dtau]
+                body += [f"        out[{m}, {col0 + int(j)}] -= _dt{m} * _ds{j}" for m, _ in dtau]
             L += body or ["        pass"]
     finally:
         mg.with_time = True
@@ -223,16 +224,26 @@ def kernel_source(mg: ModelGraph) -> str:
     params = [p for p in mg.params]
     kernel("RHS_SIG", "def rhs(ph, t, tau, y, pc, out):",
            [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(fs)]) for fs in mg.rhs])
+    def entries(fs, wrt, col0=0):
+        """(target, node) of out[k, col0 + j] = d fs[k] / d wrt[j] (the nonzero entries)."""
+        return _nonzero(g, [(f"out[{k}, {col0 + j}]", g.diff(f, v)) for k, f in enumerate(fs)
+                            for j, v in enumerate(wrt)])
+
     def jacobian(fs, wrt):
         """Code of out[k, j] = d fs[k] / d wrt[j] (the nonzero entries only)."""
-        return emit(mg, _nonzero(g, [(f"out[{k}, {j}]", g.diff(f, v)) for k, f in enumerate(fs)
-                                     for j, v in enumerate(wrt)]))
+        return emit(mg, entries(fs, wrt))
 
     kernel("JAC_SIG", "def jac(ph, t, tau, y, pc, out):",
            [jacobian(fs, mg.states) for fs in mg.rhs], fill="out[:, :] = 0.0")
     kernel("JAC_SIG", "def rhs_p(ph, t, tau, y, pc, out):",
            [jacobian(fs, params) + _start_shift(mg, p, fs) for p, fs in enumerate(mg.rhs)],
            fill="out[:, :] = 0.0")
+    # both at once (the sensitivities need both at every stage): one pass over the nodes
+    # they share (exp, powers of the Hill terms), the same operations as each alone
+    ns = len(mg.states)
+    kernel("JAC_SIG", "def jac_p(ph, t, tau, y, pc, out):",
+           [emit(mg, entries(fs, mg.states) + entries(fs, params, ns)) + _start_shift(mg, p, fs, ns)
+            for p, fs in enumerate(mg.rhs)], fill="out[:, :] = 0.0")
     kernel("VEC_SIG", "def init(pc, out):",
            timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.init)])]))
     kernel("MAT_SIG", "def init_p(pc, out):", timeless(lambda: [jacobian(mg.init, params)]),
@@ -263,7 +274,8 @@ def kernel_source(mg: ModelGraph) -> str:
 _OPS = ("rhs(ph, t, tau, y, pc, o1)", "jac(ph, t, tau, y, pc, o2)", "rhs_p(ph, t, tau, y, pc, o2)",
         "init(pc, o1)", "init_p(pc, o2)", "switches(pc, o1)", "switches_p(pc, o2)",
         "outputs(t, y, pc, o1)", "outputs_y(t, y, pc, o2)", "outputs_p(t, y, pc, o2)",
-        "dose(t, pc, amt, y, o1)", "dose_y(t, pc, amt, y, o2)", "dose_p(t, pc, amt, y, o2)")
+        "dose(t, pc, amt, y, o1)", "dose_y(t, pc, amt, y, o2)", "dose_p(t, pc, amt, y, o2)",
+        "jac_p(ph, t, tau, y, pc, o2)")
 
 
 def _multiplexer() -> list[str]:

@@ -69,6 +69,8 @@ KERNEL_SIG = types.void(int64, int64, float64, float64, float64, V1, V1, V1, M2)
 KERNEL_T = types.FunctionType(KERNEL_SIG)
 OP_RHS, OP_JAC, OP_RHS_P, OP_INIT, OP_INIT_P, OP_SWITCHES, OP_SWITCHES_P = range(7)
 OP_OUTPUTS, OP_OUTPUTS_Y, OP_OUTPUTS_P, OP_DOSE, OP_DOSE_Y, OP_DOSE_P = range(7, 13)
+#: the Jacobian (columns 0..n-1) and ∂f/∂θ (columns n..n+P-1) in one matrix, in one pass
+OP_JAC_P = 13
 RHS_T = types.FunctionType(RHS_SIG)
 JAC_T = types.FunctionType(JAC_SIG)
 VEC_T = types.FunctionType(VEC_SIG)
@@ -105,6 +107,8 @@ T, TI, MU_COMPLEX = _eigenbasis()
 VINV = np.linalg.inv(np.array([[c, c * c, c * c * c] for c in C]))
 
 NEWTON_MAXITER = 6
+#: where a step's Jacobian comes from (:func:`_factor`)
+JAC_EVAL, JAC_KEPT, JAC_STAGE = 0, 1, 2
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
 EPS = np.finfo(float).eps
@@ -198,6 +202,11 @@ def _fp(kx, ph, t, tau, y, pc, out):
 
 
 @njit(cache=True, error_model="numpy")
+def _jac_p(kx, ph, t, tau, y, pc, out):
+    kx[0](OP_JAC_P, ph, t, tau, 0.0, y, pc, kx[1], out)
+
+
+@njit(cache=True, error_model="numpy")
 def _vec(kx, op, t, amt, y, pc, out):
     kx[0](op, 0, t, 0.0, amt, y, pc, out, kx[2])
 
@@ -217,8 +226,8 @@ def _work(n, npar, q):
     small = np.empty((3, n, n))
     cplx = np.empty((2, n, n), dtype=np.complex128)
     cvec = np.empty((2, max(n, 1)), dtype=np.complex128)
-    jst = np.empty((3, n, n))
-    fp = np.empty((4, n, max(npar, 1)))
+    jst = np.empty((3, n, n + npar))     # per stage [J | ∂f/∂θ]
+    fp = np.empty((1, n, max(npar, 1)))
     sens = np.empty((2, n3, max(q, 1)))
     piv = np.empty((3, n3), dtype=np.int64)
     return f, mats, small, cplx, cvec, jst, fp, sens, piv
@@ -310,7 +319,9 @@ def _lu_solve_many(lu, piv, B, sc):
 @njit(cache=True, error_model="numpy")
 def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
     """S_Z (3n × q) of the step: (I − h [a_ij J(Y_j)]) S_Z = h (A ⊗ I)[J(Y_j) S + ∂f/∂θ(Y_j)],
-    with the Jacobians at the converged stages (the exact derivative of the step)."""
+    with the Jacobians at the converged stages (the exact derivative of the step). Leaves
+    [J | ∂f/∂θ] at the stages in ``jst``: the last stage is the end of the step, where the
+    next step's Newton matrix needs J again (:func:`_advance` takes it from there)."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
     n = y.shape[0]
     n3 = 3 * n
@@ -323,8 +334,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     for i in range(3):
         for r in range(n):
             ystage[r] = y[r] + Z[i * n + r]
-        _jac(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
-        _fp(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, fp[i + 1])
+        _jac_p(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
     for r in range(n):
         for c in range(n):
             ratio[r, c] = scale[c] / scale[r]
@@ -341,11 +351,10 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     # G_j = J(Y_j) S + ∂f/∂θ(Y_j), then SZ = h (A ⊗ I) G, all q columns together
     for j in range(3):
         Jj = jst[j]
-        Pj = fp[j + 1]
         for r in range(n):
             row = j * n + r
             for k in range(q):
-                G[row, k] = Pj[r, wrt[k]]
+                G[row, k] = Jj[r, n + wrt[k]]
             for c in range(n):
                 jrc = Jj[r, c]
                 for k in range(q):
@@ -417,11 +426,21 @@ def _all_finite(v):
 
 
 @njit(**_INLINE)
-def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3):
+def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
+            Jend):
     """The Jacobian at (t, y), the state scales and the LU decompositions of the real
-    (μ_r/h·I − J) and complex (μ_c/h·I − J) Newton matrices, equilibrated by the scales."""
+    (μ_r/h·I − J) and complex (μ_c/h·I − J) Newton matrices, equilibrated by the scales.
+    ``jac_from``: JAC_EVAL evaluates J; JAC_KEPT: J is already the one at (t, y) (a step
+    retried from the same point); JAC_STAGE: ``Jend`` (the last stage's Jacobian of the
+    step just accepted with sensitivities, the same point: t + c_3·h = t + h, y + Z_3) is
+    copied — the same numbers as evaluating it again."""
     n = y.shape[0]
-    _jac(kx, ph, t, tau, y, pc, J)
+    if jac_from == JAC_EVAL:
+        _jac(kx, ph, t, tau, y, pc, J)
+    elif jac_from == JAC_STAGE:
+        for r in range(n):
+            for c in range(n):
+                J[r, c] = Jend[r, c]
     for r in range(n):
         scale[r] = atol + abs(y[r]) * rtol
     for i in range(3):
@@ -649,6 +668,8 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     if h <= 0.0:
         h_prop = h = _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf)
     rejected = True  # the first step of an interval gets the refined error estimate
+    jac_from = JAC_EVAL
+    Jend = work[5][2]
     while t < t_end:
         if state[3] >= max_steps:
             return TOO_MANY_STEPS
@@ -659,7 +680,9 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             landing = True
         if h < 10.0 * EPS * max(1.0, abs(t)):
             return STEP_TOO_SMALL
-        _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3)
+        _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
+                Jend)
+        jac_from = JAC_KEPT     # until a step is accepted: retries start from (t, y)
         _predict(use_poly, h, h_old, poly, Z, W)
         converged, n_iter = _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage,
                                     fstage, scale, scale3, gc, LUr, LUc, piv)
@@ -692,6 +715,12 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             _record_dense(t, h, t_end, y, S, poly, SZ, sens and q > 0, pc, wrt, rec)
         if sens and q > 0:
             _add_last_stage(S, SZ)
+            if not landing:
+                jac_from = JAC_STAGE
+            else:
+                jac_from = JAC_EVAL   # t jumps to t_end exactly: maybe not t + h
+        else:
+            jac_from = JAC_EVAL
         use_poly = True
         h_new = _next_step(h, en, err_old, h_old, safety, landing, h_prop)
         err_old = max(en, 1e-10)

@@ -85,7 +85,7 @@ def test_generated_source_names_no_text_of_the_model_file(name):
                "prev", "src", "srcph", "v", "j", "isnan", "_O"}
     allowed |= {n for n in identifiers if re.fullmatch(r"(_v|sw|dtau)\d+", n)}
     allowed |= {n for n in identifiers if n.endswith("_SIG") or n.startswith("k")}
-    allowed |= {"rhs", "jac", "rhs_p", "init", "init_p", "switches", "switches_p", "outputs",
+    allowed |= {"rhs", "jac", "rhs_p", "jac_p", "init", "init_p", "switches", "switches_p", "outputs",
                 "outputs_y", "outputs_p", "closed", "e", "dose", "dose_y", "dose_p", "amt",
                 "kernel", "op", "o1", "o2"}
     leaked = identifiers - allowed
@@ -122,6 +122,32 @@ def test_kernels_equal_the_interpreted_right_hand_side(name):
                 k.rhs(p, t, t / 2, lo, pc, fl)
                 np.testing.assert_allclose(J[:, j], (fh - fl) / (2 * h), rtol=1e-5,
                                            atol=1e-7 * np.max(np.abs(J)) + 1e-12)
+
+
+@pytest.mark.parametrize("name", MODELS + ["tau_phases"])
+def test_combined_jacobian_kernel_is_the_two_kernels_side_by_side(name):
+    # jac_p (one pass, shared terms) must give exactly [jac | rhs_p]: the integrator's
+    # sensitivities use it at every stage, and the next step's Newton matrix takes its J
+    if name == "tau_phases":   # a phase reading τ: rhs_p's shift by d(start)/dθ
+        from ctkinetics.modeling.model import Model
+        from ctkinetics.modeling.modelfile import parse_model_text
+        from test_phase_time import TEXT   # its model, tested there against a closed form
+        m = Model(**parse_model_text(TEXT))
+    else:
+        m = load_model(name)
+    k = compiled(m).kernels
+    pc = compiled(m).pc_matrix(m.defaults(), dict(m.covariates), 1)[0]
+    n, P = len(m.states), len(m.param_names)
+    rng = np.random.default_rng(11)
+    for p in range(len(m.phases)):
+        for _ in range(5):
+            y = np.ascontiguousarray(rng.uniform(0.01, 50.0, n))
+            t = float(rng.uniform(0, 30))
+            J, Fp, both = np.empty((n, n)), np.empty((n, P)), np.empty((n, n + P))
+            k.jac(p, t, t / 2, y, pc, J)
+            k.rhs_p(p, t, t / 2, y, pc, Fp)
+            k.jac_p(p, t, t / 2, y, pc, both)
+            np.testing.assert_array_equal(both, np.hstack([J, Fp]))
 
 
 # ---- the ODE against LSODA and the closed form ------------------------------------------
