@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ctkinetics.modeling.symbolic import Graph
 
 #: Bump when the generated code changes meaning (part of the on-disk cache key).
-KERNEL_VERSION = 6
+KERNEL_VERSION = 7
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}

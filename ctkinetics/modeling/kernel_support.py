@@ -42,18 +42,27 @@ def kstep(x):
 
 
 @njit(**_OPTS)
+def _kpow(b, n):
+    """b^n; b itself for n = 1 (what pow returns there, exactly, without its ~20 ns: the
+    Hill coefficient of a model is often fixed at 1)."""
+    if n == 1.0:
+        return b
+    return b ** n
+
+
+@njit(**_OPTS)
 def khill(x, n, k):
     """x^n/(k^n + x^n) written as 1/(1 + (k/x)^n), 0 for x <= 0."""
     if x != x:
         return math.nan
     if x <= 0.0:
         return 0.0
-    return 1.0 / (1.0 + (k / x) ** n)
+    return 1.0 / (1.0 + _kpow(k / x, n))
 
 
 @njit(**_OPTS)
 def _hill_hh(x, n, k):
-    r = (k / x) ** n
+    r = _kpow(k / x, n)
     if not math.isfinite(r):
         return 0.0
     return r / ((1.0 + r) * (1.0 + r))
