@@ -90,37 +90,6 @@ def _load_module(source: str):
     return module
 
 
-class KernelHandle:
-    """A model's compiled kernel as the integrator's first-class function argument, with
-    its type and entry address worked out once.
-
-    Handing numba the kernel's dispatcher instead makes it look the compiled function up
-    at every call from Python (its type, then its address: ~40 µs a call, 2 % of a
-    one-subject solve with sensitivities, 5 % without); this object answers numba's
-    ``_numba_type_`` and wrapper-address protocol from fields (~3 µs). The integrator calls
-    the same machine code through it (bit-identical results)."""
-
-    def __init__(self, dispatcher, function_type, signature):
-        from numba.experimental.function_type import _get_wrapper_address
-
-        self.dispatcher = dispatcher           # keeps the compiled code alive
-        self._numba_type_ = function_type
-        self._address = _get_wrapper_address(dispatcher, signature)
-
-    def __wrapper_address__(self):
-        return self._address
-
-
-def kernel_handle(module):
-    """The :class:`KernelHandle` of a kernel module's ``kernel`` (the dispatcher itself if
-    this numba cannot give its address: slower calls, same results)."""
-    radau = _radau()
-    try:
-        return KernelHandle(module.kernel, radau.KERNEL_T, radau.KERNEL_SIG)
-    except Exception:  # noqa: BLE001 - an internal numba API moved: fall back, do not fail
-        return module.kernel
-
-
 @dataclass(frozen=True)
 class Events:
     """Doses and covariate changes of N subjects, sorted by time within each subject.
@@ -215,7 +184,7 @@ class CompiledModel:
         self.n_states = len(self.graph.states)
         self.n_phases = len(model.phases)
         self._kernels = None
-        self._handle = None
+        self._lists = None
 
     @property
     def kernels(self):
@@ -227,13 +196,22 @@ class CompiledModel:
 
     @property
     def kernel(self):
-        """The kernel as the integrator's argument (:class:`KernelHandle`)."""
-        if self._handle is None:
+        """The kernel as the integrator's argument (:data:`~ctkinetics.modeling.radau.KERNELS_T`)."""
+        return self._kernel_lists()[0]
+
+    @property
+    def closed_kernel(self):
+        """The closed-form kernel as :func:`~ctkinetics.modeling.radau.closed_batch`'s argument."""
+        return self._kernel_lists()[1]
+
+    def _kernel_lists(self):
+        if self._lists is None:
             module = self.kernels
+            radau = _radau()
             with _LOCK:
-                if self._handle is None:
-                    self._handle = kernel_handle(module)
-        return self._handle
+                if self._lists is None:
+                    self._lists = (radau.kernel_list(module.kernel), radau.closed_list(module.closed))
+        return self._lists
 
     def pc_matrix(self, params: dict, covariates: dict, n: int, slopes: dict | None = None) -> np.ndarray:
         """(n, P + C + L) matrix: parameters, covariates (values at t = 0; for a linearly
@@ -336,7 +314,7 @@ class CompiledModel:
         if not self.model.has_closed_form:
             raise ValueError(f"model {self.model.name} has no closed form")
         pc, times, offsets, names, index, out, sarr = self._layout(pc, times, offsets, wrt, sens)
-        radau.closed_batch(self.kernels.closed, self.n_phases, pc, times, offsets, index,
+        radau.closed_batch(self.closed_kernel, self.n_phases, pc, times, offsets, index,
                            bool(sens), out, sarr)
         N = pc.shape[0]
         return Solution(out, sarr if sens else None, np.zeros(N, dtype=np.int64),

@@ -42,6 +42,7 @@ import math
 
 import numpy as np
 from numba import boolean, float64, int64, njit, types
+from numba.typed import List
 
 from ctkinetics.modeling.status import NOT_FINITE, OK, STEP_TOO_SMALL, STATUS_TEXT, TOO_MANY_STEPS  # noqa: F401
 
@@ -71,6 +72,12 @@ OP_RHS, OP_JAC, OP_RHS_P, OP_INIT, OP_INIT_P, OP_SWITCHES, OP_SWITCHES_P = range
 OP_OUTPUTS, OP_OUTPUTS_Y, OP_OUTPUTS_P, OP_DOSE, OP_DOSE_Y, OP_DOSE_P = range(7, 13)
 #: the Jacobian (columns 0..n-1) and ∂f/∂θ (columns n..n+P-1) in one matrix, in one pass
 OP_JAC_P = 13
+#: How Python hands a kernel to the integrator: a typed list holding it (:func:`kernel_list`).
+#: Passed directly, numba looks the compiled function up at every call (its type, then its
+#: addresses: ~40-55 µs a call, 2-3 % of a one-subject solve with sensitivities); the list
+#: was converted once and unboxes in ~1 µs, and calls through it are direct calls (a cfunc
+#: wrapper address alone costs ~12 ns more per kernel call, ~10 of them a step).
+KERNELS_T = types.ListType(KERNEL_T)
 RHS_T = types.FunctionType(RHS_SIG)
 JAC_T = types.FunctionType(JAC_SIG)
 VEC_T = types.FunctionType(VEC_SIG)
@@ -78,6 +85,7 @@ MAT_T = types.FunctionType(MAT_SIG)
 OUT_T = types.FunctionType(OUT_SIG)
 OUTD_T = types.FunctionType(OUTD_SIG)
 CLOSED_T = types.FunctionType(CLOSED_SIG)
+CLOSEDS_T = types.ListType(CLOSED_T)
 DOSE_T = types.FunctionType(DOSE_SIG)
 DOSED_T = types.FunctionType(DOSED_SIG)
 
@@ -995,8 +1003,24 @@ def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol
     return code
 
 
+@njit(KERNELS_T(KERNEL_T), cache=True)
+def kernel_list(kernel):
+    """[kernel] as the first argument of :func:`solve_batch` (built once per model)."""
+    out = List.empty_list(KERNEL_T)
+    out.append(kernel)
+    return out
+
+
+@njit(CLOSEDS_T(CLOSED_T), cache=True)
+def closed_list(closed):
+    """[closed] as the first argument of :func:`closed_batch` (built once per model)."""
+    out = List.empty_list(CLOSED_T)
+    out.append(closed)
+    return out
+
+
 SOLVE_SIG = types.void(
-    KERNEL_T, int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64,
+    KERNELS_T, int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64,
     int64, int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
 )
 
@@ -1019,9 +1043,9 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
 
 
 @njit(SOLVE_SIG, cache=True, nogil=True, error_model="numpy")
-def solve_batch(kernel, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps):
-    """Solve N subjects (rows of ``PC``: parameters then covariates), each at its own
+    """Solve N subjects (``kernels``: the model's kernel in a list, :func:`kernel_list`) (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
     derivatives with respect to the parameters ``wrt`` to ``SENS`` (if ``sens``), a status
@@ -1039,18 +1063,19 @@ def solve_batch(kernel, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, ato
     it (a pre-dose sample); the solver restarts after it.
     It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
     on several threads."""
-    kx = (kernel, np.zeros(1), np.zeros((1, 1)))
+    kx = (kernels[0], np.zeros(1), np.zeros((1, 1)))
     _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
                  PC.shape[0])
 
 
 
-@njit(types.void(CLOSED_T, int64, M2, V1, int64[::1], int64[::1], boolean, M2,
+@njit(types.void(CLOSEDS_T, int64, M2, V1, int64[::1], int64[::1], boolean, M2,
                  float64[:, :, ::1]), cache=True, error_model="numpy")
-def closed_batch(closed, nph, PC, times, offsets, wrt, sens, OUT, SENS):
+def closed_batch(closeds, nph, PC, times, offsets, wrt, sens, OUT, SENS):
     """The closed-form outputs (and derivatives with respect to ``wrt``) of N subjects at
-    their own times, laid out as :func:`solve_batch`."""
+    their own times, laid out as :func:`solve_batch` (``closeds``: :func:`closed_list`)."""
+    closed = closeds[0]
     N = PC.shape[0]
     npar_all = PC.shape[1]
     nout = OUT.shape[1]
