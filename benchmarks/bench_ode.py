@@ -3,6 +3,7 @@ library integrators on the same compiled right-hand side.
 
 Run:  python benchmarks/bench_ode.py [--draws 1000] [--quick]
       python benchmarks/bench_ode.py --skip-speed --models cart_bcell_sle --failures f.csv --worst 5
+      python benchmarks/bench_ode.py --scan 7e-7:1e-16,7e-7:1e-12,1e-5:1e-16 --scan-draws 472,586
       python benchmarks/bench_ode.py --fingerprint-save before.npz   (then, after a change:)
       python benchmarks/bench_ode.py --fingerprint-compare before.npz after.npz
 
@@ -21,6 +22,12 @@ converged one kept (:func:`sens_errors` says why: curvature, switch times, round
 ``--failures FILE`` writes every failing draw (model, draw index, parameters, observable,
 time, engine, reference, error) and ``--worst K`` prints the K worst; ``--models`` picks
 rows, and :func:`draw_of` gives a draw's parameters to study it alone.
+
+Tolerance scan (``--scan``): steps and true error (the table's metric, against LSODA at
+rtol 1e-10) of the typical subject and of chosen draws (``--scan-draws``, indices of the
+1,000-draw table) of one model (the first of ``--models``, default cart_bcell_sle) at
+several rtol:atol pairs: what a tolerance change buys in steps and costs in accuracy, before
+running the whole table.
 
 Fingerprint (for refactors of the integrator that must not change a bit): values,
 derivatives, steps and status of ``Model.solve(..., sensitivities=True)`` for every library
@@ -274,6 +281,28 @@ def draw_of(name, index, n_draws=1000, seed=20261201):
     raise KeyError(name)
 
 
+def tolerance_scan(name, settings, indices=()):
+    """Print steps and the worst relative error over the observables (``rel_error`` against
+    LSODA rtol 1e-10) per case (the typical subject, then draws ``indices``) and setting."""
+    m = load_model(name)
+    t = SCHEDULE * m.horizon / 365.0
+    cases = [("typical", m.defaults())] + [(f"draw {i}", draw_of(name, i)) for i in indices]
+    print(f"\n## Tolerance scan: {name}, steps and max relative error vs LSODA rtol 1e-10")
+    print("| case | " + " | ".join(f"rtol {r:g}, atol {a:g}" for r, a in settings) + " |")
+    print("|---|" + "---|" * len(settings))
+    for label, pi in cases:
+        p = {k: np.array([v]) for k, v in pi.items()}
+        ref = reference(m, p, t)
+        cells = []
+        for rtol, atol in settings:
+            s = m.with_tolerances(rtol, atol).solve(p, t)
+            with np.errstate(all="ignore"):
+                err = max(np.nanmax(rel_error(np.reshape(s.values[k], (1, -1)), ref[k]))
+                          for k in ref)
+            cells.append(f"{int(s.steps[0])} steps, {err:.2e}")
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+
+
 def fingerprint(path, seed=7):
     """Save the engine's outputs on the fixed cases of the module docstring to ``path``."""
     from ctkinetics.modeling.solution import TimeCourse
@@ -442,6 +471,10 @@ def main():
                     "table (parameters, observable, time, engine, reference, error)")
     ap.add_argument("--worst", type=int, default=0, metavar="K",
                     help="print the K worst value and sensitivity draws")
+    ap.add_argument("--scan", metavar="RTOL:ATOL,...",
+                    help="tolerance scan: steps and error of the typical subject (and --scan-draws)")
+    ap.add_argument("--scan-draws", default="", metavar="I,J",
+                    help="draw indices of the accuracy table to add to --scan")
     ap.add_argument("--fingerprint-save", metavar="NPZ")
     ap.add_argument("--fingerprint-compare", nargs=2, metavar=("BEFORE", "AFTER"))
     a = ap.parse_args()
@@ -450,6 +483,11 @@ def main():
         return
     if a.fingerprint_compare:
         raise SystemExit(1 if fingerprint_compare(*a.fingerprint_compare) else 0)
+    if a.scan:
+        settings = [tuple(float(v) for v in pair.split(":")) for pair in a.scan.split(",")]
+        tolerance_scan((a.models or "cart_bcell_sle").split(",")[0], settings,
+                       [int(i) for i in a.scan_draws.split(",") if i])
+        return
     if a.quick:
         a.draws, a.sens_draws = 100, 10
     if not a.skip_speed:
