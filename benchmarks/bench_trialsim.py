@@ -18,7 +18,9 @@ Cluster start-up is excluded; the clusters (1 and 2 workers) are started togethe
 small warm-up (imports, model load on each worker, the compiled engine's kernels), then the
 timed runs alternate: 1 worker, 2 workers, 1 worker, ... (``--repeats``), so that each ratio
 compares two runs taken seconds apart (the machine may be shared) and the spread of the
-ratio over the repeats is printed. Batches: the executors' default size. ``--model cart_bcell_sle`` swaps the spec's kinetics for that library model with
+ratio over the repeats is printed, and the throughput ratio over the whole run (total
+wall of the 1-worker runs / total wall of the N-worker runs: the machine's speed drifts by 10-20 % within a
+minute, so a single repeat's ratio is noisy). Batches: the executors' default size. ``--model cart_bcell_sle`` swaps the spec's kinetics for that library model with
 its own typical values and ω² (qPCR observable), e.g. the mechanistic model of issue 12.6.
 
     python benchmarks/bench_trialsim.py [--trials 10000] [--seed 1] [--workers 1,2] [--repeats 3]
@@ -202,6 +204,10 @@ def main() -> None:
         ratios = sorted(one[r["repeat"]] / r["wall"] for r in rows if r["workers"] == w and "repeat" in r)
         print(f"{w} workers / 1 worker over {len(ratios)} repeat(s): " + ", ".join(f"{x:.2f}" for x in ratios)
               + f" (median {ratios[len(ratios) // 2]:.2f})")
+        walls = [r["wall"] for r in rows if r["workers"] == w and "repeat" in r]
+        print(f"{w} workers / 1 worker in throughput over the whole run (total wall of the 1-worker runs / "
+              f"total wall of the {w}-worker runs, same trials): "
+              f"{sum(one[r] for r in range(len(walls))) / sum(walls):.2f}")
     print("cpu_share: the workers' CPU seconds / (wall x workers): below 100 % the workers waited (for the "
           "CPU on a loaded machine, for tasks, for the client); trials/cpu_s: trials per CPU second of the "
           "workers (what one worker does on a core of its own)")
