@@ -48,6 +48,17 @@ def tabulate(d: pd.DataFrame) -> pd.DataFrame:
         lambda x: x.loc[x["available"], "covered"].mean(), include_groups=False)
     out["median_width_ln"] = g.apply(
         lambda x: float(np.nanmedian(np.log(x["high"] / x["low"]))), include_groups=False)
+    # Monte-Carlo error of the coverage itself: Wilson's 95 % interval of a binomial share
+    k, n = out["coverage"] * out["studies"], out["studies"]
+    z2 = 1.959964 ** 2
+    mid, half = (k + z2 / 2) / (n + z2), 1.959964 * np.sqrt(k * (n - k) / n + z2 / 4) / (n + z2)
+    out["coverage_lo95"], out["coverage_hi95"] = mid - half, mid + half
+    # which side the misses fall on: an interval wholly below / above the truth (a biased
+    # estimate misses on one side; an interval too narrow misses on both)
+    out["below"] = g.apply(lambda x: int((x["available"] & (x["high"] < x["truth"])).sum()),
+                           include_groups=False)
+    out["above"] = g.apply(lambda x: int((x["available"] & (x["low"] > x["truth"])).sum()),
+                           include_groups=False)
     return out
 
 
