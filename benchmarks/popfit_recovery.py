@@ -7,7 +7,9 @@ days 1, 4, 7, 10, 14, 21, 28, 56, 90, 180, 270, 365 from stein2019's typical val
 ω² (Table 1), residual SD 0.56 on ln, LLOQ 20 copies/µg (BLQ by M3). Fits start away from
 the truth. Per parameter: relative bias of the typical value (on ln: mean of ln(est/true))
 and of ω², and the coverage of the 95 % Wald CI of ln θ (two-stage: geometric mean ± 1.96
-SD/√n of the ln individual estimates; its ω² is the variance of those estimates).
+SD/√n of the ln individual estimates; its ω² is the variance of those estimates), and of the
+95 % Wald CI of ln ω² (SE(ω²)/ω² from the covariance step; two-stage: √(2/(n−1)), the SE of a
+log sample variance of n normal values).
 
     python benchmarks/popfit_recovery.py [--studies 100] [--methods focei,saem,twostage]
         [--max-minutes 30] [--out benchmarks/results/popfit_recovery]
@@ -49,24 +51,50 @@ def _two_stage(ds, m):
     for p in m.param_names:
         v = np.log(t[(t["parameter"] == p) & t["subject"].isin(ok)]["estimate"].to_numpy(float))
         v = v[np.isfinite(v)]
-        out[p] = (v.mean(), v.std(ddof=1) / np.sqrt(v.size), v.var(ddof=1))
+        out[p] = (v.mean(), v.std(ddof=1) / np.sqrt(v.size), v.var(ddof=1), v.size)
     return out
 
 
-COLUMNS = ["study", "method", "parameter", "ln_error", "se", "omega2_rel_error", "converged"]
+#: ``omega2_se_ln``: SE of ln ω² (delta method: SE(ω²)/ω², the covariance step's), added on
+#: 2026-12-02; rows written before have 7 columns and no ω² coverage.
+COLUMNS = ["study", "method", "parameter", "ln_error", "se", "omega2_rel_error", "converged",
+           "omega2_se_ln"]
+
+
+def read_rows(path):
+    """The rows of an OUT.csv (rows of runs before the ``omega2_se_ln`` column get NaN)."""
+    return pd.read_csv(path, header=None, names=COLUMNS)
+
+
+def omega2_se_ln(table, name):
+    """SE of ln ω² of parameter ``name`` from a population parameter table (NaN without one)."""
+    r = table.loc[f"omega2_{name}"]
+    return float(r["se"] / r["estimate"]) if r["estimate"] > 0 else np.nan
 
 
 def tabulate(d):
-    """Bias, RMSE and Wald coverage of ln θ, bias of ω², per method and parameter. Coverage
-    is over the studies with a finite SE; ``se_missing_pct`` says how many had none."""
+    """Bias, RMSE and Wald coverage of ln θ, bias and Wald coverage of ω² (on ln ω²: the
+    interval ω²·exp(±1.96·SE/ω²), which stays positive), per method and parameter. Each
+    coverage is over the studies with a finite SE; ``se_missing_pct`` /
+    ``omega2_se_missing_pct`` say how many had none (rows of runs before the ω² SE was
+    recorded count as missing: ``omega2_studies`` is how many have it)."""
+    if "omega2_se_ln" not in d:
+        d = d.assign(omega2_se_ln=np.nan)
+    ln_ratio = np.log1p(d["omega2_rel_error"].astype(float))       # ln(ω² est / true)
+    ok2 = d["omega2_se_ln"].notna() & np.isfinite(ln_ratio)
     d = d.assign(covered=np.where(d["se"].notna(),
-                                  np.abs(d["ln_error"]) <= 1.96 * d["se"], np.nan))
+                                  np.abs(d["ln_error"]) <= 1.96 * d["se"], np.nan),
+                 omega2_covered=np.where(ok2, np.abs(ln_ratio) <= 1.96 * d["omega2_se_ln"],
+                                         np.nan),
+                 omega2_has_se=np.where(ok2, d["study"], np.nan))
     return d.groupby(["method", "parameter"], sort=False).agg(
         studies=("study", "nunique"), bias_ln_theta=("ln_error", "mean"),
         rmse_ln_theta=("ln_error", lambda v: float(np.sqrt(np.mean(v**2)))),
         coverage_95=("covered", "mean"),
         se_missing_pct=("se", lambda v: 100 * float(v.isna().mean())),
         bias_omega2_pct=("omega2_rel_error", lambda v: 100 * float(np.mean(v))),
+        omega2_studies=("omega2_has_se", "nunique"),
+        omega2_coverage_95=("omega2_covered", "mean"),
         converged=("converged", "mean"))
 
 
@@ -107,13 +135,13 @@ def _cart_rows(s, method, ds, m, random):
         for _, row in t[t["parameter"].isin(random)].iterrows():
             v = true.loc[(row["subject"], row["parameter"])]
             rows.append((s, method, row["parameter"], row["estimate_transformed"] - np.log(v),
-                         row["se_transformed"], np.nan, True))
+                         row["se_transformed"], np.nan, True, np.nan))
         return rows
     r = fit_population(ds, m, method=method, blq="M3")
     t = r.parameters.set_index("parameter")
     return [(s, method, p, t.loc[p, "estimate_transformed"] - np.log(truth[p]),
              t.loc[p, "se_transformed"], t.loc[f"omega2_{p}", "estimate"] / w2[p] - 1,
-             r.converged) for p in random]
+             r.converged, omega2_se_ln(t, p)) for p in random]
 
 
 def main(argv=None):
@@ -131,7 +159,7 @@ def main(argv=None):
                     help="only tabulate the rows of an earlier run's OUT.csv")
     a = ap.parse_args(argv)
     if a.from_csv:
-        d = pd.read_csv(a.from_csv, header=None, names=COLUMNS)
+        d = read_rows(a.from_csv)
         print(f"# {d['study'].nunique()} studies from {a.from_csv}")
         print(tabulate(d).to_string(float_format=lambda v: f"{v:.3f}"))
         return
@@ -171,9 +199,9 @@ def main(argv=None):
                 if method == "twostage":
                     est = _two_stage(ds, m)
                     for p in m.param_names:
-                        mu, se, var = est[p]
+                        mu, se, var, n_ok = est[p]
                         rows.append((s, method, p, mu - np.log(truth[p]), se, var / w2[p] - 1,
-                                     True))
+                                     True, np.sqrt(2.0 / (n_ok - 1))))
                     seconds.setdefault(method, []).append(time.perf_counter() - t1)
                     continue
                 r = fit_population(ds, m, method=method, init=INIT, seed=s)
@@ -181,7 +209,8 @@ def main(argv=None):
                 for p in m.param_names:
                     rows.append((s, method, p, t.loc[p, "estimate_transformed"]
                                  - np.log(truth[p]), t.loc[p, "se_transformed"],
-                                 t.loc[f"omega2_{p}", "estimate"] / w2[p] - 1, r.converged))
+                                 t.loc[f"omega2_{p}", "estimate"] / w2[p] - 1, r.converged,
+                                 omega2_se_ln(t, p)))
             except Exception as exc:  # noqa: BLE001 - a failed study is counted, not fatal
                 print(f"study {s} {method}: {type(exc).__name__}: {exc}")
             seconds.setdefault(method, []).append(time.perf_counter() - t1)
