@@ -154,7 +154,9 @@ _FLAGS = (
          "size below the number resampled): the proposal does not cover the uncertainty "
          "and the SIR intervals may be too narrow",
          "effective sample size (Σw)²/Σw² of the last iteration < the number of resamples",
-         "run more SIR iterations or proposals, or inflate the proposal (sir_inflation)"),
+         "run more SIR iterations or proposals (--sir-samples / --sir-resamples), or inflate "
+         "the first proposal (--sir-inflation; report: [uncertainty] sir_inflation); read the "
+         "bootstrap interval meanwhile"),
     Flag("sir_dofv_above_chi2", "warning", ("population",),
          "the dOFV distribution of the SIR resamples lies above the chi-square distribution "
          "with as many degrees of freedom as estimated parameters: the uncertainty may be "

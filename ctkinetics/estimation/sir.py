@@ -233,6 +233,8 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
     if any(m < 2 or m > s for s, m in zip(samples, resamples)):
         raise SettingsError(f"SIR needs 2 <= resamples <= samples per iteration "
                             f"(got {samples} / {resamples})")
+    if not float(inflation) > 0:
+        raise SettingsError(f"SIR's inflation must be a number > 0 (got {inflation})")
     if original.failed or original.x is None:
         raise SettingsError(f"the original fit failed: no SIR ({original.failure})")
     say = progress or (lambda s: None)

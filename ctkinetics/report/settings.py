@@ -58,6 +58,7 @@ A config file (``ctk report STUDY --config review.toml``) has these tables, all 
     sir = true                 # SIR of the population fit (needs [population])
     sir_samples = [1000, 1000, 1000, 2000, 2000]    # PsN's default schedule
     sir_resamples = [200, 400, 500, 1000, 1000]
+    sir_inflation = 1.0        # factor on the covariance step for SIR's first proposal
     npde = 1000                # NPDE with this many simulated replicates (needs [population])
     pcvpc = 500                # prediction-corrected VPC replicates (needs [population])
     workers = 2                # local Dask workers for bootstrap/SIR (0: this process)
@@ -170,6 +171,7 @@ class UncertaintySettings:
     sir: bool = False
     sir_samples: tuple = (1000, 1000, 1000, 2000, 2000)
     sir_resamples: tuple = (200, 400, 500, 1000, 1000)
+    sir_inflation: float = 1.0
     npde: int = 0
     pcvpc: int = 0
     workers: int | None = None

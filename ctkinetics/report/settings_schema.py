@@ -92,6 +92,7 @@ class UncertaintyTable(Schema):
     sir: Flag = None
     sir_samples: Annotated[list[_count(1)], Field(min_length=1, description="a list of integers")] = None
     sir_resamples: Annotated[list[_count(1)], Field(min_length=1, description="a list of integers")] = None
+    sir_inflation: Annotated[Number, Field(gt=0, description="a number > 0 (factor on the covariance step)")] = None
     npde: _replicates() = None
     pcvpc: _replicates() = None
     workers: Annotated[Integer, Field(ge=0, description="an integer >= 0 (0: this process)")] = None

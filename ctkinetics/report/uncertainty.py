@@ -93,7 +93,8 @@ def uncertainty_review(dataset, model, settings, fit, population, step) -> Uncer
         step("SIR of the population fit")
         sir_r = _run(errors, "SIR", lambda: sir(
             dataset, model, population, samples=s.uncertainty_sir_samples,
-            resamples=s.uncertainty_sir_resamples, seed=seed, executor=_executor(s)))
+            resamples=s.uncertainty_sir_resamples, inflation=s.uncertainty_sir_inflation,
+            seed=seed, executor=_executor(s)))
     if s.uncertainty_npde:
         from ctkinetics.estimation.population.npde import npde
 
@@ -229,6 +230,7 @@ def uncertainty_section(rv, fig) -> str:
 
 def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
     from ctkinetics.estimation.flags import FLAGS
+    from ctkinetics.estimation.interval_choice import interval_to_read
 
     p = rv.population
     sched = "PsN's schedule"
@@ -278,6 +280,9 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
         items = "".join(f"<li><code>{esc(f)}</code>: {esc(FLAGS[f].meaning)}</li>"
                         for f in flags)
         out.append(f"<div class='box warn'><ul>{items}</ul></div>")
+    advice = interval_to_read(u.bootstrap, u.sir)
+    if advice:
+        out.append(f"<p class='box warn'><b>Which interval to read.</b> {esc(advice)}</p>")
     return "".join(out)
 
 

@@ -49,6 +49,7 @@ def test_popfit_with_covariate_search_bootstrap_npde_and_exposure_intervals(tmp_
     (["--bootstrap", "1"], "at least 2 replicates"),
     (["--npde", "20"], "at least 100"),
     (["--sir", "--sir-samples", "100,100", "--sir-resamples", "50"], "as many of each"),
+    (["--sir", "--sir-inflation", "0"], "--sir-inflation must be a number > 0"),
     (["--covariate-search", "--covariate", "CL~wt"], "leave out --covariate"),
 ])
 def test_bad_uncertainty_options_exit_2(tmp_path, capsys, extra, message):

@@ -22,6 +22,13 @@ def test_toml_table_read_and_checked():
                                                "sir_resamples": [100, 200], "workers": 0}})
     assert (s.uncertainty_bootstrap, s.uncertainty_sir, s.uncertainty_npde) == (200, True, 1000)
     assert s.uncertainty_sir_samples == (500, 1000) and s.uncertainty_workers == 0
+    assert s.uncertainty_sir_inflation == 1.0
+    s2 = settings_from_mapping({"population": {"method": "focei"},
+                                "uncertainty": {"sir": True, "sir_inflation": 2}})
+    assert s2.uncertainty_sir_inflation == 2.0
+    with pytest.raises(SettingsError, match="sir_inflation.*> 0"):
+        settings_from_mapping({"population": {"method": "focei"},
+                               "uncertainty": {"sir": True, "sir_inflation": 0}})
     with pytest.raises(SettingsError, match="need a population fit"):
         settings_from_mapping({"uncertainty": {"bootstrap": 100}})
     with pytest.raises(SettingsError, match="unknown key 'bootstraps'"):

@@ -222,3 +222,14 @@ def test_sir_flags_use_the_registry():
     assert sir_flags(dict(ok, mean_dofv_resamples=high)) == ["sir_dofv_above_chi2"]
     assert all(f in FLAGS for f in ("sir_low_ess", "sir_dofv_above_chi2", "replicates_failed",
                                     "replicates_at_bound"))
+
+
+def test_inflation_widens_the_first_proposal_by_its_square_root(theoph_fit):
+    ds, m, res = theoph_fit
+    se = np.sqrt(np.diag(res.covariance.to_numpy(float)))
+    s = sir(ds, m, res, samples=(20,), resamples=(5,), seed=2, inflation=4.0)
+    p = s.proposals[s.proposals["iteration"] == 1]
+    np.testing.assert_allclose(p["sd_transformed"], 2.0 * se, rtol=1e-12)
+    assert s.settings["proposal"] == "covariance step x 4"
+    with pytest.raises(Exception, match="inflation must be a number > 0"):
+        sir(ds, m, res, samples=(20,), resamples=(5,), inflation=0.0)

@@ -60,6 +60,9 @@ def add_uncertainty_arguments(parser) -> None:
                    help="SIR proposals per iteration (default PsN's 1000,1000,1000,2000,2000)")
     g.add_argument("--sir-resamples", default="200,400,500,1000,1000", metavar="m1,m2,...",
                    help="SIR resamples per iteration (default PsN's 200,400,500,1000,1000)")
+    g.add_argument("--sir-inflation", type=float, default=1.0, metavar="F",
+                   help="SIR: factor on the covariance step for the first proposal "
+                        "(default 1; > 1 widens it when the flag sir_low_ess is raised)")
     g.add_argument("--npde", type=int, nargs="?", const=1000, default=0, metavar="K",
                    help="NPDE with K simulated replicates (default 1000; BLQ imputed as the "
                         "npde package does)")
@@ -113,6 +116,8 @@ def check(args) -> None:
     if args.sir and (len(s) != len(r) or not s or any(m < 2 or m > n for n, m in zip(s, r))):
         raise SettingsError(f"--sir-samples {args.sir_samples} / --sir-resamples "
                             f"{args.sir_resamples}: as many of each, 2 <= resamples <= samples")
+    if not args.sir_inflation > 0:
+        raise SettingsError(f"--sir-inflation must be a number > 0 (got {args.sir_inflation})")
     if args.covariate_search and args.covariate:
         raise SettingsError("--covariate-search builds the covariate model itself: leave out "
                             "--covariate")
@@ -178,7 +183,8 @@ def run_all(args, dataset, res, fit_kwargs, folder, search=None) -> list:
         from ctkinetics.estimation.sir import sir
 
         s = sir(dataset, args.model, res, samples=_counts(args.sir_samples),
-                resamples=_counts(args.sir_resamples), seed=args.seed,
+                resamples=_counts(args.sir_resamples), inflation=args.sir_inflation,
+                seed=args.seed,
                 executor=executor_from_args(args), progress=say)
         s.write(folder)
         last = s.iterations.iloc[-1]
@@ -188,6 +194,11 @@ def run_all(args, dataset, res, fit_kwargs, folder, search=None) -> list:
                      + _flags(s.flags))
         lines.append(s.intervals[["parameter", "estimate", "sir_low", "sir_high"]].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"))
+        from ctkinetics.estimation.interval_choice import interval_to_read
+
+        advice = interval_to_read(boot, s)
+        if advice:
+            lines.append(f"which interval to read: {advice}")
     if args.npde:
         from ctkinetics.estimation.population.npde import npde
 

@@ -1,0 +1,53 @@
+"""The rule that says which population interval to read (CLI and report share it): each
+branch of ctkinetics.estimation.interval_choice on results built by hand."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+
+from ctkinetics.estimation.interval_choice import interval_to_read
+
+
+def _sir(flags, ess=112.0, samples=2000, resamples=1000):
+    it = pd.DataFrame([dict(effective_sample_size=900.0, samples=1000, resamples=500),
+                       dict(effective_sample_size=ess, samples=samples, resamples=resamples)])
+    return SimpleNamespace(flags=list(flags), iterations=it)
+
+
+def test_nothing_to_choose_without_sir_or_with_a_settled_sir():
+    boot = SimpleNamespace(flags=[])
+    assert interval_to_read(boot, None) is None
+    assert interval_to_read(None, None) is None
+    assert interval_to_read(boot, _sir([])) is None
+    assert interval_to_read(None, _sir([])) is None
+
+
+def test_an_unsettled_sir_defers_to_an_unflagged_bootstrap_and_says_why():
+    text = interval_to_read(SimpleNamespace(flags=[]), _sir(["sir_low_ess"], ess=112.4))
+    assert text.startswith("Read the bootstrap intervals")
+    # the last iteration's figures, not the first's
+    assert "effective 112 of its 2000 proposals for 1000 resamples (sir_low_ess)" in text
+    text = interval_to_read(SimpleNamespace(flags=[]), _sir(["sir_dofv_above_chi2"]))
+    assert text.startswith("Read the bootstrap intervals") and "sir_dofv_above_chi2" in text
+
+
+def test_without_a_bootstrap_the_advice_is_to_run_one():
+    text = interval_to_read(None, _sir(["sir_low_ess"]))
+    assert "run the bootstrap" in text and "--bootstrap 200" in text
+    assert not text.startswith("Read the bootstrap")
+
+
+def test_a_flagged_bootstrap_is_not_recommended():
+    text = interval_to_read(SimpleNamespace(flags=["replicates_failed"]), _sir(["sir_low_ess"]))
+    assert "read both as indicative only" in text and "replicates_failed" in text
+    assert "Read the bootstrap intervals" not in text
+
+
+def test_a_lower_objective_than_the_estimates_says_refit_first():
+    text = interval_to_read(SimpleNamespace(flags=[]), _sir(["sir_negative_dofv"]))
+    assert text.startswith("The population fit did not reach the minimum")
+    assert "Read the bootstrap" not in text          # SIR itself was settled
+    both = interval_to_read(SimpleNamespace(flags=[]),
+                            _sir(["sir_low_ess", "sir_negative_dofv"]))
+    assert both.startswith("The population fit did not reach") and "Read the bootstrap" in both
