@@ -24,7 +24,11 @@ leaves nothing when the original estimate is on its bound; ``exclude=`` chooses)
   estimation scale: ln for log-scale θ, ω² and σ).
 
 The share of replicates that failed, did not converge or hit a bound is reported and raises
-the registry flags ``replicates_failed`` / ``replicates_at_bound`` above their limits.
+the registry flags ``replicates_failed`` / ``replicates_at_bound`` above their limits. A
+parameter that kept its original estimate in nearly every replicate is named by the flag
+``replicates_unmoved:NAME``: replicates start from the original estimates (as PsN's), so a
+parameter the objective is flat in stays there and its interval has no width — which would
+otherwise read as precision.
 
 >>> res = fit_population(ds, "onecpt_oral", random_effects="ka,CL", error="additive")  # doctest: +SKIP
 >>> b = bootstrap(ds, "onecpt_oral", 500, seed=1, original=res, random_effects="ka,CL",
@@ -251,14 +255,44 @@ def interval_table(params, boot, jack, level=0.95) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
-def replicate_flags(shares: dict) -> list:
-    """Registry flags raised by the shares of failed / at-bound replicates."""
+#: |replicate − estimate| / max(1, |estimate|) (estimation scale) at or below which a
+#: replicate left a parameter where it started (the original estimate).
+UNMOVED_TOL = 1e-8
+
+
+def unmoved(params, boot) -> list:
+    """Parameters (of ``params``' rows, in order) that kept their original estimate in at
+    least the ``replicates_unmoved`` share of the replicates ``boot`` (replicates × parameters,
+    natural scale): the objective is flat in them."""
+    out = []
+    if len(boot) == 0:
+        return out
+    for r in params.itertuples():
+        if r.parameter not in boot or not np.isfinite(r.estimate):
+            continue
+        v = boot[r.parameter].to_numpy(float)
+        v = v[np.isfinite(v)]
+        log = getattr(r, "scale", "") in ("log", "variance") and r.estimate > 0
+        e = np.log(r.estimate) if log else float(r.estimate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = np.log(v) if log else v
+        still = np.abs(x - e) <= UNMOVED_TOL * max(1.0, abs(e))
+        if v.size and still.mean() >= FLAGS["replicates_unmoved"].limit:
+            out.append(r.parameter)
+    return out
+
+
+def replicate_flags(shares: dict, unmoved_parameters=()) -> list:
+    """Registry flags raised by the shares of failed / at-bound replicates and by the
+    parameters no replicate moved (``replicates_unmoved:A,B``)."""
     out = []
     if shares.get("failed_pct", 0) + shares.get("not_converged_pct", 0) > \
             FLAGS["replicates_failed"].limit:
         out.append("replicates_failed")
     if shares.get("at_bound_pct", 0) > FLAGS["replicates_at_bound"].limit:
         out.append("replicates_at_bound")
+    if unmoved_parameters:
+        out.append("replicates_unmoved:" + ",".join(unmoved_parameters))
     return out
 
 
@@ -375,7 +409,8 @@ def assemble(original, rows, data, settings) -> BootstrapResult:
     shares["used_pct"] = 100.0 * float(b["used"].sum()) / n
     shares["n_used"] = int(b["used"].sum())
     rep["replicate"] = rep["replicate"].astype(str)
-    return BootstrapResult(intervals, rep, est, shares, replicate_flags(shares), settings)
+    return BootstrapResult(intervals, rep, est, shares,
+                           replicate_flags(shares, unmoved(params, boot)), settings)
 
 
 def _strata_summary(strata: dict, by) -> dict:

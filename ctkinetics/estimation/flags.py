@@ -149,6 +149,15 @@ _FLAGS = (
          "% of replicates with an estimate at a bound > 10",
          "read the bound parameter's interval with care; consider removing its random effect",
          10.0),
+    Flag("replicates_unmoved", "warning", ("population",),
+         "a parameter kept its original estimate in nearly every bootstrap replicate (the "
+         "flag names it: replicates_unmoved:foldx): resampled data do not move it because "
+         "the objective is flat in it — the data do not inform it — so its near-zero-width "
+         "bootstrap interval is no measure of its uncertainty",
+         "|replicate − original estimate| ≤ 1e-8 × max(1, |estimate|) on the estimation "
+         "scale in ≥ 90 % of the replicates used",
+         "fix the parameter (--fix NAME=VALUE) or simplify the model; do not read its "
+         "interval", 0.9),
     Flag("sir_low_ess", "warning", ("population",),
          "the importance ratios of SIR are dominated by a few proposals (effective sample "
          "size below the number resampled): the proposal does not cover the uncertainty "

@@ -11,7 +11,11 @@ participants and needs no proposal; on the stein2019 recovery studies (12-30 par
 for every θ while every SIR run there carried ``sir_low_ess``. So a flagged SIR defers to an
 unflagged bootstrap, and without a bootstrap the advice is to run one. ``sir_negative_dofv``
 (a proposal with a lower objective than the estimates) means the fit itself is not at its
-minimum: no interval around it is to be read until it is refitted.
+minimum: no interval around it is to be read until it is refitted. When the fit's covariance
+step failed, the bootstrap is not recommended either: its replicates start from the estimates
+(PsN's convention), so a parameter the data barely inform barely moves and its interval is too
+narrow (exactly flat ones are named by the bootstrap's ``replicates_unmoved`` flag; nearly flat
+ones are not caught by it).
 """
 from __future__ import annotations
 
@@ -19,20 +23,33 @@ from __future__ import annotations
 UNSETTLED = ("sir_low_ess", "sir_dofv_above_chi2")
 
 
-def interval_to_read(bootstrap=None, sir=None) -> str | None:
-    """One or two sentences for the reader, or None when there is nothing to choose.
+#: Population-fit flags that say its Hessian does not vouch for every parameter.
+UNINFORMED = ("covariance_failed", "non_identifiable")
+
+
+def interval_to_read(bootstrap=None, sir=None, population=None) -> str | None:
+    """One to three sentences for the reader, or None when there is nothing to choose.
 
     ``bootstrap``: a BootstrapResult (its ``flags``) or None; ``sir``: a SIRResult (its
-    ``flags`` and last row of ``iterations``) or None.
+    ``flags`` and last row of ``iterations``) or None; ``population``: the PopulationResult
+    both were run on (its ``diagnostics["flags"]``) or None.
     """
-    if sir is None:
-        return None
-    flags = list(sir.flags)
+    pop_flags = [f for f in (population.diagnostics.get("flags", ()) if population is not None
+                             else ()) if f in UNINFORMED]
     out = []
+    if pop_flags and bootstrap is not None:
+        out.append(f"The fit's covariance step did not vouch for every parameter "
+                   f"({', '.join(pop_flags)}): bootstrap replicates start from the estimates, "
+                   "so a parameter the data barely inform barely moves and its bootstrap "
+                   "interval is too narrow — a narrow interval here is no evidence of "
+                   "precision.")
+    if sir is None:
+        return " ".join(out) or None
+    flags = list(sir.flags)
     if "sir_negative_dofv" in flags:
-        out.append("The population fit did not reach the minimum of its objective (SIR found "
-                   "parameter vectors with a lower OFV, sir_samples.csv): refit it before "
-                   "reading any of its intervals.")
+        out.insert(0, "The population fit did not reach the minimum of its objective (SIR "
+                      "found parameter vectors with a lower OFV, sir_samples.csv): refit it "
+                      "before reading any of its intervals.")
     unsettled = [f for f in flags if f in UNSETTLED]
     if unsettled:
         last = sir.iterations.iloc[-1]
@@ -42,9 +59,10 @@ def interval_to_read(bootstrap=None, sir=None) -> str | None:
         if bootstrap is None:
             out.append(f"{why}: run the bootstrap (ctk popfit --bootstrap 200; report: "
                        "[uncertainty] bootstrap = 200) and read its intervals.")
-        elif list(bootstrap.flags):
-            out.append(f"{why}, and the bootstrap is flagged too "
-                       f"({', '.join(bootstrap.flags)}): read both as indicative only.")
+        elif list(bootstrap.flags) or pop_flags:
+            why_not = ", ".join(list(bootstrap.flags) + pop_flags)
+            out.append(f"{why}, and the bootstrap has its own caveats ({why_not}): read both "
+                       "as indicative only.")
         else:
             out.append(f"Read the bootstrap intervals: {why}.")
     return " ".join(out) or None

@@ -229,7 +229,7 @@ def uncertainty_section(rv, fig) -> str:
 
 
 def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
-    from ctkinetics.estimation.flags import FLAGS
+    from ctkinetics.estimation.flags import flag_id, get as get_flag
     from ctkinetics.estimation.interval_choice import interval_to_read
 
     p = rv.population
@@ -251,8 +251,12 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
     rows = p.parameters[["parameter", "kind", "estimate", "ci_low", "ci_high", "unit"]].copy()
     if u.bootstrap is not None:
         b = u.bootstrap.intervals.set_index("parameter")
+        # a parameter no replicate moved has an interval of no width that informs nobody:
+        # left blank here (the flag box names it; the CSV keeps the numbers)
+        flat = {p for f in u.bootstrap.flags if flag_id(f) == "replicates_unmoved"
+                for p in f.split(":", 1)[1].split(",")}
         for c in ("pct_low", "pct_high", "bca_low", "bca_high"):
-            rows[c] = rows["parameter"].map(b[c])
+            rows[c] = rows["parameter"].map(b[c]).where(~rows["parameter"].isin(flat))
     if u.sir is not None:
         s = u.sir.intervals.set_index("parameter")
         for c in ("sir_low", "sir_high"):
@@ -277,10 +281,10 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
         out.append(fig(lambda: sir_dofv_figure(u.sir), "uncertainty:sir_dofv"))
         flags += list(u.sir.flags)
     if flags:
-        items = "".join(f"<li><code>{esc(f)}</code>: {esc(FLAGS[f].meaning)}</li>"
+        items = "".join(f"<li><code>{esc(f)}</code>: {esc(get_flag(f).meaning)}</li>"
                         for f in flags)
         out.append(f"<div class='box warn'><ul>{items}</ul></div>")
-    advice = interval_to_read(u.bootstrap, u.sir)
+    advice = interval_to_read(u.bootstrap, u.sir, p)
     if advice:
         out.append(f"<p class='box warn'><b>Which interval to read.</b> {esc(advice)}</p>")
     return "".join(out)

@@ -51,3 +51,41 @@ def test_a_lower_objective_than_the_estimates_says_refit_first():
     both = interval_to_read(SimpleNamespace(flags=[]),
                             _sir(["sir_low_ess", "sir_negative_dofv"]))
     assert both.startswith("The population fit did not reach") and "Read the bootstrap" in both
+
+
+def _pop(*flags):
+    return SimpleNamespace(diagnostics={"flags": list(flags)})
+
+
+def test_a_failed_covariance_step_withholds_the_bootstrap_recommendation():
+    boot = SimpleNamespace(flags=[])
+    text = interval_to_read(boot, None, _pop("covariance_failed", "rse>50%"))
+    assert "covariance_failed" in text and "no evidence of precision" in text
+    assert "rse>50%" not in text                 # only the flags about the Hessian count
+    text = interval_to_read(boot, _sir(["sir_low_ess"]), _pop("covariance_failed"))
+    assert "read both as indicative only" in text and "Read the bootstrap" not in text
+    # a fit whose covariance step worked: the plain recommendation
+    assert interval_to_read(boot, _sir(["sir_low_ess"]), _pop("rse>50%")).startswith(
+        "Read the bootstrap intervals")
+    assert interval_to_read(boot, None, _pop()) is None
+    assert interval_to_read(None, None, _pop("covariance_failed")) is None
+
+
+def test_parameters_no_replicate_moved_are_named():
+    import numpy as np
+
+    from ctkinetics.estimation.bootstrap import replicate_flags, unmoved
+
+    params = pd.DataFrame({"parameter": ["Cmax", "foldx", "shift", "omega2_Cmax"],
+                           "estimate": [1500.0, 638.0, -2.0, 0.5],
+                           "scale": ["log", "log", "linear", "variance"]})
+    rng = np.random.default_rng(1)
+    boot = pd.DataFrame({"Cmax": 1500.0 * np.exp(rng.normal(0, 0.1, 20)),
+                         "foldx": np.full(20, 638.0),
+                         "shift": np.full(20, -2.0), "omega2_Cmax": np.full(20, 0.5)})
+    boot.loc[0, "foldx"] = 700.0                   # 19 of 20 unmoved: 0.95 >= 0.9
+    boot.loc[:2, "shift"] = -2.1                   # 17 of 20: 0.85 < 0.9
+    boot["omega2_Cmax"] *= 1 + 1e-6                # moved, by less than the eye sees
+    assert unmoved(params, boot) == ["foldx"]
+    assert replicate_flags({}, ["foldx", "FB"]) == ["replicates_unmoved:foldx,FB"]
+    assert replicate_flags({}, []) == []

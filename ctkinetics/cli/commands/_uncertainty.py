@@ -194,9 +194,10 @@ def run_all(args, dataset, res, fit_kwargs, folder, search=None) -> list:
                      + _flags(s.flags))
         lines.append(s.intervals[["parameter", "estimate", "sir_low", "sir_high"]].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.bootstrap or args.sir:
         from ctkinetics.estimation.interval_choice import interval_to_read
 
-        advice = interval_to_read(boot, s)
+        advice = interval_to_read(boot, s if args.sir else None, res)
         if advice:
             lines.append(f"which interval to read: {advice}")
     if args.npde:
@@ -230,9 +231,9 @@ def run_all(args, dataset, res, fit_kwargs, folder, search=None) -> list:
 def _flags(flags) -> str:
     if not flags:
         return ""
-    from ctkinetics.estimation.flags import FLAGS
+    from ctkinetics.estimation.flags import get
 
-    return "\n  " + "\n  ".join(f"{f}: {FLAGS[f].meaning.split(':')[0]}" for f in flags)
+    return "\n  " + "\n  ".join(f"{f}: {get(f).meaning.split(':')[0]}" for f in flags)
 
 
 __all__ = ["add_uncertainty_arguments", "requested", "check", "executor_from_args",
