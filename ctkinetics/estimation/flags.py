@@ -81,7 +81,7 @@ _FLAGS = (
          "the optimiser did not converge: the estimates are unusable",
          "the optimiser's own convergence test failed (or the SAEM chains still drift)",
          "try more starts, fix poorly informed parameters (--fix) or a simpler model"),
-    Flag("non_identifiable", "warning", ("subject", "parameter"),
+    Flag("non_identifiable", "warning", ("subject", "parameter", "population"),
          "the information matrix is singular: the data do not determine every parameter "
          "(no standard errors)",
          "Hessian not positive definite, or smallest/largest eigenvalue < 1e-10",

@@ -12,7 +12,8 @@ units), and S = that scaled J:
 * two parameters are **near-collinear** when the cosine of their columns exceeds
   :data:`COLLINEAR` in absolute value (a change of one is compensated by the other);
 * **sloppy directions**: the right singular vectors of S whose singular value is below
-  :data:`SLOPPY` times the largest name the parameters loading on them (|v_j| > 0.4).
+  :data:`SLOPPY` times the largest name the parameters loading on them (|v_j| >
+  :data:`LOADING` = 0.4).
 
 The result is a table (subject, check, parameters, value, advice), recorded in the fit's
 result (``FitResult.identifiability``, ``identifiability.csv``) and summarised on the command
@@ -29,6 +30,8 @@ NOT_INFORMED = 1e-3
 COLLINEAR = 0.995
 #: singular value / largest below which a direction is sloppy
 SLOPPY = 1e-3
+#: |component| of a unit direction above which a parameter is named as loading on it
+LOADING = 0.4
 COLUMNS = ["subject", "check", "parameters", "value", "advice"]
 
 
@@ -74,7 +77,7 @@ def _subject_rows(subject, J, names):
         _, sv, vt = np.linalg.svd(S, full_matrices=False)
         for s, v in zip(sv, vt):
             if s < SLOPPY * sv[0]:
-                load = [kept[k] for k in np.flatnonzero(np.abs(v) > 0.4)]
+                load = [kept[k] for k in np.flatnonzero(np.abs(v) > LOADING)]
                 rows.append((subject, "sloppy", ",".join(load), float(s / sv[0]),
                              "a combination of these parameters is not determined: fix one "
                              "of them or add samples that separate them"))

@@ -400,7 +400,11 @@ def population_status_box(rv) -> str:
         return (f"<div class='box bad'><b>Population fit failed</b> ({method}, "
                 f"{esc(rv.settings.model)}): {esc(rv.population_error)}. The individual fits "
                 "are unaffected.</div>")
-    flags = [str(f) for f in p.diagnostics.get("flags", ())]
+    from ctkinetics.estimation.population.diagnostics import flag_details
+
+    detail = flag_details(p)
+    flags = [f"{f} ({detail[f]})" if detail.get(f) else str(f)
+             for f in p.diagnostics.get("flags", ())]
     extra = (f"<br>{esc(rv.population_error)}" if rv.population_error else "")
     link = " (see <a href='#population'>Population fit</a>)"
     if not p.converged:

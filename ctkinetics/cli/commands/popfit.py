@@ -70,16 +70,9 @@ def method_from_args(args):
 def flag_lines(res) -> list[str]:
     """Per flag of a population fit: what carries it and what it means."""
     from ctkinetics.estimation.flags import FLAGS
+    from ctkinetics.estimation.population.diagnostics import flag_details
 
-    p = res.parameters
-    detail = {"at_bound": ", ".join(res.diagnostics.get("at_bound", ()))}
-    if len(p):
-        rse = p[p["rse_pct"].astype(float) > FLAGS["rse>50%"].limit]
-        detail["rse>50%"] = ", ".join(f"{r.parameter} {r.rse_pct:.0f} %"
-                                      for r in rse.itertuples())
-        sh = p[p["shrinkage_pct"].astype(float) > FLAGS["shrinkage>30%"].limit]
-        detail["shrinkage>30%"] = ", ".join(f"{r.parameter} {r.shrinkage_pct:.1f} %"
-                                            for r in sh.itertuples())
+    detail = flag_details(res)
     lines = []
     for f in res.diagnostics.get("flags", ()):
         what = detail.get(f, "")

@@ -160,9 +160,12 @@ def _result(problem, data, pm, run, method, structure, effects, covariance, say,
     phi_pop = pm.phi_pop(theta, beta)
     eta = e.eta if e is not None else np.zeros((data.n, spec.q))
     cond = np.nan
+    uninformed = []
     if covariance:
         say("covariance step: Hessian of the FOCE-I -2LL (differences of its gradient)")
-        cov, cond = dg.covariance_from_hessian(hessian(obj, x))
+        H = hessian(obj, x)
+        cov, cond = dg.covariance_from_hessian(H)
+        uninformed = dg.uninformed(H, spec.x_names())
     else:
         cov = np.full((x.size, x.size), np.nan)
     shrink = dg.shrinkage(eta, om)
@@ -173,13 +176,15 @@ def _result(problem, data, pm, run, method, structure, effects, covariance, say,
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = cov / np.outer(sd, sd)
     at_bound = _at_bound(spec, x)
-    flags = _flags(run.converged, covariance, sd, at_bound, params, e, np.isfinite(ofv))
+    flags = _flags(run.converged, covariance, sd, at_bound, params, e, np.isfinite(ofv),
+                   uninformed)
     failed = not np.isfinite(ofv)
     k = spec.size
     diagnostics = {
         "iterations": run.iterations, "evaluations": run.evaluations,
         "condition_number": cond, "epsilon_shrinkage_pct": eps_shrink, "flags": flags,
-        "at_bound": at_bound, "ebe_converged": int(e.converged.sum()),
+        "at_bound": at_bound, "uninformed": uninformed,
+        "ebe_converged": int(e.converged.sum()),
         "fit_seconds": _time.perf_counter() - t0,
         "covariate_references": dict(zip([ef.name for ef in effects], pm.references)),
         **run.info}
@@ -208,7 +213,7 @@ def _at_bound(spec, x):
     return [nm for nm, b in zip(spec.x_names(), bound) if b]
 
 
-def _flags(converged, covariance, sd, at_bound, params, ebe, finite):
+def _flags(converged, covariance, sd, at_bound, params, ebe, finite, uninformed=()):
     """Flags of the run (registry :mod:`ctkinetics.estimation.flags`)."""
     out = []
     if not finite:
@@ -217,6 +222,8 @@ def _flags(converged, covariance, sd, at_bound, params, ebe, finite):
         out.append("not_converged")
     if covariance and not np.all(np.isfinite(sd)):
         out.append("covariance_failed")
+    if uninformed:
+        out.append("non_identifiable")
     if at_bound:
         out.append("at_bound")
     if np.any(params["rse_pct"].to_numpy(float) > FLAGS["rse>50%"].limit):

@@ -38,6 +38,60 @@ def covariance_from_hessian(H):
     return cov, cond
 
 
+def uninformed(H, names) -> list:
+    """What the data do not inform, from the Hessian ``H`` of the −2LL at the estimates (on
+    the estimation scale), by the registry's ``non_identifiable`` rule (the individual fits'):
+    a quantity whose diagonal entry is at most ``limit`` × the largest is named alone
+    (the objective is flat in it); of the rest, on the scale where each diagonal entry is 1,
+    every direction whose eigenvalue is not positive or at most ``limit`` × the largest names
+    the quantities loading on it (|component| > ``identifiability.LOADING``), joined by
+    "+" (``Cmax+Tmax``: a ridge along which only a combination is informed). Empty when
+    ``H`` is positive definite and well conditioned."""
+    from ctkinetics.estimation.flags import FLAGS
+    from ctkinetics.estimation.identifiability import LOADING
+
+    limit = FLAGS["non_identifiable"].limit
+    H = 0.5 * (np.asarray(H, float) + np.asarray(H, float).T)
+    if H.size == 0 or not np.all(np.isfinite(H)):
+        return []
+    d = np.abs(np.diag(H))
+    top = d.max()
+    if top <= 0:
+        return list(names)
+    flat = d <= limit * top
+    out = [n for n, f in zip(names, flat) if f]
+    keep = np.flatnonzero(~flat)
+    if keep.size:
+        s = np.sqrt(d[keep])
+        try:
+            w, V = np.linalg.eigh(H[np.ix_(keep, keep)] / np.outer(s, s))
+        except np.linalg.LinAlgError:
+            return out + ["+".join(names[k] for k in keep)]
+        for j in np.flatnonzero((w <= 0) | (w <= limit * w.max())):
+            load = [names[keep[k]] for k in np.flatnonzero(np.abs(V[:, j]) > LOADING)]
+            if load:
+                out.append("+".join(load))
+    return out
+
+
+def flag_details(res) -> dict:
+    """What carries each flag of a population fit ``res``: flag id -> text (e.g.
+    ``non_identifiable`` -> ``foldx, FB, Cmax+Tmax``; '' when nothing more to say). The one
+    home of these details: the CLI's flag lines and the report's population box read them."""
+    from ctkinetics.estimation.flags import FLAGS
+
+    p, d = res.parameters, res.diagnostics
+    out = {"at_bound": ", ".join(d.get("at_bound", ())),
+           "non_identifiable": ", ".join(d.get("uninformed", ()))}
+    if len(p):
+        rse = p[p["rse_pct"].astype(float) > FLAGS["rse>50%"].limit]
+        out["rse>50%"] = ", ".join(f"{r.parameter} {r.rse_pct:.0f} %" for r in rse.itertuples())
+        sh = p[p["shrinkage_pct"].astype(float) > FLAGS["shrinkage>30%"].limit]
+        out["shrinkage>30%"] = ", ".join(f"{r.parameter} {r.shrinkage_pct:.1f} %"
+                                         for r in sh.itertuples())
+    return {k: v for k, v in out.items() if v}
+
+
 def _natural(spec, x):
     theta, beta, omega, sigma = spec.split(x)
     nat = [np.exp(t) if s.log else t for t, s in zip(theta, spec.thetas)]
