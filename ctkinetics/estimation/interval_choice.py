@@ -61,8 +61,8 @@ def interval_to_read(bootstrap=None, sir=None, population=None) -> str | None:
                        "[uncertainty] bootstrap = 200) and read its intervals.")
         elif list(bootstrap.flags) or pop_flags:
             why_not = ", ".join(list(bootstrap.flags) + pop_flags)
-            out.append(f"{why}, and the bootstrap has its own caveats ({why_not}): read both "
-                       "as indicative only.")
+            out.append(f"{why}; the bootstrap intervals carry caveats too ({why_not}): read "
+                       "both as indicative only.")
         else:
             out.append(f"Read the bootstrap intervals: {why}.")
     return " ".join(out) or None
