@@ -282,7 +282,11 @@ def _population_vectors(result, source, K, rng):
     pick = rng.integers(0, len(rows), K)
     xs = np.array([x_from_natural(spec, dict(zip(wide.columns, rows[k]))) for k in pick])
     kind = "bootstrap replicates" if hasattr(source, "replicates") else "SIR resamples"
-    return xs, f"population parameters drawn from the {kind}"
+    flags = list(getattr(source, "flags", ()))
+    caveat = (f" (flagged {', '.join(flags)}: the intervals inherit what those flags say — a "
+              "parameter the replicates did not move adds no uncertainty, a SIR with few "
+              "effective proposals gives ragged limits)" if flags else "")
+    return xs, f"population parameters drawn from the {kind}{caveat}"
 
 
 def _natural_draws(source) -> pd.DataFrame:

@@ -106,6 +106,11 @@ def test_population_intervals(tmp_path):
     only_eta = exposure_intervals(res, ds, m, source=fixed, n_draws=60, seed=2).participants
     w = lambda q: np.log(q["ci_high"] / q["ci_low"]).mean()  # noqa: E731
     assert w(only_eta[only_eta["metric"] == "AUC0-28"]) < w(p[p["metric"] == "AUC0-28"])
+    # a flagged source's flags reach the description the CLI and the report print
+    flagged = SimpleNamespace(values=fixed.values, replicates=True,
+                              flags=["replicates_unmoved:ke"])
+    how = exposure_intervals(res, ds, m, source=flagged, n_draws=20, seed=2).settings["method"]
+    assert "bootstrap replicates (flagged replicates_unmoved:ke" in how
     ci.write(tmp_path / "e")
     back = type(ci).read(tmp_path / "e")
     pd.testing.assert_frame_equal(back.dose_levels, ci.dose_levels, check_dtype=False)
