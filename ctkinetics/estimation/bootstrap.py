@@ -260,15 +260,20 @@ def interval_table(params, boot, jack, level=0.95) -> pd.DataFrame:
 UNMOVED_TOL = 1e-8
 
 
-def unmoved(params, boot) -> list:
+def unmoved(params, boot, at_bound=()) -> list:
     """Parameters (of ``params``' rows, in order) that kept their original estimate in at
     least the ``replicates_unmoved`` share of the replicates ``boot`` (replicates × parameters,
-    natural scale): the objective is flat in them."""
+    natural scale): the objective is flat in them. A parameter the original fit put on a bound
+    (``at_bound``: names of the estimated vector, ``omega_X`` for ``omega2_X``) is left out: a
+    bound, not a flat objective, holds it (flag ``at_bound``)."""
     out = []
     if len(boot) == 0:
         return out
+    bound = set(at_bound)
     for r in params.itertuples():
         if r.parameter not in boot or not np.isfinite(r.estimate):
+            continue
+        if r.parameter in bound or r.parameter.replace("omega2_", "omega_", 1) in bound:
             continue
         v = boot[r.parameter].to_numpy(float)
         v = v[np.isfinite(v)]
@@ -410,7 +415,8 @@ def assemble(original, rows, data, settings) -> BootstrapResult:
     shares["n_used"] = int(b["used"].sum())
     rep["replicate"] = rep["replicate"].astype(str)
     return BootstrapResult(intervals, rep, est, shares,
-                           replicate_flags(shares, unmoved(params, boot)), settings)
+                           replicate_flags(shares, unmoved(params, boot, original.diagnostics.get(
+                               "at_bound", ()))), settings)
 
 
 def _strata_summary(strata: dict, by) -> dict:

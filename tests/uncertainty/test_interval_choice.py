@@ -87,5 +87,10 @@ def test_parameters_no_replicate_moved_are_named():
     boot.loc[:2, "shift"] = -2.1                   # 17 of 20: 0.85 < 0.9
     boot["omega2_Cmax"] *= 1 + 1e-6                # moved, by less than the eye sees
     assert unmoved(params, boot) == ["foldx"]
+    # held by a bound in the original fit, not by a flat objective: the bound's flag says so
+    assert unmoved(params, boot, at_bound=["foldx"]) == []
+    boot["omega2_Cmax"] = 0.5
+    assert unmoved(params, boot) == ["foldx", "omega2_Cmax"]
+    assert unmoved(params, boot, at_bound=["omega_Cmax"]) == ["foldx"]
     assert replicate_flags({}, ["foldx", "FB"]) == ["replicates_unmoved:foldx,FB"]
     assert replicate_flags({}, []) == []
