@@ -415,8 +415,9 @@ def assemble(original, rows, data, settings) -> BootstrapResult:
     shares["n_used"] = int(b["used"].sum())
     rep["replicate"] = rep["replicate"].astype(str)
     return BootstrapResult(intervals, rep, est, shares,
-                           replicate_flags(shares, unmoved(params, boot, original.diagnostics.get(
-                               "at_bound", ()))), settings)
+                           replicate_flags(shares, unmoved(params, boot, (getattr(
+                               original, "diagnostics", None) or {}).get("at_bound", ()))),
+                           settings)
 
 
 def _strata_summary(strata: dict, by) -> dict:
