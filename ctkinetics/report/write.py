@@ -119,6 +119,7 @@ def _population_summary(rv):
         return {"method": rv.settings.population_method, "error": rv.population_error}
     out = p.summary()
     out["flags"] = list(p.diagnostics.get("flags", ()))
+    out["uninformed"] = list(p.diagnostics.get("uninformed", ()))   # what non_identifiable names
     out["vpc"] = ({"replicates": rv.vpc.n_replicates, "ci": rv.vpc.ci,
                    "percentiles": list(rv.vpc.percentiles), "seed": rv.vpc.settings.get("seed")}
                   if rv.vpc is not None else None)

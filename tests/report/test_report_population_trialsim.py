@@ -220,6 +220,9 @@ def test_summary_json_population_and_trial_sim_entries(report, trial_sim_dir):
     assert pop["method"] == "focei" and pop["converged"] == rv.population.converged
     assert pop["ofv"] == pytest.approx(rv.population.ofv, rel=1e-12)
     assert pop["flags"] == list(rv.population.diagnostics["flags"])
+    # what the non_identifiable flag names reaches the summary (test_uninformed: foldx unseen)
+    assert pop["uninformed"] == list(rv.population.diagnostics["uninformed"])
+    assert ("non_identifiable" in pop["flags"]) == bool(pop["uninformed"])
     assert pop["vpc"]["replicates"] == 20
     assert s["settings"]["population_method"] == "focei"
     assert s["settings"]["population_random_effects"] == ["Cmax"]
