@@ -102,6 +102,14 @@ class BootstrapResult(FolderResult):
     def to_frame(self) -> pd.DataFrame:
         return self.intervals.copy()
 
+    def unmoved(self) -> list:
+        """The parameters the flag ``replicates_unmoved`` names (their intervals have no
+        width and inform nobody: tables and figures leave them out)."""
+        from ctkinetics.estimation.flags import flag_id
+
+        return [p for f in self.flags if flag_id(f) == "replicates_unmoved"
+                for p in f.split(":", 1)[1].split(",")]
+
     def values(self, used_only=True) -> pd.DataFrame:
         """Bootstrap replicates × parameters (natural scale), those used by default."""
         e = self.estimates[self.estimates["sample"] == "bootstrap"]

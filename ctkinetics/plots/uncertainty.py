@@ -26,8 +26,8 @@ def _intervals(population, bootstrap, sir) -> dict:
     """Method -> {parameter: (low, high)} of the methods run."""
     p = population.parameters
     rows = {"Wald": {r.parameter: (r.ci_low, r.ci_high) for r in p.itertuples()}}
-    if bootstrap is not None:
-        b = bootstrap.intervals
+    if bootstrap is not None:      # parameters no replicate moved: no interval to draw
+        b = bootstrap.intervals[~bootstrap.intervals["parameter"].isin(bootstrap.unmoved())]
         rows["bootstrap (percentile)"] = dict(zip(b["parameter"], zip(b["pct_low"],
                                                                       b["pct_high"])))
         if b["bca_low"].notna().any():

@@ -229,7 +229,7 @@ def uncertainty_section(rv, fig) -> str:
 
 
 def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
-    from ctkinetics.estimation.flags import flag_id, get as get_flag
+    from ctkinetics.estimation.flags import get as get_flag
     from ctkinetics.estimation.interval_choice import interval_to_read
 
     p = rv.population
@@ -253,8 +253,7 @@ def _parameter_intervals(rv, u, fig, interval_figure, sir_dofv_figure) -> str:
         b = u.bootstrap.intervals.set_index("parameter")
         # a parameter no replicate moved has an interval of no width that informs nobody:
         # left blank here (the flag box names it; the CSV keeps the numbers)
-        flat = {p for f in u.bootstrap.flags if flag_id(f) == "replicates_unmoved"
-                for p in f.split(":", 1)[1].split(",")}
+        flat = set(u.bootstrap.unmoved())
         for c in ("pct_low", "pct_high", "bca_low", "bca_high"):
             rows[c] = rows["parameter"].map(b[c]).where(~rows["parameter"].isin(flat))
     if u.sir is not None:

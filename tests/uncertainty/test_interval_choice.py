@@ -94,3 +94,20 @@ def test_parameters_no_replicate_moved_are_named():
     assert unmoved(params, boot, at_bound=["omega_Cmax"]) == ["foldx"]
     assert replicate_flags({}, ["foldx", "FB"]) == ["replicates_unmoved:foldx,FB"]
     assert replicate_flags({}, []) == []
+
+
+def test_the_unmoved_parameters_are_left_out_of_the_interval_figure():
+    from ctkinetics.estimation.bootstrap import BootstrapResult
+    from ctkinetics.plots.uncertainty import _intervals
+
+    iv = pd.DataFrame({"parameter": ["Cmax", "foldx"], "pct_low": [1.0, 5.0],
+                       "pct_high": [3.0, 5.0], "bca_low": [float("nan")] * 2,
+                       "bca_high": [float("nan")] * 2})
+    b = BootstrapResult(iv, pd.DataFrame(), pd.DataFrame(), {}, ["replicates_unmoved:foldx"])
+    assert b.unmoved() == ["foldx"]
+    assert BootstrapResult(iv, pd.DataFrame(), pd.DataFrame(), {}, []).unmoved() == []
+    pop = SimpleNamespace(parameters=pd.DataFrame({"parameter": ["Cmax", "foldx"],
+                                                   "ci_low": [0.5, 4.0], "ci_high": [4.0, 6.0]}))
+    rows = _intervals(pop, b, None)
+    assert rows["bootstrap (percentile)"] == {"Cmax": (1.0, 3.0)}
+    assert set(rows["Wald"]) == {"Cmax", "foldx"}
