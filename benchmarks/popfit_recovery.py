@@ -74,12 +74,10 @@ def omega2_se_ln(table, name):
 
 def tabulate(d):
     """Bias, RMSE and Wald coverage of ln θ, bias and Wald coverage of ω² (on ln ω²: the
-    interval ω²·exp(±1.96·SE/ω²), which stays positive), per method and parameter. Each
-    coverage is over the studies with a finite SE; ``se_missing_pct`` /
-    ``omega2_se_missing_pct`` say how many had none (rows of runs before the ω² SE was
-    recorded count as missing: ``omega2_studies`` is how many have it)."""
-    if "omega2_se_ln" not in d:
-        d = d.assign(omega2_se_ln=np.nan)
+    interval ω²·exp(±1.96·SE/ω²), which stays positive), per method and parameter (``d``:
+    rows with :data:`COLUMNS`, e.g. from :func:`read_rows`). Each coverage is over the studies
+    with a finite SE: ``se_missing_pct`` says how many had none for θ, ``omega2_studies`` how
+    many have one for ω² (rows of runs before the ω² SE was recorded have none)."""
     ln_ratio = np.log1p(d["omega2_rel_error"].astype(float))       # ln(ω² est / true)
     ok2 = d["omega2_se_ln"].notna() & np.isfinite(ln_ratio)
     d = d.assign(covered=np.where(d["se"].notna(),
