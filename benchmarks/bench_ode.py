@@ -27,7 +27,9 @@ Tolerance scan (``--scan``): steps and true error (the table's metric, against L
 rtol 1e-10) of the typical subject and of chosen draws (``--scan-draws``, indices of the
 1,000-draw table) of one model (the first of ``--models``, default cart_bcell_sle) at
 several rtol:atol pairs: what a tolerance change buys in steps and costs in accuracy, before
-running the whole table.
+running the whole table. ``--scan-time`` adds, per setting, the typical subject's time without
+and with the 6 sensitivities of the fit benchmark (best of 9 × 50 calls): how fast one subject
+could be at a tolerance chosen for it alone (the smallest number of steps meeting 1e-6).
 
 Fingerprint (for refactors of the integrator that must not change a bit): values,
 derivatives, steps and status of ``Model.solve(..., sensitivities=True)`` for every library
@@ -54,6 +56,8 @@ import numpy as np
 from ctkinetics.modeling import list_models, load_model
 from ctkinetics.modeling.compiled import compiled
 
+#: the 6 parameters of the 12-subject fit benchmark (issue 12): the sensitivities timed here
+FIT_PARAMS = ["fE", "kexp", "kfade", "dM", "Bbase", "kkill"]
 SCHEDULE = np.array([0.0, 0.25, 1, 2, 4, 7, 10, 14, 21, 28, 42, 60, 90, 180, 270, 365])
 
 
@@ -281,9 +285,10 @@ def draw_of(name, index, n_draws=1000, seed=20261201):
     raise KeyError(name)
 
 
-def tolerance_scan(name, settings, indices=()):
+def tolerance_scan(name, settings, indices=(), timed=False):
     """Print steps and the worst relative error over the observables (``rel_error`` against
-    LSODA rtol 1e-10) per case (the typical subject, then draws ``indices``) and setting."""
+    LSODA rtol 1e-10) per case (the typical subject, then draws ``indices``) and setting;
+    ``timed``: a row of the typical subject's time per call without / with 6 sensitivities."""
     m = load_model(name)
     t = SCHEDULE * m.horizon / 365.0
     cases = [("typical", m.defaults())] + [(f"draw {i}", draw_of(name, i)) for i in indices]
@@ -301,6 +306,19 @@ def tolerance_scan(name, settings, indices=()):
                           for k in ref)
             cells.append(f"{int(s.steps[0])} steps, {err:.2e}")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    if timed:
+        est = FIT_PARAMS
+        off = np.array([0, t.size], dtype=np.int64)
+        cells = []
+        for rtol, atol in settings:
+            cm = compiled(m.with_tolerances(rtol, atol))
+            pc = cm.pc_matrix(m.defaults(), dict(m.covariates), 1)
+            cm.solve(pc, t, off, sens=True, wrt=est)       # compile outside the timing
+            a, _ = best(lambda: cm.solve(pc, t, off), 9, 50)
+            b, _ = best(lambda: cm.solve(pc, t, off, sens=True, wrt=est), 9, 50)
+            cells.append(f"{a * 1e3:.3f} / {b * 1e3:.3f} ms")
+        print(f"| typical: one call without / with 6 sensitivities (load "
+              f"{os.getloadavg()[0]:.1f}) | " + " | ".join(cells) + " |", flush=True)
 
 
 def fingerprint(path, seed=7):
@@ -384,7 +402,7 @@ def speed(quick=False):
     m = load_model("cart_bcell_sle")
     cm = compiled(m)
     t = SCHEDULE
-    est = ["fE", "kexp", "kfade", "dM", "Bbase", "kkill"]
+    est = FIT_PARAMS
     rng = np.random.default_rng(1)
     pop = {p.name: (p.default * np.exp(0.3 * rng.standard_normal(1000)) if p.scale == "log"
                     else np.full(1000, p.default)) for p in m.parameters}
@@ -481,6 +499,8 @@ def main():
                     help="tolerance scan: steps and error of the typical subject (and --scan-draws)")
     ap.add_argument("--scan-draws", default="", metavar="I,J",
                     help="draw indices of the accuracy table to add to --scan")
+    ap.add_argument("--scan-time", action="store_true",
+                    help="with --scan: time the typical subject at each setting")
     ap.add_argument("--fingerprint-save", metavar="NPZ")
     ap.add_argument("--fingerprint-compare", nargs=2, metavar=("BEFORE", "AFTER"))
     a = ap.parse_args()
@@ -492,7 +512,7 @@ def main():
     if a.scan:
         settings = [tuple(float(v) for v in pair.split(":")) for pair in a.scan.split(",")]
         tolerance_scan((a.models or "cart_bcell_sle").split(",")[0], settings,
-                       [int(i) for i in a.scan_draws.split(",") if i])
+                       [int(i) for i in a.scan_draws.split(",") if i], a.scan_time)
         return
     if a.quick:
         a.draws, a.sens_draws = 100, 10
