@@ -313,7 +313,7 @@ def x_from_natural(spec, values: dict) -> np.ndarray:
 
 def _population(result, dataset, model, source, K, rng):
     from ctkinetics.estimation.population.inner import ebe
-    from ctkinetics.estimation.population.predictive import rebuild
+    from ctkinetics.estimation.population.predictive import fitted_ebe, rebuild
 
     fitted = rebuild(result, dataset, model)
     pm, data, spec = fitted.pm, fitted.data, result.spec
@@ -349,17 +349,6 @@ def _population(result, dataset, model, source, K, rng):
     levels = [data.dose_levels.get(s, "") for s in data.subjects]
     return point, draws, list(data.subjects), levels, [""] * n, \
         how + "; each participant's eta from N(EBE, A^-1) at those parameters"
-
-
-def fitted_ebe(result, data, spec) -> np.ndarray:
-    """The fit's EBEs (n, q) from its ``individual`` table, in the data's subject order."""
-    ind = result.individual
-    eta = np.zeros((data.n, spec.q))
-    table = ind.set_index(["subject", "parameter"])["eta"]
-    for i, s in enumerate(data.subjects):
-        for j, r in enumerate(spec.random):
-            eta[i, j] = float(table.get((str(s), r), 0.0))
-    return eta
 
 
 def _draw_eta(rng, mean, A):

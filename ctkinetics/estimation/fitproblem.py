@@ -60,9 +60,10 @@ def parse_names(value) -> list[str]:
     return [str(v).strip() for v in value if str(v).strip()]
 
 
-def parse_fixed(fixed) -> dict:
+def parse_fixed(fixed, option="--fix", what="fixed") -> dict:
     """Fixed values from a dict, ``"A=1,B=2"`` or a list of ``"NAME=VALUE"`` (the CLI's
-    repeatable ``--fix``) -> {name: float}."""
+    repeatable ``--fix``; ``option`` and ``what`` name another such option in messages, e.g.
+    popfit's ``--init`` start values) -> {name: float}."""
     if fixed is None:
         return {}
     if isinstance(fixed, dict):
@@ -73,17 +74,17 @@ def parse_fixed(fixed) -> dict:
         for text in texts:
             name, sep, value = str(text).partition("=")
             if not sep or not name.strip():
-                raise SettingsError(f"--fix '{text}' must read NAME=VALUE, e.g. FB=0.01")
+                raise SettingsError(f"{option} '{text}' must read NAME=VALUE, e.g. FB=0.01")
             items.append((name.strip(), value.strip()))
     out = {}
     for name, value in items:
         try:
             v = float(value)
         except (TypeError, ValueError):
-            raise SettingsError(f"fixed value of '{name}' must be a number (got "
+            raise SettingsError(f"{what} value of '{name}' must be a number (got "
                                 f"'{value}')") from None
         if not np.isfinite(v):
-            raise SettingsError(f"fixed value of '{name}' must be finite (got {value})")
+            raise SettingsError(f"{what} value of '{name}' must be finite (got {value})")
         out[str(name)] = v
     return out
 

@@ -177,8 +177,8 @@ _FLAGS = (
          "did not reach the minimum of its objective, and its estimates, Wald and SIR "
          "intervals are not those of the optimum",
          "a SIR proposal with dOFV < 0 (any iteration)",
-         "refit from the SIR proposal with the lowest OFV (sir_samples.csv) or with more "
-         "starts, then rerun SIR"),
+         "refit from the SIR proposal with the lowest OFV (sir.json lowest_proposal; "
+         "ctk popfit --init NAME=VALUE for each, as the --sir summary prints), then rerun SIR"),
 )
 
 #: id -> :class:`Flag`.

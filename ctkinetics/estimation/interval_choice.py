@@ -47,9 +47,12 @@ def interval_to_read(bootstrap=None, sir=None, population=None) -> str | None:
         return " ".join(out) or None
     flags = list(sir.flags)
     if "sir_negative_dofv" in flags:
+        low = (getattr(sir, "settings", None) or {}).get("lowest_proposal") or {}
+        by = f" by {-low['dofv']:.2f}" if low.get("dofv", 0) < 0 else ""
         out.insert(0, "The population fit did not reach the minimum of its objective (SIR "
-                      "found parameter vectors with a lower OFV, sir_samples.csv): refit it "
-                      "before reading any of its intervals.")
+                      f"found parameter vectors with a lower OFV{by}; sir.json "
+                      "lowest_proposal): refit from them (ctk popfit --init) before reading "
+                      "any of its intervals.")
     unsettled = [f for f in flags if f in UNSETTLED]
     if unsettled:
         last = sir.iterations.iloc[-1]

@@ -243,7 +243,14 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
     # the key tells a worker's cached objective of this run from another run's
     meta = {"result": original, "key": (uuid.uuid4().hex, tuple(xhat))}
     obj = _objective(data, ref, meta)
-    ofv0 = obj(xhat, update=True, explore=True)     # EBEs of x̂, best basins
+    # EBEs of x̂: the fit's own (its OFV), then random restarts for better basins. Explored
+    # from η = 0 alone, a subject could land in a worse basin than the fit found (a study
+    # of issue 16: +1.7 on one subject), which shifts every dOFV and flags proposals as
+    # better than a fit that is in fact lower
+    from ctkinetics.estimation.population.predictive import fitted_ebe
+
+    obj.eta = fitted_ebe(original, obj.pm.data, spec)
+    ofv0 = obj(xhat, update=True, explore=True)
     eta0 = obj.eta.copy()
     cov, proposal = _proposal_cov(original, rse, inflation)
     t0 = time.perf_counter()
@@ -274,12 +281,23 @@ def sir(dataset, model, original, *, samples=DEFAULT_SAMPLES, resamples=DEFAULT_
                     cap_correlation=float(cap_correlation),
                     ofv=float(ofv0), original_ofv=float(original.ofv), df=int(xhat.size),
                     seconds=time.perf_counter() - t0, workers=info.get("workers"),
-                    where=info.get("where"), model=original.model)
+                    where=info.get("where"), model=original.model,
+                    lowest_proposal=_lowest(run["lowest"], spec, names, ofv0))
     it = run["iterations"]
     flags = sir_flags(it.iloc[-1], int(it["negative_dofv"].sum()))
     return SIRResult(_intervals(original.parameters, nat_all, last_p, nat, names, ci), it,
                      run["samples"],
                      run["dofv"], est, flags, settings, run["proposals"], weighted)
+
+
+def _lowest(lowest, spec, names, ofv0) -> dict | None:
+    """The proposal with the lowest OFV of the run, natural scale (``settings``, sir.json):
+    with dOFV < 0 the fit is not at its minimum, and these are the values to refit from."""
+    if lowest is None:
+        return None
+    dofv, k, i, x = lowest
+    return {"dofv": dofv, "ofv": float(ofv0 + dofv), "iteration": int(k), "sample": int(i),
+            "estimates": {n: float(v) for n, v in zip(names, _natural(spec, x))}}
 
 
 def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=None, *,
@@ -292,8 +310,10 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
     (the last resamples, m × k), ``weighted`` (the last iteration's proposals, M × k, and
     their normalised importance ratios, M), ``chosen`` (the mask of the resampled proposals:
     ``final`` is ``weighted[0][chosen]``), and the tables ``iterations``, ``samples``, ``dofv`` and
-    ``proposals`` (parameters named by ``names``, default x1, x2, ...); ``first`` says where
-    ``cov`` comes from (the iterations table's ``proposal`` of iteration 1).
+    ``proposals`` (parameters named by ``names``, default x1, x2, ...), and ``lowest``, the
+    proposal with the lowest objective of any iteration (dOFV, iteration, sample index, x; None
+    when no objective was finite); ``first`` says where ``cov`` comes from (the iterations
+    table's ``proposal`` of iteration 1).
     """
     say = say or (lambda s: None)
     lo, hi = bounds
@@ -302,10 +322,15 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
     rows = {"samples": [], "iterations": [], "dofv": [], "proposals": []}
     prop = Proposal.normal(xhat, cov, cap_correlation)
     final = None
+    lowest = None                   # (dOFV, iteration, sample, x) of the lowest OFV seen
     for k, (M, m) in enumerate(zip(samples, resamples), start=1):
         rng = replicate_rng(seed, k)
         x, logq = prop.draw(rng, M, lo, hi)
         dofv = np.asarray(evaluate(x), float) - ofv0
+        if np.isfinite(dofv).any():
+            i = int(np.nanargmin(np.where(np.isfinite(dofv), dofv, np.inf)))
+            if lowest is None or dofv[i] < lowest[0]:
+                lowest = (float(dofv[i]), k, i, x[i].copy())
         chosen, row, prob = _weigh(rng, dofv, logq, m, rows, k, xhat.size)
         row["proposal"] = (first if k == 1 else
                            f"{'Yeo-Johnson ' if prop.transformed else ''}normal fitted to "
@@ -322,7 +347,7 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
                 say("SIR: the resamples' covariance is singular; the proposal is kept")
             else:
                 prop = nxt
-    return {"final": final, "weighted": weighted, "chosen": chosen,
+    return {"final": final, "weighted": weighted, "chosen": chosen, "lowest": lowest,
             "iterations": pd.DataFrame(rows["iterations"], columns=ITERATION_COLUMNS),
             "samples": pd.concat(rows["samples"], ignore_index=True)[SAMPLE_COLUMNS],
             "dofv": pd.concat(rows["dofv"], ignore_index=True)[DOFV_COLUMNS],

@@ -75,3 +75,44 @@ def test_fit_with_exposure_intervals(tmp_path, capsys):
         assert r.estimate == pytest.approx(d[(r.subject, "AUC0-28")], rel=1e-9)
     assert main(["fit", str(study), "--model", "onecpt_oral", "--out", str(tmp_path / "x"),
                  "--exposure-ci", "--draws", "5"]) == 2
+
+
+def test_popfit_init_starts_the_fit_where_asked(tmp_path, capsys):
+    """--init NAME=VALUE (θ, σ and omega2_ names of theta.csv) sets the start the fit records
+    in fit.json; restarted at its own estimates, a fit ends at its objective (±0.01)."""
+    study = study_folder(tmp_path)
+    base = ["popfit", str(study), "--model", "onecpt_oral", "--random-effects", "ka,CL",
+            "--error", "additive", "--no-covariance"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    a = json.loads((tmp_path / "a" / "fit.json").read_text())
+    theta = pd.read_csv(tmp_path / "a" / "theta.csv").set_index("parameter")["estimate"]
+    omega = pd.read_csv(tmp_path / "a" / "omega.csv")
+    omega = omega[omega["parameter"] == omega["parameter2"]].set_index("parameter")["estimate"]
+    inits = [f"{p}={v!r}" for p, v in theta.items()] + \
+        [f"omega2_{p}={v!r}" for p, v in omega.items()]
+    capsys.readouterr()
+    assert main([*base, "--out", str(tmp_path / "b"),
+                 *[x for i in inits for x in ("--init", i)]]) == 0, capsys.readouterr().err
+    b = json.loads((tmp_path / "b" / "fit.json").read_text())
+    start = b["settings"]["start"]
+    for p, v in theta.items():
+        assert start[p] == pytest.approx(v, rel=1e-9)
+    for p, v in omega.items():
+        assert start[f"omega2_{p}"] == pytest.approx(v, rel=1e-9)
+    assert a["settings"]["start"]["ka"] != pytest.approx(theta["ka"], rel=1e-3)
+    assert b["ofv"] == pytest.approx(a["ofv"], abs=0.01)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--init", "CL"], "--init 'CL' must read NAME=VALUE"),
+    (["--init", "CL=x"], "start value of 'CL' must be a number"),
+    (["--init", "omega2_ke=0.1"], "without a random effect ['ke']"),
+    (["--init", "omega2_ka=0"], "a variance must be > 0"),
+    (["--init", "Vd=3"], "unknown parameter(s) ['Vd']"),
+])
+def test_bad_init_exits_2(tmp_path, capsys, extra, message):
+    study = study_folder(tmp_path)
+    code = main(["popfit", str(study), "--model", "onecpt_oral", "--random-effects", "ka,CL",
+                 "--out", str(tmp_path / "o"), *extra])
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

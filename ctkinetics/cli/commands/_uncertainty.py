@@ -194,6 +194,15 @@ def run_all(args, dataset, res, fit_kwargs, folder, search=None) -> list:
                      + _flags(s.flags))
         lines.append(s.intervals[["parameter", "estimate", "sir_low", "sir_high"]].to_string(
             index=False, float_format=lambda v: f"{v:.4g}"))
+        low = s.settings.get("lowest_proposal")
+        if "sir_negative_dofv" in s.flags and low:
+            from ctkinetics.cli.commands.popfit import init_options
+
+            opts, rest = init_options(res.spec, low["estimates"])
+            lines.append(f"SIR's lowest OFV is {-low['dofv']:.3f} below the fit's (iteration "
+                         f"{low['iteration']}, proposal {low['sample']}; sir.json "
+                         f"lowest_proposal): refit from it with {opts}"
+                         + (f" ({', '.join(rest)} start at 0)" if rest else ""))
     if args.bootstrap or args.sir:
         from ctkinetics.estimation.interval_choice import interval_to_read
 

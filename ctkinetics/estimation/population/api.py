@@ -119,7 +119,12 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
                          t0, time_limit)
         failure = "Ω not positive definite at the estimates"
     if result is None:
-        return _failed_result(problem, data, spec, method, structure, effects, failure, t0)
+        result = _failed_result(problem, data, spec, method, structure, effects, failure, t0)
+    # where the estimation started (natural scale, the parameter table's names)
+    from ctkinetics.estimation.population.diagnostics import _natural, parameter_names
+
+    result.settings["start"] = {n: float(v) for n, v in
+                                zip(parameter_names(spec), _natural(spec, np.asarray(x0, float)))}
     return result
 
 

@@ -112,8 +112,19 @@ def _delta(spec, x, cov):
     return g0, np.sqrt(np.where(v > 0, v, np.nan))
 
 
+def parameter_names(spec) -> list:
+    """The parameter table's name of each entry of x (θ, covariate effects, Ω entries as
+    omega2_A / omega_A_B, σ): what ``ctk popfit --init`` and SIR's lowest proposal use."""
+    names = [t.name for t in spec.thetas] + [e.name for e in spec.effects]
+    for (i, j) in spec.structure.pairs(spec.q):
+        a, b = spec.random[i], spec.random[j]
+        names.append(f"omega2_{a}" if i == j else f"omega_{a}_{b}")
+    return names + [s.name for s in spec.sigmas]
+
+
 def parameter_table(spec, x, cov, shrinkage, references=()):
     """The parameter table (see :class:`PopulationResult`)."""
+    names = parameter_names(spec)
     est, se = _delta(spec, x, cov)
     dv = np.diag(cov) if cov.size else np.full(x.size, np.nan)
     se_x = np.sqrt(np.where(dv > 0, dv, np.nan))
@@ -123,7 +134,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
     for j, t in enumerate(spec.thetas):
         lo, hi = (np.exp(theta[j] - _Z * se_x[j]), np.exp(theta[j] + _Z * se_x[j])) if t.log \
             else (theta[j] - _Z * se_x[j], theta[j] + _Z * se_x[j])
-        rows.append(dict(parameter=t.name, kind="theta", estimate=est[k], se=se[k],
+        rows.append(dict(parameter=names[k], kind="theta", estimate=est[k], se=se[k],
                          ci_low=lo, ci_high=hi, unit=t.unit,
                          scale="log" if t.log else "linear",
                          estimate_transformed=theta[j], se_transformed=se_x[j],
@@ -133,7 +144,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
     off = spec.p
     for j, e in enumerate(spec.effects):
         ref = references[j] if j < len(references) else np.nan
-        rows.append(dict(parameter=e.name, kind="covariate", estimate=est[k], se=se[k],
+        rows.append(dict(parameter=names[k], kind="covariate", estimate=est[k], se=se[k],
                          ci_low=est[k] - _Z * se[k], ci_high=est[k] + _Z * se[k], unit="",
                          scale="linear", estimate_transformed=beta[j],
                          se_transformed=se_x[off + j],
@@ -147,7 +158,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
         v = est[k]
         if i == j:
             cv = geometric_cv_pct(np.sqrt(v)) if is_log[a] else np.sqrt(v)
-            rows.append(dict(parameter=f"omega2_{a}", kind="omega", estimate=v, se=se[k],
+            rows.append(dict(parameter=names[k], kind="omega", estimate=v, se=se[k],
                              ci_low=np.nan, ci_high=np.nan, unit="", scale="variance",
                              estimate_transformed=np.nan, se_transformed=np.nan, cv_pct=cv,
                              shrinkage_pct=shrinkage[i],
@@ -155,7 +166,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
                              (" (log parameter: CV% = 100*sqrt(exp(omega2)-1))"
                               if is_log[a] else " (CV column: SD)")))
         else:
-            rows.append(dict(parameter=f"omega_{a}_{b}", kind="omega", estimate=v, se=se[k],
+            rows.append(dict(parameter=names[k], kind="omega", estimate=v, se=se[k],
                              ci_low=np.nan, ci_high=np.nan, unit="", scale="covariance",
                              estimate_transformed=np.nan, se_transformed=np.nan,
                              description=f"covariance of eta_{a} and eta_{b}"))
@@ -163,7 +174,7 @@ def parameter_table(spec, x, cov, shrinkage, references=()):
     s0 = spec.slices[3].start
     for j, s in enumerate(spec.sigmas):
         lx, sx = np.log(sigma[j]), se_x[s0 + j]
-        rows.append(dict(parameter=s.name, kind="sigma", estimate=est[k], se=se[k],
+        rows.append(dict(parameter=names[k], kind="sigma", estimate=est[k], se=se[k],
                          ci_low=np.exp(lx - _Z * sx), ci_high=np.exp(lx + _Z * sx),
                          unit=s.unit, scale="log", estimate_transformed=lx,
                          se_transformed=sx, description=f"residual SD of {s.analyte}"))

@@ -74,6 +74,17 @@ def rebuild(result, dataset, model, analytes=None, fixed=None, estimate=None) ->
     return Fitted(pm, data, x, theta, beta, omega, sigma, problem.error)
 
 
+def fitted_ebe(result, data, spec) -> np.ndarray:
+    """The fit's EBEs (n, q) from its ``individual`` table, in the data's subject order."""
+    ind = result.individual
+    eta = np.zeros((data.n, spec.q))
+    table = ind.set_index(["subject", "parameter"])["eta"]
+    for i, s in enumerate(data.subjects):
+        for j, r in enumerate(spec.random):
+            eta[i, j] = float(table.get((str(s), r), 0.0))
+    return eta
+
+
 @dataclass(frozen=True)
 class Simulated:
     """Replicates of the study, per analyte (lists in ``data.analytes`` order), each

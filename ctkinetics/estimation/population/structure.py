@@ -39,6 +39,10 @@ def make_spec(data: PopData, model, random_effects, effects, omega="diagonal", i
     model_params = {p.name: p for p in getattr(model, "parameters", ())}
     random = _random_effects(thetas, model_params, random_effects)
     _check_names(names, random, effects, init, sigmas)
+    unknown = sorted(set(omega_init or {}) - set(random))
+    if unknown:
+        raise SettingsError(f"start variance(s) for parameter(s) without a random effect "
+                            f"{unknown}; random effects are on {random}")
     spec = PopulationSpec(tuple(thetas), tuple(random), tuple(effects), tuple(sigmas),
                           resolve_omega("block" if omega is True else
                                         "diagonal" if omega is False else omega),
