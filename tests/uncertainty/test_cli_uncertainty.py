@@ -116,3 +116,29 @@ def test_bad_init_exits_2(tmp_path, capsys, extra, message):
                  "--out", str(tmp_path / "o"), *extra])
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_init_options_round_trip_and_name_what_they_cannot_set():
+    """The --init options printed for SIR's lowest proposal read back (start_values) as the
+    proposal's values to 6 significant digits; covariate effects and Ω covariances, which
+    --init cannot set, are named apart."""
+    import shlex
+
+    from ctkinetics.cli.commands.popfit import init_options, start_values
+
+    class Spec:                       # the attributes init_options reads
+        theta_names = ["ka", "CL"]
+        random = ["ka", "CL"]
+        sigmas = [type("S", (), {"name": "sigma_conc"})()]
+
+    values = {"ka": 1.2345678, "CL": 0.0401234, "CL~wt": 0.75, "omega2_ka": 0.4321,
+              "omega2_CL": 0.0712, "omega_CL_ka": 0.01, "sigma_conc": 0.6789}
+    opts, rest = init_options(Spec, values)
+    words = shlex.split(opts)
+    assert words[::2] == ["--init"] * 5 and rest == ["CL~wt", "omega_CL_ka"]
+    init, omega = start_values(words[1::2])
+    assert set(init) == {"ka", "CL", "sigma_conc"} and set(omega) == {"ka", "CL"}
+    for k, v in init.items():
+        assert v == pytest.approx(values[k], rel=5e-6)
+    for k, v in omega.items():
+        assert v == pytest.approx(values[f"omega2_{k}"], rel=5e-6)
