@@ -51,6 +51,11 @@ def test_a_lower_objective_than_the_estimates_says_refit_first():
     both = interval_to_read(SimpleNamespace(flags=[]),
                             _sir(["sir_low_ess", "sir_negative_dofv"]))
     assert both.startswith("The population fit did not reach") and "Read the bootstrap" in both
+    # the margin, from the lowest proposal SIR keeps (sir.json), and where to refit from
+    s = _sir(["sir_negative_dofv"])
+    s.settings = {"lowest_proposal": {"dofv": -1.4567, "estimates": {}}}
+    text = interval_to_read(SimpleNamespace(flags=[]), s)
+    assert "a lower OFV by 1.46;" in text and "ctk popfit --init" in text
 
 
 def _pop(*flags):
