@@ -328,7 +328,7 @@ def iterate(evaluate, xhat, ofv0, cov, bounds, samples, resamples, seed, say=Non
         x, logq = prop.draw(rng, M, lo, hi)
         dofv = np.asarray(evaluate(x), float) - ofv0
         if np.isfinite(dofv).any():
-            i = int(np.nanargmin(np.where(np.isfinite(dofv), dofv, np.inf)))
+            i = int(np.argmin(np.where(np.isfinite(dofv), dofv, np.inf)))
             if lowest is None or dofv[i] < lowest[0]:
                 lowest = (float(dofv[i]), k, i, x[i].copy())
         chosen, row, prob = _weigh(rng, dofv, logq, m, rows, k, xhat.size)

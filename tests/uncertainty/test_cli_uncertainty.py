@@ -131,11 +131,11 @@ def test_init_options_round_trip_and_name_what_they_cannot_set():
         random = ["ka", "CL"]
         sigmas = [type("S", (), {"name": "sigma_conc"})()]
 
-    values = {"ka": 1.2345678, "CL": 0.0401234, "CL~wt": 0.75, "omega2_ka": 0.4321,
+    values = {"ka": 1.2345678, "CL": 0.0401234, "beta_CL_wt": 0.75, "omega2_ka": 0.4321,
               "omega2_CL": 0.0712, "omega_CL_ka": 0.01, "sigma_conc": 0.6789}
     opts, rest = init_options(Spec, values)
     words = shlex.split(opts)
-    assert words[::2] == ["--init"] * 5 and rest == ["CL~wt", "omega_CL_ka"]
+    assert words[::2] == ["--init"] * 5 and rest == ["beta_CL_wt", "omega_CL_ka"]
     init, omega = start_values(words[1::2])
     assert set(init) == {"ka", "CL", "sigma_conc"} and set(omega) == {"ka", "CL"}
     for k, v in init.items():

@@ -121,10 +121,8 @@ def fit_population(dataset, model, random_effects=None, covariates=None, method=
     if result is None:
         result = _failed_result(problem, data, spec, method, structure, effects, failure, t0)
     # where the estimation started (natural scale, the parameter table's names)
-    from ctkinetics.estimation.population.diagnostics import _natural, parameter_names
-
-    result.settings["start"] = {n: float(v) for n, v in
-                                zip(parameter_names(spec), _natural(spec, np.asarray(x0, float)))}
+    result.settings["start"] = {n: float(v) for n, v in zip(
+        dg.parameter_names(spec), dg._natural(spec, np.asarray(x0, float)))}
     return result
 
 
