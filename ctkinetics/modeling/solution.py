@@ -261,7 +261,7 @@ def _events(cm, model, env, n, N, doses, varying):
         offs.append(len(ts))
     return Events(np.asarray(offs, dtype=np.int64), np.asarray(ts, dtype=float),
                   np.asarray(amts, dtype=float),
-                  np.ascontiguousarray(np.reshape(slots, (-1, K)) if slots
+                  np.ascontiguousarray(np.reshape(slots, (len(slots), K)) if slots
                                        else np.zeros((0, K)))), slopes
 
 
