@@ -415,10 +415,12 @@ def speed(quick=False):
     tN = np.tile(t, 1000)
     cm.solve(pc1, t, off1, sens=True)
     steps = int(cm.solve(pc1, t, off1).steps[0, 0])
+    steps_units = int(cm.solve(pc1, t, off1, log_states=False, max_step=np.inf).steps[0, 0])
     rep = 3 if quick else 7
     print(f"\n## Speed: cart_bcell_sle 0-365 d, 16 times (load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; best of {rep})")
-    print(f"typical subject: {steps} Radau steps at rtol {m.rtol:g}, atol {m.atol:g}\n")
+    print(f"typical subject: {steps} Radau steps at rtol {m.rtol:g}, atol {m.atol:g}, max_step "
+          f"{m.max_step:g} (log coordinates); {steps_units} with every state in its own units\n")
     print("Wall time (CPU time of the process, every thread) of the best round.\n")
     print("| engine | one subject | 1,000 subjects | per subject in the stack |")
     print("|---|---|---|---|")
@@ -438,6 +440,10 @@ def speed(quick=False):
         lambda: cm.solve(pcN, tN, offN, sens=True, wrt=est))
     row("compiled Radau + 15 sensitivities", lambda: cm.solve(pc1, t, off1, sens=True),
         lambda: cm.solve(pcN, tN, offN, sens=True))
+    units = dict(log_states=False, max_step=np.inf)
+    row("compiled Radau + 6 sensitivities, states in their own units (as before log coordinates)",
+        lambda: cm.solve(pc1, t, off1, sens=True, wrt=est, **units),
+        lambda: cm.solve(pcN, tN, offN, sens=True, wrt=est, **units))
 
     # library integrators on the same compiled kernels, called from Python
     from scipy.integrate import solve_ivp

@@ -42,6 +42,8 @@ class ModelRef:
     file: str
     rtol: float | None = None
     atol: float | None = None
+    log_states: bool | None = None
+    max_step: float | None = None
 
     @classmethod
     def of(cls, model) -> "ModelRef":
@@ -57,17 +59,21 @@ class ModelRef:
             raise SettingsError(f"model '{model.name}' has no source file to send to the "
                                 "workers; load it from a .toml file or the library")
         return cls(Path(src).read_text(encoding="utf-8"), src, getattr(model, "rtol", None),
-                   getattr(model, "atol", None))
+                   getattr(model, "atol", None), getattr(model, "log_states", None),
+                   getattr(model, "max_step", None))
 
     def load(self):
-        key = (self.text, self.rtol, self.atol)
+        """The model in this process, with the solver settings it was sent with (tolerances,
+        log coordinates, longest step: a copy made by ``with_tolerances`` stays that copy)."""
+        key = (self.text, self.rtol, self.atol, self.log_states, self.max_step)
         if key not in _MODELS:
             from ctkinetics.modeling.model import Model
             from ctkinetics.modeling.modelfile import parse_model_text
 
             m = Model(**parse_model_text(self.text, self.file))
-            if self.rtol is not None and (self.rtol, self.atol) != (m.rtol, m.atol):
-                m = m.with_tolerances(self.rtol, self.atol)
+            wanted = (self.rtol, self.atol, self.log_states, self.max_step)
+            if self.rtol is not None and wanted != (m.rtol, m.atol, m.log_states, m.max_step):
+                m = m.with_tolerances(*wanted)
             _MODELS[key] = m
         return _MODELS[key]
 

@@ -247,7 +247,7 @@ class CompiledModel:
 
     def solve(self, pc, times, offsets, wrt=None, sens=False, rtol=None, atol=None,
               max_steps=100_000, errcon=False, dense_above=DENSE_ABOVE,
-              threads=None, events=None) -> Solution:
+              threads=None, events=None, log_states=None, max_step=None) -> Solution:
         """Integrate N subjects.
 
         Parameters
@@ -277,6 +277,13 @@ class CompiledModel:
             Include the sensitivities in the error test (CVODES' ``errconS``; off by
             default, as in CVODES: the sensitivities are then the exact derivatives of the
             computed solution, which is what an optimiser needs).
+        log_states : bool, optional
+            Integrate the states the model file declares ``positive`` in log coordinates
+            once established (default the model's ``log_states``, True; False: every state
+            in its own units, for comparison).
+        max_step : float, optional
+            The longest step (default the model's ``max_step``, no bound unless its file's
+            [solver] sets one).
         """
         radau = _radau()
 
@@ -290,6 +297,11 @@ class CompiledModel:
 
         if events is None:
             events = Events.none(N, self.n_slots)
+        if log_states is None:
+            log_states = self.model.log_states
+        max_step = float(self.model.max_step if max_step is None else max_step)
+        positive = np.array([1 if (log_states and st.positive) else 0 for st in self.model.states],
+                            dtype=np.int64)
 
         def run(i0, i1):
             o0, o1 = offsets[i0], offsets[i1]
@@ -300,7 +312,7 @@ class CompiledModel:
                               events.offsets[i0:i1 + 1] - e0, events.times[e0:e1],
                               events.amounts[e0:e1], events.slots[e0:e1], out[o0:o1],
                               sarr[o0:o1] if sens else sarr,
-                              status[i0:i1], steps[i0:i1])
+                              status[i0:i1], steps[i0:i1], positive, max_step)
 
         _in_threads(run, N, threads)
         return Solution(out, sarr if sens else None, status, steps, self.output_names,

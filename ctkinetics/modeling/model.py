@@ -10,6 +10,7 @@ arrays of shape (n,) give (n, T). :meth:`Model.solve` adds sensitivities, per-su
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -75,6 +76,11 @@ class Model:
     horizon: float = 365.0
     rtol: float = 1e-6
     atol: float = 1e-12
+    #: integrate the states declared ``positive`` in log coordinates once established (the
+    #: compiled engine; False: every state in its own units, for comparison)
+    log_states: bool = True
+    #: the longest ODE step (the model file's [solver] max_step; inf: no bound)
+    max_step: float = math.inf
     source_file: str = ""
     residual_error: tuple = ()
     _param_index: Mapping = field(init=False, repr=False)
@@ -163,12 +169,17 @@ class Model:
             env[dname] = expression(env)
         return env, n
 
-    def with_tolerances(self, rtol=None, atol=None) -> "Model":
-        """A copy of the model solved at other tolerances (e.g. a tight reference)."""
+    def with_tolerances(self, rtol=None, atol=None, log_states=None, max_step=None) -> "Model":
+        """A copy of the model solved with other solver settings: tolerances (e.g. a tight
+        reference), its ``positive`` states in their own units (``log_states=False``), another
+        longest step (``max_step``, inf: none)."""
         import dataclasses
 
         return dataclasses.replace(self, rtol=self.rtol if rtol is None else float(rtol),
-                                   atol=self.atol if atol is None else float(atol))
+                                   atol=self.atol if atol is None else float(atol),
+                                   log_states=self.log_states if log_states is None
+                                   else bool(log_states),
+                                   max_step=self.max_step if max_step is None else float(max_step))
 
     def predict_states(self, params=None, times=None, covariates=None, method="auto") -> dict:
         """State trajectories, state -> array (T,) or (n, T). See :meth:`predict`."""

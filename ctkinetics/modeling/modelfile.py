@@ -17,17 +17,19 @@ Layout (see ``models/stein2019.toml`` for a complete example)::
                                   # estimate (true/false: estimated by default in fits)
     [covariates.dose]             # default, unit, description, time_varying, interpolation
     [definitions]                 # ordered: name = "expression of parameters/covariates"
-    [states.E]                    # initial = "expression", unit, description
+    [states.E]                    # initial = "expression", unit, description, positive
+                                  # (true: never below 0; the solver may integrate ln E)
     [[phases]]                    # name, end = "switch time expression" (not on the last)
     ode = { E = "..." }           # dX/dt for every state
     solution = { E = "..." }      # optional closed form for every state (t, tau)
     [observables]                 # kind = "expression of states"  (qpcr, flow, bcell, conc)
     [dosing]                      # optional: state = "amount added at each later dose" (amt)
     [derived.R0]                  # expr, unit, description
-    [solver]                      # rtol, atol
+    [solver]                      # rtol, atol, max_step (the longest step, time units)
 """
 from __future__ import annotations
 
+import math
 import re
 
 from ctkinetics.errors import ModelFileError, SettingProblem
@@ -135,6 +137,8 @@ class _Reader:
             derived_specs=self.derived(spec.derived or {}, base),
             rtol=float(spec.solver.rtol or 1e-6) if spec.solver else 1e-6,
             atol=float(spec.solver.atol or 1e-12) if spec.solver else 1e-12,
+            max_step=float(spec.solver.max_step) if spec.solver and spec.solver.max_step
+            else math.inf,
             source_file=self.file,
             residual_error=self.residual_error(spec.residual_error or {}, spec.observables),
         )
@@ -163,7 +167,7 @@ class _Reader:
         for name, s in table.items():
             self.symbol(name, "state", ("states", name))
             out.append(State(name, self.expr(s.initial, base, ("states", name, "initial")), s.unit or "",
-                             s.description or ""))
+                             s.description or "", bool(s.positive)))
         return out
 
     def phases(self, phases, states, base) -> tuple:

@@ -58,6 +58,7 @@ class StateSection(Schema):
     initial: Expr
     unit: Words = None
     description: Words = None
+    positive: Flag = None
 
 
 class PhaseSection(Schema):
@@ -76,6 +77,7 @@ class DerivedSection(Schema):
 class SolverSection(Schema):
     rtol: Annotated[Number, Field(gt=0, lt=1, description="a number in (0, 1)")] = None
     atol: Annotated[Number, Field(gt=0, lt=1, description="a number in (0, 1)")] = None
+    max_step: Annotated[Number, Field(gt=0, description="a step length > 0 (model time units)")] = None
 
 
 #: The residual SDs of each error model (names as the fits' ``sigma_<analyte>`` parameters:

@@ -98,12 +98,14 @@ class Covariate:
 
 @dataclass(frozen=True)
 class State:
-    """An ODE state: name, initial condition (expression at t = 0), unit."""
+    """An ODE state: name, initial condition (expression at t = 0), unit; ``positive``: it
+    never falls below 0, so the solver may integrate its logarithm."""
 
     name: str
     initial: Expression
     unit: str = ""
     description: str = ""
+    positive: bool = False
 
 
 @dataclass(frozen=True)

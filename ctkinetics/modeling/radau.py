@@ -31,6 +31,22 @@ The sensitivities take part in the error test only on request (``errcon``, CVODE
 are chosen for the states and the sensitivities are the exact derivatives of the computed
 solution.
 
+Log coordinates
+---------------
+A state the model file declares ``positive`` (cells, amounts) is integrated as u = ln(x + c),
+c = 1e-300, from the first step that changes it by at most 10 % (:func:`_switch_to_log`; a
+state rising from 0 is ~ a·t, a straight line in x but ln t in u, so it waits until it is
+established). Exponential expansion and contraction, most of a CAR-T course, are straight
+lines in u: the typical cart_bcell_sle subject takes 179 steps instead of 445 at the same
+tolerance, a subject growing by hundreds of e-folds no longer accumulates relative error over
+its steps, and a state keeps its relative accuracy however small it gets. The kernels are
+called at x = e^u − c and their outputs transformed (du/dt = f/(x + c), the Jacobian
+D⁻¹JD − diag(du/dt), ∂/∂θ rows divided by x + c, D = diag(x + c)); the error test on u is
+absolute at rtol, the same relative test on x. The states and sensitivities go back to x at
+every stop (outputs, doses, switch times). ``max_step`` bounds the steps: with the decaying
+states no longer limiting them, a stiff component held at a quasi-steady state (B cells
+under killing) can see steps long enough that its error escapes the error estimate.
+
 All arrays are float64; kernels are compiled model functions of the fixed signatures below
 (:mod:`ctkinetics.modeling.compiled` generates them from the model file). Arithmetic follows
 numpy's error model (a division by zero gives inf or NaN, never an exception): a solution
@@ -169,7 +185,10 @@ def _lu_solve(lu, piv, b):
         s = b[i]
         for j in range(i + 1, n):
             s -= lu[i, j] * b[j]
-        b[i] = s / lu[i, i]
+        d = lu[i, i]
+        # a zero pivot (a singular Newton matrix, e.g. from states that overflowed): NaN,
+        # which fails the Newton iteration (a status), never an exception (complex division)
+        b[i] = s / d if d != 0.0 else s * np.nan
 
 
 @njit(cache=True, error_model="numpy")
@@ -193,25 +212,109 @@ def _rms(v, scale):
     return math.sqrt(s / max(v.shape[0], 1))
 
 
-# ---- kernel calls (kx = (kernel, 1-d dummy, 2-d dummy)) --------------------------------
-@njit(cache=True, error_model="numpy")
+# ---- kernel calls --------------------------------------------------------------------
+# kx = (kernel, 1-d dummy, 2-d dummy, lg, cc, xb, db, fb, positive, [max_step]): ``lg[r] > 0`` when state
+# r is integrated in log coordinates u = ln(x + c_r) (``cc``; lg[n] counts them), ``xb`` and
+# ``db`` the states x and dx/du at the last u converted, ``fb`` scratch, ``positive`` the
+# states the model file declares non-negative (those that may switch, :func:`_switch_to_log`).
+# _f, _jac, _jac_p and _fp take and give the integrator's coordinates (u for those states):
+#     du/dt = f(x)/(x + c),  ∂u̇_r/∂u_c = J_rc·d_c/d_r − δ_rc·u̇_r,  ∂u̇/∂θ = (∂f/∂θ)/d  (d = x + c)
+#: inlined: a call would count references of every array of kx at each of ~10 kernel calls a step
+_INLINE_K = dict(cache=True, error_model="numpy", inline="always")
+
+
+@njit(**_INLINE_K)
+def _to_x(kx, u):
+    """x (``kx[5]``) and d = dx/du (``kx[6]``) at the integrator's coordinates u."""
+    lg, cc, xb, db = kx[3], kx[4], kx[5], kx[6]
+    for r in range(u.shape[0]):
+        if lg[r] > 0.0:
+            e = math.exp(u[r])
+            xb[r] = e - cc[r]
+            db[r] = e
+        else:
+            xb[r] = u[r]
+            db[r] = 1.0
+    return xb, db
+
+
+@njit(**_INLINE_K)
 def _f(kx, ph, t, tau, y, pc, out):
-    kx[0](OP_RHS, ph, t, tau, 0.0, y, pc, out, kx[2])
+    n = y.shape[0]
+    if kx[3][n] == 0.0:
+        kx[0](OP_RHS, ph, t, tau, 0.0, y, pc, out, kx[2])
+        return
+    xb, db = _to_x(kx, y)
+    kx[0](OP_RHS, ph, t, tau, 0.0, xb, pc, out, kx[2])
+    lg = kx[3]
+    for r in range(n):
+        if lg[r] > 0.0:
+            out[r] /= db[r]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE_K)
+def _f_raw(kx, ph, t, tau, x, pc, out):
+    """f at states x (never log coordinates: the switch jumps, outside the steps)."""
+    kx[0](OP_RHS, ph, t, tau, 0.0, x, pc, out, kx[2])
+
+
+@njit(**_INLINE_K)
+def _jac_any(kx, op, ph, t, tau, y, pc, out):
+    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P) in the integrator's coordinates."""
+    n = y.shape[0]
+    if kx[3][n] == 0.0:
+        kx[0](op, ph, t, tau, 0.0, y, pc, kx[1], out)
+        return
+    lg = kx[3]
+    xb, db = _to_x(kx, y)
+    kx[0](op, ph, t, tau, 0.0, xb, pc, kx[1], out)
+    fb = kx[7]
+    kx[0](OP_RHS, ph, t, tau, 0.0, xb, pc, fb, kx[2])
+    for r in range(n):
+        idr = 1.0 / db[r]
+        for c in range(n):
+            # (J_rc·d_c)·(1/d_r), and an exact 0 kept: states tens of decades apart (a pool
+            # decayed to 1e-300 beside one at 1e50) would give 0·inf = NaN through d_c/d_r
+            v = out[r, c]
+            if v != 0.0:
+                out[r, c] = (v * db[c]) * idr
+        if lg[r] > 0.0:
+            out[r, r] -= fb[r] * idr
+        for c in range(n, out.shape[1]):
+            out[r, c] *= idr
+
+
+@njit(**_INLINE_K)
 def _jac(kx, ph, t, tau, y, pc, out):
-    kx[0](OP_JAC, ph, t, tau, 0.0, y, pc, kx[1], out)
+    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE_K)
 def _fp(kx, ph, t, tau, y, pc, out):
-    kx[0](OP_RHS_P, ph, t, tau, 0.0, y, pc, kx[1], out)
+    n = y.shape[0]
+    if kx[3][n] == 0.0:
+        kx[0](OP_RHS_P, ph, t, tau, 0.0, y, pc, kx[1], out)
+        return
+    xb, db = _to_x(kx, y)
+    kx[0](OP_RHS_P, ph, t, tau, 0.0, xb, pc, kx[1], out)
+    for r in range(n):
+        idr = 1.0 / db[r]
+        for c in range(out.shape[1]):
+            out[r, c] *= idr
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE_K)
 def _jac_p(kx, ph, t, tau, y, pc, out):
-    kx[0](OP_JAC_P, ph, t, tau, 0.0, y, pc, kx[1], out)
+    _jac_any(kx, OP_JAC_P, ph, t, tau, y, pc, out)
+
+
+@njit(**_INLINE_K)
+def _sc(lg, r, y, rtol, atol):
+    """The error scale of coordinate r: atol + |y|·rtol, or rtol for a log coordinate (its
+    absolute error is the relative error of x + c, c = atol/rtol: the same test)."""
+    if lg[r] > 0.0:
+        return rtol
+    return atol + abs(y) * rtol
 
 
 @njit(cache=True, error_model="numpy")
@@ -245,11 +348,13 @@ def _work(n, npar, q):
 @njit(cache=True, error_model="numpy")
 def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     n = y.shape[0]
+    lg = kx[3]
     d0 = 0.0
     d1 = 0.0
     for i in range(n):
-        sc = atol + abs(y[i]) * rtol
-        d0 += (y[i] / sc) ** 2
+        sc = _sc(lg, i, y[i], rtol, atol)
+        # a log coordinate's size is that of x + c in its own scale: 1/rtol
+        d0 += (1.0 / rtol) ** 2 if lg[i] > 0.0 else (y[i] / sc) ** 2
         d1 += (f0[i] / sc) ** 2
     d0 = math.sqrt(d0 / n)
     d1 = math.sqrt(d1 / n)
@@ -263,7 +368,7 @@ def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     _f(kx, ph, t + h0, tau + h0, tmp, pc, tmpf)
     d2 = 0.0
     for i in range(n):
-        sc = atol + abs(y[i]) * rtol
+        sc = _sc(lg, i, y[i], rtol, atol)
         d2 += ((tmpf[i] - f0[i]) / sc) ** 2
     d2 = math.sqrt(d2 / n) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
@@ -391,6 +496,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
     LUr = small[1]
     Fp0 = fp[0]
     errS = f[16, :n]
+    lg = kx[3]
     _fp(kx, ph, t, tau, y, pc, Fp0)
     worst = 0.0
     for k in range(q):
@@ -408,7 +514,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
         acc = 0.0
         for r in range(n):
             sn = S[r, k] + SZ[2 * n + r, k]
-            sc = (atol + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
+            sc = ((rtol if lg[r] > 0.0 else atol) + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
             x = errS[r] / sc
             acc += x * x
         enk = math.sqrt(acc / n)
@@ -449,8 +555,9 @@ def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale
         for r in range(n):
             for c in range(n):
                 J[r, c] = Jend[r, c]
+    lg = kx[3]
     for r in range(n):
-        scale[r] = atol + abs(y[r]) * rtol
+        scale[r] = _sc(lg, r, y[r], rtol, atol)
     for i in range(3):
         for r in range(n):
             scale3[i * n + r] = scale[r]
@@ -539,7 +646,7 @@ def _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage, fstage,
 
 
 @njit(**_INLINE)
-def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol):
+def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol, lg):
     """RMS of Hairer's error estimate err = (μ_r/h·I − J)⁻¹ (f(t, y) + Σ e_i Z_i / h), with
     ynew = y + Z_3 written beside it."""
     n = y.shape[0]
@@ -554,7 +661,7 @@ def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol)
         err[r] = f0[r] + ZE[r]
     _lu_solve_scaled(LUr, piv[1], err, scale)
     for r in range(n):
-        escale[r] = atol + max(abs(y[r]), abs(ynew[r])) * rtol
+        escale[r] = _sc(lg, r, max(abs(y[r]), abs(ynew[r])), rtol, atol)
     return _rms(err, escale)
 
 
@@ -642,10 +749,81 @@ def _views(work, n):
             f[18, :n], small[0], small[1], cplx[0], cvec[0], sw[0], piv)
 
 
+#: A state the model file declares non-negative moves to log coordinates u = ln(x + c)
+#: (and stays there for the rest of the subject) at the first step that changes it by at most
+#: this fraction, h·|f|/(x + c) ≤ LOG_SWITCH (the module's docstring): a state rising from 0
+#: (memory cells, ~ a·t) waits until its steps are short beside its age.
+LOG_SWITCH = 0.1
+#: The offset c of the log coordinates u = ln(x + c): tiny, so that a state keeps its
+#: relative accuracy however small it gets and cannot turn negative (an offset of atol/rtol
+#: let a state that fell below it be pushed below 0 by rounding, then grow negative when its
+#: drive returned), yet keeps x + c above exp's underflow (a state that decays for a year
+#: stops at c instead of giving ln 0).
+LOG_FLOOR = 1e-300
+
+
+@njit(**_INLINE)
+def _switch_to_log(kx, y, S, f0, h, sens, q):
+    """Move the non-negative states that the next step (of size h) changes by at most
+    LOG_SWITCH to log coordinates: y, its sensitivities and f(t, y) in place. True if any."""
+    lg, cc, pos = kx[3], kx[4], kx[8]
+    n = y.shape[0]
+    moved = False
+    for r in range(n):
+        if pos[r] > 0.0 and lg[r] == 0.0 and y[r] > 0.0:
+            d = y[r] + cc[r]
+            if h * abs(f0[r]) <= LOG_SWITCH * d:
+                y[r] = math.log(d)
+                f0[r] /= d
+                if sens:
+                    for k in range(q):
+                        S[r, k] /= d
+                lg[r] = 1.0
+                lg[n] += 1.0
+                moved = True
+    return moved
+
+
+@njit(**_INLINE)
+def _coords(kx, y, S, sens, to_log):
+    """States (and sensitivities) into the integrator's coordinates (``to_log``: x → u =
+    ln(x + c), S → S/(x + c) where a state is in log coordinates) or back."""
+    lg, cc = kx[3], kx[4]
+    n = y.shape[0]
+    if lg[n] == 0.0:
+        return
+    for r in range(n):
+        if lg[r] > 0.0:
+            if to_log:
+                d = y[r] + cc[r]
+                y[r] = math.log(d)
+                d = 1.0 / d
+            else:
+                d = math.exp(y[r])
+                y[r] = d - cc[r]
+            if sens:
+                for k in range(S.shape[1]):
+                    S[r, k] *= d
+
+
 @njit(cache=True, error_model="numpy")
 def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
              atol, state, poly, work, max_steps, dense, rec):
-    """Integrate phase ``ph`` from t to t_end exactly. ``state`` carries h, the previous
+    """Integrate phase ``ph`` from t to t_end exactly (:func:`_advance_u`), taking the
+    states and sensitivities into the integrator's coordinates and back."""
+    with_s = sens and wrt.shape[0] > 0
+    _coords(kx, y, S, with_s, True)
+    code = _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
+                      atol, state, poly, work, max_steps, dense, rec)
+    _coords(kx, y, S, with_s, False)
+    return code
+
+
+@njit(cache=True, error_model="numpy")
+def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
+               atol, state, poly, work, max_steps, dense, rec):
+    """Integrate phase ``ph`` from t to t_end exactly, in the integrator's coordinates (y
+    and S in log coordinates where ``kx[3]`` says so, :func:`_switch_to_log`). ``state`` carries h, the previous
     error norm and step, the step counter and whether ``poly`` (the last step's collocation
     polynomial) may be used as the Newton predictor. Returns a status code.
 
@@ -674,20 +852,24 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     if not _all_finite(f0):
         return NOT_FINITE
     if h <= 0.0:
-        h_prop = h = _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf)
+        h_prop = h = min(_initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf),
+                         kx[9][0])
     rejected = True  # the first step of an interval gets the refined error estimate
     jac_from = JAC_EVAL
     Jend = work[5][2]
     while t < t_end:
         if state[3] >= max_steps:
             return TOO_MANY_STEPS
-        h = h_prop
+        h = min(h_prop, kx[9][0])
         landing = False
         if t + 1.1 * h >= t_end:
             h = t_end - t
             landing = True
         if h < 10.0 * EPS * max(1.0, abs(t)):
             return STEP_TOO_SMALL
+        if kx[3][n] < kx[8][n] and _switch_to_log(kx, y, S, f0, h, sens and q > 0, q):
+            jac_from = JAC_EVAL
+            use_poly = False
         _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
                 Jend)
         jac_from = JAC_KEPT     # until a step is accepted: retries start from (t, y)
@@ -701,7 +883,8 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             state[3] += 1
             state[6] += 1
             continue
-        en = _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol)
+        en = _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol,
+                         kx[3])
         if en > 1.0 and rejected:
             en = _error_refined(kx, ph, t, tau, y, pc, err, ZE, tmp, tmpf, escale, scale, LUr, piv)
         if not math.isfinite(en):
@@ -776,6 +959,7 @@ def _record_dense(t, h, t_end, y, S, poly, SZ, sens, pc, wrt, rec):
                 for k in range(q):
                     Si[r, k] = S[r, k] + polyS[0, r, k] * x + polyS[1, r, k] * x * x \
                         + polyS[2, r, k] * x * x * x
+        _coords(kx, yi, Si, sens, False)
         _record(kx, tt, yi, Si, pc, wrt, sens, lo + order[jp[0]], OUT, SENS, o, oy, op)
         jp[0] += 1
 
@@ -849,6 +1033,9 @@ def _start_subject(kx, nph, row, wrt, sens, sub):
      gj, Gy, Gp, Stmp, pc) = sub
     n = y.shape[0]
     q = wrt.shape[0]
+    lg = kx[3]
+    for r in range(n + 1):
+        lg[r] = 0.0
     for r in range(pc.shape[0]):
         pc[r] = row[r]
     for k in range(q):
@@ -923,8 +1110,8 @@ def _restart(state):
 def _switch_jump(kx, ph, t, start, y, S, pc, dst, fa, fb):
     """S⁺ = S⁻ + (f_a − f_b)(τ, y) ∂τ/∂θ at the switch from phase ph to ph + 1."""
     n = y.shape[0]
-    _f(kx, ph, t, t - start, y, pc, fa)
-    _f(kx, ph + 1, t, 0.0, y, pc, fb)
+    _f_raw(kx, ph, t, t - start, y, pc, fa)
+    _f_raw(kx, ph + 1, t, 0.0, y, pc, fb)
     for r in range(n):
         d = fa[r] - fb[r]
         for k in range(S.shape[1]):
@@ -1022,6 +1209,7 @@ def closed_list(closed):
 SOLVE_SIG = types.void(
     KERNELS_T, int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64,
     int64, int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
+    int64[::1], float64,
 )
 
 
@@ -1044,13 +1232,16 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
 
 @njit(SOLVE_SIG, cache=True, nogil=True, error_model="numpy")
 def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps):
+                dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, positive,
+                max_step):
     """Solve N subjects (``kernels``: the model's kernel in a list, :func:`kernel_list`) (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
     derivatives with respect to the parameters ``wrt`` to ``SENS`` (if ``sens``), a status
     code and per subject the number of steps, of steps rejected by the error test and of
-    Newton failures (``nsteps`` columns).
+    Newton failures (``nsteps`` columns). A state with ``positive`` 1 may be integrated in
+    log coordinates once it is established (:func:`_switch_to_log`); no step is longer than
+    ``max_step`` (inf: no bound).
 
     A subject with at most ``dense_above`` times is solved landing exactly on each of them
     (the accuracy of a step end); one with more (a plotting grid) by dense output inside
@@ -1063,7 +1254,16 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
     it (a pre-dose sample); the solver restarts after it.
     It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
     on several threads."""
-    kx = (kernels[0], np.zeros(1), np.zeros((1, 1)))
+    # the log coordinates of the non-negative states (``positive[r]`` = 1: the model file's
+    # ``positive = true``; all 0: every state in x), :func:`_switch_to_log`
+    pos = np.zeros(n + 1)
+    for r in range(n):
+        if positive[r] != 0:
+            pos[r] = 1.0
+            pos[n] += 1.0
+    cc = np.full(n, LOG_FLOOR)
+    kx = (kernels[0], np.zeros(1), np.zeros((1, 1)), np.zeros(n + 1), cc, np.empty(n),
+          np.empty(n), np.empty(n), pos, np.array([max_step]))
     _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
                  PC.shape[0])

@@ -135,8 +135,9 @@ def test_doses_after_the_window_leave_the_window_alone_and_per_subject_doses():
     plain = model_exposure(m, p, t_end=35.0)
     # (without doses the peak comes from the dense-output search, with them from the
     # landing refinement: Tmax equal to the two methods' accuracy, ~1e-5 day)
+    # (two searches of one solution at the model's tolerance: equal to its accuracy, 1e-6)
     for key in [("qpcr", "AUC0-28"), ("qpcr", "Cmax")]:
-        np.testing.assert_allclose(late.values[key], plain.values[key], rtol=1e-7)
+        np.testing.assert_allclose(late.values[key], plain.values[key], rtol=1e-6)
     np.testing.assert_allclose(late.values[("qpcr", "Tmax")], plain.values[("qpcr", "Tmax")], atol=1e-4)
 
 
@@ -165,7 +166,8 @@ def test_peak_in_the_last_grid_step_before_t_end_is_refined():
     e = model_exposure(m, t_end=9.0, metrics=["Cmax", "Tmax"])
     t = np.linspace(8.0, 9.0, 100001)
     c = m.with_tolerances(1e-10, 1e-16).predict(None, t)["qpcr"].ravel()
-    assert e.values[("qpcr", "Cmax")][0] == pytest.approx(c.max(), rel=1e-7)
+    # the engine's accuracy at the model's tolerance (benchmarks/bench_ode.py): 1e-6
+    assert e.values[("qpcr", "Cmax")][0] == pytest.approx(c.max(), rel=1e-6)
     assert e.values[("qpcr", "Tmax")][0] == pytest.approx(t[np.argmax(c)], abs=1e-3)
 
 
