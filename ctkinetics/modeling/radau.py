@@ -213,10 +213,11 @@ def _rms(v, scale):
 
 
 # ---- kernel calls --------------------------------------------------------------------
-# kx = (kernel, 1-d dummy, 2-d dummy, lg, cc, xb, db, fb, positive, [max_step]): ``lg[r] > 0`` when state
-# r is integrated in log coordinates u = ln(x + c_r) (``cc``; lg[n] counts them), ``xb`` and
-# ``db`` the states x and dx/du at the last u converted, ``fb`` scratch, ``positive`` the
-# states the model file declares non-negative (those that may switch, :func:`_switch_to_log`).
+# kx = (kernel, 1-d dummy, 2-d dummy, W): W (6, n + 1) holds the log coordinates (one array,
+# not six: every array in kx is a reference count at each call that passes it). Row 0: 1 where
+# state r is integrated as u = ln(x + c) (W[0, n] counts them); row 1: c (W[1, n] the longest
+# step); rows 2 and 3: x and d = dx/du at the last u converted; row 4 scratch; row 5: 1 where
+# the model file declares the state positive (W[5, n] counts them; :func:`_switch_to_log`).
 # _f, _jac, _jac_p and _fp take and give the integrator's coordinates (u for those states):
 #     du/dt = f(x)/(x + c),  ∂u̇_r/∂u_c = J_rc·d_c/d_r − δ_rc·u̇_r,  ∂u̇/∂θ = (∂f/∂θ)/d  (d = x + c)
 #: inlined: a call would count references of every array of kx at each of ~10 kernel calls a step
@@ -224,32 +225,30 @@ _INLINE_K = dict(cache=True, error_model="numpy", inline="always")
 
 
 @njit(**_INLINE_K)
-def _to_x(kx, u):
-    """x (``kx[5]``) and d = dx/du (``kx[6]``) at the integrator's coordinates u."""
-    lg, cc, xb, db = kx[3], kx[4], kx[5], kx[6]
+def _to_x(W, u):
+    """x (``W[2]``) and d = dx/du (``W[3]``) at the integrator's coordinates u."""
     for r in range(u.shape[0]):
-        if lg[r] > 0.0:
+        if W[0, r] > 0.0:
             e = math.exp(u[r])
-            xb[r] = e - cc[r]
-            db[r] = e
+            W[2, r] = e - W[1, r]
+            W[3, r] = e
         else:
-            xb[r] = u[r]
-            db[r] = 1.0
-    return xb, db
+            W[2, r] = u[r]
+            W[3, r] = 1.0
 
 
 @njit(**_INLINE_K)
 def _f(kx, ph, t, tau, y, pc, out):
     n = y.shape[0]
-    if kx[3][n] == 0.0:
+    W = kx[3]
+    if W[0, n] == 0.0:
         kx[0](OP_RHS, ph, t, tau, 0.0, y, pc, out, kx[2])
         return
-    xb, db = _to_x(kx, y)
-    kx[0](OP_RHS, ph, t, tau, 0.0, xb, pc, out, kx[2])
-    lg = kx[3]
+    _to_x(W, y)
+    kx[0](OP_RHS, ph, t, tau, 0.0, W[2, :n], pc, out, kx[2])
     for r in range(n):
-        if lg[r] > 0.0:
-            out[r] /= db[r]
+        if W[0, r] > 0.0:
+            out[r] /= W[3, r]
 
 
 @njit(**_INLINE_K)
@@ -262,14 +261,16 @@ def _f_raw(kx, ph, t, tau, x, pc, out):
 def _jac_any(kx, op, ph, t, tau, y, pc, out):
     """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P) in the integrator's coordinates."""
     n = y.shape[0]
-    if kx[3][n] == 0.0:
+    W = kx[3]
+    if W[0, n] == 0.0:
         kx[0](op, ph, t, tau, 0.0, y, pc, kx[1], out)
         return
-    lg = kx[3]
-    xb, db = _to_x(kx, y)
+    _to_x(W, y)
+    xb = W[2, :n]
     kx[0](op, ph, t, tau, 0.0, xb, pc, kx[1], out)
-    fb = kx[7]
-    kx[0](OP_RHS, ph, t, tau, 0.0, xb, pc, fb, kx[2])
+    kx[0](OP_RHS, ph, t, tau, 0.0, xb, pc, W[4, :n], kx[2])
+    db = W[3]
+    fb = W[4]
     for r in range(n):
         idr = 1.0 / db[r]
         for c in range(n):
@@ -278,7 +279,7 @@ def _jac_any(kx, op, ph, t, tau, y, pc, out):
             v = out[r, c]
             if v != 0.0:
                 out[r, c] = (v * db[c]) * idr
-        if lg[r] > 0.0:
+        if W[0, r] > 0.0:
             out[r, r] -= fb[r] * idr
         for c in range(n, out.shape[1]):
             out[r, c] *= idr
@@ -292,13 +293,14 @@ def _jac(kx, ph, t, tau, y, pc, out):
 @njit(**_INLINE_K)
 def _fp(kx, ph, t, tau, y, pc, out):
     n = y.shape[0]
-    if kx[3][n] == 0.0:
+    W = kx[3]
+    if W[0, n] == 0.0:
         kx[0](OP_RHS_P, ph, t, tau, 0.0, y, pc, kx[1], out)
         return
-    xb, db = _to_x(kx, y)
-    kx[0](OP_RHS_P, ph, t, tau, 0.0, xb, pc, kx[1], out)
+    _to_x(W, y)
+    kx[0](OP_RHS_P, ph, t, tau, 0.0, W[2, :n], pc, kx[1], out)
     for r in range(n):
-        idr = 1.0 / db[r]
+        idr = 1.0 / W[3, r]
         for c in range(out.shape[1]):
             out[r, c] *= idr
 
@@ -309,10 +311,10 @@ def _jac_p(kx, ph, t, tau, y, pc, out):
 
 
 @njit(**_INLINE_K)
-def _sc(lg, r, y, rtol, atol):
+def _sc(W, r, y, rtol, atol):
     """The error scale of coordinate r: atol + |y|·rtol, or rtol for a log coordinate (its
     absolute error is the relative error of x + c, c = atol/rtol: the same test)."""
-    if lg[r] > 0.0:
+    if W[0, r] > 0.0:
         return rtol
     return atol + abs(y) * rtol
 
@@ -348,13 +350,13 @@ def _work(n, npar, q):
 @njit(cache=True, error_model="numpy")
 def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     n = y.shape[0]
-    lg = kx[3]
+    W = kx[3]
     d0 = 0.0
     d1 = 0.0
     for i in range(n):
-        sc = _sc(lg, i, y[i], rtol, atol)
+        sc = _sc(W, i, y[i], rtol, atol)
         # a log coordinate's size is that of x + c in its own scale: 1/rtol
-        d0 += (1.0 / rtol) ** 2 if lg[i] > 0.0 else (y[i] / sc) ** 2
+        d0 += (1.0 / rtol) ** 2 if W[0, i] > 0.0 else (y[i] / sc) ** 2
         d1 += (f0[i] / sc) ** 2
     d0 = math.sqrt(d0 / n)
     d1 = math.sqrt(d1 / n)
@@ -368,7 +370,7 @@ def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     _f(kx, ph, t + h0, tau + h0, tmp, pc, tmpf)
     d2 = 0.0
     for i in range(n):
-        sc = _sc(lg, i, y[i], rtol, atol)
+        sc = _sc(W, i, y[i], rtol, atol)
         d2 += ((tmpf[i] - f0[i]) / sc) ** 2
     d2 = math.sqrt(d2 / n) / h0
     if d1 <= 1e-15 and d2 <= 1e-15:
@@ -496,7 +498,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
     LUr = small[1]
     Fp0 = fp[0]
     errS = f[16, :n]
-    lg = kx[3]
+    W = kx[3]
     _fp(kx, ph, t, tau, y, pc, Fp0)
     worst = 0.0
     for k in range(q):
@@ -514,7 +516,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
         acc = 0.0
         for r in range(n):
             sn = S[r, k] + SZ[2 * n + r, k]
-            sc = ((rtol if lg[r] > 0.0 else atol) + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
+            sc = ((rtol if W[0, r] > 0.0 else atol) + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
             x = errS[r] / sc
             acc += x * x
         enk = math.sqrt(acc / n)
@@ -555,9 +557,9 @@ def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale
         for r in range(n):
             for c in range(n):
                 J[r, c] = Jend[r, c]
-    lg = kx[3]
+    W = kx[3]
     for r in range(n):
-        scale[r] = _sc(lg, r, y[r], rtol, atol)
+        scale[r] = _sc(W, r, y[r], rtol, atol)
     for i in range(3):
         for r in range(n):
             scale3[i * n + r] = scale[r]
@@ -646,7 +648,7 @@ def _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage, fstage,
 
 
 @njit(**_INLINE)
-def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol, lg):
+def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol, W):
     """RMS of Hairer's error estimate err = (μ_r/h·I − J)⁻¹ (f(t, y) + Σ e_i Z_i / h), with
     ynew = y + Z_3 written beside it."""
     n = y.shape[0]
@@ -661,7 +663,7 @@ def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol,
         err[r] = f0[r] + ZE[r]
     _lu_solve_scaled(LUr, piv[1], err, scale)
     for r in range(n):
-        escale[r] = _sc(lg, r, max(abs(y[r]), abs(ynew[r])), rtol, atol)
+        escale[r] = _sc(W, r, max(abs(y[r]), abs(ynew[r])), rtol, atol)
     return _rms(err, escale)
 
 
@@ -766,20 +768,20 @@ LOG_FLOOR = 1e-300
 def _switch_to_log(kx, y, S, f0, h, sens, q):
     """Move the non-negative states that the next step (of size h) changes by at most
     LOG_SWITCH to log coordinates: y, its sensitivities and f(t, y) in place. True if any."""
-    lg, cc, pos = kx[3], kx[4], kx[8]
+    W = kx[3]
     n = y.shape[0]
     moved = False
     for r in range(n):
-        if pos[r] > 0.0 and lg[r] == 0.0 and y[r] > 0.0:
-            d = y[r] + cc[r]
+        if W[5, r] > 0.0 and W[0, r] == 0.0 and y[r] > 0.0:
+            d = y[r] + W[1, r]
             if h * abs(f0[r]) <= LOG_SWITCH * d:
                 y[r] = math.log(d)
                 f0[r] /= d
                 if sens:
                     for k in range(q):
                         S[r, k] /= d
-                lg[r] = 1.0
-                lg[n] += 1.0
+                W[0, r] = 1.0
+                W[0, n] += 1.0
                 moved = True
     return moved
 
@@ -788,19 +790,19 @@ def _switch_to_log(kx, y, S, f0, h, sens, q):
 def _coords(kx, y, S, sens, to_log):
     """States (and sensitivities) into the integrator's coordinates (``to_log``: x → u =
     ln(x + c), S → S/(x + c) where a state is in log coordinates) or back."""
-    lg, cc = kx[3], kx[4]
+    W = kx[3]
     n = y.shape[0]
-    if lg[n] == 0.0:
+    if W[0, n] == 0.0:
         return
     for r in range(n):
-        if lg[r] > 0.0:
+        if W[0, r] > 0.0:
             if to_log:
-                d = y[r] + cc[r]
+                d = y[r] + W[1, r]
                 y[r] = math.log(d)
                 d = 1.0 / d
             else:
                 d = math.exp(y[r])
-                y[r] = d - cc[r]
+                y[r] = d - W[1, r]
             if sens:
                 for k in range(S.shape[1]):
                     S[r, k] *= d
@@ -823,7 +825,7 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
 def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
                atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly, in the integrator's coordinates (y
-    and S in log coordinates where ``kx[3]`` says so, :func:`_switch_to_log`). ``state`` carries h, the previous
+    and S in log coordinates where ``kx[3][0]`` says so, :func:`_switch_to_log`). ``state`` carries h, the previous
     error norm and step, the step counter and whether ``poly`` (the last step's collocation
     polynomial) may be used as the Newton predictor. Returns a status code.
 
@@ -853,21 +855,21 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
         return NOT_FINITE
     if h <= 0.0:
         h_prop = h = min(_initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf),
-                         kx[9][0])
+                         kx[3][1, n])
     rejected = True  # the first step of an interval gets the refined error estimate
     jac_from = JAC_EVAL
     Jend = work[5][2]
     while t < t_end:
         if state[3] >= max_steps:
             return TOO_MANY_STEPS
-        h = min(h_prop, kx[9][0])
+        h = min(h_prop, kx[3][1, n])
         landing = False
         if t + 1.1 * h >= t_end:
             h = t_end - t
             landing = True
         if h < 10.0 * EPS * max(1.0, abs(t)):
             return STEP_TOO_SMALL
-        if kx[3][n] < kx[8][n] and _switch_to_log(kx, y, S, f0, h, sens and q > 0, q):
+        if kx[3][0, n] < kx[3][5, n] and _switch_to_log(kx, y, S, f0, h, sens and q > 0, q):
             jac_from = JAC_EVAL
             use_poly = False
         _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
@@ -1033,9 +1035,9 @@ def _start_subject(kx, nph, row, wrt, sens, sub):
      gj, Gy, Gp, Stmp, pc) = sub
     n = y.shape[0]
     q = wrt.shape[0]
-    lg = kx[3]
+    W = kx[3]
     for r in range(n + 1):
-        lg[r] = 0.0
+        W[0, r] = 0.0
     for r in range(pc.shape[0]):
         pc[r] = row[r]
     for k in range(q):
@@ -1256,14 +1258,14 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
     on several threads."""
     # the log coordinates of the non-negative states (``positive[r]`` = 1: the model file's
     # ``positive = true``; all 0: every state in x), :func:`_switch_to_log`
-    pos = np.zeros(n + 1)
+    W = np.zeros((6, n + 1))
     for r in range(n):
+        W[1, r] = LOG_FLOOR
         if positive[r] != 0:
-            pos[r] = 1.0
-            pos[n] += 1.0
-    cc = np.full(n, LOG_FLOOR)
-    kx = (kernels[0], np.zeros(1), np.zeros((1, 1)), np.zeros(n + 1), cc, np.empty(n),
-          np.empty(n), np.empty(n), pos, np.array([max_step]))
+            W[5, r] = 1.0
+            W[5, n] += 1.0
+    W[1, n] = max_step
+    kx = (kernels[0], np.zeros(1), np.zeros((1, 1)), W)
     _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
                  PC.shape[0])
