@@ -363,7 +363,12 @@ class Quadrature:
         # names that no model file can use (identifiers start with a letter), never emitted
         self.names = tuple(f"_auc_{k}" for k in self.kinds)
         zero = Expression("0", frozenset(), lambda env: 0.0, ast.Constant(0.0))
-        states = model.states + tuple(State(s, zero, "", "") for s in self.names)
+        # an integral of an observable that cannot be negative (the model's positive states
+        # and parameters bounded below by 0, in sums, products, ...) is positive too, and
+        # grows like the cells it integrates: integrated in log coordinates as they are
+        states = model.states + tuple(
+            State(s, zero, "", "", _nonnegative_observable(model, k))
+            for s, k in zip(self.names, self.kinds))
         phases = tuple(
             Phase(ph.name, ph.end, {**dict(ph.ode), **{s: model.observable_exprs[k]
                                                        for s, k in zip(self.names, self.kinds)}},
@@ -386,6 +391,20 @@ class Quadrature:
             v[raw.status != 0] = np.nan
             out[k] = v
         return out
+
+
+def _nonnegative_observable(model, kind) -> bool:
+    """Whether observable ``kind`` is >= 0 for every parameter inside its bounds: built from
+    states declared positive, parameters with lower bound >= 0 and definitions that are
+    (covariates have no bounds: unknown)."""
+    from ctkinetics.modeling.expressions import nonnegative
+
+    names = {s.name for s in model.states if s.positive}
+    names |= {p.name for p in model.parameters if p.lower >= 0}
+    for name, expr in model.definitions:           # in order: each may use the ones before
+        if nonnegative(expr.tree, names):
+            names.add(name)
+    return nonnegative(model.observable_exprs[kind].tree, names)
 
 
 def _env_parts(model, params, covariates, cm):

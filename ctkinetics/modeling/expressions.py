@@ -356,6 +356,39 @@ class _Compiler:
         return lambda env: fn(*(a(env) for a in args))
 
 
+#: functions whose value is >= 0 whatever their arguments
+_NONNEG_ALWAYS = {"exp", "sqrt", "abs", "step", "exprel"}
+#: functions that are >= 0 when every argument is
+_NONNEG_IF_ARGS = {"min", "max", "hill", "expm1", "log1p"}
+
+
+def nonnegative(tree, names) -> bool:
+    """True if the expression (a validated tree) is >= 0 (or not a number) whenever every
+    symbol in ``names`` is >= 0: a sufficient check on its structure (sums, products,
+    quotients and powers of such symbols and of non-negative constants, exp, ...), False
+    when unsure. Used to let the solver integrate an observable's integral in log coordinates."""
+    if isinstance(tree, ast.Expression):
+        return nonnegative(tree.body, names)
+    if isinstance(tree, ast.Constant):
+        return isinstance(tree.value, (int, float)) and tree.value >= 0
+    if isinstance(tree, ast.Name):
+        return tree.id in names or (tree.id in CONSTANTS and CONSTANTS[tree.id] >= 0)
+    if isinstance(tree, ast.UnaryOp):
+        return isinstance(tree.op, ast.UAdd) and nonnegative(tree.operand, names)
+    if isinstance(tree, ast.BinOp):
+        if isinstance(tree.op, (ast.Add, ast.Mult, ast.Div)):
+            return nonnegative(tree.left, names) and nonnegative(tree.right, names)
+        if isinstance(tree.op, ast.Pow):
+            return nonnegative(tree.left, names)
+        return False
+    if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name):
+        if tree.func.id in _NONNEG_ALWAYS:
+            return True
+        if tree.func.id in _NONNEG_IF_ARGS:
+            return all(nonnegative(a, names) for a in tree.args)
+    return False
+
+
 def _describe(node) -> str:
     kinds = {
         "Attribute": "attribute access",

@@ -178,3 +178,25 @@ def test_a_models_solver_settings_travel_to_the_workers():
     t = np.array([1.0, 30.0, 200.0])
     np.testing.assert_array_equal(back.solve(None, t).values["bcell"], m.solve(None, t).values["bcell"])
     assert load_model("cart_bcell_sle").max_step == 10.0 and ModelRef.of(load_model("cart_bcell_sle")).load().max_step == 10.0
+
+
+def test_nonnegative_expressions_and_the_auc_states_in_log_coordinates():
+    # the sufficient check behind the AUC (quadrature) states: sums, products, quotients,
+    # powers and exp of non-negative symbols are non-negative; a difference, a negative
+    # constant or an unknown symbol is not known to be
+    from ctkinetics.modeling.compiled import Quadrature
+    from ctkinetics.modeling.expressions import compile_expression, nonnegative
+
+    names = {"E", "M", "k"}
+    def check(text):
+        return nonnegative(compile_expression(text, names | {"alc", "t"}).tree, names)
+    assert check("k * (E + M)") and check("E / (k + M)") and check("exp(-k * t) * E")
+    assert check("E ** 2.5") and check("hill(E, k, M)") and check("ln2 * E")
+    assert not check("E - M") and not check("-E") and not check("E / (alc + k)")
+    assert not check("log(E)") and not check("E * t")
+    # cart_bcell_sle's observables are built from its positive states and positive
+    # parameters; cart_bcell_sle_dna's qPCR divides by a covariate (no bounds): linear
+    q = Quadrature(load_model("cart_bcell_sle"), ["qpcr", "bcell"])
+    assert [s.positive for s in q.model.states[-2:]] == [True, True]
+    q = Quadrature(load_model("cart_bcell_sle_dna"), ["qpcr", "flow"])
+    assert [s.positive for s in q.model.states[-2:]] == [False, True]
