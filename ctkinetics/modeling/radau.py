@@ -258,17 +258,28 @@ def _f_raw(kx, ph, t, tau, x, pc, out):
 
 
 @njit(**_INLINE_K)
-def _jac_any(kx, op, ph, t, tau, y, pc, out):
-    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P) in the integrator's coordinates."""
+def _mat_u(kx, op, ph, t, tau, y, pc, out):
+    """The matrix kernel ``op`` at the states whose integrator coordinates are y; True if some
+    are log coordinates (then ``W[2]`` and ``W[3]`` hold x and dx/du, and ``out`` still
+    needs the chain rule)."""
     n = y.shape[0]
     W = kx[3]
     if W[0, n] == 0.0:
         kx[0](op, ph, t, tau, 0.0, y, pc, kx[1], out)
-        return
+        return False
     _to_x(W, y)
-    xb = W[2, :n]
-    kx[0](op, ph, t, tau, 0.0, xb, pc, kx[1], out)
-    kx[0](OP_RHS, ph, t, tau, 0.0, xb, pc, W[4, :n], kx[2])
+    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, kx[1], out)
+    return True
+
+
+@njit(**_INLINE_K)
+def _jac_any(kx, op, ph, t, tau, y, pc, out):
+    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P) in the integrator's coordinates."""
+    if not _mat_u(kx, op, ph, t, tau, y, pc, out):
+        return
+    n = y.shape[0]
+    W = kx[3]
+    kx[0](OP_RHS, ph, t, tau, 0.0, W[2, :n], pc, W[4, :n], kx[2])
     db = W[3]
     fb = W[4]
     for r in range(n):
@@ -292,14 +303,11 @@ def _jac(kx, ph, t, tau, y, pc, out):
 
 @njit(**_INLINE_K)
 def _fp(kx, ph, t, tau, y, pc, out):
-    n = y.shape[0]
-    W = kx[3]
-    if W[0, n] == 0.0:
-        kx[0](OP_RHS_P, ph, t, tau, 0.0, y, pc, kx[1], out)
+    """∂f/∂θ in the integrator's coordinates (rows of log states divided by x + c)."""
+    if not _mat_u(kx, OP_RHS_P, ph, t, tau, y, pc, out):
         return
-    _to_x(W, y)
-    kx[0](OP_RHS_P, ph, t, tau, 0.0, W[2, :n], pc, kx[1], out)
-    for r in range(n):
+    W = kx[3]
+    for r in range(y.shape[0]):
         idr = 1.0 / W[3, r]
         for c in range(out.shape[1]):
             out[r, c] *= idr
