@@ -321,7 +321,8 @@ def _jac_p(kx, ph, t, tau, y, pc, out):
 @njit(**_INLINE_K)
 def _sc(W, r, y, rtol, atol):
     """The error scale of coordinate r: atol + |y|·rtol, or rtol for a log coordinate (its
-    absolute error is the relative error of x + c, c = atol/rtol: the same test)."""
+    absolute error is the relative error of x + c: the relative test, with no floor above
+    c = LOG_FLOOR)."""
     if W[0, r] > 0.0:
         return rtol
     return atol + abs(y) * rtol
