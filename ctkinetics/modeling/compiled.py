@@ -182,6 +182,9 @@ class CompiledModel:
         self.covariate_names = self.graph.covariates
         self.output_names = self.graph.output_names
         self.n_states = len(self.graph.states)
+        #: 1 for the states the model file declares positive (log coordinates), the solver's
+        #: ``positive`` argument
+        self.positive = np.array([int(st.positive) for st in model.states], dtype=np.int64)
         self.n_phases = len(model.phases)
         self._kernels = None
         self._lists = None
@@ -300,8 +303,7 @@ class CompiledModel:
         if log_states is None:
             log_states = self.model.log_states
         max_step = float(self.model.max_step if max_step is None else max_step)
-        positive = np.array([1 if (log_states and st.positive) else 0 for st in self.model.states],
-                            dtype=np.int64)
+        positive = self.positive if log_states else np.zeros_like(self.positive)
 
         def run(i0, i1):
             o0, o1 = offsets[i0], offsets[i1]

@@ -213,10 +213,17 @@ def _rms(v, scale):
 
 
 # ---- kernel calls --------------------------------------------------------------------
+#: The offset c of the log coordinates u = ln(x + c): tiny, so that a state keeps its
+#: relative accuracy however small it gets and cannot turn negative (an offset of atol/rtol
+#: let a state that fell below it be pushed below 0 by rounding, then grow negative when its
+#: drive returned), yet keeps x + c above exp's underflow (a state that decays for a year
+#: stops at c instead of giving ln 0).
+LOG_FLOOR = 1e-300
+
 # kx = (kernel, 1-d dummy, 2-d dummy, W): W (6, n + 1) holds the log coordinates (one array,
 # not six: every array in kx is a reference count at each call that passes it). Row 0: 1 where
-# state r is integrated as u = ln(x + c) (W[0, n] counts them); row 1: c (W[1, n] the longest
-# step); rows 2 and 3: x and d = dx/du at the last u converted; row 4 scratch; row 5: 1 where
+# state r is integrated as u = ln(x + c), c = LOG_FLOOR (W[0, n] counts them); row 1: W[1, n]
+# the longest step (the other cells unused); rows 2 and 3: x and d = dx/du at the last u converted; row 4 scratch; row 5: 1 where
 # the model file declares the state positive (W[5, n] counts them; :func:`_switch_to_log`).
 # _f, _jac, _jac_p and _fp take and give the integrator's coordinates (u for those states):
 #     du/dt = f(x)/(x + c),  ∂u̇_r/∂u_c = J_rc·d_c/d_r − δ_rc·u̇_r,  ∂u̇/∂θ = (∂f/∂θ)/d  (d = x + c)
@@ -230,7 +237,7 @@ def _to_x(W, u):
     for r in range(u.shape[0]):
         if W[0, r] > 0.0:
             e = math.exp(u[r])
-            W[2, r] = e - W[1, r]
+            W[2, r] = e - LOG_FLOOR
             W[3, r] = e
         else:
             W[2, r] = u[r]
@@ -525,7 +532,8 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
         acc = 0.0
         for r in range(n):
             sn = S[r, k] + SZ[2 * n + r, k]
-            sc = ((rtol if W[0, r] > 0.0 else atol) + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
+            # CVODES' scale atolS = atol/pbar with the coordinate's own atol (_sc at 0)
+            sc = (_sc(W, r, 0.0, rtol, atol) + max(abs(S[r, k]), abs(sn)) * pb * rtol) / pb
             x = errS[r] / sc
             acc += x * x
         enk = math.sqrt(acc / n)
@@ -765,16 +773,22 @@ def _views(work, n):
 #: this fraction, h·|f|/(x + c) ≤ LOG_SWITCH (the module's docstring): a state rising from 0
 #: (memory cells, ~ a·t) waits until its steps are short beside its age.
 LOG_SWITCH = 0.1
-#: The offset c of the log coordinates u = ln(x + c): tiny, so that a state keeps its
-#: relative accuracy however small it gets and cannot turn negative (an offset of atol/rtol
-#: let a state that fell below it be pushed below 0 by rounding, then grow negative when its
-#: drive returned), yet keeps x + c above exp's underflow (a state that decays for a year
-#: stops at c instead of giving ln 0).
-LOG_FLOOR = 1e-300
 
 
 @njit(**_INLINE)
-def _switch_to_log(kx, y, S, f0, h, sens, q):
+def _row_to_log(y, S, r, sens):
+    """State r (and its sensitivities) into log coordinates: y_r ← ln(x_r + c), S_r ← S_r/(x_r + c);
+    returns x_r + c."""
+    d = y[r] + LOG_FLOOR
+    y[r] = math.log(d)
+    if sens:
+        for k in range(S.shape[1]):
+            S[r, k] /= d
+    return d
+
+
+@njit(**_INLINE)
+def _switch_to_log(kx, y, S, f0, h, sens):
     """Move the non-negative states that the next step (of size h) changes by at most
     LOG_SWITCH to log coordinates: y, its sensitivities and f(t, y) in place. True if any."""
     W = kx[3]
@@ -782,13 +796,8 @@ def _switch_to_log(kx, y, S, f0, h, sens, q):
     moved = False
     for r in range(n):
         if W[5, r] > 0.0 and W[0, r] == 0.0 and y[r] > 0.0:
-            d = y[r] + W[1, r]
-            if h * abs(f0[r]) <= LOG_SWITCH * d:
-                y[r] = math.log(d)
-                f0[r] /= d
-                if sens:
-                    for k in range(q):
-                        S[r, k] /= d
+            if h * abs(f0[r]) <= LOG_SWITCH * (y[r] + LOG_FLOOR):
+                f0[r] /= _row_to_log(y, S, r, sens)
                 W[0, r] = 1.0
                 W[0, n] += 1.0
                 moved = True
@@ -806,15 +815,13 @@ def _coords(kx, y, S, sens, to_log):
     for r in range(n):
         if W[0, r] > 0.0:
             if to_log:
-                d = y[r] + W[1, r]
-                y[r] = math.log(d)
-                d = 1.0 / d
+                _row_to_log(y, S, r, sens)
             else:
                 d = math.exp(y[r])
-                y[r] = d - W[1, r]
-            if sens:
-                for k in range(S.shape[1]):
-                    S[r, k] *= d
+                y[r] = d - LOG_FLOOR
+                if sens:
+                    for k in range(S.shape[1]):
+                        S[r, k] *= d
 
 
 @njit(cache=True, error_model="numpy")
@@ -878,7 +885,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             landing = True
         if h < 10.0 * EPS * max(1.0, abs(t)):
             return STEP_TOO_SMALL
-        if kx[3][0, n] < kx[3][5, n] and _switch_to_log(kx, y, S, f0, h, sens and q > 0, q):
+        if kx[3][0, n] < kx[3][5, n] and _switch_to_log(kx, y, S, f0, h, sens and q > 0):
             jac_from = JAC_EVAL
             use_poly = False
         _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
@@ -1269,7 +1276,6 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
     # ``positive = true``; all 0: every state in x), :func:`_switch_to_log`
     W = np.zeros((6, n + 1))
     for r in range(n):
-        W[1, r] = LOG_FLOOR
         if positive[r] != 0:
             W[5, r] = 1.0
             W[5, n] += 1.0
