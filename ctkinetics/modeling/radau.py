@@ -60,6 +60,7 @@ import numpy as np
 from numba import boolean, float64, int64, njit, types
 from numba.typed import List
 
+from ctkinetics.modeling.unowned import keep_alive, unowned
 from ctkinetics.modeling.status import NOT_FINITE, OK, STEP_TOO_SMALL, STATUS_TEXT, TOO_MANY_STEPS  # noqa: F401
 
 # ---- kernel signatures ---------------------------------------------------------------
@@ -1162,7 +1163,8 @@ def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol
     e1 = ev_off[i + 1]
     lo = offsets[i]
     T = times[lo:offsets[i + 1]]
-    order = np.argsort(T)
+    order_owned = np.argsort(T)
+    order = unowned(order_owned)
     dense = T.shape[0] > dense_above
     jp[0] = 0
     rec = (kx, T, order, jp, lo, OUT, SENS, o, oy, op, yi, Si, polyS)
@@ -1205,6 +1207,7 @@ def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol
             ph += 1
             _restart(state)
     _nan_rest(T, order, jp[0], lo, sens, OUT, SENS)
+    keep_alive(order_owned)
     return code
 
 
@@ -1236,16 +1239,23 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
     q = wrt.shape[0]
-    work = _work(n, PC.shape[1], q)
-    sub = _subject_work(n, nph, PC.shape[1], q, OUT.shape[1])
+    work_owned = _work(n, PC.shape[1], q)
+    sub_owned = _subject_work(n, nph, PC.shape[1], q, OUT.shape[1])
+    # every array of the loop as an unowned view (:mod:`~ctkinetics.modeling.unowned`): no
+    # atomic reference counting at each view, tuple read and call of the steps
+    work = unowned(work_owned)
+    sub = unowned(sub_owned)
+    args = unowned((PC, times, offsets, wrt, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS))
+    PCu, times_u, offsets_u, wrt_u, ev_off_u, ev_t_u, ev_amt_u, ev_cov_u, OUT_u, SENS_u = args
     state = sub[13]
     for i in range(i0, i1):
-        status[i] = _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol,
-                                   atol, max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov,
-                                   OUT, SENS, work, sub)
+        status[i] = _solve_subject(kx, i, nph, PCu, times_u, offsets_u, wrt_u, sens, errcon,
+                                   rtol, atol, max_steps, dense_above, ev_off_u, ev_t_u,
+                                   ev_amt_u, ev_cov_u, OUT_u, SENS_u, work, sub)
         nsteps[i, 0] = int(state[3])
         nsteps[i, 1] = int(state[5])
         nsteps[i, 2] = int(state[6])
+    keep_alive(work_owned, sub_owned)
 
 
 @njit(SOLVE_SIG, cache=True, nogil=True, error_model="numpy")
@@ -1280,10 +1290,12 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
             W[5, r] = 1.0
             W[5, n] += 1.0
     W[1, n] = max_step
-    kx = (kernels[0], np.zeros(1), np.zeros((1, 1)), W)
+    kx_owned = (kernels[0], np.zeros(1), np.zeros((1, 1)), W)
+    kx = unowned(kx_owned)
     _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
                  PC.shape[0])
+    keep_alive(kx_owned)
 
 
 
