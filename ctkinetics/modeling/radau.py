@@ -25,6 +25,7 @@ exactly (no interpolation), every switch time is a restart.
 
 Sensitivities S = ∂y/∂θ: differentiating the collocation equations gives
     (I − h [a_ij J(Y_j)]) vec(S_Z) = h (A ⊗ I) [J(Y_j) S + ∂f/∂θ(Y_j)]_j,   S_{n+1} = S + S_Z,3
+(solved multiplied by (A ⊗ I)⁻¹/h: (A⁻¹/h ⊗ I − diag(J(Y_j))) vec(S_Z) = [J(Y_j) S + ∂f/∂θ(Y_j)]_j)
 and at a switch time τ(θ) between phases a and b: S⁺ = S⁻ + (f_a − f_b)(τ, y) ∂τ/∂θ.
 The sensitivities take part in the error test only on request (``errcon``, CVODES'
 ``errconS``, each scaled by its parameter's magnitude); by default, as in CVODES, the steps
@@ -114,6 +115,7 @@ A = np.array([
     [(296.0 + 169.0 * _S6) / 1800.0, (88.0 + 7.0 * _S6) / 360.0, (-2.0 - 3.0 * _S6) / 225.0],
     [(16.0 - _S6) / 36.0, (16.0 + _S6) / 36.0, 1.0 / 9.0],
 ])
+AINV = np.linalg.inv(A)
 E = np.array([-13.0 - 7.0 * _S6, -13.0 + 7.0 * _S6, -1.0]) / 3.0
 MU_REAL = 3.0 + 3.0 ** (2.0 / 3.0) - 3.0 ** (1.0 / 3.0)
 #: The eigenbasis of A⁻¹ (real T): T⁻¹ A⁻¹ T = [[μ_r, 0, 0], [0, a, b], [0, −b, a]], so the
@@ -136,18 +138,33 @@ NEWTON_MAXITER = 6
 JAC_EVAL, JAC_KEPT, JAC_STAGE = 0, 1, 2
 MIN_FACTOR = 0.2
 MAX_FACTOR = 10.0
+#: the largest growth after the first step of an interval that starts afresh (a subject's
+#: start, a dose, a switch): LSODE's 1e4. The initial-step heuristic is cautious (a state
+#: rising from 0 at atol 1e-16 gives 1e-8 days for cart_bcell_sle), and at 10 a step the
+#: ramp to the dynamics' own scale took 6-7 steps of errors 1e-10 .. 1e-2.
+MAX_FACTOR_FIRST = 1e4
 EPS = np.finfo(float).eps
 
 
 # ---- small dense linear algebra (partial pivoting), in place --------------------------
+@njit(cache=True, error_model="numpy", inline="always")
+def _mag(v):
+    """The pivot's size: |re| + |im| (LAPACK's izamax; a complex abs costs a hypot)."""
+    return abs(v.real) + abs(v.imag)
+
+
 @njit(cache=True, error_model="numpy")
 def _lu_factor(a, piv):
+    """LU with partial pivoting in place; the diagonal holds the pivots' reciprocals (each
+    solve multiplies instead of dividing: complex division costs a hypot), NaN for a zero
+    pivot (a singular Newton matrix, e.g. from states that overflowed: NaN fails the Newton
+    iteration, a status, never an exception — numba's complex division raises)."""
     n = a.shape[0]
     for k in range(n):
         p = k
-        big = abs(a[k, k])
+        big = _mag(a[k, k])
         for i in range(k + 1, n):
-            v = abs(a[i, k])
+            v = _mag(a[i, k])
             if v > big:
                 big = v
                 p = i
@@ -159,10 +176,13 @@ def _lu_factor(a, piv):
                 a[p, j] = tmp
         d = a[k, k]
         if d == 0.0:
+            a[k, k] = d * np.nan
             continue
+        inv = 1.0 / d
+        a[k, k] = inv
         for i in range(k + 1, n):
-            a[i, k] /= d
-            f = a[i, k]
+            f = a[i, k] * inv
+            a[i, k] = f
             if f != 0.0:
                 for j in range(k + 1, n):
                     a[i, j] -= f * a[k, j]
@@ -186,10 +206,7 @@ def _lu_solve(lu, piv, b):
         s = b[i]
         for j in range(i + 1, n):
             s -= lu[i, j] * b[j]
-        d = lu[i, i]
-        # a zero pivot (a singular Newton matrix, e.g. from states that overflowed): NaN,
-        # which fails the Newton iteration (a status), never an exception (complex division)
-        b[i] = s / d if d != 0.0 else s * np.nan
+        b[i] = s * lu[i, i]
 
 
 @njit(cache=True, error_model="numpy")
@@ -358,7 +375,7 @@ def _work(n, npar, q):
     cvec = np.empty((2, max(n, 1)), dtype=np.complex128)
     jst = np.empty((3, n, n + npar))     # per stage [J | ∂f/∂θ]
     fp = np.empty((1, n, max(npar, 1)))
-    sens = np.empty((2, n3, max(q, 1)))
+    sens = np.empty((1, n3, max(q, 1)))
     piv = np.empty((3, n3), dtype=np.int64)
     return f, mats, small, cplx, cvec, jst, fp, sens, piv
 
@@ -414,22 +431,25 @@ def _shifted(J, mu_over_h, scale, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _lu_solve_many(lu, piv, B, sc):
+def _lu_solve_many(lu, piv, B, sc, tmp):
     """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc), for every column
-    of B at once (in place: B ← A⁻¹B). Per column the operations of :func:`_lu_solve_scaled`
-    in the same order (the same rounding); the columns run in the innermost loop."""
+    of B at once (in place: B ← A⁻¹B); the columns run in the innermost loop (B C-contiguous:
+    they vectorise). ``tmp``: scratch of length n."""
     n = lu.shape[0]
     q = B.shape[1]
     for r in range(n):
+        tmp[r] = 1.0 / sc[r]
+    for r in range(n):
+        s = tmp[r]
         for c in range(q):
-            B[r, c] /= sc[r]
+            B[r, c] *= s
     for k in range(n):
         p = piv[k]
         if p != k:
             for c in range(q):
-                tmp = B[k, c]
+                t = B[k, c]
                 B[k, c] = B[p, c]
-                B[p, c] = tmp
+                B[p, c] = t
     for i in range(n):
         for j in range(i):
             l = lu[i, j]
@@ -442,25 +462,24 @@ def _lu_solve_many(lu, piv, B, sc):
                 B[i, c] -= u * B[j, c]
         d = lu[i, i]
         for c in range(q):
-            B[i, c] /= d
+            B[i, c] *= d
     for r in range(n):
+        s = sc[r]
         for c in range(q):
-            B[r, c] *= sc[r]
+            B[r, c] *= s
 
 
 @njit(cache=True, error_model="numpy")
 def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
-    """S_Z (3n × q) of the step: (I − h [a_ij J(Y_j)]) S_Z = h (A ⊗ I)[J(Y_j) S + ∂f/∂θ(Y_j)],
+    """S_Z (3n × q) of the step: (A⁻¹/h ⊗ I − diag(J(Y_j))) S_Z = [J(Y_j) S + ∂f/∂θ(Y_j)]_j,
     with the Jacobians at the converged stages (the exact derivative of the step). Leaves
     [J | ∂f/∂θ] at the stages in ``jst``: the last stage is the end of the step, where the
     next step's Newton matrix needs J again (:func:`_advance` takes it from there)."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
     n = y.shape[0]
-    n3 = 3 * n
     q = wrt.shape[0]
     Ms = mats[1]
     SZ = sw[0]
-    G = sw[1]
     ystage = f[12, :n]
     ratio = small[2]
     for i in range(3):
@@ -470,38 +489,33 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     for r in range(n):
         for c in range(n):
             ratio[r, c] = scale[c] / scale[r]
+    # the system multiplied by (A ⊗ I)⁻¹/h: off the diagonal, blocks (A⁻¹)_ij/h·I; no
+    # product with A on the right-hand side
     for i in range(3):
+        Ji = jst[i]
         for j in range(3):
-            a = h * A[i, j]
-            Jj = jst[j]
+            a = AINV[i, j] / h
             for r in range(n):
                 for c in range(n):
-                    Ms[i * n + r, j * n + c] = -a * Jj[r, c] * ratio[r, c]
-    for r in range(n3):
-        Ms[r, r] += 1.0
+                    Ms[i * n + r, j * n + c] = 0.0
+                Ms[i * n + r, j * n + r] = a
+        for r in range(n):
+            for c in range(n):
+                Ms[i * n + r, i * n + c] -= Ji[r, c] * ratio[r, c]
     _lu_factor(Ms, piv[2])
-    # G_j = J(Y_j) S + ∂f/∂θ(Y_j), then SZ = h (A ⊗ I) G, all q columns together
+    # G_j = J(Y_j) S + ∂f/∂θ(Y_j), all q columns together, solved in place
     for j in range(3):
         Jj = jst[j]
         for r in range(n):
             row = j * n + r
             for k in range(q):
-                G[row, k] = Jj[r, n + wrt[k]]
+                SZ[row, k] = Jj[r, n + wrt[k]]
             for c in range(n):
                 jrc = Jj[r, c]
-                for k in range(q):
-                    G[row, k] += jrc * S[c, k]
-    for i in range(3):
-        for r in range(n):
-            for k in range(q):
-                SZ[i * n + r, k] = 0.0
-            for j in range(3):
-                aij = A[i, j]
-                for k in range(q):
-                    SZ[i * n + r, k] += aij * G[j * n + r, k]
-            for k in range(q):
-                SZ[i * n + r, k] = h * SZ[i * n + r, k]
-    _lu_solve_many(Ms, piv[2], SZ[:, :q], scale3)
+                if jrc != 0.0:
+                    for k in range(q):
+                        SZ[row, k] += jrc * S[c, k]
+    _lu_solve_many(Ms, piv[2], SZ, scale3, f[19, :3 * n])
 
 
 @njit(cache=True, error_model="numpy")
@@ -720,7 +734,8 @@ def _next_step(h, en, err_old, h_old, safety, landing, h_prop):
         mult = h / h_old * (err_old / en) ** 0.25
     else:
         mult = 1.0
-    factor = MAX_FACTOR if en == 0.0 else min(MAX_FACTOR, safety * min(1.0, mult) * en ** -0.25)
+    cap = MAX_FACTOR if h_old > 0.0 else MAX_FACTOR_FIRST
+    factor = cap if en == 0.0 else min(cap, safety * min(1.0, mult) * en ** -0.25)
     h_new = h * factor
     if landing:
         h_new = max(h_new, h_prop)
