@@ -431,10 +431,12 @@ def _shifted(J, mu_over_h, scale, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _lu_solve_many(lu, piv, B, sc, tmp):
+def _lu_solve_many(lu, piv, B, sc, tmp, r0):
     """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc), for every column
     of B at once (in place: B ← A⁻¹B); the columns run in the innermost loop (B C-contiguous:
-    they vectorise). ``tmp``: scratch of length n."""
+    they vectorise). Only rows r0.. of the solution are wanted: the back substitution stops
+    there (those rows are exactly those of the whole solve; the rows above are left
+    half-solved). ``tmp``: scratch of length n."""
     n = lu.shape[0]
     q = B.shape[1]
     for r in range(n):
@@ -455,7 +457,7 @@ def _lu_solve_many(lu, piv, B, sc, tmp):
             l = lu[i, j]
             for c in range(q):
                 B[i, c] -= l * B[j, c]
-    for i in range(n - 1, -1, -1):
+    for i in range(n - 1, r0 - 1, -1):
         for j in range(i + 1, n):
             u = lu[i, j]
             for c in range(q):
@@ -463,16 +465,18 @@ def _lu_solve_many(lu, piv, B, sc, tmp):
         d = lu[i, i]
         for c in range(q):
             B[i, c] *= d
-    for r in range(n):
+    for r in range(r0, n):
         s = sc[r]
         for c in range(q):
             B[r, c] *= s
 
 
 @njit(cache=True, error_model="numpy")
-def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work):
+def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work, all_stages):
     """S_Z (3n × q) of the step: (A⁻¹/h ⊗ I − diag(J(Y_j))) S_Z = [J(Y_j) S + ∂f/∂θ(Y_j)]_j,
-    with the Jacobians at the converged stages (the exact derivative of the step). Leaves
+    with the Jacobians at the converged stages (the exact derivative of the step); without
+    ``all_stages`` only the last stage's rows (the end of the step: all that a step landing
+    on its stops needs, when the sensitivities are not in the error test). Leaves
     [J | ∂f/∂θ] at the stages in ``jst``: the last stage is the end of the step, where the
     next step's Newton matrix needs J again (:func:`_advance` takes it from there)."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
@@ -515,7 +519,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
                 if jrc != 0.0:
                     for k in range(q):
                         SZ[row, k] += jrc * S[c, k]
-    _lu_solve_many(Ms, piv[2], SZ, scale3, f[19, :3 * n])
+    _lu_solve_many(Ms, piv[2], SZ, scale3, f[19, :3 * n], 0 if all_stages else 2 * n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -743,13 +747,15 @@ def _next_step(h, en, err_old, h_old, safety, landing, h_prop):
 
 
 @njit(**_INLINE)
-def _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol, atol, en, work):
+def _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol, atol, en, work,
+                        dense):
     """The stage sensitivities S_Z of a step that passed the error test; with ``errcon`` the
-    error norm grows to include theirs (returned)."""
+    error norm grows to include theirs (returned). Every stage's with ``errcon`` or ``dense``
+    (the error estimate and the dense output use them), else the last stage's only."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
     n = y.shape[0]
     _stage_sensitivities(kx, ph, t, tau, h, y, f[7, :3 * n], S, pc, wrt, f[3, :n],
-                         f[14, :3 * n], work)
+                         f[14, :3 * n], work, errcon or dense)
     if errcon:
         en = max(en, _sensitivity_error(kx, ph, t, tau, h, y, small[0], S, pc, wrt, pbar,
                                         rtol, atol, f[3, :n], work))
@@ -925,7 +931,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             en = 1e10
         if sens and q > 0 and en <= 1.0:
             en = _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol,
-                                     atol, en, work)
+                                     atol, en, work, dense)
         state[3] += 1
         safety = 0.9 * (2 * NEWTON_MAXITER + 1) / (2 * NEWTON_MAXITER + n_iter)
         if en > 1.0:

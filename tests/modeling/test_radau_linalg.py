@@ -34,9 +34,14 @@ def test_equilibrated_solve_of_many_columns():
     lu, piv = _factor(a / sc[:, None] * sc[None, :])
     B = rng.standard_normal((12, 6)) * sc[:, None]
     X = B.copy()
-    radau._lu_solve_many(lu, piv, X, sc, np.empty(12))
+    radau._lu_solve_many(lu, piv, X, sc, np.empty(12), 0)
     ref = np.linalg.solve(a, B)
     np.testing.assert_allclose(X / sc[:, None], ref / sc[:, None], rtol=1e-9, atol=1e-12)
+    # only the last rows wanted (the last Radau stage): the back substitution stops there,
+    # with the same operations for those rows
+    X8 = B.copy()
+    radau._lu_solve_many(lu, piv, X8, sc, np.empty(12), 8)
+    np.testing.assert_array_equal(X8[8:], X[8:])
 
 
 def test_a_singular_matrix_gives_nan_not_an_exception():
