@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ctkinetics.modeling.symbolic import Graph
 
 #: Bump when the generated code changes meaning (part of the on-disk cache key).
-KERNEL_VERSION = 7
+KERNEL_VERSION = 8
 
 _INFIX = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -199,7 +199,7 @@ def kernel_source(mg: ModelGraph) -> str:
     L = ["import math",
          "from numba import njit",
          "from ctkinetics.modeling.radau import (RHS_SIG, JAC_SIG, VEC_SIG, MAT_SIG, OUT_SIG, OUTD_SIG,",
-         "    CLOSED_SIG, DOSE_SIG, DOSED_SIG, KERNEL_SIG)",
+         "    CLOSED_SIG, DOSE_SIG, DOSED_SIG, KERNEL_SIG, JACF_SIG)",
          "from ctkinetics.modeling.kernel_support import (kmin, kmax, ksign, kstep, khill, khill_dx,",
          "    khill_dn, khill_dk, kexprel, kexprel_d)",
          "",
@@ -244,6 +244,12 @@ def kernel_source(mg: ModelGraph) -> str:
     kernel("JAC_SIG", "def jac_p(ph, t, tau, y, pc, out):",
            [emit(mg, entries(fs, mg.states) + entries(fs, params, ns)) + _start_shift(mg, p, fs, ns)
             for p, fs in enumerate(mg.rhs)], fill="out[:, :] = 0.0")
+    # and the right-hand side beside them (log coordinates need f with the Jacobian at each
+    # stage): the same operations for f as rhs, its nodes shared with the derivatives
+    kernel("JACF_SIG", "def jac_p_f(ph, t, tau, y, pc, f, out):",
+           [emit(mg, [(f"f[{k}]", fk) for k, fk in enumerate(fs)] + entries(fs, mg.states)
+                 + entries(fs, params, ns)) + _start_shift(mg, p, fs, ns)
+            for p, fs in enumerate(mg.rhs)], fill="out[:, :] = 0.0")
     kernel("VEC_SIG", "def init(pc, out):",
            timeless(lambda: [emit(mg, [(f"out[{k}]", f) for k, f in enumerate(mg.init)])]))
     kernel("MAT_SIG", "def init_p(pc, out):", timeless(lambda: [jacobian(mg.init, params)]),
@@ -275,7 +281,7 @@ _OPS = ("rhs(ph, t, tau, y, pc, o1)", "jac(ph, t, tau, y, pc, o2)", "rhs_p(ph, t
         "init(pc, o1)", "init_p(pc, o2)", "switches(pc, o1)", "switches_p(pc, o2)",
         "outputs(t, y, pc, o1)", "outputs_y(t, y, pc, o2)", "outputs_p(t, y, pc, o2)",
         "dose(t, pc, amt, y, o1)", "dose_y(t, pc, amt, y, o2)", "dose_p(t, pc, amt, y, o2)",
-        "jac_p(ph, t, tau, y, pc, o2)")
+        "jac_p(ph, t, tau, y, pc, o2)", "jac_p_f(ph, t, tau, y, pc, o1, o2)")
 
 
 def _multiplexer() -> list[str]:

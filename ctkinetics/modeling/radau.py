@@ -70,6 +70,8 @@ M2 = float64[:, ::1]
 #: rhs(phase, t, tau, y, pc, out), jac / rhs_p(phase, t, tau, y, pc, out2d)
 RHS_SIG = types.void(int64, float64, float64, V1, V1, V1)
 JAC_SIG = types.void(int64, float64, float64, V1, V1, M2)
+#: jac_p_f(phase, t, tau, y, pc, f, out2d): [J | ∂f/∂θ] and f in one pass
+JACF_SIG = types.void(int64, float64, float64, V1, V1, V1, M2)
 #: init / switches(pc, out), init_p / switches_p(pc, out2d)
 VEC_SIG = types.void(V1, V1)
 MAT_SIG = types.void(V1, M2)
@@ -90,6 +92,9 @@ OP_RHS, OP_JAC, OP_RHS_P, OP_INIT, OP_INIT_P, OP_SWITCHES, OP_SWITCHES_P = range
 OP_OUTPUTS, OP_OUTPUTS_Y, OP_OUTPUTS_P, OP_DOSE, OP_DOSE_Y, OP_DOSE_P = range(7, 13)
 #: the Jacobian (columns 0..n-1) and ∂f/∂θ (columns n..n+P-1) in one matrix, in one pass
 OP_JAC_P = 13
+#: the same and the right-hand side f (into o1), in one pass (the stages of a step with
+#: sensitivities in log coordinates)
+OP_JAC_P_F = 14
 #: How Python hands a kernel to the integrator: a typed list holding it (:func:`kernel_list`).
 #: Passed directly, numba looks the compiled function up at every call (its type, then its
 #: addresses: ~40-55 µs a call, 2-3 % of a one-subject solve with sensitivities); the list
@@ -243,7 +248,7 @@ LOG_FLOOR = 1e-300
 # state r is integrated as u = ln(x + c), c = LOG_FLOOR (W[0, n] counts them); row 1: W[1, n]
 # the longest step (the other cells unused); rows 2 and 3: x and d = dx/du at the last u converted; row 4 scratch; row 5: 1 where
 # the model file declares the state positive (W[5, n] counts them; :func:`_switch_to_log`).
-# _f, _jac, _jac_p and _fp take and give the integrator's coordinates (u for those states):
+# _f, _jac, _jac_p_f and _fp take and give the integrator's coordinates (u for those states):
 #     du/dt = f(x)/(x + c),  ∂u̇_r/∂u_c = J_rc·d_c/d_r − δ_rc·u̇_r,  ∂u̇/∂θ = (∂f/∂θ)/d  (d = x + c)
 #: inlined: a call would count references of every array of kx at each of ~10 kernel calls a step
 _INLINE_K = dict(cache=True, error_model="numpy", inline="always")
@@ -298,15 +303,29 @@ def _mat_u(kx, op, ph, t, tau, y, pc, out):
 
 
 @njit(**_INLINE_K)
-def _jac_any(kx, op, ph, t, tau, y, pc, out):
-    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P) in the integrator's coordinates."""
-    if not _mat_u(kx, op, ph, t, tau, y, pc, out):
-        return
+def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
+    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P, or OP_JAC_P_F: f from the same kernel call) in
+    the integrator's coordinates. ``udot``: du/dt at the same point, which the log
+    coordinates' diagonal term needs: given (``known``, e.g. f(t, y) of the step) or written
+    here (from the kernel's f with OP_JAC_P_F, else from a right-hand side call; the same
+    numbers as :func:`_f`)."""
     n = y.shape[0]
     W = kx[3]
-    kx[0](OP_RHS, ph, t, tau, 0.0, W[2, :n], pc, W[4, :n], kx[2])
+    fx = W[4, :n]
+    if W[0, n] == 0.0:
+        kx[0](op, ph, t, tau, 0.0, y, pc, fx, out)
+        if not known and op == OP_JAC_P_F:
+            for r in range(n):
+                udot[r] = fx[r]
+        return
+    _to_x(W, y)
+    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, fx, out)
+    if not known:
+        if op != OP_JAC_P_F:
+            kx[0](OP_RHS, ph, t, tau, 0.0, W[2, :n], pc, fx, kx[2])
+        for r in range(n):
+            udot[r] = fx[r] / W[3, r] if W[0, r] > 0.0 else fx[r]
     db = W[3]
-    fb = W[4]
     for r in range(n):
         idr = 1.0 / db[r]
         for c in range(n):
@@ -316,14 +335,15 @@ def _jac_any(kx, op, ph, t, tau, y, pc, out):
             if v != 0.0:
                 out[r, c] = (v * db[c]) * idr
         if W[0, r] > 0.0:
-            out[r, r] -= fb[r] * idr
+            out[r, r] -= udot[r]
         for c in range(n, out.shape[1]):
             out[r, c] *= idr
 
 
 @njit(**_INLINE_K)
-def _jac(kx, ph, t, tau, y, pc, out):
-    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out)
+def _jac(kx, ph, t, tau, y, pc, out, udot):
+    """J at a point where du/dt (``udot``) is known."""
+    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out, udot, True)
 
 
 @njit(**_INLINE_K)
@@ -339,8 +359,9 @@ def _fp(kx, ph, t, tau, y, pc, out):
 
 
 @njit(**_INLINE_K)
-def _jac_p(kx, ph, t, tau, y, pc, out):
-    _jac_any(kx, OP_JAC_P, ph, t, tau, y, pc, out)
+def _jac_p_f(kx, ph, t, tau, y, pc, out, udot):
+    """[J | ∂f/∂θ] and du/dt (``udot``) at a stage."""
+    _jac_any(kx, OP_JAC_P_F, ph, t, tau, y, pc, out, udot, False)
 
 
 @njit(**_INLINE_K)
@@ -489,7 +510,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     for i in range(3):
         for r in range(n):
             ystage[r] = y[r] + Z[i * n + r]
-        _jac_p(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i])
+        _jac_p_f(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i], f[20 + i, :n])
     for r in range(n):
         for c in range(n):
             ratio[r, c] = scale[c] / scale[r]
@@ -579,16 +600,17 @@ def _all_finite(v):
 
 @njit(**_INLINE)
 def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
-            Jend):
+            Jend, f0):
     """The Jacobian at (t, y), the state scales and the LU decompositions of the real
     (μ_r/h·I − J) and complex (μ_c/h·I − J) Newton matrices, equilibrated by the scales.
     ``jac_from``: JAC_EVAL evaluates J; JAC_KEPT: J is already the one at (t, y) (a step
     retried from the same point); JAC_STAGE: ``Jend`` (the last stage's Jacobian of the
     step just accepted with sensitivities, the same point: t + c_3·h = t + h, y + Z_3) is
-    copied — the same numbers as evaluating it again."""
+    copied — the same numbers as evaluating it again. ``f0``: f(t, y) in the integrator's
+    coordinates."""
     n = y.shape[0]
     if jac_from == JAC_EVAL:
-        _jac(kx, ph, t, tau, y, pc, J)
+        _jac(kx, ph, t, tau, y, pc, J, f0)
     elif jac_from == JAC_STAGE:
         for r in range(n):
             for c in range(n):
@@ -897,6 +919,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     rejected = True  # the first step of an interval gets the refined error estimate
     jac_from = JAC_EVAL
     Jend = work[5][2]
+    fend = work[0][22, :n]
     while t < t_end:
         if state[3] >= max_steps:
             return TOO_MANY_STEPS
@@ -911,7 +934,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             jac_from = JAC_EVAL
             use_poly = False
         _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
-                Jend)
+                Jend, f0)
         jac_from = JAC_KEPT     # until a step is accepted: retries start from (t, y)
         _predict(use_poly, h, h_old, poly, Z, W)
         converged, n_iter = _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage,
@@ -962,7 +985,13 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             t = t_end
         for r in range(n):
             y[r] = ynew[r]
-        _f(kx, ph, t, tau, y, pc, f0)
+        if jac_from == JAC_STAGE:
+            # f at the last stage (t + c_3·h = t + h, y + Z_3: this point) came with its
+            # Jacobian: the same numbers as evaluating it again
+            for r in range(n):
+                f0[r] = fend[r]
+        else:
+            _f(kx, ph, t, tau, y, pc, f0)
         if not _all_finite(f0):
             return NOT_FINITE
         h_prop = h_new
