@@ -151,14 +151,23 @@ MAX_FACTOR_FIRST = 1e4
 EPS = np.finfo(float).eps
 
 
+#: The step's helpers, the small solvers and the sensitivity step are inlined by numba (its IR,
+#: before LLVM) into the one function that runs the steps: a call costs its arguments' setup and
+#: reference counts each time (measured, with the arrays unowned: the sensitivity step as a call
+#: 0.61 ms a cart_bcell_sle subject with 6 sensitivities, inlined 0.52, the solvers inlined too
+#: 0.49-0.51; the integrator's one-off compile stays ~70 s). The step's arrays are cut once per
+#: interval (:func:`_views`) and passed as arguments, not sliced inside the helpers.
+_INLINE = dict(cache=True, error_model="numpy", inline="always")
+
+
 # ---- small dense linear algebra (partial pivoting), in place --------------------------
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(**_INLINE)
 def _mag(v):
     """The pivot's size: |re| + |im| (LAPACK's izamax; a complex abs costs a hypot)."""
     return abs(v.real) + abs(v.imag)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _lu_factor(a, piv):
     """LU with partial pivoting in place; the diagonal holds the pivots' reciprocals (each
     solve multiplies instead of dividing: complex division costs a hypot), NaN for a zero
@@ -193,7 +202,7 @@ def _lu_factor(a, piv):
                     a[i, j] -= f * a[k, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _lu_solve(lu, piv, b):
     n = lu.shape[0]
     for k in range(n):
@@ -214,7 +223,7 @@ def _lu_solve(lu, piv, b):
         b[i] = s * lu[i, i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _lu_solve_scaled(lu, piv, b, sc):
     """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc): returns A⁻¹b.
     Equilibration keeps the pivots right when the states differ by tens of decades (an
@@ -226,7 +235,7 @@ def _lu_solve_scaled(lu, piv, b, sc):
         b[i] *= sc[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _rms(v, scale):
     s = 0.0
     for i in range(v.shape[0]):
@@ -441,7 +450,7 @@ def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
     return min(h, t_end - t)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _shifted(J, mu_over_h, scale, out):
     """out = μ/h·I − J, equilibrated by the state scales (real or complex μ)."""
     n = J.shape[0]
@@ -451,7 +460,7 @@ def _shifted(J, mu_over_h, scale, out):
         out[r, r] += mu_over_h
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _lu_solve_many(lu, piv, B, sc, tmp, r0):
     """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc), for every column
     of B at once (in place: B ← A⁻¹B); the columns run in the innermost loop (B C-contiguous:
@@ -492,7 +501,7 @@ def _lu_solve_many(lu, piv, B, sc, tmp, r0):
             B[r, c] *= s
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, work, all_stages):
     """S_Z (3n × q) of the step: (A⁻¹/h ⊗ I − diag(J(Y_j))) S_Z = [J(Y_j) S + ∂f/∂θ(Y_j)]_j,
     with the Jacobians at the converged stages (the exact derivative of the step); without
@@ -583,11 +592,6 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
     return worst
 
 
-#: The step's helpers are inlined by numba (its IR, before LLVM): an ordinary call of a
-#: compiled function costs a reference count per array argument each time (measured: the
-#: helpers as calls made a step ~20 % slower); the step's arrays are cut once per interval
-#: (:func:`_views`) and passed as arguments, not sliced inside the helpers, for the same reason.
-_INLINE = dict(cache=True, error_model="numpy", inline="always")
 
 
 @njit(**_INLINE)
