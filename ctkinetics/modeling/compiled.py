@@ -37,7 +37,7 @@ _RADAU = []
 
 def _radau():
     """The integrator module, imported quietly: numba compiles it on first use in a machine
-    (about half a minute once; cached afterwards) and calls its first-class function
+    (about a minute once; cached afterwards) and calls its first-class function
     arguments 'experimental'. Imported once (the warning filters cost ~30 µs a call)."""
     if _RADAU:
         return _RADAU[0]

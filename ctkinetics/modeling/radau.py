@@ -38,7 +38,7 @@ A state the model file declares ``positive`` (cells, amounts) is integrated as u
 c = 1e-300, from the first step that changes it by at most 10 % (:func:`_switch_to_log`; a
 state rising from 0 is ~ a·t, a straight line in x but ln t in u, so it waits until it is
 established). Exponential expansion and contraction, most of a CAR-T course, are straight
-lines in u: the typical cart_bcell_sle subject takes 179 steps instead of 445 at the same
+lines in u: the typical cart_bcell_sle subject takes 178 steps instead of 445 at the same
 tolerance, a subject growing by hundreds of e-folds no longer accumulates relative error over
 its steps, and a state keeps its relative accuracy however small it gets. The kernels are
 called at x = e^u − c and their outputs transformed (du/dt = f/(x + c), the Jacobian
