@@ -238,14 +238,10 @@ def kernel_source(mg: ModelGraph) -> str:
     kernel("JAC_SIG", "def rhs_p(ph, t, tau, y, pc, out):",
            [jacobian(fs, params) + _start_shift(mg, p, fs) for p, fs in enumerate(mg.rhs)],
            fill="out[:, :] = 0.0")
-    # both at once (the sensitivities need both at every stage): one pass over the nodes
-    # they share (exp, powers of the Hill terms), the same operations as each alone
+    # J, ∂f/∂θ and f at once (the sensitivities need the derivatives at every stage, and log
+    # coordinates f beside them): one pass over the nodes they share (exp, powers of the Hill
+    # terms), the same operations as each alone
     ns = len(mg.states)
-    kernel("JAC_SIG", "def jac_p(ph, t, tau, y, pc, out):",
-           [emit(mg, entries(fs, mg.states) + entries(fs, params, ns)) + _start_shift(mg, p, fs, ns)
-            for p, fs in enumerate(mg.rhs)], fill="out[:, :] = 0.0")
-    # and the right-hand side beside them (log coordinates need f with the Jacobian at each
-    # stage): the same operations for f as rhs, its nodes shared with the derivatives
     kernel("JACF_SIG", "def jac_p_f(ph, t, tau, y, pc, f, out):",
            [emit(mg, [(f"f[{k}]", fk) for k, fk in enumerate(fs)] + entries(fs, mg.states)
                  + entries(fs, params, ns)) + _start_shift(mg, p, fs, ns)
@@ -281,7 +277,7 @@ _OPS = ("rhs(ph, t, tau, y, pc, o1)", "jac(ph, t, tau, y, pc, o2)", "rhs_p(ph, t
         "init(pc, o1)", "init_p(pc, o2)", "switches(pc, o1)", "switches_p(pc, o2)",
         "outputs(t, y, pc, o1)", "outputs_y(t, y, pc, o2)", "outputs_p(t, y, pc, o2)",
         "dose(t, pc, amt, y, o1)", "dose_y(t, pc, amt, y, o2)", "dose_p(t, pc, amt, y, o2)",
-        "jac_p(ph, t, tau, y, pc, o2)", "jac_p_f(ph, t, tau, y, pc, o1, o2)")
+        "jac_p_f(ph, t, tau, y, pc, o1, o2)")
 
 
 def _multiplexer() -> list[str]:

@@ -90,11 +90,9 @@ KERNEL_SIG = types.void(int64, int64, float64, float64, float64, V1, V1, V1, M2)
 KERNEL_T = types.FunctionType(KERNEL_SIG)
 OP_RHS, OP_JAC, OP_RHS_P, OP_INIT, OP_INIT_P, OP_SWITCHES, OP_SWITCHES_P = range(7)
 OP_OUTPUTS, OP_OUTPUTS_Y, OP_OUTPUTS_P, OP_DOSE, OP_DOSE_Y, OP_DOSE_P = range(7, 13)
-#: the Jacobian (columns 0..n-1) and ∂f/∂θ (columns n..n+P-1) in one matrix, in one pass
-OP_JAC_P = 13
-#: the same and the right-hand side f (into o1), in one pass (the stages of a step with
-#: sensitivities in log coordinates)
-OP_JAC_P_F = 14
+#: the Jacobian (columns 0..n-1) and ∂f/∂θ (columns n..n+P-1) in one matrix and the
+#: right-hand side f (into o1), in one pass (the stages of a step with sensitivities)
+OP_JAC_P_F = 13
 #: How Python hands a kernel to the integrator: a typed list holding it (:func:`kernel_list`).
 #: Passed directly, numba looks the compiled function up at every call (its type, then its
 #: addresses: ~40-55 µs a call, 2-3 % of a one-subject solve with sensitivities); the list
@@ -313,8 +311,8 @@ def _mat_u(kx, op, ph, t, tau, y, pc, out):
 
 @njit(**_INLINE_K)
 def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
-    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P, or OP_JAC_P_F: f from the same kernel call) in
-    the integrator's coordinates. ``udot``: du/dt at the same point, which the log
+    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P_F: f from the same kernel call) in the
+    integrator's coordinates. ``udot``: du/dt at the same point, which the log
     coordinates' diagonal term needs: given (``known``, e.g. f(t, y) of the step) or written
     here (from the kernel's f with OP_JAC_P_F, else from a right-hand side call; the same
     numbers as :func:`_f`)."""

@@ -85,7 +85,7 @@ def test_generated_source_names_no_text_of_the_model_file(name):
                "prev", "src", "srcph", "v", "j", "isnan", "_O"}
     allowed |= {n for n in identifiers if re.fullmatch(r"(_v|sw|dtau)\d+", n)}
     allowed |= {n for n in identifiers if n.endswith("_SIG") or n.startswith("k")}
-    allowed |= {"rhs", "jac", "rhs_p", "jac_p", "init", "init_p", "switches", "switches_p", "outputs",
+    allowed |= {"rhs", "jac", "rhs_p", "init", "init_p", "switches", "switches_p", "outputs",
                 "outputs_y", "outputs_p", "closed", "e", "dose", "dose_y", "dose_p", "amt",
                 "kernel", "op", "o1", "o2", "jac_p_f", "f"}
     leaked = identifiers - allowed
@@ -126,8 +126,9 @@ def test_kernels_equal_the_interpreted_right_hand_side(name):
 
 @pytest.mark.parametrize("name", MODELS + ["tau_phases"])
 def test_combined_jacobian_kernel_is_the_two_kernels_side_by_side(name):
-    # jac_p (one pass, shared terms) must give exactly [jac | rhs_p]: the integrator's
-    # sensitivities use it at every stage, and the next step's Newton matrix takes its J
+    # jac_p_f (one pass, shared terms) must give exactly [jac | rhs_p] and rhs: the
+    # integrator's sensitivities use it at every stage, the next step's Newton matrix takes
+    # its J and the next step its f
     if name == "tau_phases":   # a phase reading τ: rhs_p's shift by d(start)/dθ
         from ctkinetics.modeling.model import Model
         from ctkinetics.modeling.modelfile import parse_model_text
@@ -144,10 +145,13 @@ def test_combined_jacobian_kernel_is_the_two_kernels_side_by_side(name):
             y = np.ascontiguousarray(rng.uniform(0.01, 50.0, n))
             t = float(rng.uniform(0, 30))
             J, Fp, both = np.empty((n, n)), np.empty((n, P)), np.empty((n, n + P))
+            f, f_both = np.empty(n), np.empty(n)
             k.jac(p, t, t / 2, y, pc, J)
             k.rhs_p(p, t, t / 2, y, pc, Fp)
-            k.jac_p(p, t, t / 2, y, pc, both)
+            k.rhs(p, t, t / 2, y, pc, f)
+            k.jac_p_f(p, t, t / 2, y, pc, f_both, both)
             np.testing.assert_array_equal(both, np.hstack([J, Fp]))
+            np.testing.assert_array_equal(f_both, f)
 
 
 # ---- the ODE against LSODA and the closed form ------------------------------------------
