@@ -251,17 +251,19 @@ def _rms(v, scale):
 LOG_FLOOR = 1e-300
 
 # kx = (kernel, 1-d dummy, 2-d dummy, W): W (6, n + 1) holds the log coordinates (one array,
-# not six: every array in kx is a reference count at each call that passes it). Row 0: 1 where
-# state r is integrated as u = ln(x + c), c = LOG_FLOOR (W[0, n] counts them); row 1: W[1, n]
-# the longest step (the other cells unused); rows 2 and 3: x and d = dx/du at the last u converted; row 4 scratch; row 5: 1 where
-# the model file declares the state positive (W[5, n] counts them; :func:`_switch_to_log`).
+# not six: every compiled call passes kx). Row 0: 1 where state r is integrated as
+# u = ln(x + c), c = LOG_FLOOR (W[0, n] counts them); row 1: W[1, n] the longest step (the other
+# cells unused); rows 2 and 3: x and d = dx/du at the last u converted; row 4 f at that x; row 5:
+# 1 where the model file declares the state positive (W[5, n] counts them; :func:`_switch_to_log`).
 # _f, _jac, _jac_p_f and _fp take and give the integrator's coordinates (u for those states):
 #     du/dt = f(x)/(x + c),  ∂u̇_r/∂u_c = J_rc·d_c/d_r − δ_rc·u̇_r,  ∂u̇/∂θ = (∂f/∂θ)/d  (d = x + c)
-#: inlined: a call would count references of every array of kx at each of ~10 kernel calls a step
-_INLINE_K = dict(cache=True, error_model="numpy", inline="always")
+# (all inlined, _INLINE: ~10 kernel calls a step).
+#: Rows of the workspace's vectors (:func:`_work`) holding du/dt at the three stages of a step
+#: with sensitivities (:func:`_stage_sensitivities`); the last one is f at the step's end.
+UDOT_ROW = 20
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _to_x(W, u):
     """x (``W[2]``) and d = dx/du (``W[3]``) at the integrator's coordinates u."""
     for r in range(u.shape[0]):
@@ -274,7 +276,7 @@ def _to_x(W, u):
             W[3, r] = 1.0
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _f(kx, ph, t, tau, y, pc, out):
     n = y.shape[0]
     W = kx[3]
@@ -288,48 +290,43 @@ def _f(kx, ph, t, tau, y, pc, out):
             out[r] /= W[3, r]
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _f_raw(kx, ph, t, tau, x, pc, out):
     """f at states x (never log coordinates: the switch jumps, outside the steps)."""
     kx[0](OP_RHS, ph, t, tau, 0.0, x, pc, out, kx[2])
 
 
-@njit(**_INLINE_K)
-def _mat_u(kx, op, ph, t, tau, y, pc, out):
-    """The matrix kernel ``op`` at the states whose integrator coordinates are y; True if some
-    are log coordinates (then ``W[2]`` and ``W[3]`` hold x and dx/du, and ``out`` still
-    needs the chain rule)."""
+@njit(**_INLINE)
+def _mat_u(kx, op, ph, t, tau, y, pc, o1, out):
+    """The kernel ``op`` (vector output ``o1``, matrix output ``out``) at the states whose
+    integrator coordinates are y; True if some are log coordinates (then ``W[2]`` and ``W[3]``
+    hold x and dx/du, and ``out`` still needs the chain rule)."""
     n = y.shape[0]
     W = kx[3]
     if W[0, n] == 0.0:
-        kx[0](op, ph, t, tau, 0.0, y, pc, kx[1], out)
+        kx[0](op, ph, t, tau, 0.0, y, pc, o1, out)
         return False
     _to_x(W, y)
-    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, kx[1], out)
+    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, o1, out)
     return True
 
 
-@njit(**_INLINE_K)
-def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
-    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P_F: f from the same kernel call) in the
-    integrator's coordinates. ``udot``: du/dt at the same point, which the log
-    coordinates' diagonal term needs: given (``known``, e.g. f(t, y) of the step) or written
-    here (from the kernel's f with OP_JAC_P_F, else from a right-hand side call; the same
-    numbers as :func:`_f`)."""
+@njit(**_INLINE)
+def _jac_any(kx, op, ph, t, tau, y, pc, out, udot):
+    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P_F) in the integrator's coordinates. ``udot``:
+    du/dt at the same point, which the log coordinates' diagonal term needs: given with
+    OP_JAC (f(t, y) of the step), written with OP_JAC_P_F (from the f the kernel gives beside
+    the derivatives, the same numbers as :func:`_f`)."""
     n = y.shape[0]
     W = kx[3]
     fx = W[4, :n]
-    if W[0, n] == 0.0:
-        kx[0](op, ph, t, tau, 0.0, y, pc, fx, out)
-        if not known and op == OP_JAC_P_F:
+    with_f = op == OP_JAC_P_F
+    if not _mat_u(kx, op, ph, t, tau, y, pc, fx, out):
+        if with_f:
             for r in range(n):
                 udot[r] = fx[r]
         return
-    _to_x(W, y)
-    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, fx, out)
-    if not known:
-        if op != OP_JAC_P_F:
-            kx[0](OP_RHS, ph, t, tau, 0.0, W[2, :n], pc, fx, kx[2])
+    if with_f:
         for r in range(n):
             udot[r] = fx[r] / W[3, r] if W[0, r] > 0.0 else fx[r]
     db = W[3]
@@ -347,16 +344,16 @@ def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
             out[r, c] *= idr
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _jac(kx, ph, t, tau, y, pc, out, udot):
     """J at a point where du/dt (``udot``) is known."""
-    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out, udot, True)
+    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out, udot)
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _fp(kx, ph, t, tau, y, pc, out):
     """∂f/∂θ in the integrator's coordinates (rows of log states divided by x + c)."""
-    if not _mat_u(kx, OP_RHS_P, ph, t, tau, y, pc, out):
+    if not _mat_u(kx, OP_RHS_P, ph, t, tau, y, pc, kx[1], out):
         return
     W = kx[3]
     for r in range(y.shape[0]):
@@ -365,13 +362,13 @@ def _fp(kx, ph, t, tau, y, pc, out):
             out[r, c] *= idr
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _jac_p_f(kx, ph, t, tau, y, pc, out, udot):
     """[J | ∂f/∂θ] and du/dt (``udot``) at a stage."""
-    _jac_any(kx, OP_JAC_P_F, ph, t, tau, y, pc, out, udot, False)
+    _jac_any(kx, OP_JAC_P_F, ph, t, tau, y, pc, out, udot)
 
 
-@njit(**_INLINE_K)
+@njit(**_INLINE)
 def _sc(W, r, y, rtol, atol):
     """The error scale of coordinate r: atol + |y|·rtol, or rtol for a log coordinate (its
     absolute error is the relative error of x + c: the relative test, with no floor above
@@ -517,7 +514,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     for i in range(3):
         for r in range(n):
             ystage[r] = y[r] + Z[i * n + r]
-        _jac_p_f(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i], f[20 + i, :n])
+        _jac_p_f(kx, ph, t + C[i] * h, tau + C[i] * h, ystage, pc, jst[i], f[UDOT_ROW + i, :n])
     for r in range(n):
         for c in range(n):
             ratio[r, c] = scale[c] / scale[r]
@@ -921,7 +918,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     rejected = True  # the first step of an interval gets the refined error estimate
     jac_from = JAC_EVAL
     Jend = work[5][2]
-    fend = work[0][22, :n]
+    fend = work[0][UDOT_ROW + 2, :n]
     while t < t_end:
         if state[3] >= max_steps:
             return TOO_MANY_STEPS
