@@ -297,36 +297,41 @@ def _f_raw(kx, ph, t, tau, x, pc, out):
 
 
 @njit(**_INLINE)
-def _mat_u(kx, op, ph, t, tau, y, pc, o1, out):
-    """The kernel ``op`` (vector output ``o1``, matrix output ``out``) at the states whose
-    integrator coordinates are y; True if some are log coordinates (then ``W[2]`` and ``W[3]``
-    hold x and dx/du, and ``out`` still needs the chain rule)."""
+def _mat_u(kx, op, ph, t, tau, y, pc, out):
+    """The matrix kernel ``op`` at the states whose integrator coordinates are y; True if some
+    are log coordinates (then ``W[2]`` and ``W[3]`` hold x and dx/du, and ``out`` still
+    needs the chain rule)."""
     n = y.shape[0]
     W = kx[3]
     if W[0, n] == 0.0:
-        kx[0](op, ph, t, tau, 0.0, y, pc, o1, out)
+        kx[0](op, ph, t, tau, 0.0, y, pc, kx[1], out)
         return False
     _to_x(W, y)
-    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, o1, out)
+    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, kx[1], out)
     return True
 
 
 @njit(**_INLINE)
-def _jac_any(kx, op, ph, t, tau, y, pc, out, udot):
-    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P_F) in the integrator's coordinates. ``udot``:
-    du/dt at the same point, which the log coordinates' diagonal term needs: given with
-    OP_JAC (f(t, y) of the step), written with OP_JAC_P_F (from the f the kernel gives beside
-    the derivatives, the same numbers as :func:`_f`)."""
+def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
+    """J (op OP_JAC) or [J | ∂f/∂θ] (OP_JAC_P_F: f from the same kernel call) in the
+    integrator's coordinates. ``udot``: du/dt at the same point, which the log
+    coordinates' diagonal term needs: given (``known``: OP_JAC, with f(t, y) of the step) or
+    written here from the f that OP_JAC_P_F gives (the same numbers as :func:`_f`). ``known``
+    restates the op, but as a literal at each call it keeps the compiled step fast: a version
+    that derived it from ``op`` and shared :func:`_mat_u`'s dispatch gave the same numbers
+    ~12 % slower (interleaved, one cart_bcell_sle subject with 6 sensitivities)."""
     n = y.shape[0]
     W = kx[3]
     fx = W[4, :n]
-    with_f = op == OP_JAC_P_F
-    if not _mat_u(kx, op, ph, t, tau, y, pc, fx, out):
-        if with_f:
+    if W[0, n] == 0.0:
+        kx[0](op, ph, t, tau, 0.0, y, pc, fx, out)
+        if not known and op == OP_JAC_P_F:
             for r in range(n):
                 udot[r] = fx[r]
         return
-    if with_f:
+    _to_x(W, y)
+    kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, fx, out)
+    if not known:
         for r in range(n):
             udot[r] = fx[r] / W[3, r] if W[0, r] > 0.0 else fx[r]
     db = W[3]
@@ -347,13 +352,13 @@ def _jac_any(kx, op, ph, t, tau, y, pc, out, udot):
 @njit(**_INLINE)
 def _jac(kx, ph, t, tau, y, pc, out, udot):
     """J at a point where du/dt (``udot``) is known."""
-    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out, udot)
+    _jac_any(kx, OP_JAC, ph, t, tau, y, pc, out, udot, True)
 
 
 @njit(**_INLINE)
 def _fp(kx, ph, t, tau, y, pc, out):
     """∂f/∂θ in the integrator's coordinates (rows of log states divided by x + c)."""
-    if not _mat_u(kx, OP_RHS_P, ph, t, tau, y, pc, kx[1], out):
+    if not _mat_u(kx, OP_RHS_P, ph, t, tau, y, pc, out):
         return
     W = kx[3]
     for r in range(y.shape[0]):
@@ -365,7 +370,7 @@ def _fp(kx, ph, t, tau, y, pc, out):
 @njit(**_INLINE)
 def _jac_p_f(kx, ph, t, tau, y, pc, out, udot):
     """[J | ∂f/∂θ] and du/dt (``udot``) at a stage."""
-    _jac_any(kx, OP_JAC_P_F, ph, t, tau, y, pc, out, udot)
+    _jac_any(kx, OP_JAC_P_F, ph, t, tau, y, pc, out, udot, False)
 
 
 @njit(**_INLINE)
