@@ -421,6 +421,13 @@ def speed(quick=False):
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; best of {rep})")
     print(f"typical subject: {steps} Radau steps at rtol {m.rtol:g}, atol {m.atol:g}, max_step "
           f"{m.max_step:g} (log coordinates); {steps_units} with every state in its own units\n")
+    from ctkinetics.modeling import radau
+    hits = sum(radau.solve_batch.stats.cache_hits.values())
+    print(f"integrator ({cm.n_states} states, specialised: {cm.specialised}): "
+          f"{'loaded from numba' + chr(39) + 's cache' if hits else 'compiled in this process'} "
+          "(the same machine code has run ~25 % faster with sensitivities in the process that "
+          "compiled it than in later processes that load it from the cache, as a user's do: "
+          "quote those)\n")
     print("Wall time (CPU time of the process, every thread) of the best round.\n")
     print("| engine | one subject | 1,000 subjects | per subject in the stack |")
     print("|---|---|---|---|")

@@ -166,20 +166,27 @@ def _mag(v):
 
 
 @njit(**_INLINE)
-def _lu_factor(a, piv):
-    """LU with partial pivoting in place; the diagonal holds the pivots' reciprocals (each
+def _pivot(a, k, n):
+    """Partial pivoting: the row (k..n-1) of column k's largest entry (size :func:`_mag`)."""
+    p = k
+    big = _mag(a[k, k])
+    for i in range(k + 1, n):
+        v = _mag(a[i, k])
+        if v > big:
+            big = v
+            p = i
+    return p
+
+
+@njit(**_INLINE)
+def _lu_factor(a, piv, n):
+    """LU with partial pivoting in place (``n``: a.shape[0], passed so that a specialised
+    integrator sees a constant, :func:`_nstates`); the diagonal holds the pivots' reciprocals (each
     solve multiplies instead of dividing: complex division costs a hypot), NaN for a zero
     pivot (a singular Newton matrix, e.g. from states that overflowed: NaN fails the Newton
     iteration, a status, never an exception — numba's complex division raises)."""
-    n = a.shape[0]
     for k in range(n):
-        p = k
-        big = _mag(a[k, k])
-        for i in range(k + 1, n):
-            v = _mag(a[i, k])
-            if v > big:
-                big = v
-                p = i
+        p = _pivot(a, k, n)
         piv[k] = p
         if p != k:
             for j in range(n):
@@ -201,8 +208,7 @@ def _lu_factor(a, piv):
 
 
 @njit(**_INLINE)
-def _lu_solve(lu, piv, b):
-    n = lu.shape[0]
+def _lu_solve(lu, piv, b, n):
     for k in range(n):
         p = piv[k]
         if p != k:
@@ -222,24 +228,25 @@ def _lu_solve(lu, piv, b):
 
 
 @njit(**_INLINE)
-def _lu_solve_scaled(lu, piv, b, sc):
+def _lu_solve_scaled(lu, piv, b, sc, n):
     """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc): returns A⁻¹b.
     Equilibration keeps the pivots right when the states differ by tens of decades (an
     exploding effector pool beside a depleted B-cell pool)."""
-    for i in range(b.shape[0]):
+    for i in range(n):
         b[i] /= sc[i]
-    _lu_solve(lu, piv, b)
-    for i in range(b.shape[0]):
+    _lu_solve(lu, piv, b, n)
+    for i in range(n):
         b[i] *= sc[i]
 
 
 @njit(**_INLINE)
-def _rms(v, scale):
+def _rms(v, scale, m):
+    """The RMS of v[:m]/scale[:m]."""
     s = 0.0
-    for i in range(v.shape[0]):
+    for i in range(m):
         x = v[i] / scale[i]
         s += x * x
-    return math.sqrt(s / max(v.shape[0], 1))
+    return math.sqrt(s / max(m, 1))
 
 
 # ---- kernel calls --------------------------------------------------------------------
@@ -250,7 +257,8 @@ def _rms(v, scale):
 #: stops at c instead of giving ln 0).
 LOG_FLOOR = 1e-300
 
-# kx = (kernel, 1-d dummy, 2-d dummy, W): W (6, n + 1) holds the log coordinates (one array,
+# kx = (kernel, 1-d dummy, 2-d dummy, W, nt): nt a tuple of n zeros or () (:func:`_nstates`);
+# W (6, n + 1) holds the log coordinates (one array,
 # not six: every compiled call passes kx). Row 0: 1 where state r is integrated as
 # u = ln(x + c), c = LOG_FLOOR (W[0, n] counts them); row 1: W[1, n] the longest step (the other
 # cells unused); rows 2 and 3: x and d = dx/du at the last u converted; row 4 f at that x; row 5:
@@ -264,9 +272,23 @@ UDOT_ROW = 20
 
 
 @njit(**_INLINE)
-def _to_x(W, u):
-    """x (``W[2]``) and d = dx/du (``W[3]``) at the integrator's coordinates u."""
-    for r in range(u.shape[0]):
+def _nstates(kx, y):
+    """The number of states: ``len(kx[4])``, a constant of the compiled code, when
+    :func:`solve_batch` was given a tuple of that length (``nt``), else y's length. With a
+    constant the loops over states, stages and the 3n × 3n systems have fixed trip counts,
+    which LLVM unrolls and folds: a cart_bcell_sle subject without sensitivities ~35 % faster,
+    with 6 sensitivities a few % (processes that load the integrator from numba's cache); each
+    state count is then a compiled variant of its own."""
+    k = len(kx[4])
+    if k > 0:
+        return k
+    return y.shape[0]
+
+
+@njit(**_INLINE)
+def _to_x(W, u, n):
+    """x (``W[2]``) and d = dx/du (``W[3]``) at the integrator's coordinates u (n states)."""
+    for r in range(n):
         if W[0, r] > 0.0:
             e = math.exp(u[r])
             W[2, r] = e - LOG_FLOOR
@@ -278,12 +300,12 @@ def _to_x(W, u):
 
 @njit(**_INLINE)
 def _f(kx, ph, t, tau, y, pc, out):
-    n = y.shape[0]
+    n = _nstates(kx, y)
     W = kx[3]
     if W[0, n] == 0.0:
         kx[0](OP_RHS, ph, t, tau, 0.0, y, pc, out, kx[2])
         return
-    _to_x(W, y)
+    _to_x(W, y, n)
     kx[0](OP_RHS, ph, t, tau, 0.0, W[2, :n], pc, out, kx[2])
     for r in range(n):
         if W[0, r] > 0.0:
@@ -301,12 +323,12 @@ def _mat_u(kx, op, ph, t, tau, y, pc, out):
     """The matrix kernel ``op`` at the states whose integrator coordinates are y; True if some
     are log coordinates (then ``W[2]`` and ``W[3]`` hold x and dx/du, and ``out`` still
     needs the chain rule)."""
-    n = y.shape[0]
+    n = _nstates(kx, y)
     W = kx[3]
     if W[0, n] == 0.0:
         kx[0](op, ph, t, tau, 0.0, y, pc, kx[1], out)
         return False
-    _to_x(W, y)
+    _to_x(W, y, n)
     kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, kx[1], out)
     return True
 
@@ -320,7 +342,7 @@ def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
     restates the op, but as a literal at each call it keeps the compiled step fast: a version
     that derived it from ``op`` and shared :func:`_mat_u`'s dispatch gave the same numbers
     ~12 % slower (interleaved, one cart_bcell_sle subject with 6 sensitivities)."""
-    n = y.shape[0]
+    n = _nstates(kx, y)
     W = kx[3]
     fx = W[4, :n]
     if W[0, n] == 0.0:
@@ -329,7 +351,7 @@ def _jac_any(kx, op, ph, t, tau, y, pc, out, udot, known):
             for r in range(n):
                 udot[r] = fx[r]
         return
-    _to_x(W, y)
+    _to_x(W, y, n)
     kx[0](op, ph, t, tau, 0.0, W[2, :n], pc, fx, out)
     if not known:
         for r in range(n):
@@ -413,7 +435,7 @@ def _work(n, npar, q):
 # ---- one subject ----------------------------------------------------------------------
 @njit(cache=True, error_model="numpy")
 def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
-    n = y.shape[0]
+    n = _nstates(kx, y)
     W = kx[3]
     d0 = 0.0
     d1 = 0.0
@@ -451,9 +473,8 @@ def _initial_step(kx, ph, t, tau, y, pc, f0, t_end, rtol, atol, tmp, tmpf):
 
 
 @njit(**_INLINE)
-def _shifted(J, mu_over_h, scale, out):
+def _shifted(J, mu_over_h, scale, out, n):
     """out = μ/h·I − J, equilibrated by the state scales (real or complex μ)."""
-    n = J.shape[0]
     for r in range(n):
         for c in range(n):
             out[r, c] = -J[r, c] * scale[c] / scale[r]
@@ -461,13 +482,16 @@ def _shifted(J, mu_over_h, scale, out):
 
 
 @njit(**_INLINE)
-def _lu_solve_many(lu, piv, B, sc, tmp, r0):
-    """Solve with the LU of an equilibrated matrix D⁻¹·A·D, D = diag(sc), for every column
-    of B at once (in place: B ← A⁻¹B); the columns run in the innermost loop (B C-contiguous:
-    they vectorise). Only rows r0.. of the solution are wanted: the back substitution stops
-    there (those rows are exactly those of the whole solve; the rows above are left
-    half-solved). ``tmp``: scratch of length n."""
-    n = lu.shape[0]
+def _eliminate(a, B, sc, tmp, r0, n):
+    """Solve A X = B in place (B ← X, every column at once) by Gaussian elimination with
+    partial pivoting of the equilibrated matrix ``a`` = D⁻¹·A·D, D = diag(sc), n × n (``a``
+    is overwritten; ``tmp`` scratch of length n). The matrix is used once, so no L is kept:
+    each row operation is applied to B as it is made (the operations of an LU factorisation
+    and its forward substitution, in the same order), a row swap moves only the columns not
+    yet eliminated, and the back substitution stops at row r0 (rows r0.. are exactly those
+    of the whole solve; the rows above are left half-solved). A zero pivot (a singular
+    system, e.g. from states that overflowed) gives NaN in every row of B: there is no
+    derivative to report."""
     q = B.shape[1]
     for r in range(n):
         tmp[r] = 1.0 / sc[r]
@@ -476,23 +500,39 @@ def _lu_solve_many(lu, piv, B, sc, tmp, r0):
         for c in range(q):
             B[r, c] *= s
     for k in range(n):
-        p = piv[k]
+        p = _pivot(a, k, n)
         if p != k:
+            for j in range(k, n):
+                t = a[k, j]
+                a[k, j] = a[p, j]
+                a[p, j] = t
             for c in range(q):
                 t = B[k, c]
                 B[k, c] = B[p, c]
                 B[p, c] = t
-    for i in range(n):
-        for j in range(i):
-            l = lu[i, j]
-            for c in range(q):
-                B[i, c] -= l * B[j, c]
+        d = a[k, k]
+        if d == 0.0 or d != d:
+            for r in range(n):
+                for c in range(q):
+                    B[r, c] = math.nan
+            return
+        inv = 1.0 / d
+        a[k, k] = inv
+        for i in range(k + 1, n):
+            f = a[i, k]
+            if f != 0.0:
+                f *= inv
+                for j in range(k + 1, n):
+                    a[i, j] -= f * a[k, j]
+                for c in range(q):
+                    B[i, c] -= f * B[k, c]
     for i in range(n - 1, r0 - 1, -1):
         for j in range(i + 1, n):
-            u = lu[i, j]
-            for c in range(q):
-                B[i, c] -= u * B[j, c]
-        d = lu[i, i]
+            u = a[i, j]
+            if u != 0.0:
+                for c in range(q):
+                    B[i, c] -= u * B[j, c]
+        d = a[i, i]
         for c in range(q):
             B[i, c] *= d
     for r in range(r0, n):
@@ -510,7 +550,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     [J | ∂f/∂θ] at the stages in ``jst``: the last stage is the end of the step, where the
     next step's Newton matrix needs J again (:func:`_advance` takes it from there)."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
-    n = y.shape[0]
+    n = _nstates(kx, y)
     q = wrt.shape[0]
     Ms = mats[1]
     SZ = sw[0]
@@ -536,7 +576,6 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
         for r in range(n):
             for c in range(n):
                 Ms[i * n + r, i * n + c] -= Ji[r, c] * ratio[r, c]
-    _lu_factor(Ms, piv[2])
     # G_j = J(Y_j) S + ∂f/∂θ(Y_j), all q columns together, solved in place
     for j in range(3):
         Jj = jst[j]
@@ -549,7 +588,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
                 if jrc != 0.0:
                     for k in range(q):
                         SZ[row, k] += jrc * S[c, k]
-    _lu_solve_many(Ms, piv[2], SZ, scale3, f[19, :3 * n], 0 if all_stages else 2 * n)
+    _eliminate(Ms, SZ, scale3, f[19, :3 * n], 0 if all_stages else 2 * n, 3 * n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -557,7 +596,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
     """Largest RMS error estimate of the sensitivity columns (CVODES errconS), each scaled
     by its parameter's magnitude, with the LU of μ/h·I − J of the step."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
-    n = y.shape[0]
+    n = _nstates(kx, y)
     q = wrt.shape[0]
     SZ = sw[0]
     LUr = small[1]
@@ -576,7 +615,7 @@ def _sensitivity_error(kx, ph, t, tau, h, y, J, S, pc, wrt, pbar, rtol, atol, sc
             for i in range(3):
                 s2 += E[i] * SZ[i * n + r, k]
             errS[r] = s + s2 / h
-        _lu_solve_scaled(LUr, piv[1], errS, scale)
+        _lu_solve_scaled(LUr, piv[1], errS, scale, n)
         pb = pbar[k]
         acc = 0.0
         for r in range(n):
@@ -612,7 +651,7 @@ def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale
     step just accepted with sensitivities, the same point: t + c_3·h = t + h, y + Z_3) is
     copied — the same numbers as evaluating it again. ``f0``: f(t, y) in the integrator's
     coordinates."""
-    n = y.shape[0]
+    n = _nstates(kx, y)
     if jac_from == JAC_EVAL:
         _jac(kx, ph, t, tau, y, pc, J, f0)
     elif jac_from == JAC_STAGE:
@@ -625,17 +664,16 @@ def _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale
     for i in range(3):
         for r in range(n):
             scale3[i * n + r] = scale[r]
-    _shifted(J, MU_REAL / h, scale, LUr)
-    _lu_factor(LUr, piv[1])
-    _shifted(J, MU_COMPLEX / h, scale, LUc)
-    _lu_factor(LUc, piv[0])
+    _shifted(J, MU_REAL / h, scale, LUr, n)
+    _lu_factor(LUr, piv[1], n)
+    _shifted(J, MU_COMPLEX / h, scale, LUc, n)
+    _lu_factor(LUc, piv[0], n)
 
 
 @njit(**_INLINE)
-def _predict(use_poly, h, h_old, poly, Z, W):
+def _predict(use_poly, h, h_old, poly, Z, W, n):
     """Newton's starting stages Z (and W = T⁻¹Z): the last step's collocation polynomial
     continued to the new stages, else zero."""
-    n = poly.shape[1]
     if use_poly:
         for i in range(3):
             x = 1.0 + C[i] * h / h_old
@@ -657,7 +695,7 @@ def _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage, fstage,
     iteration F at the three stages Y_i = y + Z_i, the increment of W from one real and one
     complex n × n solve, Hairer's (RADAU5) convergence test on the contraction rate.
     Returns (converged, iterations)."""
-    n = y.shape[0]
+    n = _nstates(kx, y)
     n_iter = 0
     dz_old = -1.0
     rate = -1.0
@@ -685,12 +723,12 @@ def _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage, fstage,
             gc[r] = complex(TI[1, 0] * F1 + TI[1, 1] * F2 + TI[1, 2] * F3,
                             TI[2, 0] * F1 + TI[2, 1] * F2 + TI[2, 2] * F3) \
                 - mc * complex(W[n + r], W[2 * n + r])
-        _lu_solve_scaled(LUr, piv[1], dW[:n], scale)
-        _lu_solve_scaled(LUc, piv[0], gc, scale)
+        _lu_solve_scaled(LUr, piv[1], dW[:n], scale, n)
+        _lu_solve_scaled(LUc, piv[0], gc, scale, n)
         for r in range(n):
             dW[n + r] = gc[r].real
             dW[2 * n + r] = gc[r].imag
-        dz = _rms(dW, scale3)
+        dz = _rms(dW, scale3, 3 * n)
         if not math.isfinite(dz):
             break
         if dz_old > 0.0:
@@ -710,10 +748,9 @@ def _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage, fstage,
 
 
 @njit(**_INLINE)
-def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol, W):
+def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol, W, n):
     """RMS of Hairer's error estimate err = (μ_r/h·I − J)⁻¹ (f(t, y) + Σ e_i Z_i / h), with
     ynew = y + Z_3 written beside it."""
-    n = y.shape[0]
     for r in range(n):
         ynew[r] = y[r] + Z[2 * n + r]
     for r in range(n):
@@ -723,31 +760,30 @@ def _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol,
         ZE[r] = s / h
     for r in range(n):
         err[r] = f0[r] + ZE[r]
-    _lu_solve_scaled(LUr, piv[1], err, scale)
+    _lu_solve_scaled(LUr, piv[1], err, scale, n)
     for r in range(n):
         escale[r] = _sc(W, r, max(abs(y[r]), abs(ynew[r])), rtol, atol)
-    return _rms(err, escale)
+    return _rms(err, escale, n)
 
 
 @njit(cache=True, error_model="numpy")
 def _error_refined(kx, ph, t, tau, y, pc, err, ZE, tmp, tmpf, escale, scale, LUr, piv):
     """The error estimate refined once through f(t, y + err) (Hairer's RADAU5, on a first
     or rejected step whose estimate fails)."""
-    n = y.shape[0]
+    n = _nstates(kx, y)
     for r in range(n):
         tmp[r] = y[r] + err[r]
     _f(kx, ph, t, tau, tmp, pc, tmpf)
     for r in range(n):
         err[r] = tmpf[r] + ZE[r]
-    _lu_solve_scaled(LUr, piv[1], err, scale)
-    return _rms(err, escale)
+    _lu_solve_scaled(LUr, piv[1], err, scale, n)
+    return _rms(err, escale, n)
 
 
 @njit(**_INLINE)
-def _polynomial(ynew, Z, poly):
+def _polynomial(ynew, Z, poly, n):
     """The collocation polynomial u(x) = y + Σ_k Q_k x^k of an accepted step (Q = V⁻¹Z: the
     Newton predictor of the next step and the dense output); False if ynew is not finite."""
-    n = poly.shape[1]
     if not _all_finite(ynew):
         return False
     for kk in range(3):
@@ -779,7 +815,7 @@ def _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol, at
     error norm grows to include theirs (returned). Every stage's with ``errcon`` or ``dense``
     (the error estimate and the dense output use them), else the last stage's only."""
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
-    n = y.shape[0]
+    n = _nstates(kx, y)
     _stage_sensitivities(kx, ph, t, tau, h, y, f[7, :3 * n], S, pc, wrt, f[3, :n],
                          f[14, :3 * n], work, errcon or dense)
     if errcon:
@@ -789,9 +825,8 @@ def _step_sensitivities(kx, ph, t, tau, h, y, S, pc, wrt, pbar, errcon, rtol, at
 
 
 @njit(**_INLINE)
-def _add_last_stage(S, SZ):
+def _add_last_stage(S, SZ, n):
     """S_{n+1} = S + S_Z,3 (the sensitivities at the end of an accepted step)."""
-    n = S.shape[0]
     for k in range(S.shape[1]):
         for r in range(n):
             S[r, k] += SZ[2 * n + r, k]
@@ -840,7 +875,7 @@ def _switch_to_log(kx, y, S, f0, h, sens):
     """Move the non-negative states that the next step (of size h) changes by at most
     LOG_SWITCH to log coordinates: y, its sensitivities and f(t, y) in place. True if any."""
     W = kx[3]
-    n = y.shape[0]
+    n = _nstates(kx, y)
     moved = False
     for r in range(n):
         if W[5, r] > 0.0 and W[0, r] == 0.0 and y[r] > 0.0:
@@ -857,7 +892,7 @@ def _coords(kx, y, S, sens, to_log):
     """States (and sensitivities) into the integrator's coordinates (``to_log``: x → u =
     ln(x + c), S → S/(x + c) where a state is in log coordinates) or back."""
     W = kx[3]
-    n = y.shape[0]
+    n = _nstates(kx, y)
     if W[0, n] == 0.0:
         return
     for r in range(n):
@@ -901,7 +936,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     The Newton iteration runs in the eigenbasis of A⁻¹ (Hairer's RADAU5): W = T⁻¹Z splits
     the 3n × 3n system into one real (μ_r/h·I − J) and one complex (μ_c/h·I − J) n × n
     system; the real one also serves the error estimate."""
-    n = y.shape[0]
+    n = _nstates(kx, y)
     q = wrt.shape[0]
     v = _views(work, n)
     (f0, err, scale, ynew, tmp, tmpf, Z, W, dW, Fst, ZE, ystage, fstage, scale3, escale,
@@ -940,7 +975,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
         _factor(kx, ph, t, tau, h, y, pc, rtol, atol, J, LUr, LUc, piv, scale, scale3, jac_from,
                 Jend, f0)
         jac_from = JAC_KEPT     # until a step is accepted: retries start from (t, y)
-        _predict(use_poly, h, h_old, poly, Z, W)
+        _predict(use_poly, h, h_old, poly, Z, W, n)
         converged, n_iter = _newton(kx, ph, t, tau, h, y, pc, newton_tol, Z, W, dW, Fst, ystage,
                                     fstage, scale, scale3, gc, LUr, LUc, piv)
         if not converged:
@@ -951,7 +986,7 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             state[6] += 1
             continue
         en = _error_norm(h, y, f0, Z, ZE, err, ynew, escale, scale, LUr, piv, rtol, atol,
-                         kx[3])
+                         kx[3], n)
         if en > 1.0 and rejected:
             en = _error_refined(kx, ph, t, tau, y, pc, err, ZE, tmp, tmpf, escale, scale, LUr, piv)
         if not math.isfinite(en):
@@ -967,12 +1002,12 @@ def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
             state[5] += 1
             # the predictor remains valid for a shorter step from the same point
             continue
-        if not _polynomial(ynew, Z, poly):
+        if not _polynomial(ynew, Z, poly, n):
             return NOT_FINITE
         if dense:
             _record_dense(t, h, t_end, y, S, poly, SZ, sens and q > 0, pc, wrt, rec)
         if sens and q > 0:
-            _add_last_stage(S, SZ)
+            _add_last_stage(S, SZ, n)
             if not landing:
                 jac_from = JAC_STAGE
             else:
@@ -1281,11 +1316,15 @@ def closed_list(closed):
     return out
 
 
-SOLVE_SIG = types.void(
-    KERNELS_T, int64, int64, M2, V1, int64[::1], int64[::1], boolean, boolean, float64, float64,
-    int64, int64, int64[::1], V1, V1, M2, M2, float64[:, :, ::1], int64[::1], int64[:, ::1],
-    int64[::1], float64,
-)
+#: State counts up to this get an integrator compiled for their size (:func:`_nstates`,
+#: :func:`specialisation`); larger models share one compiled for any size.
+SPECIALISE_UP_TO = 8
+
+
+def specialisation(n):
+    """The ``nt`` argument of :func:`solve_batch` for a model of n states: a tuple of length n
+    (its type carries the size into the compiled code), or () for the integrator of any size."""
+    return (0,) * n if 0 < n <= SPECIALISE_UP_TO else ()
 
 
 @njit(cache=True, error_model="numpy")
@@ -1312,10 +1351,10 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
     keep_alive(work_owned, sub_owned)
 
 
-@njit(SOLVE_SIG, cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, positive,
-                max_step):
+                max_step, nt):
     """Solve N subjects (``kernels``: the model's kernel in a list, :func:`kernel_list`) (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
@@ -1335,7 +1374,8 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
     slots (after the parameters; NaN: unchanged). Outputs at an event time are taken before
     it (a pre-dose sample); the solver restarts after it.
     It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
-    on several threads."""
+    on several threads. ``nt``: :func:`specialisation` of n (the arrays must be
+    C-contiguous, as :class:`~ctkinetics.modeling.compiled.CompiledModel` lays them out)."""
     # the log coordinates of the non-negative states (``positive[r]`` = 1: the model file's
     # ``positive = true``; all 0: every state in x), :func:`_switch_to_log`
     W = np.zeros((6, n + 1))
@@ -1344,7 +1384,7 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
             W[5, r] = 1.0
             W[5, n] += 1.0
     W[1, n] = max_step
-    kx_owned = (kernels[0], np.zeros(1), np.zeros((1, 1)), W)
+    kx_owned = (kernels[0], np.zeros(1), np.zeros((1, 1)), W, nt)
     kx = unowned(kx_owned)
     _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
