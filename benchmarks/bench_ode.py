@@ -424,10 +424,8 @@ def speed(quick=False):
     from ctkinetics.modeling import radau
     hits = sum(radau.solve_batch.stats.cache_hits.values())
     print(f"integrator ({cm.n_states} states, specialised: {cm.specialised}): "
-          f"{'loaded from numba' + chr(39) + 's cache' if hits else 'compiled in this process'} "
-          "(the same machine code has run ~25 % faster with sensitivities in the process that "
-          "compiled it than in later processes that load it from the cache, as a user's do: "
-          "quote those)\n")
+          f"{'loaded from numba' + chr(39) + 's cache' if hits else 'compiled in this process'}"
+          " (a user's later processes load it from the cache)\n")
     print("Wall time (CPU time of the process, every thread) of the best round.\n")
     print("| engine | one subject | 1,000 subjects | per subject in the stack |")
     print("|---|---|---|---|")
