@@ -156,14 +156,13 @@ EPS = np.finfo(float).eps
 #: 0.49-0.51; the integrator's one-off compile stays ~70 s). The step's arrays are cut once per
 #: interval (:func:`_views`) and passed as arguments, not sliced inside the helpers.
 #: The chain from :func:`solve_batch` to the step loop (:func:`_solve_range`,
-#: :func:`_solve_subject`, :func:`_advance`, :func:`_advance_u`) is inlined too, so that the
-#: cached solver is one function optimised once. As separate compiled functions each was linked
-#: into its caller's module and optimised again there (numba re-optimises a library's linked
-#: modules), and the step loop came out ~35 % slower with sensitivities after four rounds
-#: (cart_bcell_sle, 6 sensitivities: 0.44-0.50 ms a subject in a process loading the cache,
-#: 0.27-0.29 ms flat). In the process that compiled it the difference hid: there the calls
-#: bound to the once-optimised copies compiled on the way (weak symbols, first definition wins),
-#: so only later processes, which load the cache as a user's do, were slow.
+#: :func:`_solve_subject`, :func:`_advance`, :func:`_advance_u`) stays separate functions:
+#: numba links each into its caller's module and optimises it again there, and the step loop
+#: so optimised five times runs slower with sensitivities (0.44-0.50 ms a cart_bcell_sle subject
+#: with 6 in a process loading the cache) than the chain inlined into one function (0.27-0.29 ms),
+#: but that function takes ~2 min to compile per variant and made CI too slow (issue 12's note).
+#: In the compiling process the calls bind to the once-optimised copies (weak symbols, first
+#: definition wins): measure in a process that loads the cache.
 _INLINE = dict(cache=True, error_model="numpy", inline="always")
 
 
@@ -285,9 +284,9 @@ def _nstates(kx, y):
     """The number of states: ``len(kx[4])``, a constant of the compiled code, when
     :func:`solve_batch` was given a tuple of that length (``nt``), else y's length. With a
     constant the loops over states, stages and the 3n × 3n systems have fixed trip counts,
-    which LLVM unrolls and folds: a cart_bcell_sle subject ~25 % faster (0.17 -> 0.13 ms
-    without sensitivities, 0.37 -> 0.28 ms with 6); each state count is then a compiled
-    variant of its own."""
+    which LLVM unrolls and folds: a cart_bcell_sle subject without sensitivities ~30 % faster
+    (0.24 -> 0.17 ms), with 6 a few %; each state count is then a compiled variant of its
+    own."""
     k = len(kx[4])
     if k > 0:
         return k
@@ -916,7 +915,7 @@ def _coords(kx, y, S, sens, to_log):
                         S[r, k] *= d
 
 
-@njit(**_INLINE)
+@njit(cache=True, error_model="numpy")
 def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
              atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly (:func:`_advance_u`), taking the
@@ -929,7 +928,7 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     return code
 
 
-@njit(**_INLINE)
+@njit(cache=True, error_model="numpy")
 def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
                atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly, in the integrator's coordinates (y
@@ -1248,7 +1247,7 @@ def _nan_rest(T, order, j, lo, sens, OUT, SENS):
         j += 1
 
 
-@njit(**_INLINE)
+@njit(cache=True, error_model="numpy")
 def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                    dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, work, sub):
     """One subject of :func:`_solve_range`: from t = 0 from stop to stop (output times,
@@ -1326,7 +1325,7 @@ def closed_list(closed):
 
 
 #: State counts that get an integrator compiled for their size (:func:`_nstates`,
-#: :func:`specialisation`): each is a compile of ~2 min on a new machine. One or two states
+#: :func:`specialisation`): each is a compile of ~1 min on a new machine. One or two states
 #: are cheap to solve either way; beyond eight, unrolled loops only grow the code. The others
 #: share the integrator compiled for any size.
 SPECIALISED_SIZES = range(3, 9)
@@ -1338,7 +1337,7 @@ def specialisation(n):
     return (0,) * n if n in SPECIALISED_SIZES else ()
 
 
-@njit(**_INLINE)
+@njit(cache=True, error_model="numpy")
 def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
