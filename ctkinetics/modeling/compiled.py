@@ -187,10 +187,11 @@ class CompiledModel:
         self.positive = np.array([int(st.positive) for st in model.states], dtype=np.int64)
         self.n_phases = len(model.phases)
         #: the integrator is compiled for this model's state count (radau.specialisation:
-        #: ~30 % faster without sensitivities, a compile of ~1 min per state count, once per machine) when it is a
-        #: mechanistic model (states declared positive), the kind whose fits, population
-        #: estimation and simulations run the integrator most; the exposure models augmented
-        #: with quadrature states and the small models share the integrator of any size
+        #: ~30 % faster without sensitivities, a compile of ~1 min per state count, once per
+        #: machine) when it is a mechanistic model (states declared positive), the kind whose
+        #: fits, population estimation and simulations run the integrator most; the exposure
+        #: models augmented with quadrature states and the small models share the integrator
+        #: of any size
         self.specialised = bool(self.positive.any()) and not any(
             st.name.startswith(QUADRATURE_PREFIX) for st in model.states)
         self._kernels = None

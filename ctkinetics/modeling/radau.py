@@ -429,14 +429,14 @@ def _work(n, npar, q):
     """Arrays reused for every step of every subject of a batch."""
     n3 = 3 * n
     f = np.empty((24, max(n3, 1)))       # row vectors of length 3n (or n)
-    mats = np.empty((2, n3, n3))
+    mats = np.empty((1, n3, n3))          # the stages' sensitivity system
     small = np.empty((3, n, n))
     cplx = np.empty((2, n, n), dtype=np.complex128)
     cvec = np.empty((2, max(n, 1)), dtype=np.complex128)
     jst = np.empty((3, n, n + npar))     # per stage [J | ∂f/∂θ]
     fp = np.empty((1, n, max(npar, 1)))
     sens = np.empty((1, n3, max(q, 1)))
-    piv = np.empty((3, n3), dtype=np.int64)
+    piv = np.empty((2, max(n, 1)), dtype=np.int64)   # the complex and real Newton LUs
     return f, mats, small, cplx, cvec, jst, fp, sens, piv
 
 
@@ -560,7 +560,7 @@ def _stage_sensitivities(kx, ph, t, tau, h, y, Z, S, pc, wrt, scale, scale3, wor
     f, mats, small, cplx, cvec, jst, fp, sw, piv = work
     n = _nstates(kx, y)
     q = wrt.shape[0]
-    Ms = mats[1]
+    Ms = mats[0]
     SZ = sw[0]
     ystage = f[12, :n]
     ratio = small[2]
