@@ -422,7 +422,7 @@ def speed(quick=False):
     print(f"typical subject: {steps} Radau steps at rtol {m.rtol:g}, atol {m.atol:g}, max_step "
           f"{m.max_step:g} (log coordinates); {steps_units} with every state in its own units\n")
     from ctkinetics.modeling import radau
-    hits = sum(radau.solve_batch.stats.cache_hits.values())
+    hits = all(not f.stats.cache_misses for f in (radau.solve_batch, radau._advance))
     print(f"integrator ({cm.n_states} states, specialised: {cm.specialised}): "
           f"{'loaded from numba' + chr(39) + 's cache' if hits else 'compiled in this process'}"
           " (a user's later processes load it from the cache)\n")

@@ -38,13 +38,15 @@ _RADAU = []
 def _radau():
     """The integrator module, imported quietly: numba compiles it on first use in a machine
     (about a minute once; cached afterwards) and calls its first-class function
-    arguments 'experimental'. Imported once (the warning filters cost ~30 µs a call)."""
+    arguments 'experimental' each time it compiles a function that takes one (a filter for
+    that one message stays on: the compile happens at a solve, not at import). Imported once
+    (the warning filters cost ~30 µs a call)."""
     if _RADAU:
         return _RADAU[0]
     import warnings
 
+    warnings.filterwarnings("ignore", message=".*First-class function type.*")
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*First-class function type.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         from ctkinetics.modeling import radau
     _RADAU[:] = [radau]
@@ -313,17 +315,20 @@ class CompiledModel:
         max_step = float(self.model.max_step if max_step is None else max_step)
         positive = self.positive if log_states else np.zeros_like(self.positive)
 
+        nt = radau.specialisation(self.n_states) if self.specialised else ()
+        advances = radau.advance_list(nt)
+
         def run(i0, i1):
             o0, o1 = offsets[i0], offsets[i1]
             e0, e1 = events.offsets[i0], events.offsets[i1]
-            radau.solve_batch(kernel, self.n_states, self.n_phases, pc[i0:i1],
+            radau.solve_batch(kernel, advances, self.n_states, self.n_phases, pc[i0:i1],
                               times[o0:o1], offsets[i0:i1 + 1] - o0, index, bool(sens),
                               bool(errcon), rtol, atol, int(max_steps), int(dense_above),
                               events.offsets[i0:i1 + 1] - e0, events.times[e0:e1],
                               events.amounts[e0:e1], events.slots[e0:e1], out[o0:o1],
                               sarr[o0:o1] if sens else sarr,
                               status[i0:i1], steps[i0:i1], positive, max_step,
-                              radau.specialisation(self.n_states) if self.specialised else ())
+                              nt)
 
         _in_threads(run, N, threads)
         return Solution(out, sarr if sens else None, status, steps, self.output_names,

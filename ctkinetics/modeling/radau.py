@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import boolean, float64, int64, njit, types
+from numba import boolean, complex128, float64, int64, njit, types
 from numba.typed import List
 
 from ctkinetics.modeling.unowned import keep_alive, unowned
@@ -155,14 +155,16 @@ EPS = np.finfo(float).eps
 #: 0.61 ms a cart_bcell_sle subject with 6 sensitivities, inlined 0.52, the solvers inlined too
 #: 0.49-0.51; the integrator's one-off compile stays ~70 s). The step's arrays are cut once per
 #: interval (:func:`_views`) and passed as arguments, not sliced inside the helpers.
-#: The chain from :func:`solve_batch` to the step loop (:func:`_solve_range`,
-#: :func:`_solve_subject`, :func:`_advance`, :func:`_advance_u`) stays separate functions:
-#: numba links each into its caller's module and optimises it again there, and the step loop
-#: so optimised five times runs slower with sensitivities (0.44-0.50 ms a cart_bcell_sle subject
-#: with 6 in a process loading the cache) than the chain inlined into one function (0.27-0.29 ms),
-#: but that function takes ~2 min to compile per variant and made CI too slow (issue 12's note).
-#: In the compiling process the calls bind to the once-optimised copies (weak symbols, first
-#: definition wins): measure in a process that loads the cache.
+#: The step loop (:func:`_advance`, with :func:`_advance_u` and the helpers inlined) is called
+#: through a function pointer (:func:`advance_list`), not linked into its callers: numba links a
+#: called function's code into its caller's module and optimises it again there, and the step
+#: loop so optimised five times (once per function of the chain :func:`solve_batch`,
+#: :func:`_solve_range`, :func:`_solve_subject`, :func:`_advance`, :func:`_advance_u`) ran slower
+#: with sensitivities in a process loading numba's cache (0.43-0.50 ms a cart_bcell_sle subject
+#: with 6) than optimised once (0.35 ms); inlining the whole chain into one function (0.28 ms)
+#: took ~2 min to compile per variant (issue 12's notes). In the compiling process calls bind
+#: to the once-optimised copies (weak symbols, first definition wins): measure speed in a
+#: process that loads the cache.
 _INLINE = dict(cache=True, error_model="numpy", inline="always")
 
 
@@ -919,7 +921,8 @@ def _coords(kx, y, S, sens, to_log):
 def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
              atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly (:func:`_advance_u`), taking the
-    states and sensitivities into the integrator's coordinates and back."""
+    states and sensitivities into the integrator's coordinates and back. Its callers call it
+    through :func:`advance_list` (compiled for :func:`_advance_type`)."""
     with_s = sens and wrt.shape[0] > 0
     _coords(kx, y, S, with_s, True)
     code = _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
@@ -928,7 +931,7 @@ def _advance(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
     return code
 
 
-@njit(cache=True, error_model="numpy")
+@njit(**_INLINE)
 def _advance_u(kx, ph, t, tau, t_end, y, S, pc, wrt, pbar, sens, errcon, rtol,
                atol, state, poly, work, max_steps, dense, rec):
     """Integrate phase ``ph`` from t to t_end exactly, in the integrator's coordinates (y
@@ -1248,8 +1251,8 @@ def _nan_rest(T, order, j, lo, sens, OUT, SENS):
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                   dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, work, sub):
+def _solve_subject(kx, advance, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
+                   max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, work, sub):
     """One subject of :func:`_solve_range`: from t = 0 from stop to stop (output times,
     events, switch times); returns its status code."""
     (y, S, Y0p, sw, swp, st, dst, fa, fb, o, oy, op, poly, state, pbar, jp, yi, Si, polyS,
@@ -1292,8 +1295,8 @@ def _solve_subject(kx, i, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol
         switching = ph < nph - 1 and st[ph] <= target
         if switching:
             target = st[ph]
-        code = _advance(kx, ph, t, t - start, target, y, S, pc, wrt, pbar,
-                        sens, errcon, rtol, atol, state, poly, work, max_steps, dense, rec)
+        code = advance(kx, ph, t, t - start, target, y, S, pc, wrt, pbar,
+                       sens, errcon, rtol, atol, state, poly, work, max_steps, dense, rec)
         if code != OK:
             break
         t = target
@@ -1331,6 +1334,42 @@ def closed_list(closed):
 SPECIALISED_SIZES = range(3, 9)
 
 
+def _advance_type(nt):
+    """The type of :func:`_advance` for :func:`specialisation` ``nt`` (as its callers pass it)."""
+    F3 = float64[:, :, ::1]
+    I1 = int64[::1]
+    nt_t = types.UniTuple(int64, len(nt)) if nt else types.Tuple(())
+    kx = types.Tuple((KERNEL_T, V1, M2, M2, nt_t))
+    work = types.Tuple((M2, F3, F3, complex128[:, :, ::1], complex128[:, ::1], F3, F3, F3,
+                        int64[:, ::1]))
+    rec = types.Tuple((kx, V1, I1, I1, int64, M2, F3, V1, M2, M2, V1, M2, F3))
+    return types.FunctionType(int64(kx, int64, float64, float64, float64, V1, M2, V1, I1, V1,
+                                    boolean, boolean, float64, float64, V1, M2, work, int64,
+                                    boolean, rec))
+
+
+def _advance_list_py(advance):
+    """[advance] (compiled per type by :func:`advance_list`)."""
+    out = List()
+    out.append(advance)
+    return out
+
+
+_ADVANCE_LISTS = {}
+
+
+def advance_list(nt):
+    """[:func:`_advance`] compiled for ``nt`` (:func:`specialisation`), the ``advances``
+    argument of :func:`solve_batch`: the integrator's step loop is called through this
+    pointer, so its callers do not link and optimise it again (see ``_INLINE``)."""
+    lst = _ADVANCE_LISTS.get(nt)
+    if lst is None:
+        adv_t = _advance_type(nt)
+        make = njit(types.ListType(adv_t)(adv_t), cache=True)(_advance_list_py)
+        lst = _ADVANCE_LISTS.setdefault(nt, make(_advance))
+    return lst
+
+
 def specialisation(n):
     """The ``nt`` argument of :func:`solve_batch` for a model of n states: a tuple of length n
     (its type carries the size into the compiled code), or () for the integrator of any size."""
@@ -1338,8 +1377,8 @@ def specialisation(n):
 
 
 @njit(cache=True, error_model="numpy")
-def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
+def _solve_range(kx, advance, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
+                 max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
     q = wrt.shape[0]
     work_owned = _work(n, PC.shape[1], q)
@@ -1352,9 +1391,9 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
     PCu, times_u, offsets_u, wrt_u, ev_off_u, ev_t_u, ev_amt_u, ev_cov_u, OUT_u, SENS_u = args
     state = sub[13]
     for i in range(i0, i1):
-        status[i] = _solve_subject(kx, i, nph, PCu, times_u, offsets_u, wrt_u, sens, errcon,
-                                   rtol, atol, max_steps, dense_above, ev_off_u, ev_t_u,
-                                   ev_amt_u, ev_cov_u, OUT_u, SENS_u, work, sub)
+        status[i] = _solve_subject(kx, advance, i, nph, PCu, times_u, offsets_u, wrt_u, sens,
+                                   errcon, rtol, atol, max_steps, dense_above, ev_off_u,
+                                   ev_t_u, ev_amt_u, ev_cov_u, OUT_u, SENS_u, work, sub)
         nsteps[i, 0] = int(state[3])
         nsteps[i, 1] = int(state[5])
         nsteps[i, 2] = int(state[6])
@@ -1362,9 +1401,9 @@ def _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, 
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, positive,
-                max_step, nt):
+def solve_batch(kernels, advances, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
+                max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps,
+                positive, max_step, nt):
     """Solve N subjects (``kernels``: the model's kernel in a list, :func:`kernel_list`) (rows of ``PC``: parameters then covariates), each at its own
     times ``times[offsets[i]:offsets[i + 1]]`` (any order, >= 0). Writes the outputs
     (states then observables) to ``OUT`` rows in the same order as ``times``, their
@@ -1384,8 +1423,9 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
     slots (after the parameters; NaN: unchanged). Outputs at an event time are taken before
     it (a pre-dose sample); the solver restarts after it.
     It releases the GIL: :mod:`ctkinetics.modeling.compiled` runs slices of a large stack
-    on several threads. ``nt``: :func:`specialisation` of n (the arrays must be
-    C-contiguous, as :class:`~ctkinetics.modeling.compiled.CompiledModel` lays them out)."""
+    on several threads. ``nt``: :func:`specialisation` of n, ``advances``: :func:`advance_list`
+    of ``nt`` (the arrays must be C-contiguous, as
+    :class:`~ctkinetics.modeling.compiled.CompiledModel` lays them out)."""
     # the log coordinates of the non-negative states (``positive[r]`` = 1: the model file's
     # ``positive = true``; all 0: every state in x), :func:`_switch_to_log`
     W = np.zeros((6, n + 1))
@@ -1396,7 +1436,7 @@ def solve_batch(kernels, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, at
     W[1, n] = max_step
     kx_owned = (kernels[0], np.zeros(1), np.zeros((1, 1)), W, nt)
     kx = unowned(kx_owned)
-    _solve_range(kx, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
+    _solve_range(kx, advances[0], n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
                  dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
                  PC.shape[0])
     keep_alive(kx_owned)
