@@ -1361,7 +1361,9 @@ _ADVANCE_LISTS = {}
 def advance_list(nt):
     """[:func:`_advance`] compiled for ``nt`` (:func:`specialisation`), the ``advances``
     argument of :func:`solve_batch`: the integrator's step loop is called through this
-    pointer, so its callers do not link and optimise it again (see ``_INLINE``)."""
+    pointer, so its callers do not link and optimise it again (see ``_INLINE``). The call
+    goes through numba's C wrapper, which cannot pass an exception on: the step loop raises
+    none (``error_model="numpy"``; a singular or non-finite system is a NaN and a status)."""
     lst = _ADVANCE_LISTS.get(nt)
     if lst is None:
         adv_t = _advance_type(nt)
