@@ -1335,7 +1335,9 @@ SPECIALISED_SIZES = range(3, 9)
 
 
 def _advance_type(nt):
-    """The type of :func:`_advance` for :func:`specialisation` ``nt`` (as its callers pass it)."""
+    """The type of :func:`_advance` for :func:`specialisation` ``nt`` (as its callers pass it):
+    ``work`` mirrors :func:`_work`'s tuple, ``rec`` the one :func:`_solve_subject` builds; a
+    change there must be made here too (else the first solve stops at numba's typing)."""
     F3 = float64[:, :, ::1]
     I1 = int64[::1]
     nt_t = types.UniTuple(int64, len(nt)) if nt else types.Tuple(())
