@@ -327,8 +327,7 @@ class CompiledModel:
                               events.offsets[i0:i1 + 1] - e0, events.times[e0:e1],
                               events.amounts[e0:e1], events.slots[e0:e1], out[o0:o1],
                               sarr[o0:o1] if sens else sarr,
-                              status[i0:i1], steps[i0:i1], positive, max_step,
-                              nt)
+                              status[i0:i1], steps[i0:i1], positive, max_step, nt)
 
         _in_threads(run, N, threads)
         return Solution(out, sarr if sens else None, status, steps, self.output_names,

@@ -1382,7 +1382,8 @@ def specialisation(n):
 
 @njit(cache=True, error_model="numpy")
 def _solve_range(kx, advance, n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
-                 max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, i0, i1):
+                 max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps,
+                 i0, i1):
     """Subjects i0..i1-1 of :func:`solve_batch`, with their own workspace (one per thread)."""
     q = wrt.shape[0]
     work_owned = _work(n, PC.shape[1], q)
@@ -1440,9 +1441,9 @@ def solve_batch(kernels, advances, n, nph, PC, times, offsets, wrt, sens, errcon
     W[1, n] = max_step
     kx_owned = (kernels[0], np.zeros(1), np.zeros((1, 1)), W, nt)
     kx = unowned(kx_owned)
-    _solve_range(kx, advances[0], n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol, max_steps,
-                 dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps, 0,
-                 PC.shape[0])
+    _solve_range(kx, advances[0], n, nph, PC, times, offsets, wrt, sens, errcon, rtol, atol,
+                 max_steps, dense_above, ev_off, ev_t, ev_amt, ev_cov, OUT, SENS, status, nsteps,
+                 0, PC.shape[0])
     keep_alive(kx_owned)
 
 
